@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* kp_shared.h: the only definitions shared by the XDP program and the TypeScript control plane.
+ *
+ * Rules: fixed-width fields, network byte order marked __be16/__be32, explicit padding,
+ * no bitfields, a _Static_assert on every size. test/maps/btf-layout.test.ts checks each
+ * struct's size and field offsets against the compiled object's BTF, and src/maps/codecs.ts
+ * must agree with it. Change a layout only together with a _v2 map name.
+ */
+#ifndef KP_SHARED_H
+#define KP_SHARED_H
+
+#include <linux/types.h>
+
+/* Addresses are always 16 bytes: IPv6 as is, IPv4 as ::ffff:a.b.c.d (RFC 4291 2.5.5.2). */
+#define KP_ADDR_LEN 16
+
+/* Map sizes; each is overridable at build time (-DKP_MAX_VIPS=...). The flow table size
+ * ("buckets") is set at load time by the loader, this is only its default. */
+#ifndef KP_MAX_VIPS
+#define KP_MAX_VIPS 65536
+#endif
+#ifndef KP_MAX_VIP_PREFIXES
+#define KP_MAX_VIP_PREFIXES 4096
+#endif
+#ifndef KP_MAX_BACKENDS
+#define KP_MAX_BACKENDS 262144
+#endif
+#ifndef KP_DEFAULT_BUCKETS
+#define KP_DEFAULT_BUCKETS 65536
+#endif
+#ifndef KP_MAX_REV_NAT
+#define KP_MAX_REV_NAT 1048576
+#endif
+#ifndef KP_MAX_TX_PORTS
+#define KP_MAX_TX_PORTS 256
+#endif
+
+/* Maglev tables: prime sizes between these bounds (VPP's new_len). */
+#define KP_MAGLEV_MIN_LEN 7
+#define KP_MAGLEV_MAX_LEN 131071
+#define KP_MAGLEV_DEFAULT_LEN 1021
+
+/* Backend id 0 is never allocated, so a zeroed slot means "no backend". */
+#define KP_BACKEND_NONE 0
+
+/* A flow: the packet's 5-tuple as it arrived. Key of kp_flows (forward direction, before
+ * DNAT) and of kp_rev_nat (reply direction: src = backend, dst = client). */
+struct kp_flow_key {
+	__u8 saddr[KP_ADDR_LEN];
+	__u8 daddr[KP_ADDR_LEN];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct kp_flow_key) == 40, "kp_flow_key size");
+
+/* Value of kp_flows: where the flow goes and whether that decision is still good. */
+struct kp_flow {
+	__u32 backend_id;   /* index into kp_backends */
+	__u32 backend_gen;  /* kp_backend.gen when chosen; a mismatch means re-select */
+	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() of the last packet */
+	__u64 rev_seen_ns;  /* when this CPU last refreshed the flow's kp_rev_nat entry */
+};
+_Static_assert(sizeof(struct kp_flow) == 24, "kp_flow size");
+
+/* Value of kp_rev_nat: what a reply's source is rewritten back to. */
+struct kp_rev_nat {
+	__u8 vip_addr[KP_ADDR_LEN];
+	__be16 vip_port;
+	__u16 pad;
+	__u32 vip_id;       /* for per-VIP counters on the return path */
+	__u64 last_seen_ns; /* entries idle longer than the flow timeout are not used */
+};
+_Static_assert(sizeof(struct kp_rev_nat) == 32, "kp_rev_nat size");
+
+/* Key of kp_vips (exact match). */
+struct kp_vip_key {
+	__u8 addr[KP_ADDR_LEN];
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+_Static_assert(sizeof(struct kp_vip_key) == 20, "kp_vip_key size");
+
+/* Key of kp_vip_pfx (LPM trie). proto and port come first so that they are always part of
+ * the match: prefixlen = 32 + the address prefix length in the 128-bit space
+ * (an IPv4 /8 is 32 + 96 + 8). */
+struct kp_vip_pfx_key {
+	__u32 prefixlen;
+	__u8 proto;
+	__u8 pad;
+	__be16 port;
+	__u8 addr[KP_ADDR_LEN];
+};
+_Static_assert(sizeof(struct kp_vip_pfx_key) == 24, "kp_vip_pfx_key size");
+
+/* VIP flags */
+#define KP_VIP_F_PREFIX 0x1 /* stored in kp_vip_pfx, not kp_vips */
+
+/* Value of kp_vips and kp_vip_pfx. */
+struct kp_vip {
+	__u32 id;        /* index into kp_maglev and kp_vip_stats; 0 is never used */
+	__u32 table_len; /* size of this VIP's Maglev table (prime) */
+	__u16 flags;     /* KP_VIP_F_* */
+	__u16 pad;
+	__u32 reserved;
+};
+_Static_assert(sizeof(struct kp_vip) == 16, "kp_vip size");
+
+/* Backend states */
+#define KP_BACKEND_FREE 0     /* slot unused */
+#define KP_BACKEND_ACTIVE 1   /* in its VIP's Maglev table */
+#define KP_BACKEND_DRAINING 2 /* removed from the table; existing flows still go to it */
+
+/* Value of kp_backends (array indexed by backend id). One entry per (VIP, address, port). */
+struct kp_backend {
+	__u8 addr[KP_ADDR_LEN];
+	__be16 port;     /* DNAT destination port (the VIP's target port) */
+	__u8 state;      /* KP_BACKEND_* */
+	__u8 pad;
+	__u32 gen;       /* bumped when the slot is flushed or re-used: flows pinned to an old
+	                    gen re-select in O(1) without touching the flow table */
+	__u32 vip_id;    /* owner, for listing and garbage collection */
+	__u16 weight;    /* Maglev weight, 1 by default */
+	__u16 pad2;
+};
+_Static_assert(sizeof(struct kp_backend) == 32, "kp_backend size");
+
+/* Value of kp_config (array with one entry, key 0): runtime knobs. */
+struct kp_config {
+	__u64 flow_timeout_ns; /* idle time after which a flow re-selects (VPP: timeout) */
+	__u32 hash_seed;       /* seed of the 5-tuple hash that indexes Maglev tables */
+	__u32 n_vip_prefixes;  /* entries in kp_vip_pfx; 0 skips the LPM lookup */
+	__u32 flags;           /* KP_CONF_F_* */
+	__u32 reserved;
+};
+_Static_assert(sizeof(struct kp_config) == 24, "kp_config size");
+
+#define KP_CONF_F_NO_FIB 0x1 /* never redirect: always XDP_PASS after a rewrite */
+
+/* Per-VIP counters (per-CPU array indexed by vip id), named after VPP's lb counters. */
+struct kp_vip_stats {
+	__u64 existing_pkts;  /* "packet from existing sessions" */
+	__u64 first_pkts;     /* "first session packet" */
+	__u64 untracked_pkts; /* "untracked packet": flow table insert failed */
+	__u64 no_server_pkts; /* "no server configured" */
+	__u64 bytes;          /* bytes of all packets to the VIP */
+	__u64 reply_pkts;     /* replies SNATed back to this VIP */
+	__u64 reply_bytes;
+};
+_Static_assert(sizeof(struct kp_vip_stats) == 56, "kp_vip_stats size");
+
+/* Per-backend counters (per-CPU array indexed by backend id). */
+struct kp_backend_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct kp_backend_stats) == 16, "kp_backend_stats size");
+
+/* Global counters: per-CPU array of __u64 packet counts indexed by these codes. Each packet
+ * is counted once under the code that decided its verdict (PASS_*, DROP_*, TX_*); DNAT and
+ * SNAT count rewrites in addition. */
+enum kp_stat {
+	KP_STAT_PASS_NOT_IP = 0,     /* not IPv4/IPv6 (ARP, LLDP...) */
+	KP_STAT_PASS_NOT_L4 = 1,     /* IP but not TCP/UDP */
+	KP_STAT_PASS_NO_MATCH = 2,   /* TCP/UDP, not for a VIP, not a reply to a NATed flow */
+	KP_STAT_PASS_FRAGMENT = 3,   /* IP fragment: not handled, left to the kernel */
+	KP_STAT_DROP_MALFORMED = 4,  /* truncated or invalid headers */
+	KP_STAT_DROP_NO_BACKEND = 5, /* VIP without backends ("no server configured") */
+	KP_STAT_TX_REDIRECT = 6,     /* NATed and redirected to a vetted interface */
+	KP_STAT_TX_PASS = 7,         /* NATed and passed to the kernel stack */
+	KP_STAT_PASS_IP_OPTIONS = 8, /* reserved */
+	KP_STAT_DNAT = 9,            /* forward packets DNATed (also counted as TX_*) */
+	KP_STAT_SNAT = 10,           /* reply packets SNATed (also counted as TX_*) */
+	KP_STAT_DROP_TTL = 11,       /* reserved */
+	KP_STAT_MAX = 16,
+};
+
+#endif /* KP_SHARED_H */
