@@ -103,7 +103,7 @@ struct kp_vip {
 	__u32 id;        /* index into kp_maglev and kp_vip_stats; 0 is never used */
 	__u32 table_len; /* size of this VIP's Maglev table (prime) */
 	__u16 flags;     /* KP_VIP_F_* */
-	__u16 pad;
+	__be16 target_port; /* the VIP's target port, kept for listing (backends carry their own) */
 	__u32 reserved;
 };
 _Static_assert(sizeof(struct kp_vip) == 16, "kp_vip size");
