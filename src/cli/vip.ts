@@ -1,0 +1,56 @@
+// kpbpf vip add|del: services (VIP prefix, protocol, port) and their target port and Maglev table size.
+import type { Command } from 'commander';
+import type { CliContext } from './context.js';
+import { parseProtocol, parseUint, parseWords } from './words.js';
+import { KpError } from '../errors.js';
+import { KP_MAGLEV_DEFAULT_LEN, KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
+
+const port = (name: string) => (v: string) => parseUint(v, name, 1, 65535);
+
+export function registerVip(program: Command, ctx: CliContext): void {
+  const vip = program.command('vip').description('add or delete a VIP (service address, protocol and port)');
+
+  vip
+    .command('add')
+    .description('add a VIP, or change the target port / new_len of an existing one')
+    .argument('<prefix>', 'VIP address or prefix, e.g. 198.18.100.10/32 or 198.18.64.0/24')
+    .argument('[words...]', 'protocol tcp|udp, port N, target N, new_len N')
+    .addHelpText('after', '\nExample:\n  kpbpf vip add 198.18.100.10/32 protocol tcp port 80 target 8080 new_len 1021\n')
+    .action((prefix: string, words: string[]) => {
+      const { opts, rest } = parseWords(
+        words,
+        {
+          protocol: parseProtocol,
+          port: port('port'),
+          target_port: port('target'),
+          new_len: (v) => parseUint(v, 'new_len', KP_MAGLEV_MIN_LEN, KP_MAGLEV_MAX_LEN),
+        },
+        { target: 'target_port', newlen: 'new_len' },
+      );
+      if (rest.length) throw new KpError('KP_ERR_ARG', `vip add: unexpected argument '${rest[0]}' (expected protocol, port, target or new_len)`);
+      if (opts.port === undefined) throw new KpError('KP_ERR_ARG', 'vip add: port: expected a port number (e.g. port 80)');
+      const view = ctx.dataplane().addVip({
+        prefix,
+        protocol: (opts.protocol as 'tcp' | 'udp') ?? 'tcp',
+        port: opts.port as number,
+        targetPort: (opts.target_port as number) ?? (opts.port as number),
+        newLen: (opts.new_len as number) ?? KP_MAGLEV_DEFAULT_LEN,
+      });
+      ctx.print(view, () => `vip ${view.prefix} ${view.protocol} port ${view.port} target ${view.targetPort} new_len ${view.newLen} (id ${view.id})\n`);
+    });
+
+  vip
+    .command('del')
+    .description('delete a VIP and its backends; its flows re-select (and find no server)')
+    .argument('<prefix>', 'VIP prefix')
+    .argument('[words...]', 'protocol tcp|udp, port N')
+    .addHelpText('after', '\nExample:\n  kpbpf vip del 198.18.100.10/32 protocol tcp port 80\n')
+    .action((prefix: string, words: string[]) => {
+      const { opts, rest } = parseWords(words, { protocol: parseProtocol, port: port('port') });
+      if (rest.length) throw new KpError('KP_ERR_ARG', `vip del: unexpected argument '${rest[0]}' (expected protocol or port)`);
+      const control = ctx.dataplane({ load: false });
+      const view = control.findVip({ prefix, protocol: opts.protocol as 'tcp' | 'udp' | undefined, port: opts.port as number | undefined });
+      control.delVip(view);
+      ctx.print({ deleted: view }, () => `deleted vip ${view.prefix} ${view.protocol} port ${view.port}\n`);
+    });
+}

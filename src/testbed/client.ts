@@ -1,0 +1,119 @@
+// Traffic through a VIP for the demo and end-to-end tests. Prints one JSON line with what happened.
+// node dist/testbed/client.js http --vip 198.18.100.10 --port 80 --count 50
+// node dist/testbed/client.js udp --vip 198.18.100.10 --port 53 --count 50
+// node dist/testbed/client.js keepalive --vip ... --port 80 --count 5 --pause-file F (waits for F between requests)
+import http from 'node:http';
+import dgram from 'node:dgram';
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    vip: { type: 'string' },
+    port: { type: 'string' },
+    count: { type: 'string', default: '20' },
+    timeout: { type: 'string', default: '3000' },
+    'pause-file': { type: 'string' },
+  },
+});
+const vip = values.vip!;
+const port = Number(values.port);
+const count = Math.min(Number(values.count), 10_000); // bounded by design
+const timeoutMs = Number(values.timeout);
+
+function get(agent: http.Agent | false): Promise<{ backend: string; remote: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: vip, port, path: '/', agent, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => {
+        try {
+          const parsed = JSON.parse(body);
+          resolve({ backend: parsed.backend, remote: `${res.socket?.remoteAddress}:${res.socket?.remotePort}` });
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+async function httpRun() {
+  const backends: Record<string, number> = {};
+  const remotes = new Set<string>();
+  let ok = 0;
+  const errors: string[] = [];
+  for (let i = 0; i < count; i++) {
+    try {
+      const r = await get(false);
+      ok++;
+      backends[r.backend] = (backends[r.backend] ?? 0) + 1;
+      remotes.add(r.remote);
+    } catch (e) {
+      errors.push(String((e as Error).message));
+    }
+  }
+  return { ok, failed: count - ok, backends, remotes: [...remotes], errors: errors.slice(0, 5) };
+}
+
+async function keepaliveRun() {
+  // One TCP connection, several requests; between requests the test may change the backends.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const seen: string[] = [];
+  const ports = new Set<number>();
+  for (let i = 0; i < count; i++) {
+    const pause = values['pause-file'];
+    if (pause && i > 0) {
+      const deadline = Date.now() + 20_000;
+      while (!existsSync(`${pause}.${i}`) && Date.now() < deadline) await sleep(50);
+    }
+    const r = await get(agent);
+    seen.push(r.backend);
+    process.stderr.write(`request ${i} done\n`);
+    for (const s of agent.freeSockets[`${vip}:${port}:`] ?? []) ports.add(s.localPort ?? 0);
+  }
+  agent.destroy();
+  return { backends: seen, localPorts: [...ports] };
+}
+
+async function udpRun() {
+  const sock = dgram.createSocket(vip.includes(':') ? 'udp6' : 'udp4');
+  await new Promise<void>((r) => sock.bind(0, r));
+  const backends: Record<string, number> = {};
+  const from = new Set<string>();
+  let ok = 0;
+  for (let i = 0; i < count; i++) {
+    // A new socket per request would be a new flow; one socket is one flow, so use fresh sockets.
+    const s = dgram.createSocket(vip.includes(':') ? 'udp6' : 'udp4');
+    await new Promise<void>((r) => s.bind(0, r));
+    const reply = await new Promise<{ msg: string; from: string } | undefined>((resolve) => {
+      const t = setTimeout(() => resolve(undefined), timeoutMs);
+      s.once('message', (msg, rinfo) => {
+        clearTimeout(t);
+        resolve({ msg: msg.toString(), from: `${rinfo.address}:${rinfo.port}` });
+      });
+      s.send(Buffer.from(`ping${i}`), port, vip);
+    });
+    s.close();
+    if (reply && reply.msg.endsWith(`:ping${i}`)) {
+      ok++;
+      const name = reply.msg.slice(0, reply.msg.lastIndexOf(':'));
+      backends[name] = (backends[name] ?? 0) + 1;
+      from.add(reply.from);
+    }
+  }
+  sock.close();
+  return { ok, failed: count - ok, backends, remotes: [...from] };
+}
+
+const mode = positionals[0];
+const run = mode === 'http' ? httpRun : mode === 'udp' ? udpRun : mode === 'keepalive' ? keepaliveRun : undefined;
+if (!run) {
+  process.stderr.write('usage: client.js http|udp|keepalive --vip ADDR --port N [--count N]\n');
+  process.exit(2);
+}
+process.stdout.write(JSON.stringify(await run()) + '\n');

@@ -1,0 +1,35 @@
+// Backend servers for the demo and end-to-end tests: an HTTP server that names its backend and a UDP echo.
+// Run inside a backend namespace: node dist/testbed/servers.js --name b1 --tcp 8080 --udp 5353
+import http from 'node:http';
+import dgram from 'node:dgram';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    name: { type: 'string' },
+    tcp: { type: 'string' },
+    udp: { type: 'string' },
+    udp6: { type: 'boolean', default: false },
+  },
+});
+const name = values.name ?? 'backend';
+
+if (values.tcp) {
+  const server = http.createServer((req, res) => {
+    const body = JSON.stringify({ backend: name, client: `${req.socket.remoteAddress}:${req.socket.remotePort}`, local: `${req.socket.localAddress}:${req.socket.localPort}` });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(Number(values.tcp), () => process.stdout.write(`tcp ${values.tcp} ready\n`));
+}
+
+if (values.udp) {
+  const sock = dgram.createSocket(values.udp6 ? 'udp6' : 'udp4');
+  sock.on('message', (msg, rinfo) => {
+    sock.send(Buffer.from(`${name}:${msg.toString()}`), rinfo.port, rinfo.address);
+  });
+  sock.bind(Number(values.udp), () => process.stdout.write(`udp ${values.udp} ready\n`));
+}
+
+process.on('SIGTERM', () => process.exit(0));

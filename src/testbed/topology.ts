@@ -1,0 +1,119 @@
+// A client / node / backends topology in network namespaces, for the demo and end-to-end tests.
+// Addresses come from 198.18.0.0/15 only. Everything made here is removed by destroy().
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+export interface Backend {
+  ns: string;
+  name: string;
+  addr: string; // backend's address, e.g. 198.18.1.2
+  nodeIf: string; // node-side veth, e.g. n1
+}
+
+export interface Topology {
+  tag: string;
+  client: { ns: string; addr: string };
+  node: { ns: string; clientIf: string; addr: string };
+  backends: Backend[];
+  /** Node interfaces XDP should be attached to: the client side and every backend side. */
+  nodeIfs(): string[];
+  exec(ns: string, cmd: string[], opts?: { input?: string; allowFail?: boolean }): string;
+  spawn(ns: string, cmd: string[]): ChildProcess;
+  addBackend(name: string): Backend;
+  destroy(): void;
+}
+
+export const VIP_SUBNET = '198.18.100.0/24';
+
+function sh(cmd: string[], opts: { input?: string; allowFail?: boolean } = {}): string {
+  try {
+    return execFileSync(cmd[0], cmd.slice(1), { input: opts.input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (e) {
+    if (opts.allowFail) return '';
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`${cmd.join(' ')}: ${err.stderr?.trim() || err.message}`);
+  }
+}
+
+/** Namespaces are named kp<tag>-<role>; a short random tag keeps parallel runs apart. */
+export function createTopology(opts: { backends?: number; tag?: string } = {}): Topology {
+  const tag = opts.tag ?? randomBytes(3).toString('hex');
+  const made: string[] = [];
+  const children: ChildProcess[] = [];
+  const nsName = (role: string) => `kp${tag}-${role}`;
+  const exec = (ns: string, cmd: string[], o?: { input?: string; allowFail?: boolean }) =>
+    sh(['ip', 'netns', 'exec', ns, ...cmd], o);
+  const addNs = (ns: string) => {
+    sh(['ip', 'netns', 'add', ns]);
+    made.push(ns);
+    exec(ns, ['ip', 'link', 'set', 'lo', 'up']);
+  };
+
+  const client = { ns: nsName('cl'), addr: '198.18.0.2' };
+  const node = { ns: nsName('nd'), clientIf: 'n0', addr: '198.18.0.1' };
+  const backends: Backend[] = [];
+
+  const topo: Topology = {
+    tag,
+    client,
+    node,
+    backends,
+    nodeIfs: () => [node.clientIf, ...backends.map((b) => b.nodeIf)],
+    exec,
+    spawn(ns, cmd) {
+      const child = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      return child;
+    },
+    addBackend(name) {
+      const i = backends.length + 1;
+      if (i > 200) throw new Error('too many backends');
+      const ns = nsName(name);
+      addNs(ns);
+      const nodeIf = `n${i}`;
+      exec(node.ns, ['ip', 'link', 'add', nodeIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+      exec(node.ns, ['ip', 'addr', 'add', `198.18.${i}.1/24`, 'dev', nodeIf]);
+      exec(node.ns, ['ip', 'link', 'set', nodeIf, 'up']);
+      exec(ns, ['ip', 'addr', 'add', `198.18.${i}.2/24`, 'dev', 'eth0']);
+      exec(ns, ['ip', 'link', 'set', 'eth0', 'up']);
+      exec(ns, ['ip', 'route', 'add', 'default', 'via', `198.18.${i}.1`]);
+      // XDP_REDIRECT into a veth needs GRO (or XDP) on the receiving peer.
+      exec(ns, ['ethtool', '-K', 'eth0', 'gro', 'on'], { allowFail: true });
+      const b = { ns, name, addr: `198.18.${i}.2`, nodeIf };
+      backends.push(b);
+      return b;
+    },
+    destroy() {
+      for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+      for (const ns of made.reverse()) sh(['ip', 'netns', 'del', ns], { allowFail: true });
+      made.length = 0;
+    },
+  };
+
+  try {
+    addNs(client.ns);
+    addNs(node.ns);
+    exec(node.ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    for (const k of ['all', 'default']) exec(node.ns, ['sysctl', '-qw', `net.ipv4.conf.${k}.rp_filter=0`]);
+    exec(node.ns, ['ip', 'link', 'add', node.clientIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client.ns]);
+    exec(node.ns, ['ip', 'addr', 'add', `${node.addr}/24`, 'dev', node.clientIf]);
+    exec(node.ns, ['ip', 'link', 'set', node.clientIf, 'up']);
+    exec(client.ns, ['ip', 'addr', 'add', `${client.addr}/24`, 'dev', 'eth0']);
+    exec(client.ns, ['ip', 'link', 'set', 'eth0', 'up']);
+    exec(client.ns, ['ip', 'route', 'add', VIP_SUBNET, 'via', node.addr]);
+    exec(client.ns, ['ethtool', '-K', 'eth0', 'gro', 'on'], { allowFail: true });
+    for (let i = 0; i < (opts.backends ?? 2); i++) topo.addBackend(`b${i + 1}`);
+  } catch (e) {
+    topo.destroy();
+    throw e;
+  }
+  return topo;
+}
+
+/** Namespaces left by an earlier run that died (kp<tag>-<role>). */
+export function leftoverNamespaces(): string[] {
+  return sh(['ip', 'netns', 'list'], { allowFail: true })
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((n) => /^kp[0-9a-f]{6}-/.test(n));
+}
