@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* kp_csum.h: incremental Internet checksum updates (RFC 1624, eqn. 3). */
+#ifndef KP_CSUM_H
+#define KP_CSUM_H
+
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+
+#define KP_ADDR_WORDS16 8 /* 16-bit words in a 16-byte address */
+
+/* Ones' complement fold of a 32-bit accumulator to 16 bits. */
+static __always_inline __u16 kp_csum_fold(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/* HC' = ~(~HC + ~m + m') for one 16-bit word; works on network order values as is. */
+static __always_inline __sum16 kp_csum_replace2(__sum16 check, __be16 old, __be16 new)
+{
+	__u32 sum = (__u16)~check;
+
+	sum += (__u16)~old;
+	sum += (__u16)new;
+	return (__sum16)~kp_csum_fold(sum);
+}
+
+static __always_inline __sum16 kp_csum_replace4(__sum16 check, __be32 old, __be32 new)
+{
+	__u32 sum = (__u16)~check;
+
+	sum += (__u16)~(old & 0xffff);
+	sum += (__u16)~(old >> 16);
+	sum += new & 0xffff;
+	sum += new >> 16;
+	return (__sum16)~kp_csum_fold(sum);
+}
+
+/* A 16-byte address replacement (IPv6 pseudo-header). */
+static __always_inline __sum16 kp_csum_replace16(__sum16 check, const __u8 *old, const __u8 *new)
+{
+	__u32 sum = (__u16)~check;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < KP_ADDR_WORDS16; i++) {
+		__u16 o, n;
+
+		__builtin_memcpy(&o, old + 2 * i, sizeof(o));
+		__builtin_memcpy(&n, new + 2 * i, sizeof(n));
+		sum += (__u16)~o;
+		sum += n;
+	}
+	return (__sum16)~kp_csum_fold(sum);
+}
+
+/* UDP: a zero checksum means "none" and stays zero; a computed zero is sent as 0xffff. */
+static __always_inline __sum16 kp_udp_csum_fixup(__sum16 check)
+{
+	return check ? check : (__sum16)0xffff;
+}
+
+#endif /* KP_CSUM_H */

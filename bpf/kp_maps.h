@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* kp_maps.h: every map of kp.bpf.c; names and sizes as in docs/DESIGN.md. */
+#ifndef KP_MAPS_H
+#define KP_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "kp_shared.h"
+
+/* VIPs matched exactly on (address, port, protocol). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KP_MAX_VIPS);
+	__type(key, struct kp_vip_key);
+	__type(value, struct kp_vip);
+} kp_vips SEC(".maps");
+
+/* Prefix VIPs, longest match; consulted only when kp_config.n_vip_prefixes > 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, KP_MAX_VIP_PREFIXES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct kp_vip_pfx_key);
+	__type(value, struct kp_vip);
+} kp_vip_pfx SEC(".maps");
+
+/* Template of a VIP's Maglev table: slot -> backend id; inner maps may have any size. */
+struct kp_maglev_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KP_MAGLEV_DEFAULT_LEN);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+/* vip id -> that VIP's Maglev table, swapped whole by the control plane. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, KP_MAX_VIPS);
+	__type(key, __u32);
+	__array(values, struct kp_maglev_inner);
+} kp_maglev SEC(".maps");
+
+/* backend id -> backend. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KP_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct kp_backend);
+} kp_backends SEC(".maps");
+
+/* Sticky flows per CPU, keyed by the forward 5-tuple; the loader sets the size. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, KP_DEFAULT_BUCKETS);
+	__type(key, struct kp_flow_key);
+	__type(value, struct kp_flow);
+} kp_flows SEC(".maps");
+
+/* Reply tuple -> VIP to SNAT back to; shared since replies may arrive on any CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KP_MAX_REV_NAT);
+	__type(key, struct kp_flow_key);
+	__type(value, struct kp_rev_nat);
+} kp_rev_nat SEC(".maps");
+
+/* Runtime knobs, one entry at key 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kp_config);
+} kp_config SEC(".maps");
+
+/* Per-VIP counters, indexed by vip id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KP_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct kp_vip_stats);
+} kp_vip_stats SEC(".maps");
+
+/* Per-backend counters, indexed by backend id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KP_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct kp_backend_stats);
+} kp_be_stats SEC(".maps");
+
+/* Global counters, indexed by enum kp_stat. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KP_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} kp_stats SEC(".maps");
+
+/* Interfaces we may redirect to (ifindex -> ifindex). */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, KP_MAX_TX_PORTS);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+} kp_tx_ports SEC(".maps");
+
+#endif /* KP_MAPS_H */

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* kp_nat.h: IPv4 address + L4 port rewrites with incremental checksum updates. */
+#ifndef KP_NAT_H
+#define KP_NAT_H
+
+#include "kp_parse.h"
+#include "kp_csum.h"
+
+#define KP_V4MAPPED_PREFIX_LEN 12 /* ::ffff:0:0/96 */
+#define KP_V4MAPPED_FF 10         /* offset of the two 0xff bytes */
+
+/* 16-byte address -> IPv4 if it is ::ffff:a.b.c.d; returns 0 on success. */
+static __always_inline int kp_addr_to_v4(const __u8 *addr, __be32 *v4)
+{
+	__u64 lo;
+	__u32 mid;
+
+	__builtin_memcpy(&lo, addr, sizeof(lo));
+	__builtin_memcpy(&mid, addr + sizeof(lo), sizeof(mid));
+	if (lo != 0 || mid != bpf_htonl(0x0000ffff))
+		return -1;
+	__builtin_memcpy(v4, addr + KP_V4MAPPED_PREFIX_LEN, sizeof(*v4));
+	return 0;
+}
+
+static __always_inline void kp_addr_from_v4(__u8 *addr, __be32 v4)
+{
+	__builtin_memset(addr, 0, KP_V4MAPPED_FF);
+	addr[KP_V4MAPPED_FF] = 0xff;
+	addr[KP_V4MAPPED_FF + 1] = 0xff;
+	__builtin_memcpy(addr + KP_V4MAPPED_PREFIX_LEN, &v4, sizeof(v4));
+}
+
+/* Rewrites one IPv4 address field and one port field, fixing IP and L4 checksums. */
+static __always_inline void kp_nat_ipv4(struct kp_pkt *pkt, __be32 *addr_field, __be16 *port_field,
+					__be32 addr, __be16 port)
+{
+	struct iphdr *ip = pkt->ip;
+	__be32 old_addr = *addr_field;
+	__be16 old_port = *port_field;
+	__sum16 check;
+
+	ip->check = kp_csum_replace4(ip->check, old_addr, addr);
+	*addr_field = addr;
+	*port_field = port;
+	check = *pkt->l4_csum;
+	if (pkt->proto == IPPROTO_UDP && check == 0)
+		return; /* no UDP checksum: nothing to update */
+	check = kp_csum_replace4(check, old_addr, addr);
+	check = kp_csum_replace2(check, old_port, port);
+	if (pkt->proto == IPPROTO_UDP)
+		check = kp_udp_csum_fixup(check);
+	*pkt->l4_csum = check;
+}
+
+/* DNAT: destination := addr:port. */
+static __always_inline void kp_dnat_ipv4(struct kp_pkt *pkt, __be32 addr, __be16 port)
+{
+	kp_nat_ipv4(pkt, &pkt->ip->daddr, &pkt->ports[1], addr, port);
+}
+
+/* SNAT of a reply: source := addr:port. */
+static __always_inline void kp_snat_ipv4(struct kp_pkt *pkt, __be32 addr, __be16 port)
+{
+	kp_nat_ipv4(pkt, &pkt->ip->saddr, &pkt->ports[0], addr, port);
+}
+
+#endif /* KP_NAT_H */

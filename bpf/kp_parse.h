@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* kp_parse.h: cursor parsing of Ethernet, one VLAN tag, IPv4 and TCP/UDP; every read checked. */
+#ifndef KP_PARSE_H
+#define KP_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define KP_ETH_P_8021Q 0x8100
+#define KP_ETH_P_8021AD 0x88A8
+#define KP_IPV4_MIN_IHL 5
+#define KP_TCP_MIN_DOFF 5
+#define KP_IP_MF 0x2000
+#define KP_IP_OFFSET 0x1FFF
+
+/* Parse results: 0 means a TCP/UDP over IPv4 packet we may handle. */
+enum kp_parse_rc {
+	KP_PARSE_OK = 0,
+	KP_PARSE_NOT_IP = -1,
+	KP_PARSE_NOT_L4 = -2,
+	KP_PARSE_FRAGMENT = -3,
+	KP_PARSE_MALFORMED = -4,
+};
+
+/* 802.1Q/802.1ad tag after the MAC addresses (not in the uapi headers). */
+struct kp_vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+/* Where the headers of one packet are; pointers are valid up to data_end. */
+struct kp_pkt {
+	void *data;
+	void *data_end;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	__be16 *ports;   /* sport, dport: the first 4 bytes of TCP and UDP */
+	__sum16 *l4_csum;
+	__u32 len;       /* frame length */
+	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 vlan;       /* 1 if the frame carried a VLAN tag */
+};
+
+/* Ethernet and at most one VLAN tag; returns the inner EtherType (host order) or < 0. */
+static __always_inline int kp_parse_eth(struct kp_pkt *pkt, void **cursor)
+{
+	struct ethhdr *eth = pkt->data;
+	__u16 proto;
+
+	if ((void *)(eth + 1) > pkt->data_end)
+		return KP_PARSE_MALFORMED;
+	pkt->eth = eth;
+	*cursor = eth + 1;
+	proto = bpf_ntohs(eth->h_proto);
+	if (proto == KP_ETH_P_8021Q || proto == KP_ETH_P_8021AD) {
+		struct kp_vlan_hdr *vh = *cursor;
+
+		if ((void *)(vh + 1) > pkt->data_end)
+			return KP_PARSE_MALFORMED;
+		pkt->vlan = 1;
+		*cursor = vh + 1;
+		proto = bpf_ntohs(vh->proto);
+	}
+	return proto;
+}
+
+/* IPv4 header with options; returns the L4 protocol or < 0. */
+static __always_inline int kp_parse_ipv4(struct kp_pkt *pkt, void **cursor)
+{
+	struct iphdr *ip = *cursor;
+	__u32 hlen;
+
+	if ((void *)(ip + 1) > pkt->data_end)
+		return KP_PARSE_MALFORMED;
+	if (ip->version != 4 || ip->ihl < KP_IPV4_MIN_IHL)
+		return KP_PARSE_MALFORMED;
+	hlen = ip->ihl * 4;
+	if ((void *)ip + hlen > pkt->data_end || bpf_ntohs(ip->tot_len) < hlen)
+		return KP_PARSE_MALFORMED;
+	pkt->ip = ip;
+	if (ip->frag_off & bpf_htons(KP_IP_MF | KP_IP_OFFSET))
+		return KP_PARSE_FRAGMENT;
+	*cursor = (void *)ip + hlen;
+	return ip->protocol;
+}
+
+/* TCP or UDP header at the cursor; checks the IP total length covers it. */
+static __always_inline int kp_parse_l4(struct kp_pkt *pkt, void *cursor, __u8 proto)
+{
+	__u32 l3_len = bpf_ntohs(pkt->ip->tot_len) - pkt->ip->ihl * 4;
+
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = cursor;
+		__u32 hlen;
+
+		if ((void *)(th + 1) > pkt->data_end || th->doff < KP_TCP_MIN_DOFF)
+			return KP_PARSE_MALFORMED;
+		hlen = th->doff * 4;
+		if (cursor + hlen > pkt->data_end || l3_len < hlen)
+			return KP_PARSE_MALFORMED;
+		pkt->l4_csum = &th->check;
+	} else if (proto == IPPROTO_UDP) {
+		struct udphdr *uh = cursor;
+
+		if ((void *)(uh + 1) > pkt->data_end || l3_len < sizeof(*uh))
+			return KP_PARSE_MALFORMED;
+		pkt->l4_csum = &uh->check;
+	} else {
+		return KP_PARSE_NOT_L4;
+	}
+	pkt->ports = cursor;
+	pkt->proto = proto;
+	return KP_PARSE_OK;
+}
+
+/* Fills pkt for a TCP/UDP over IPv4 frame; writes nothing to the packet. */
+static __always_inline int kp_parse(struct xdp_md *ctx, struct kp_pkt *pkt)
+{
+	void *cursor;
+	int rc;
+
+	pkt->data = (void *)(long)ctx->data;
+	pkt->data_end = (void *)(long)ctx->data_end;
+	pkt->len = pkt->data_end - pkt->data;
+	pkt->vlan = 0;
+	rc = kp_parse_eth(pkt, &cursor);
+	if (rc < 0)
+		return rc;
+	if (rc != ETH_P_IP)
+		return KP_PARSE_NOT_IP;
+	rc = kp_parse_ipv4(pkt, &cursor);
+	if (rc < 0)
+		return rc;
+	return kp_parse_l4(pkt, cursor, rc);
+}
+
+#endif /* KP_PARSE_H */
