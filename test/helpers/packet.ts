@@ -1,0 +1,251 @@
+// Test packets: build Ethernet (+802.1Q) / IPv4 / TCP or UDP frames from fields, parse them back,
+// and verify checksums computed from scratch (RFC 1071), independently of the data plane's
+// incremental updates.
+import { isIPv4 } from 'node:net';
+
+export const ETH_P_IP = 0x0800;
+export const ETH_P_ARP = 0x0806;
+export const ETH_P_8021Q = 0x8100;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+export const IPPROTO_ICMP = 1;
+export const TCP_SYN = 0x02;
+export const TCP_ACK = 0x10;
+const ETH_HLEN = 14;
+const VLAN_HLEN = 4;
+const IPV4_HLEN = 20;
+const TCP_HLEN = 20;
+const UDP_HLEN = 8;
+const IP_MF = 0x2000;
+const IP_DF = 0x4000;
+
+export interface PacketSpec {
+  srcMac?: string;
+  dstMac?: string;
+  /** VLAN id: adds one 802.1Q tag */
+  vlan?: number;
+  src: string;
+  dst: string;
+  /** 'tcp', 'udp' or an IP protocol number (then `payload` is the whole L4 part) */
+  proto: 'tcp' | 'udp' | number;
+  sport?: number;
+  dport?: number;
+  ttl?: number;
+  tos?: number;
+  id?: number;
+  df?: boolean;
+  mf?: boolean;
+  /** fragment offset in 8-byte units */
+  fragOffset?: number;
+  /** IPv4 options, padded by the caller to a multiple of 4 bytes */
+  ipOptions?: Buffer;
+  tcpFlags?: number;
+  seq?: number;
+  ack?: number;
+  window?: number;
+  payload?: Buffer;
+  /** UDP only: send checksum 0 ("none") instead of computing it */
+  udpNoChecksum?: boolean;
+}
+
+export interface ParsedPacket {
+  dstMac: string;
+  srcMac: string;
+  vlan?: number;
+  ethertype: number;
+  ihl: number;
+  tos: number;
+  totalLength: number;
+  id: number;
+  df: boolean;
+  mf: boolean;
+  fragOffset: number;
+  ttl: number;
+  proto: number;
+  ipChecksum: number;
+  src: string;
+  dst: string;
+  sport?: number;
+  dport?: number;
+  l4Checksum?: number;
+  tcpFlags?: number;
+  seq?: number;
+  ack?: number;
+  payload: Buffer;
+}
+
+export function macToBytes(mac: string): Buffer {
+  const parts = mac.split(':');
+  if (parts.length !== 6) throw new Error(`bad MAC ${mac}`);
+  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+}
+
+export function bytesToMac(b: Buffer): string {
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+function v4ToBytes(a: string): Buffer {
+  if (!isIPv4(a)) throw new Error(`not an IPv4 address: ${a}`);
+  return Buffer.from(a.split('.').map(Number));
+}
+
+function bytesToV4(b: Buffer): string {
+  return [...b].join('.');
+}
+
+/** RFC 1071 Internet checksum of `data` (odd length padded with zero), plus a 32-bit partial `initial`. */
+export function inetChecksum(data: Buffer, initial = 0): number {
+  let sum = initial;
+  for (let i = 0; i + 1 < data.length; i += 2) sum += data.readUInt16BE(i);
+  if (data.length % 2) sum += data[data.length - 1] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return ~sum & 0xffff;
+}
+
+/** Ones' complement sum of the IPv4 pseudo-header, not folded or complemented. */
+function pseudoHeaderSum(src: Buffer, dst: Buffer, proto: number, l4Len: number): number {
+  const ph = Buffer.alloc(12);
+  src.copy(ph, 0);
+  dst.copy(ph, 4);
+  ph.writeUInt8(proto, 9);
+  ph.writeUInt16BE(l4Len, 10);
+  let sum = 0;
+  for (let i = 0; i < 12; i += 2) sum += ph.readUInt16BE(i);
+  return sum;
+}
+
+/** Ethernet header (+ optional 802.1Q tag) in front of `payload`. */
+export function ethernet(ethertype: number, payload: Buffer, opts: { srcMac?: string; dstMac?: string; vlan?: number } = {}): Buffer {
+  const hdr = Buffer.alloc(ETH_HLEN + (opts.vlan !== undefined ? VLAN_HLEN : 0));
+  macToBytes(opts.dstMac ?? '02:00:00:00:00:02').copy(hdr, 0);
+  macToBytes(opts.srcMac ?? '02:00:00:00:00:01').copy(hdr, 6);
+  if (opts.vlan !== undefined) {
+    hdr.writeUInt16BE(ETH_P_8021Q, 12);
+    hdr.writeUInt16BE(opts.vlan & 0x0fff, 14);
+    hdr.writeUInt16BE(ethertype, 16);
+  } else {
+    hdr.writeUInt16BE(ethertype, 12);
+  }
+  return Buffer.concat([hdr, payload]);
+}
+
+function l4Segment(spec: PacketSpec, src: Buffer, dst: Buffer): { proto: number; seg: Buffer } {
+  const payload = spec.payload ?? Buffer.alloc(0);
+  if (spec.proto === 'tcp') {
+    const seg = Buffer.alloc(TCP_HLEN + payload.length);
+    seg.writeUInt16BE(spec.sport ?? 0, 0);
+    seg.writeUInt16BE(spec.dport ?? 0, 2);
+    seg.writeUInt32BE(spec.seq ?? 0, 4);
+    seg.writeUInt32BE(spec.ack ?? 0, 8);
+    seg.writeUInt8((TCP_HLEN / 4) << 4, 12);
+    seg.writeUInt8(spec.tcpFlags ?? TCP_SYN, 13);
+    seg.writeUInt16BE(spec.window ?? 64240, 14);
+    payload.copy(seg, TCP_HLEN);
+    seg.writeUInt16BE(inetChecksum(seg, pseudoHeaderSum(src, dst, IPPROTO_TCP, seg.length)), 16);
+    return { proto: IPPROTO_TCP, seg };
+  }
+  if (spec.proto === 'udp') {
+    const seg = Buffer.alloc(UDP_HLEN + payload.length);
+    seg.writeUInt16BE(spec.sport ?? 0, 0);
+    seg.writeUInt16BE(spec.dport ?? 0, 2);
+    seg.writeUInt16BE(seg.length, 4);
+    payload.copy(seg, UDP_HLEN);
+    if (!spec.udpNoChecksum) {
+      const c = inetChecksum(seg, pseudoHeaderSum(src, dst, IPPROTO_UDP, seg.length));
+      seg.writeUInt16BE(c === 0 ? 0xffff : c, 6);
+    }
+    return { proto: IPPROTO_UDP, seg };
+  }
+  return { proto: spec.proto, seg: payload };
+}
+
+/** A complete frame with correct IPv4 and L4 checksums. */
+export function buildPacket(spec: PacketSpec): Buffer {
+  const src = v4ToBytes(spec.src);
+  const dst = v4ToBytes(spec.dst);
+  const opts = spec.ipOptions ?? Buffer.alloc(0);
+  if (opts.length % 4) throw new Error('IPv4 options must be a multiple of 4 bytes');
+  const { proto, seg } = l4Segment(spec, src, dst);
+  const ip = Buffer.alloc(IPV4_HLEN + opts.length);
+  ip.writeUInt8(0x40 | (ip.length / 4), 0);
+  ip.writeUInt8(spec.tos ?? 0, 1);
+  ip.writeUInt16BE(ip.length + seg.length, 2);
+  ip.writeUInt16BE(spec.id ?? 0x1234, 4);
+  ip.writeUInt16BE((spec.df ?? true ? IP_DF : 0) | (spec.mf ? IP_MF : 0) | ((spec.fragOffset ?? 0) & 0x1fff), 6);
+  ip.writeUInt8(spec.ttl ?? 64, 8);
+  ip.writeUInt8(proto, 9);
+  src.copy(ip, 12);
+  dst.copy(ip, 16);
+  opts.copy(ip, IPV4_HLEN);
+  ip.writeUInt16BE(inetChecksum(ip), 10);
+  return ethernet(ETH_P_IP, Buffer.concat([ip, seg]), spec);
+}
+
+/** Offsets of the headers of a frame built by buildPacket (or any well-formed one). */
+export function layout(buf: Buffer): { l3: number; l4: number; end: number; vlan?: number; ethertype: number } {
+  let l3 = ETH_HLEN;
+  let ethertype = buf.readUInt16BE(12);
+  let vlan: number | undefined;
+  if (ethertype === ETH_P_8021Q || ethertype === 0x88a8) {
+    vlan = buf.readUInt16BE(14) & 0x0fff;
+    ethertype = buf.readUInt16BE(16);
+    l3 += VLAN_HLEN;
+  }
+  if (ethertype !== ETH_P_IP) return { l3, l4: l3, end: buf.length, vlan, ethertype };
+  const ihl = buf[l3] & 0x0f;
+  const end = Math.min(buf.length, l3 + buf.readUInt16BE(l3 + 2));
+  return { l3, l4: l3 + ihl * 4, end, vlan, ethertype };
+}
+
+export function parsePacket(buf: Buffer): ParsedPacket {
+  const { l3, l4, end, vlan, ethertype } = layout(buf);
+  if (ethertype !== ETH_P_IP) throw new Error(`not IPv4: ethertype 0x${ethertype.toString(16)}`);
+  const frag = buf.readUInt16BE(l3 + 6);
+  const p: ParsedPacket = {
+    dstMac: bytesToMac(buf.subarray(0, 6)),
+    srcMac: bytesToMac(buf.subarray(6, 12)),
+    vlan,
+    ethertype,
+    ihl: buf[l3] & 0x0f,
+    tos: buf[l3 + 1],
+    totalLength: buf.readUInt16BE(l3 + 2),
+    id: buf.readUInt16BE(l3 + 4),
+    df: (frag & IP_DF) !== 0,
+    mf: (frag & IP_MF) !== 0,
+    fragOffset: frag & 0x1fff,
+    ttl: buf[l3 + 8],
+    proto: buf[l3 + 9],
+    ipChecksum: buf.readUInt16BE(l3 + 10),
+    src: bytesToV4(buf.subarray(l3 + 12, l3 + 16)),
+    dst: bytesToV4(buf.subarray(l3 + 16, l3 + 20)),
+    payload: buf.subarray(l4, end),
+  };
+  if (p.proto === IPPROTO_TCP || p.proto === IPPROTO_UDP) {
+    p.sport = buf.readUInt16BE(l4);
+    p.dport = buf.readUInt16BE(l4 + 2);
+  }
+  if (p.proto === IPPROTO_TCP) {
+    p.seq = buf.readUInt32BE(l4 + 4);
+    p.ack = buf.readUInt32BE(l4 + 8);
+    p.tcpFlags = buf[l4 + 13];
+    p.l4Checksum = buf.readUInt16BE(l4 + 16);
+    p.payload = buf.subarray(l4 + (buf[l4 + 12] >> 4) * 4, end);
+  } else if (p.proto === IPPROTO_UDP) {
+    p.l4Checksum = buf.readUInt16BE(l4 + 6);
+    p.payload = buf.subarray(l4 + UDP_HLEN, end);
+  }
+  return p;
+}
+
+/** Recomputes both checksums from scratch; a UDP checksum of 0 (none) counts as valid. */
+export function verifyChecksums(buf: Buffer): { ip: boolean; l4: boolean } {
+  const { l3, l4, end } = layout(buf);
+  const ip = inetChecksum(buf.subarray(l3, l4)) === 0;
+  const proto = buf[l3 + 9];
+  const seg = buf.subarray(l4, end);
+  const src = buf.subarray(l3 + 12, l3 + 16);
+  const dst = buf.subarray(l3 + 16, l3 + 20);
+  if (proto === IPPROTO_UDP && seg.readUInt16BE(6) === 0) return { ip, l4: true };
+  if (proto !== IPPROTO_UDP && proto !== IPPROTO_TCP) return { ip, l4: true };
+  return { ip, l4: inetChecksum(seg, pseudoHeaderSum(src, dst, proto, seg.length)) === 0 };
+}
