@@ -1,0 +1,143 @@
+// The live data plane: program fd plus typed maps, from a fresh load or from pins.
+import { existsSync, unlinkSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KpError } from '../errors.js';
+import { u32 } from '../maps/codecs.js';
+import { BpfMap } from '../maps/map.js';
+import { KP_MAP_NAMES, kpMapsFromFds, type KpMapName, type KpMaps } from '../maps/kpmaps.js';
+import { BPF_F_INNER_MAP, BPF_MAP_TYPE, check, closeFd, dupFd, lb, MapCreateOpts, opts } from './libbpf.js';
+import { BpfObject } from './object.js';
+import { preparePinDir } from './pins.js';
+
+export const PROG_PIN = 'prog';
+export const FLOWS_MAP = 'kp_flows';
+
+/** <repo>/build/kp.bpf.o, found relative to this module (src/loader or dist/loader). */
+export const DEFAULT_OBJECT = resolve(dirname(fileURLToPath(import.meta.url)), '../../build/kp.bpf.o');
+
+export interface Dataplane {
+  progFd: number;
+  pinDir?: string;
+  maps: KpMaps;
+  /** Publish a VIP's Maglev table atomically (new inner map, one outer update). */
+  setMaglevTable(vipId: number, slots: Uint32Array | number[]): void;
+  clearMaglevTable(vipId: number): void;
+  getMaglevTable(vipId: number): Uint32Array | undefined;
+  close(): void;
+}
+
+export interface LoadOptions {
+  objectPath?: string;
+  /** kp_flows max_entries */
+  buckets?: number;
+  /** pin maps as <pinDir>/<name> and the program as <pinDir>/prog; undefined = no pins */
+  pinDir?: string;
+  /** program to use; default the object's first */
+  progName?: string;
+}
+
+export function loadDataplane(o: LoadOptions = {}): Dataplane {
+  if (o.pinDir) preparePinDir(o.pinDir);
+  const obj = BpfObject.open(o.objectPath ?? DEFAULT_OBJECT);
+  const fds: number[] = [];
+  try {
+    if (o.buckets !== undefined) obj.setMaxEntries(FLOWS_MAP, o.buckets);
+    const names = obj.maps().map((m) => m.name);
+    const missing = KP_MAP_NAMES.filter((n) => !names.includes(n));
+    if (missing.length > 0) throw new KpError('KP_ERR_STATE', `BPF object lacks maps: ${missing.join(', ')}`);
+    if (o.pinDir) for (const n of names) obj.pinOrReuse(n, join(o.pinDir, n));
+    obj.load();
+    const progFd = dupFd(obj.progFd(o.progName));
+    fds.push(progFd);
+    if (o.pinDir) {
+      const p = join(o.pinDir, PROG_PIN);
+      if (existsSync(p)) unlinkSync(p); // a reload replaces the pinned program
+      check('bpf_obj_pin', lb.bpf_obj_pin(progFd, p), p);
+    }
+    const mapFds = {} as Record<KpMapName, number>;
+    for (const n of KP_MAP_NAMES) {
+      mapFds[n] = dupFd(obj.mapFd(n));
+      fds.push(mapFds[n]);
+    }
+    fds.length = 1; // the maps now own their fds
+    return makeDataplane(progFd, kpMapsFromFds(mapFds), o.pinDir);
+  } catch (e) {
+    fds.forEach(closeFd);
+    throw e;
+  } finally {
+    obj.close();
+  }
+}
+
+/** The data plane a previous `kpbpf attach` loaded and pinned. */
+export function openPinned(pinDir: string): Dataplane {
+  const present = KP_MAP_NAMES.filter((n) => existsSync(join(pinDir, n)));
+  if (present.length === 0 || !existsSync(join(pinDir, PROG_PIN))) {
+    throw new KpError('KP_ERR_STATE', `the data plane is not loaded (nothing pinned in ${pinDir}): run kpbpf attach first`);
+  }
+  const missing = KP_MAP_NAMES.filter((n) => !present.includes(n));
+  if (missing.length > 0) {
+    throw new KpError('KP_ERR_STATE', `incomplete pins in ${pinDir}, missing: ${missing.join(', ')}; run kpbpf detach and attach again`);
+  }
+  const progFd = check('bpf_obj_get', lb.bpf_obj_get(join(pinDir, PROG_PIN)), join(pinDir, PROG_PIN));
+  const mapFds = {} as Record<KpMapName, number>;
+  try {
+    for (const n of KP_MAP_NAMES) mapFds[n] = check('bpf_obj_get', lb.bpf_obj_get(join(pinDir, n)), join(pinDir, n));
+  } catch (e) {
+    Object.values(mapFds).forEach(closeFd);
+    closeFd(progFd);
+    throw e;
+  }
+  try {
+    return makeDataplane(progFd, kpMapsFromFds(mapFds), pinDir);
+  } catch (e) {
+    closeFd(progFd);
+    throw e;
+  }
+}
+
+function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string): Dataplane {
+  return {
+    progFd,
+    pinDir,
+    maps,
+    setMaglevTable: (vipId, slots) => setMaglevTable(maps, vipId, slots),
+    clearMaglevTable: (vipId) => void maps.maglev.delete(vipId),
+    getMaglevTable: (vipId) => getMaglevTable(maps, vipId),
+    close() {
+      maps.close();
+      closeFd(progFd);
+    },
+  };
+}
+
+function setMaglevTable(maps: KpMaps, vipId: number, slots: Uint32Array | number[]): void {
+  if (slots.length === 0) throw new KpError('KP_ERR_ARG', `Maglev table for VIP ${vipId} is empty`);
+  const fd = check(
+    'bpf_map_create',
+    lb.bpf_map_create(BPF_MAP_TYPE.ARRAY, 'kp_maglev_in', 4, 4, slots.length, opts(MapCreateOpts, { map_flags: BPF_F_INNER_MAP })),
+    `Maglev table of VIP ${vipId}, ${slots.length} slots`,
+  );
+  const inner = new BpfMap(fd, u32, u32, 'kp_maglev_in');
+  try {
+    inner.updateBatch(Array.from(slots, (b, i) => [i, b] as const));
+    maps.maglev.update(vipId, inner.fd); // the one atomic publish
+  } finally {
+    inner.close(); // the outer map holds its own reference
+  }
+}
+
+function getMaglevTable(maps: KpMaps, vipId: number): Uint32Array | undefined {
+  const id = maps.maglev.lookup(vipId);
+  if (id === undefined) return undefined;
+  const fd = check('bpf_map_get_fd_by_id', lb.bpf_map_get_fd_by_id(id), `Maglev table of VIP ${vipId}`);
+  const inner = new BpfMap(fd, u32, u32, 'kp_maglev_in');
+  try {
+    const out = new Uint32Array(inner.info.maxEntries);
+    for (const [k, v] of inner.entries()) out[k] = v;
+    return out;
+  } finally {
+    inner.close();
+  }
+}

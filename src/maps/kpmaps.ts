@@ -1,0 +1,70 @@
+// The data plane's maps (docs/DESIGN.md), typed.
+import { KpError } from '../errors.js';
+import { closeFd } from '../loader/libbpf.js';
+import * as c from './codecs.js';
+import { BpfMap, PerCpuMap } from './map.js';
+
+/** Every map kp.bpf.c defines, by its name in the object (and its pin file name). */
+export const KP_MAP_NAMES = [
+  'kp_vips',
+  'kp_vip_pfx',
+  'kp_maglev',
+  'kp_backends',
+  'kp_flows',
+  'kp_rev_nat',
+  'kp_config',
+  'kp_vip_stats',
+  'kp_be_stats',
+  'kp_stats',
+  'kp_tx_ports',
+] as const;
+export type KpMapName = (typeof KP_MAP_NAMES)[number];
+
+export interface KpMaps {
+  vips: BpfMap<c.VipKey, c.Vip>;
+  vipPfx: BpfMap<c.VipPfxKey, c.Vip>;
+  /** vip id → inner map: update takes an inner map fd, lookup returns the inner map id */
+  maglev: BpfMap<number, number>;
+  backends: BpfMap<number, c.Backend>;
+  flows: PerCpuMap<c.FlowKey, c.Flow>;
+  revNat: BpfMap<c.FlowKey, c.RevNat>;
+  config: BpfMap<number, c.Config>;
+  vipStats: PerCpuMap<number, c.VipStats>;
+  beStats: PerCpuMap<number, c.BackendStats>;
+  stats: PerCpuMap<number, bigint>;
+  /** ifindex → ifindex to redirect to (struct bpf_devmap_val.ifindex) */
+  txPorts: BpfMap<number, c.DevmapVal>;
+  close(): void;
+}
+
+/** Build KpMaps from one fd per map name; takes ownership of the fds (closed on error too). */
+export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps {
+  const opened: Array<{ close(): void }> = [];
+  const open = <T extends { close(): void }>(name: KpMapName, f: (fd: number) => T): T => {
+    const m = f(fds[name]);
+    opened.push(m);
+    return m;
+  };
+  try {
+    const maps: Omit<KpMaps, 'close'> = {
+      vips: open('kp_vips', (fd) => new BpfMap(fd, c.vipKey, c.vip, 'kp_vips')),
+      vipPfx: open('kp_vip_pfx', (fd) => new BpfMap(fd, c.vipPfxKey, c.vip, 'kp_vip_pfx')),
+      maglev: open('kp_maglev', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_maglev')),
+      backends: open('kp_backends', (fd) => new BpfMap(fd, c.u32, c.backend, 'kp_backends')),
+      flows: open('kp_flows', (fd) => new PerCpuMap(fd, c.flowKey, c.flow, 'kp_flows')),
+      revNat: open('kp_rev_nat', (fd) => new BpfMap(fd, c.flowKey, c.revNat, 'kp_rev_nat')),
+      config: open('kp_config', (fd) => new BpfMap(fd, c.u32, c.config, 'kp_config')),
+      vipStats: open('kp_vip_stats', (fd) => new PerCpuMap(fd, c.u32, c.vipStats, 'kp_vip_stats')),
+      beStats: open('kp_be_stats', (fd) => new PerCpuMap(fd, c.u32, c.backendStats, 'kp_be_stats')),
+      stats: open('kp_stats', (fd) => new PerCpuMap(fd, c.u32, c.u64, 'kp_stats')),
+      txPorts: open('kp_tx_ports', (fd) => new BpfMap(fd, c.u32, c.devmapVal, 'kp_tx_ports')),
+    };
+    return { ...maps, close: () => opened.forEach((m) => m.close()) };
+  } catch (e) {
+    opened.forEach((m) => m.close());
+    // The map that threw closed its own fd; close the ones not reached yet.
+    for (const n of KP_MAP_NAMES.slice(opened.length + 1)) closeFd(fds[n]);
+    if (e instanceof KpError) throw e;
+    throw new KpError('KP_ERR_STATE', `cannot open the data plane maps: ${(e as Error).message}`);
+  }
+}

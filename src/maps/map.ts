@@ -1,0 +1,234 @@
+// Typed access to a BPF map fd: lookup/update/delete, iteration, batches, per-CPU values.
+import { KpError, bpfError } from '../errors.js';
+import { mapInfo, type MapInfo } from '../loader/info.js';
+import {
+  BatchOpts,
+  BPF_ANY,
+  check,
+  closeFd,
+  ENOENT,
+  lb,
+  numPossibleCpus,
+  opts,
+  PERCPU_MAP_TYPES,
+} from '../loader/libbpf.js';
+import type { Codec } from './codecs.js';
+
+/** Entries fetched per bpf_map_lookup_batch call. */
+const BATCH_CHUNK = 256;
+// Errors that mean "this map type has no batch ops": fall back to get_next_key.
+const EINVAL = 22;
+const ENOTSUPP = 524;
+const EOPNOTSUPP = 95;
+
+const round8 = (n: number) => (n + 7) & ~7;
+
+/** Common part: fd ownership, key codec, iteration over keys. `V` is what lookup returns. */
+abstract class MapBase<K, V> {
+  readonly fd: number;
+  readonly info: MapInfo;
+  protected readonly kc: Codec<K>;
+  /** bytes of one value as the syscall sees it (all CPUs for per-CPU maps) */
+  protected abstract readonly rawValueSize: number;
+  private batchOk = true;
+
+  protected constructor(fd: number, kc: Codec<K>, valueSize: number, label: string) {
+    this.fd = fd;
+    this.info = mapInfo(fd);
+    this.kc = kc;
+    const diffs: string[] = [];
+    if (this.info.keySize !== kc.size) diffs.push(`key size ${this.info.keySize} != codec ${kc.size}`);
+    if (this.info.valueSize !== valueSize) diffs.push(`value size ${this.info.valueSize} != codec ${valueSize}`);
+    if (diffs.length > 0) {
+      closeFd(fd);
+      throw new KpError('KP_ERR_STATE', `map ${label || this.info.name} does not match its codec: ${diffs.join(', ')}`, {
+        details: diffs,
+      });
+    }
+  }
+
+  protected abstract decodeValue(b: Buffer, off: number): V;
+
+  protected lookupRaw(k: K): Buffer | undefined {
+    const v = Buffer.alloc(this.rawValueSize);
+    const r = lb.bpf_map_lookup_elem(this.fd, this.kc.encode(k), v);
+    if (r === -ENOENT) return undefined;
+    check('bpf_map_lookup_elem', r, this.info.name);
+    return v;
+  }
+
+  lookup(k: K): V | undefined {
+    const v = this.lookupRaw(k);
+    return v === undefined ? undefined : this.decodeValue(v, 0);
+  }
+
+  /** true if the key existed. */
+  delete(k: K): boolean {
+    const r = lb.bpf_map_delete_elem(this.fd, this.kc.encode(k));
+    if (r === -ENOENT) return false;
+    check('bpf_map_delete_elem', r, this.info.name);
+    return true;
+  }
+
+  *keys(): Generator<K> {
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(this.kc.size);
+      const r = lb.bpf_map_get_next_key(this.fd, prev, next);
+      if (r === -ENOENT) return;
+      check('bpf_map_get_next_key', r, this.info.name);
+      yield this.kc.decode(next);
+      prev = next;
+    }
+  }
+
+  /** All entries; one syscall per BATCH_CHUNK entries when the map type supports batches. */
+  *entries(): Generator<[K, V]> {
+    if (this.batchOk) {
+      const all = this.lookupBatch();
+      if (all !== undefined) {
+        yield* all;
+        return;
+      }
+    }
+    for (const k of this.keys()) {
+      const v = this.lookup(k);
+      if (v !== undefined) yield [k, v];
+    }
+  }
+
+  /** Every entry through bpf_map_lookup_batch, or undefined when the map type has no batch ops. */
+  lookupBatch(): Array<[K, V]> | undefined {
+    const out: Array<[K, V]> = [];
+    const ks = this.kc.size;
+    const vs = this.rawValueSize;
+    const keys = Buffer.alloc(ks * BATCH_CHUNK);
+    const vals = Buffer.alloc(vs * BATCH_CHUNK);
+    // The batch token is opaque to user space; a key-sized (at least 8 bytes) buffer holds it.
+    const tokA = Buffer.alloc(Math.max(ks, 8));
+    const tokB = Buffer.alloc(Math.max(ks, 8));
+    let inTok: Buffer | null = null;
+    let outTok = tokA;
+    for (;;) {
+      const count = [BATCH_CHUNK];
+      const r = lb.bpf_map_lookup_batch(this.fd, inTok, outTok, keys, vals, count, opts(BatchOpts, { elem_flags: 0n, flags: 0n }));
+      if (r < 0 && r !== -ENOENT) {
+        if (out.length === 0 && inTok === null && [EINVAL, ENOTSUPP, EOPNOTSUPP].includes(-r)) {
+          this.batchOk = false;
+          return undefined;
+        }
+        throw bpfError('bpf_map_lookup_batch', r, this.info.name);
+      }
+      for (let i = 0; i < count[0]; i++) out.push([this.kc.decode(keys, i * ks), this.decodeValue(vals, i * vs)]);
+      if (r === -ENOENT) return out;
+      inTok = outTok;
+      outTok = outTok === tokA ? tokB : tokA;
+    }
+  }
+
+  close(): void {
+    closeFd(this.fd);
+    (this as { fd: number }).fd = -1;
+  }
+}
+
+export class BpfMap<K, V> extends MapBase<K, V> {
+  protected readonly rawValueSize: number;
+  private readonly vc: Codec<V>;
+
+  constructor(fd: number, kc: Codec<K>, vc: Codec<V>, label = '') {
+    super(fd, kc, vc.size, label);
+    this.vc = vc;
+    this.rawValueSize = vc.size;
+    if (PERCPU_MAP_TYPES.includes(this.info.type)) {
+      this.close();
+      throw new KpError('KP_ERR_STATE', `map ${this.info.name} is per-CPU: use PerCpuMap`);
+    }
+  }
+
+  /** Takes ownership of fd. */
+  static fromFd<K, V>(fd: number, kc: Codec<K>, vc: Codec<V>): BpfMap<K, V> {
+    return new BpfMap(fd, kc, vc);
+  }
+
+  static fromPin<K, V>(path: string, kc: Codec<K>, vc: Codec<V>): BpfMap<K, V> {
+    return new BpfMap(check('bpf_obj_get', lb.bpf_obj_get(path), path), kc, vc, path);
+  }
+
+  protected decodeValue(b: Buffer, off: number): V {
+    return this.vc.decode(b, off);
+  }
+
+  update(k: K, v: V, flags: bigint = BPF_ANY): void {
+    check('bpf_map_update_elem', lb.bpf_map_update_elem(this.fd, this.kc.encode(k), this.vc.encode(v), flags), this.info.name);
+  }
+
+  /** Many entries in one syscall (per BATCH_CHUNK); falls back to single updates if unsupported. */
+  updateBatch(entries: ReadonlyArray<readonly [K, V]>, flags: bigint = BPF_ANY): void {
+    for (let i = 0; i < entries.length; i += BATCH_CHUNK) {
+      const chunk = entries.slice(i, i + BATCH_CHUNK);
+      const keys = Buffer.concat(chunk.map(([k]) => this.kc.encode(k)));
+      const vals = Buffer.concat(chunk.map(([, v]) => this.vc.encode(v)));
+      const count = [chunk.length];
+      const r = lb.bpf_map_update_batch(this.fd, keys, vals, count, opts(BatchOpts, { elem_flags: flags, flags: 0n }));
+      if (r < 0 && [EINVAL, ENOTSUPP, EOPNOTSUPP].includes(-r) && count[0] === 0) {
+        for (const [k, v] of chunk) this.update(k, v, flags);
+        continue;
+      }
+      check('bpf_map_update_batch', r, `${this.info.name}, ${count[0]} of ${chunk.length} written`);
+    }
+  }
+}
+
+/** A per-CPU map: one value per possible CPU, each slot rounded up to 8 bytes. */
+export class PerCpuMap<K, V> extends MapBase<K, V[]> {
+  protected readonly rawValueSize: number;
+  private readonly vc: Codec<V>;
+  readonly ncpus: number;
+  private readonly slot: number;
+
+  constructor(fd: number, kc: Codec<K>, vc: Codec<V>, label = '') {
+    super(fd, kc, vc.size, label);
+    if (!PERCPU_MAP_TYPES.includes(this.info.type)) {
+      this.close();
+      throw new KpError('KP_ERR_STATE', `map ${this.info.name} is not per-CPU: use BpfMap`);
+    }
+    this.vc = vc;
+    this.ncpus = numPossibleCpus();
+    this.slot = round8(vc.size);
+    this.rawValueSize = this.slot * this.ncpus;
+  }
+
+  static fromFd<K, V>(fd: number, kc: Codec<K>, vc: Codec<V>): PerCpuMap<K, V> {
+    return new PerCpuMap(fd, kc, vc);
+  }
+
+  static fromPin<K, V>(path: string, kc: Codec<K>, vc: Codec<V>): PerCpuMap<K, V> {
+    return new PerCpuMap(check('bpf_obj_get', lb.bpf_obj_get(path), path), kc, vc, path);
+  }
+
+  protected decodeValue(b: Buffer, off: number): V[] {
+    return Array.from({ length: this.ncpus }, (_, c) => this.vc.decode(b, off + c * this.slot));
+  }
+
+  /** One value for every CPU (an array of length ncpus), or the same value on all CPUs. */
+  update(k: K, v: V | V[], flags: bigint = BPF_ANY): void {
+    const buf = Buffer.alloc(this.rawValueSize);
+    for (let c = 0; c < this.ncpus; c++) this.vc.encode(Array.isArray(v) ? v[c] : v).copy(buf, c * this.slot);
+    check('bpf_map_update_elem', lb.bpf_map_update_elem(this.fd, this.kc.encode(k), buf, flags), this.info.name);
+  }
+
+  /** Sum over CPUs with `add`, or undefined if the key is absent. */
+  sum(k: K, add: (a: V, b: V) => V): V | undefined {
+    const vals = this.lookup(k);
+    return vals === undefined ? undefined : vals.reduce(add);
+  }
+}
+
+/** Adders for sum(): 64-bit counters and counter records. */
+export const addU64 = (a: bigint, b: bigint): bigint => a + b;
+export function addRecords<T extends object>(a: T, b: T): T {
+  const out = { ...a } as Record<string, bigint>;
+  for (const [k, x] of Object.entries(b)) out[k] = (out[k] ?? 0n) + (x as bigint);
+  return out as T;
+}
