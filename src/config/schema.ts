@@ -1,0 +1,74 @@
+// JSON Schema (draft-07, ajv) of the config file. Checks ajv cannot express (prime new_len,
+// address syntax, duplicates, address families) live in validate.ts.
+import { KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
+import { KP_BUCKETS_MAX, KP_BUCKETS_MIN, KP_IFNAME_MAX, KP_TIMEOUT_MAX, KP_WEIGHT_MAX } from './types.js';
+
+const IFNAME_PATTERN = '^[^/:\\s]+$';
+/** What each pattern means, for error messages. */
+export const PATTERN_TEXT: Record<string, string> = {
+  [IFNAME_PATTERN]: "must not contain '/', ':' or whitespace",
+};
+
+const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+
+export const configSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://kpbpf.invalid/config.schema.json',
+  title: 'kpbpf config',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    conf: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        buckets: { type: 'integer', minimum: KP_BUCKETS_MIN, maximum: KP_BUCKETS_MAX },
+        timeout: { type: 'integer', minimum: 1, maximum: KP_TIMEOUT_MAX },
+      },
+    },
+    interfaces: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        properties: {
+          // Linux dev_valid_name: no '/', ':' or whitespace.
+          name: { type: 'string', minLength: 1, maxLength: KP_IFNAME_MAX, pattern: IFNAME_PATTERN },
+          mode: { enum: ['native', 'generic', 'auto'] },
+          redirect: { type: 'boolean' },
+        },
+      },
+    },
+    vips: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['prefix', 'port'],
+        properties: {
+          prefix: { type: 'string', minLength: 1 },
+          protocol: { enum: ['tcp', 'udp'] },
+          port,
+          target_port: port,
+          new_len: { type: 'integer', minimum: KP_MAGLEV_MIN_LEN, maximum: KP_MAGLEV_MAX_LEN },
+          backends: {
+            type: 'array',
+            // An address string or {address, weight}; one union schema keeps ajv's errors
+            // to the field that is wrong (oneOf would report both branches).
+            items: {
+              type: ['string', 'object'],
+              minLength: 1,
+              additionalProperties: false,
+              required: ['address'],
+              properties: {
+                address: { type: 'string', minLength: 1 },
+                weight: { type: 'integer', minimum: 1, maximum: KP_WEIGHT_MAX },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,58 @@
+// The validated config (`kpbpf apply -f FILE`), every default filled and addresses canonical.
+
+export type XdpMode = 'native' | 'generic' | 'auto';
+export type L4Protocol = 'tcp' | 'udp';
+
+export interface KpConfConfig {
+  /** kp_flows entries per CPU, a power of two in [1024, 16777216]. */
+  buckets: number;
+  /** Flow idle timeout in seconds, [1, 86400]. */
+  timeout: number;
+}
+
+export interface KpInterfaceConfig {
+  name: string;
+  mode: XdpMode;
+  /** May the data plane XDP_REDIRECT out of this interface (kp_tx_ports)? */
+  redirect: boolean;
+}
+
+export interface KpBackendConfig {
+  /** Canonical address text: dotted quad, or RFC 5952 IPv6. */
+  address: string;
+  weight: number;
+}
+
+export interface KpVipConfig {
+  /** Canonical prefix text, always with its length: "198.18.100.1/32", "2001:db8::/64". */
+  prefix: string;
+  family: 4 | 6;
+  protocol: L4Protocol;
+  port: number;
+  target_port: number;
+  new_len: number;
+  backends: KpBackendConfig[];
+}
+
+export interface KpConfig {
+  conf: KpConfConfig;
+  interfaces: KpInterfaceConfig[];
+  vips: KpVipConfig[];
+}
+
+export const KP_CONFIG_DEFAULTS = {
+  buckets: 65536, // KP_DEFAULT_BUCKETS
+  timeout: 40,
+  mode: 'auto' as XdpMode,
+  redirect: false,
+  protocol: 'tcp' as L4Protocol,
+  new_len: 1021, // KP_MAGLEV_DEFAULT_LEN
+  weight: 1,
+} as const;
+
+export const KP_BUCKETS_MIN = 1024;
+export const KP_BUCKETS_MAX = 16777216;
+export const KP_TIMEOUT_MAX = 86400;
+export const KP_WEIGHT_MAX = 65535;
+/** IFNAMSIZ - 1: Linux interface names are at most 15 bytes. */
+export const KP_IFNAME_MAX = 15;

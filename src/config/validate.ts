@@ -1,0 +1,205 @@
+// Config file → KpConfig: ajv schema plus semantic checks, every problem reported at once.
+import { readFileSync } from 'node:fs';
+import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+import { KpError } from '../errors.js';
+import { isPrime } from '../maglev/primes.js';
+import { parseAddress, parsePrefix } from './address.js';
+import { configSchema, PATTERN_TEXT } from './schema.js';
+import {
+  KP_CONFIG_DEFAULTS as D,
+  KP_IFNAME_MAX,
+  type KpBackendConfig,
+  type KpConfig,
+  type KpVipConfig,
+  type L4Protocol,
+  type XdpMode,
+} from './types.js';
+
+// ajv is CommonJS: under NodeNext its default export is the module object.
+const Ajv = AjvModule.default;
+let compiled: ValidateFunction | undefined;
+
+function schemaValidator(): ValidateFunction {
+  compiled ??= new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true }).compile(configSchema);
+  return compiled;
+}
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const show = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v));
+
+function formatAjvError(e: ErrorObject): string {
+  const at = e.instancePath || '/';
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return `${e.instancePath}/${String(p.missingProperty)}: is required`;
+    case 'additionalProperties':
+      return `${e.instancePath}/${String(p.additionalProperty)}: unknown property`;
+    case 'enum':
+      return `${at}: must be one of ${(p.allowedValues as unknown[]).map(show).join(', ')}, got ${show(e.data)}`;
+    case 'pattern':
+      return `${at}: ${PATTERN_TEXT[String(p.pattern)] ?? e.message}, got ${show(e.data)}`;
+    case 'type':
+      return `${at}: must be ${String(p.type).replace(',', ' or ')}, got ${show(e.data)}`;
+    default:
+      return `${at}: ${e.message ?? e.keyword}, got ${show(e.data)}`;
+  }
+}
+
+/** Order problems as they appear in the document (array indexes compared as numbers). */
+function byPath(a: string, b: string): number {
+  const pa = a.slice(0, a.indexOf(': ')).split('/');
+  const pb = b.slice(0, b.indexOf(': ')).split('/');
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    if (pa[i] === pb[i]) continue;
+    const na = Number(pa[i]);
+    const nb = Number(pb[i]);
+    if (pa[i] !== '' && pb[i] !== '' && Number.isInteger(na) && Number.isInteger(nb)) return na - nb;
+    return pa[i] < pb[i] ? -1 : 1;
+  }
+  return pa.length - pb.length;
+}
+
+/** Checks ajv cannot do; each reads the raw document defensively (it may also be invalid). */
+function semanticErrors(doc: unknown): string[] {
+  const errs: string[] = [];
+  if (!isObj(doc)) return errs;
+  const conf = doc.conf;
+  if (isObj(conf) && Number.isInteger(conf.buckets)) {
+    const b = conf.buckets as number;
+    if (b > 0 && (b & (b - 1)) !== 0) errs.push(`/conf/buckets: must be a power of two, got ${b}`);
+  }
+  const ifSeen = new Map<string, string>();
+  arr(doc.interfaces).forEach((it, i) => {
+    if (!isObj(it) || typeof it.name !== 'string') return;
+    const path = `/interfaces/${i}/name`;
+    if (it.name === '.' || it.name === '..') errs.push(`${path}: '${it.name}' is not a valid interface name`);
+    else if (it.name.length <= KP_IFNAME_MAX && Buffer.byteLength(it.name) > KP_IFNAME_MAX) {
+      errs.push(`${path}: must be at most ${KP_IFNAME_MAX} bytes, got ${Buffer.byteLength(it.name)}`);
+    }
+    const first = ifSeen.get(it.name);
+    if (first) errs.push(`${path}: duplicate interface ${it.name} (first at ${first})`);
+    else ifSeen.set(it.name, path);
+  });
+  const vipSeen = new Map<string, string>();
+  arr(doc.vips).forEach((v, i) => {
+    if (!isObj(v)) return;
+    const at = `/vips/${i}`;
+    if (Number.isInteger(v.new_len) && !isPrime(v.new_len as number)) {
+      errs.push(`${at}/new_len: must be a prime number, got ${v.new_len as number}`);
+    }
+    let family: 4 | 6 | undefined;
+    if (typeof v.prefix === 'string' && v.prefix !== '') {
+      const p = parsePrefix(v.prefix);
+      if (typeof p === 'string') {
+        errs.push(`${at}/prefix: ${p}`);
+        // Still check the backends' family against the address part, if that much is valid.
+        const a = parseAddress(v.prefix.split('/')[0]);
+        if (typeof a !== 'string') family = a.family;
+      } else {
+        family = p.family;
+        const protocol = v.protocol ?? D.protocol;
+        if (Number.isInteger(v.port) && typeof protocol === 'string') {
+          const id = `${p.prefix} ${protocol} port ${v.port as number}`;
+          const first = vipSeen.get(id);
+          if (first) errs.push(`${at}: duplicate VIP ${id} (first at ${first})`);
+          else vipSeen.set(id, at);
+        }
+      }
+    }
+    const beSeen = new Map<string, string>();
+    arr(v.backends).forEach((b, j) => {
+      const path = typeof b === 'string' ? `${at}/backends/${j}` : `${at}/backends/${j}/address`;
+      const text = typeof b === 'string' ? b : isObj(b) ? b.address : undefined;
+      if (typeof text !== 'string' || text === '') return;
+      const a = parseAddress(text);
+      if (typeof a === 'string') return void errs.push(`${path}: ${a}`);
+      if (family !== undefined && a.family !== family) {
+        errs.push(`${path}: IPv${a.family} backend ${a.text} for an IPv${family} VIP (same family required)`);
+      }
+      const first = beSeen.get(a.text);
+      if (first) errs.push(`${path}: duplicate backend ${a.text} (first at ${first})`);
+      else beSeen.set(a.text, path);
+    });
+  });
+  return errs;
+}
+
+/** Only called on a document that passed every check: fill defaults, canonicalise. */
+function build(doc: Json): KpConfig {
+  const conf = isObj(doc.conf) ? doc.conf : {};
+  const vip = (v: Json): KpVipConfig => {
+    const p = parsePrefix(v.prefix as string);
+    if (typeof p === 'string') throw new Error(`unreachable: ${p}`);
+    const backends: KpBackendConfig[] = arr(v.backends).map((b) => {
+      const o = typeof b === 'string' ? { address: b } : (b as Json);
+      return { address: (parseAddress(o.address as string) as { text: string }).text, weight: (o.weight as number) ?? D.weight };
+    });
+    return {
+      prefix: p.prefix,
+      family: p.family,
+      protocol: (v.protocol as L4Protocol) ?? D.protocol,
+      port: v.port as number,
+      target_port: (v.target_port as number) ?? (v.port as number),
+      new_len: (v.new_len as number) ?? D.new_len,
+      backends,
+    };
+  };
+  return {
+    conf: { buckets: (conf.buckets as number) ?? D.buckets, timeout: (conf.timeout as number) ?? D.timeout },
+    interfaces: arr(doc.interfaces).map((x) => {
+      const it = x as Json;
+      return { name: it.name as string, mode: (it.mode as XdpMode) ?? D.mode, redirect: (it.redirect as boolean) ?? D.redirect };
+    }),
+    vips: arr(doc.vips).map((v) => vip(v as Json)),
+  };
+}
+
+/** Validate a parsed JSON document; throws KP_ERR_CONFIG listing every problem in `details`. */
+export function parseConfig(json: unknown): KpConfig {
+  const validate = schemaValidator();
+  const errs = validate(json) ? [] : (validate.errors ?? []).map(formatAjvError);
+  errs.push(...semanticErrors(json));
+  if (errs.length > 0) {
+    const details = [...new Set(errs)].sort(byPath);
+    const n = details.length;
+    throw new KpError('KP_ERR_CONFIG', `invalid config, ${n} problem${n > 1 ? 's' : ''}:\n  ${details.join('\n  ')}`, { details });
+  }
+  return build(json as Json);
+}
+
+/** Line and column (1-based) of a character offset. */
+function lineCol(text: string, pos: number): string {
+  const before = text.slice(0, pos).split('\n');
+  return `${before.length}:${before[before.length - 1].length + 1}`;
+}
+
+/** Read, parse and validate a config file; every failure is a KP_ERR_CONFIG naming the file. */
+export function loadConfigFile(path: string): KpConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    throw new KpError('KP_ERR_CONFIG', `cannot read config file ${path}: ${code}`, { op: 'read' });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const m = /at position (\d+)/.exec(msg);
+    const where = lineCol(text, m ? Number(m[1]) : text.length);
+    throw new KpError('KP_ERR_CONFIG', `${path}:${where}: invalid JSON: ${msg}`, { details: [`${path}:${where}: ${msg}`] });
+  }
+  try {
+    return parseConfig(json);
+  } catch (e) {
+    if (e instanceof KpError && e.code === 'KP_ERR_CONFIG') {
+      throw new KpError('KP_ERR_CONFIG', `${path}: ${e.message}`, { details: e.details });
+    }
+    throw e;
+  }
+}
