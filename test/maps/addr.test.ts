@@ -1,0 +1,60 @@
+import t from 'tap';
+import { addrToBytes, bytesToAddr, isIPv4Mapped, parsePrefix } from '../../src/maps/addr.js';
+
+t.test('IPv4 is stored as ::ffff:a.b.c.d', async (t) => {
+  const b = addrToBytes('198.18.0.1');
+  t.same([...b], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 1]);
+  t.ok(isIPv4Mapped(b));
+  t.equal(bytesToAddr(b), '198.18.0.1');
+});
+
+t.test('IPv6 parses and prints in RFC 5952 form', async (t) => {
+  const cases: Array<[string, string, string]> = [
+    ['2001:db8::1', '20010db8000000000000000000000001', '2001:db8::1'],
+    ['2001:DB8:0:0:1:0:0:1', '20010db8000000000001000000000001', '2001:db8::1:0:0:1'],
+    ['::', '00000000000000000000000000000000', '::'],
+    ['::1', '00000000000000000000000000000001', '::1'],
+    ['2001:db8:1:2:3:4:5:6', '20010db8000100020003000400050006', '2001:db8:1:2:3:4:5:6'],
+    ['2001:db8::', '20010db8000000000000000000000000', '2001:db8::'],
+    ['2001:0:0:1::1', '20010000000000010000000000000001', '2001:0:0:1::1'],
+    ['::ffff:198.18.0.7', '00000000000000000000ffffc6120007', '198.18.0.7'],
+  ];
+  for (const [text, hex, back] of cases) {
+    const b = addrToBytes(text);
+    t.equal(b.toString('hex'), hex, text);
+    t.equal(bytesToAddr(b), back, `${text} prints as ${back}`);
+    t.equal(isIPv4Mapped(b), back.includes('.'), `${text} mapped?`);
+  }
+});
+
+t.test('bad addresses name the value', async (t) => {
+  for (const bad of ['198.18.0.256', '1.2.3', 'fe80:::1', 'host', '']) {
+    t.throws(() => addrToBytes(bad), { code: 'KP_ERR_ARG', message: new RegExp(`'${bad.replace(/\./g, '\\.')}'`) }, bad);
+  }
+  t.throws(() => bytesToAddr(Buffer.alloc(4)), { code: 'KP_ERR_ARG' });
+});
+
+t.test('prefixes: length in the 128-bit space', async (t) => {
+  const p = parsePrefix('90.0.0.0/8');
+  t.equal(p.len128, 104);
+  t.equal(p.family, 4);
+  t.equal(p.text, '90.0.0.0/8');
+  t.equal(p.addr.toString('hex'), '00000000000000000000ffff5a000000');
+  t.equal(parsePrefix('198.18.0.1').len128, 128, 'bare IPv4 is a /32');
+  t.equal(parsePrefix('0.0.0.0/0').len128, 96);
+  const v6 = parsePrefix('2001:db8::/32');
+  t.equal(v6.len128, 32);
+  t.equal(v6.family, 6);
+  t.equal(v6.text, '2001:db8::/32');
+  t.equal(parsePrefix('2001:db8::1').len128, 128);
+});
+
+t.test('prefix errors name the value and the problem', async (t) => {
+  t.throws(() => parsePrefix('90.0.0.1/8'), { code: 'KP_ERR_ARG', message: /'90\.0\.0\.1\/8'.*host bits.*90\.0\.0\.0\/8/ });
+  t.throws(() => parsePrefix('90.0.0.0/33'), { code: 'KP_ERR_ARG', message: /'33' must be an integer from 0 to 32/ });
+  t.throws(() => parsePrefix('2001:db8::/129'), { code: 'KP_ERR_ARG', message: /from 0 to 128/ });
+  t.throws(() => parsePrefix('90.0.0.0/'), { code: 'KP_ERR_ARG', message: /length ''/ });
+  t.throws(() => parsePrefix('90.0.0.0/x'), { code: 'KP_ERR_ARG', message: /length 'x'/ });
+  t.throws(() => parsePrefix('nope/8'), { code: 'KP_ERR_ARG', message: /'nope' is not an IPv4 or IPv6 address/ });
+  t.throws(() => parsePrefix('2001:db8::1/32'), { code: 'KP_ERR_ARG', message: /host bits/ });
+});
