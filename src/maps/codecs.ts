@@ -60,6 +60,21 @@ export const LAYOUTS = {
   bpf_devmap_val: { size: 8, fields: { ifindex: [0, 4], bpf_prog: [4, 4] } },
 } as const satisfies Record<string, StructLayout>;
 
+/** Fields in network byte order (__be16/__be32 in kp_shared.h); the codecs write them big-endian. */
+export const NET_ORDER_FIELDS: Record<keyof typeof LAYOUTS, readonly string[]> = {
+  kp_flow_key: ['sport', 'dport'],
+  kp_flow: [],
+  kp_rev_nat: ['vip_port'],
+  kp_vip_key: ['port'],
+  kp_vip_pfx_key: ['port'],
+  kp_vip: ['target_port'],
+  kp_backend: ['port'],
+  kp_config: [],
+  kp_vip_stats: [],
+  kp_backend_stats: [],
+  bpf_devmap_val: [],
+};
+
 type Layout = (typeof LAYOUTS)[keyof typeof LAYOUTS];
 const off = <L extends Layout>(l: L, f: keyof L['fields']): number => (l.fields as Record<string, readonly [number, number]>)[f as string][0];
 
