@@ -3,7 +3,7 @@
 import { KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
 import { KP_BUCKETS_MAX, KP_BUCKETS_MIN, KP_IFNAME_MAX, KP_TIMEOUT_MAX, KP_WEIGHT_MAX } from './types.js';
 
-const IFNAME_PATTERN = '^[^/:\\s]+$';
+const IFNAME_PATTERN = '^[^/:\\s]*$';
 /** What each pattern means, for error messages. */
 export const PATTERN_TEXT: Record<string, string> = {
   [IFNAME_PATTERN]: "must not contain '/', ':' or whitespace",

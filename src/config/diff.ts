@@ -1,0 +1,166 @@
+// Plan the operations that turn the running data plane into the desired config.
+import { canonicalAddress, canonicalPrefix } from './address.js';
+import type { KpConfig, KpConfConfig, L4Protocol, XdpMode } from './types.js';
+
+export type BackendState = 'active' | 'draining';
+
+export interface RunningBackend {
+  address: string;
+  weight: number;
+  state: BackendState;
+}
+
+export interface RunningVip {
+  /** "addr/len" (a bare address is read as a host prefix); canonicalised before comparing. */
+  prefix: string;
+  protocol: L4Protocol;
+  port: number;
+  target_port: number;
+  new_len: number;
+  backends: RunningBackend[];
+}
+
+export interface RunningInterface {
+  name: string;
+  /** The mode the program is attached in. */
+  mode: XdpMode;
+  /** Whether it is in kp_tx_ports; left out when unknown (then never compared). */
+  redirect?: boolean;
+}
+
+export interface RunningState {
+  conf: KpConfConfig;
+  interfaces: RunningInterface[];
+  vips: RunningVip[];
+}
+
+/** A VIP's identity: canonical prefix, protocol, port. */
+export interface VipRef {
+  prefix: string;
+  protocol: L4Protocol;
+  port: number;
+}
+
+export type PlanOp =
+  | { op: 'detach'; name: string }
+  | { op: 'setConf'; buckets: number; timeout: number; changed: ('buckets' | 'timeout')[] }
+  | { op: 'delVip'; vip: VipRef }
+  | { op: 'addVip'; vip: VipRef; target_port: number; new_len: number }
+  | { op: 'updateVip'; vip: VipRef; target_port: number; new_len: number; changed: ('target_port' | 'new_len')[] }
+  | { op: 'addBackend'; vip: VipRef; address: string; weight: number; reactivate: boolean }
+  | { op: 'setWeight'; vip: VipRef; address: string; weight: number; from: number }
+  | { op: 'delBackend'; vip: VipRef; address: string }
+  | { op: 'attach'; name: string; mode: XdpMode; redirect: boolean }
+  | { op: 'setRedirect'; name: string; redirect: boolean };
+
+/**
+ * Ordered operations. Order: detach, setConf, delVip, then per desired VIP (in config order)
+ * addVip or updateVip, addBackend, setWeight, delBackend (adds before deletes, so a VIP
+ * never goes empty on the way), and attach/setRedirect last, once the maps hold the config.
+ */
+export type Plan = PlanOp[];
+
+const vipKey = (v: VipRef) => `${v.prefix} ${v.protocol} ${v.port}`;
+
+/** An attachment in `running` serves `desired` mode: auto accepts whatever was attached. */
+function modeMatches(desired: XdpMode, running: XdpMode): boolean {
+  return desired === 'auto' || desired === running;
+}
+
+export function diffConfig(desired: KpConfig, running: RunningState): Plan {
+  const plan: Plan = [];
+  const runIf = new Map(running.interfaces.map((i) => [i.name, i]));
+  const wantIf = new Map(desired.interfaces.map((i) => [i.name, i]));
+  for (const r of running.interfaces) {
+    const d = wantIf.get(r.name);
+    if (!d || !modeMatches(d.mode, r.mode)) plan.push({ op: 'detach', name: r.name });
+  }
+
+  const changed: ('buckets' | 'timeout')[] = [];
+  if (desired.conf.buckets !== running.conf.buckets) changed.push('buckets');
+  if (desired.conf.timeout !== running.conf.timeout) changed.push('timeout');
+  if (changed.length) plan.push({ op: 'setConf', ...desired.conf, changed });
+
+  const ref = (v: VipRef): VipRef => ({ prefix: canonicalPrefix(v.prefix), protocol: v.protocol, port: v.port });
+  const runVips = new Map(running.vips.map((v) => [vipKey(ref(v)), v]));
+  const wantKeys = new Set(desired.vips.map((v) => vipKey(ref(v))));
+  for (const r of running.vips) {
+    if (!wantKeys.has(vipKey(ref(r)))) plan.push({ op: 'delVip', vip: ref(r) });
+  }
+
+  for (const d of desired.vips) {
+    const vip = ref(d);
+    const r = runVips.get(vipKey(vip));
+    if (!r) {
+      plan.push({ op: 'addVip', vip, target_port: d.target_port, new_len: d.new_len });
+      for (const b of d.backends) {
+        plan.push({ op: 'addBackend', vip, address: canonicalAddress(b.address), weight: b.weight, reactivate: false });
+      }
+      continue;
+    }
+    const vc: ('target_port' | 'new_len')[] = [];
+    if (d.target_port !== r.target_port) vc.push('target_port');
+    if (d.new_len !== r.new_len) vc.push('new_len');
+    if (vc.length) plan.push({ op: 'updateVip', vip, target_port: d.target_port, new_len: d.new_len, changed: vc });
+
+    // An address may be listed twice while one copy drains; the active copy decides.
+    const runBe = new Map<string, RunningBackend>();
+    for (const b of r.backends) {
+      const a = canonicalAddress(b.address);
+      const prev = runBe.get(a);
+      if (!prev || (prev.state === 'draining' && b.state === 'active')) runBe.set(a, b);
+    }
+    const wantBe = new Set<string>();
+    const weights: PlanOp[] = [];
+    for (const b of d.backends) {
+      const address = canonicalAddress(b.address);
+      wantBe.add(address);
+      const rb = runBe.get(address);
+      if (!rb || rb.state === 'draining') {
+        plan.push({ op: 'addBackend', vip, address, weight: b.weight, reactivate: rb !== undefined });
+      } else if (rb.weight !== b.weight) {
+        weights.push({ op: 'setWeight', vip, address, weight: b.weight, from: rb.weight });
+      }
+    }
+    plan.push(...weights);
+    for (const [address, rb] of runBe) {
+      // A draining backend is already out of the table; its flows end on their own.
+      if (!wantBe.has(address) && rb.state === 'active') plan.push({ op: 'delBackend', vip, address });
+    }
+  }
+
+  for (const d of desired.interfaces) {
+    const r = runIf.get(d.name);
+    if (!r || !modeMatches(d.mode, r.mode)) plan.push({ op: 'attach', name: d.name, mode: d.mode, redirect: d.redirect });
+    else if (r.redirect !== undefined && r.redirect !== d.redirect) plan.push({ op: 'setRedirect', name: d.name, redirect: d.redirect });
+  }
+  return plan;
+}
+
+const vipText = (v: VipRef) => `${v.prefix} ${v.protocol} port ${v.port}`;
+
+/** One line per operation, in the CLI's words. */
+export function formatOp(op: PlanOp): string {
+  switch (op.op) {
+    case 'detach':
+      return `detach ${op.name}`;
+    case 'attach':
+      return `attach ${op.name} mode ${op.mode}${op.redirect ? ' redirect' : ''}`;
+    case 'setRedirect':
+      return `${op.redirect ? 'allow' : 'stop'} redirect on ${op.name}`;
+    case 'setConf':
+      return `conf buckets ${op.buckets} timeout ${op.timeout}`;
+    case 'delVip':
+      return `vip del ${vipText(op.vip)}`;
+    case 'addVip':
+      return `vip add ${vipText(op.vip)} target ${op.target_port} new_len ${op.new_len}`;
+    case 'updateVip':
+      return `vip update ${vipText(op.vip)} target ${op.target_port} new_len ${op.new_len}`;
+    case 'addBackend':
+      return `backend ${op.reactivate ? 'reactivate' : 'add'} ${vipText(op.vip)} ${op.address} weight ${op.weight}`;
+    case 'setWeight':
+      return `backend weight ${vipText(op.vip)} ${op.address} ${op.from} -> ${op.weight}`;
+    case 'delBackend':
+      return `backend del ${vipText(op.vip)} ${op.address}`;
+  }
+}

@@ -1,0 +1,220 @@
+import t, { type Test } from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, loadConfigFile } from '../../src/config/validate.js';
+import { configSchema } from '../../src/config/schema.js';
+import { KpError } from '../../src/errors.js';
+
+const example = () => ({
+  conf: { buckets: 65536, timeout: 40 },
+  interfaces: [{ name: 'eth0', mode: 'auto', redirect: true }],
+  vips: [
+    {
+      prefix: '198.18.100.1/32',
+      protocol: 'tcp',
+      port: 80,
+      target_port: 8080,
+      new_len: 1021,
+      backends: ['198.18.1.2', { address: '198.18.1.3', weight: 2 }],
+    },
+  ],
+});
+
+/** The `details` of the KP_ERR_CONFIG that parseConfig throws for `doc`. */
+function problems(t: Test, doc: unknown): string[] {
+  try {
+    parseConfig(doc);
+  } catch (e) {
+    t.type(e, KpError);
+    t.equal((e as KpError).code, 'KP_ERR_CONFIG');
+    const details = (e as KpError).details ?? [];
+    for (const d of details) t.ok((e as KpError).message.includes(d), `message lists ${d}`);
+    return details;
+  }
+  t.fail('expected KP_ERR_CONFIG');
+  return [];
+}
+
+t.test('the README example is accepted, as given', async (t) => {
+  t.same(parseConfig(example()), {
+    conf: { buckets: 65536, timeout: 40 },
+    interfaces: [{ name: 'eth0', mode: 'auto', redirect: true }],
+    vips: [
+      {
+        prefix: '198.18.100.1/32',
+        family: 4,
+        protocol: 'tcp',
+        port: 80,
+        target_port: 8080,
+        new_len: 1021,
+        backends: [
+          { address: '198.18.1.2', weight: 1 },
+          { address: '198.18.1.3', weight: 2 },
+        ],
+      },
+    ],
+  });
+});
+
+t.test('defaults are filled', async (t) => {
+  t.same(parseConfig({}), { conf: { buckets: 65536, timeout: 40 }, interfaces: [], vips: [] });
+  const c = parseConfig({
+    conf: { timeout: 7 },
+    interfaces: [{ name: 'veth-node0' }],
+    vips: [{ prefix: '198.18.100.1', port: 53 }, { prefix: '2001:db8:100::1', port: 443, backends: ['2001:db8:1::2'] }],
+  });
+  t.same(c.conf, { buckets: 65536, timeout: 7 });
+  t.same(c.interfaces, [{ name: 'veth-node0', mode: 'auto', redirect: false }]);
+  t.same(c.vips[0], { prefix: '198.18.100.1/32', family: 4, protocol: 'tcp', port: 53, target_port: 53, new_len: 1021, backends: [] });
+  t.same(c.vips[1].backends, [{ address: '2001:db8:1::2', weight: 1 }]);
+  t.equal(c.vips[1].prefix, '2001:db8:100::1/128');
+  t.equal(c.vips[1].family, 6);
+});
+
+t.test('the input is not modified', async (t) => {
+  const doc = { vips: [{ prefix: '2001:DB8::1', port: 80, backends: ['2001:DB8::2'] }] };
+  const copy = JSON.parse(JSON.stringify(doc));
+  parseConfig(doc);
+  t.same(doc, copy);
+});
+
+t.test('each kind of bad field is reported with its JSON path', async (t) => {
+  const cases: [string, (d: ReturnType<typeof example>) => void, string][] = [
+    ['buckets too small', (d) => (d.conf.buckets = 512), '/conf/buckets: must be >= 1024, got 512'],
+    ['buckets too big', (d) => (d.conf.buckets = 33554432), '/conf/buckets: must be <= 16777216, got 33554432'],
+    ['buckets not a power of two', (d) => (d.conf.buckets = 5000), '/conf/buckets: must be a power of two, got 5000'],
+    ['buckets not an integer', (d) => (d.conf.buckets = 1024.5), '/conf/buckets: must be integer, got 1024.5'],
+    ['timeout 0', (d) => (d.conf.timeout = 0), '/conf/timeout: must be >= 1, got 0'],
+    ['timeout too long', (d) => (d.conf.timeout = 86401), '/conf/timeout: must be <= 86400, got 86401'],
+    ['timeout a string', (d) => ((d.conf as any).timeout = '40'), '/conf/timeout: must be integer, got "40"'],
+    ['unknown conf key', (d) => ((d.conf as any).bukets = 1), '/conf/bukets: unknown property'],
+    ['unknown top-level key', (d) => ((d as any).service = []), '/service: unknown property'],
+    ['interface name missing', (d) => delete (d.interfaces[0] as any).name, '/interfaces/0/name: is required'],
+    ['interface name empty', (d) => (d.interfaces[0].name = ''), '/interfaces/0/name: must NOT have fewer than 1 characters, got ""'],
+    ['interface name too long', (d) => (d.interfaces[0].name = 'a234567890123456'), '/interfaces/0/name: must NOT have more than 15 characters, got "a234567890123456"'],
+    ['interface name too many bytes', (d) => (d.interfaces[0].name = 'ééééééééé'), '/interfaces/0/name: must be at most 15 bytes, got 18'],
+    ['interface name with a slash', (d) => (d.interfaces[0].name = 'eth/0'), `/interfaces/0/name: must not contain '/', ':' or whitespace, got "eth/0"`],
+    ['interface name with a space', (d) => (d.interfaces[0].name = 'eth 0'), `/interfaces/0/name: must not contain '/', ':' or whitespace, got "eth 0"`],
+    ['interface name ..', (d) => (d.interfaces[0].name = '..'), `/interfaces/0/name: '..' is not a valid interface name`],
+    ['bad mode', (d) => (d.interfaces[0].mode = 'offload'), '/interfaces/0/mode: must be one of "native", "generic", "auto", got "offload"'],
+    ['redirect not boolean', (d) => ((d.interfaces[0] as any).redirect = 'yes'), '/interfaces/0/redirect: must be boolean, got "yes"'],
+    ['interfaces not an array', (d) => ((d as any).interfaces = { eth0: {} }), '/interfaces: must be array, got {"eth0":{}}'],
+    ['prefix missing', (d) => delete (d.vips[0] as any).prefix, '/vips/0/prefix: is required'],
+    ['port missing', (d) => delete (d.vips[0] as any).port, '/vips/0/port: is required'],
+    ['prefix not an address', (d) => (d.vips[0].prefix = 'svc.local'), `/vips/0/prefix: 'svc.local' is not an IPv4 (198.18.0.1) or IPv6 (2001:db8::1) address`],
+    ['prefix with host bits', (d) => (d.vips[0].prefix = '198.18.100.1/24'), '/vips/0/prefix: host bits are set after /24 (the network is 198.18.100.0/24)'],
+    ['prefix length too long', (d) => (d.vips[0].prefix = '198.18.100.1/40'), `/vips/0/prefix: prefix length '40' must be an integer from 0 to 32`],
+    ['bad protocol', (d) => (d.vips[0].protocol = 'sctp'), '/vips/0/protocol: must be one of "tcp", "udp", got "sctp"'],
+    ['port 0', (d) => (d.vips[0].port = 0), '/vips/0/port: must be >= 1, got 0'],
+    ['port too big', (d) => (d.vips[0].port = 65536), '/vips/0/port: must be <= 65535, got 65536'],
+    ['target_port 0', (d) => (d.vips[0].target_port = 0), '/vips/0/target_port: must be >= 1, got 0'],
+    ['new_len not prime', (d) => (d.vips[0].new_len = 1000), '/vips/0/new_len: must be a prime number, got 1000'],
+    ['new_len too small', (d) => (d.vips[0].new_len = 5), '/vips/0/new_len: must be >= 7, got 5'],
+    ['new_len too big', (d) => (d.vips[0].new_len = 131101), '/vips/0/new_len: must be <= 131071, got 131101'],
+    ['unknown VIP key', (d) => ((d.vips[0] as any).targetPort = 1), '/vips/0/targetPort: unknown property'],
+    ['backend not an address', (d) => (d.vips[0].backends[0] = '198.18.1'), `/vips/0/backends/0: '198.18.1' is not an IPv4 (198.18.0.1) or IPv6 (2001:db8::1) address`],
+    ['backend object with a bad address', (d) => (d.vips[0].backends[1] = { address: 'x', weight: 1 }), `/vips/0/backends/1/address: 'x' is not an IPv4`],
+    ['backend a number', (d) => ((d.vips[0].backends as unknown[])[0] = 5), '/vips/0/backends/0: must be string or object, got 5'],
+    ['backend weight 0', (d) => (d.vips[0].backends[1] = { address: '198.18.1.3', weight: 0 }), '/vips/0/backends/1/weight: must be >= 1, got 0'],
+    ['backend weight too big', (d) => (d.vips[0].backends[1] = { address: '198.18.1.3', weight: 65536 }), '/vips/0/backends/1/weight: must be <= 65535, got 65536'],
+    ['backend address missing', (d) => ((d.vips[0].backends as unknown[])[1] = { weight: 2 }), '/vips/0/backends/1/address: is required'],
+    ['unknown backend key', (d) => ((d.vips[0].backends as unknown[])[1] = { address: '198.18.1.3', port: 1 }), '/vips/0/backends/1/port: unknown property'],
+    ['backend with a prefix', (d) => (d.vips[0].backends[0] = '198.18.1.2/32'), `/vips/0/backends/0: '198.18.1.2/32' is not`],
+    ['IPv6 backend of an IPv4 VIP', (d) => (d.vips[0].backends[0] = '2001:db8::2'), '/vips/0/backends/0: IPv6 backend 2001:db8::2 for an IPv4 VIP (same family required)'],
+    ['duplicate backend', (d) => (d.vips[0].backends[1] = { address: '::ffff:198.18.1.2', weight: 2 }), '/vips/0/backends/1/address: duplicate backend 198.18.1.2 (first at /vips/0/backends/0)'],
+    ['duplicate interface', (d) => d.interfaces.push({ name: 'eth0', mode: 'native', redirect: false }), '/interfaces/1/name: duplicate interface eth0 (first at /interfaces/0/name)'],
+    ['duplicate VIP', (d) => d.vips.push({ ...d.vips[0], prefix: '198.18.100.1', target_port: 9090 }), '/vips/1: duplicate VIP 198.18.100.1/32 tcp port 80 (first at /vips/0)'],
+  ];
+  for (const [name, mutate, want] of cases) {
+    const doc = example();
+    mutate(doc);
+    const got = problems(t, doc);
+    t.equal(got.length, 1, `${name}: exactly one problem (${got.join(' | ')})`);
+    t.ok(got[0]?.startsWith(want), `${name}: ${got[0]}`);
+  }
+});
+
+t.test('the same VIP address on another protocol or port is not a duplicate', async (t) => {
+  const doc = example();
+  doc.vips.push({ ...doc.vips[0], protocol: 'udp' }, { ...doc.vips[0], port: 81 });
+  t.equal(parseConfig(doc).vips.length, 3);
+});
+
+t.test('every problem is listed at once, in document order', async (t) => {
+  const got = problems(t, {
+    conf: { buckets: 3000, timeout: -1 },
+    interfaces: [{ name: 'eth0', mode: 'fast' }, { name: 'eth0' }],
+    vips: [
+      { prefix: '198.18.100.1/24', protocol: 'icmp', port: 80, new_len: 1000, backends: ['2001:db8::1', '198.18.1.1', '198.18.1.1'] },
+      { prefix: '198.18.100.0/24', port: 80 },
+      { prefix: '198.18.100.0/24', port: 80, target_port: 70000 },
+    ],
+    bogus: 1,
+  });
+  t.same(got, [
+    '/bogus: unknown property',
+    '/conf/buckets: must be a power of two, got 3000',
+    '/conf/timeout: must be >= 1, got -1',
+    '/interfaces/0/mode: must be one of "native", "generic", "auto", got "fast"',
+    '/interfaces/1/name: duplicate interface eth0 (first at /interfaces/0/name)',
+    '/vips/0/backends/0: IPv6 backend 2001:db8::1 for an IPv4 VIP (same family required)',
+    '/vips/0/backends/2: duplicate backend 198.18.1.1 (first at /vips/0/backends/1)',
+    '/vips/0/new_len: must be a prime number, got 1000',
+    '/vips/0/prefix: host bits are set after /24 (the network is 198.18.100.0/24)',
+    '/vips/0/protocol: must be one of "tcp", "udp", got "icmp"',
+    '/vips/2: duplicate VIP 198.18.100.0/24 tcp port 80 (first at /vips/1)',
+    '/vips/2/target_port: must be <= 65535, got 70000',
+  ]);
+});
+
+t.test('non-object documents', async (t) => {
+  t.same(problems(t, 5), ['/: must be object, got 5']);
+  t.same(problems(t, null), ['/: must be object, got null']);
+  t.same(problems(t, []), ['/: must be object, got []']);
+  t.same(problems(t, { vips: [7] }), ['/vips/0: must be object, got 7']);
+});
+
+t.test('IPv6 VIPs with IPv6 backends', async (t) => {
+  const c = parseConfig({ vips: [{ prefix: '2001:DB8:100::/48', protocol: 'udp', port: 53, backends: ['2001:db8:1:0::2', { address: '2001:db8:1::3', weight: 3 }] }] });
+  t.same(c.vips[0].backends, [
+    { address: '2001:db8:1::2', weight: 1 },
+    { address: '2001:db8:1::3', weight: 3 },
+  ]);
+  t.equal(c.vips[0].prefix, '2001:db8:100::/48');
+  t.same(problems(t, { vips: [{ prefix: '2001:db8:100::/48', port: 53, backends: ['198.18.1.2'] }] }), [
+    '/vips/0/backends/0: IPv4 backend 198.18.1.2 for an IPv6 VIP (same family required)',
+  ]);
+});
+
+t.test('the schema is a plain JSON document', async (t) => {
+  t.same(JSON.parse(JSON.stringify(configSchema)), configSchema);
+  t.equal(configSchema.additionalProperties, false);
+});
+
+t.test('loadConfigFile', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kpbpf-config-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+
+  t.same(loadConfigFile(file('ok.json', JSON.stringify(example(), null, 2))).vips[0].backends[1], { address: '198.18.1.3', weight: 2 });
+
+  const syntax = file('syntax.json', '{\n  "conf": { "timeout": 40, }\n}\n');
+  t.throws(() => loadConfigFile(syntax), { code: 'KP_ERR_CONFIG', message: new RegExp(`^${syntax}:2:28: invalid JSON`) });
+  const truncated = file('truncated.json', '{\n  "vips": [');
+  t.throws(() => loadConfigFile(truncated), { code: 'KP_ERR_CONFIG', message: new RegExp(`^${truncated}:2:12: invalid JSON`) });
+
+  const missing = join(dir, 'missing.json');
+  t.throws(() => loadConfigFile(missing), { code: 'KP_ERR_CONFIG', message: `cannot read config file ${missing}: ENOENT` });
+
+  const bad = file('bad.json', JSON.stringify({ conf: { timeout: 0 }, vips: [{ prefix: '198.18.100.1', port: 80, new_len: 9 }] }));
+  t.throws(() => loadConfigFile(bad), {
+    code: 'KP_ERR_CONFIG',
+    message: new RegExp(`^${bad}: invalid config, 2 problems`),
+    details: ['/conf/timeout: must be >= 1, got 0', '/vips/0/new_len: must be a prime number, got 9'],
+  });
+});
