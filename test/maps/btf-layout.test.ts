@@ -64,10 +64,7 @@ t.test('fixture object built from kp_shared.h', async (t) => {
   checkObject(t, obj);
 });
 
-t.test('the data plane object build/kp.bpf.o', async (t) => {
-  if (!existsSync(REAL_OBJECT)) {
-    t.skip(`${REAL_OBJECT} is missing: run npm run build:bpf first`);
-    return;
-  }
+const noObject = existsSync(REAL_OBJECT) ? false : `${REAL_OBJECT} is missing: run npm run build:bpf first`;
+t.test('the data plane object build/kp.bpf.o', { skip: noObject }, async (t) => {
   checkObject(t, REAL_OBJECT);
 });
