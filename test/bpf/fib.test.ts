@@ -1,0 +1,158 @@
+// The forward step with the FIB: inside a private network namespace with a veth pair, a route
+// and a permanent neighbour, a DNATed packet is redirected to a kp_tx_ports interface with its
+// TTL decremented and MACs set from bpf_fib_lookup. BPF_PROG_TEST_RUN only returns the verdict;
+// nothing is transmitted. This thread joins the namespace (setns) so that ifindexes and the
+// FIB are the namespace's, and leaves it before deleting it.
+import { execFileSync } from 'node:child_process';
+import { existsSync, openSync, closeSync } from 'node:fs';
+import koffi from 'koffi';
+import t from 'tap';
+import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
+import { addU64 } from '../../src/maps/map.js';
+import { buildPacket, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
+
+const OBJECT = new URL('../../build/kp.bpf.o', import.meta.url).pathname;
+const NS = `kpbpf-h1-fib-${process.pid}`;
+const CLONE_NEWNET = 0x40000000;
+const XDP_PASS = 2;
+const XDP_REDIRECT = 4;
+const STAT_TX_REDIRECT = 6;
+const STAT_TX_PASS = 7;
+const NEIGH_MAC = '02:00:00:00:20:01';
+const BACKEND = { addr: '198.18.20.1', port: 8080 };
+const VIP = { addr: '198.18.10.1', port: 80 };
+
+function skipReason(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root: network namespaces and BPF_PROG_TEST_RUN';
+  if (!existsSync(OBJECT)) return `${OBJECT} is missing: run npm run build:bpf`;
+  try {
+    execFileSync('ip', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return 'iproute2 (ip) is not installed: apt-get install -y iproute2';
+  }
+  return undefined;
+}
+
+const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: 'utf8' });
+
+function ifindex(name: string): number {
+  return JSON.parse(ip('-n', NS, '-j', 'link', 'show', name))[0].ifindex as number;
+}
+function mac(name: string): string {
+  return JSON.parse(ip('-n', NS, '-j', 'link', 'show', name))[0].address as string;
+}
+
+function makeNamespace(): void {
+  ip('netns', 'add', NS);
+  ip('-n', NS, 'link', 'set', 'lo', 'up');
+  ip('-n', NS, 'link', 'add', 'kpa', 'type', 'veth', 'peer', 'name', 'kpb');
+  ip('-n', NS, 'addr', 'add', '198.18.20.254/24', 'dev', 'kpa');
+  ip('-n', NS, 'addr', 'add', '198.18.0.254/24', 'dev', 'kpb');
+  ip('-n', NS, 'link', 'set', 'kpa', 'up');
+  ip('-n', NS, 'link', 'set', 'kpb', 'up');
+  ip('-n', NS, 'neigh', 'replace', BACKEND.addr, 'lladdr', NEIGH_MAC, 'dev', 'kpa', 'nud', 'permanent');
+  // bpf_fib_lookup refuses to route for an ingress device without forwarding.
+  execFileSync('ip', ['netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.conf.all.forwarding=1']);
+}
+
+const libc = koffi.load('libc.so.6');
+const setns = libc.func('int setns(int fd, int nstype)');
+const setaffinity = libc.func('int sched_setaffinity(int pid, size_t len, _In_ uint8_t *mask)');
+
+function enter(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    if (setns(fd, CLONE_NEWNET) !== 0) throw new Error(`setns(${path}) failed`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const reason = skipReason();
+if (reason) {
+  t.skip(`FIB redirect fixtures: ${reason}`);
+} else {
+  const mask = Buffer.alloc(128);
+  mask[0] = 1;
+  setaffinity(0, mask.length, mask); // setns and test runs from one thread on one CPU
+  const home = openSync('/proc/self/ns/net', 'r');
+  let dp: Dataplane | undefined;
+  t.teardown(() => {
+    dp?.close();
+    if (setns(home, CLONE_NEWNET) !== 0) console.error('could not return to the original network namespace');
+    closeSync(home);
+    try {
+      ip('netns', 'del', NS);
+    } catch {
+      /* not created */
+    }
+  });
+  makeNamespace();
+  enter(`/run/netns/${NS}`);
+  const kpa = ifindex('kpa');
+  const kpb = ifindex('kpb');
+  const kpaMac = mac('kpa');
+
+  dp = loadDataplane({ objectPath: OBJECT, buckets: 1024 });
+  dp.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: 1, nVipPrefixes: 0, flags: 0 });
+  dp.maps.vips.update({ addr: VIP.addr, port: VIP.port, proto: 6 }, { id: 1, tableLen: 7, flags: 0, targetPort: BACKEND.port });
+  dp.maps.backends.update(1, { addr: BACKEND.addr, port: BACKEND.port, state: 1, gen: 1, vipId: 1, weight: 1 });
+  dp.setMaglevTable(1, Array(7).fill(1));
+  const live = dp;
+  const txStats = (): [bigint, bigint] => [live.maps.stats.sum(STAT_TX_REDIRECT, addU64)!, live.maps.stats.sum(STAT_TX_PASS, addU64)!];
+
+  const syn = (sport: number, extra: Partial<PacketSpec> = {}): PacketSpec => ({
+    srcMac: '02:00:00:00:00:0a',
+    dstMac: mac('kpb'),
+    src: '198.18.0.10',
+    dst: VIP.addr,
+    proto: 'tcp',
+    sport,
+    dport: VIP.port,
+    tcpFlags: TCP_SYN,
+    ...extra,
+  });
+
+  t.test('interface not in kp_tx_ports: XDP_PASS, DNATed, TTL and MACs untouched', async (t) => {
+    const p = syn(40001);
+    const [r0, p0] = txStats();
+    const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
+    t.equal(res.retval, XDP_PASS);
+    t.equal(res.data.toString('hex'), buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port }).toString('hex'));
+    t.same(txStats(), [r0, p0 + 1n], 'TX_PASS counted');
+  });
+
+  t.test('route + neighbour + vetted interface: XDP_REDIRECT with TTL-1 and MACs from the FIB', async (t) => {
+    live.maps.txPorts.update(kpa, { ifindex: kpa, prog: 0 });
+    const p = syn(40002);
+    const [r0, p0] = txStats();
+    const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
+    t.equal(res.retval, XDP_REDIRECT);
+    const want = buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port, ttl: 63, srcMac: kpaMac, dstMac: NEIGH_MAC });
+    t.equal(res.data.toString('hex'), want.toString('hex'));
+    t.same(verifyChecksums(res.data), { ip: true, l4: true });
+    t.same(txStats(), [r0 + 1n, p0], 'TX_REDIRECT counted');
+  });
+
+  t.test('TTL 1 is left to the kernel (XDP_PASS, TTL unchanged)', async (t) => {
+    const p = syn(40003, { ttl: 1 });
+    const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
+    t.equal(res.retval, XDP_PASS);
+    t.equal(res.data.toString('hex'), buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port }).toString('hex'));
+  });
+
+  t.test('VLAN-tagged packets skip the FIB (XDP_PASS)', async (t) => {
+    const p = syn(40004, { vlan: 7 });
+    const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
+    t.equal(res.retval, XDP_PASS);
+    t.equal(res.data.toString('hex'), buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port }).toString('hex'));
+  });
+
+  t.test('KP_CONF_F_NO_FIB: XDP_PASS even though a redirect is possible', async (t) => {
+    live.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: 1, nVipPrefixes: 0, flags: 1 });
+    const p = syn(40005);
+    const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
+    t.equal(res.retval, XDP_PASS);
+    t.equal(res.data.toString('hex'), buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port }).toString('hex'));
+  });
+}
