@@ -41,6 +41,6 @@ export function registerBackend(program: Command, ctx: CliContext): void {
       const control = ctx.dataplane({ load: false });
       const vip = control.findVip({ prefix, protocol: opts.protocol as 'tcp' | 'udp' | undefined, port: opts.port as number | undefined });
       const removed = control.delBackends(vip, rest, { flush: Boolean(opts.flush) });
-      ctx.print(removed, () => removed.map((b) => `backend ${b.address}:${b.port} ${b.state === 'draining' ? 'draining' : 'removed'}\n`).join(''));
+      ctx.print(removed, () => removed.map((b) => `backend ${b.address}:${b.port} ${b.flushed ? 'flushed' : 'draining'}\n`).join(''));
     });
 }

@@ -12,10 +12,7 @@ export function registerDetach(program: Command, ctx: CliContext): void {
     .action((ifnames: string[], opts: { purge?: boolean }) => {
       const control = ctx.dataplane({ load: false });
       const gone = control.detach(ifnames.length ? ifnames : undefined);
-      if (opts.purge) {
-        ctx.close();
-        control.purge();
-      }
+      if (opts.purge) control.purge();
       ctx.print({ detached: gone, purged: Boolean(opts.purge) }, () =>
         gone.map((n) => `detached ${n}\n`).join('') + (opts.purge ? 'removed all pins\n' : ''),
       );

@@ -1,0 +1,140 @@
+// `kpbpf apply`: diff the config against the running state and carry the plan out, all or nothing.
+import { KpError } from '../errors.js';
+import { diffConfig, formatOp, type PlanOp, type RunningState, type VipRef } from '../config/diff.js';
+import type { KpConfig } from '../config/types.js';
+import type { Control } from './control.js';
+
+export interface ApplyResult {
+  ops: string[];
+  plan: PlanOp[];
+}
+
+export interface ApplyOptions {
+  dryRun: boolean;
+  /** manage attachments only when the config says which interfaces it wants */
+  manageInterfaces?: boolean;
+}
+
+export function runningState(control: Control, desired?: KpConfig): RunningState {
+  const conf = control.conf();
+  const wanted = new Map((desired?.interfaces ?? []).map((i) => [i.name, i]));
+  return {
+    conf: { buckets: conf.buckets, timeout: conf.timeout },
+    // The kernel does not report a link's XDP mode through bpf_link_info; an attached interface is
+    // taken to be in the mode the config asks for.
+    interfaces: control.links().map((l) => ({ name: l.ifname, mode: wanted.get(l.ifname)?.mode ?? 'auto', redirect: l.redirect })),
+    vips: control.listVips().map((v) => ({
+      prefix: v.prefix,
+      protocol: v.protocol,
+      port: v.port,
+      target_port: v.targetPort,
+      new_len: v.newLen,
+      backends: v.backends.map((b) => ({ address: b.address, weight: b.weight, state: b.state })),
+    })),
+  };
+}
+
+/** The running state as a config, to roll back to. */
+function asConfig(s: RunningState): KpConfig {
+  return {
+    conf: s.conf,
+    interfaces: s.interfaces.map((i) => ({ name: i.name, mode: i.mode, redirect: Boolean(i.redirect) })),
+    vips: s.vips.map((v) => ({
+      prefix: v.prefix,
+      family: v.prefix.includes(':') ? 6 : 4,
+      protocol: v.protocol,
+      port: v.port,
+      target_port: v.target_port,
+      new_len: v.new_len,
+      backends: v.backends.filter((b) => b.state === 'active').map((b) => ({ address: b.address, weight: b.weight })),
+    })),
+  };
+}
+
+function checkCapacity(control: Control, plan: PlanOp[]): void {
+  const cap = control.vips.capacity();
+  const newVips = plan.filter((o) => o.op === 'addVip').length;
+  const freedVips = plan.filter((o) => o.op === 'delVip').length;
+  const newBackends = plan.filter((o) => o.op === 'addBackend' && !o.reactivate).length;
+  if (newVips > cap.vipIds + freedVips) {
+    throw new KpError('KP_ERR_CONFIG', `the config needs ${newVips} new VIPs but only ${cap.vipIds + freedVips} VIP ids are free; nothing was applied`);
+  }
+  // Slots freed by deletions are not counted: drained backends may still hold them.
+  if (newBackends > cap.backendSlots) {
+    throw new KpError('KP_ERR_CONFIG', `the config needs ${newBackends} new backends but only ${cap.backendSlots} backend slots are free; nothing was applied`);
+  }
+}
+
+function execute(control: Control, plan: PlanOp[]): void {
+  const vips = control.vips;
+  const dirty = new Map<string, VipRef>();
+  const key = (v: VipRef) => `${v.prefix}|${v.protocol}|${v.port}`;
+  const vipOf = (v: VipRef) => {
+    const found = vips.lookup(v.prefix, v.protocol, v.port);
+    if (!found) throw new KpError('KP_ERR_STATE', `vip ${v.prefix} ${v.protocol} port ${v.port} vanished during apply`);
+    return found;
+  };
+  // Backend changes of one VIP are published as one table swap, after all of them.
+  const flush = () => {
+    for (const v of dirty.values()) vips.publish(vipOf(v));
+    dirty.clear();
+  };
+  for (const op of plan) {
+    if (op.op !== 'addBackend' && op.op !== 'setWeight' && op.op !== 'delBackend') flush();
+    switch (op.op) {
+      case 'detach':
+        control.detach([op.name]);
+        break;
+      case 'setConf':
+        control.setConf({ buckets: op.changed.includes('buckets') ? op.buckets : undefined, timeout: op.timeout });
+        break;
+      case 'delVip':
+        vips.del(vipOf(op.vip));
+        break;
+      case 'addVip':
+      case 'updateVip':
+        vips.add({ ...op.vip, targetPort: op.target_port, newLen: op.new_len });
+        break;
+      case 'addBackend':
+      case 'setWeight':
+        vips.addBackends(vipOf(op.vip), [op.address], op.weight, { publish: false });
+        dirty.set(key(op.vip), op.vip);
+        break;
+      case 'delBackend':
+        vips.delBackends(vipOf(op.vip), [op.address], { flush: false, publish: false });
+        dirty.set(key(op.vip), op.vip);
+        break;
+      case 'attach':
+        control.attach([op.name], { mode: op.mode, redirect: op.redirect });
+        break;
+      case 'setRedirect':
+        control.setRedirect(op.name, op.redirect);
+        break;
+    }
+  }
+  flush();
+}
+
+export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions): ApplyResult {
+  const before = runningState(control, desired);
+  let plan = diffConfig(desired, before);
+  if (!o.manageInterfaces) plan = plan.filter((op) => !['attach', 'detach', 'setRedirect'].includes(op.op));
+  const ops = plan.map(formatOp);
+  if (o.dryRun || !plan.length) return { ops, plan };
+  checkCapacity(control, plan);
+  try {
+    execute(control, plan);
+  } catch (e) {
+    const reason = (e as Error).message;
+    try {
+      let back = diffConfig(asConfig(before), runningState(control));
+      if (!o.manageInterfaces) back = back.filter((op) => !['attach', 'detach', 'setRedirect'].includes(op.op));
+      execute(control, back);
+    } catch (e2) {
+      throw new KpError('KP_ERR_STATE', `apply failed (${reason}) and rolling back failed too (${(e2 as Error).message}): check kpbpf show vips`);
+    }
+    throw new KpError(e instanceof KpError ? e.code : 'KP_ERR_STATE', `apply failed, running state restored: ${reason}`);
+  }
+  control.vips.collectDrained(control.conf().timeout);
+  return { ops, plan };
+}

@@ -1,0 +1,227 @@
+// The running data plane as the CLI and `apply` see it: open or load it, configure it, read it back.
+import { existsSync, readdirSync, rmSync, unlinkSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { KpError } from '../errors.js';
+import {
+  attachXdp,
+  detachLink,
+  ensureBpffs,
+  linkPath,
+  listLinks,
+  loadDataplane,
+  openPinned,
+  pinLink,
+  pinRoot,
+  PROG_PIN,
+  updateLinks,
+  type Dataplane,
+  type XdpMode,
+} from '../loader/index.js';
+import { closeFd, ifNameToIndex } from '../loader/libbpf.js';
+import { KP_MAP_NAMES } from '../maps/kpmaps.js';
+import type { Config } from '../maps/codecs.js';
+import { VipTable, type RemovedBackend } from './vips.js';
+import { readStats, readFlows } from './stats.js';
+import type { ConfView, FlowView, LinkView, StatsView, VipSpec, VipView, BackendView } from './types.js';
+import type { KpConfig } from '../config/types.js';
+import { applyConfig, type ApplyOptions, type ApplyResult } from './apply.js';
+
+export const DEFAULT_TIMEOUT_S = 40;
+export const DEFAULT_BUCKETS = 65536;
+const NS = 1_000_000_000n;
+
+export interface OpenOptions {
+  bpffs?: string;
+  /** load and pin the data plane when nothing is pinned yet */
+  load: boolean;
+  buckets?: number;
+  objectPath?: string;
+}
+
+export class Control {
+  readonly vips: VipTable;
+
+  private constructor(
+    public dp: Dataplane,
+    readonly pinDir: string,
+  ) {
+    this.vips = new VipTable(dp);
+  }
+
+  static open(o: OpenOptions): Control {
+    const pinDir = pinRoot({ bpffs: o.bpffs });
+    ensureBpffs(pinDir.slice(0, pinDir.lastIndexOf('/')) || '/');
+    if (existsSync(join(pinDir, PROG_PIN))) {
+      const control = new Control(openPinned(pinDir), pinDir);
+      if (o.buckets !== undefined && o.buckets !== control.conf().buckets) control.reload({ buckets: o.buckets });
+      return control;
+    }
+    if (!o.load) {
+      throw new KpError('KP_ERR_STATE', `kpbpf is not loaded (nothing pinned in ${pinDir}): run kpbpf attach <ifname> or kpbpf apply -f FILE first`);
+    }
+    const dp = loadDataplane({ pinDir, buckets: o.buckets ?? DEFAULT_BUCKETS, objectPath: o.objectPath });
+    const control = new Control(dp, pinDir);
+    control.initConfig();
+    return control;
+  }
+
+  /** First load: default timeout and a random hash seed (kept in the pinned map from then on). */
+  private initConfig(): void {
+    const cur = this.dp.maps.config.lookup(0);
+    if (cur && cur.flowTimeoutNs !== 0n) return; // maps were reused from pins
+    this.dp.maps.config.update(0, {
+      flowTimeoutNs: BigInt(DEFAULT_TIMEOUT_S) * NS,
+      hashSeed: randomBytes(4).readUInt32LE(0),
+      nVipPrefixes: 0,
+      flags: 0,
+    });
+  }
+
+  private rawConfig(): Config {
+    return this.dp.maps.config.lookup(0) ?? { flowTimeoutNs: 0n, hashSeed: 0, nVipPrefixes: 0, flags: 0 };
+  }
+
+  conf(): ConfView {
+    const c = this.rawConfig();
+    return { buckets: this.dp.maps.flows.info.maxEntries, timeout: Number(c.flowTimeoutNs / NS), hashSeed: c.hashSeed };
+  }
+
+  setConf(o: { timeout?: number; buckets?: number }): void {
+    if (o.buckets !== undefined && o.buckets !== this.conf().buckets) this.reload({ buckets: o.buckets });
+    if (o.timeout !== undefined) this.dp.maps.config.update(0, { ...this.rawConfig(), flowTimeoutNs: BigInt(o.timeout) * NS });
+  }
+
+  /**
+   * Load the program again with a flow table of another size, keeping every other pinned map (VIPs,
+   * backends, reverse NAT, counters), and switch the attached links to it with bpf_link_update: traffic
+   * keeps flowing; only the sticky flow table starts empty (as VPP's `lb conf buckets` does).
+   */
+  reload(o: { buckets: number }): void {
+    const flowsPin = join(this.pinDir, 'kp_flows');
+    this.dp.close();
+    unlinkSync(flowsPin);
+    this.dp = loadDataplane({ pinDir: this.pinDir, buckets: o.buckets });
+    (this as { vips: VipTable }).vips = new VipTable(this.dp);
+    updateLinks(this.pinDir, this.dp.progFd);
+  }
+
+  // --- VIPs and backends (src/dataplane/vips.ts does the work) ---
+  listVips(o: { slots?: boolean } = {}): VipView[] {
+    return this.vips.list(o);
+  }
+  findVip(q: { prefix: string; protocol?: 'tcp' | 'udp'; port?: number }): VipView {
+    return this.vips.find(q);
+  }
+  addVip(spec: VipSpec): VipView {
+    return this.vips.add(spec);
+  }
+  delVip(v: VipView): void {
+    this.vips.del(v);
+  }
+  addBackends(v: VipView, addrs: string[], weight: number): BackendView[] {
+    return this.vips.addBackends(v, addrs, weight);
+  }
+  delBackends(v: VipView, addrs: string[], o: { flush: boolean }): RemovedBackend[] {
+    const out = this.vips.delBackends(v, addrs, o);
+    this.vips.collectDrained(this.conf().timeout);
+    return out;
+  }
+
+  // --- interfaces ---
+  links(): LinkView[] {
+    return listLinks(this.pinDir).map((l) => ({
+      ifname: l.ifname ?? `(gone, ifindex ${l.ifindex})`,
+      ifindex: l.ifindex,
+      redirect: this.dp.maps.txPorts.lookup(l.ifindex) !== undefined,
+    }));
+  }
+
+  /** All or nothing: every name is checked first, and a failure detaches what this call attached. */
+  attach(ifnames: string[], o: { mode: XdpMode; redirect: boolean }): (LinkView & { mode: string; already: boolean })[] {
+    const targets = ifnames.map((name) => {
+      const ifindex = ifNameToIndex(name);
+      if (!ifindex) throw new KpError('KP_ERR_NET', `attach: interface '${name}' not found`);
+      return { name, ifindex };
+    });
+    const done: (LinkView & { mode: string; already: boolean })[] = [];
+    const made: string[] = [];
+    try {
+      for (const t of targets) {
+        const path = linkPath(this.pinDir, t.ifindex);
+        let mode = 'attached before';
+        const already = existsSync(path);
+        if (!already) {
+          const link = attachXdp(this.dp.progFd, t.name, o.mode);
+          try {
+            pinLink(link.linkFd, path);
+          } finally {
+            closeFd(link.linkFd);
+          }
+          made.push(path);
+          mode = link.mode;
+        }
+        if (o.redirect) this.dp.maps.txPorts.update(t.ifindex, { ifindex: t.ifindex, prog: 0 });
+        done.push({ ifname: t.name, ifindex: t.ifindex, mode, redirect: o.redirect, already });
+      }
+    } catch (e) {
+      for (const p of made) detachLink(p);
+      throw e;
+    }
+    return done;
+  }
+
+  setRedirect(ifname: string, redirect: boolean): void {
+    const l = listLinks(this.pinDir).find((x) => x.ifname === ifname);
+    if (!l) throw new KpError('KP_ERR_STATE', `kpbpf is not attached to '${ifname}'`);
+    if (redirect) this.dp.maps.txPorts.update(l.ifindex, { ifindex: l.ifindex, prog: 0 });
+    else this.dp.maps.txPorts.delete(l.ifindex);
+  }
+
+  detach(ifnames?: string[]): string[] {
+    const links = listLinks(this.pinDir);
+    const chosen = ifnames
+      ? ifnames.map((n) => {
+          const l = links.find((x) => x.ifname === n);
+          if (!l) throw new KpError('KP_ERR_STATE', `detach: kpbpf is not attached to '${n}'`);
+          return l;
+        })
+      : links;
+    for (const l of chosen) {
+      detachLink(l.path);
+      this.dp.maps.txPorts.delete(l.ifindex);
+    }
+    return chosen.map((l) => l.ifname ?? `ifindex ${l.ifindex}`);
+  }
+
+  /** Remove every pin (after detach): the maps go away with the last reference. */
+  purge(): void {
+    this.close();
+    for (const l of listLinks(this.pinDir)) detachLink(l.path);
+    for (const name of [...KP_MAP_NAMES, PROG_PIN]) rmSync(join(this.pinDir, name), { force: true });
+    const linksDir = join(this.pinDir, 'links');
+    if (existsSync(linksDir) && readdirSync(linksDir).length === 0) rmdirSync(linksDir);
+    if (existsSync(this.pinDir) && readdirSync(this.pinDir).length === 0) rmdirSync(this.pinDir);
+  }
+
+  // --- reading ---
+  stats(): StatsView {
+    return readStats(this.dp, this.vips.list());
+  }
+
+  flows(o: { limit: number }): FlowView[] {
+    return readFlows(this.dp, this.vips.list(), this.conf().timeout, o.limit);
+  }
+
+  apply(config: KpConfig, o: ApplyOptions): ApplyResult {
+    return applyConfig(this, config, o);
+  }
+
+  private closed = false;
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.dp.close();
+  }
+}

@@ -1,0 +1,347 @@
+// VIPs and their backends in the live maps: id allocation, graceful removal, Maglev publishing.
+// The maps are read once per process into a snapshot that every write keeps up to date, so a
+// config of 10k VIPs is applied without re-reading 262k backend slots per operation.
+import { KpError } from '../errors.js';
+import type { Dataplane } from '../loader/index.js';
+import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr } from '../maps/addr.js';
+import type { Backend, Vip, VipKey, VipPfxKey } from '../maps/codecs.js';
+import { buildMaglevTable } from '../maglev/table.js';
+import type { BackendView, Protocol, VipSpec, VipView } from './types.js';
+
+// Mirrors of bpf/kp_shared.h constants.
+export const KP_MAX_VIPS = 65536;
+export const KP_VIP_F_PREFIX = 0x1;
+export const BACKEND_STATE = { free: 0, active: 1, draining: 2 } as const;
+export const PROTO_NUM: Record<Protocol, number> = { tcp: 6, udp: 17 };
+const PROTO_NAME: Record<number, Protocol> = { 6: 'tcp', 17: 'udp' };
+
+type VipLocation = { kind: 'exact'; key: VipKey } | { kind: 'prefix'; key: VipPfxKey };
+
+interface VipRecord {
+  id: number;
+  prefix: string;
+  protocol: Protocol;
+  port: number;
+  value: Vip;
+  location: VipLocation;
+  backendIds: Set<number>;
+}
+
+export interface RemovedBackend extends BackendView {
+  flushed: boolean;
+}
+
+function prefixText(addr: string, len128: number): string {
+  return `${addr}/${addr.includes('.') ? len128 - V4_MAPPED_BITS : len128}`;
+}
+
+/** Canonical text of an address, so '2001:DB8::0:1' and '2001:db8::1' are the same backend. */
+export function canonicalAddr(a: string): string {
+  return bytesToAddr(addrToBytes(a));
+}
+
+const vipIdentity = (prefix: string, protocol: string, port: number) => `${prefix}|${protocol}|${port}`;
+
+export class VipTable {
+  private vips?: Map<number, VipRecord>;
+  private byIdentity = new Map<string, number>();
+  /** every backend slot, including free ones (their gen matters when a slot is re-used) */
+  private slots: (Backend | undefined)[] = [];
+  private freeIds: number[] = [];
+
+  constructor(private readonly dp: Dataplane) {}
+
+  private get maps() {
+    return this.dp.maps;
+  }
+
+  private load(): Map<number, VipRecord> {
+    if (this.vips) return this.vips;
+    const vips = new Map<number, VipRecord>();
+    const add = (v: Vip, prefix: string, proto: number, port: number, location: VipLocation) => {
+      const rec: VipRecord = { id: v.id, prefix, protocol: PROTO_NAME[proto] ?? (String(proto) as Protocol), port, value: v, location, backendIds: new Set() };
+      vips.set(v.id, rec);
+      this.byIdentity.set(vipIdentity(prefix, rec.protocol, port), v.id);
+    };
+    for (const [k, v] of this.maps.vips.entries()) add(v, prefixText(k.addr, 128), k.proto, k.port, { kind: 'exact', key: k });
+    for (const [k, v] of this.maps.vipPfx.entries()) add(v, prefixText(k.addr, k.len128), k.proto, k.port, { kind: 'prefix', key: k });
+    this.slots = new Array(this.maps.backends.info.maxEntries);
+    for (const [id, b] of this.maps.backends.entries()) {
+      this.slots[id] = b;
+      if (id === 0) continue;
+      if (b.state === BACKEND_STATE.free) this.freeIds.push(id);
+      else vips.get(b.vipId)?.backendIds.add(id);
+    }
+    this.freeIds.reverse(); // pop() hands out the lowest id first
+    this.vips = vips;
+    return vips;
+  }
+
+  private backendView(id: number, withSlots?: Map<number, number>): BackendView {
+    const b = this.slots[id]!;
+    return {
+      id,
+      address: b.addr,
+      port: b.port,
+      weight: b.weight,
+      state: b.state === BACKEND_STATE.active ? 'active' : 'draining',
+      gen: b.gen,
+      ...(withSlots ? { slots: withSlots.get(id) ?? 0 } : {}),
+    };
+  }
+
+  private view(rec: VipRecord, withSlots = false): VipView {
+    let count: Map<number, number> | undefined;
+    if (withSlots) {
+      count = new Map();
+      for (const id of this.dp.getMaglevTable(rec.id) ?? []) count.set(id, (count.get(id) ?? 0) + 1);
+    }
+    return {
+      id: rec.id,
+      prefix: rec.prefix,
+      protocol: rec.protocol,
+      port: rec.port,
+      targetPort: rec.value.targetPort,
+      newLen: rec.value.tableLen,
+      backends: [...rec.backendIds].sort((a, b) => a - b).map((id) => this.backendView(id, count)),
+    };
+  }
+
+  list(o: { slots?: boolean } = {}): VipView[] {
+    return [...this.load().values()].sort((a, b) => a.id - b.id).map((r) => this.view(r, o.slots));
+  }
+
+  private record(v: { id: number }): VipRecord {
+    const rec = this.load().get(v.id);
+    if (!rec) throw new KpError('KP_ERR_STATE', `no vip with id ${v.id}`);
+    return rec;
+  }
+
+  lookup(prefix: string, protocol: Protocol, port: number): VipView | undefined {
+    this.load();
+    const id = this.byIdentity.get(vipIdentity(parsePrefix(prefix).text, protocol, port));
+    return id === undefined ? undefined : this.view(this.record({ id }));
+  }
+
+  find(q: { prefix: string; protocol?: Protocol; port?: number }): VipView {
+    const prefix = parsePrefix(q.prefix).text;
+    const all = [...this.load().values()].filter((v) => v.prefix === prefix);
+    const hits = all.filter((v) => (q.protocol === undefined || v.protocol === q.protocol) && (q.port === undefined || v.port === q.port));
+    if (hits.length === 1) return this.view(hits[0]);
+    const want = `${prefix}${q.protocol ? ` ${q.protocol}` : ''}${q.port !== undefined ? ` port ${q.port}` : ''}`;
+    const have = (l: VipRecord[]) => l.map((v) => `${v.protocol} port ${v.port}`).join(', ');
+    if (!hits.length) throw new KpError('KP_ERR_STATE', `no vip ${want}${all.length ? ` (that prefix has: ${have(all)})` : ''}`);
+    throw new KpError('KP_ERR_ARG', `vip ${want} is ambiguous: give protocol and port (${have(hits)})`);
+  }
+
+  /** How many VIP ids and backend slots are free: `apply` checks capacity before changing anything. */
+  capacity(): { vipIds: number; backendSlots: number } {
+    return { vipIds: KP_MAX_VIPS - 1 - this.load().size, backendSlots: this.freeIds.length };
+  }
+
+  private nextVipId(): number {
+    const used = this.load();
+    for (let id = 1; id < KP_MAX_VIPS; id++) if (!used.has(id)) return id;
+    throw new KpError('KP_ERR_STATE', `no free VIP id: all ${KP_MAX_VIPS - 1} are in use`);
+  }
+
+  /** Add a VIP, or update the target port / new_len of an existing one (same prefix, protocol, port). */
+  add(spec: VipSpec): VipView {
+    const p = parsePrefix(spec.prefix);
+    const existing = this.lookup(p.text, spec.protocol, spec.port);
+    if (existing) return this.update(existing, spec);
+    const id = this.nextVipId();
+    const prefix = p.len128 < 128;
+    const value: Vip = { id, tableLen: spec.newLen, flags: prefix ? KP_VIP_F_PREFIX : 0, targetPort: spec.targetPort };
+    // Counters and table of a re-used id start clean before the VIP becomes visible.
+    this.maps.vipStats.update(id, zeroVipStats());
+    this.dp.clearMaglevTable(id);
+    const proto = PROTO_NUM[spec.protocol];
+    const addr = bytesToAddr(p.addr);
+    let location: VipLocation;
+    if (prefix) {
+      location = { kind: 'prefix', key: { addr, len128: p.len128, port: spec.port, proto } };
+      this.maps.vipPfx.update(location.key, value);
+      this.adjustPrefixCount(+1);
+    } else {
+      location = { kind: 'exact', key: { addr, port: spec.port, proto } };
+      this.maps.vips.update(location.key, value);
+    }
+    const rec: VipRecord = { id, prefix: p.text, protocol: spec.protocol, port: spec.port, value, location, backendIds: new Set() };
+    this.load().set(id, rec);
+    this.byIdentity.set(vipIdentity(rec.prefix, rec.protocol, rec.port), id);
+    return this.view(rec);
+  }
+
+  private update(v: VipView, spec: VipSpec): VipView {
+    const rec = this.record(v);
+    if (rec.value.targetPort !== spec.targetPort) {
+      for (const id of rec.backendIds) this.writeBackend(id, { ...this.slots[id]!, port: spec.targetPort });
+    }
+    const value: Vip = { ...rec.value, tableLen: spec.newLen, targetPort: spec.targetPort };
+    const grows = spec.newLen > rec.value.tableLen;
+    // The program reads table_len from the VIP, then indexes the table: publish so that the index is
+    // always in range (a larger table before the larger length, a smaller one after the smaller length).
+    if (grows) this.publishTable(rec, spec.newLen);
+    this.writeVip(rec, value);
+    if (!grows && spec.newLen !== v.newLen) this.publishTable(rec, spec.newLen);
+    return this.view(rec);
+  }
+
+  private writeVip(rec: VipRecord, value: Vip): void {
+    if (rec.location.kind === 'exact') this.maps.vips.update(rec.location.key, value);
+    else this.maps.vipPfx.update(rec.location.key, value);
+    rec.value = value;
+  }
+
+  private adjustPrefixCount(delta: number): void {
+    const c = this.maps.config.lookup(0);
+    if (!c) return;
+    this.maps.config.update(0, { ...c, nVipPrefixes: Math.max(0, c.nVipPrefixes + delta) });
+  }
+
+  del(v: VipView): void {
+    const rec = this.record(v);
+    // Unreachable first, then its table and backends: no packet sees a half-deleted VIP.
+    if (rec.location.kind === 'exact') this.maps.vips.delete(rec.location.key);
+    else {
+      this.maps.vipPfx.delete(rec.location.key);
+      this.adjustPrefixCount(-1);
+    }
+    this.dp.clearMaglevTable(rec.id);
+    for (const id of rec.backendIds) this.freeBackend(id);
+    this.load().delete(rec.id);
+    this.byIdentity.delete(vipIdentity(rec.prefix, rec.protocol, rec.port));
+  }
+
+  private writeBackend(id: number, b: Backend): void {
+    this.maps.backends.update(id, b);
+    this.slots[id] = b;
+  }
+
+  /** Free a slot: the gen bump makes every flow pinned to it re-select on its next packet (O(1) flush). */
+  private freeBackend(id: number): void {
+    const b = this.slots[id];
+    if (!b) return;
+    this.writeBackend(id, { ...b, state: BACKEND_STATE.free, gen: (b.gen + 1) >>> 0 });
+    const owner = this.vips?.get(b.vipId);
+    owner?.backendIds.delete(id);
+    this.freeIds.push(id);
+  }
+
+  private canonicalFor(rec: VipRecord, addrs: string[]): string[] {
+    const vip4 = rec.prefix.includes('.');
+    return [
+      ...new Set(
+        addrs.map((a) => {
+          const c = canonicalAddr(a);
+          if (c.includes('.') !== vip4) {
+            throw new KpError('KP_ERR_ARG', `backend ${a}: an IPv${vip4 ? 4 : 6} VIP needs IPv${vip4 ? 4 : 6} backends (NAT46/NAT64 is not supported yet)`);
+          }
+          return c;
+        }),
+      ),
+    ];
+  }
+
+  private backendByAddr(rec: VipRecord, addr: string): number | undefined {
+    for (const id of rec.backendIds) if (this.slots[id]!.addr === addr) return id;
+    return undefined;
+  }
+
+  /** Add (or re-activate, or re-weight) backends, then publish the VIP's table once. */
+  addBackends(v: VipView, addrs: string[], weight: number, o: { publish?: boolean } = {}): BackendView[] {
+    const rec = this.record(v);
+    const canon = this.canonicalFor(rec, addrs);
+    const fresh = canon.filter((a) => this.backendByAddr(rec, a) === undefined);
+    if (fresh.length > this.freeIds.length) {
+      throw new KpError('KP_ERR_STATE', `no free backend slots: ${fresh.length} needed, ${this.freeIds.length} free`);
+    }
+    const ids: number[] = [];
+    for (const a of canon) {
+      const known = this.backendByAddr(rec, a);
+      if (known !== undefined) {
+        // Re-activating a draining backend keeps its gen: its existing flows simply continue.
+        this.writeBackend(known, { ...this.slots[known]!, state: BACKEND_STATE.active, weight });
+        ids.push(known);
+        continue;
+      }
+      const id = this.freeIds.pop()!;
+      this.maps.beStats.update(id, { packets: 0n, bytes: 0n });
+      this.writeBackend(id, {
+        addr: a,
+        port: rec.value.targetPort,
+        state: BACKEND_STATE.active,
+        gen: ((this.slots[id]?.gen ?? 0) + 1) >>> 0,
+        vipId: rec.id,
+        weight,
+      });
+      rec.backendIds.add(id);
+      ids.push(id);
+    }
+    if (o.publish !== false) this.publishTable(rec, rec.value.tableLen);
+    return ids.map((id) => this.backendView(id));
+  }
+
+  /** Remove backends: first out of the table, then draining (existing flows stay) or flushed. */
+  delBackends(v: VipView, addrs: string[], o: { flush: boolean; publish?: boolean }): RemovedBackend[] {
+    const rec = this.record(v);
+    const ids = this.canonicalFor(rec, addrs).map((a) => {
+      const id = this.backendByAddr(rec, a);
+      if (id === undefined) throw new KpError('KP_ERR_STATE', `backend ${a} is not a backend of vip ${rec.prefix} ${rec.protocol} port ${rec.port}`);
+      return id;
+    });
+    const views = ids.map((id) => this.backendView(id));
+    for (const id of ids) this.slots[id] = { ...this.slots[id]!, state: BACKEND_STATE.draining };
+    if (o.publish !== false) this.publishTable(rec, rec.value.tableLen);
+    for (const id of ids) {
+      if (o.flush) this.freeBackend(id);
+      else this.writeBackend(id, { ...this.slots[id]!, state: BACKEND_STATE.draining });
+    }
+    return views.map((b) => ({ ...b, state: 'draining', flushed: o.flush }));
+  }
+
+  /** Compile and atomically publish a VIP's Maglev table from its active backends. */
+  publish(v: VipView): void {
+    const rec = this.record(v);
+    this.publishTable(rec, rec.value.tableLen);
+  }
+
+  private publishTable(rec: VipRecord, size: number): void {
+    const active = [...rec.backendIds].map((id) => ({ id, b: this.slots[id]! })).filter(({ b }) => b.state === BACKEND_STATE.active);
+    if (!active.length) {
+      this.dp.clearMaglevTable(rec.id);
+      return;
+    }
+    this.dp.setMaglevTable(rec.id, buildMaglevTable(active.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight })), size));
+  }
+
+  /**
+   * Free draining backends that no live flow uses any more (VPP frees an AS once its flows time out).
+   * Walks kp_flows only when something is draining.
+   */
+  collectDrained(timeoutS: number): number[] {
+    this.load();
+    const draining = new Map<number, Backend>();
+    this.slots.forEach((b, id) => {
+      if (b?.state === BACKEND_STATE.draining) draining.set(id, b);
+    });
+    if (!draining.size) return [];
+    const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, the clock of bpf_ktime_get_coarse_ns
+    const timeoutNs = BigInt(timeoutS) * 1_000_000_000n;
+    const inUse = new Set<number>();
+    for (const [, perCpu] of this.maps.flows.entries()) {
+      for (const f of perCpu) {
+        const b = draining.get(f.backendId);
+        if (b && f.backendGen === b.gen && now - f.lastSeenNs <= timeoutNs) inUse.add(f.backendId);
+      }
+    }
+    const freed = [...draining.keys()].filter((id) => !inUse.has(id));
+    for (const id of freed) this.freeBackend(id);
+    return freed;
+  }
+}
+
+export function zeroVipStats() {
+  return { existingPkts: 0n, firstPkts: 0n, untrackedPkts: 0n, noServerPkts: 0n, bytes: 0n, replyPkts: 0n, replyBytes: 0n };
+}
