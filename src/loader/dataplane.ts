@@ -9,6 +9,7 @@ import { KP_MAP_NAMES, kpMapsFromFds, type KpMapName, type KpMaps } from '../map
 import { BPF_F_INNER_MAP, BPF_MAP_TYPE, check, closeFd, dupFd, lb, MapCreateOpts, opts } from './libbpf.js';
 import { BpfObject } from './object.js';
 import { preparePinDir } from './pins.js';
+import { updateLinks } from './xdp.js';
 
 export const PROG_PIN = 'prog';
 export const FLOWS_MAP = 'kp_flows';
@@ -46,14 +47,17 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
     const names = obj.maps().map((m) => m.name);
     const missing = KP_MAP_NAMES.filter((n) => !names.includes(n));
     if (missing.length > 0) throw new KpError('KP_ERR_STATE', `BPF object lacks maps: ${missing.join(', ')}`);
-    if (o.pinDir) for (const n of names) obj.pinOrReuse(n, join(o.pinDir, n));
+    const pinDir = o.pinDir;
+    const fresh = pinDir ? names.filter((n) => !obj.reusePinned(n, join(pinDir, n))) : [];
     obj.load();
+    if (pinDir) for (const n of fresh) obj.pinMap(n, join(pinDir, n));
     const progFd = dupFd(obj.progFd(o.progName));
     fds.push(progFd);
     if (o.pinDir) {
       const p = join(o.pinDir, PROG_PIN);
       if (existsSync(p)) unlinkSync(p); // a reload replaces the pinned program
       check('bpf_obj_pin', lb.bpf_obj_pin(progFd, p), p);
+      updateLinks(o.pinDir, progFd); // attached interfaces switch to the new program atomically
     }
     const mapFds = {} as Record<KpMapName, number>;
     for (const n of KP_MAP_NAMES) {

@@ -166,6 +166,7 @@ export const PERCPU_MAP_TYPES: readonly number[] = [
 ];
 export const BPF_F_NO_PREALLOC = 0x1;
 export const BPF_F_INNER_MAP = 0x1000;
+export const BPF_F_RDONLY_PROG = 0x80;
 export const BPF_ANY = 0n;
 export const BPF_NOEXIST = 1n;
 export const BPF_EXIST = 2n;

@@ -1,8 +1,10 @@
 // Stages of getting an object into the kernel: open → configure (sizes, pins) → load.
+// Pins are handled here rather than by libbpf's pin_path so that an incompatible pin is
+// reported field by field.
 import { existsSync } from 'node:fs';
 import { KpError, bpfError } from '../errors.js';
 import { mapInfo } from './info.js';
-import { addressOf, check, checkPtr, closeFd, lb, OpenOpts, opts, type Ptr } from './libbpf.js';
+import { addressOf, BPF_F_RDONLY_PROG, BPF_MAP_TYPE, check, checkPtr, closeFd, lb, OpenOpts, opts, type Ptr } from './libbpf.js';
 
 /** Verifier logs of a failing program at level 1 fit easily; the kernel keeps the tail if not. */
 const LOG_SIZE = 16 * 1024 * 1024;
@@ -65,26 +67,30 @@ export class BpfObject {
     check('bpf_map__set_max_entries', lb.bpf_map__set_max_entries(this.map(name), n), `${name}=${n}`);
   }
 
-  /** Reuse the map pinned at path (after checking it is compatible), else pin there at load. */
-  pinOrReuse(name: string, path: string): void {
+  /** Reuse the map pinned at path after checking it is compatible; false if nothing is pinned there. */
+  reusePinned(name: string, path: string): boolean {
+    if (!existsSync(path)) return false;
     const m = this.map(name);
-    if (existsSync(path)) {
-      const fd = check('bpf_obj_get', lb.bpf_obj_get(path), path);
-      try {
-        const diffs = specDiffs(this.spec(m), mapInfo(fd));
-        if (diffs.length > 0) {
-          throw new KpError(
-            'KP_ERR_STATE',
-            `pinned map ${path} is incompatible with the object (${diffs.join('; ')}): detach and remove the pins to reload`,
-            { details: diffs },
-          );
-        }
-        check('bpf_map__reuse_fd', lb.bpf_map__reuse_fd(m, fd), path);
-      } finally {
-        closeFd(fd); // reuse_fd dups it
+    const fd = check('bpf_obj_get', lb.bpf_obj_get(path), path);
+    try {
+      const diffs = specDiffs(this.spec(m), mapInfo(fd));
+      if (diffs.length > 0) {
+        throw new KpError(
+          'KP_ERR_STATE',
+          `pinned map ${path} is incompatible with the object (${diffs.join('; ')}): detach and remove the pins to reload`,
+          { details: diffs },
+        );
       }
+      check('bpf_map__reuse_fd', lb.bpf_map__reuse_fd(m, fd), path);
+    } finally {
+      closeFd(fd); // reuse_fd keeps its own duplicate
     }
-    check('bpf_map__set_pin_path', lb.bpf_map__set_pin_path(m, path), path);
+    return true;
+  }
+
+  /** After load: pin a map libbpf created. */
+  pinMap(name: string, path: string): void {
+    check('bpf_obj_pin', lb.bpf_obj_pin(this.mapFd(name), path), path);
   }
 
   /** Load every map and program; a rejected program raises KP_ERR_VERIFIER with the log. */
@@ -129,6 +135,8 @@ export function specDiffs(want: MapSpec, have: { type: number; keySize: number; 
   cmp('key size', want.keySize, have.keySize);
   cmp('value size', want.valueSize, have.valueSize);
   cmp('max_entries', want.maxEntries, have.maxEntries);
-  cmp('flags', want.flags, have.flags, (x) => `0x${x.toString(16)}`);
+  // The kernel adds BPF_F_RDONLY_PROG to devmaps by itself.
+  const implied = want.type === BPF_MAP_TYPE.DEVMAP || want.type === BPF_MAP_TYPE.DEVMAP_HASH ? BPF_F_RDONLY_PROG : 0;
+  cmp('flags', want.flags | implied, have.flags | implied, (x) => `0x${x.toString(16)}`);
   return d;
 }

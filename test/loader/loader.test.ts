@@ -1,0 +1,136 @@
+// Loading, pinning, pin reuse, verifier errors, Maglev publishing and test runs (needs root).
+import t from 'tap';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfObject, DEFAULT_OBJECT, ensureBpffs, loadDataplane, openPinned, pinRoot, testRun } from '../../src/loader/index.js';
+import { KP_MAP_NAMES } from '../../src/maps/kpmaps.js';
+import { buildFixture, notRootReason, privateBpffs, REAL_OBJECT, removeFixture } from './fixtures/helpers.js';
+
+const XDP_PASS = 2;
+const XDP_TX = 3;
+const KP_STAT_PASS_NOT_IP = 0;
+const skip = notRootReason() ?? false;
+
+const arp = () => {
+  const p = Buffer.alloc(60);
+  p.writeUInt16BE(0x0806, 12);
+  return p;
+};
+
+t.test('pinRoot and dots', async (t) => {
+  const saved = process.env.KPBPF_BPFFS;
+  t.teardown(() => (saved === undefined ? delete process.env.KPBPF_BPFFS : (process.env.KPBPF_BPFFS = saved)));
+  delete process.env.KPBPF_BPFFS;
+  t.equal(pinRoot(), '/sys/fs/bpf/kpbpf');
+  process.env.KPBPF_BPFFS = '/run/kpbpf-env';
+  t.equal(pinRoot(), '/run/kpbpf-env/kpbpf', 'env var');
+  t.equal(pinRoot({ bpffs: '/run/x/' }), '/run/x/kpbpf', 'flag wins, trailing slash dropped');
+  t.throws(() => pinRoot({ bpffs: '/run/k.p' }), { code: 'KP_ERR_ARG', message: /'\/run\/k\.p' contains '\.'/ });
+  t.throws(() => ensureBpffs('/run/a.b'), { code: 'KP_ERR_ARG' });
+  t.equal(DEFAULT_OBJECT, REAL_OBJECT, 'default object is <repo>/build/kp.bpf.o');
+});
+
+t.test('fixture object: load, test run, Maglev publish and clear', { skip }, async (t) => {
+  const obj = buildFixture('mini');
+  t.teardown(() => removeFixture(obj));
+  const dp = loadDataplane({ objectPath: obj, buckets: 256 });
+  t.teardown(() => dp.close());
+  t.equal(dp.maps.flows.info.maxEntries, 256, 'buckets sets kp_flows max_entries');
+  t.equal(dp.pinDir, undefined);
+
+  const r = testRun(dp.progFd, arp(), { repeat: 5 });
+  t.equal(r.retval, XDP_PASS, 'no table: XDP_PASS');
+  t.same(r.data, arp(), 'packet untouched');
+  t.ok(r.durationNs >= 0);
+  t.equal(dp.maps.stats.sum(KP_STAT_PASS_NOT_IP, (a, b) => a + b), 5n, 'the program ran 5 times');
+
+  t.equal(dp.getMaglevTable(1), undefined, 'no table yet');
+  dp.setMaglevTable(1, [42, 7, 7, 7, 7, 7, 7]);
+  t.same([...dp.getMaglevTable(1)!], [42, 7, 7, 7, 7, 7, 7]);
+  let out = testRun(dp.progFd, arp());
+  t.equal(out.retval, XDP_TX, 'the program sees the published table');
+  t.equal(out.data.readUInt32LE(0), 42, 'slot 0 of the table');
+
+  // Republish with another size: one outer update swaps the whole table.
+  const big = new Uint32Array(1021).map((_, i) => i + 1000);
+  dp.setMaglevTable(1, big);
+  t.same(dp.getMaglevTable(1), big);
+  out = testRun(dp.progFd, arp());
+  t.equal(out.data.readUInt32LE(0), 1000);
+
+  // The kernel refuses a test packet shorter than an Ethernet header.
+  t.throws(() => testRun(dp.progFd, Buffer.alloc(2)), { code: 'KP_ERR_BPF', errnoName: 'EINVAL' });
+
+  dp.clearMaglevTable(1);
+  t.equal(dp.getMaglevTable(1), undefined);
+  t.equal(testRun(dp.progFd, arp()).retval, XDP_PASS);
+  t.throws(() => dp.setMaglevTable(2, []), { code: 'KP_ERR_ARG' });
+});
+
+t.test('pins: maps and program pinned, reused on reload, found by openPinned', { skip }, async (t) => {
+  const obj = buildFixture('mini');
+  const fs = privateBpffs('loader');
+  t.teardown(() => {
+    fs.umount();
+    removeFixture(obj);
+  });
+  const pinDir = join(fs.dir, 'kpbpf');
+  t.throws(() => openPinned(pinDir), { code: 'KP_ERR_STATE', message: /not loaded.*run kpbpf attach first/ });
+
+  const dp = loadDataplane({ objectPath: obj, buckets: 128, pinDir });
+  for (const n of [...KP_MAP_NAMES, 'prog']) t.ok(existsSync(join(pinDir, n)), `${n} pinned`);
+  const key = { addr: '198.18.0.10', port: 80, proto: 6 };
+  dp.maps.vips.update(key, { id: 1, tableLen: 7, flags: 0, targetPort: 8080 });
+  dp.setMaglevTable(1, [5, 5, 5, 5, 5, 5, 5]);
+  dp.close();
+
+  const again = loadDataplane({ objectPath: obj, buckets: 128, pinDir });
+  t.same(again.maps.vips.lookup(key), { id: 1, tableLen: 7, flags: 0, targetPort: 8080 }, 'reload reused the pinned map');
+  t.equal(testRun(again.progFd, arp()).data.readUInt32LE(0), 5, 'the reloaded program uses the pinned Maglev table');
+  again.close();
+
+  const later = openPinned(pinDir);
+  t.teardown(() => later.close());
+  t.equal(later.pinDir, pinDir);
+  t.same(later.maps.vips.lookup(key)?.targetPort, 8080);
+  t.same([...later.getMaglevTable(1)!], [5, 5, 5, 5, 5, 5, 5]);
+  t.equal(testRun(later.progFd, arp()).retval, XDP_TX, 'the pinned program is usable');
+
+  t.throws(() => loadDataplane({ objectPath: obj, buckets: 4096, pinDir }), {
+    code: 'KP_ERR_STATE',
+    message: /kp_flows is incompatible.*max_entries: pinned 128, object 4096/,
+  });
+
+  mkdirSync(join(fs.dir, 'empty'));
+  t.throws(() => openPinned(join(fs.dir, 'empty')), { code: 'KP_ERR_STATE', message: /run kpbpf attach first/ });
+  t.throws(() => loadDataplane({ objectPath: obj, pinDir: '/run/not-a-bpffs-kpbpf-test' }), { code: 'KP_ERR_STATE', message: /not on a bpffs/ });
+});
+
+t.test('a rejected program raises KP_ERR_VERIFIER with the log', { skip }, async (t) => {
+  const bad = buildFixture('bad');
+  t.teardown(() => removeFixture(bad));
+  const obj = BpfObject.open(bad);
+  t.teardown(() => obj.close());
+  try {
+    obj.load();
+    t.fail('the verifier accepted an unchecked packet read');
+  } catch (e) {
+    const err = e as { code: string; log?: string; message: string; errnoName?: string };
+    t.equal(err.code, 'KP_ERR_VERIFIER');
+    t.match(err.log, /invalid access to packet/, 'the log has the verifier reason');
+    t.match(err.message, /rejected the BPF program/);
+    t.equal(err.errnoName, 'EACCES');
+  }
+  t.throws(() => BpfObject.open('/nonexistent/kp.bpf.o'), { code: 'KP_ERR_STATE', message: /not found/ });
+});
+
+const noReal = skip || (existsSync(REAL_OBJECT) ? false : `${REAL_OBJECT} is missing: run npm run build:bpf first`);
+t.test('the real data plane loads and passes non-IP traffic', { skip: noReal }, async (t) => {
+  const dp = loadDataplane({ buckets: 1024 });
+  t.teardown(() => dp.close());
+  t.equal(dp.maps.flows.info.maxEntries, 1024);
+  const r = testRun(dp.progFd, arp(), { repeat: 3, ingressIfindex: 1 });
+  t.equal(r.retval, XDP_PASS);
+  t.same(r.data, arp(), 'not one byte changed');
+  t.equal(dp.maps.stats.sum(KP_STAT_PASS_NOT_IP, (a, b) => a + b), 3n, 'counted as PASS_NOT_IP once per run');
+});
