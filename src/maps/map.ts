@@ -34,7 +34,12 @@ abstract class MapBase<K, V> {
 
   protected constructor(fd: number, kc: Codec<K>, valueSize: number, label: string) {
     this.fd = fd;
-    this.info = mapInfo(fd);
+    try {
+      this.info = mapInfo(fd);
+    } catch (e) {
+      closeFd(fd); // the constructor owns fd even when it fails
+      throw e;
+    }
     this.kc = kc;
     const diffs: string[] = [];
     if (this.info.keySize !== kc.size) diffs.push(`key size ${this.info.keySize} != codec ${kc.size}`);
