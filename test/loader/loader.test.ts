@@ -1,6 +1,6 @@
 // Loading, pinning, pin reuse, verifier errors, Maglev publishing and test runs (needs root).
 import t from 'tap';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfObject, DEFAULT_OBJECT, ensureBpffs, loadDataplane, openPinned, pinRoot, testRun } from '../../src/loader/index.js';
 import { KP_MAP_NAMES } from '../../src/maps/kpmaps.js';
@@ -103,7 +103,9 @@ t.test('pins: maps and program pinned, reused on reload, found by openPinned', {
 
   mkdirSync(join(fs.dir, 'empty'));
   t.throws(() => openPinned(join(fs.dir, 'empty')), { code: 'KP_ERR_STATE', message: /run kpbpf attach first/ });
-  t.throws(() => loadDataplane({ objectPath: obj, pinDir: '/run/not-a-bpffs-kpbpf-test' }), { code: 'KP_ERR_STATE', message: /not on a bpffs/ });
+  const plain = `/run/kpbpf-test-plain-${process.pid}`; // created by the loader, on tmpfs
+  t.teardown(() => rmSync(plain, { recursive: true, force: true }));
+  t.throws(() => loadDataplane({ objectPath: obj, pinDir: plain }), { code: 'KP_ERR_STATE', message: /not on a bpffs/ });
 });
 
 t.test('a rejected program raises KP_ERR_VERIFIER with the log', { skip }, async (t) => {
