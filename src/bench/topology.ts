@@ -2,6 +2,7 @@
 // Addresses: client link 198.18.0.0/24, backend link 198.18.1.0/24, endpoints 198.18.128.0/17
 // routed to the backend namespace, which counts (and drops) what arrives in an nft ingress chain.
 import { readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { run } from './sh.js';
 
 export interface Topology {
@@ -55,8 +56,8 @@ export async function createTopology(endpoints: string[], id = `${process.pid}`)
     node: `kbenchn${id}`,
     backend: `kbenchb${id}`,
     clientIf: 'c0',
-    nodeIn: 'n0',
-    nodeOut: 'n1',
+    nodeIn: `kbi${id}`, // unique, so the NAPI thread can be found by name
+    nodeOut: `kbo${id}`,
     backendIf: 'b0',
     clientMac: '',
     nodeInMac: '',
@@ -98,11 +99,26 @@ export async function createTopology(endpoints: string[], id = `${process.pid}`)
     // XDP_REDIRECT into a veth needs NAPI on the receiving peer: GRO provides it without a program.
     await sh(t.backend, 'ethtool', '-K', t.backendIf, 'gro', 'on');
     await sh(t.node, 'ethtool', '-K', t.nodeOut, 'gro', 'on');
+    await pinNodeNapi(t);
     await run(['nft', '-f', '-'], { ns: t.backend, input: countRuleset(t), timeoutMs: 30_000 });
     return t;
   } catch (e) {
     await destroyTopology(t);
     throw e;
+  }
+}
+
+/** The generator runs on CPU 0 (taskset). Without this, the node's receive processing would run
+ * in the sender's context on the same CPU; with GRO the node's ingress veth polls in NAPI, and threaded
+ * NAPI moves that poll (XDP, stack, forwarding, delivery to the backend) to a kthread pinned to CPU 1. */
+async function pinNodeNapi(t: Topology): Promise<void> {
+  if (availableParallelism() < 2) return;
+  await sh(t.node, 'ethtool', '-K', t.nodeIn, 'gro', 'on');
+  await sh(t.node, 'sh', '-c', `echo 1 > /sys/class/net/${t.nodeIn}/threaded`);
+  const ps = await sh(undefined, 'ps', '-e', '-o', 'pid=,comm=');
+  const prefix = `napi/${t.nodeIn}`.slice(0, 15); // comm is cut at 15 characters
+  for (const [pid, comm] of ps.split('\n').map((l) => l.trim().split(/\s+/))) {
+    if (comm?.startsWith(prefix)) await sh(undefined, 'taskset', '-p', '-c', '1', pid);
   }
 }
 

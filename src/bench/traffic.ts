@@ -1,6 +1,7 @@
-// UDP load from the client namespace with trafgen (netsniff-ng), measured at the backend.
+// UDP load from the client namespace (src/bench/c/udpgen.c over AF_PACKET), measured at the backend.
 import { spawn } from 'node:child_process';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KpError } from '../errors.js';
@@ -11,23 +12,20 @@ export type FlowMode = 'new' | 'established';
 
 export const FRAME_LEN = 60; // Ethernet + IPv4 + UDP + 18 bytes payload (64 on a wire with FCS)
 export const ESTABLISHED_FLOWS = 1000;
+const GEN_SRC = fileURLToPath(new URL('../../src/bench/c/udpgen.c', import.meta.url));
 
-/** trafgen packet config. 'new': random source 198.18.64-127.x and random source port per packet
- * (about 2^30 tuples, so practically every packet is a new flow); 'established': 1000 source
- * ports from one address, cycled. trafgen recomputes the IPv4 and UDP checksums of dynamic fields. */
-export function trafgenConfig(t: Pick<Topology, 'clientMac' | 'nodeInMac'>, mode: FlowMode, vip: string, port: number): string {
-  const ip =
-    mode === 'new'
-      ? 'ipv4(sa=198.18.64.0, da=' + vip + ', ttl=64, df, sa[2]=drnd(64, 127), sa[3]=drnd())'
-      : 'ipv4(sa=198.18.64.1, da=' + vip + ', ttl=64, df)';
-  const sp = mode === 'new' ? 'drnd(1024, 65535)' : `dinc(10000, ${10000 + ESTABLISHED_FLOWS - 1})`;
-  return [
-    `{ eth(da=${t.nodeInMac}, sa=${t.clientMac}, type=0x0800),`,
-    `  ${ip},`,
-    `  udp(sp=${sp}, dp=${port}),`,
-    '  fill(0x00, 18) }',
-    '',
-  ].join('\n');
+let genPath: string | undefined;
+
+/** Compiles the generator once per process (trafgen aborts with EAGAIN when a veth with XDP pushes
+ * back, see BENCHMARKS.md; this sender waits instead). */
+export async function buildGenerator(): Promise<string> {
+  if (genPath) return genPath;
+  const dir = mkdtempSync(join(tmpdir(), 'kpbench-gen-'));
+  const out = join(dir, 'udpgen');
+  await run(['gcc', '-O2', '-Wall', '-o', out, GEN_SRC], { timeoutMs: 60_000 });
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  genPath = out;
+  return out;
 }
 
 export interface LoadResult {
@@ -53,12 +51,11 @@ export async function measureLoad(
   port: number,
   opts: { warmupMs: number; measureMs: number; maxPackets: number },
 ): Promise<LoadResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'kpbench-'));
-  const cfg = join(dir, 'tg.cfg');
-  writeFileSync(cfg, trafgenConfig(t, mode, vip, port));
-  const argv = ['ip', 'netns', 'exec', t.client, 'trafgen', '-o', t.clientIf, '-c', cfg, '-n', String(opts.maxPackets),
-    '-P', '1', '--no-sock-mem', '-q'];
-  // trafgen forks its senders: run it in its own process group and signal the whole group.
+  const gen = await buildGenerator();
+  const limitS = (opts.warmupMs + opts.measureMs) / 1000 + 5;
+  const argv = ['ip', 'netns', 'exec', t.client, 'taskset', '-c', '0', gen, t.clientIf, t.nodeInMac, t.clientMac, vip, String(port),
+    mode === 'new' ? 'new' : 'est', String(ESTABLISHED_FLOWS), String(opts.maxPackets), String(limitS)];
+  // Its own process group, so one signal reaches everything it started.
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -73,7 +70,7 @@ export async function measureLoad(
   const hard = setTimeout(() => group('SIGKILL'), opts.warmupMs + opts.measureMs + 20_000);
   try {
     await sleep(opts.warmupMs);
-    if (child.exitCode !== null) throw new KpError('KP_ERR_NET', `trafgen exited early: ${stderr.trim().slice(-400)}`, { op: 'trafgen' });
+    if (child.exitCode !== null) throw new KpError('KP_ERR_NET', `generator exited early: ${stderr.trim().slice(-400)}`, { op: 'udpgen' });
     const d0 = await readDelivered(t);
     const tx0 = await clientTx(t);
     const t0 = performance.now();
@@ -100,6 +97,5 @@ export async function measureLoad(
     const killer = setTimeout(() => group('SIGKILL'), 5000);
     await exited;
     clearTimeout(killer);
-    rmSync(dir, { recursive: true, force: true });
   }
 }
