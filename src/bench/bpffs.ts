@@ -8,7 +8,7 @@ export async function mountBpffs(dir = `/run/kpbench${process.pid}`): Promise<{ 
   return {
     dir,
     release: async () => {
-      await run(['umount', dir], { allowFail: true });
+      await run(['umount', '-R', dir], { allowFail: true });
       rmSync(dir, { recursive: true, force: true });
     },
   };

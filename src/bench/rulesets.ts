@@ -244,16 +244,22 @@ export interface KpbpfVip {
   backends: string[];
 }
 
+export interface KpbpfInterface {
+  name: string;
+  mode?: 'native' | 'generic' | 'auto';
+  redirect?: boolean;
+}
+
 export interface KpbpfConfig {
   conf: { buckets: number; timeout: number };
-  interfaces: string[];
+  interfaces: KpbpfInterface[];
   vips: KpbpfVip[];
 }
 
 /** The equivalent kpbpf JSON config (issue 2's shape). */
 export function kpbpfConfig(
   services: Service[],
-  opts: { interfaces?: string[]; buckets?: number; timeout?: number; newLen?: number } = {},
+  opts: { interfaces?: KpbpfInterface[]; buckets?: number; timeout?: number; newLen?: number } = {},
 ): KpbpfConfig {
   return {
     conf: { buckets: opts.buckets ?? 65536, timeout: opts.timeout ?? 40 },

@@ -1,0 +1,131 @@
+// Control plane: time to load N services (full) and to change one endpoint (incremental), for
+// kpbpf apply, iptables-legacy/nft-restore and nft -f, each in its own fresh namespace; and the
+// kernel's own accounting of kpbpf's map memory.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from './sh.js';
+import { kpbpfArgv, kpbpfMissing } from './dataplanes.js';
+import { iptablesEndpointChange, iptablesRestore, kpbpfConfig, makeServices, nftEndpointChange, nftRuleset, type Service } from './rulesets.js';
+
+export type ControlTool = 'kpbpf' | 'iptables-legacy' | 'iptables-nft' | 'nft';
+export const CONTROL_TOOLS: ControlTool[] = ['kpbpf', 'iptables-legacy', 'iptables-nft', 'nft'];
+
+export interface ControlRow {
+  tool: ControlTool;
+  services: number;
+  fullMs?: number;
+  changeMs?: number;
+  capped?: boolean;
+  verified?: string; // how we know the state holds it
+  mapBytes?: number; // kpbpf: sum of bytes_memlock of its maps (incl. Maglev inner maps)
+  unavailable?: string;
+  error?: string;
+}
+
+const NEW_EP = '198.18.255.250';
+
+async function timed(argv: string[], ns: string, input: string | undefined, capMs: number): Promise<{ ms: number; capped: boolean }> {
+  const r = await run(argv, { ns, input, timeoutMs: capMs, allowFail: true });
+  if (!r.timedOut && r.code !== 0) throw new Error(`${argv.slice(0, 4).join(' ')}: ${r.stderr.trim().slice(0, 300)}`);
+  return { ms: r.ms, capped: r.timedOut };
+}
+
+/** bytes_memlock of every map pinned in dir, plus the inner maps kp_maglev points to. */
+export async function kpbpfMapBytes(dir: string): Promise<number> {
+  const all = JSON.parse((await run(['bpftool', '-j', 'map', 'show'], { timeoutMs: 60_000 })).stdout) as { id: number; bytes_memlock?: number }[];
+  const byId = new Map(all.map((m) => [m.id, m.bytes_memlock ?? 0]));
+  const ids = new Set<number>();
+  for (const name of readdirSync(dir)) {
+    const r = await run(['bpftool', '-j', 'map', 'show', 'pinned', join(dir, name)], { allowFail: true });
+    if (r.code === 0) ids.add(JSON.parse(r.stdout).id);
+  }
+  const inner = await run(['bpftool', '-j', 'map', 'dump', 'pinned', join(dir, 'kp_maglev')], { allowFail: true, timeoutMs: 120_000 });
+  if (inner.code === 0) {
+    for (const e of JSON.parse(inner.stdout) as { value?: unknown; formatted?: { value?: unknown } }[]) {
+      const v = e.formatted?.value ?? e.value;
+      const id = typeof v === 'number' ? v : Array.isArray(v) ? Buffer.from((v as string[]).map((x) => parseInt(x, 16))).readUInt32LE(0) : NaN;
+      if (Number.isFinite(id)) ids.add(id);
+    }
+  }
+  let sum = 0;
+  for (const id of ids) sum += byId.get(id) ?? 0;
+  return sum;
+}
+
+async function kpbpfRow(services: Service[], ns: string, bpffs: string, capMs: number, row: ControlRow): Promise<void> {
+  const missing = kpbpfMissing();
+  if (missing) {
+    row.unavailable = missing;
+    return;
+  }
+  const dir = join(bpffs, `ctl${services.length}`);
+  mkdirSync(dir, { recursive: true });
+  const tmp = mkdtempSync(join(tmpdir(), 'kpbench-ctl-'));
+  try {
+    const write = (name: string, svcs: Service[]) => {
+      const p = join(tmp, name);
+      writeFileSync(p, JSON.stringify(kpbpfConfig(svcs, { buckets: 65536 })));
+      return p;
+    };
+    // Load the program first, so the timings below are only about the config.
+    await run(kpbpfArgv(dir, 'apply', '-f', write('empty.json', [])), { ns, timeoutMs: 120_000 });
+    const full = await timed(kpbpfArgv(dir, 'apply', '-f', write('full.json', services)), ns, undefined, capMs);
+    row.fullMs = full.ms;
+    row.capped = full.capped;
+    if (full.capped) return;
+    const last = services[services.length - 1];
+    const changed = services.map((s) => (s === last ? { ...s, endpoints: [NEW_EP, ...s.endpoints.slice(1)] } : s));
+    row.changeMs = (await timed(kpbpfArgv(dir, 'apply', '-f', write('change.json', changed)), ns, undefined, capMs)).ms;
+    const vips = JSON.parse((await run(kpbpfArgv(dir, '--json', 'show', 'vips'), { ns, timeoutMs: 120_000 })).stdout);
+    const list = Array.isArray(vips) ? vips : vips.vips;
+    const backends = list.reduce((a: number, v: { backends?: unknown[] }) => a + (v.backends?.length ?? 0), 0);
+    row.verified = `show vips: ${list.length} VIPs, ${backends} backends`;
+    row.mapBytes = await kpbpfMapBytes(dir);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function runControl(o: { sizes: number[]; capMs: number; bpffs: string; log: (m: string) => void }): Promise<ControlRow[]> {
+  const rows: ControlRow[] = [];
+  for (const n of o.sizes) {
+    const services = makeServices(n);
+    const last = services[n - 1];
+    for (const tool of CONTROL_TOOLS) {
+      const row: ControlRow = { tool, services: n };
+      rows.push(row);
+      const ns = `kbenchn${process.pid}`;
+      await run(['ip', 'netns', 'add', ns]);
+      try {
+        if (tool === 'kpbpf') await kpbpfRow(services, ns, o.bpffs, o.capMs, row);
+        else {
+          const [full, change, countArgv] =
+            tool === 'nft'
+              ? [['nft', '-f', '-'], ['nft', '-f', '-'], ['nft', 'list', 'table', 'ip', 'kube-proxy']]
+              : [[`${tool}-restore`], [`${tool}-restore`, '--noflush'], [`${tool}-save`, '-t', 'nat']];
+          const fullText = tool === 'nft' ? nftRuleset(services) : iptablesRestore(services);
+          const chText = tool === 'nft' ? nftEndpointChange(last, last.endpoints[0], NEW_EP) : iptablesEndpointChange(last, last.endpoints[0], NEW_EP);
+          const f = await timed(full, ns, fullText, o.capMs);
+          row.fullMs = f.ms;
+          row.capped = f.capped;
+          if (!f.capped) {
+            const c = await timed(change, ns, chText, o.capMs);
+            row.changeMs = c.ms;
+            row.capped = c.capped;
+            const listing = await run(countArgv, { ns, timeoutMs: o.capMs, allowFail: true });
+            const dnats = (listing.stdout.match(/DNAT|dnat to/g) ?? []).length;
+            row.verified = `${countArgv[0]}: ${dnats} DNAT rules${listing.stdout.includes(NEW_EP) ? ', new endpoint present' : ''}`;
+          }
+        }
+      } catch (e) {
+        row.error = (e as Error).message;
+      } finally {
+        await run(['ip', 'netns', 'del', ns], { allowFail: true });
+      }
+      o.log(`control ${tool} n=${n}: ` + (row.unavailable ?? row.error ?? `full ${row.fullMs?.toFixed(0)} ms${row.capped ? ' (capped)' : ''}, change ${row.changeMs?.toFixed(0)} ms; ${row.verified ?? ''}`));
+    }
+  }
+  return rows;
+}

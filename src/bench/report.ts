@@ -1,0 +1,193 @@
+// BENCHMARKS.md and its SVG chart from one run's results.
+import type { E2eRow } from './e2e.js';
+import type { ControlRow } from './control.js';
+import type { MaglevRow } from './maglev.js';
+import type { DatapathResult } from './datapath.js';
+import type { DataPlaneName } from './dataplanes.js';
+
+export interface Machine {
+  date: string;
+  cpu: string;
+  cpus: number;
+  memGiB: number;
+  kernel: string;
+  node: string;
+  mode: 'quick' | 'full' | 'custom';
+}
+
+export interface Results {
+  machine: Machine;
+  options: Record<string, unknown>;
+  e2e: E2eRow[];
+  control: ControlRow[];
+  maglev: MaglevRow[];
+  datapath?: DatapathResult;
+  log: string[];
+}
+
+const COLORS: Record<DataPlaneName, string> = {
+  'kernel-fwd': '#888888',
+  'xdp-fwd': '#000000',
+  kpbpf: '#d62728',
+  'iptables-legacy': '#1f77b4',
+  'iptables-nft': '#2ca02c',
+  nft: '#ff7f0e',
+};
+
+const fmtInt = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : Math.round(x).toLocaleString('en-US'));
+const fmtRatio = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(2));
+const kpps = (x: number) => `${(x / 1000).toFixed(0)}k`;
+
+export function pps(rows: E2eRow[], dp: DataPlaneName, n: number, mode: 'new' | 'established'): number | undefined {
+  return rows.find((r) => r.dataplane === dp && r.services === n)?.results.find((x) => x.mode === mode)?.deliveredPps;
+}
+
+function cellStatus(r: E2eRow | undefined): string {
+  if (!r) return 'not run';
+  if (r.unavailable) return 'unavailable';
+  if (r.capped) return 'load capped';
+  if (r.error) return 'error';
+  return '–';
+}
+
+/** forwarded packets/s against number of services, one line per data plane (new flows solid, established dashed). */
+export function chartSvg(rows: E2eRow[]): string {
+  const W = 720, H = 420, L = 80, R = 170, T = 30, B = 50;
+  const sizes = [...new Set(rows.map((r) => r.services))].sort((a, b) => a - b);
+  const dps = [...new Set(rows.map((r) => r.dataplane))];
+  const all = rows.flatMap((r) => r.results.map((x) => x.deliveredPps));
+  const maxY = Math.max(1, ...all) * 1.1;
+  const lx = (n: number) => (sizes.length < 2 ? L + (W - L - R) / 2 : L + ((Math.log10(n) - Math.log10(sizes[0])) / (Math.log10(sizes.at(-1)!) - Math.log10(sizes[0]))) * (W - L - R));
+  const ly = (v: number) => T + (1 - v / maxY) * (H - T - B);
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${L}" y="18" font-size="14">Forwarded packets/s vs services (8 endpoints each); solid: new flow per packet, dashed: 1k established flows</text>`];
+  for (let i = 0; i <= 5; i++) {
+    const v = (maxY / 5) * i;
+    out.push(`<line x1="${L}" x2="${W - R}" y1="${ly(v)}" y2="${ly(v)}" stroke="#ddd"/>`, `<text x="${L - 6}" y="${ly(v) + 4}" text-anchor="end">${kpps(v)}</text>`);
+  }
+  for (const n of sizes) out.push(`<text x="${lx(n)}" y="${H - B + 18}" text-anchor="middle">${n.toLocaleString('en-US')}</text>`);
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">services (log scale)</text>`);
+  dps.forEach((dp, i) => {
+    for (const mode of ['new', 'established'] as const) {
+      const pts = sizes.map((n) => [n, pps(rows, dp, n, mode)] as const).filter((p): p is readonly [number, number] => p[1] !== undefined);
+      if (!pts.length) continue;
+      const dash = mode === 'established' ? ' stroke-dasharray="6 4"' : '';
+      out.push(`<polyline fill="none" stroke="${COLORS[dp]}" stroke-width="2"${dash} points="${pts.map(([n, v]) => `${lx(n).toFixed(1)},${ly(v).toFixed(1)}`).join(' ')}"/>`);
+      for (const [n, v] of pts) out.push(`<circle cx="${lx(n).toFixed(1)}" cy="${ly(v).toFixed(1)}" r="3" fill="${COLORS[dp]}"/>`);
+    }
+    out.push(`<line x1="${W - R + 10}" x2="${W - R + 35}" y1="${T + 20 + i * 20}" y2="${T + 20 + i * 20}" stroke="${COLORS[dp]}" stroke-width="2"/>`,
+      `<text x="${W - R + 40}" y="${T + 24 + i * 20}">${dp}</text>`);
+  });
+  out.push('</svg>', '');
+  return out.join('\n');
+}
+
+function e2eTables(rows: E2eRow[]): string[] {
+  const sizes = [...new Set(rows.map((r) => r.services))].sort((a, b) => a - b);
+  const dps = [...new Set(rows.map((r) => r.dataplane))];
+  const out: string[] = [];
+  for (const mode of ['new', 'established'] as const) {
+    out.push(`### ${mode === 'new' ? 'Every packet a new flow' : '1,000 established flows'}`, '',
+      '| data plane | services | delivered pps | offered pps | × kernel-fwd | × xdp-fwd | × kpbpf | load ms | note |', '|---|---:|---:|---:|---:|---:|---:|---:|---|');
+    for (const n of sizes) {
+      for (const dp of dps) {
+        const r = rows.find((x) => x.dataplane === dp && x.services === n);
+        const res = r?.results.find((x) => x.mode === mode);
+        const v = res?.deliveredPps;
+        const ratio = (base: DataPlaneName) => {
+          const b = pps(rows, base, n, mode);
+          return v !== undefined && b ? fmtRatio(v / b) : '–';
+        };
+        const note = r?.unavailable ?? (r?.capped ? 'load hit the time cap: not measured' : r?.error ? `error: ${r.error.slice(0, 80)}` : r?.note ?? '');
+        out.push(`| ${dp} | ${n.toLocaleString('en-US')} | ${v === undefined ? cellStatus(r) : fmtInt(v)} | ${fmtInt(res?.offeredPps)} | ${ratio('kernel-fwd')} | ${ratio('xdp-fwd')} | ${ratio('kpbpf')} | ${fmtInt(r?.loadMs)} | ${note} |`);
+      }
+    }
+    out.push('');
+  }
+  const spread = rows.flatMap((r) => r.results.filter((x) => x.mode === 'new').map((x) => ({ r, x })));
+  if (spread.length) {
+    out.push('Spread over the 8 endpoints of the measured service (new flows; min/max share of its packets):', '',
+      '| data plane | services | min share | max share |', '|---|---:|---:|---:|');
+    for (const { r, x } of spread) {
+      const vals = Object.entries(x.perEndpoint).filter(([k]) => k !== 'other').map(([, v]) => v);
+      const tot = vals.reduce((a, b) => a + b, 0);
+      if (!tot) continue;
+      out.push(`| ${r.dataplane} | ${r.services.toLocaleString('en-US')} | ${(Math.min(...vals) / tot).toFixed(3)} | ${(Math.max(...vals) / tot).toFixed(3)} |`);
+    }
+    out.push('');
+  }
+  return out;
+}
+
+function reading(res: Results): string[] {
+  const out: string[] = [];
+  const sizes = [...new Set(res.e2e.map((r) => r.services))].sort((a, b) => a - b);
+  for (const mode of ['new', 'established'] as const) {
+    for (const n of sizes) {
+      const kp = pps(res.e2e, 'kpbpf', n, mode);
+      if (kp === undefined) continue;
+      const cmp = (['iptables-legacy', 'iptables-nft', 'nft', 'kernel-fwd', 'xdp-fwd'] as DataPlaneName[])
+        .map((dp) => [dp, pps(res.e2e, dp, n, mode)] as const)
+        .filter((p): p is readonly [DataPlaneName, number] => p[1] !== undefined)
+        .map(([dp, v]) => `${fmtRatio(kp / v)}× ${dp}`);
+      if (cmp.length) out.push(`- ${mode === 'new' ? 'New flows' : 'Established flows'}, ${n.toLocaleString('en-US')} services: kpbpf forwards ${cmp.join(', ')}.`);
+    }
+  }
+  for (const r of res.e2e.filter((x) => x.capped)) out.push(`- ${r.dataplane} could not load ${r.services.toLocaleString('en-US')} services within the cap; it was not measured at that size.`);
+  const ctl = res.control.filter((c) => c.fullMs !== undefined);
+  for (const n of [...new Set(ctl.map((c) => c.services))]) {
+    const kp = ctl.find((c) => c.tool === 'kpbpf' && c.services === n);
+    if (!kp?.fullMs) continue;
+    const others = ctl.filter((c) => c.tool !== 'kpbpf' && c.services === n && c.changeMs !== undefined);
+    out.push(`- Control plane, ${n.toLocaleString('en-US')} services: kpbpf full apply ${fmtInt(kp.fullMs)} ms vs ${others.map((o) => `${o.tool} ${fmtInt(o.fullMs)} ms`).join(', ')}; one-endpoint change ${fmtInt(kp.changeMs)} ms vs ${others.map((o) => `${o.tool} ${fmtInt(o.changeMs)} ms`).join(', ')}.`);
+  }
+  out.push('',
+    'Why: iptables evaluates KUBE-SERVICES rule by rule for the first packet of a flow, so its cost grows with the number of services, ' +
+    'and every new flow also pays for a conntrack entry and NAT setup; nftables replaces the rule walk with one verdict-map lookup but keeps conntrack. ' +
+    'kpbpf does a hash lookup per packet (VIP, flow) in XDP before an skb exists, so neither the number of services nor conntrack is on its path; ' +
+    'a new flow costs a Maglev slot read and an LRU insert. Where kpbpf loses: it does more work per packet than the xdp-fwd ceiling (two or three map lookups, ' +
+    'checksum updates, a reverse-NAT entry per new flow), and its control plane is a separate process (Node start-up and program load are in its apply time).');
+  return out;
+}
+
+export function renderMarkdown(res: Results, chartFile: string): string {
+  const m = res.machine;
+  const out = ['# kpbpf benchmarks', '',
+    `Generated by \`npm run bench${m.mode === 'quick' ? ' -- --quick' : ''}\` on ${m.date}. Every figure below comes from that one run; ` +
+    'rerun to regenerate (JSON in `bench-results/`). The machine is shared and noisy: read ratios between data planes measured in the same run, not absolute figures.', '',
+    '## Machine', '', `- CPU: ${m.cpu} × ${m.cpus}`, `- memory: ${m.memGiB} GiB`, `- kernel: ${m.kernel}`, `- node: ${m.node}`, `- mode: ${m.mode}`, '',
+    '## Reading', '', ...reading(res), '',
+    '## End to end (forwarded packets/s)', '',
+    'Topology: client → node → backend namespaces over veth pairs, addresses from 198.18.0.0/15. The client sends 60-byte UDP frames with ' +
+    '`src/bench/c/udpgen.c` (AF_PACKET, pinned to CPU 0); the node\'s ingress veth polls in a threaded NAPI pinned to CPU 1, so the data plane ' +
+    'under test gets its own core. Traffic goes to the last-listed service; the backend counts (and drops) what arrives per endpoint in an ' +
+    'nft ingress chain. trafgen was tried first: it aborts with EAGAIN ("Flushing TX_RING failed") when a veth with XDP pushes back, so the ' +
+    'harness uses its own sender, which waits on backpressure (offered ≈ delivered means the data plane, not the sender, set the pace).', '',
+    `![forwarded packets/s vs services](${chartFile})`, '', ...e2eTables(res.e2e)];
+  if (res.datapath) out.push(...datapathSection(res.datapath));
+  out.push('## Control plane', '', '| tool | services | full load ms | one-endpoint change ms | verified | kpbpf map bytes (memlock) | note |', '|---|---:|---:|---:|---|---:|---|');
+  for (const c of res.control) {
+    out.push(`| ${c.tool} | ${c.services.toLocaleString('en-US')} | ${fmtInt(c.fullMs)}${c.capped ? ' (cap reached)' : ''} | ${fmtInt(c.changeMs)} | ${c.verified ?? ''} | ${fmtInt(c.mapBytes)} | ${c.unavailable ?? c.error ?? ''} |`);
+  }
+  out.push('', 'kpbpf times are whole `kpbpf apply -f` invocations (Node start-up included) after the program was loaded by an empty apply; ' +
+    'iptables times are `iptables-*-restore` of the whole nat table, then `--noflush` of the changed chains; nft times are `nft -f` of the table, then one transaction.', '');
+  out.push('## Maglev', '', '| table size | backends | compile ms | balance (max/mean) | moved on remove | moved on add | ideal 1/N |', '|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of res.maglev) {
+    out.push(`| ${r.size} | ${r.backends} | ${r.compileMs.toFixed(2)} | ${r.balance.toFixed(3)} | ${r.movedOnRemove.toFixed(4)} | ${r.movedOnAdd.toFixed(4)} | ${r.ideal.toFixed(4)} |`);
+  }
+  out.push('');
+  return out.join('\n');
+}
+
+function datapathSection(d: DatapathResult): string[] {
+  const out = ['## Data path per packet (BPF_PROG_TEST_RUN)', '', d.method, '',
+    '| path | ns/packet | × pass.bpf.o | × parse.bpf.o | iterations | verified by counters |', '|---|---:|---:|---:|---:|---|'];
+  const base = (name: string) => d.rows.find((r) => r.path === name)?.nsPerPacket;
+  for (const r of d.rows) {
+    const p = base('pass.bpf.o'), q = base('parse.bpf.o');
+    out.push(`| ${r.path} | ${r.nsPerPacket.toFixed(1)} | ${p ? fmtRatio(r.nsPerPacket / p) : '–'} | ${q ? fmtRatio(r.nsPerPacket / q) : '–'} | ${r.iterations} | ${r.verified} |`);
+  }
+  out.push('');
+  return out;
+}

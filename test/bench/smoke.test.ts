@@ -1,0 +1,56 @@
+// A tiny run of the whole harness: proves it works end to end, without gating on figures.
+import t from 'tap';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { bench } from '../../src/bench/main.js';
+import { DATAPLANES } from '../../src/bench/dataplanes.js';
+
+const root = process.getuid?.() === 0;
+const missing = ['gcc', 'nft', 'ethtool', 'bpftool', 'iptables-legacy-restore', 'iptables-nft-restore'].filter(
+  (c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0,
+);
+const skip = !root ? 'needs root (network namespaces, XDP, bpffs)' : missing.length ? `missing tools: ${missing.join(', ')}` : false;
+
+t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kpbench-smoke-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const md = join(dir, 'BENCHMARKS.md');
+  const res = await bench({
+    quick: true,
+    sizes: [10],
+    controlSizes: [10],
+    warmupMs: 200,
+    measureMs: 300,
+    capMs: 60_000,
+    dpVips: 10,
+    dpFlows: 1000,
+    dpIterations: 50,
+    results: join(dir, 'results'),
+    markdown: md,
+  });
+  t.equal(res.e2e.length, DATAPLANES.length, 'one e2e row per data plane');
+  for (const row of res.e2e) {
+    t.notOk(row.error, `${row.dataplane}: no error`);
+    if (row.unavailable) t.comment(`${row.dataplane} unavailable: ${row.unavailable}`);
+    else t.same(row.results.map((r) => r.mode), ['new', 'established'], `${row.dataplane}: both flow modes measured`);
+  }
+  const kernel = res.e2e.find((r) => r.dataplane === 'kernel-fwd')!;
+  t.ok(kernel.results.every((r) => r.deliveredPps > 0), 'kernel forwarding delivered packets to the backend');
+  for (const row of res.e2e.filter((r) => ['iptables-legacy', 'nft', 'kpbpf'].includes(r.dataplane) && r.results.length)) {
+    const eps = Object.entries(row.results[0].perEndpoint).filter(([k, v]) => k !== 'other' && v > 0);
+    t.equal(eps.length, 8, `${row.dataplane}: DNAT reached all 8 endpoints`);
+  }
+  t.equal(res.control.length, 4, 'control rows for kpbpf, iptables-legacy, iptables-nft, nft');
+  for (const c of res.control.filter((c) => !c.unavailable)) t.ok(c.fullMs! > 0 && c.changeMs! > 0, `${c.tool}: timed`);
+  t.ok(res.maglev.length > 0, 'maglev rows');
+  if (res.datapath) t.ok(res.datapath.rows.every((r) => r.nsPerPacket > 0), 'data path rows');
+  const json = readdirSync(join(dir, 'results')).filter((f) => f.endsWith('.json'));
+  t.equal(json.length, 1, 'JSON written');
+  t.same(JSON.parse(readFileSync(join(dir, 'results', json[0]), 'utf8')).machine.kernel, res.machine.kernel);
+  const text = readFileSync(md, 'utf8');
+  for (const h of ['## Machine', '## End to end', '## Control plane', '## Maglev']) t.match(text, h);
+  t.match(readFileSync(join(dir, 'bench-results', 'e2e-chart.svg'), 'utf8'), /<svg[\s\S]*polyline/);
+  t.same(readdirSync('/run/netns').filter((n) => n.startsWith(`kbench`) && n.endsWith(String(process.pid))), [], 'namespaces removed');
+});
