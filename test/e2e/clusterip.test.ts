@@ -1,0 +1,248 @@
+// End to end: client / node (XDP attached) / backends in network namespaces, real TCP and UDP traffic
+// through a ClusterIP VIP, the kpbpf CLI driving the live data plane. Addresses: 198.18.0.0/15 only.
+import t from 'tap';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
+import { createTopology, type Backend, type Topology } from '../../src/testbed/topology.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const KPBPF = resolve(root, 'bin/kpbpf.js');
+const SERVERS = resolve(root, 'dist/testbed/servers.js');
+const CLIENT = resolve(root, 'dist/testbed/client.js');
+const VIP = '198.18.100.10';
+
+function whyNot(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces, XDP, bpffs)';
+  for (const f of [KPBPF, SERVERS, CLIENT, resolve(root, 'build/kp.bpf.o')]) {
+    if (!existsSync(f)) return `${f} is missing: run npm run build first`;
+  }
+  try {
+    execFileSync('ip', ['netns', 'list']);
+  } catch {
+    return 'iproute2 (ip netns) is not available';
+  }
+  return undefined;
+}
+
+const skip = whyNot();
+if (skip) {
+  t.test('end-to-end ClusterIP through XDP', { skip }, async () => {});
+} else {
+  run();
+}
+
+function run() {
+  const bpffs = `/run/kpbpf-e2e-${randomBytes(3).toString('hex')}`;
+  let topo: Topology | undefined;
+  const children: ChildProcess[] = [];
+
+  t.teardown(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    if (topo) {
+      try {
+        kp('detach', '--purge');
+      } catch {
+        // namespaces going away detach the links anyway
+      }
+      topo.destroy();
+    }
+    try {
+      execFileSync('umount', [bpffs]);
+    } catch {
+      // not mounted
+    }
+    try {
+      rmdirSync(bpffs);
+    } catch {
+      // already gone
+    }
+  });
+
+  function kp(...args: string[]): string {
+    return execFileSync('ip', ['netns', 'exec', topo!.node.ns, process.execPath, KPBPF, '--bpffs', bpffs, ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  }
+  const kpJson = (...args: string[]) => JSON.parse(kp('--json', ...args));
+
+  function client(mode: string, port: number, count: number, extra: string[] = []) {
+    const out = topo!.exec(topo!.client.ns, [process.execPath, CLIENT, mode, '--vip', VIP, '--port', String(port), '--count', String(count), '--timeout', '2000', ...extra]);
+    return JSON.parse(out.trim().split('\n').pop()!);
+  }
+
+  async function startServers(b: Backend): Promise<void> {
+    const child = topo!.spawn(b.ns, [process.execPath, SERVERS, '--name', b.name, '--tcp', '8080', '--udp', '5353']);
+    children.push(child);
+    await new Promise<void>((ok, fail) => {
+      let seen = '';
+      const timer = setTimeout(() => fail(new Error(`servers in ${b.ns} did not start: ${seen}`)), 10_000);
+      child.stdout!.on('data', (d) => {
+        seen += d;
+        if (seen.includes('tcp 8080 ready') && seen.includes('udp 5353 ready')) {
+          clearTimeout(timer);
+          ok();
+        }
+      });
+      child.on('exit', (code) => fail(new Error(`servers in ${b.ns} exited with ${code}: ${seen}`)));
+    });
+  }
+
+  t.before(async () => {
+    mkdirSync(bpffs, { recursive: true });
+    execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]); // outside `ip netns exec`, so every call sees it
+    topo = createTopology({ backends: 2 });
+    for (const b of topo.backends) await startServers(b);
+    kp('attach', ...topo.nodeIfs());
+    kp('vip', 'add', `${VIP}/32`, 'protocol', 'tcp', 'port', '80', 'target', '8080');
+    kp('vip', 'add', `${VIP}/32`, 'protocol', 'udp', 'port', '53', 'target', '5353');
+    for (const proto of ['tcp', 'udp']) {
+      kp('backend', 'add', `${VIP}/32`, 'protocol', proto, ...topo.backends.map((b) => b.addr));
+    }
+  });
+
+  t.test('TCP: every connection completes, replies come from the VIP, load spreads', async (t) => {
+    const r = client('http', 80, 60);
+    t.equal(r.ok, 60, `all 60 connections completed (errors: ${r.errors.join('; ')})`);
+    t.same(r.remotes, [`${VIP}:80`], 'every reply came from VIP:80');
+    t.ok(r.backends.b1 > 5 && r.backends.b2 > 5, `both backends served: ${JSON.stringify(r.backends)}`);
+  });
+
+  t.test('UDP: every datagram is answered from the VIP, load spreads', async (t) => {
+    const r = client('udp', 53, 40);
+    t.equal(r.ok, 40, 'all 40 datagrams answered');
+    t.same(r.remotes, [`${VIP}:53`], 'every reply came from VIP:53');
+    t.ok(r.backends.b1 > 3 && r.backends.b2 > 3, `both backends served: ${JSON.stringify(r.backends)}`);
+  });
+
+  t.test('counters match the traffic', async (t) => {
+    const s = kpJson('show', 'stats');
+    const tcp = s.vips.find((v: { protocol: string }) => v.protocol === 'tcp');
+    const udp = s.vips.find((v: { protocol: string }) => v.protocol === 'udp');
+    t.equal(udp.counters.firstPkts, 40, 'UDP: one first session packet per datagram (each is a new flow)');
+    t.equal(udp.counters.existingPkts, 0, 'UDP: no existing-session packets');
+    t.equal(udp.counters.replyPkts, 40, 'UDP: 40 replies SNATed');
+    t.ok(tcp.counters.firstPkts >= 60, `TCP: at least one first packet per connection (${tcp.counters.firstPkts})`);
+    t.ok(tcp.counters.existingPkts >= 60 * 3, `TCP: handshake, request and FIN packets hit existing sessions (${tcp.counters.existingPkts})`);
+    t.equal(tcp.counters.noServerPkts, 0, 'TCP: no packet without a server');
+    for (const v of [tcp, udp]) {
+      const fwd = v.counters.firstPkts + v.counters.existingPkts + v.counters.untrackedPkts;
+      const perBackend = v.backends.reduce((a: number, b: { packets: number }) => a + b.packets, 0);
+      t.equal(perBackend, fwd, `${v.protocol}: per-backend packets add up to the VIP's forwarded packets`);
+    }
+    const fwdAll = [tcp, udp].reduce((a, v) => a + v.counters.firstPkts + v.counters.existingPkts + v.counters.untrackedPkts, 0);
+    t.equal(s.global.dnat, fwdAll, 'global DNAT count equals the VIPs forwarded packets');
+    t.equal(s.global.snat, tcp.counters.replyPkts + udp.counters.replyPkts, 'global SNAT count equals the VIPs reply packets');
+  });
+
+  t.test('traffic that did not go through a VIP is left alone', async (t) => {
+    const out = topo!.exec(topo!.client.ns, [process.execPath, '-e', `
+      const http = require('node:http');
+      http.get({ host: '198.18.1.2', port: 8080, path: '/' }, (res) => {
+        const remote = res.socket.remoteAddress + ':' + res.socket.remotePort;
+        let b = ''; res.on('data', (c) => b += c);
+        res.on('end', () => console.log(JSON.stringify({ remote, body: b })));
+      }).on('error', (e) => console.log(JSON.stringify({ error: e.message })));`]);
+    const r = JSON.parse(out);
+    t.equal(r.remote, '198.18.1.2:8080', 'a direct connection to a backend keeps its own address');
+    t.match(r.body, /"backend":"b1"/);
+  });
+
+  t.test('a long-lived connection keeps its backend while backends are added', async (t) => {
+    const pause = `/tmp/kpbpf-e2e-pause-${randomBytes(3).toString('hex')}`;
+    const child = topo!.spawn(topo!.client.ns, [process.execPath, CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '3', '--pause-file', pause]);
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const done = new Promise<void>((ok) => child.on('exit', () => ok()));
+    const waitFor = async (what: string) => {
+      let err = '';
+      child.stderr!.on('data', (d) => (err += d));
+      const deadline = Date.now() + 15_000;
+      while (!err.includes(what) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    };
+    try {
+      await waitFor('request 0 done');
+      const b3 = topo!.addBackend('b3');
+      await startServers(b3);
+      kp('attach', b3.nodeIf);
+      kp('backend', 'add', `${VIP}/32`, 'protocol', 'tcp', b3.addr);
+      writeFileSync(`${pause}.1`, '');
+      await waitFor('request 1 done');
+      const b4 = topo!.addBackend('b4');
+      await startServers(b4);
+      kp('attach', b4.nodeIf);
+      kp('backend', 'add', `${VIP}/32`, 'protocol', 'tcp', b4.addr);
+      writeFileSync(`${pause}.2`, '');
+      await done;
+    } finally {
+      for (const i of [1, 2]) rmSync(`${pause}.${i}`, { force: true });
+    }
+    const r = JSON.parse(out.trim());
+    t.equal(r.backends.length, 3, 'three requests on one connection');
+    t.equal(new Set(r.backends).size, 1, `the connection stayed on ${r.backends[0]} (${r.backends.join(', ')})`);
+    const after = client('http', 80, 80);
+    t.equal(after.ok, 80, 'new connections all complete');
+    t.ok(after.backends.b3 > 0 && after.backends.b4 > 0, `new connections reach the new backends: ${JSON.stringify(after.backends)}`);
+  });
+
+  t.test('a drained backend keeps its connections and gets no new ones', async (t) => {
+    const pause = `/tmp/kpbpf-e2e-drain-${randomBytes(3).toString('hex')}`;
+    const child = topo!.spawn(topo!.client.ns, [process.execPath, CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '2', '--pause-file', pause]);
+    children.push(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    const done = new Promise<void>((ok) => child.on('exit', () => ok()));
+    const deadline = Date.now() + 15_000;
+    while (!err.includes('request 0 done') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // Which backend has the connection? Drain exactly that one.
+    const vips = kpJson('show', 'backends') as { protocol: string; backends: { address: string }[] }[];
+    const tcpBackends = vips.find((v) => v.protocol === 'tcp')!.backends.map((b) => b.address);
+    const first = err.includes('request 0 done');
+    t.ok(first, 'first request on the long-lived connection done');
+    const flows = kpJson('show', 'flows', '--limit', '10000') as { backend: string; idleSeconds: number; vip: string }[];
+    const live = flows.filter((f) => f.vip === `${VIP}:80`).sort((a, b) => a.idleSeconds - b.idleSeconds)[0];
+    t.ok(live, `a TCP flow of the connection is in the flow table (${flows.length} flows)`);
+    const drained = live.backend.split(':')[0];
+    t.ok(tcpBackends.includes(drained), `the connection's backend ${drained} is a backend of the VIP`);
+    kp('backend', 'del', `${VIP}/32`, 'protocol', 'tcp', drained);
+    writeFileSync(`${pause}.1`, '');
+    await done;
+    rmSync(`${pause}.1`, { force: true });
+    const r = JSON.parse(out.trim());
+    t.equal(new Set(r.backends).size, 1, `the drained backend kept its connection (${r.backends.join(', ')})`);
+    const name = topo!.backends.find((b) => b.addr === drained)!.name;
+    const after = client('http', 80, 60);
+    t.equal(after.ok, 60, 'new connections all complete');
+    t.notOk(after.backends[name], `no new connection reached the drained backend ${name}: ${JSON.stringify(after.backends)}`);
+    const view = (kpJson('show', 'backends') as { protocol: string; backends: { address: string; state: string }[] }[]).find((v) => v.protocol === 'tcp')!;
+    const state = view.backends.find((b) => b.address === drained)?.state;
+    t.ok(state === 'draining' || state === undefined, `the backend is draining or already collected (${state})`);
+    kp('backend', 'add', `${VIP}/32`, 'protocol', 'tcp', drained); // back for the next tests
+  });
+
+  t.test('XDP_REDIRECT path: interfaces allowed to redirect carry the traffic', async (t) => {
+    const before = kpJson('show', 'stats').global.tx_redirect;
+    kp('attach', ...topo!.nodeIfs(), '--redirect');
+    const ifs = kpJson('show', 'interfaces') as { ifname: string; redirect: boolean }[];
+    t.ok(ifs.every((i) => i.redirect), 'every node interface is a redirect target');
+    const r = client('http', 80, 30);
+    t.equal(r.ok, 30, `all connections complete over the redirect path (errors: ${r.errors.join('; ')})`);
+    t.same(r.remotes, [`${VIP}:80`], 'replies still come from the VIP');
+    const after = kpJson('show', 'stats').global.tx_redirect;
+    t.ok(after - before >= 30 * 4, `packets were redirected in XDP (${after - before})`);
+  });
+
+  t.test('a VIP without backends: no server configured', async (t) => {
+    kp('vip', 'add', '198.18.100.11/32', 'protocol', 'tcp', 'port', '80', 'target', '8080');
+    const out = topo!.exec(topo!.client.ns, [process.execPath, CLIENT, 'http', '--vip', '198.18.100.11', '--port', '80', '--count', '1', '--timeout', '1500']);
+    t.equal(JSON.parse(out).ok, 0, 'the connection does not complete');
+    const v = (kpJson('show', 'stats').vips as { prefix: string; counters: { noServerPkts: number } }[]).find((x) => x.prefix === '198.18.100.11/32')!;
+    t.ok(v.counters.noServerPkts >= 1, `counted as no server configured (${v.counters.noServerPkts})`);
+  });
+}
