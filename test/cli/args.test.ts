@@ -1,0 +1,76 @@
+// CLI argument errors: named argument, what was expected, non-zero exit, nothing touched.
+// A bpffs path that does not exist proves nothing was touched: any data plane access would fail differently.
+import t from 'tap';
+import { main } from '../../src/cli/main.js';
+import { parseWords, parseUint, parseProtocol } from '../../src/cli/words.js';
+
+async function run(...argv: string[]) {
+  let out = '';
+  let err = '';
+  const code = await main(['--bpffs', '/nonexistent-kpbpf-test', ...argv], { out: (s) => (out += s), err: (s) => (err += s) });
+  return { code, out, err };
+}
+
+t.test('keyword parsing', async (t) => {
+  const r = parseWords(['protocol', 'udp', 'port', '53', '198.18.1.2', 'flush'], { protocol: parseProtocol, port: (v) => parseUint(v, 'port', 1, 65535), flush: null });
+  t.same(r.opts, { protocol: 'udp', port: 53, flush: true });
+  t.same(r.rest, ['198.18.1.2']);
+  t.same(parseWords(['target', '8080'], { target_port: (v) => Number(v) }, { target: 'target_port' }).opts, { target_port: 8080 });
+  t.throws(() => parseWords(['port'], { port: (v) => v }), /port: expected a value/);
+  t.throws(() => parseWords(['port', '1', 'port', '2'], { port: (v) => v }), /port: given more than once/);
+  t.throws(() => parseUint('70000', 'port', 1, 65535), /port: expected an integer from 1 to 65535, got 70000/);
+  t.throws(() => parseUint('8o', 'port', 1, 65535), /port: expected an integer from 1 to 65535, got '8o'/);
+  t.throws(() => parseProtocol('sctp'), /protocol: expected tcp or udp, got 'sctp'/);
+});
+
+const cases: [string, string[], RegExp][] = [
+  ['vip add without port', ['vip', 'add', '198.18.100.10/32'], /port: expected a port number/],
+  ['vip add bad port', ['vip', 'add', '198.18.100.10/32', 'port', '0'], /port: expected an integer from 1 to 65535, got 0/],
+  ['vip add bad protocol', ['vip', 'add', '198.18.100.10/32', 'protocol', 'icmp', 'port', '80'], /protocol: expected tcp or udp, got 'icmp'/],
+  ['vip add bad target', ['vip', 'add', '198.18.100.10/32', 'port', '80', 'target', 'x'], /target: expected an integer from 1 to 65535, got 'x'/],
+  ['vip add new_len too small', ['vip', 'add', '198.18.100.10/32', 'port', '80', 'new_len', '3'], /new_len: expected an integer from 7 to 131071, got 3/],
+  ['vip add stray word', ['vip', 'add', '198.18.100.10/32', 'port', '80', 'bogus'], /unexpected argument 'bogus'/],
+  ['backend add without address', ['backend', 'add', '198.18.100.10/32', 'port', '80'], /expected at least one backend address/],
+  ['backend add bad weight', ['backend', 'add', '198.18.100.10/32', 'weight', '0', '198.18.1.2'], /weight: expected an integer from 1 to 65535, got 0/],
+  ['conf buckets not a power of two', ['conf', 'buckets', '1000'], /buckets: expected an integer from 1024 to 16777216, got 1000/],
+  ['conf buckets power of two check', ['conf', 'buckets', '3000'], /buckets: expected a power of two/],
+  ['conf timeout 0', ['conf', 'timeout', '0'], /timeout: expected an integer from 1 to 86400, got 0/],
+  ['show unknown', ['show', 'everything'], /show: expected one of vips, backends, flows, stats, conf, interfaces, got 'everything'/],
+];
+
+for (const [name, argv, msg] of cases) {
+  t.test(name, async (t) => {
+    const r = await run(...argv);
+    t.equal(r.code, 2, 'exit code 2 for a usage error');
+    t.match(r.err, msg);
+    t.equal(r.out, '', 'nothing printed on stdout');
+  });
+}
+
+t.test('commander usage errors', async (t) => {
+  const r = await run('attach');
+  t.not(r.code, 0);
+  t.match(r.err, /missing required argument 'ifname'/);
+  const m = await run('attach', 'eth0', '--mode', 'turbo');
+  t.not(m.code, 0);
+  t.match(m.err, /--mode.*turbo.*native, generic, auto/s);
+  const a = await run('apply');
+  t.not(a.code, 0);
+  t.match(a.err, /required option '-f, --file <path>'/);
+});
+
+t.test('a bpffs path with a dot is refused before anything is touched', async (t) => {
+  let err = '';
+  const code = await main(['--bpffs', '/tmp/x.y', 'show'], { out: () => {}, err: (s) => (err += s) });
+  t.equal(code, 2);
+  t.match(err, /contains '\.'/);
+});
+
+t.test('help lists every command with an example', async (t) => {
+  for (const cmd of [['vip', 'add'], ['vip', 'del'], ['backend', 'add'], ['backend', 'del'], ['conf'], ['attach'], ['detach'], ['show'], ['apply']]) {
+    let out = '';
+    const code = await main([...cmd, '--help'], { out: (s) => (out += s), err: () => {} });
+    t.equal(code, 0, `${cmd.join(' ')} --help exits 0`);
+    t.match(out, /Example/, `${cmd.join(' ')} --help has an example`);
+  }
+});

@@ -1,0 +1,193 @@
+// The CLI against a live (loaded, unattached) data plane in a private bpffs: every command's effect is
+// read back from the maps. Needs root and build/kp.bpf.o.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmdirSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { main } from '../../src/cli/main.js';
+import { Control } from '../../src/dataplane/control.js';
+import { DEFAULT_OBJECT } from '../../src/loader/index.js';
+
+const skip = process.getuid?.() !== 0 ? 'needs root (bpffs, BPF maps)' : !existsSync(DEFAULT_OBJECT) ? `${DEFAULT_OBJECT} missing: run npm run build` : undefined;
+
+if (skip) t.test('CLI against a live data plane', { skip }, async () => {});
+else run();
+
+function run() {
+  const bpffs = `/run/kpbpf-clitest-${randomBytes(3).toString('hex')}`;
+  const tmp = `/tmp/kpbpf-clitest-${randomBytes(3).toString('hex')}`;
+  mkdirSync(bpffs, { recursive: true });
+  mkdirSync(tmp, { recursive: true });
+  execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]);
+  t.teardown(() => {
+    try {
+      execFileSync('umount', [bpffs]);
+    } catch {
+      // not mounted
+    }
+    rmdirSync(bpffs);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  async function kp(...argv: string[]) {
+    let out = '';
+    let err = '';
+    const code = await main(['--bpffs', bpffs, ...argv], { out: (s) => (out += s), err: (s) => (err += s) });
+    return { code, out, err };
+  }
+  async function json(...argv: string[]) {
+    const r = await kp('--json', ...argv);
+    if (r.code !== 0) throw new Error(`kpbpf ${argv.join(' ')}: ${r.err}`);
+    return JSON.parse(r.out);
+  }
+  const withControl = <T>(f: (c: Control) => T): T => {
+    const c = Control.open({ bpffs, load: false });
+    try {
+      return f(c);
+    } finally {
+      c.close();
+    }
+  };
+
+  t.test('nothing loaded yet: a read says so and exits 1', async (t) => {
+    const r = await kp('show', 'vips');
+    t.equal(r.code, 1);
+    t.match(r.err, /not loaded/);
+  });
+
+  t.test('vip add loads the data plane; backends get Maglev slots by weight', async (t) => {
+    const v = await json('vip', 'add', '198.18.100.10/32', 'protocol', 'tcp', 'port', '80', 'target', '8080', 'new_len', '1021');
+    t.match(v, { id: 1, prefix: '198.18.100.10/32', protocol: 'tcp', port: 80, targetPort: 8080, newLen: 1021 });
+    await json('backend', 'add', '198.18.100.10/32', '198.18.1.2');
+    await json('backend', 'add', '198.18.100.10/32', 'weight', '2', '198.18.2.2');
+    const [vip] = await json('show', 'backends');
+    const slots = vip.backends.map((b: { slots: number }) => b.slots);
+    t.equal(slots[0] + slots[1], 1021, 'every slot of the table is filled');
+    t.ok(Math.abs(slots[1] / slots[0] - 2) < 0.05, `weight 2 gets twice the slots (${slots.join(' / ')})`);
+    t.same(vip.backends.map((b: { port: number }) => b.port), [8080, 8080], 'backends take the target port');
+  });
+
+  t.test('vip add on an existing VIP changes new_len and target in place', async (t) => {
+    await json('vip', 'add', '198.18.100.10/32', 'port', '80', 'target', '8081', 'new_len', '2039');
+    const vips = await json('show', 'backends');
+    t.equal(vips.length, 1, 'still one VIP');
+    t.equal(vips[0].newLen, 2039);
+    t.equal(vips[0].backends.reduce((a: number, b: { slots: number }) => a + b.slots, 0), 2039, 'the table was rebuilt at the new size');
+    t.same(vips[0].backends.map((b: { port: number }) => b.port), [8081, 8081]);
+  });
+
+  t.test('a VIP prefix is stored in the LPM trie and counted for the data plane', async (t) => {
+    await json('vip', 'add', '198.18.64.0/24', 'protocol', 'udp', 'port', '53');
+    t.equal(withControl((c) => c.dp.maps.config.lookup(0)!.nVipPrefixes), 1);
+    const del = await kp('vip', 'del', '198.18.64.0/24');
+    t.equal(del.code, 0, del.err);
+    t.equal(withControl((c) => c.dp.maps.config.lookup(0)!.nVipPrefixes), 0);
+  });
+
+  t.test('graceful removal: a backend with a live flow drains, without one it is freed', async (t) => {
+    // A live flow pinned to 198.18.1.2, as the data plane would have written it.
+    withControl((c) => {
+      const b = c.listVips()[0].backends.find((x) => x.address === '198.18.1.2')!;
+      c.dp.maps.flows.update(
+        { saddr: '198.18.0.2', daddr: '198.18.100.10', sport: 40000, dport: 80, proto: 6 },
+        { backendId: b.id, backendGen: b.gen, lastSeenNs: process.hrtime.bigint(), revSeenNs: 0n },
+      );
+    });
+    const r = await json('backend', 'del', '198.18.100.10/32', '198.18.1.2');
+    t.match(r, [{ address: '198.18.1.2', state: 'draining', flushed: false }]);
+    let [vip] = await json('show', 'backends');
+    t.same(vip.backends.map((b: { address: string; state: string; slots: number }) => [b.address, b.state, b.slots]), [
+      ['198.18.1.2', 'draining', 0],
+      ['198.18.2.2', 'active', 2039],
+    ]);
+    // Once its flow is idle past the timeout, the next change collects it.
+    withControl((c) => c.dp.maps.flows.delete({ saddr: '198.18.0.2', daddr: '198.18.100.10', sport: 40000, dport: 80, proto: 6 }));
+    await json('backend', 'add', '198.18.100.10/32', '198.18.3.2');
+    await json('backend', 'del', '198.18.100.10/32', '198.18.3.2');
+    [vip] = await json('show', 'backends');
+    t.same(vip.backends.map((b: { address: string }) => b.address), ['198.18.2.2'], 'drained backends without flows are freed');
+  });
+
+  t.test('flush frees at once and bumps the slot generation', async (t) => {
+    const [before] = await json('show', 'backends');
+    const gen = before.backends[0].gen;
+    const r = await json('backend', 'del', '198.18.100.10/32', 'flush', '198.18.2.2');
+    t.match(r, [{ address: '198.18.2.2', flushed: true }]);
+    const [after] = await json('show', 'backends');
+    t.same(after.backends, []);
+    const slot = withControl((c) => c.dp.maps.backends.lookup(before.backends[0].id)!);
+    t.equal(slot.state, 0, 'slot is free');
+    t.equal(slot.gen, gen + 1, 'generation bumped: flows pinned to it re-select');
+  });
+
+  t.test('conf: timeout and buckets (a reload that keeps VIPs and backends)', async (t) => {
+    await json('backend', 'add', '198.18.100.10/32', '198.18.4.2');
+    t.match(await json('conf', 'timeout', '10'), { timeout: 10, buckets: 65536 });
+    const vipsBefore = await json('show', 'backends');
+    t.match(await json('conf', 'buckets', '2048'), { timeout: 10, buckets: 2048 });
+    t.same(await json('show', 'backends'), vipsBefore, 'VIPs, backends and tables survive the reload');
+  });
+
+  const config = {
+    conf: { buckets: 2048, timeout: 30 },
+    vips: [
+      { prefix: '198.18.100.10/32', protocol: 'tcp', port: 80, target_port: 8080, new_len: 1021, backends: ['198.18.1.2', { address: '198.18.2.2', weight: 3 }] },
+      { prefix: '198.18.100.20', protocol: 'udp', port: 53, target_port: 5353, backends: ['198.18.1.2'] },
+    ],
+  };
+
+  t.test('apply: full sync, then no-op, then a one-backend change', async (t) => {
+    const file = `${tmp}/a.json`;
+    writeFileSync(file, JSON.stringify(config));
+    const dry = await json('apply', '-f', file, '--dry-run');
+    t.ok(dry.ops.length > 0, 'dry run plans changes');
+    t.equal((await json('show', 'vips'))[0].targetPort, 8081, 'dry run changed nothing');
+    const r = await json('apply', '-f', file);
+    t.ok(r.ops.some((o: string) => o.startsWith('vip add 198.18.100.20/32 udp port 53')), 'the UDP VIP is added');
+    const vips = await json('show', 'backends');
+    t.same(
+      vips.map((v: { prefix: string; protocol: string; port: number; targetPort: number; backends: { address: string; weight: number }[] }) => [v.prefix, v.protocol, v.port, v.targetPort, v.backends.map((b) => `${b.address}*${b.weight}`)]),
+      [
+        ['198.18.100.10/32', 'tcp', 80, 8080, ['198.18.1.2*1', '198.18.2.2*3']],
+        ['198.18.100.20/32', 'udp', 53, 5353, ['198.18.1.2*1']],
+      ],
+    );
+    t.match(await json('show', 'conf'), { timeout: 30, buckets: 2048 });
+    t.same((await json('apply', '-f', file)).ops, [], 'applying again changes nothing');
+    config.vips[0].backends = ['198.18.1.2'];
+    writeFileSync(file, JSON.stringify(config));
+    const one = await json('apply', '-f', file);
+    t.same(one.ops, ['backend del 198.18.100.10/32 tcp port 80 198.18.2.2'], 'one endpoint removed is one operation');
+  });
+
+  t.test('apply of an invalid config lists every bad field and changes nothing', async (t) => {
+    const before = await json('show', 'backends');
+    const file = `${tmp}/bad.json`;
+    writeFileSync(file, JSON.stringify({ conf: { timeout: 0 }, vips: [{ prefix: '198.18.100.30/33', port: 80, new_len: 1000, backends: ['198.18.1.300'] }] }));
+    const r = await kp('apply', '-f', file);
+    t.equal(r.code, 1);
+    for (const p of ['/conf/timeout', '/vips/0/prefix', '/vips/0/new_len', '/vips/0/backends/0']) t.match(r.err, p, `names ${p}`);
+    t.same(await json('show', 'backends'), before, 'running state untouched');
+    writeFileSync(file, '{"vips": [ }');
+    const s = await kp('apply', '-f', file);
+    t.equal(s.code, 1);
+    t.match(s.err, /bad\.json:1:\d+/, 'a JSON syntax error names file, line and column');
+  });
+
+  t.test('show stats and flows read the per-CPU maps', async (t) => {
+    const s = await json('show', 'stats');
+    t.ok('dnat' in s.global && 'pass_no_match' in s.global);
+    t.match(s.vips[0].counters, { existingPkts: Number, firstPkts: Number, untrackedPkts: Number, noServerPkts: Number });
+    t.same(await json('show', 'flows'), []);
+    const text = await kp('show', 'stats');
+    t.match(text.out, /packet from existing sessions/);
+    t.match(text.out, /first session packet/);
+    t.match(text.out, /no server configured/);
+  });
+
+  t.test('detach --purge removes every pin', async (t) => {
+    const r = await kp('detach', '--purge');
+    t.equal(r.code, 0, r.err);
+    t.same(readdirSync(bpffs).filter((f) => !f.endsWith('.debug')), [], 'no kpbpf pin is left (the kernel's own *.debug files stay)');
+  });
+}
