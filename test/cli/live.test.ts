@@ -188,6 +188,6 @@ function run() {
   t.test('detach --purge removes every pin', async (t) => {
     const r = await kp('detach', '--purge');
     t.equal(r.code, 0, r.err);
-    t.same(readdirSync(bpffs).filter((f) => !f.endsWith('.debug')), [], 'no kpbpf pin is left (the kernel's own *.debug files stay)');
+    t.same(readdirSync(bpffs).filter((f) => !f.endsWith('.debug')), [], 'no kpbpf pin is left (the kernel own *.debug files stay)');
   });
 }
