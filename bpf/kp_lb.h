@@ -9,6 +9,9 @@
 
 #define KP_VIP_PFX_FULL_LEN (32 + 8 * KP_ADDR_LEN) /* proto/pad/port + 128 address bits */
 #define KP_REV_REFRESH_DIV 4 /* refresh kp_rev_nat every timeout / 4 */
+#ifndef KP_MAX_CPUS
+#define KP_MAX_CPUS 128 /* CPUs whose kp_flows slots are searched; lookups stop at nr_cpu_ids */
+#endif
 
 /* How a VIP packet's backend was found (selects the per-VIP counter). */
 enum kp_flow_kind {
@@ -85,6 +88,61 @@ static __always_inline struct kp_backend *kp_flow_valid(struct kp_flow *f, __u64
 	return be;
 }
 
+/* State of the search of other CPUs' kp_flows slots; scalars only, so bpf_loop's callback
+ * is verified once instead of per iteration. */
+struct kp_adopt_ctx {
+	struct kp_flow_key key;
+	struct kp_flow best; /* most recently seen valid slot so far */
+	__u64 now;
+	__u64 timeout;
+	__u32 self;          /* this CPU: its slot is the stale one */
+	__u32 found;
+};
+
+/* bpf_loop callback: returns 1 to stop (no such CPU), 0 to go on. */
+static long kp_adopt_cpu(__u32 cpu, void *data)
+{
+	struct kp_adopt_ctx *c = data;
+	struct kp_flow snap;
+	struct kp_flow *p;
+	__be32 addr;
+
+	p = bpf_map_lookup_percpu_elem(&kp_flows, &c->key, cpu);
+	if (!p)
+		return 1; /* cpu >= nr_cpu_ids, or the element was evicted */
+	if (cpu == c->self)
+		return 0;
+	snap = *p; /* its CPU may write it meanwhile: judge one copy */
+	if (snap.backend_id == KP_BACKEND_NONE || (c->found && snap.last_seen_ns <= c->best.last_seen_ns))
+		return 0;
+	if (!kp_flow_valid(&snap, c->now, c->timeout, &addr))
+		return 0;
+	c->best = snap;
+	c->found = 1;
+	return 0;
+}
+
+/* The flow's packets moved to this CPU (RSS, NAPI) and its slot here is empty or stale: adopt
+ * the most recently seen valid slot of another CPU into *local, so the flow keeps its backend. */
+static __always_inline struct kp_backend *kp_flow_adopt(const struct kp_flow_key *key, struct kp_flow *local,
+							__u64 now, __u64 timeout, __be32 *addr)
+{
+	struct kp_adopt_ctx c = {};
+	struct kp_backend *be;
+
+	c.key = *key;
+	c.now = now;
+	c.timeout = timeout;
+	c.self = bpf_get_smp_processor_id();
+	bpf_loop(KP_MAX_CPUS, kp_adopt_cpu, &c, 0);
+	if (!c.found)
+		return NULL;
+	be = kp_flow_valid(&c.best, now, timeout, addr);
+	if (be)
+		*local = c.best;
+	return be;
+}
+
 /* Maglev: slot = hash % table_len of this VIP's inner map; only ACTIVE backends are picked. */
 static __always_inline struct kp_backend *kp_maglev_pick(const struct kp_flow_key *key,
 							 const struct kp_vip *vip, __u32 seed,
@@ -144,6 +202,8 @@ static __always_inline int kp_flow_select(const struct kp_flow_key *key, const s
 	f = bpf_map_lookup_elem(&kp_flows, key);
 	if (f) {
 		be = kp_flow_valid(f, now, timeout, be_addr);
+		if (!be)
+			be = kp_flow_adopt(key, f, now, timeout, be_addr);
 		if (be) {
 			f->last_seen_ns = now;
 			if (timeout && now - f->rev_seen_ns > timeout / KP_REV_REFRESH_DIV) {
