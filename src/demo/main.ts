@@ -1,0 +1,120 @@
+// The quick-start demo: a client, a node running kpbpf and three backends in network namespaces, real
+// HTTP and UDP traffic through a ClusterIP VIP, then `kpbpf show stats`. Cleans up after itself, and
+// before itself if an earlier run was killed.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmdirSync, writeFileSync, rmSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTopology, type Topology } from '../testbed/topology.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const KPBPF = resolve(root, 'bin/kpbpf.js');
+const TAG = 'dd0001';
+const BPFFS = '/run/kpbpf-demo';
+const CONFIG = '/run/kpbpf-demo-config.json';
+const VIP = '198.18.100.10';
+
+/** The embedded default: one TCP and one UDP service on a ClusterIP, three pods each. */
+function demoConfig(topo: Topology) {
+  const pods = topo.backends.map((b) => b.addr);
+  return {
+    conf: { buckets: 65536, timeout: 40 },
+    interfaces: topo.nodeIfs().map((name) => ({ name, mode: 'native', redirect: true })),
+    vips: [
+      { prefix: `${VIP}/32`, protocol: 'tcp', port: 80, target_port: 8080, new_len: 1021, backends: pods },
+      { prefix: `${VIP}/32`, protocol: 'udp', port: 53, target_port: 5353, new_len: 1021, backends: pods },
+    ],
+  };
+}
+
+const say = (s: string) => process.stdout.write(`\n== ${s}\n`);
+
+function cleanupLeftovers(): void {
+  for (const role of ['cl', 'nd', 'b1', 'b2', 'b3']) {
+    try {
+      execFileSync('ip', ['netns', 'del', `kp${TAG}-${role}`], { stdio: 'ignore' });
+    } catch {
+      // not there
+    }
+  }
+  try {
+    execFileSync('umount', [BPFFS], { stdio: 'ignore' });
+  } catch {
+    // not mounted
+  }
+}
+
+async function startServers(topo: Topology, children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    topo.backends.map((b) => {
+      const child = topo.spawn(b.ns, [process.execPath, resolve(root, 'dist/testbed/servers.js'), '--name', b.name, '--tcp', '8080', '--udp', '5353']);
+      children.push(child);
+      return new Promise<void>((ok, fail) => {
+        let seen = '';
+        const timer = setTimeout(() => fail(new Error(`servers in ${b.ns} did not start`)), 10_000);
+        child.stdout!.on('data', (d) => {
+          seen += d;
+          if (seen.includes('tcp 8080 ready') && seen.includes('udp 5353 ready')) {
+            clearTimeout(timer);
+            ok();
+          }
+        });
+      });
+    }),
+  );
+}
+
+async function demo(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the demo needs root (network namespaces, XDP, bpffs)');
+  cleanupLeftovers();
+  mkdirSync(BPFFS, { recursive: true });
+  execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS]);
+  const topo = createTopology({ backends: 3, tag: TAG });
+  const children: ChildProcess[] = [];
+  const kp = (...args: string[]) => {
+    process.stdout.write(`$ kpbpf ${args.join(' ')}\n`);
+    const out = execFileSync('ip', ['netns', 'exec', topo.node.ns, process.execPath, KPBPF, '--bpffs', BPFFS, ...args], { encoding: 'utf8' });
+    process.stdout.write(out);
+    return out;
+  };
+  try {
+    say(`topology: client ${topo.client.addr} -> node (${topo.nodeIfs().join(', ')}) -> pods ${topo.backends.map((b) => b.addr).join(', ')}`);
+    await startServers(topo, children);
+    say('apply the embedded config (attaches XDP to the node interfaces)');
+    writeFileSync(CONFIG, JSON.stringify(demoConfig(topo), null, 2));
+    kp('apply', '-f', CONFIG);
+    kp('show', 'backends');
+
+    const client = (mode: string, port: number, count: number) => {
+      const out = topo.exec(topo.client.ns, [process.execPath, resolve(root, 'dist/testbed/client.js'), mode, '--vip', VIP, '--port', String(port), '--count', String(count)]);
+      return JSON.parse(out.trim().split('\n').pop()!);
+    };
+    say(`100 HTTP connections from the client to ${VIP}:80`);
+    const http = client('http', 80, 100);
+    process.stdout.write(`completed ${http.ok}/100, replies from ${http.remotes.join(', ')}, per pod: ${JSON.stringify(http.backends)}\n`);
+    say(`50 UDP datagrams from the client to ${VIP}:53`);
+    const udp = client('udp', 53, 50);
+    process.stdout.write(`answered ${udp.ok}/50, replies from ${udp.remotes.join(', ')}, per pod: ${JSON.stringify(udp.backends)}\n`);
+
+    say('counters');
+    kp('show', 'stats');
+    if (http.ok !== 100 || udp.ok !== 50) throw new Error('some requests through the VIP failed');
+    say('demo OK: requests balanced over the pods through the VIP');
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+    try {
+      execFileSync('ip', ['netns', 'exec', topo.node.ns, process.execPath, KPBPF, '--bpffs', BPFFS, 'detach', '--purge'], { stdio: 'ignore' });
+    } catch {
+      // deleting the namespaces detaches anyway
+    }
+    topo.destroy();
+    cleanupLeftovers();
+    if (existsSync(BPFFS)) rmdirSync(BPFFS);
+    rmSync(CONFIG, { force: true });
+  }
+}
+
+demo().catch((e) => {
+  process.stderr.write(`demo failed: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+});
