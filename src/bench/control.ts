@@ -81,7 +81,7 @@ async function kpbpfRow(services: Service[], ns: string, bpffs: string, capMs: n
     const list = Array.isArray(vips) ? vips : vips.vips;
     const backends = list.reduce((a: number, v: { backends?: unknown[] }) => a + (v.backends?.length ?? 0), 0);
     row.verified = `show vips: ${list.length} VIPs, ${backends} backends`;
-    row.mapBytes = await kpbpfMapBytes(dir);
+    row.mapBytes = await kpbpfMapBytes(join(dir, 'kpbpf')); // the CLI pins under <bpffs>/kpbpf
   } finally {
     rmSync(tmp, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });

@@ -94,7 +94,8 @@ export async function bench(o: BenchOptions): Promise<Results> {
       try {
         res.datapath = await runDatapath({ vips: opts.dpVips, flows: opts.dpFlows, iterations: opts.dpIterations, bpffs: fs.dir, log: say });
       } catch (e) {
-        say(`datapath: error: ${(e as Error).message}`);
+        res.datapathError = (e as Error).message.split('\n')[0].slice(0, 300);
+        say(`datapath: error: ${res.datapathError}`);
       }
     }
     if (parts.includes('control')) res.control = await runControl({ sizes: controlSizes, capMs, bpffs: fs.dir, log: say });

@@ -22,6 +22,7 @@ export interface Results {
   control: ControlRow[];
   maglev: MaglevRow[];
   datapath?: DatapathResult;
+  datapathError?: string;
   log: string[];
 }
 
@@ -146,8 +147,11 @@ function reading(res: Results): string[] {
     'Why: iptables evaluates KUBE-SERVICES rule by rule for the first packet of a flow, so its cost grows with the number of services, ' +
     'and every new flow also pays for a conntrack entry and NAT setup; nftables replaces the rule walk with one verdict-map lookup but keeps conntrack. ' +
     'kpbpf does a hash lookup per packet (VIP, flow) in XDP before an skb exists, so neither the number of services nor conntrack is on its path; ' +
-    'a new flow costs a Maglev slot read and an LRU insert. Where kpbpf loses: it does more work per packet than the xdp-fwd ceiling (two or three map lookups, ' +
-    'checksum updates, a reverse-NAT entry per new flow), and its control plane is a separate process (Node start-up and program load are in its apply time).');
+    'a new flow costs a Maglev slot read and an LRU insert. For established flows the kernel\'s conntrack fast path also skips the rule walk, so the gap ' +
+    'narrows or reverses: on veth, an XDP_REDIRECT frame is turned into an skb at the backend veth anyway, so XDP saves less than it would on a NIC. ' +
+    'kpbpf also does more work per packet than the xdp-fwd ceiling (VIP and flow lookups, checksum updates, a reverse-NAT entry per new flow). ' +
+    'Its control plane is a separate Node process that writes map entries one syscall at a time and creates one Maglev inner map per VIP, ' +
+    'so `kpbpf apply` of a large config is slower than one iptables-restore or nft transaction (Node start-up is included in its times).');
   return out;
 }
 
@@ -166,6 +170,7 @@ export function renderMarkdown(res: Results, chartFile: string): string {
     'harness uses its own sender, which waits on backpressure (offered ≈ delivered means the data plane, not the sender, set the pace).', '',
     `![forwarded packets/s vs services](${chartFile})`, '', ...e2eTables(res.e2e)];
   if (res.datapath) out.push(...datapathSection(res.datapath));
+  else if (res.datapathError) out.push('## Data path per packet (BPF_PROG_TEST_RUN)', '', `Not measured in this run: ${res.datapathError}`, '');
   out.push('## Control plane', '', '| tool | services | full load ms | one-endpoint change ms | verified | kpbpf map bytes (memlock) | note |', '|---|---:|---:|---:|---|---:|---|');
   for (const c of res.control) {
     out.push(`| ${c.tool} | ${c.services.toLocaleString('en-US')} | ${fmtInt(c.fullMs)}${c.capped ? ' (cap reached)' : ''} | ${fmtInt(c.changeMs)} | ${c.verified ?? ''} | ${fmtInt(c.mapBytes)} | ${c.unavailable ?? c.error ?? ''} |`);
