@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* kp_csum.h: incremental Internet checksum updates (RFC 1624, eqn. 3). */
+/* kp_csum.h: incremental Internet checksum updates (RFC 1624, eqn. 3), complete and partial. */
 #ifndef KP_CSUM_H
 #define KP_CSUM_H
 
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 
 #define KP_ADDR_WORDS16 8 /* 16-bit words in a 16-byte address */
 
@@ -14,6 +15,21 @@ static __always_inline __u16 kp_csum_fold(__u32 sum)
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return (__u16)sum;
+}
+
+/* Same for a 64-bit accumulator (sums of bpf_csum_diff results and 16-bit words). */
+static __always_inline __u16 kp_csum_fold64(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	return kp_csum_fold((__u32)sum);
+}
+
+/* Unfolded sum of the IPv4 pseudo-header; all values in network order, summed as stored. */
+static __always_inline __u32 kp_pseudo_sum_v4(__be32 saddr, __be32 daddr, __u8 proto, __u16 l4_len)
+{
+	return (saddr & 0xffff) + (saddr >> 16) + (daddr & 0xffff) + (daddr >> 16) +
+	       bpf_htons((__u16)proto) + bpf_htons(l4_len);
 }
 
 /* HC' = ~(~HC + ~m + m') for one 16-bit word; works on network order values as is. */
@@ -35,6 +51,19 @@ static __always_inline __sum16 kp_csum_replace4(__sum16 check, __be32 old, __be3
 	sum += new & 0xffff;
 	sum += new >> 16;
 	return (__sum16)~kp_csum_fold(sum);
+}
+
+/* A CHECKSUM_PARTIAL field holds fold(pseudo-header sum), not complemented (the sender's NIC or
+ * skb_checksum_help completes it): HC' = HC + ~m + m', as inet_proto_csum_replace4 does. */
+static __always_inline __sum16 kp_csum_partial_replace4(__sum16 check, __be32 old, __be32 new)
+{
+	__u32 sum = (__u16)check;
+
+	sum += (__u16)~(old & 0xffff);
+	sum += (__u16)~(old >> 16);
+	sum += new & 0xffff;
+	sum += new >> 16;
+	return (__sum16)kp_csum_fold(sum);
 }
 
 /* A 16-byte address replacement (IPv6 pseudo-header). */

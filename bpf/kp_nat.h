@@ -5,6 +5,7 @@
 
 #include "kp_parse.h"
 #include "kp_csum.h"
+#include "kp_l4csum.h"
 
 #define KP_V4MAPPED_PREFIX_LEN 12 /* ::ffff:0:0/96 */
 #define KP_V4MAPPED_FF 10         /* offset of the two 0xff bytes */
@@ -31,21 +32,31 @@ static __always_inline void kp_addr_from_v4(__u8 *addr, __be32 v4)
 	__builtin_memcpy(addr + KP_V4MAPPED_PREFIX_LEN, &v4, sizeof(v4));
 }
 
-/* Rewrites one IPv4 address field and one port field, fixing IP and L4 checksums. */
+/* Rewrites one IPv4 address field and one port field, fixing IP and L4 checksums. A partial
+ * L4 field covers only the pseudo-header, so it takes the address change and not the port's. */
 static __always_inline void kp_nat_ipv4(struct kp_pkt *pkt, __be32 *addr_field, __be16 *port_field,
 					__be32 addr, __be16 port)
 {
 	struct iphdr *ip = pkt->ip;
 	__be32 old_addr = *addr_field;
 	__be16 old_port = *port_field;
-	__sum16 check;
+	__sum16 check = *pkt->l4_csum;
+	int partial = 0;
 
+	/* A UDP checksum of 0 means none: it stays 0. */
+	int none = pkt->proto == IPPROTO_UDP && check == 0;
+
+	if (!none)
+		partial = kp_l4_csum_partial(pkt); /* before the addresses change */
 	ip->check = kp_csum_replace4(ip->check, old_addr, addr);
 	*addr_field = addr;
 	*port_field = port;
-	check = *pkt->l4_csum;
-	if (pkt->proto == IPPROTO_UDP && check == 0)
-		return; /* no UDP checksum: nothing to update */
+	if (none)
+		return;
+	if (partial) {
+		*pkt->l4_csum = kp_csum_partial_replace4(check, old_addr, addr);
+		return;
+	}
 	check = kp_csum_replace4(check, old_addr, addr);
 	check = kp_csum_replace2(check, old_port, port);
 	if (pkt->proto == IPPROTO_UDP)

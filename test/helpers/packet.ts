@@ -46,6 +46,9 @@ export interface PacketSpec {
   payload?: Buffer;
   /** UDP only: send checksum 0 ("none") instead of computing it */
   udpNoChecksum?: boolean;
+  /** CHECKSUM_PARTIAL as a sender with TX checksum offload leaves it: the L4 check field holds
+   * fold(pseudo-header sum), uncomplemented; completeChecksum() finishes it like a NIC would */
+  l4Partial?: boolean;
 }
 
 export interface ParsedPacket {
@@ -93,13 +96,18 @@ function bytesToV4(b: Buffer): string {
   return [...b].join('.');
 }
 
+/** Ones' complement fold of a non-negative sum to 16 bits. */
+export function csumFold(sum: number): number {
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum;
+}
+
 /** RFC 1071 Internet checksum of `data` (odd length padded with zero), plus a 32-bit partial `initial`. */
 export function inetChecksum(data: Buffer, initial = 0): number {
   let sum = initial;
   for (let i = 0; i + 1 < data.length; i += 2) sum += data.readUInt16BE(i);
   if (data.length % 2) sum += data[data.length - 1] << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
-  return ~sum & 0xffff;
+  return ~csumFold(sum) & 0xffff;
 }
 
 /** Ones' complement sum of the IPv4 pseudo-header, not folded or complemented. */
@@ -141,7 +149,8 @@ function l4Segment(spec: PacketSpec, src: Buffer, dst: Buffer): { proto: number;
     seg.writeUInt8(spec.tcpFlags ?? TCP_SYN, 13);
     seg.writeUInt16BE(spec.window ?? 64240, 14);
     payload.copy(seg, TCP_HLEN);
-    seg.writeUInt16BE(inetChecksum(seg, pseudoHeaderSum(src, dst, IPPROTO_TCP, seg.length)), 16);
+    const ph = pseudoHeaderSum(src, dst, IPPROTO_TCP, seg.length);
+    seg.writeUInt16BE(spec.l4Partial ? csumFold(ph) : inetChecksum(seg, ph), 16);
     return { proto: IPPROTO_TCP, seg };
   }
   if (spec.proto === 'udp') {
@@ -150,8 +159,11 @@ function l4Segment(spec: PacketSpec, src: Buffer, dst: Buffer): { proto: number;
     seg.writeUInt16BE(spec.dport ?? 0, 2);
     seg.writeUInt16BE(seg.length, 4);
     payload.copy(seg, UDP_HLEN);
-    if (!spec.udpNoChecksum) {
-      const c = inetChecksum(seg, pseudoHeaderSum(src, dst, IPPROTO_UDP, seg.length));
+    const ph = pseudoHeaderSum(src, dst, IPPROTO_UDP, seg.length);
+    if (spec.l4Partial) {
+      seg.writeUInt16BE(csumFold(ph), 6);
+    } else if (!spec.udpNoChecksum) {
+      const c = inetChecksum(seg, ph);
       seg.writeUInt16BE(c === 0 ? 0xffff : c, 6);
     }
     return { proto: IPPROTO_UDP, seg };
@@ -248,4 +260,38 @@ export function verifyChecksums(buf: Buffer): { ip: boolean; l4: boolean } {
   if (proto === IPPROTO_UDP && seg.readUInt16BE(6) === 0) return { ip, l4: true };
   if (proto !== IPPROTO_UDP && proto !== IPPROTO_TCP) return { ip, l4: true };
   return { ip, l4: inetChecksum(seg, pseudoHeaderSum(src, dst, proto, seg.length)) === 0 };
+}
+
+/** Offset of the TCP/UDP check field in a frame, or undefined for other protocols. */
+function l4CsumOffset(buf: Buffer): number | undefined {
+  const { l3, l4 } = layout(buf);
+  const proto = buf[l3 + 9];
+  if (proto === IPPROTO_TCP) return l4 + 16;
+  if (proto === IPPROTO_UDP) return l4 + 6;
+  return undefined;
+}
+
+/** fold(pseudo-header sum) of a TCP/UDP frame as it is: what a CHECKSUM_PARTIAL field holds. */
+export function pseudoHeaderFold(buf: Buffer): number {
+  const { l3, l4, end } = layout(buf);
+  return csumFold(pseudoHeaderSum(buf.subarray(l3 + 12, l3 + 16), buf.subarray(l3 + 16, l3 + 20), buf[l3 + 9], end - l4));
+}
+
+/** The L4 check field of a TCP/UDP frame. */
+export function l4Checksum(buf: Buffer): number {
+  const off = l4CsumOffset(buf);
+  if (off === undefined) throw new Error('not TCP/UDP');
+  return buf.readUInt16BE(off);
+}
+
+/** Finishes a CHECKSUM_PARTIAL frame as the NIC or skb_checksum_help would: the checksum of the
+ * segment, starting from the field's value, complemented into the field. Returns a copy. */
+export function completeChecksum(buf: Buffer): Buffer {
+  const out = Buffer.from(buf);
+  const off = l4CsumOffset(out);
+  if (off === undefined) throw new Error('not TCP/UDP');
+  const { l4, end } = layout(out);
+  const c = inetChecksum(out.subarray(l4, end));
+  out.writeUInt16BE(out[layout(out).l3 + 9] === IPPROTO_UDP && c === 0 ? 0xffff : c, off);
+  return out;
 }
