@@ -110,7 +110,7 @@ export async function bench(o: BenchOptions): Promise<Results> {
   writeFileSync(jsonPath, JSON.stringify(res, null, 2) + '\n');
   say(`wrote ${jsonPath}`);
   const md = o.markdown ?? join(REPO, 'BENCHMARKS.md');
-  const svg = join(dirname(md), 'bench-results', 'e2e-chart.svg');
+  const svg = md.replace(/\.md$/, '') + '-chart.svg'; // beside the report (bench-results/ is not committed)
   mkdirSync(dirname(svg), { recursive: true });
   writeFileSync(svg, chartSvg(res.e2e));
   writeFileSync(md, renderMarkdown(res, relative(dirname(md), svg)));

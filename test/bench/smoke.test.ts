@@ -51,6 +51,6 @@ t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
   t.same(JSON.parse(readFileSync(join(dir, 'results', json[0]), 'utf8')).machine.kernel, res.machine.kernel);
   const text = readFileSync(md, 'utf8');
   for (const h of ['## Machine', '## End to end', '## Control plane', '## Maglev']) t.match(text, h);
-  t.match(readFileSync(join(dir, 'bench-results', 'e2e-chart.svg'), 'utf8'), /<svg[\s\S]*polyline/);
+  t.match(readFileSync(join(dir, 'BENCHMARKS-chart.svg'), 'utf8'), /<svg[\s\S]*polyline/);
   t.same(readdirSync('/run/netns').filter((n) => n.startsWith(`kbench`) && n.endsWith(String(process.pid))), [], 'namespaces removed');
 });
