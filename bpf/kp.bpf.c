@@ -30,14 +30,18 @@ static __always_inline int kp_unhandled(int rc)
 	}
 }
 
-/* Step 7: after a rewrite, redirect when allowed and routable, else hand to the kernel. */
+/* Step 7: after a rewrite, redirect when allowed and routable, else hand to the kernel. A
+ * partial checksum is finished before a redirect; one that cannot be finished goes to the kernel. */
 static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
 				       int have_cfg)
 {
 	int act = XDP_PASS;
 
-	if (have_cfg && !(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan)
+	if (have_cfg && !(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan &&
+	    pkt->l4_csum_state != KP_L4_CSUM_UNREAD)
 		act = kp_fib_redirect(ctx, pkt);
+	if (act == XDP_REDIRECT)
+		kp_l4_csum_finish(pkt);
 	kp_stat_inc(act == XDP_REDIRECT ? KP_STAT_TX_REDIRECT : KP_STAT_TX_PASS);
 	return act;
 }

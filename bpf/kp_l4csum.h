@@ -72,11 +72,17 @@ static __always_inline int kp_seg_sum(void *seg, void *end, __u32 len, __u64 *su
 	return 0;
 }
 
-/* 1 if the packet's L4 check field is CHECKSUM_PARTIAL (fold of the pseudo-header sum, set by
- * a local sender with TX checksum offload), 0 if it is a complete checksum. A field equal to
- * fold(pseudo) is also a complete checksum for 1 in 65536 packets: the whole segment is then
- * verified; one that cannot be read whole within KP_CSUM_MAX_SEG counts as partial. */
-static __always_inline int kp_l4_csum_partial(const struct kp_pkt *pkt)
+/* What the TCP/UDP check field of a packet holds. */
+enum kp_l4_csum_state {
+	KP_L4_CSUM_COMPLETE = 0, /* a complete checksum (or UDP's 0, "none") */
+	KP_L4_CSUM_PARTIAL = 1,  /* CHECKSUM_PARTIAL; pkt->l4_sum is the segment's sum */
+	KP_L4_CSUM_UNREAD = 2,   /* looks partial, segment not readable whole: partial, cannot be finished */
+};
+
+/* Classifies the check field (a local sender with TX checksum offload leaves fold(pseudo-header
+ * sum) there). A field equal to fold(pseudo) is also a complete checksum for 1 in 65536 packets,
+ * so the whole segment is then verified; its sum is kept in pkt->l4_sum. */
+static __always_inline int kp_l4_csum_classify(struct kp_pkt *pkt)
 {
 	const struct iphdr *ip = pkt->ip;
 	__u32 l4_len = bpf_ntohs(ip->tot_len) - ip->ihl * 4; /* kp_parse checked tot_len >= ihl * 4 */
@@ -84,10 +90,28 @@ static __always_inline int kp_l4_csum_partial(const struct kp_pkt *pkt)
 	__u64 sum;
 
 	if (*pkt->l4_csum != kp_csum_fold(pseudo))
-		return 0;
+		return KP_L4_CSUM_COMPLETE;
 	if (kp_seg_sum(pkt->ports, pkt->data_end, l4_len, &sum))
-		return 1;
-	return kp_csum_fold64(sum + pseudo) != KP_CSUM_FULL;
+		return KP_L4_CSUM_UNREAD;
+	if (kp_csum_fold64(sum + pseudo) == KP_CSUM_FULL)
+		return KP_L4_CSUM_COMPLETE;
+	pkt->l4_sum = sum;
+	return KP_L4_CSUM_PARTIAL;
+}
+
+/* A redirected frame leaves its skb, and with it CHECKSUM_PARTIAL, behind: nothing downstream
+ * would finish the checksum, so finish it here from the segment's sum. */
+static __always_inline void kp_l4_csum_finish(struct kp_pkt *pkt)
+{
+	__sum16 check;
+
+	if (pkt->l4_csum_state != KP_L4_CSUM_PARTIAL)
+		return;
+	check = (__sum16)~kp_csum_fold64(pkt->l4_sum);
+	if (pkt->proto == IPPROTO_UDP)
+		check = kp_udp_csum_fixup(check);
+	*pkt->l4_csum = check;
+	pkt->l4_csum_state = KP_L4_CSUM_COMPLETE;
 }
 
 #endif /* KP_L4CSUM_H */

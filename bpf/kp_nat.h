@@ -33,7 +33,8 @@ static __always_inline void kp_addr_from_v4(__u8 *addr, __be32 v4)
 }
 
 /* Rewrites one IPv4 address field and one port field, fixing IP and L4 checksums. A partial
- * L4 field covers only the pseudo-header, so it takes the address change and not the port's. */
+ * L4 field covers only the pseudo-header, so it takes the address change and not the port's;
+ * pkt->l4_sum follows the segment (field and port) so kp_l4_csum_finish can complete it. */
 static __always_inline void kp_nat_ipv4(struct kp_pkt *pkt, __be32 *addr_field, __be16 *port_field,
 					__be32 addr, __be16 port)
 {
@@ -41,20 +42,22 @@ static __always_inline void kp_nat_ipv4(struct kp_pkt *pkt, __be32 *addr_field, 
 	__be32 old_addr = *addr_field;
 	__be16 old_port = *port_field;
 	__sum16 check = *pkt->l4_csum;
-	int partial = 0;
-
-	/* A UDP checksum of 0 means none: it stays 0. */
-	int none = pkt->proto == IPPROTO_UDP && check == 0;
+	int none = pkt->proto == IPPROTO_UDP && check == 0; /* UDP without checksum: stays 0 */
+	int state = KP_L4_CSUM_COMPLETE;
 
 	if (!none)
-		partial = kp_l4_csum_partial(pkt); /* before the addresses change */
+		state = kp_l4_csum_classify(pkt); /* before the addresses change */
 	ip->check = kp_csum_replace4(ip->check, old_addr, addr);
 	*addr_field = addr;
 	*port_field = port;
 	if (none)
 		return;
-	if (partial) {
-		*pkt->l4_csum = kp_csum_partial_replace4(check, old_addr, addr);
+	if (state != KP_L4_CSUM_COMPLETE) {
+		__sum16 partial = kp_csum_partial_replace4(check, old_addr, addr);
+
+		*pkt->l4_csum = partial;
+		pkt->l4_sum += (__u16)~check + (__u16)partial + (__u16)~old_port + (__u16)port;
+		pkt->l4_csum_state = state;
 		return;
 	}
 	check = kp_csum_replace4(check, old_addr, addr);

@@ -42,9 +42,11 @@ struct kp_pkt {
 	struct iphdr *ip;
 	__be16 *ports;   /* sport, dport: the first 4 bytes of TCP and UDP */
 	__sum16 *l4_csum;
+	__u64 l4_sum;    /* KP_L4_CSUM_PARTIAL only: ones' complement sum of the segment as it is now */
 	__u32 len;       /* frame length */
 	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 vlan;       /* 1 if the frame carried a VLAN tag */
+	__u8 l4_csum_state; /* enum kp_l4_csum_state (kp_l4csum.h), set by the NAT */
 };
 
 /* Ethernet and at most one VLAN tag; returns the inner EtherType (host order) or < 0. */
@@ -129,6 +131,7 @@ static __always_inline int kp_parse(struct xdp_md *ctx, struct kp_pkt *pkt)
 	pkt->data_end = (void *)(long)ctx->data_end;
 	pkt->len = pkt->data_end - pkt->data;
 	pkt->vlan = 0;
+	pkt->l4_csum_state = 0; /* KP_L4_CSUM_COMPLETE */
 	rc = kp_parse_eth(pkt, &cursor);
 	if (rc < 0)
 		return rc;

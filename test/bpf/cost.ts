@@ -1,15 +1,19 @@
-// Not a test: ns/packet of the established-flow DNAT path of two builds of kp.bpf.o in one
-// process (e.g. before/after a data plane change), for complete and CHECKSUM_PARTIAL packets.
+// A measurement, not a test: ns/packet of the established-flow DNAT path of two builds of
+// kp.bpf.o in one process (e.g. before/after a data plane change), for complete and
+// CHECKSUM_PARTIAL packets. Under tap (npx tap test/bpf) it runs a short smoke of the harness.
 // The backend is the VIP itself, so the DNAT is idempotent and the kernel's `repeat` re-runs the
 // same path on the rewritten packet; kp_vip_stats.existing_pkts proves every run took it.
-//   node --loader ts-node/esm test/bpf/cost.ts [old.bpf.o] [new.bpf.o]
+//   node --no-warnings --loader @isaacs/ts-node-temp-fork-for-pr-2009/esm test/bpf/cost.ts OLD.o [NEW.o]
+import { existsSync } from 'node:fs';
 import koffi from 'koffi';
+import t from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import { addRecords } from '../../src/maps/map.js';
 import { buildPacket, IPPROTO_TCP, TCP_ACK, type PacketSpec } from '../helpers/packet.js';
 
-const REPEAT = 200_000;
-const ROUNDS = 7;
+const UNDER_TAP = process.env.TAP === '1';
+const REPEAT = UNDER_TAP ? 1000 : 200_000;
+const ROUNDS = UNDER_TAP ? 1 : 7;
 const VIP = { id: 1, addr: '198.18.10.1', port: 80 };
 const KP_CONF_F_NO_FIB = 0x1;
 
@@ -41,27 +45,44 @@ function nsPerPacket(dp: Dataplane, frame: Buffer): number {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-pinToCpu0();
-const [oldPath, newPath] = [process.argv[2] ?? '/tmp/kp-old.bpf.o', process.argv[3] ?? new URL('../../build/kp.bpf.o', import.meta.url).pathname];
-const builds = { old: setup(oldPath), new: setup(newPath) };
-let sport = 40000;
-const pkt = (len: number, partial: boolean): Buffer => {
-  const spec: PacketSpec = { src: '198.18.0.10', dst: VIP.addr, proto: 'tcp', sport: sport++, dport: VIP.port, tcpFlags: TCP_ACK, payload: Buffer.alloc(len - 54, 0x5a), l4Partial: partial };
-  return buildPacket(spec);
-};
-const cases = [
-  { name: 'complete, 64 B', len: 64, partial: false },
-  { name: 'complete, 1514 B', len: 1514, partial: false },
-  { name: 'partial, 64 B', len: 64, partial: true },
-  { name: 'partial, 1514 B', len: 1514, partial: true },
-];
-console.log(`ns/packet, median of ${ROUNDS} rounds of repeat=${REPEAT}, CPU 0, established flow, idempotent DNAT`);
-for (const c of cases) {
-  const samples: Record<string, number[]> = { old: [], new: [] };
-  const frames = { old: pkt(c.len, c.partial), new: pkt(c.len, c.partial) };
-  for (let i = 0; i < ROUNDS; i++) {
-    for (const b of ['old', 'new'] as const) samples[b].push(nsPerPacket(builds[b], frames[b]));
+function measure(oldPath: string, newPath: string, log: (line: string) => void): void {
+  pinToCpu0();
+  const builds = { old: setup(oldPath), new: setup(newPath) };
+  let sport = 40000;
+  const pkt = (len: number, partial: boolean): Buffer => {
+    const spec: PacketSpec = { src: '198.18.0.10', dst: VIP.addr, proto: 'tcp', sport: sport++, dport: VIP.port, tcpFlags: TCP_ACK, payload: Buffer.alloc(len - 54, 0x5a), l4Partial: partial };
+    return buildPacket(spec);
+  };
+  const cases = [
+    { name: 'complete, 64 B', len: 64, partial: false },
+    { name: 'complete, 1514 B', len: 1514, partial: false },
+    { name: 'partial, 64 B', len: 64, partial: true },
+    { name: 'partial, 1514 B', len: 1514, partial: true },
+  ];
+  try {
+    log(`ns/packet, median of ${ROUNDS} rounds of repeat=${REPEAT}, CPU 0, established flow, idempotent DNAT`);
+    for (const c of cases) {
+      const samples: Record<string, number[]> = { old: [], new: [] };
+      const frames = { old: pkt(c.len, c.partial), new: pkt(c.len, c.partial) };
+      for (let i = 0; i < ROUNDS; i++) {
+        for (const b of ['old', 'new'] as const) samples[b].push(nsPerPacket(builds[b], frames[b]));
+      }
+      log(`${c.name.padEnd(18)} old ${median(samples.old).toString().padStart(4)}  new ${median(samples.new).toString().padStart(4)}`);
+    }
+  } finally {
+    for (const dp of Object.values(builds)) dp.close();
   }
-  console.log(`${c.name.padEnd(18)} old ${median(samples.old).toString().padStart(4)}  new ${median(samples.new).toString().padStart(4)}`);
 }
-for (const dp of Object.values(builds)) dp.close();
+
+const current = new URL('../../build/kp.bpf.o', import.meta.url).pathname;
+if (UNDER_TAP) {
+  if (process.getuid?.() !== 0) t.skip('cost smoke: needs root for BPF_PROG_TEST_RUN');
+  else if (!existsSync(current)) t.skip(`cost smoke: ${current} is missing: run npm run build:bpf`);
+  else t.test('cost harness: every repeat takes the established DNAT path', async (t) => {
+    t.doesNotThrow(() => measure(current, current, (l) => t.comment(l)));
+  });
+} else {
+  const [oldPath, newPath] = [process.argv[2], process.argv[3] ?? current];
+  if (!oldPath) throw new Error('usage: cost.ts OLD.bpf.o [NEW.bpf.o]');
+  measure(oldPath, newPath, console.log);
+}

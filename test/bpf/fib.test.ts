@@ -134,6 +134,27 @@ if (reason) {
     t.same(txStats(), [r0 + 1n, p0], 'TX_REDIRECT counted');
   });
 
+  t.test('CHECKSUM_PARTIAL input redirected: the checksum is finished in XDP (the skb stays behind)', async (t) => {
+    for (const [sport, size] of [[40010, 0], [40011, 1], [40012, 977]]) {
+      const p = syn(sport, { payload: Buffer.alloc(size, 0x61) });
+      const res = testRun(live.progFd, buildPacket({ ...p, l4Partial: true }), { ingressIfindex: kpb });
+      t.equal(res.retval, XDP_REDIRECT, `payload ${size}: redirected`);
+      const want = buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port, ttl: 63, srcMac: kpaMac, dstMac: NEIGH_MAC });
+      t.equal(res.data.toString('hex'), want.toString('hex'), `payload ${size}: complete checksum, as if built from scratch`);
+      t.same(verifyChecksums(res.data), { ip: true, l4: true });
+    }
+  });
+
+  t.test('CHECKSUM_PARTIAL input whose segment is not all in the frame: left to the kernel, still partial', async (t) => {
+    const p = syn(40013, { payload: Buffer.alloc(400, 0x62) });
+    const cut = (b: Buffer): Buffer => b.subarray(0, b.length - 100); // total length claims 100 more bytes
+    const [r0, p0] = txStats();
+    const res = testRun(live.progFd, cut(buildPacket({ ...p, l4Partial: true })), { ingressIfindex: kpb });
+    t.equal(res.retval, XDP_PASS);
+    t.equal(res.data.toString('hex'), cut(buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port, l4Partial: true })).toString('hex'));
+    t.same(txStats(), [r0, p0 + 1n], 'TX_PASS counted');
+  });
+
   t.test('TTL 1 is left to the kernel (XDP_PASS, TTL unchanged)', async (t) => {
     const p = syn(40003, { ttl: 1 });
     const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
