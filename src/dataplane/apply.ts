@@ -67,52 +67,49 @@ function checkCapacity(control: Control, plan: PlanOp[]): void {
 
 function execute(control: Control, plan: PlanOp[]): void {
   const vips = control.vips;
-  const dirty = new Map<string, VipRef>();
-  const key = (v: VipRef) => `${v.prefix}|${v.protocol}|${v.port}`;
   const vipOf = (v: VipRef) => {
     const found = vips.lookup(v.prefix, v.protocol, v.port);
     if (!found) throw new KpError('KP_ERR_STATE', `vip ${v.prefix} ${v.protocol} port ${v.port} vanished during apply`);
     return found;
   };
-  // Backend changes of one VIP are published as one table swap, after all of them.
-  const flush = () => {
-    for (const v of dirty.values()) vips.publish(vipOf(v));
-    dirty.clear();
-  };
-  for (const op of plan) {
-    if (op.op !== 'addBackend' && op.op !== 'setWeight' && op.op !== 'delBackend') flush();
-    switch (op.op) {
-      case 'detach':
-        control.detach([op.name]);
-        break;
-      case 'setConf':
-        control.setConf({ buckets: op.changed.includes('buckets') ? op.buckets : undefined, timeout: op.timeout });
-        break;
-      case 'delVip':
-        vips.del(vipOf(op.vip));
-        break;
-      case 'addVip':
-      case 'updateVip':
-        vips.add({ ...op.vip, targetPort: op.target_port, newLen: op.new_len });
-        break;
-      case 'addBackend':
-      case 'setWeight':
-        vips.addBackends(vipOf(op.vip), [op.address], op.weight, { publish: false });
-        dirty.set(key(op.vip), op.vip);
-        break;
-      case 'delBackend':
-        vips.delBackends(vipOf(op.vip), [op.address], { flush: false, publish: false });
-        dirty.set(key(op.vip), op.vip);
-        break;
-      case 'attach':
-        control.attach([op.name], { mode: op.mode, redirect: op.redirect });
-        break;
-      case 'setRedirect':
-        control.setRedirect(op.name, op.redirect);
-        break;
+  try {
+    for (const op of plan) {
+      switch (op.op) {
+        case 'detach':
+          control.detach([op.name]);
+          break;
+        case 'setConf':
+          control.setConf({ buckets: op.changed.includes('buckets') ? op.buckets : undefined, timeout: op.timeout });
+          break;
+        case 'delVip':
+          vips.del(vipOf(op.vip));
+          break;
+        case 'addVip':
+        case 'updateVip':
+          vips.add({ ...op.vip, targetPort: op.target_port, newLen: op.new_len });
+          break;
+        case 'addBackend':
+        case 'setWeight':
+          vips.addBackends(vipOf(op.vip), [op.address], op.weight, { defer: true });
+          break;
+        case 'delBackend':
+          vips.delBackends(vipOf(op.vip), [op.address], { flush: false, defer: true });
+          break;
+        case 'attach':
+          // Tables first: an interface starts taking traffic only once the maps hold the config.
+          vips.publishPending();
+          control.attach([op.name], { mode: op.mode, redirect: op.redirect });
+          break;
+        case 'setRedirect':
+          control.setRedirect(op.name, op.redirect);
+          break;
+      }
     }
+  } finally {
+    // Every changed VIP's table in one batch, also when an operation failed (the rollback diffs
+    // against what the maps hold).
+    vips.publishPending();
   }
-  flush();
 }
 
 export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions): ApplyResult {

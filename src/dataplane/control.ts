@@ -60,7 +60,7 @@ export class Control {
     if (!o.load) {
       throw new KpError('KP_ERR_STATE', `kpbpf is not loaded (nothing pinned in ${pinDir}): run kpbpf attach <ifname> or kpbpf apply -f FILE first`);
     }
-    const dp = loadDataplane({ pinDir, buckets: o.buckets ?? DEFAULT_BUCKETS, objectPath: o.objectPath });
+    const dp = loadDataplane({ pinDir, buckets: o.buckets ?? DEFAULT_BUCKETS, objectPath: o.objectPath ?? process.env.KPBPF_OBJECT });
     const control = new Control(dp, pinDir);
     control.initConfig();
     return control;
@@ -101,7 +101,7 @@ export class Control {
     const flowsPin = join(this.pinDir, 'kp_flows');
     this.dp.close();
     unlinkSync(flowsPin);
-    this.dp = loadDataplane({ pinDir: this.pinDir, buckets: o.buckets });
+    this.dp = loadDataplane({ pinDir: this.pinDir, buckets: o.buckets, objectPath: process.env.KPBPF_OBJECT });
     (this as { vips: VipTable }).vips = new VipTable(this.dp);
     updateLinks(this.pinDir, this.dp.progFd);
   }

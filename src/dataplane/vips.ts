@@ -4,7 +4,7 @@
 import { KpError } from '../errors.js';
 import type { Dataplane } from '../loader/index.js';
 import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr } from '../maps/addr.js';
-import type { Backend, Vip, VipKey, VipPfxKey } from '../maps/codecs.js';
+import { LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
 import { buildMaglevTable } from '../maglev/table.js';
 import type { BackendView, Protocol, VipSpec, VipView } from './types.js';
 
@@ -14,6 +14,8 @@ export const KP_VIP_F_PREFIX = 0x1;
 export const BACKEND_STATE = { free: 0, active: 1, draining: 2 } as const;
 export const PROTO_NUM: Record<Protocol, number> = { tcp: 6, udp: 17 };
 const PROTO_NAME: Record<number, Protocol> = { 6: 'tcp', 17: 'udp' };
+
+const FREE_SLOT: Backend = { addr: '::', port: 0, state: 0, gen: 0, vipId: 0, weight: 0 };
 
 type VipLocation = { kind: 'exact'; key: VipKey } | { kind: 'prefix'; key: VipPfxKey };
 
@@ -48,6 +50,9 @@ export class VipTable {
   /** every backend slot, including free ones (their gen matters when a slot is re-used) */
   private slots: (Backend | undefined)[] = [];
   private freeIds: number[] = [];
+  /** VIPs whose table must be republished, and removed backends waiting for that */
+  private dirty = new Set<number>();
+  private pendingRemovals = new Map<number, boolean>();
 
   constructor(private readonly dp: Dataplane) {}
 
@@ -66,13 +71,22 @@ export class VipTable {
     for (const [k, v] of this.maps.vips.entries()) add(v, prefixText(k.addr, 128), k.proto, k.port, { kind: 'exact', key: k });
     for (const [k, v] of this.maps.vipPfx.entries()) add(v, prefixText(k.addr, k.len128), k.proto, k.port, { kind: 'prefix', key: k });
     this.slots = new Array(this.maps.backends.info.maxEntries);
-    for (const [id, b] of this.maps.backends.entries()) {
+    const use = (id: number, b: Backend) => {
       this.slots[id] = b;
-      if (id === 0) continue;
+      if (id === 0) return;
       if (b.state === BACKEND_STATE.free) this.freeIds.push(id);
       else vips.get(b.vipId)?.backendIds.add(id);
-    }
-    this.freeIds.reverse(); // pop() hands out the lowest id first
+    };
+    // Most of the 262k slots are free: decode only the used ones (addresses are costly to decode).
+    const [stateOff] = LAYOUTS.kp_backend.fields.state;
+    const [genOff] = LAYOUTS.kp_backend.fields.gen;
+    const scanned = this.maps.backends.scanBatch((keys, ko, vals, vo) => {
+      const id = keys.readUInt32LE(ko);
+      if (vals[vo + stateOff] === BACKEND_STATE.free) use(id, { ...FREE_SLOT, gen: vals.readUInt32LE(vo + genOff) });
+      else use(id, backendCodec.decode(vals, vo));
+    });
+    if (!scanned) for (const [id, b] of this.maps.backends.entries()) use(id, b);
+    this.freeIds.sort((a, b) => b - a); // pop() hands out the lowest id first
     this.vips = vips;
     return vips;
   }
@@ -155,7 +169,8 @@ export class VipTable {
     const value: Vip = { id, tableLen: spec.newLen, flags: prefix ? KP_VIP_F_PREFIX : 0, targetPort: spec.targetPort };
     // Counters and table of a re-used id start clean before the VIP becomes visible.
     this.maps.vipStats.update(id, zeroVipStats());
-    this.dp.clearMaglevTable(id);
+    // Each write to the outer map waits for an RCU grace period: skip it when the slot is empty.
+    if (this.maps.maglev.lookup(id) !== undefined) this.dp.clearMaglevTable(id);
     const proto = PROTO_NUM[spec.protocol];
     const addr = bytesToAddr(p.addr);
     let location: VipLocation;
@@ -208,8 +223,12 @@ export class VipTable {
       this.maps.vipPfx.delete(rec.location.key);
       this.adjustPrefixCount(-1);
     }
-    this.dp.clearMaglevTable(rec.id);
-    for (const id of rec.backendIds) this.freeBackend(id);
+    if (this.maps.maglev.lookup(rec.id) !== undefined) this.dp.clearMaglevTable(rec.id);
+    for (const id of rec.backendIds) {
+      this.pendingRemovals.delete(id);
+      this.freeBackend(id);
+    }
+    this.dirty.delete(rec.id);
     this.load().delete(rec.id);
     this.byIdentity.delete(vipIdentity(rec.prefix, rec.protocol, rec.port));
   }
@@ -249,8 +268,12 @@ export class VipTable {
     return undefined;
   }
 
-  /** Add (or re-activate, or re-weight) backends, then publish the VIP's table once. */
-  addBackends(v: VipView, addrs: string[], weight: number, o: { publish?: boolean } = {}): BackendView[] {
+  /**
+   * Add (or re-activate, or re-weight) backends. Their slots are written at once (a backend is in no
+   * table yet, so no packet can pick it early); the VIP's table is published by publishPending(),
+   * right away unless `defer` is set, so that `apply` publishes every changed table in one batch.
+   */
+  addBackends(v: VipView, addrs: string[], weight: number, o: { defer?: boolean } = {}): BackendView[] {
     const rec = this.record(v);
     const canon = this.canonicalFor(rec, addrs);
     const fresh = canon.filter((a) => this.backendByAddr(rec, a) === undefined);
@@ -262,6 +285,7 @@ export class VipTable {
       const known = this.backendByAddr(rec, a);
       if (known !== undefined) {
         // Re-activating a draining backend keeps its gen: its existing flows simply continue.
+        this.pendingRemovals.delete(known);
         this.writeBackend(known, { ...this.slots[known]!, state: BACKEND_STATE.active, weight });
         ids.push(known);
         continue;
@@ -279,12 +303,17 @@ export class VipTable {
       rec.backendIds.add(id);
       ids.push(id);
     }
-    if (o.publish !== false) this.publishTable(rec, rec.value.tableLen);
+    this.dirty.add(rec.id);
+    if (!o.defer) this.publishPending();
     return ids.map((id) => this.backendView(id));
   }
 
-  /** Remove backends: first out of the table, then draining (existing flows stay) or flushed. */
-  delBackends(v: VipView, addrs: string[], o: { flush: boolean; publish?: boolean }): RemovedBackend[] {
+  /**
+   * Remove backends: out of the table first, and only once the new table is published are they marked
+   * draining (existing flows stay) or freed (`flush`). Marking them earlier would make packets that
+   * still pick them from the old table find no server.
+   */
+  delBackends(v: VipView, addrs: string[], o: { flush: boolean; defer?: boolean }): RemovedBackend[] {
     const rec = this.record(v);
     const ids = this.canonicalFor(rec, addrs).map((a) => {
       const id = this.backendByAddr(rec, a);
@@ -292,28 +321,54 @@ export class VipTable {
       return id;
     });
     const views = ids.map((id) => this.backendView(id));
-    for (const id of ids) this.slots[id] = { ...this.slots[id]!, state: BACKEND_STATE.draining };
-    if (o.publish !== false) this.publishTable(rec, rec.value.tableLen);
     for (const id of ids) {
-      if (o.flush) this.freeBackend(id);
-      else this.writeBackend(id, { ...this.slots[id]!, state: BACKEND_STATE.draining });
+      this.slots[id] = { ...this.slots[id]!, state: BACKEND_STATE.draining }; // the next table leaves it out
+      this.pendingRemovals.set(id, o.flush);
     }
+    this.dirty.add(rec.id);
+    if (!o.defer) this.publishPending();
     return views.map((b) => ({ ...b, state: 'draining', flushed: o.flush }));
   }
 
   /** Compile and atomically publish a VIP's Maglev table from its active backends. */
   publish(v: VipView): void {
-    const rec = this.record(v);
-    this.publishTable(rec, rec.value.tableLen);
+    this.dirty.add(this.record(v).id);
+    this.publishPending();
+  }
+
+  private buildTable(rec: VipRecord, size: number): Uint32Array | undefined {
+    const active = [...rec.backendIds].map((id) => ({ id, b: this.slots[id]! })).filter(({ b }) => b.state === BACKEND_STATE.active);
+    if (!active.length) return undefined;
+    return buildMaglevTable(active.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight })), size);
   }
 
   private publishTable(rec: VipRecord, size: number): void {
-    const active = [...rec.backendIds].map((id) => ({ id, b: this.slots[id]! })).filter(({ b }) => b.state === BACKEND_STATE.active);
-    if (!active.length) {
-      this.dp.clearMaglevTable(rec.id);
-      return;
+    const table = this.buildTable(rec, size);
+    if (table) this.dp.setMaglevTables([[rec.id, table]]);
+    else this.dp.clearMaglevTable(rec.id);
+  }
+
+  /**
+   * Publish every changed VIP's table (one batched write to the outer map: each write to it waits for
+   * an RCU grace period), then settle the removed backends.
+   */
+  publishPending(): void {
+    const vips = this.load();
+    const tables: [number, Uint32Array][] = [];
+    for (const id of this.dirty) {
+      const rec = vips.get(id);
+      if (!rec) continue;
+      const table = this.buildTable(rec, rec.value.tableLen);
+      if (table) tables.push([id, table]);
+      else if (this.maps.maglev.lookup(id) !== undefined) this.dp.clearMaglevTable(id);
     }
-    this.dp.setMaglevTable(rec.id, buildMaglevTable(active.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight })), size));
+    if (tables.length) this.dp.setMaglevTables(tables);
+    this.dirty.clear();
+    for (const [id, flush] of this.pendingRemovals) {
+      if (flush) this.freeBackend(id);
+      else this.writeBackend(id, { ...this.slots[id]!, state: BACKEND_STATE.draining });
+    }
+    this.pendingRemovals.clear();
   }
 
   /**

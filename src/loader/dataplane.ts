@@ -23,6 +23,8 @@ export interface Dataplane {
   maps: KpMaps;
   /** Publish a VIP's Maglev table atomically (new inner map, one outer update). */
   setMaglevTable(vipId: number, slots: Uint32Array | number[]): void;
+  /** Publish many tables: inner maps filled first, then one batched write of the outer map. */
+  setMaglevTables(tables: ReadonlyArray<readonly [number, Uint32Array]>): void;
   clearMaglevTable(vipId: number): void;
   getMaglevTable(vipId: number): Uint32Array | undefined;
   close(): void;
@@ -106,7 +108,8 @@ function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string): Dataplane
     progFd,
     pinDir,
     maps,
-    setMaglevTable: (vipId, slots) => setMaglevTable(maps, vipId, slots),
+    setMaglevTable: (vipId, slots) => setMaglevTables(maps, [[vipId, Uint32Array.from(slots)]]),
+    setMaglevTables: (tables) => setMaglevTables(maps, tables),
     clearMaglevTable: (vipId) => void maps.maglev.delete(vipId),
     getMaglevTable: (vipId) => getMaglevTable(maps, vipId),
     close() {
@@ -116,7 +119,8 @@ function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string): Dataplane
   };
 }
 
-function setMaglevTable(maps: KpMaps, vipId: number, slots: Uint32Array | number[]): void {
+/** A filled inner map (Maglev table) for one VIP; the caller closes the fd. */
+function innerTable(vipId: number, slots: Uint32Array): BpfMap<number, number> {
   if (slots.length === 0) throw new KpError('KP_ERR_ARG', `Maglev table for VIP ${vipId} is empty`);
   const fd = check(
     'bpf_map_create',
@@ -125,10 +129,25 @@ function setMaglevTable(maps: KpMaps, vipId: number, slots: Uint32Array | number
   );
   const inner = new BpfMap(fd, u32, u32, 'kp_maglev_in');
   try {
-    inner.updateBatch(Array.from(slots, (b, i) => [i, b] as const));
-    maps.maglev.update(vipId, inner.fd); // the one atomic publish
+    const keys = Buffer.from(Uint32Array.from({ length: slots.length }, (_, i) => i).buffer); // host order
+    const vals = Buffer.from(slots.buffer, slots.byteOffset, slots.byteLength);
+    if (!inner.updateBatchRaw(keys, vals, slots.length)) inner.updateBatch(Array.from(slots, (b, i) => [i, b] as const));
+    return inner;
+  } catch (e) {
+    inner.close();
+    throw e;
+  }
+}
+
+function setMaglevTables(maps: KpMaps, tables: ReadonlyArray<readonly [number, Uint32Array]>): void {
+  const inners: BpfMap<number, number>[] = [];
+  try {
+    for (const [vipId, slots] of tables) inners.push(innerTable(vipId, slots));
+    // The atomic publish of each table; batched because every write to an outer map makes the
+    // kernel wait for an RCU grace period (one wait per syscall, not per entry).
+    maps.maglev.updateBatch(tables.map(([vipId], i) => [vipId, inners[i].fd] as const));
   } finally {
-    inner.close(); // the outer map holds its own reference
+    inners.forEach((m) => m.close()); // the outer map holds its own references
   }
 }
 

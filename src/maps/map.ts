@@ -14,8 +14,12 @@ import {
 } from '../loader/libbpf.js';
 import type { Codec } from './codecs.js';
 
-/** Entries fetched per bpf_map_lookup_batch call. */
+/** Entries per batch syscall for updates. */
 const BATCH_CHUNK = 256;
+/** Entries per batch syscall for already encoded updates (the kernel copies them in one go). */
+const BATCH_CHUNK_RAW = 65536;
+/** Entries per bpf_map_lookup_batch call: about 1 MiB of keys and values, within [64, 8192]. */
+const batchChunk = (entryBytes: number) => Math.max(64, Math.min(8192, Math.floor((1 << 20) / entryBytes)));
 // Errors that mean "this map type has no batch ops": fall back to get_next_key.
 const EINVAL = 22;
 const ENOTSUPP = 524;
@@ -105,27 +109,37 @@ abstract class MapBase<K, V> {
   /** Every entry through bpf_map_lookup_batch, or undefined when the map type has no batch ops. */
   lookupBatch(): Array<[K, V]> | undefined {
     const out: Array<[K, V]> = [];
+    const ok = this.scanBatch((keys, ko, vals, vo) => out.push([this.kc.decode(keys, ko), this.decodeValue(vals, vo)]));
+    return ok ? out : undefined;
+  }
+
+  /**
+   * Visit every entry's raw bytes (key buffer + offset, value buffer + offset) without decoding, for
+   * callers that decode only what they need from a large map. false when the map has no batch ops.
+   */
+  scanBatch(visit: (keys: Buffer, keyOff: number, vals: Buffer, valOff: number) => void): boolean {
     const ks = this.kc.size;
     const vs = this.rawValueSize;
-    const keys = Buffer.alloc(ks * BATCH_CHUNK);
-    const vals = Buffer.alloc(vs * BATCH_CHUNK);
+    const chunk = batchChunk(ks + vs);
+    const keys = Buffer.alloc(ks * chunk);
+    const vals = Buffer.alloc(vs * chunk);
     // The batch token is opaque to user space; a key-sized (at least 8 bytes) buffer holds it.
     const tokA = Buffer.alloc(Math.max(ks, 8));
     const tokB = Buffer.alloc(Math.max(ks, 8));
     let inTok: Buffer | null = null;
     let outTok = tokA;
     for (;;) {
-      const count = [BATCH_CHUNK];
+      const count = [chunk];
       const r = lb.bpf_map_lookup_batch(this.fd, inTok, outTok, keys, vals, count, opts(BatchOpts, { elem_flags: 0n, flags: 0n }));
       if (r < 0 && r !== -ENOENT) {
-        if (out.length === 0 && inTok === null && [EINVAL, ENOTSUPP, EOPNOTSUPP].includes(-r)) {
+        if (inTok === null && [EINVAL, ENOTSUPP, EOPNOTSUPP].includes(-r)) {
           this.batchOk = false;
-          return undefined;
+          return false;
         }
         throw bpfError('bpf_map_lookup_batch', r, this.info.name);
       }
-      for (let i = 0; i < count[0]; i++) out.push([this.kc.decode(keys, i * ks), this.decodeValue(vals, i * vs)]);
-      if (r === -ENOENT) return out;
+      for (let i = 0; i < count[0]; i++) visit(keys, i * ks, vals, i * vs);
+      if (r === -ENOENT) return true;
       inTok = outTok;
       outTok = outTok === tokA ? tokB : tokA;
     }
@@ -169,6 +183,23 @@ export class BpfMap<K, V> extends MapBase<K, V> {
   }
 
   /** Many entries in one syscall (per BATCH_CHUNK); falls back to single updates if unsupported. */
+  /**
+   * Already encoded keys and values (count of each, back to back) in one syscall per chunk; returns
+   * false, having written nothing, when the map type has no batch update.
+   */
+  updateBatchRaw(keys: Buffer, vals: Buffer, count: number, flags: bigint = BPF_ANY): boolean {
+    const ks = this.kc.size;
+    const vs = this.vc.size;
+    for (let i = 0; i < count; i += BATCH_CHUNK_RAW) {
+      const n = Math.min(BATCH_CHUNK_RAW, count - i);
+      const c = [n];
+      const r = lb.bpf_map_update_batch(this.fd, keys.subarray(i * ks, (i + n) * ks), vals.subarray(i * vs, (i + n) * vs), c, opts(BatchOpts, { elem_flags: flags, flags: 0n }));
+      if (r < 0 && i === 0 && c[0] === 0 && [EINVAL, ENOTSUPP, EOPNOTSUPP].includes(-r)) return false;
+      check('bpf_map_update_batch', r, `${this.info.name}, ${c[0]} of ${n} written`);
+    }
+    return true;
+  }
+
   updateBatch(entries: ReadonlyArray<readonly [K, V]>, flags: bigint = BPF_ANY): void {
     for (let i = 0; i < entries.length; i += BATCH_CHUNK) {
       const chunk = entries.slice(i, i + BATCH_CHUNK);
