@@ -2,6 +2,7 @@
 // "::ffff:198.18.0.1" and "198.18.0.1", which the data plane stores identically) compare equal.
 import { isIPv4, isIPv6 } from 'node:net';
 import { KpError } from '../errors.js';
+import { addrToBytes, bytesToAddr, isIPv4Mapped, V4_MAPPED_BITS } from '../maps/addr.js';
 
 export interface ParsedAddress {
   family: 4 | 6;
@@ -17,53 +18,7 @@ export interface ParsedPrefix extends ParsedAddress {
   prefix: string;
 }
 
-const V4_MAPPED_BITS = 96;
 
-function v4Bytes(s: string): Uint8Array {
-  return Uint8Array.from(s.split('.').map(Number));
-}
-
-function v6Bytes(s: string): Uint8Array {
-  let text = s;
-  const quad = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (quad) {
-    const q = v4Bytes(quad[2]);
-    text = `${quad[1]}${((q[0] << 8) | q[1]).toString(16)}:${((q[2] << 8) | q[3]).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    const v = parseInt(g, 16);
-    out[2 * i] = v >> 8;
-    out[2 * i + 1] = v & 0xff;
-  });
-  return out;
-}
-
-/** RFC 5952: lowercase, no leading zeros, the longest run (>= 2) of zero groups as "::". */
-function v6Text(b: Uint8Array): string {
-  const g = Array.from({ length: 8 }, (_, i) => (b[2 * i] << 8) | b[2 * i + 1]);
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; i++) {
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j > i ? j - 1 : i;
-  }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
-  return best < 0 ? hex(g) : `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
-}
-
-function isV4Mapped(b: Uint8Array): boolean {
-  return b.length === 16 && b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
-}
 
 /** Parsed addresses by text: a config of 10k services names the same 80k addresses in validation and
  * in the diff, and parsing dominated `apply` time. Results are immutable; the cache is bounded. */
@@ -82,19 +37,12 @@ export function parseAddress(s: string): ParsedAddress | string {
 }
 
 function parseAddressUncached(s: string): ParsedAddress | string {
-  if (isIPv4(s)) {
-    const bytes = v4Bytes(s);
-    return { family: 4, bytes, text: bytes.join('.') };
-  }
-  if (!isIPv6(s) || s.includes('%')) {
+  if (!isIPv4(s) && (!isIPv6(s) || s.includes('%'))) {
     return `'${s}' is not an IPv4 (198.18.0.1) or IPv6 (2001:db8::1) address`;
   }
-  const bytes = v6Bytes(s);
-  if (isV4Mapped(bytes)) {
-    const v4 = bytes.slice(12);
-    return { family: 4, bytes: v4, text: v4.join('.') };
-  }
-  return { family: 6, bytes, text: v6Text(bytes) };
+  const bytes = addrToBytes(s); // the data plane's own 16-byte form; text back from it is canonical
+  const text = bytesToAddr(bytes);
+  return isIPv4Mapped(bytes) ? { family: 4, bytes: Uint8Array.from(bytes.subarray(12)), text } : { family: 6, bytes: Uint8Array.from(bytes), text };
 }
 
 /** Parse "addr[/len]" (no length = a host prefix); host bits must be zero. */
@@ -120,7 +68,7 @@ export function parsePrefix(s: string): ParsedPrefix | string {
   const masked = a.bytes.slice();
   for (let bit = len; bit < masked.length * 8; bit++) masked[bit >> 3] &= ~(0x80 >> (bit & 7));
   if (masked.some((x, i) => x !== a.bytes[i])) {
-    const net = a.family === 4 ? masked.join('.') : v6Text(masked);
+    const net = a.family === 4 ? masked.join('.') : bytesToAddr(Buffer.from(masked));
     return `host bits are set after /${len} (the network is ${net}/${len})`;
   }
   return { ...a, len, prefix: `${a.text}/${len}` };
