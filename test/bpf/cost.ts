@@ -76,9 +76,9 @@ function measure(oldPath: string, newPath: string, log: (line: string) => void):
 
 const current = new URL('../../build/kp.bpf.o', import.meta.url).pathname;
 if (UNDER_TAP) {
-  if (process.getuid?.() !== 0) t.skip('cost smoke: needs root for BPF_PROG_TEST_RUN');
-  else if (!existsSync(current)) t.skip(`cost smoke: ${current} is missing: run npm run build:bpf`);
-  else t.test('cost harness: every repeat takes the established DNAT path', async (t) => {
+  const skip =
+    process.getuid?.() !== 0 ? 'needs root for BPF_PROG_TEST_RUN' : !existsSync(current) ? `${current} is missing: run npm run build:bpf` : false;
+  t.test('cost harness: every repeat takes the established DNAT path', { skip }, async (t) => {
     t.doesNotThrow(() => measure(current, current, (l) => t.comment(l)));
   });
 } else {
