@@ -49,12 +49,10 @@ export function createTopology(opts: { backends?: number; tag?: string } = {}): 
     exec(ns, ['ip', 'link', 'set', 'lo', 'up']);
   };
 
-  // Make a namespace's eth0 behave like a host behind a NIC: XDP_REDIRECT into a veth needs GRO (or
-  // XDP) on the receiving peer, and a frame from a NIC carries a complete L4 checksum, whereas a veth
-  // with TX checksum offload sends CHECKSUM_PARTIAL frames that XDP cannot tell apart (README, limits).
-  const hostLikeNic = (ns: string) => {
+  // XDP_REDIRECT into a veth needs GRO (or XDP) on the receiving peer. TX checksum offload stays on,
+  // as in a pod: the node sees CHECKSUM_PARTIAL frames, which the data plane must handle.
+  const enableGro = (ns: string) => {
     exec(ns, ['ethtool', '-K', 'eth0', 'gro', 'on'], { allowFail: true });
-    exec(ns, ['ethtool', '-K', 'eth0', 'tx', 'off']);
   };
 
   const client = { ns: nsName('cl'), addr: '198.18.0.2' };
@@ -85,7 +83,7 @@ export function createTopology(opts: { backends?: number; tag?: string } = {}): 
       exec(ns, ['ip', 'addr', 'add', `198.18.${i}.2/24`, 'dev', 'eth0']);
       exec(ns, ['ip', 'link', 'set', 'eth0', 'up']);
       exec(ns, ['ip', 'route', 'add', 'default', 'via', `198.18.${i}.1`]);
-      hostLikeNic(ns);
+      enableGro(ns);
       const b = { ns, name, addr: `198.18.${i}.2`, nodeIf };
       backends.push(b);
       return b;
@@ -109,7 +107,7 @@ export function createTopology(opts: { backends?: number; tag?: string } = {}): 
     exec(client.ns, ['ip', 'link', 'set', 'eth0', 'up']);
     exec(client.ns, ['ip', 'route', 'add', VIP_SUBNET, 'via', node.addr]);
     exec(client.ns, ['ip', 'route', 'add', '198.18.0.0/15', 'via', node.addr]);
-    hostLikeNic(client.ns);
+    enableGro(client.ns);
     for (let i = 0; i < (opts.backends ?? 2); i++) topo.addBackend(`b${i + 1}`);
   } catch (e) {
     topo.destroy();
