@@ -1,6 +1,6 @@
 // npm run bench [-- --quick]: end to end, data path, control plane and Maglev, then JSON and BENCHMARKS.md.
 import { Command, InvalidArgumentError } from 'commander';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { mountBpffs } from './bpffs.js';
@@ -39,6 +39,7 @@ export interface BenchOptions {
   dpIterations?: number;
   results?: string;
   markdown?: string;
+  render?: string;
 }
 
 export async function bench(o: BenchOptions): Promise<Results> {
@@ -109,13 +110,18 @@ export async function bench(o: BenchOptions): Promise<Results> {
   mkdirSync(dirname(jsonPath), { recursive: true });
   writeFileSync(jsonPath, JSON.stringify(res, null, 2) + '\n');
   say(`wrote ${jsonPath}`);
-  const md = o.markdown ?? join(REPO, 'BENCHMARKS.md');
+  writeReport(res, o.markdown, say);
+  return res;
+}
+
+/** BENCHMARKS.md and its chart from one run's results. */
+export function writeReport(res: Results, markdown: string | undefined, say: (s: string) => void): void {
+  const md = markdown ?? join(REPO, 'BENCHMARKS.md');
   const svg = md.replace(/\.md$/, '') + '-chart.svg'; // beside the report (bench-results/ is not committed)
   mkdirSync(dirname(svg), { recursive: true });
   writeFileSync(svg, chartSvg(res.e2e));
   writeFileSync(md, renderMarkdown(res, relative(dirname(md), svg)));
   say(`wrote ${md} and ${svg}`);
-  return res;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -134,11 +140,16 @@ export async function main(argv: string[]): Promise<number> {
     .option('--dp-iterations <n>', 'packets per data-path measurement', int)
     .option('--results <dir>', 'where the JSON goes (default bench-results/)')
     .option('--markdown <file>', 'where the report goes (default BENCHMARKS.md)')
+    .option('--render <json>', 'only regenerate the report from an earlier run\'s JSON')
     .addHelpText('after', '\nExamples:\n  npm run bench -- --quick\n  npm run bench -- --parts e2e --sizes 100 --dataplanes kpbpf,nft\n');
   program.parse(argv, { from: 'user' });
   const o = program.opts<BenchOptions>();
   for (const p of o.parts ?? []) if (!(PARTS as readonly string[]).includes(p)) throw new InvalidArgumentError(`unknown part ${p}`);
   for (const d of o.dataplanes ?? []) if (!(DATAPLANES as string[]).includes(d)) throw new InvalidArgumentError(`unknown data plane ${d}`);
+  if (o.render) {
+    writeReport(JSON.parse(readFileSync(o.render, 'utf8')) as Results, o.markdown, (m) => process.stdout.write(`${m}\n`));
+    return 0;
+  }
   await bench(o);
   return 0;
 }
