@@ -3,6 +3,9 @@ import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { readFileSync } from 'node:fs';
 import { loadConfigFile } from '../config/validate.js';
+import { formatOp } from '../config/diff.js';
+import { Control } from '../dataplane/control.js';
+import { EMPTY_STATE, planConfig, type ApplyResult } from '../dataplane/apply.js';
 
 export function registerApply(program: Command, ctx: CliContext): void {
   program
@@ -13,10 +16,18 @@ export function registerApply(program: Command, ctx: CliContext): void {
     .addHelpText('after', '\nExamples:\n  kpbpf apply -f services.json\n  kpbpf apply -f services.json --dry-run --json\n')
     .action((opts: { file: string; dryRun?: boolean }) => {
       const config = loadConfigFile(opts.file); // throws before anything is touched
-      const control = ctx.dataplane({ load: true, buckets: config.conf.buckets });
       // Attachments are managed only by a config that lists its interfaces (even as []).
       const manageInterfaces = 'interfaces' in (JSON.parse(readFileSync(opts.file, 'utf8')) as object);
-      const result = control.apply(config, { dryRun: Boolean(opts.dryRun), manageInterfaces });
+      let result: ApplyResult;
+      if (opts.dryRun && !Control.isLoaded(ctx.options.bpffs)) {
+        // A dry run loads nothing: plan against an empty data plane.
+        const plan = planConfig(config, EMPTY_STATE, manageInterfaces);
+        result = { plan, ops: plan.map(formatOp) };
+      } else {
+        // buckets: the size of a first load; a change of size on a loaded data plane is part of the plan.
+        const control = ctx.dataplane({ load: !opts.dryRun, buckets: config.conf.buckets, reload: false, write: !opts.dryRun });
+        result = control.apply(config, { dryRun: Boolean(opts.dryRun), manageInterfaces });
+      }
       ctx.print(result, () =>
         result.ops.length
           ? result.ops.map((op) => `${opts.dryRun ? 'would ' : ''}${op}\n`).join('') + `${result.ops.length} change(s)${opts.dryRun ? ' planned' : ' applied'}\n`

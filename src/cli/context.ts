@@ -24,10 +24,13 @@ export class CliContext {
     return this.program.opts<GlobalOptions>();
   }
 
-  /** The running data plane; loads and pins it first when `load` is set and nothing is pinned yet. */
-  dataplane(opts: { load?: boolean; buckets?: number } = {}): Control {
+  /**
+   * The running data plane; loads and pins it first when `load` is set and nothing is pinned yet.
+   * `write` (the default) holds the writer lock until the command ends; reads pass `write: false`.
+   */
+  dataplane(opts: { load?: boolean; buckets?: number; write?: boolean; reload?: boolean } = {}): Control {
     if (!this.control) {
-      this.control = Control.open({ bpffs: this.options.bpffs, load: opts.load ?? true, buckets: opts.buckets });
+      this.control = Control.open({ bpffs: this.options.bpffs, load: opts.load ?? true, buckets: opts.buckets, write: opts.write ?? true, reload: opts.reload });
     }
     return this.control;
   }

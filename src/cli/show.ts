@@ -67,7 +67,7 @@ export function registerShow(program: Command, ctx: CliContext): void {
       if (!(WHAT as readonly string[]).includes(what)) {
         throw new KpError('KP_ERR_ARG', `show: expected one of ${WHAT.join(', ')}, got '${what}'`);
       }
-      const control = ctx.dataplane({ load: false });
+      const control = ctx.dataplane({ load: false, write: false });
       switch (what as What) {
         case 'vips': {
           const vips = control.listVips();

@@ -66,9 +66,9 @@ function checkCapacity(control: Control, plan: PlanOp[]): void {
 }
 
 function execute(control: Control, plan: PlanOp[]): void {
-  const vips = control.vips;
+  // control.vips is read at every use: a flow-table resize (setConf) reloads the data plane.
   const vipOf = (v: VipRef) => {
-    const found = vips.lookup(v.prefix, v.protocol, v.port);
+    const found = control.vips.lookup(v.prefix, v.protocol, v.port);
     if (!found) throw new KpError('KP_ERR_STATE', `vip ${v.prefix} ${v.protocol} port ${v.port} vanished during apply`);
     return found;
   };
@@ -82,22 +82,22 @@ function execute(control: Control, plan: PlanOp[]): void {
           control.setConf({ buckets: op.changed.includes('buckets') ? op.buckets : undefined, timeout: op.timeout });
           break;
         case 'delVip':
-          vips.del(vipOf(op.vip));
+          control.vips.del(vipOf(op.vip));
           break;
         case 'addVip':
         case 'updateVip':
-          vips.add({ ...op.vip, targetPort: op.target_port, newLen: op.new_len });
+          control.vips.add({ ...op.vip, targetPort: op.target_port, newLen: op.new_len });
           break;
         case 'addBackend':
         case 'setWeight':
-          vips.addBackends(vipOf(op.vip), [op.address], op.weight, { defer: true });
+          control.vips.addBackends(vipOf(op.vip), [op.address], op.weight, { defer: true });
           break;
         case 'delBackend':
-          vips.delBackends(vipOf(op.vip), [op.address], { flush: false, defer: true });
+          control.vips.delBackends(vipOf(op.vip), [op.address], { flush: false, defer: true });
           break;
         case 'attach':
           // Tables first: an interface starts taking traffic only once the maps hold the config.
-          vips.publishPending();
+          control.vips.publishPending();
           control.attach([op.name], { mode: op.mode, redirect: op.redirect });
           break;
         case 'setRedirect':
@@ -108,14 +108,22 @@ function execute(control: Control, plan: PlanOp[]): void {
   } finally {
     // Every changed VIP's table in one batch, also when an operation failed (the rollback diffs
     // against what the maps hold).
-    vips.publishPending();
+    control.vips.publishPending();
   }
 }
 
+/** The operations that turn `running` into `desired`; attachments only when the config manages them. */
+export function planConfig(desired: KpConfig, running: RunningState, manageInterfaces = false): PlanOp[] {
+  const plan = diffConfig(desired, running);
+  return manageInterfaces ? plan : plan.filter((op) => !['attach', 'detach', 'setRedirect'].includes(op.op));
+}
+
+/** What a data plane that is not loaded yet holds: nothing, with the default conf. */
+export const EMPTY_STATE: RunningState = { conf: { buckets: 65536, timeout: 40 }, interfaces: [], vips: [] };
+
 export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions): ApplyResult {
   const before = runningState(control, desired);
-  let plan = diffConfig(desired, before);
-  if (!o.manageInterfaces) plan = plan.filter((op) => !['attach', 'detach', 'setRedirect'].includes(op.op));
+  const plan = planConfig(desired, before, o.manageInterfaces);
   const ops = plan.map(formatOp);
   if (o.dryRun || !plan.length) return { ops, plan };
   checkCapacity(control, plan);
@@ -124,9 +132,7 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
   } catch (e) {
     const reason = (e as Error).message;
     try {
-      let back = diffConfig(asConfig(before), runningState(control));
-      if (!o.manageInterfaces) back = back.filter((op) => !['attach', 'detach', 'setRedirect'].includes(op.op));
-      execute(control, back);
+      execute(control, planConfig(asConfig(before), runningState(control), o.manageInterfaces));
     } catch (e2) {
       throw new KpError('KP_ERR_STATE', `apply failed (${reason}) and rolling back failed too (${(e2 as Error).message}): check kpbpf show vips`);
     }

@@ -1,5 +1,5 @@
 // The running data plane as the CLI and `apply` see it: open or load it, configure it, read it back.
-import { existsSync, readdirSync, rmSync, unlinkSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, unlinkSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { KpError } from '../errors.js';
@@ -22,6 +22,7 @@ import { closeFd, ifNameToIndex } from '../loader/libbpf.js';
 import { KP_MAP_NAMES } from '../maps/kpmaps.js';
 import type { Config } from '../maps/codecs.js';
 import { VipTable, type RemovedBackend } from './vips.js';
+import { lockWriter, type WriterLock } from './lock.js';
 import { readStats, readFlows } from './stats.js';
 import type { ConfView, FlowView, LinkView, StatsView, VipSpec, VipView, BackendView } from './types.js';
 import type { KpConfig } from '../config/types.js';
@@ -37,6 +38,10 @@ export interface OpenOptions {
   load: boolean;
   buckets?: number;
   objectPath?: string;
+  /** take the writer lock (every command that changes the data plane) */
+  write?: boolean;
+  /** when already loaded with another flow table size, reload to `buckets` (default true) */
+  reload?: boolean;
 }
 
 export class Control {
@@ -49,12 +54,34 @@ export class Control {
     this.vips = new VipTable(dp);
   }
 
+  /** Whether a data plane is pinned under this bpffs (nothing is mounted or loaded to find out). */
+  static isLoaded(bpffs?: string): boolean {
+    return existsSync(join(pinRoot({ bpffs }), PROG_PIN));
+  }
+
   static open(o: OpenOptions): Control {
     const pinDir = pinRoot({ bpffs: o.bpffs });
     ensureBpffs(pinDir.slice(0, pinDir.lastIndexOf('/')) || '/');
+    const lock = o.write ? lockWriter(pinDir) : undefined;
+    try {
+      const control = Control.openLocked(o, pinDir);
+      control.lock = lock;
+      return control;
+    } catch (e) {
+      lock?.release();
+      throw e;
+    }
+  }
+
+  private static openLocked(o: OpenOptions, pinDir: string): Control {
     if (existsSync(join(pinDir, PROG_PIN))) {
       const control = new Control(openPinned(pinDir), pinDir);
-      if (o.buckets !== undefined && o.buckets !== control.conf().buckets) control.reload({ buckets: o.buckets });
+      try {
+        if (o.reload !== false && o.buckets !== undefined && o.buckets !== control.conf().buckets) control.reload({ buckets: o.buckets });
+      } catch (e) {
+        control.close();
+        throw e;
+      }
       return control;
     }
     if (!o.load) {
@@ -99,11 +126,22 @@ export class Control {
    */
   reload(o: { buckets: number }): void {
     const flowsPin = join(this.pinDir, 'kp_flows');
+    const oldPin = join(this.pinDir, 'kp_flows_old');
+    // Set the old flow table aside rather than removing it, so a failed load changes nothing.
+    renameSync(flowsPin, oldPin);
+    let dp: Dataplane;
+    try {
+      dp = loadDataplane({ pinDir: this.pinDir, buckets: o.buckets, objectPath: process.env.KPBPF_OBJECT });
+    } catch (e) {
+      rmSync(flowsPin, { force: true });
+      renameSync(oldPin, flowsPin);
+      throw e;
+    }
+    updateLinks(this.pinDir, dp.progFd);
+    unlinkSync(oldPin);
     this.dp.close();
-    unlinkSync(flowsPin);
-    this.dp = loadDataplane({ pinDir: this.pinDir, buckets: o.buckets, objectPath: process.env.KPBPF_OBJECT });
+    this.dp = dp;
     (this as { vips: VipTable }).vips = new VipTable(this.dp);
-    updateLinks(this.pinDir, this.dp.progFd);
   }
 
   // --- VIPs and backends (src/dataplane/vips.ts does the work) ---
@@ -218,10 +256,15 @@ export class Control {
   }
 
   private closed = false;
+  private lock?: WriterLock;
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.dp.close();
+    try {
+      this.dp.close();
+    } finally {
+      this.lock?.release();
+    }
   }
 }

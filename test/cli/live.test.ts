@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, rmdirSync, writeFileSync, readdirSync, rmSync } 
 import { randomBytes } from 'node:crypto';
 import { main } from '../../src/cli/main.js';
 import { Control } from '../../src/dataplane/control.js';
+import { lockPath } from '../../src/dataplane/lock.js';
 import { DEFAULT_OBJECT } from '../../src/loader/index.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (bpffs, BPF maps)' : !existsSync(DEFAULT_OBJECT) ? `${DEFAULT_OBJECT} missing: run npm run build` : undefined;
@@ -49,10 +50,15 @@ function run() {
     }
   };
 
-  t.test('nothing loaded yet: a read says so and exits 1', async (t) => {
+  t.test('nothing loaded yet: a read says so and exits 1, a dry run loads nothing', async (t) => {
     const r = await kp('show', 'vips');
     t.equal(r.code, 1);
     t.match(r.err, /not loaded/);
+    const file = `${tmp}/first.json`;
+    writeFileSync(file, JSON.stringify({ vips: [{ prefix: '198.18.100.50/32', port: 80, backends: ['198.18.1.2'] }] }));
+    const dry = await json('apply', '-f', file, '--dry-run');
+    t.same(dry.ops, ['vip add 198.18.100.50/32 tcp port 80 target 80 new_len 1021', 'backend add 198.18.100.50/32 tcp port 80 198.18.1.2 weight 1']);
+    t.notOk(existsSync(`${bpffs}/kpbpf/prog`), 'the dry run loaded nothing');
   });
 
   t.test('vip add loads the data plane; backends get Maglev slots by weight', async (t) => {
@@ -183,6 +189,37 @@ function run() {
     t.match(text.out, /packet from existing sessions/);
     t.match(text.out, /first session packet/);
     t.match(text.out, /no server configured/);
+  });
+
+  t.test('apply: a flow-table size change is part of the plan and keeps the services', async (t) => {
+    const file = `${tmp}/resize.json`;
+    const vipsBefore = await json('show', 'backends');
+    writeFileSync(file, JSON.stringify({ ...config, conf: { buckets: 4096, timeout: 30 } }));
+    const r = await json('apply', '-f', file);
+    t.same(r.ops, ['conf buckets 4096 timeout 30']);
+    t.match(await json('show', 'conf'), { buckets: 4096, timeout: 30 });
+    t.same(await json('show', 'backends'), vipsBefore, 'VIPs, backends and tables survive the reload');
+  });
+
+  t.test('one writer at a time: a live holder blocks, a dead one is taken over', async (t) => {
+    const lock = lockPath(`${bpffs}/kpbpf`);
+    mkdirSync(lock);
+    writeFileSync(`${lock}/pid`, String(process.pid)); // alive: this test process
+    process.env.KPBPF_LOCK_WAIT_MS = '300';
+    try {
+      const r = await kp('vip', 'add', '198.18.100.40/32', 'port', '80');
+      t.equal(r.code, 1);
+      t.match(r.err, /another kpbpf \(pid \d+\) is changing/);
+      t.equal((await kp('show', 'vips')).code, 0, 'reads do not take the lock');
+      writeFileSync(`${lock}/pid`, '999999999'); // no such process
+      const ok = await kp('vip', 'add', '198.18.100.40/32', 'port', '80');
+      t.equal(ok.code, 0, ok.err);
+      t.notOk(existsSync(lock), 'the lock is released when the command ends');
+      t.equal((await kp('vip', 'del', '198.18.100.40/32', 'port', '80')).code, 0);
+    } finally {
+      delete process.env.KPBPF_LOCK_WAIT_MS;
+      rmSync(lock, { recursive: true, force: true });
+    }
   });
 
   t.test('detach --purge removes every pin', async (t) => {
