@@ -4,32 +4,22 @@
 // The backend is the VIP itself, so the DNAT is idempotent and the kernel's `repeat` re-runs the
 // same path on the rewritten packet; kp_vip_stats.existing_pkts proves every run took it.
 //   node --no-warnings --loader @isaacs/ts-node-temp-fork-for-pr-2009/esm test/bpf/cost.ts OLD.o [NEW.o]
-import { existsSync } from 'node:fs';
-import koffi from 'koffi';
 import t from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import { addRecords } from '../../src/maps/map.js';
 import { buildPacket, IPPROTO_TCP, TCP_ACK, type PacketSpec } from '../helpers/packet.js';
+import { BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, pinToCpu } from '../helpers/bpf.js';
 
 const UNDER_TAP = process.env.TAP === '1';
 const REPEAT = UNDER_TAP ? 1000 : 200_000;
 const ROUNDS = UNDER_TAP ? 1 : 7;
 const VIP = { id: 1, addr: '198.18.10.1', port: 80 };
-const KP_CONF_F_NO_FIB = 0x1;
-
-function pinToCpu0(): void {
-  const libc = koffi.load('libc.so.6');
-  const setaffinity = libc.func('int sched_setaffinity(int pid, size_t len, _In_ uint8_t *mask)');
-  const mask = Buffer.alloc(128);
-  mask[0] = 1;
-  if (setaffinity(0, mask.length, mask) !== 0) throw new Error('sched_setaffinity(CPU 0) failed');
-}
 
 function setup(path: string): Dataplane {
   const dp = loadDataplane({ objectPath: path, buckets: 1024 });
   dp.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: 1, nVipPrefixes: 0, flags: KP_CONF_F_NO_FIB });
   dp.maps.vips.update({ addr: VIP.addr, port: VIP.port, proto: IPPROTO_TCP }, { id: VIP.id, tableLen: 7, flags: 0, targetPort: 0 });
-  dp.maps.backends.update(1, { addr: VIP.addr, port: VIP.port, state: 1, gen: 1, vipId: VIP.id, weight: 1 });
+  dp.maps.backends.update(1, { addr: VIP.addr, port: VIP.port, state: BACKEND_STATE.active, gen: 1, vipId: VIP.id, weight: 1 });
   dp.setMaglevTable(VIP.id, Array(7).fill(1));
   return dp;
 }
@@ -46,7 +36,7 @@ function nsPerPacket(dp: Dataplane, frame: Buffer): number {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 function measure(oldPath: string, newPath: string, log: (line: string) => void): void {
-  pinToCpu0();
+  if (!pinToCpu(0)) throw new Error('sched_setaffinity(CPU 0) failed');
   const builds = { old: setup(oldPath), new: setup(newPath) };
   let sport = 40000;
   const pkt = (len: number, partial: boolean): Buffer => {
@@ -74,15 +64,13 @@ function measure(oldPath: string, newPath: string, log: (line: string) => void):
   }
 }
 
-const current = new URL('../../build/kp.bpf.o', import.meta.url).pathname;
 if (UNDER_TAP) {
-  const skip =
-    process.getuid?.() !== 0 ? 'needs root for BPF_PROG_TEST_RUN' : !existsSync(current) ? `${current} is missing: run npm run build:bpf` : false;
+  const skip = bpfSkipReason('BPF_PROG_TEST_RUN') ?? false;
   t.test('cost harness: every repeat takes the established DNAT path', { skip }, async (t) => {
-    t.doesNotThrow(() => measure(current, current, (l) => t.comment(l)));
+    t.doesNotThrow(() => measure(KP_OBJECT, KP_OBJECT, (l) => t.comment(l)));
   });
 } else {
-  const [oldPath, newPath] = [process.argv[2], process.argv[3] ?? current];
+  const [oldPath, newPath] = [process.argv[2], process.argv[3] ?? KP_OBJECT];
   if (!oldPath) throw new Error('usage: cost.ts OLD.bpf.o [NEW.bpf.o]');
   measure(oldPath, newPath, console.log);
 }

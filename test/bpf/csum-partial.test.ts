@@ -3,7 +3,6 @@
 // new addresses (and ignore the ports, which the NIC sums later), while a complete checksum gets
 // the RFC 1624 update. A complete checksum that happens to equal fold(pseudo) (1 in 65536) must
 // be recognised by verifying the whole segment. Fixtures in Katran's form over BPF_PROG_TEST_RUN.
-import { existsSync } from 'node:fs';
 import t from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import { addU64 } from '../../src/maps/map.js';
@@ -21,14 +20,9 @@ import {
   verifyChecksums,
   type PacketSpec,
 } from '../helpers/packet.js';
+import { BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, XDP } from '../helpers/bpf.js';
 
-const OBJECT = new URL('../../build/kp.bpf.o', import.meta.url).pathname;
-const XDP_PASS = 2;
-const KP_CONF_F_NO_FIB = 0x1;
-const BACKEND_ACTIVE = 1;
 const TABLE_LEN = 7;
-const STAT_DNAT = 9;
-const STAT_SNAT = 10;
 const CLIENT = '198.18.0.10';
 const VIP_TCP = { id: 1, addr: '198.18.10.1', port: 80, proto: IPPROTO_TCP };
 const VIP_UDP = { id: 2, addr: '198.18.10.2', port: 53, proto: IPPROTO_UDP };
@@ -38,19 +32,13 @@ const BE_UDP = { id: 2, addr: '198.18.20.3', port: 5353, vipId: 2 };
  * 256..4-byte pieces, the 2-byte and the odd last byte. */
 const SEG_LENGTHS = [20, 21, 22, 23, 27, 60, 511, 512, 513, 1023, 1480, 2047, 3001];
 
-function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root: BPF_PROG_TEST_RUN and map creation need CAP_BPF/CAP_SYS_ADMIN';
-  if (!existsSync(OBJECT)) return `${OBJECT} is missing: run npm run build:bpf`;
-  return undefined;
-}
-
 function setup(dp: Dataplane): void {
   dp.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: 1, nVipPrefixes: 0, flags: KP_CONF_F_NO_FIB });
   for (const v of [VIP_TCP, VIP_UDP]) {
     dp.maps.vips.update({ addr: v.addr, port: v.port, proto: v.proto }, { id: v.id, tableLen: TABLE_LEN, flags: 0, targetPort: 0 });
   }
   for (const b of [BE_TCP, BE_UDP]) {
-    dp.maps.backends.update(b.id, { addr: b.addr, port: b.port, state: BACKEND_ACTIVE, gen: 1, vipId: b.vipId, weight: 1 });
+    dp.maps.backends.update(b.id, { addr: b.addr, port: b.port, state: BACKEND_STATE.active, gen: 1, vipId: b.vipId, weight: 1 });
     dp.setMaglevTable(b.vipId, Array(TABLE_LEN).fill(b.id));
   }
 }
@@ -118,23 +106,23 @@ function fixtures(): Fixture[] {
     const flowSport = sport;
     for (const len of SEG_LENGTHS) {
       const p = toVip(proto, sport++, len);
-      add(`partial ${proto} to the VIP, segment ${len} bytes: DNAT moves fold(pseudo) to the backend`, p, dnat(p), 'partial', STAT_DNAT);
+      add(`partial ${proto} to the VIP, segment ${len} bytes: DNAT moves fold(pseudo) to the backend`, p, dnat(p), 'partial', KP_STAT.DNAT);
       if (len >= HDR[proto] + 2) {
         const q = lookalike(toVip(proto, sport++, len));
-        add(`complete ${proto} whose check equals fold(pseudo), segment ${len} bytes: standard DNAT update`, q, dnat(q), 'complete', STAT_DNAT);
+        add(`complete ${proto} whose check equals fold(pseudo), segment ${len} bytes: standard DNAT update`, q, dnat(q), 'complete', KP_STAT.DNAT);
       }
     }
     // Replies: the first flow above created the rev-nat entry.
     const p = toVip(proto, flowSport, SEG_LENGTHS[0]);
     const r = reply(p);
-    add(`partial ${proto} reply from the backend: SNAT moves fold(pseudo) to the VIP`, r, snat(r, vip), 'partial', STAT_SNAT);
+    add(`partial ${proto} reply from the backend: SNAT moves fold(pseudo) to the VIP`, r, snat(r, vip), 'partial', KP_STAT.SNAT);
     const rl = lookalike(reply(p, { seq: 6000 }));
-    add(`complete ${proto} reply whose check equals fold(pseudo): standard SNAT update`, rl, snat(rl, vip), 'complete', STAT_SNAT);
+    add(`complete ${proto} reply whose check equals fold(pseudo): standard SNAT update`, rl, snat(rl, vip), 'complete', KP_STAT.SNAT);
   }
   return out;
 }
 
-const reason = skipReason();
+const reason = bpfSkipReason();
 if (reason) {
   t.skip(`CHECKSUM_PARTIAL fixtures: ${reason}`);
 } else {
@@ -153,7 +141,7 @@ if (reason) {
     }
   });
 
-  const dp = loadDataplane({ objectPath: OBJECT, buckets: 1024 });
+  const dp = loadDataplane({ objectPath: KP_OBJECT, buckets: 1024 });
   t.teardown(() => dp.close());
   setup(dp);
 
@@ -162,8 +150,8 @@ if (reason) {
       const before = dp.maps.stats.sum(f.stat, addU64) ?? 0n;
       const res = testRun(dp.progFd, f.input);
       const after = dp.maps.stats.sum(f.stat, addU64) ?? 0n;
-      t.equal(res.retval, XDP_PASS, 'verdict');
-      t.equal(after - before, 1n, f.stat === STAT_DNAT ? 'DNAT counted' : 'SNAT counted');
+      t.equal(res.retval, XDP.PASS, 'verdict');
+      t.equal(after - before, 1n, f.stat === KP_STAT.DNAT ? 'DNAT counted' : 'SNAT counted');
       t.equal(res.data.toString('hex'), f.output.toString('hex'), 'output bytes');
       if (f.kind === 'partial') {
         t.equal(l4Checksum(res.data), pseudoHeaderFold(res.data), 'field = fold(new pseudo-header)');
@@ -178,7 +166,7 @@ if (reason) {
     const p = toVip('tcp', 42000, 600);
     const cut = (b: Buffer): Buffer => b.subarray(0, layout(b).l4 + 300); // total length claims 600
     const res = testRun(dp.progFd, cut(buildPacket({ ...p, l4Partial: true })));
-    t.equal(res.retval, XDP_PASS, 'verdict');
+    t.equal(res.retval, XDP.PASS, 'verdict');
     t.equal(res.data.toString('hex'), cut(buildPacket({ ...dnat(p), l4Partial: true })).toString('hex'), 'partial update applied');
   });
 

@@ -2,9 +2,7 @@
 // form: description, setup, input packet, expected verdict, expected output bytes (built from
 // fields by test/helpers/packet.ts), expected counter deltas. Fixtures run in order on one data
 // plane: later ones rely on flows that earlier ones created.
-import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import koffi from 'koffi';
 import t from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import * as codecs from '../../src/maps/codecs.js';
@@ -21,31 +19,25 @@ import {
   verifyChecksums,
   type PacketSpec,
 } from '../helpers/packet.js';
+import { BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, pinToCpu, XDP, type KpStatName } from '../helpers/bpf.js';
 
-const OBJECT = new URL('../../build/kp.bpf.o', import.meta.url).pathname;
-const XDP_DROP = 1;
-const XDP_PASS = 2;
-const KP_CONF_F_NO_FIB = 0x1;
-const BACKEND_ACTIVE = 1;
-const BACKEND_DRAINING = 2;
 const SEED = 0x5eed1234;
 const LO_IFINDEX = 1;
 
-// enum kp_stat (bpf/kp_shared.h)
-const STAT = {
-  PASS_NOT_IP: 0,
-  PASS_NOT_L4: 1,
-  PASS_NO_MATCH: 2,
-  PASS_FRAGMENT: 3,
-  DROP_MALFORMED: 4,
-  DROP_NO_BACKEND: 5,
-  TX_REDIRECT: 6,
-  TX_PASS: 7,
-  DNAT: 9,
-  SNAT: 10,
-} as const;
-type StatName = keyof typeof STAT;
-const ALL_STATS = Object.keys(STAT) as StatName[];
+// The counters every fixture checks; the reserved PASS_IP_OPTIONS and DROP_TTL are left out.
+const ALL_STATS = [
+  'PASS_NOT_IP',
+  'PASS_NOT_L4',
+  'PASS_NO_MATCH',
+  'PASS_FRAGMENT',
+  'DROP_MALFORMED',
+  'DROP_NO_BACKEND',
+  'TX_REDIRECT',
+  'TX_PASS',
+  'DNAT',
+  'SNAT',
+] as const satisfies readonly KpStatName[];
+type StatName = (typeof ALL_STATS)[number];
 
 const CLIENT = '198.18.0.10';
 const MAC_CLIENT = '02:00:00:00:00:0a';
@@ -78,21 +70,6 @@ const BACKENDS: BackendDef[] = [
 ];
 const be = (id: number): BackendDef => BACKENDS.find((b) => b.id === id)!;
 
-function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root: BPF_PROG_TEST_RUN and map creation need CAP_BPF/CAP_SYS_ADMIN';
-  if (!existsSync(OBJECT)) return `${OBJECT} is missing: run npm run build:bpf`;
-  return undefined;
-}
-
-/** kp_flows is per-CPU: keep every test run on CPU 0 so a flow is found on its next packet. */
-function pinToCpu0(): void {
-  const libc = koffi.load('libc.so.6');
-  const setaffinity = libc.func('int sched_setaffinity(int pid, size_t len, _In_ uint8_t *mask)');
-  const mask = Buffer.alloc(128);
-  mask[0] = 1;
-  if (setaffinity(0, mask.length, mask) !== 0) throw new Error('sched_setaffinity(CPU 0) failed');
-}
-
 // ---- expected state, as the control plane would write it -------------------------------
 
 const tables = new Map<number, number[]>();
@@ -119,7 +96,7 @@ function setup(dp: Dataplane): void {
     { len128: 96 + VIP_PFX.prefixLen!, proto: VIP_PFX.proto, port: VIP_PFX.port, addr: VIP_PFX.addr },
     { id: VIP_PFX.id, tableLen: TABLE_LEN, flags: 1, targetPort: 0 },
   );
-  for (const b of BACKENDS) setBackend(dp, b, BACKEND_ACTIVE, 1);
+  for (const b of BACKENDS) setBackend(dp, b, BACKEND_STATE.active, 1);
   setTable(dp, VIP_TCP.id, [1, 2, 1, 2, 1, 2, 1]);
   setTable(dp, VIP_UDP.id, Array(TABLE_LEN).fill(3));
   setTable(dp, VIP_PFX.id, Array(TABLE_LEN).fill(4));
@@ -220,7 +197,7 @@ function fixtures(): Fixture[] {
     {
       description: 'TCP SYN to a VIP is DNATed to the Maglev pick (checksums verified from scratch)',
       input: buildPacket(synA),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(synA, beA)),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, bytes: len(synA) } },
@@ -229,7 +206,7 @@ function fixtures(): Fixture[] {
     {
       description: 'next packet of the flow goes to the same backend (existing session)',
       input: buildPacket(synA2),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(synA2, beA)),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { existingPkts: 1, bytes: len(synA2) } },
@@ -238,7 +215,7 @@ function fixtures(): Fixture[] {
     {
       description: 'reply from the backend is SNATed back to VIP:port',
       input: buildPacket(reply(beA, synA.sport!)),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket({ ...reply(beA, synA.sport!), src: VIP_TCP.addr, sport: 80 }),
       stats: { SNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { replyPkts: 1, replyBytes: len(reply(beA, synA.sport!)) } },
@@ -246,28 +223,28 @@ function fixtures(): Fixture[] {
     {
       description: 'unrelated packet from a backend (no rev-nat entry) passes untouched',
       input: buildPacket(reply(beA, 50000)),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: 'input',
       stats: { PASS_NO_MATCH: 1 },
     },
     {
       description: 'packet to a non-VIP address passes untouched',
       input: buildPacket(tcpTo('198.18.30.1', 80, 40020)),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: 'input',
       stats: { PASS_NO_MATCH: 1 },
     },
     {
       description: 'packet to a VIP address on another port passes untouched',
       input: buildPacket(tcpTo(VIP_TCP.addr, 81, 40021)),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: 'input',
       stats: { PASS_NO_MATCH: 1 },
     },
     {
       description: 'VIP without backends: XDP_DROP, "no server configured"',
       input: buildPacket(tcpTo(VIP_EMPTY.addr, 80, 40022)),
-      verdict: XDP_DROP,
+      verdict: XDP.DROP,
       output: 'input',
       stats: { DROP_NO_BACKEND: 1 },
       vipStats: { [VIP_EMPTY.id]: { noServerPkts: 1, bytes: len(tcpTo(VIP_EMPTY.addr, 80, 40022)) } },
@@ -275,7 +252,7 @@ function fixtures(): Fixture[] {
     {
       description: 'UDP with checksum 0 keeps checksum 0 after DNAT',
       input: buildPacket(udp0),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket({ ...udp0, dst: be(3).addr, dport: be(3).port }),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_UDP.id]: { firstPkts: 1, bytes: len(udp0) } },
@@ -284,7 +261,7 @@ function fixtures(): Fixture[] {
     {
       description: 'UDP with a checksum gets it updated by DNAT',
       input: buildPacket(udpSum),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket({ ...udpSum, dst: be(3).addr, dport: be(3).port }),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_UDP.id]: { firstPkts: 1, bytes: len(udpSum) } },
@@ -293,7 +270,7 @@ function fixtures(): Fixture[] {
     {
       description: 'VLAN-tagged SYN is DNATed and keeps its tag',
       input: buildPacket(vlanSyn),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(vlanSyn, be(predict(VIP_TCP, vlanSyn)))),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, bytes: len(vlanSyn) } },
@@ -301,7 +278,7 @@ function fixtures(): Fixture[] {
     {
       description: 'IPv4 options are skipped: DNAT still finds the ports',
       input: buildPacket(optSyn),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(optSyn, be(predict(VIP_TCP, optSyn)))),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, bytes: len(optSyn) } },
@@ -309,84 +286,84 @@ function fixtures(): Fixture[] {
     {
       description: 'non-IP frame (ARP) passes untouched',
       input: ethernet(ETH_P_ARP, Buffer.alloc(28, 0x11)),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: 'input',
       stats: { PASS_NOT_IP: 1 },
     },
     {
       description: 'ICMP to a VIP address passes untouched',
       input: buildPacket({ src: CLIENT, dst: VIP_TCP.addr, proto: 1, payload: Buffer.from('0800f7ff00000000', 'hex') }),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: 'input',
       stats: { PASS_NOT_L4: 1 },
     },
     {
       description: 'first fragment (MF) to a VIP passes untouched',
       input: buildPacket(frag),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: 'input',
       stats: { PASS_FRAGMENT: 1 },
     },
     {
       description: 'later fragment (offset != 0) to a VIP passes untouched',
       input: buildPacket(fragTail),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: 'input',
       stats: { PASS_FRAGMENT: 1 },
     },
     {
       description: 'truncated Ethernet: VLAN TPID without room for the tag is dropped',
       input: ethernet(0x8100, Buffer.alloc(0)),
-      verdict: XDP_DROP,
+      verdict: XDP.DROP,
       output: 'input',
       stats: { DROP_MALFORMED: 1 },
     },
     {
       description: 'truncated IPv4 header is dropped',
       input: trunc(synA, 14 + 12),
-      verdict: XDP_DROP,
+      verdict: XDP.DROP,
       output: 'input',
       stats: { DROP_MALFORMED: 1 },
     },
     {
       description: 'truncated TCP header is dropped',
       input: trunc(synA, 14 + 20 + 12),
-      verdict: XDP_DROP,
+      verdict: XDP.DROP,
       output: 'input',
       stats: { DROP_MALFORMED: 1 },
     },
     {
       description: 'truncated UDP header is dropped',
       input: trunc(udp0, 14 + 20 + 6),
-      verdict: XDP_DROP,
+      verdict: XDP.DROP,
       output: 'input',
       stats: { DROP_MALFORMED: 1 },
     },
     {
       description: 'IHL < 5 is dropped',
       input: mutate(synA, (b) => (b[14] = 0x44)),
-      verdict: XDP_DROP,
+      verdict: XDP.DROP,
       output: 'input',
       stats: { DROP_MALFORMED: 1 },
     },
     {
       description: 'IP options running past the frame are dropped',
       input: mutate(synA, (b) => (b[14] = 0x4f)).subarray(0, 14 + 40),
-      verdict: XDP_DROP,
+      verdict: XDP.DROP,
       output: 'input',
       stats: { DROP_MALFORMED: 1 },
     },
     {
       description: 'IP total length shorter than the headers is dropped',
       input: mutate(synA, (b) => b.writeUInt16BE(20 + 8, 16)),
-      verdict: XDP_DROP,
+      verdict: XDP.DROP,
       output: 'input',
       stats: { DROP_MALFORMED: 1 },
     },
     {
       description: 'prefix VIP (198.18.64.0/24) matches through the LPM trie',
       input: buildPacket(pfxSyn),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(pfxSyn, be(4))),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_PFX.id]: { firstPkts: 1, bytes: len(pfxSyn) } },
@@ -395,7 +372,7 @@ function fixtures(): Fixture[] {
     {
       description: "reply to a prefix VIP's flow is SNATed to the address the client used",
       input: buildPacket(reply(be(4), pfxSyn.sport!)),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket({ ...reply(be(4), pfxSyn.sport!), src: pfxSyn.dst, sport: 443 }),
       stats: { SNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_PFX.id]: { replyPkts: 1, replyBytes: len(reply(be(4), pfxSyn.sport!)) } },
@@ -404,7 +381,7 @@ function fixtures(): Fixture[] {
       description: 'with n_vip_prefixes = 0 the prefix VIP is not looked up',
       setup: (dp) => setConfig(dp, { nVipPrefixes: 0 }),
       input: buildPacket(tcpTo('198.18.64.78', 443, 40030)),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: 'input',
       stats: { PASS_NO_MATCH: 1 },
     },
@@ -412,7 +389,7 @@ function fixtures(): Fixture[] {
       description: 'flow pinned to backend 1: first packet',
       setup: (dp) => setConfig(dp, {}),
       input: buildPacket(flushSyn),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(flushSyn, be(1))),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, bytes: len(flushSyn) } },
@@ -421,11 +398,11 @@ function fixtures(): Fixture[] {
     {
       description: 'after backend 1 is flushed (gen bump, table without it) its flow re-selects backend 2',
       setup: (dp) => {
-        setBackend(dp, be(1), BACKEND_DRAINING, 2);
+        setBackend(dp, be(1), BACKEND_STATE.draining, 2);
         setTable(dp, VIP_TCP.id, Array(TABLE_LEN).fill(2));
       },
       input: buildPacket(flushSyn),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(flushSyn, be(2))),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, bytes: len(flushSyn) } },
@@ -434,11 +411,11 @@ function fixtures(): Fixture[] {
     {
       description: 'flow pinned to backend 2: first packet',
       setup: (dp) => {
-        setBackend(dp, be(1), BACKEND_ACTIVE, 3);
+        setBackend(dp, be(1), BACKEND_STATE.active, 3);
         setTable(dp, VIP_TCP.id, [1, 2, 1, 2, 1, 2, 1]);
       },
       input: buildPacket(drainSyn),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(drainSyn, be(2))),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, bytes: len(drainSyn) } },
@@ -447,11 +424,11 @@ function fixtures(): Fixture[] {
     {
       description: 'backend 2 draining: its existing flow stays on it',
       setup: (dp) => {
-        setBackend(dp, be(2), BACKEND_DRAINING, 1);
+        setBackend(dp, be(2), BACKEND_STATE.draining, 1);
         setTable(dp, VIP_TCP.id, [1, 5, 1, 5, 1, 5, 1]);
       },
       input: buildPacket({ ...drainSyn, tcpFlags: TCP_ACK }),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat({ ...drainSyn, tcpFlags: TCP_ACK }, be(2))),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { existingPkts: 1, bytes: len(drainSyn) } },
@@ -461,7 +438,7 @@ function fixtures(): Fixture[] {
       // drainNew's slot held 2 in the old table and holds 5 in the new one.
       description: 'backend 2 draining: a new flow that used to map to it goes to the new table',
       input: buildPacket(drainNew),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(drainNew, be(5))),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, bytes: len(drainNew) } },
@@ -471,7 +448,7 @@ function fixtures(): Fixture[] {
       description: 'a slot still naming a draining backend is "no server configured"',
       setup: (dp) => setTable(dp, VIP_TCP.id, Array(TABLE_LEN).fill(2)),
       input: buildPacket(tcpTo(VIP_TCP.addr, 80, 44000)),
-      verdict: XDP_DROP,
+      verdict: XDP.DROP,
       output: 'input',
       stats: { DROP_NO_BACKEND: 1 },
       vipStats: { [VIP_TCP.id]: { noServerPkts: 1, bytes: len(tcpTo(VIP_TCP.addr, 80, 44000)) } },
@@ -479,12 +456,12 @@ function fixtures(): Fixture[] {
     {
       description: 'idle timeout: a flow is created with a 30 ms timeout',
       setup: (dp) => {
-        setBackend(dp, be(2), BACKEND_ACTIVE, 1);
+        setBackend(dp, be(2), BACKEND_STATE.active, 1);
         setTable(dp, VIP_TCP.id, [1, 2, 1, 2, 1, 2, 1]);
         setConfig(dp, { flowTimeoutNs: 30_000_000n });
       },
       input: buildPacket(idleSyn),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(idleSyn, be(1))),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, bytes: len(idleSyn) } },
@@ -496,7 +473,7 @@ function fixtures(): Fixture[] {
         setTable(dp, VIP_TCP.id, Array(TABLE_LEN).fill(2));
       },
       input: buildPacket(idleSyn),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(idleSyn, be(2))),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, existingPkts: 0, bytes: len(idleSyn) } },
@@ -505,7 +482,7 @@ function fixtures(): Fixture[] {
       description: 'idle timeout: a reply whose rev-nat entry is older than the timeout is not SNATed',
       setup: () => sleep(150),
       input: buildPacket(reply(be(2), idleSyn.sport!)),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: 'input',
       stats: { PASS_NO_MATCH: 1 },
     },
@@ -517,7 +494,7 @@ function fixtures(): Fixture[] {
       },
       ingressIfindex: LO_IFINDEX,
       input: buildPacket(fibSyn),
-      verdict: XDP_PASS,
+      verdict: XDP.PASS,
       output: buildPacket(dnat(fibSyn, beFib)),
       stats: { DNAT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, bytes: len(fibSyn) } },
@@ -536,7 +513,7 @@ interface Snapshot {
 
 function snapshot(dp: Dataplane, f: Fixture): Snapshot {
   const stats = {} as Record<StatName, bigint>;
-  for (const n of ALL_STATS) stats[n] = dp.maps.stats.sum(STAT[n], addU64) ?? 0n;
+  for (const n of ALL_STATS) stats[n] = dp.maps.stats.sum(KP_STAT[n], addU64) ?? 0n;
   const vip = new Map<number, codecs.VipStats>();
   for (const id of Object.keys(f.vipStats ?? {}).map(Number)) vip.set(id, dp.maps.vipStats.sum(id, addRecords)!);
   const be = new Map<number, codecs.BackendStats>();
@@ -544,12 +521,13 @@ function snapshot(dp: Dataplane, f: Fixture): Snapshot {
   return { stats, vip, be };
 }
 
-const reason = skipReason();
+const reason = bpfSkipReason();
 if (reason) {
   t.skip(`BPF datapath fixtures: ${reason}`);
 } else {
-  pinToCpu0();
-  const dp = loadDataplane({ objectPath: OBJECT, buckets: 1024 });
+  // kp_flows is per-CPU: keep every test run on CPU 0 so a flow is found on its next packet.
+  if (!pinToCpu(0)) throw new Error('sched_setaffinity(CPU 0) failed');
+  const dp = loadDataplane({ objectPath: KP_OBJECT, buckets: 1024 });
   t.teardown(() => dp.close());
   setup(dp);
 

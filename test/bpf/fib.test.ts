@@ -4,27 +4,23 @@
 // nothing is transmitted. This thread joins the namespace (setns) so that ifindexes and the
 // FIB are the namespace's, and leaves it before deleting it.
 import { execFileSync } from 'node:child_process';
-import { existsSync, openSync, closeSync } from 'node:fs';
+import { openSync, closeSync } from 'node:fs';
 import koffi from 'koffi';
 import t from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import { addU64 } from '../../src/maps/map.js';
 import { buildPacket, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
+import { BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, pinToCpu, XDP } from '../helpers/bpf.js';
 
-const OBJECT = new URL('../../build/kp.bpf.o', import.meta.url).pathname;
 const NS = `kpbpf-h1-fib-${process.pid}`;
 const CLONE_NEWNET = 0x40000000;
-const XDP_PASS = 2;
-const XDP_REDIRECT = 4;
-const STAT_TX_REDIRECT = 6;
-const STAT_TX_PASS = 7;
 const NEIGH_MAC = '02:00:00:00:20:01';
 const BACKEND = { addr: '198.18.20.1', port: 8080 };
 const VIP = { addr: '198.18.10.1', port: 80 };
 
 function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root: network namespaces and BPF_PROG_TEST_RUN';
-  if (!existsSync(OBJECT)) return `${OBJECT} is missing: run npm run build:bpf`;
+  const reason = bpfSkipReason('network namespaces and BPF_PROG_TEST_RUN');
+  if (reason) return reason;
   try {
     execFileSync('ip', ['-V'], { stdio: 'ignore' });
   } catch {
@@ -55,9 +51,7 @@ function makeNamespace(): void {
   execFileSync('ip', ['netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.conf.all.forwarding=1']);
 }
 
-const libc = koffi.load('libc.so.6');
-const setns = libc.func('int setns(int fd, int nstype)');
-const setaffinity = libc.func('int sched_setaffinity(int pid, size_t len, _In_ uint8_t *mask)');
+const setns = koffi.load('libc.so.6').func('int setns(int fd, int nstype)');
 
 function enter(path: string): void {
   const fd = openSync(path, 'r');
@@ -72,9 +66,7 @@ const reason = skipReason();
 if (reason) {
   t.skip(`FIB redirect fixtures: ${reason}`);
 } else {
-  const mask = Buffer.alloc(128);
-  mask[0] = 1;
-  setaffinity(0, mask.length, mask); // setns and test runs from one thread on one CPU
+  pinToCpu(0); // setns and test runs from one thread on one CPU
   const home = openSync('/proc/self/ns/net', 'r');
   let dp: Dataplane | undefined;
   t.teardown(() => {
@@ -93,13 +85,13 @@ if (reason) {
   const kpb = ifindex('kpb');
   const kpaMac = mac('kpa');
 
-  dp = loadDataplane({ objectPath: OBJECT, buckets: 1024 });
+  dp = loadDataplane({ objectPath: KP_OBJECT, buckets: 1024 });
   dp.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: 1, nVipPrefixes: 0, flags: 0 });
   dp.maps.vips.update({ addr: VIP.addr, port: VIP.port, proto: 6 }, { id: 1, tableLen: 7, flags: 0, targetPort: BACKEND.port });
-  dp.maps.backends.update(1, { addr: BACKEND.addr, port: BACKEND.port, state: 1, gen: 1, vipId: 1, weight: 1 });
+  dp.maps.backends.update(1, { addr: BACKEND.addr, port: BACKEND.port, state: BACKEND_STATE.active, gen: 1, vipId: 1, weight: 1 });
   dp.setMaglevTable(1, Array(7).fill(1));
   const live = dp;
-  const txStats = (): [bigint, bigint] => [live.maps.stats.sum(STAT_TX_REDIRECT, addU64)!, live.maps.stats.sum(STAT_TX_PASS, addU64)!];
+  const txStats = (): [bigint, bigint] => [live.maps.stats.sum(KP_STAT.TX_REDIRECT, addU64)!, live.maps.stats.sum(KP_STAT.TX_PASS, addU64)!];
 
   const syn = (sport: number, extra: Partial<PacketSpec> = {}): PacketSpec => ({
     srcMac: '02:00:00:00:00:0a',
@@ -117,7 +109,7 @@ if (reason) {
     const p = syn(40001);
     const [r0, p0] = txStats();
     const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
-    t.equal(res.retval, XDP_PASS);
+    t.equal(res.retval, XDP.PASS);
     t.equal(res.data.toString('hex'), buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port }).toString('hex'));
     t.same(txStats(), [r0, p0 + 1n], 'TX_PASS counted');
   });
@@ -127,7 +119,7 @@ if (reason) {
     const p = syn(40002);
     const [r0, p0] = txStats();
     const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
-    t.equal(res.retval, XDP_REDIRECT);
+    t.equal(res.retval, XDP.REDIRECT);
     const want = buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port, ttl: 63, srcMac: kpaMac, dstMac: NEIGH_MAC });
     t.equal(res.data.toString('hex'), want.toString('hex'));
     t.same(verifyChecksums(res.data), { ip: true, l4: true });
@@ -138,7 +130,7 @@ if (reason) {
     for (const [sport, size] of [[40010, 0], [40011, 1], [40012, 977]]) {
       const p = syn(sport, { payload: Buffer.alloc(size, 0x61) });
       const res = testRun(live.progFd, buildPacket({ ...p, l4Partial: true }), { ingressIfindex: kpb });
-      t.equal(res.retval, XDP_REDIRECT, `payload ${size}: redirected`);
+      t.equal(res.retval, XDP.REDIRECT, `payload ${size}: redirected`);
       const want = buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port, ttl: 63, srcMac: kpaMac, dstMac: NEIGH_MAC });
       t.equal(res.data.toString('hex'), want.toString('hex'), `payload ${size}: complete checksum, as if built from scratch`);
       t.same(verifyChecksums(res.data), { ip: true, l4: true });
@@ -150,7 +142,7 @@ if (reason) {
     const cut = (b: Buffer): Buffer => b.subarray(0, b.length - 100); // total length claims 100 more bytes
     const [r0, p0] = txStats();
     const res = testRun(live.progFd, cut(buildPacket({ ...p, l4Partial: true })), { ingressIfindex: kpb });
-    t.equal(res.retval, XDP_PASS);
+    t.equal(res.retval, XDP.PASS);
     t.equal(res.data.toString('hex'), cut(buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port, l4Partial: true })).toString('hex'));
     t.same(txStats(), [r0, p0 + 1n], 'TX_PASS counted');
   });
@@ -158,22 +150,22 @@ if (reason) {
   t.test('TTL 1 is left to the kernel (XDP_PASS, TTL unchanged)', async (t) => {
     const p = syn(40003, { ttl: 1 });
     const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
-    t.equal(res.retval, XDP_PASS);
+    t.equal(res.retval, XDP.PASS);
     t.equal(res.data.toString('hex'), buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port }).toString('hex'));
   });
 
   t.test('VLAN-tagged packets skip the FIB (XDP_PASS)', async (t) => {
     const p = syn(40004, { vlan: 7 });
     const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
-    t.equal(res.retval, XDP_PASS);
+    t.equal(res.retval, XDP.PASS);
     t.equal(res.data.toString('hex'), buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port }).toString('hex'));
   });
 
   t.test('KP_CONF_F_NO_FIB: XDP_PASS even though a redirect is possible', async (t) => {
-    live.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: 1, nVipPrefixes: 0, flags: 1 });
+    live.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: 1, nVipPrefixes: 0, flags: KP_CONF_F_NO_FIB });
     const p = syn(40005);
     const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
-    t.equal(res.retval, XDP_PASS);
+    t.equal(res.retval, XDP.PASS);
     t.equal(res.data.toString('hex'), buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port }).toString('hex'));
   });
 }

@@ -2,20 +2,15 @@
 // an empty or stale slot there. The program must adopt the most recent valid slot of another CPU
 // (bpf_map_lookup_percpu_elem) rather than re-select through Maglev. XDP's BPF_PROG_TEST_RUN
 // runs on the calling CPU, so each packet is sent after pinning this thread to a chosen CPU.
-import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import koffi from 'koffi';
 import t, { type Test } from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import * as codecs from '../../src/maps/codecs.js';
 import { addRecords } from '../../src/maps/map.js';
 import { flowHash, maglevSlot } from '../../src/maglev/flow-hash.js';
 import { buildPacket, IPPROTO_TCP, parsePacket, TCP_ACK, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
+import { BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, pinToCpu, XDP } from '../helpers/bpf.js';
 
-const OBJECT = new URL('../../build/kp.bpf.o', import.meta.url).pathname;
-const XDP_PASS = 2;
-const KP_CONF_F_NO_FIB = 0x1;
-const BACKEND_ACTIVE = 1;
 const SEED = 0x5eed1234;
 const TABLE_LEN = 7;
 const CLIENT = '198.18.0.10';
@@ -24,24 +19,9 @@ const BACKENDS = [
   { id: 1, addr: '198.18.20.1', port: 8080 },
   { id: 2, addr: '198.18.20.2', port: 8080 },
 ];
-const CPU_MASK_BYTES = 128;
-
-const libc = koffi.load('libc.so.6');
-const setaffinity = libc.func('int sched_setaffinity(int pid, size_t len, _In_ uint8_t *mask)');
-const sched_getcpu = libc.func('int sched_getcpu(void)');
-
-/** Pins this thread to `cpu`; false if the kernel refuses (CPU offline or not allowed). */
-function pinTo(cpu: number): boolean {
-  const mask = Buffer.alloc(CPU_MASK_BYTES);
-  mask[cpu >> 3] |= 1 << (cpu & 7);
-  return setaffinity(0, mask.length, mask) === 0 && sched_getcpu() === cpu;
-}
 
 function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root: BPF_PROG_TEST_RUN and map creation need CAP_BPF/CAP_SYS_ADMIN';
-  if (!existsSync(OBJECT)) return `${OBJECT} is missing: run npm run build:bpf`;
-  if (!pinTo(1)) return 'needs a second online CPU (CPU 1) to move a flow between CPUs';
-  return undefined;
+  return bpfSkipReason() ?? (pinToCpu(1) ? undefined : 'needs a second online CPU (CPU 1) to move a flow between CPUs');
 }
 
 const syn = (sport: number): PacketSpec => ({ src: CLIENT, dst: VIP.addr, proto: 'tcp', sport, dport: VIP.port, tcpFlags: TCP_SYN, seq: 1000 });
@@ -64,7 +44,7 @@ function setup(dp: Dataplane, flowTimeoutNs = 0n): void {
 
 function setGen(dp: Dataplane, id: number, gen: number): void {
   const b = BACKENDS[id - 1];
-  dp.maps.backends.update(b.id, { addr: b.addr, port: b.port, state: BACKEND_ACTIVE, gen, vipId: VIP.id, weight: 1 });
+  dp.maps.backends.update(b.id, { addr: b.addr, port: b.port, state: BACKEND_STATE.active, gen, vipId: VIP.id, weight: 1 });
 }
 
 interface Sent {
@@ -75,11 +55,11 @@ interface Sent {
 
 /** Sends one packet on `cpu`; returns where it went and the per-VIP counter deltas. */
 function sendOn(t: Test, dp: Dataplane, cpu: number, p: PacketSpec): Sent {
-  t.ok(pinTo(cpu), `running on CPU ${cpu}`);
+  t.ok(pinToCpu(cpu), `running on CPU ${cpu}`);
   const before = dp.maps.vipStats.sum(VIP.id, addRecords)!;
   const res = testRun(dp.progFd, buildPacket(p));
   const after = dp.maps.vipStats.sum(VIP.id, addRecords)!;
-  t.equal(res.retval, XDP_PASS, 'verdict XDP_PASS');
+  t.equal(res.retval, XDP.PASS, 'verdict XDP_PASS');
   t.same(verifyChecksums(res.data), { ip: true, l4: true }, 'checksums valid after DNAT');
   return { backend: parsePacket(res.data).dst, first: after.firstPkts - before.firstPkts, existing: after.existingPkts - before.existingPkts };
 }
@@ -88,7 +68,7 @@ const reason = skipReason();
 if (reason) {
   t.skip(`per-CPU flow stickiness: ${reason}`);
 } else {
-  const dp = loadDataplane({ objectPath: OBJECT, buckets: 1024 });
+  const dp = loadDataplane({ objectPath: KP_OBJECT, buckets: 1024 });
   t.teardown(() => dp.close());
   const ncpus = dp.maps.flows.ncpus;
   const toward1 = [1, 1, 1, 1, 1, 1, 1];
