@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+npx tsc -p tsconfig.test.json # tests and sources type-check together (tap itself only transpiles)
 exec npx tap "$@"

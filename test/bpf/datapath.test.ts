@@ -523,7 +523,7 @@ function snapshot(dp: Dataplane, f: Fixture): Snapshot {
 
 const reason = bpfSkipReason();
 if (reason) {
-  t.skip(`BPF datapath fixtures: ${reason}`);
+  t.skip(`BPF datapath fixtures: ${reason}`, async () => {});
 } else {
   // kp_flows is per-CPU: keep every test run on CPU 0 so a flow is found on its next packet.
   if (!pinToCpu(0)) throw new Error('sched_setaffinity(CPU 0) failed');

@@ -64,7 +64,7 @@ function enter(path: string): void {
 
 const reason = skipReason();
 if (reason) {
-  t.skip(`FIB redirect fixtures: ${reason}`);
+  t.skip(`FIB redirect fixtures: ${reason}`, async () => {});
 } else {
   pinToCpu(0); // setns and test runs from one thread on one CPU
   const home = openSync('/proc/self/ns/net', 'r');

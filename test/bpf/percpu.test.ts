@@ -66,7 +66,7 @@ function sendOn(t: Test, dp: Dataplane, cpu: number, p: PacketSpec): Sent {
 
 const reason = skipReason();
 if (reason) {
-  t.skip(`per-CPU flow stickiness: ${reason}`);
+  t.skip(`per-CPU flow stickiness: ${reason}`, async () => {});
 } else {
   const dp = loadDataplane({ objectPath: KP_OBJECT, buckets: 1024 });
   t.teardown(() => dp.close());
@@ -128,7 +128,7 @@ if (reason) {
 
   t.test('with several other CPUs, the most recently seen valid slot wins', async (t) => {
     if (ncpus < 3) {
-      t.skip(`needs 3 possible CPUs to hold two candidate slots besides the running one; this machine has ${ncpus}`);
+      t.skip(`needs 3 possible CPUs to hold two candidate slots besides the running one; this machine has ${ncpus}`, async () => {});
       return;
     }
     setup(dp);
