@@ -1,7 +1,7 @@
 // The quick-start demo: a client, a node running kpbpf and three backends in network namespaces, real
 // HTTP and UDP traffic through a ClusterIP VIP, then `kpbpf show stats`. Cleans up after itself, and
 // before itself if an earlier run was killed.
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmdirSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,33 +44,12 @@ function cleanupLeftovers(): void {
   }
 }
 
-async function startServers(topo: Topology, children: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    topo.backends.map((b) => {
-      const child = topo.spawn(b.ns, [process.execPath, resolve(root, 'dist/testbed/servers.js'), '--name', b.name, '--tcp', '8080', '--udp', '5353']);
-      children.push(child);
-      return new Promise<void>((ok, fail) => {
-        let seen = '';
-        const timer = setTimeout(() => fail(new Error(`servers in ${b.ns} did not start`)), 10_000);
-        child.stdout!.on('data', (d) => {
-          seen += d;
-          if (seen.includes('tcp 8080 ready') && seen.includes('udp 5353 ready')) {
-            clearTimeout(timer);
-            ok();
-          }
-        });
-      });
-    }),
-  );
-}
-
 async function demo(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the demo needs root (network namespaces, XDP, bpffs)');
   cleanupLeftovers();
   mkdirSync(BPFFS, { recursive: true });
   execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS]);
   const topo = createTopology({ backends: 3, tag: TAG });
-  const children: ChildProcess[] = [];
   const kp = (...args: string[]) => {
     process.stdout.write(`$ kpbpf ${args.join(' ')}\n`);
     const out = execFileSync('ip', ['netns', 'exec', topo.node.ns, process.execPath, KPBPF, '--bpffs', BPFFS, ...args], { encoding: 'utf8' });
@@ -79,7 +58,7 @@ async function demo(): Promise<void> {
   };
   try {
     say(`topology: client ${topo.client.addr} -> node (${topo.nodeIfs().join(', ')}) -> pods ${topo.backends.map((b) => b.addr).join(', ')}`);
-    await startServers(topo, children);
+    await Promise.all(topo.backends.map((b) => topo.startServers(b)));
     say('apply the embedded config (attaches XDP to the node interfaces)');
     writeFileSync(CONFIG, JSON.stringify(demoConfig(topo), null, 2));
     kp('apply', '-f', CONFIG);
@@ -101,7 +80,6 @@ async function demo(): Promise<void> {
     if (http.ok !== 100 || udp.ok !== 50) throw new Error('some requests through the VIP failed');
     say('demo OK: requests balanced over the pods through the VIP');
   } finally {
-    for (const c of children) c.kill('SIGKILL');
     try {
       execFileSync('ip', ['netns', 'exec', topo.node.ns, process.execPath, KPBPF, '--bpffs', BPFFS, 'detach', '--purge'], { stdio: 'ignore' });
     } catch {

@@ -2,6 +2,11 @@
 // Addresses come from 198.18.0.0/15 only. Everything made here is removed by destroy().
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The compiled backend servers, found from src/testbed or dist/testbed alike. */
+const SERVERS = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/testbed/servers.js');
 
 export interface Backend {
   ns: string;
@@ -20,6 +25,8 @@ export interface Topology {
   exec(ns: string, cmd: string[], opts?: { input?: string; allowFail?: boolean }): string;
   spawn(ns: string, cmd: string[]): ChildProcess;
   addBackend(name: string): Backend;
+  /** Start the HTTP (8080) and UDP echo (5353) servers in a backend and wait until they listen. */
+  startServers(b: Backend): Promise<void>;
   destroy(): void;
 }
 
@@ -87,6 +94,24 @@ export function createTopology(opts: { backends?: number; tag?: string } = {}): 
       const b = { ns, name, addr: `198.18.${i}.2`, nodeIf };
       backends.push(b);
       return b;
+    },
+    startServers(b) {
+      const child = topo.spawn(b.ns, [process.execPath, SERVERS, '--name', b.name, '--tcp', '8080', '--udp', '5353']);
+      return new Promise<void>((ok, fail) => {
+        let seen = '';
+        const timer = setTimeout(() => fail(new Error(`servers in ${b.ns} did not start: ${seen}`)), 10_000);
+        child.stdout!.on('data', (d) => {
+          seen += d;
+          if (seen.includes('tcp 8080 ready') && seen.includes('udp 5353 ready')) {
+            clearTimeout(timer);
+            ok();
+          }
+        });
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          fail(new Error(`servers in ${b.ns} exited with ${code}: ${seen}`));
+        });
+      });
     },
     destroy() {
       for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');

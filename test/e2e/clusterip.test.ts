@@ -10,13 +10,12 @@ import { createTopology, type Backend, type Topology } from '../../src/testbed/t
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const KPBPF = resolve(root, 'bin/kpbpf.js');
-const SERVERS = resolve(root, 'dist/testbed/servers.js');
 const CLIENT = resolve(root, 'dist/testbed/client.js');
 const VIP = '198.18.100.10';
 
 function whyNot(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces, XDP, bpffs)';
-  for (const f of [KPBPF, SERVERS, CLIENT, resolve(root, 'build/kp.bpf.o')]) {
+  for (const f of [KPBPF, resolve(root, 'dist/testbed/servers.js'), CLIENT, resolve(root, 'build/kp.bpf.o')]) {
     if (!existsSync(f)) return `${f} is missing: run npm run build first`;
   }
   try {
@@ -74,22 +73,7 @@ function run() {
     return JSON.parse(out.trim().split('\n').pop()!);
   }
 
-  async function startServers(b: Backend): Promise<void> {
-    const child = topo!.spawn(b.ns, [process.execPath, SERVERS, '--name', b.name, '--tcp', '8080', '--udp', '5353']);
-    children.push(child);
-    await new Promise<void>((ok, fail) => {
-      let seen = '';
-      const timer = setTimeout(() => fail(new Error(`servers in ${b.ns} did not start: ${seen}`)), 10_000);
-      child.stdout!.on('data', (d) => {
-        seen += d;
-        if (seen.includes('tcp 8080 ready') && seen.includes('udp 5353 ready')) {
-          clearTimeout(timer);
-          ok();
-        }
-      });
-      child.on('exit', (code) => fail(new Error(`servers in ${b.ns} exited with ${code}: ${seen}`)));
-    });
-  }
+  const startServers = (b: Backend) => topo!.startServers(b);
 
   t.before(async () => {
     mkdirSync(bpffs, { recursive: true });
