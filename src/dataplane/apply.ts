@@ -3,6 +3,7 @@ import { KpError } from '../errors.js';
 import { diffConfig, formatOp, type PlanOp, type RunningState, type VipRef } from '../config/diff.js';
 import type { KpConfig } from '../config/types.js';
 import type { Control } from './control.js';
+import { ifNameToIndex } from '../loader/libbpf.js';
 
 export interface ApplyResult {
   ops: string[];
@@ -49,6 +50,16 @@ function asConfig(s: RunningState): KpConfig {
       backends: v.backends.filter((b) => b.state === 'active').map((b) => ({ address: b.address, weight: b.weight })),
     })),
   };
+}
+
+/** Interfaces to attach must exist: found out before anything changes, not after the VIPs. */
+function checkInterfaces(plan: PlanOp[]): void {
+  const missing = plan.flatMap((o) => (o.op === 'attach' && !ifNameToIndex(o.name) ? [o.name] : []));
+  if (missing.length) {
+    throw new KpError('KP_ERR_CONFIG', `interfaces not found: ${missing.join(', ')}; nothing was applied`, {
+      details: missing.map((n) => `/interfaces: '${n}' does not exist in this network namespace`),
+    });
+  }
 }
 
 function checkCapacity(control: Control, plan: PlanOp[]): void {
@@ -126,6 +137,7 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
   const plan = planConfig(desired, before, o.manageInterfaces);
   const ops = plan.map(formatOp);
   if (o.dryRun || !plan.length) return { ops, plan };
+  checkInterfaces(plan);
   checkCapacity(control, plan);
   try {
     execute(control, plan);

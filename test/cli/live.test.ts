@@ -166,6 +166,16 @@ function run() {
     t.same(one.ops, ['backend del 198.18.100.10/32 tcp port 80 198.18.2.2'], 'one endpoint removed is one operation');
   });
 
+  t.test('apply naming an interface that does not exist changes nothing', async (t) => {
+    const before = await json('show', 'backends');
+    const file = `${tmp}/noif.json`;
+    writeFileSync(file, JSON.stringify({ ...config, interfaces: [{ name: 'kpnosuch0' }], vips: [] }));
+    const r = await kp('apply', '-f', file);
+    t.equal(r.code, 1);
+    t.match(r.err, /interfaces not found: kpnosuch0/);
+    t.same(await json('show', 'backends'), before, 'VIPs untouched');
+  });
+
   t.test('apply of an invalid config lists every bad field and changes nothing', async (t) => {
     const before = await json('show', 'backends');
     const file = `${tmp}/bad.json`;
