@@ -81,15 +81,15 @@ async function keepaliveRun() {
 }
 
 async function udpRun() {
-  const sock = dgram.createSocket(vip.includes(':') ? 'udp6' : 'udp4');
-  await new Promise<void>((r) => sock.bind(0, r));
   const backends: Record<string, number> = {};
   const from = new Set<string>();
+  const localPorts = new Set<number>();
   let ok = 0;
   for (let i = 0; i < count; i++) {
-    // A new socket per request would be a new flow; one socket is one flow, so use fresh sockets.
+    // One socket is one flow: a fresh socket per datagram makes each a new flow.
     const s = dgram.createSocket(vip.includes(':') ? 'udp6' : 'udp4');
     await new Promise<void>((r) => s.bind(0, r));
+    localPorts.add(s.address().port); // the kernel may hand out a port again: that is the same flow
     const reply = await new Promise<{ msg: string; from: string } | undefined>((resolve) => {
       const t = setTimeout(() => resolve(undefined), timeoutMs);
       s.once('message', (msg, rinfo) => {
@@ -106,8 +106,7 @@ async function udpRun() {
       from.add(reply.from);
     }
   }
-  sock.close();
-  return { ok, failed: count - ok, backends, remotes: [...from] };
+  return { ok, failed: count - ok, backends, remotes: [...from], flows: localPorts.size };
 }
 
 const mode = positionals[0];
