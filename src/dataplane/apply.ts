@@ -145,6 +145,7 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
     const reason = (e as Error).message;
     try {
       execute(control, planConfig(asConfig(before), runningState(control), o.manageInterfaces));
+      control.vips.collectDrained(control.conf().timeout); // backends the failed apply added, unless used
     } catch (e2) {
       throw new KpError('KP_ERR_STATE', `apply failed (${reason}) and rolling back failed too (${(e2 as Error).message}): check kpbpf show vips`);
     }

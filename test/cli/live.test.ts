@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { main } from '../../src/cli/main.js';
 import { Control } from '../../src/dataplane/control.js';
 import { lockPath } from '../../src/dataplane/lock.js';
+import { VipTable } from '../../src/dataplane/vips.js';
 import { DEFAULT_OBJECT } from '../../src/loader/index.js';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (bpffs, BPF maps)' : !existsSync(DEFAULT_OBJECT) ? `${DEFAULT_OBJECT} missing: run npm run build` : undefined;
@@ -164,6 +165,41 @@ function run() {
     writeFileSync(file, JSON.stringify(config));
     const one = await json('apply', '-f', file);
     t.same(one.ops, ['backend del 198.18.100.10/32 tcp port 80 198.18.2.2'], 'one endpoint removed is one operation');
+  });
+
+  t.test('apply that fails half way rolls the running state back', async (t) => {
+    const before = await json('show', 'backends');
+    const file = `${tmp}/halfway.json`;
+    const bigger = {
+      ...config,
+      vips: [
+        ...config.vips.map((v, i) => (i === 0 ? { ...v, backends: ['198.18.1.2', '198.18.7.7'] } : v)),
+        { prefix: '198.18.100.60/32', protocol: 'tcp', port: 443, backends: ['198.18.1.2', '198.18.2.2', '198.18.3.2'] },
+      ],
+    };
+    writeFileSync(file, JSON.stringify(bigger));
+    // The fourth backend added fails, as a full map or a kernel error would.
+    const real = VipTable.prototype.addBackends;
+    let calls = 0;
+    VipTable.prototype.addBackends = function (this: VipTable, ...args: Parameters<typeof real>) {
+      if (++calls === 4) throw new Error('injected failure');
+      return real.apply(this, args);
+    };
+    let r;
+    try {
+      r = await kp('apply', '-f', file);
+    } finally {
+      VipTable.prototype.addBackends = real;
+    }
+    t.equal(r.code, 1);
+    t.match(r.err, /apply failed, running state restored: injected failure/);
+    const after = await json('show', 'backends');
+    const shape = (vs: { prefix: string; protocol: string; port: number; targetPort: number; newLen: number; backends: { address: string; weight: number; state: string }[] }[]) =>
+      vs.map((v) => [v.prefix, v.protocol, v.port, v.targetPort, v.newLen, v.backends.filter((b) => b.state === 'active').map((b) => `${b.address}*${b.weight}`).sort()]);
+    t.same(shape(after), shape(before), 'same VIPs and active backends as before the apply');
+    t.ok(calls >= 4, 'the failure happened after changes had been made');
+    const draining = after.flatMap((v: { backends: { address: string; state: string }[] }) => v.backends.filter((b) => b.state === 'draining').map((b) => b.address));
+    t.same(draining, [], 'backends the failed apply added are freed again (no flow used them)');
   });
 
   t.test('apply naming an interface that does not exist changes nothing', async (t) => {
