@@ -224,6 +224,19 @@ function run() {
     t.ok(after - before >= 30 * 4, `packets were redirected in XDP (${after - before})`);
   });
 
+  t.test('attach is all or nothing: an unknown interface attaches none', async (t) => {
+    const before = kpJson('show', 'interfaces');
+    const b = topo!.addBackend('b9');
+    let err = '';
+    try {
+      kp('attach', b.nodeIf, 'kpnosuch0');
+    } catch (e) {
+      err = String((e as { stderr?: string }).stderr);
+    }
+    t.match(err, /interface 'kpnosuch0' not found/);
+    t.same(kpJson('show', 'interfaces'), before, `${b.nodeIf} was not attached either`);
+  });
+
   t.test('a VIP without backends: no server configured', async (t) => {
     kp('vip', 'add', '198.18.100.11/32', 'protocol', 'tcp', 'port', '80', 'target', '8080');
     const out = topo!.exec(topo!.client.ns, [process.execPath, CLIENT, 'http', '--vip', '198.18.100.11', '--port', '80', '--count', '1', '--timeout', '1500']);
