@@ -45,8 +45,20 @@ function parseAddressUncached(s: string): ParsedAddress | string {
   return isIPv4Mapped(bytes) ? { family: 4, bytes: Uint8Array.from(bytes.subarray(12)), text } : { family: 6, bytes: Uint8Array.from(bytes), text };
 }
 
-/** Parse "addr[/len]" (no length = a host prefix); host bits must be zero. */
+const parsedPrefixes = new Map<string, ParsedPrefix | string>();
+
+/** Parse "addr[/len]" (no length = a host prefix); host bits must be zero. Cached like addresses. */
 export function parsePrefix(s: string): ParsedPrefix | string {
+  let r = parsedPrefixes.get(s);
+  if (r === undefined) {
+    if (parsedPrefixes.size >= PARSE_CACHE_MAX) parsedPrefixes.clear();
+    r = parsePrefixUncached(s);
+    parsedPrefixes.set(s, r);
+  }
+  return r;
+}
+
+function parsePrefixUncached(s: string): ParsedPrefix | string {
   const slash = s.indexOf('/');
   const addrText = slash < 0 ? s : s.slice(0, slash);
   const a = parseAddress(addrText);
