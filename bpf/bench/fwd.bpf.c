@@ -3,7 +3,8 @@
 #include "../kp_shared.h"
 #include "../kp_parse.h"
 
-/* Interfaces we may redirect to (ifindex -> ifindex), as in kp.bpf.c. */
+/* Interfaces we may redirect to (ifindex -> ifindex), as in kp.bpf.c. Declared here rather than by
+ * including kp_maps.h, so the baseline does not allocate the data plane's other maps. */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
 	__uint(max_entries, KP_MAX_TX_PORTS);

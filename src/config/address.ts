@@ -18,23 +18,25 @@ export interface ParsedPrefix extends ParsedAddress {
   prefix: string;
 }
 
-
-
-/** Parsed addresses by text: a config of 10k services names the same 80k addresses in validation and
- * in the diff, and parsing dominated `apply` time. Results are immutable; the cache is bounded. */
-const parsed = new Map<string, ParsedAddress | string>();
+/** Parse results by text: a config of 10k services names the same 80k addresses in validation and
+ * in the diff, and parsing dominated `apply` time. Results are immutable; each cache is bounded. */
 const PARSE_CACHE_MAX = 1 << 20;
 
-/** Parse a host address; returns an error text (without path) on failure. */
-export function parseAddress(s: string): ParsedAddress | string {
-  let r = parsed.get(s);
-  if (r === undefined) {
-    if (parsed.size >= PARSE_CACHE_MAX) parsed.clear();
-    r = parseAddressUncached(s);
-    parsed.set(s, r);
-  }
-  return r;
+function memo<T>(f: (s: string) => T): (s: string) => T {
+  const cache = new Map<string, T>();
+  return (s) => {
+    let r = cache.get(s);
+    if (r === undefined) {
+      if (cache.size >= PARSE_CACHE_MAX) cache.clear();
+      r = f(s);
+      cache.set(s, r);
+    }
+    return r;
+  };
 }
+
+/** Parse a host address; returns an error text (without path) on failure. */
+export const parseAddress: (s: string) => ParsedAddress | string = memo(parseAddressUncached);
 
 function parseAddressUncached(s: string): ParsedAddress | string {
   if (!isIPv4(s) && (!isIPv6(s) || s.includes('%'))) {
@@ -45,18 +47,8 @@ function parseAddressUncached(s: string): ParsedAddress | string {
   return isIPv4Mapped(bytes) ? { family: 4, bytes: Uint8Array.from(bytes.subarray(12)), text } : { family: 6, bytes: Uint8Array.from(bytes), text };
 }
 
-const parsedPrefixes = new Map<string, ParsedPrefix | string>();
-
-/** Parse "addr[/len]" (no length = a host prefix); host bits must be zero. Cached like addresses. */
-export function parsePrefix(s: string): ParsedPrefix | string {
-  let r = parsedPrefixes.get(s);
-  if (r === undefined) {
-    if (parsedPrefixes.size >= PARSE_CACHE_MAX) parsedPrefixes.clear();
-    r = parsePrefixUncached(s);
-    parsedPrefixes.set(s, r);
-  }
-  return r;
-}
+/** Parse "addr[/len]" (no length = a host prefix); host bits must be zero. */
+export const parsePrefix: (s: string) => ParsedPrefix | string = memo(parsePrefixUncached);
 
 function parsePrefixUncached(s: string): ParsedPrefix | string {
   const slash = s.indexOf('/');
@@ -93,15 +85,9 @@ export function canonicalAddress(s: string): string {
   return a.text;
 }
 
-const canonicalPrefixes = new Map<string, string>();
-
 /** Canonical "addr/len" text; throws KP_ERR_ARG on an invalid prefix. */
 export function canonicalPrefix(s: string): string {
-  const hit = canonicalPrefixes.get(s);
-  if (hit !== undefined) return hit;
-  if (canonicalPrefixes.size >= PARSE_CACHE_MAX) canonicalPrefixes.clear();
   const p = parsePrefix(s);
   if (typeof p === 'string') throw new KpError('KP_ERR_ARG', `invalid prefix '${s}': ${p}`);
-  canonicalPrefixes.set(s, p.prefix);
   return p.prefix;
 }
