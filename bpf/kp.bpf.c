@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* kp.bpf.c: kube-proxy data plane as XDP: VIP DNAT with Maglev + sticky flows, reply SNAT.
+/* kp.bpf.c: kube-proxy data plane as XDP: VIP DNAT with Maglev and a connection table, reply SNAT.
  * The steps follow docs/DESIGN.md "Per packet". */
 #include "kp_shared.h"
 #include "kp_parse.h"
@@ -9,6 +9,8 @@
 #include "kp_hash.h"
 #include "kp_nat.h"
 #include "kp_lb.h"
+#include "kp_ct.h"
+#include "kp_icmp.h"
 #include "kp_fib.h"
 
 /* Verdict and counter of a packet we do not handle; it is never written to. */
@@ -32,13 +34,11 @@ static __always_inline int kp_unhandled(int rc)
 
 /* Step 7: after a rewrite, redirect when allowed and routable, else hand to the kernel. A
  * partial checksum is finished before a redirect; one that cannot be finished goes to the kernel. */
-static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
-				       int have_cfg)
+static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
 {
 	int act = XDP_PASS;
 
-	if (have_cfg && !(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan &&
-	    pkt->l4_csum_state != KP_L4_CSUM_UNREAD)
+	if (!(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan && pkt->l4_csum_state != KP_L4_CSUM_UNREAD)
 		act = kp_fib_redirect(ctx, pkt);
 	if (act == XDP_REDIRECT)
 		kp_l4_csum_finish(pkt);
@@ -46,95 +46,147 @@ static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, c
 	return act;
 }
 
-/* Step 3: a reply from a backend of a NATed flow gets its source set back to the VIP. */
+/* Step 3: a reply from a backend of a live NATed connection gets its source set back to the VIP
+ * (and the client's own port back, if it was remapped). Anything else passes untouched. */
 static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt,
-					   const struct kp_flow_key *key, const struct kp_config *cfg,
-					   int have_cfg, __u64 now)
+					   const struct kp_flow_key *key, const struct kp_config *cfg, __u64 now)
 {
 	struct kp_vip_stats *vs;
-	struct kp_rev_nat *rev;
+	struct kp_flow_key rk;
+	struct kp_ct *rv, *ct;
 	__be32 vip_addr;
+	int rc;
 
-	rev = bpf_map_lookup_elem(&kp_rev_nat, key);
-	if (!rev || kp_expired(now, rev->last_seen_ns, cfg->flow_timeout_ns) ||
-	    kp_addr_to_v4(rev->vip_addr, &vip_addr)) {
+	kp_ct_reply_key(&rk, key);
+	rv = bpf_map_lookup_elem(&kp_ct, &rk);
+	if (!rv) {
+		rc = kp_ct_direct(key, pkt, cfg, now);
+		if (rc < 0) {
+			kp_stat_inc(KP_STAT_DROP_CT_CLASH);
+			return XDP_DROP;
+		}
+		if (rc > 0)
+			kp_stat_inc(KP_STAT_CT_STALE);
 		kp_stat_inc(KP_STAT_PASS_NO_MATCH);
 		return XDP_PASS;
 	}
-	/* Shared entry: write only when the coarse clock moved. */
-	if (rev->last_seen_ns != now)
-		rev->last_seen_ns = now;
-	kp_snat_ipv4(pkt, vip_addr, rev->vip_port);
+	ct = kp_ct_owner(&rk, rv, cfg, now);
+	if (!ct || kp_addr_to_v4(rv->vip_addr, &vip_addr)) {
+		/* A leftover of a connection that ended: never translate because of it. */
+		bpf_map_delete_elem(&kp_ct, &rk);
+		kp_stat_inc(KP_STAT_CT_STALE);
+		kp_stat_inc(KP_STAT_PASS_NO_MATCH);
+		return XDP_PASS;
+	}
+	kp_ct_track(ct, pkt, KP_DIR_REPLY, now);
+	kp_snat_ipv4(pkt, vip_addr, rv->vip_port);
+	if (rv->client_port != pkt->ports[1])
+		kp_nat_port(pkt, &pkt->ports[1], rv->client_port);
 	kp_stat_inc(KP_STAT_SNAT);
-	vs = kp_vip_stats_get(rev->vip_id);
+	vs = kp_vip_stats_get(rv->vip_id);
 	if (vs) {
 		vs->reply_pkts += 1;
 		vs->reply_bytes += pkt->len;
 	}
-	return kp_transmit(ctx, pkt, cfg, have_cfg);
+	return kp_transmit(ctx, pkt, cfg);
 }
 
-/* Steps 4-6: pick the backend of a VIP packet and DNAT to it. */
+/* A VIP without a serving endpoint: ICMP port unreachable to the client, as kube-proxy rejects. */
+static __always_inline int kp_reject(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+{
+	if (kp_icmp_port_unreachable(ctx, pkt)) {
+		kp_stat_inc(KP_STAT_DROP_NO_BACKEND);
+		return XDP_DROP;
+	}
+	kp_stat_inc(KP_STAT_REJECT);
+	return kp_transmit(ctx, pkt, cfg);
+}
+
+/* Steps 4-6: find the VIP packet's connection (or make one) and DNAT to its backend. */
 static __always_inline int kp_handle_vip(struct xdp_md *ctx, struct kp_pkt *pkt,
 					 const struct kp_flow_key *key, const struct kp_vip *vip,
-					 const struct kp_config *cfg, int have_cfg, __u64 now)
+					 const struct kp_config *cfg, __u64 now)
 {
-	struct kp_backend *be = NULL;
+	struct kp_ct_pick pick = {};
 	struct kp_vip_stats *vs;
-	__be32 be_addr = 0;
-	__u32 be_id = 0;
 	int kind;
 
-	kind = kp_flow_select(key, vip, cfg, now, &be, &be_id, &be_addr);
+	kind = kp_ct_forward(key, pkt, vip, cfg, now, &pick);
+	if (kind == KP_CT_CLASH) {
+		kp_stat_inc(KP_STAT_DROP_CT_CLASH);
+		return XDP_DROP;
+	}
 	vs = kp_vip_stats_get(vip->id);
 	if (vs) {
 		vs->bytes += pkt->len;
-		if (kind == KP_FLOW_EXISTING)
+		if (kind == KP_CT_EXISTING)
 			vs->existing_pkts += 1;
-		else if (kind == KP_FLOW_FIRST)
+		else if (kind == KP_CT_FIRST)
 			vs->first_pkts += 1;
-		else if (kind == KP_FLOW_UNTRACKED)
+		else if (kind == KP_CT_UNTRACKED)
 			vs->untracked_pkts += 1;
 		else
 			vs->no_server_pkts += 1;
 	}
-	if (kind == KP_FLOW_NO_SERVER || !be) {
-		kp_stat_inc(KP_STAT_DROP_NO_BACKEND);
-		return XDP_DROP;
-	}
-	kp_dnat_ipv4(pkt, be_addr, be->port);
+	if (kind == KP_CT_NO_SERVER || !pick.be)
+		return kp_reject(ctx, pkt, cfg);
+	if (pick.loose)
+		kp_stat_inc(KP_STAT_CT_LOOSE);
+	if (pick.remapped)
+		kp_stat_inc(KP_STAT_CT_REMAP);
+	kp_dnat_ipv4(pkt, pick.be_addr, pick.be->port);
+	if (pick.nat_port != pkt->ports[0])
+		kp_nat_port(pkt, &pkt->ports[0], pick.nat_port);
 	kp_stat_inc(KP_STAT_DNAT);
-	kp_be_stats_add(be_id, pkt->len);
-	return kp_transmit(ctx, pkt, cfg, have_cfg);
+	kp_be_stats_add(pick.be_id, pkt->len);
+	return kp_transmit(ctx, pkt, cfg);
+}
+
+/* A TCP/UDP header that does not parse: dropped when kpbpf would rewrite the packet (a VIP's or a
+ * reply's), passed untouched otherwise, since a router forwards what it does not understand. */
+static __always_inline int kp_handle_malformed_l4(struct kp_pkt *pkt, const struct kp_config *cfg)
+{
+	struct kp_flow_key key;
+
+	if (pkt->ports) {
+		kp_flow_key_ipv4(&key, pkt);
+		if (kp_vip_lookup(&key, cfg)) {
+			kp_stat_inc(KP_STAT_DROP_MALFORMED);
+			return XDP_DROP;
+		}
+		key.dir = KP_DIR_REPLY;
+		if (bpf_map_lookup_elem(&kp_ct, &key)) {
+			kp_stat_inc(KP_STAT_DROP_MALFORMED);
+			return XDP_DROP;
+		}
+	}
+	kp_stat_inc(KP_STAT_PASS_MALFORMED);
+	return XDP_PASS;
 }
 
 SEC("xdp")
 int kp_xdp(struct xdp_md *ctx)
 {
-	struct kp_config cfg = {};
 	struct kp_flow_key key;
 	struct kp_pkt pkt;
-	struct kp_config *c;
+	struct kp_config *cfg;
 	struct kp_vip *vip;
 	__u32 zero = 0;
-	int have_cfg;
-	__u64 now;
 	int rc;
 
 	rc = kp_parse(ctx, &pkt);
-	if (rc != KP_PARSE_OK)
+	if (rc != KP_PARSE_OK && rc != KP_PARSE_L4_MALFORMED)
 		return kp_unhandled(rc);
-	/* A missing config reads as zero: no prefixes, flows never expire, no FIB. */
-	c = bpf_map_lookup_elem(&kp_config, &zero);
-	have_cfg = c != NULL;
-	if (c)
-		cfg = *c;
-	now = bpf_ktime_get_coarse_ns();
+	cfg = bpf_map_lookup_elem(&kp_config, &zero);
+	if (!cfg)
+		return XDP_PASS; /* a one-entry array always has key 0 */
+	if (rc == KP_PARSE_L4_MALFORMED)
+		return kp_handle_malformed_l4(&pkt, cfg);
 	kp_flow_key_ipv4(&key, &pkt);
-	vip = kp_vip_lookup(&key, &cfg);
+	vip = kp_vip_lookup(&key, cfg);
 	if (!vip)
-		return kp_handle_reply(ctx, &pkt, &key, &cfg, have_cfg, now);
-	return kp_handle_vip(ctx, &pkt, &key, vip, &cfg, have_cfg, now);
+		return kp_handle_reply(ctx, &pkt, &key, cfg, bpf_ktime_get_coarse_ns());
+	return kp_handle_vip(ctx, &pkt, &key, vip, cfg, bpf_ktime_get_coarse_ns());
 }
 
 char LICENSE[] SEC("license") = "GPL";

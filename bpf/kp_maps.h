@@ -49,21 +49,14 @@ struct {
 	__type(value, struct kp_backend);
 } kp_backends SEC(".maps");
 
-/* Sticky flows per CPU, keyed by the forward 5-tuple; the loader sets the size. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
-	__uint(max_entries, KP_DEFAULT_BUCKETS);
-	__type(key, struct kp_flow_key);
-	__type(value, struct kp_flow);
-} kp_flows SEC(".maps");
-
-/* Reply tuple -> VIP to SNAT back to; shared since replies may arrive on any CPU. */
+/* Connections: a forward and a reply entry each, shared by all CPUs so either direction finds
+ * and updates the one record on any CPU; the loader sets the size (2 x buckets). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, KP_MAX_REV_NAT);
+	__uint(max_entries, 2 * KP_DEFAULT_BUCKETS);
 	__type(key, struct kp_flow_key);
-	__type(value, struct kp_rev_nat);
-} kp_rev_nat SEC(".maps");
+	__type(value, struct kp_ct);
+} kp_ct SEC(".maps");
 
 /* Runtime knobs, one entry at key 0. */
 struct {

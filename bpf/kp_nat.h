@@ -67,6 +67,26 @@ static __always_inline void kp_nat_ipv4(struct kp_pkt *pkt, __be32 *addr_field, 
 	*pkt->l4_csum = check;
 }
 
+/* Rewrites one more port field after kp_nat_ipv4 classified the checksum: a port is not in the
+ * pseudo-header, so a partial field stays as it is and only the segment's sum moves. */
+static __always_inline void kp_nat_port(struct kp_pkt *pkt, __be16 *port_field, __be16 port)
+{
+	__be16 old_port = *port_field;
+	__sum16 check = *pkt->l4_csum;
+
+	*port_field = port;
+	if (pkt->l4_csum_state == KP_L4_CSUM_PARTIAL) {
+		pkt->l4_sum += (__u16)~old_port + (__u16)port;
+		return;
+	}
+	if (pkt->l4_csum_state != KP_L4_CSUM_COMPLETE || (pkt->proto == IPPROTO_UDP && check == 0))
+		return;
+	check = kp_csum_replace2(check, old_port, port);
+	if (pkt->proto == IPPROTO_UDP)
+		check = kp_udp_csum_fixup(check);
+	*pkt->l4_csum = check;
+}
+
 /* DNAT: destination := addr:port. */
 static __always_inline void kp_dnat_ipv4(struct kp_pkt *pkt, __be32 addr, __be16 port)
 {

@@ -18,6 +18,7 @@
 #define KP_TCP_MIN_DOFF 5
 #define KP_IP_MF 0x2000
 #define KP_IP_OFFSET 0x1FFF
+#define KP_TCP_FLAGS_OFF 13
 
 /* Parse results: 0 means a TCP/UDP over IPv4 packet we may handle. */
 enum kp_parse_rc {
@@ -26,6 +27,7 @@ enum kp_parse_rc {
 	KP_PARSE_NOT_L4 = -2,
 	KP_PARSE_FRAGMENT = -3,
 	KP_PARSE_MALFORMED = -4,
+	KP_PARSE_L4_MALFORMED = -5, /* IPv4 is sound, the TCP/UDP header is not; pkt->ports if readable */
 };
 
 /* 802.1Q/802.1ad tag after the MAC addresses (not in the uapi headers). */
@@ -47,6 +49,7 @@ struct kp_pkt {
 	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 vlan;       /* 1 if the frame carried a VLAN tag */
 	__u8 l4_csum_state; /* enum kp_l4_csum_state (kp_l4csum.h), set by the NAT */
+	__u8 tcp_flags;  /* TCP only: FIN, SYN, RST, PSH, ACK, URG... (byte 13 of the header) */
 };
 
 /* Ethernet and at most one VLAN tag; returns the inner EtherType (host order) or < 0. */
@@ -92,36 +95,45 @@ static __always_inline int kp_parse_ipv4(struct kp_pkt *pkt, void **cursor)
 	return ip->protocol;
 }
 
-/* TCP or UDP header at the cursor; checks the IP total length covers it. */
+/* TCP or UDP header at the cursor; checks the IP total length covers it. A header that is there
+ * but inconsistent (data offset < 5, longer than the datagram) is KP_PARSE_L4_MALFORMED with
+ * pkt->ports set, so the caller can tell transit traffic (passed, as a router would) from VIP
+ * traffic (dropped). */
 static __always_inline int kp_parse_l4(struct kp_pkt *pkt, void *cursor, __u8 proto)
 {
 	__u32 l3_len = bpf_ntohs(pkt->ip->tot_len) - pkt->ip->ihl * 4;
 
+	pkt->ports = NULL;
+	pkt->proto = proto;
+	pkt->tcp_flags = 0;
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return KP_PARSE_NOT_L4;
+	if (cursor + 2 * sizeof(__be16) <= pkt->data_end && l3_len >= 2 * sizeof(__be16))
+		pkt->ports = cursor;
 	if (proto == IPPROTO_TCP) {
 		struct tcphdr *th = cursor;
 		__u32 hlen;
 
-		if ((void *)(th + 1) > pkt->data_end || th->doff < KP_TCP_MIN_DOFF)
-			return KP_PARSE_MALFORMED;
+		if ((void *)(th + 1) > pkt->data_end)
+			return KP_PARSE_L4_MALFORMED;
 		hlen = th->doff * 4;
-		if (cursor + hlen > pkt->data_end || l3_len < hlen)
-			return KP_PARSE_MALFORMED;
+		if (th->doff < KP_TCP_MIN_DOFF || cursor + hlen > pkt->data_end || l3_len < hlen)
+			return KP_PARSE_L4_MALFORMED;
 		pkt->l4_csum = &th->check;
-	} else if (proto == IPPROTO_UDP) {
+		pkt->tcp_flags = ((__u8 *)th)[KP_TCP_FLAGS_OFF];
+	} else {
 		struct udphdr *uh = cursor;
 
 		if ((void *)(uh + 1) > pkt->data_end || l3_len < sizeof(*uh))
-			return KP_PARSE_MALFORMED;
+			return KP_PARSE_L4_MALFORMED;
 		pkt->l4_csum = &uh->check;
-	} else {
-		return KP_PARSE_NOT_L4;
 	}
-	pkt->ports = cursor;
-	pkt->proto = proto;
+	pkt->ports = cursor; /* again: the verifier does not carry the check above this far */
 	return KP_PARSE_OK;
 }
 
-/* Fills pkt for a TCP/UDP over IPv4 frame; writes nothing to the packet. */
+/* Fills pkt for a TCP/UDP over IPv4 frame; writes nothing to the packet. pkt->ip is set from
+ * KP_PARSE_FRAGMENT and KP_PARSE_L4_MALFORMED on. */
 static __always_inline int kp_parse(struct xdp_md *ctx, struct kp_pkt *pkt)
 {
 	void *cursor;

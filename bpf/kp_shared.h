@@ -14,8 +14,8 @@
 /* Addresses are always 16 bytes: IPv6 as is, IPv4 as ::ffff:a.b.c.d (RFC 4291 2.5.5.2). */
 #define KP_ADDR_LEN 16
 
-/* Map sizes; each is overridable at build time (-DKP_MAX_VIPS=...). The flow table size
- * ("buckets") is set at load time by the loader, this is only its default. */
+/* Map sizes; each is overridable at build time (-DKP_MAX_VIPS=...). The connection table
+ * size ("buckets") is set at load time by the loader, this is only its default. */
 #ifndef KP_MAX_VIPS
 #define KP_MAX_VIPS 65536
 #endif
@@ -26,10 +26,7 @@
 #define KP_MAX_BACKENDS 262144
 #endif
 #ifndef KP_DEFAULT_BUCKETS
-#define KP_DEFAULT_BUCKETS 65536
-#endif
-#ifndef KP_MAX_REV_NAT
-#define KP_MAX_REV_NAT 1048576
+#define KP_DEFAULT_BUCKETS 131072 /* connections; kp_ct holds two entries per connection */
 #endif
 #ifndef KP_MAX_TX_PORTS
 #define KP_MAX_TX_PORTS 256
@@ -43,36 +40,64 @@
 /* Backend id 0 is never allocated, so a zeroed slot means "no backend". */
 #define KP_BACKEND_NONE 0
 
-/* A flow: the packet's 5-tuple as it arrived. Key of kp_flows (forward direction, before
- * DNAT) and of kp_rev_nat (reply direction: src = backend, dst = client). */
+/* A connection tuple: key of kp_ct. Forward entries hold the packet's tuple as the client sent
+ * it (dst = VIP); reply entries hold the tuple of the backend's replies (src = backend, dst =
+ * client) with dir = KP_DIR_REPLY, so the two kinds can never collide. */
 struct kp_flow_key {
 	__u8 saddr[KP_ADDR_LEN];
 	__u8 daddr[KP_ADDR_LEN];
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 pad[3];
+	__u8 dir;       /* KP_DIR_*; 0 in forward keys, so Maglev hashes the plain 5-tuple */
+	__u8 pad[2];
 };
 _Static_assert(sizeof(struct kp_flow_key) == 40, "kp_flow_key size");
 
-/* Value of kp_flows: where the flow goes and whether that decision is still good. */
-struct kp_flow {
-	__u32 backend_id;   /* index into kp_backends */
-	__u32 backend_gen;  /* kp_backend.gen when chosen; a mismatch means re-select */
-	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() of the last packet */
-	__u64 rev_seen_ns;  /* when this CPU last refreshed the flow's kp_rev_nat entry */
-};
-_Static_assert(sizeof(struct kp_flow) == 24, "kp_flow size");
+#define KP_DIR_ORIG 0
+#define KP_DIR_REPLY 1
 
-/* Value of kp_rev_nat: what a reply's source is rewritten back to. */
-struct kp_rev_nat {
-	__u8 vip_addr[KP_ADDR_LEN];
-	__be16 vip_port;
-	__u16 pad;
-	__u32 vip_id;       /* for per-VIP counters on the return path */
-	__u64 last_seen_ns; /* entries idle longer than the flow timeout are not used */
+/* Connection states (conntrack's names); each has its idle timeout in kp_config.timeout_s. */
+enum kp_ct_state {
+	KP_CT_NONE = 0,
+	KP_CT_SYN_SENT = 1,
+	KP_CT_SYN_RECV = 2,
+	KP_CT_ESTABLISHED = 3,
+	KP_CT_FIN_WAIT = 4,
+	KP_CT_CLOSE_WAIT = 5,
+	KP_CT_LAST_ACK = 6,
+	KP_CT_TIME_WAIT = 7,
+	KP_CT_CLOSE = 8,
+	KP_CT_UDP = 9,        /* UDP, no reply seen yet */
+	KP_CT_UDP_STREAM = 10, /* UDP that has seen a reply */
+	KP_CT_STATES = 12,
 };
-_Static_assert(sizeof(struct kp_rev_nat) == 32, "kp_rev_nat size");
+
+/* kp_ct.flags */
+#define KP_CT_F_REPLY 0x1     /* a reply entry: points at its forward entry */
+#define KP_CT_F_FIN_ORIG 0x2  /* forward: the client sent FIN */
+#define KP_CT_F_FIN_REPLY 0x4 /* forward: the backend sent FIN */
+#define KP_CT_F_LOOSE 0x8     /* forward: picked up mid-connection (no SYN seen) */
+#define KP_CT_F_REMAP 0x10    /* forward: the client port was remapped to avoid a collision */
+
+/* Value of kp_ct. A forward entry is the connection record: backend, state and the last packet
+ * seen in either direction. A reply entry names its forward entry (VIP address and port and the
+ * client's own port) and the backend pick it belongs to, so a stale one is recognised. */
+struct kp_ct {
+	__u8 vip_addr[KP_ADDR_LEN]; /* reply entries: the address the client used */
+	__u64 last_seen_ns;   /* forward: bpf_ktime_get_coarse_ns() of the last packet either way */
+	__u32 backend_id;     /* index into kp_backends */
+	__u32 backend_gen;    /* kp_backend.gen when chosen; a mismatch means re-select */
+	__u32 vip_id;         /* for counters and listing */
+	__be16 vip_port;      /* reply entries */
+	__be16 client_port;   /* forward: the source port the backend sees (remapped on collision);
+	                         reply: the client's own source port */
+	__u8 state;           /* forward: enum kp_ct_state */
+	__u8 flags;           /* KP_CT_F_* */
+	__u16 pad;
+	__u32 pad2;
+};
+_Static_assert(sizeof(struct kp_ct) == 48, "kp_ct size");
 
 /* Key of kp_vips (exact match). */
 struct kp_vip_key {
@@ -129,13 +154,13 @@ _Static_assert(sizeof(struct kp_backend) == 32, "kp_backend size");
 
 /* Value of kp_config (array with one entry, key 0): runtime knobs. */
 struct kp_config {
-	__u64 flow_timeout_ns; /* idle time after which a flow re-selects (VPP: timeout) */
 	__u32 hash_seed;       /* seed of the 5-tuple hash that indexes Maglev tables */
 	__u32 n_vip_prefixes;  /* entries in kp_vip_pfx; 0 skips the LPM lookup */
 	__u32 flags;           /* KP_CONF_F_* */
 	__u32 reserved;
+	__u32 timeout_s[KP_CT_STATES]; /* idle timeout per enum kp_ct_state; 0 = never expires */
 };
-_Static_assert(sizeof(struct kp_config) == 24, "kp_config size");
+_Static_assert(sizeof(struct kp_config) == 64, "kp_config size");
 
 #define KP_CONF_F_NO_FIB 0x1 /* never redirect: always XDP_PASS after a rewrite */
 
@@ -164,17 +189,22 @@ _Static_assert(sizeof(struct kp_backend_stats) == 16, "kp_backend_stats size");
 enum kp_stat {
 	KP_STAT_PASS_NOT_IP = 0,     /* not IPv4/IPv6 (ARP, LLDP...) */
 	KP_STAT_PASS_NOT_L4 = 1,     /* IP but not TCP/UDP */
-	KP_STAT_PASS_NO_MATCH = 2,   /* TCP/UDP, not for a VIP, not a reply to a NATed flow */
+	KP_STAT_PASS_NO_MATCH = 2,   /* TCP/UDP, not for a VIP, not a reply to a NATed connection */
 	KP_STAT_PASS_FRAGMENT = 3,   /* IP fragment: not handled, left to the kernel */
-	KP_STAT_DROP_MALFORMED = 4,  /* truncated or invalid headers */
-	KP_STAT_DROP_NO_BACKEND = 5, /* VIP without backends ("no server configured") */
+	KP_STAT_DROP_MALFORMED = 4,  /* truncated or invalid headers of a packet kpbpf would rewrite */
+	KP_STAT_DROP_NO_BACKEND = 5, /* VIP without backends that could not be rejected */
 	KP_STAT_TX_REDIRECT = 6,     /* NATed and redirected to a vetted interface */
 	KP_STAT_TX_PASS = 7,         /* NATed and passed to the kernel stack */
-	KP_STAT_PASS_IP_OPTIONS = 8, /* reserved */
+	KP_STAT_PASS_MALFORMED = 8,  /* bad TCP/UDP header, not for a VIP nor a reply: passed as a router would */
 	KP_STAT_DNAT = 9,            /* forward packets DNATed (also counted as TX_*) */
 	KP_STAT_SNAT = 10,           /* reply packets SNATed (also counted as TX_*) */
 	KP_STAT_DROP_TTL = 11,       /* reserved */
-	KP_STAT_MAX = 16,
+	KP_STAT_REJECT = 12,         /* VIP without backends: ICMP port unreachable sent back (also TX_*) */
+	KP_STAT_CT_LOOSE = 13,       /* connection picked up mid-stream (no SYN): also DNAT */
+	KP_STAT_CT_REMAP = 14,       /* new connection whose client port was remapped (collision) */
+	KP_STAT_DROP_CT_CLASH = 15,  /* refused: its tuple collides with a live NATed connection */
+	KP_STAT_CT_STALE = 16,       /* a closed or stale reply entry was removed (the packet passed untouched) */
+	KP_STAT_MAX = 24,
 };
 
 #endif /* KP_SHARED_H */

@@ -262,7 +262,7 @@ export function kpbpfConfig(
   opts: { interfaces?: KpbpfInterface[]; buckets?: number; timeout?: number; newLen?: number } = {},
 ): KpbpfConfig {
   return {
-    conf: { buckets: opts.buckets ?? 65536, timeout: opts.timeout ?? 40 },
+    conf: { buckets: opts.buckets ?? 131072, timeout: opts.timeout ?? 30 },
     interfaces: opts.interfaces ?? [],
     vips: services.map((s) => ({
       prefix: `${s.vip}/32`,

@@ -1,8 +1,9 @@
-// kpbpf conf [buckets N] [timeout S]: flow table size per CPU and flow idle timeout.
+// kpbpf conf [buckets N] [timeout S] [timeout STATE S]...: connection table size and timeouts.
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
-import { parseUint, parseWords } from './words.js';
+import { parseUint } from './words.js';
 import { KpError } from '../errors.js';
+import { KP_TIMEOUT_MAX, TIMEOUT_NAMES, type CtTimeouts, type TimeoutName } from '../config/timeouts.js';
 
 export const MIN_BUCKETS = 1024;
 export const MAX_BUCKETS = 1 << 24;
@@ -13,23 +14,55 @@ export function parseBuckets(v: string): number {
   return n;
 }
 
+export interface ConfArgs {
+  buckets?: number;
+  timeouts: Partial<CtTimeouts>;
+}
+
+/** `buckets N`, `timeout S` (VPP's: the UDP timeout) and `timeout STATE S`, in any order. */
+export function parseConfWords(words: string[]): ConfArgs {
+  const out: ConfArgs = { timeouts: {} };
+  const missing = (w: string) => new KpError('KP_ERR_ARG', `${w}: expected a value`);
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i];
+    if (w === 'buckets') {
+      if (out.buckets !== undefined) throw new KpError('KP_ERR_ARG', 'buckets: given more than once');
+      if (i + 1 >= words.length) throw missing(w);
+      out.buckets = parseBuckets(words[++i]);
+    } else if (w === 'timeout') {
+      if (i + 1 >= words.length) throw missing(w);
+      let name: TimeoutName = 'udp';
+      if (!/^[0-9]/.test(words[i + 1])) {
+        const n = words[++i];
+        if (!(TIMEOUT_NAMES as string[]).includes(n)) {
+          throw new KpError('KP_ERR_ARG', `timeout: expected seconds or one of ${TIMEOUT_NAMES.join(', ')}, got '${n}'`);
+        }
+        name = n as TimeoutName;
+        if (i + 1 >= words.length) throw missing(`timeout ${name}`);
+      }
+      if (out.timeouts[name] !== undefined) throw new KpError('KP_ERR_ARG', `timeout ${name}: given more than once`);
+      out.timeouts[name] = parseUint(words[++i], `timeout ${name}`, 1, KP_TIMEOUT_MAX);
+    } else {
+      throw new KpError('KP_ERR_ARG', `conf: unexpected argument '${w}' (expected buckets or timeout)`);
+    }
+  }
+  return out;
+}
+
 export function registerConf(program: Command, ctx: CliContext): void {
   program
     .command('conf')
-    .description('show or set the flow table size (buckets per CPU) and the flow idle timeout (seconds)')
-    .argument('[words...]', 'buckets N, timeout S')
-    .addHelpText('after', '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 65536 timeout 40\n')
+    .description('show or set the connection table size (buckets: connections) and the idle timeouts per state (seconds)')
+    .argument('[words...]', `buckets N, timeout S (UDP), timeout STATE S with STATE one of ${TIMEOUT_NAMES.join(', ')}`)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n',
+    )
     .action((words: string[]) => {
-      const { opts, rest } = parseWords(words, {
-        buckets: parseBuckets,
-        timeout: (v) => parseUint(v, 'timeout', 1, 86400),
-      });
-      if (rest.length) throw new KpError('KP_ERR_ARG', `conf: unexpected argument '${rest[0]}' (expected buckets or timeout)`);
-      const control = ctx.dataplane({ load: true, buckets: opts.buckets as number | undefined });
-      if (opts.buckets !== undefined || opts.timeout !== undefined) {
-        control.setConf({ buckets: opts.buckets as number | undefined, timeout: opts.timeout as number | undefined });
-      }
+      const args = parseConfWords(words);
+      const control = ctx.dataplane({ load: true, buckets: args.buckets });
+      if (args.buckets !== undefined || Object.keys(args.timeouts).length) control.setConf(args);
       const conf = control.conf();
-      ctx.print(conf, () => `buckets ${conf.buckets} timeout ${conf.timeout}\n`);
+      ctx.print(conf, () => `buckets ${conf.buckets}\n${TIMEOUT_NAMES.map((n) => `timeout ${n} ${conf.timeouts[n]}\n`).join('')}`);
     });
 }

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { KpError } from '../errors.js';
+import { TIMEOUT_NAMES } from '../config/timeouts.js';
 import { parseUint } from './words.js';
 import type { StatsView, VipView } from '../dataplane/types.js';
 
@@ -61,7 +62,7 @@ export function registerShow(program: Command, ctx: CliContext): void {
     .command('show')
     .description(`show the running state: ${WHAT.join(', ')}`)
     .argument('[what]', WHAT.join('|'), 'vips')
-    .option('--limit <n>', 'at most this many flows', (v) => parseUint(v, '--limit', 1, 1_000_000), 100)
+    .option('--limit <n>', 'at most this many connections', (v) => parseUint(v, '--limit', 1, 1_000_000), 100)
     .addHelpText('after', '\nExamples:\n  kpbpf show vips\n  kpbpf show stats --json\n  kpbpf show flows --limit 20\n')
     .action((what: string, opts: { limit: number }) => {
       if (!(WHAT as readonly string[]).includes(what)) {
@@ -81,7 +82,13 @@ export function registerShow(program: Command, ctx: CliContext): void {
           const flows = control.flows({ limit: opts.limit });
           return ctx.print(flows, () =>
             flows.length
-              ? flows.map((f) => `cpu ${f.cpu} ${f.protocol} ${f.client} -> ${f.vip} => ${f.backend} idle ${f.idleSeconds.toFixed(1)}s${f.stale ? ' (stale)' : ''}\n`).join('')
+              ? flows
+                  .map(
+                    (f) =>
+                      `${f.protocol} ${f.client} -> ${f.vip} => ${f.backend}${f.natPort ? ` (client port ${f.natPort})` : ''} ${f.state}` +
+                      ` idle ${f.idleSeconds.toFixed(1)}s of ${f.timeoutSeconds}s${f.loose ? ' (picked up)' : ''}${f.stale ? ' (stale)' : ''}\n`,
+                  )
+                  .join('')
               : 'no flows\n',
           );
         }
@@ -91,7 +98,7 @@ export function registerShow(program: Command, ctx: CliContext): void {
         }
         case 'conf': {
           const conf = control.conf();
-          return ctx.print(conf, () => `buckets ${conf.buckets} timeout ${conf.timeout}\n`);
+          return ctx.print(conf, () => `buckets ${conf.buckets}\n${TIMEOUT_NAMES.map((n) => `timeout ${n} ${conf.timeouts[n]}\n`).join('')}`);
         }
         case 'interfaces': {
           const links = control.links();

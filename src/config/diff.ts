@@ -1,5 +1,6 @@
 // Plan the operations that turn the running data plane into the desired config.
 import { canonicalAddress, canonicalPrefix } from './address.js';
+import { TIMEOUT_NAMES, type CtTimeouts, type TimeoutName } from './timeouts.js';
 import type { KpConfig, KpConfConfig, L4Protocol, XdpMode } from './types.js';
 
 export type BackendState = 'active' | 'draining';
@@ -43,7 +44,7 @@ export interface VipRef {
 
 export type PlanOp =
   | { op: 'detach'; name: string }
-  | { op: 'setConf'; buckets: number; timeout: number; changed: ('buckets' | 'timeout')[] }
+  | { op: 'setConf'; buckets: number; timeouts: CtTimeouts; changed: ('buckets' | TimeoutName)[] }
   | { op: 'delVip'; vip: VipRef }
   | { op: 'addVip'; vip: VipRef; target_port: number; new_len: number }
   | { op: 'updateVip'; vip: VipRef; target_port: number; new_len: number; changed: ('target_port' | 'new_len')[] }
@@ -76,10 +77,10 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
     if (!d || !modeMatches(d.mode, r.mode)) plan.push({ op: 'detach', name: r.name });
   }
 
-  const changed: ('buckets' | 'timeout')[] = [];
+  const changed: ('buckets' | TimeoutName)[] = [];
   if (desired.conf.buckets !== running.conf.buckets) changed.push('buckets');
-  if (desired.conf.timeout !== running.conf.timeout) changed.push('timeout');
-  if (changed.length) plan.push({ op: 'setConf', ...desired.conf, changed });
+  changed.push(...TIMEOUT_NAMES.filter((n) => desired.conf.timeouts[n] !== running.conf.timeouts[n]));
+  if (changed.length) plan.push({ op: 'setConf', buckets: desired.conf.buckets, timeouts: { ...desired.conf.timeouts }, changed });
 
   const ref = (v: VipRef): VipRef => ({ prefix: canonicalPrefix(v.prefix), protocol: v.protocol, port: v.port });
   const runVips = new Map(running.vips.map((v) => [vipKey(ref(v)), v]));
@@ -149,7 +150,7 @@ export function formatOp(op: PlanOp): string {
     case 'setRedirect':
       return `${op.redirect ? 'allow' : 'stop'} redirect on ${op.name}`;
     case 'setConf':
-      return `conf buckets ${op.buckets} timeout ${op.timeout}`;
+      return `conf ${op.changed.map((c) => (c === 'buckets' ? `buckets ${op.buckets}` : `timeout ${c} ${op.timeouts[c]}`)).join(' ')}`;
     case 'delVip':
       return `vip del ${vipText(op.vip)}`;
     case 'addVip':

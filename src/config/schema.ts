@@ -1,7 +1,8 @@
 // JSON Schema (draft-07, ajv) of the config file. Checks ajv cannot express (prime new_len,
 // address syntax, duplicates, address families) live in validate.ts.
 import { KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
-import { KP_BUCKETS_MAX, KP_BUCKETS_MIN, KP_IFNAME_MAX, KP_TIMEOUT_MAX, KP_WEIGHT_MAX } from './types.js';
+import { KP_TIMEOUT_MAX, TIMEOUT_NAMES } from './timeouts.js';
+import { KP_BUCKETS_MAX, KP_BUCKETS_MIN, KP_IFNAME_MAX, KP_WEIGHT_MAX } from './types.js';
 
 const IFNAME_PATTERN = '^[^/:\\s]*$';
 /** What each pattern means, for error messages. */
@@ -10,6 +11,7 @@ export const PATTERN_TEXT: Record<string, string> = {
 };
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+const seconds = { type: 'integer', minimum: 1, maximum: KP_TIMEOUT_MAX } as const;
 
 export const configSchema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -23,7 +25,13 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         buckets: { type: 'integer', minimum: KP_BUCKETS_MIN, maximum: KP_BUCKETS_MAX },
-        timeout: { type: 'integer', minimum: 1, maximum: KP_TIMEOUT_MAX },
+        // VPP's `timeout`: the same as timeouts.udp.
+        timeout: seconds,
+        timeouts: {
+          type: 'object',
+          additionalProperties: false,
+          properties: Object.fromEntries(TIMEOUT_NAMES.map((n) => [n, seconds])),
+        },
       },
     },
     interfaces: {

@@ -1,13 +1,14 @@
 // The validated config (`kpbpf apply -f FILE`), every default filled and addresses canonical.
+import type { CtTimeouts } from './timeouts.js';
 
 export type XdpMode = 'native' | 'generic' | 'auto';
 export type L4Protocol = 'tcp' | 'udp';
 
 export interface KpConfConfig {
-  /** kp_flows entries per CPU, a power of two in [1024, 16777216]. */
+  /** Connections kp_ct holds (two entries each), a power of two in [1024, 16777216]. */
   buckets: number;
-  /** Flow idle timeout in seconds, [1, 86400]. */
-  timeout: number;
+  /** Idle timeout in seconds per connection state, [1, KP_TIMEOUT_MAX]. */
+  timeouts: CtTimeouts;
 }
 
 export interface KpInterfaceConfig {
@@ -41,8 +42,7 @@ export interface KpConfig {
 }
 
 export const KP_CONFIG_DEFAULTS = {
-  buckets: 65536, // KP_DEFAULT_BUCKETS
-  timeout: 40,
+  buckets: 131072, // KP_DEFAULT_BUCKETS
   mode: 'auto' as XdpMode,
   redirect: false,
   protocol: 'tcp' as L4Protocol,
@@ -52,7 +52,7 @@ export const KP_CONFIG_DEFAULTS = {
 
 export const KP_BUCKETS_MIN = 1024;
 export const KP_BUCKETS_MAX = 16777216;
-export const KP_TIMEOUT_MAX = 86400;
+export { KP_TIMEOUT_MAX } from './timeouts.js';
 export const KP_WEIGHT_MAX = 65535;
 /** IFNAMSIZ - 1: Linux interface names are at most 15 bytes. */
 export const KP_IFNAME_MAX = 15;

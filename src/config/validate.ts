@@ -5,6 +5,7 @@ import { KpError } from '../errors.js';
 import { isPrime } from '../maglev/primes.js';
 import { parseAddress, parsePrefix } from './address.js';
 import { configSchema, PATTERN_TEXT } from './schema.js';
+import { DEFAULT_TIMEOUTS, TIMEOUT_NAMES, type CtTimeouts } from './timeouts.js';
 import {
   KP_CONFIG_DEFAULTS as D,
   KP_IFNAME_MAX,
@@ -71,6 +72,11 @@ function semanticErrors(doc: unknown): string[] {
     const b = conf.buckets as number;
     if (b > 0 && (b & (b - 1)) !== 0) errs.push(`/conf/buckets: must be a power of two, got ${b}`);
   }
+  if (isObj(conf) && Number.isInteger(conf.timeout) && isObj(conf.timeouts) && Number.isInteger(conf.timeouts.udp)) {
+    if (conf.timeout !== conf.timeouts.udp) {
+      errs.push(`/conf/timeout: is the UDP timeout and contradicts /conf/timeouts/udp (${conf.timeout as number} vs ${conf.timeouts.udp as number})`);
+    }
+  }
   const ifSeen = new Map<string, string>();
   arr(doc.interfaces).forEach((it, i) => {
     if (!isObj(it) || typeof it.name !== 'string') return;
@@ -127,6 +133,15 @@ function semanticErrors(doc: unknown): string[] {
   return errs;
 }
 
+/** Every state's timeout: the defaults, then `timeout` (VPP's, the UDP one), then `timeouts`. */
+function buildTimeouts(conf: Json): CtTimeouts {
+  const t: CtTimeouts = { ...DEFAULT_TIMEOUTS };
+  if (typeof conf.timeout === 'number') t.udp = conf.timeout;
+  const given = isObj(conf.timeouts) ? conf.timeouts : {};
+  for (const n of TIMEOUT_NAMES) if (typeof given[n] === 'number') t[n] = given[n] as number;
+  return t;
+}
+
 /** Only called on a document that passed every check: fill defaults, canonicalise. */
 function build(doc: Json): KpConfig {
   const conf = isObj(doc.conf) ? doc.conf : {};
@@ -148,7 +163,7 @@ function build(doc: Json): KpConfig {
     };
   };
   return {
-    conf: { buckets: (conf.buckets as number) ?? D.buckets, timeout: (conf.timeout as number) ?? D.timeout },
+    conf: { buckets: (conf.buckets as number) ?? D.buckets, timeouts: buildTimeouts(conf) },
     interfaces: arr(doc.interfaces).map((x) => {
       const it = x as Json;
       return { name: it.name as string, mode: (it.mode as XdpMode) ?? D.mode, redirect: (it.redirect as boolean) ?? D.redirect };

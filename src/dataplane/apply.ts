@@ -1,7 +1,8 @@
 // `kpbpf apply`: diff the config against the running state and carry the plan out, all or nothing.
 import { KpError } from '../errors.js';
 import { diffConfig, formatOp, type PlanOp, type RunningState, type VipRef } from '../config/diff.js';
-import type { KpConfig } from '../config/types.js';
+import { KP_CONFIG_DEFAULTS, type KpConfig } from '../config/types.js';
+import { DEFAULT_TIMEOUTS } from '../config/timeouts.js';
 import type { Control } from './control.js';
 import { ifNameToIndex } from '../loader/libbpf.js';
 
@@ -20,7 +21,7 @@ export function runningState(control: Control, desired?: KpConfig): RunningState
   const conf = control.conf();
   const wanted = new Map((desired?.interfaces ?? []).map((i) => [i.name, i]));
   return {
-    conf: { buckets: conf.buckets, timeout: conf.timeout },
+    conf: { buckets: conf.buckets, timeouts: conf.timeouts },
     // The kernel does not report a link's XDP mode through bpf_link_info; an attached interface is
     // taken to be in the mode the config asks for.
     interfaces: control.links().map((l) => ({ name: l.ifname, mode: wanted.get(l.ifname)?.mode ?? 'auto', redirect: l.redirect })),
@@ -90,7 +91,7 @@ function execute(control: Control, plan: PlanOp[]): void {
           control.detach([op.name]);
           break;
         case 'setConf':
-          control.setConf({ buckets: op.changed.includes('buckets') ? op.buckets : undefined, timeout: op.timeout });
+          control.setConf({ buckets: op.changed.includes('buckets') ? op.buckets : undefined, timeouts: op.timeouts });
           break;
         case 'delVip':
           control.vips.del(vipOf(op.vip));
@@ -130,7 +131,7 @@ export function planConfig(desired: KpConfig, running: RunningState, manageInter
 }
 
 /** What a data plane that is not loaded yet holds: nothing, with the default conf. */
-export const EMPTY_STATE: RunningState = { conf: { buckets: 65536, timeout: 40 }, interfaces: [], vips: [] };
+export const EMPTY_STATE: RunningState = { conf: { buckets: KP_CONFIG_DEFAULTS.buckets, timeouts: { ...DEFAULT_TIMEOUTS } }, interfaces: [], vips: [] };
 
 export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions): ApplyResult {
   const before = runningState(control, desired);
@@ -145,12 +146,12 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
     const reason = (e as Error).message;
     try {
       execute(control, planConfig(asConfig(before), runningState(control), o.manageInterfaces));
-      control.vips.collectDrained(control.conf().timeout); // backends the failed apply added, unless used
+      control.vips.collectDrained(control.conf().timeouts); // backends the failed apply added, unless used
     } catch (e2) {
       throw new KpError('KP_ERR_STATE', `apply failed (${reason}) and rolling back failed too (${(e2 as Error).message}): check kpbpf show vips`);
     }
     throw new KpError(e instanceof KpError ? e.code : 'KP_ERR_STATE', `apply failed, running state restored: ${reason}`);
   }
-  control.vips.collectDrained(control.conf().timeout);
+  control.vips.collectDrained(control.conf().timeouts);
   return { ops, plan };
 }

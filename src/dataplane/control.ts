@@ -23,14 +23,16 @@ import { KP_MAP_NAMES } from '../maps/kpmaps.js';
 import type { Config } from '../maps/codecs.js';
 import { VipTable, type RemovedBackend } from './vips.js';
 import { lockWriter, type WriterLock } from './lock.js';
-import { readStats, readFlows } from './stats.js';
+import { readStats } from './stats.js';
+import { readFlows } from './connections.js';
 import type { ConfView, FlowView, LinkView, StatsView, VipSpec, VipView, BackendView } from './types.js';
 import type { KpConfig } from '../config/types.js';
+import { DEFAULT_TIMEOUTS, timeoutSlots, timeoutsFromSlots, type CtTimeouts } from '../config/timeouts.js';
+import { BpfMap } from '../maps/map.js';
+import { ct as ctCodec, flowKey } from '../maps/codecs.js';
 import { applyConfig, type ApplyOptions, type ApplyResult } from './apply.js';
 
-export const DEFAULT_TIMEOUT_S = 40;
-export const DEFAULT_BUCKETS = 65536;
-const NS = 1_000_000_000n;
+export const DEFAULT_BUCKETS = 131072;
 
 export interface OpenOptions {
   bpffs?: string;
@@ -93,12 +95,12 @@ export class Control {
     return control;
   }
 
-  /** First load: default timeout and a random hash seed (kept in the pinned map from then on). */
+  /** First load: default timeouts and a random hash seed (kept in the pinned map from then on). */
   private initConfig(): void {
     const cur = this.dp.maps.config.lookup(0);
-    if (cur && cur.flowTimeoutNs !== 0n) return; // maps were reused from pins
+    if (cur && cur.timeoutS.some((t) => t !== 0)) return; // maps were reused from pins
     this.dp.maps.config.update(0, {
-      flowTimeoutNs: BigInt(DEFAULT_TIMEOUT_S) * NS,
+      timeoutS: timeoutSlots(DEFAULT_TIMEOUTS),
       hashSeed: randomBytes(4).readUInt32LE(0),
       nVipPrefixes: 0,
       flags: 0,
@@ -106,37 +108,44 @@ export class Control {
   }
 
   private rawConfig(): Config {
-    return this.dp.maps.config.lookup(0) ?? { flowTimeoutNs: 0n, hashSeed: 0, nVipPrefixes: 0, flags: 0 };
+    return this.dp.maps.config.lookup(0) ?? { timeoutS: [], hashSeed: 0, nVipPrefixes: 0, flags: 0 };
   }
 
   conf(): ConfView {
     const c = this.rawConfig();
-    return { buckets: this.dp.maps.flows.info.maxEntries, timeout: Number(c.flowTimeoutNs / NS), hashSeed: c.hashSeed };
+    const timeouts = timeoutsFromSlots(c.timeoutS);
+    return { buckets: this.dp.maps.ct.info.maxEntries / 2, timeout: timeouts.udp, timeouts, hashSeed: c.hashSeed };
   }
 
-  setConf(o: { timeout?: number; buckets?: number }): void {
+  /** New table size and/or timeouts; only the timeouts given change. */
+  setConf(o: { buckets?: number; timeouts?: Partial<CtTimeouts> }): void {
     if (o.buckets !== undefined && o.buckets !== this.conf().buckets) this.reload({ buckets: o.buckets });
-    if (o.timeout !== undefined) this.dp.maps.config.update(0, { ...this.rawConfig(), flowTimeoutNs: BigInt(o.timeout) * NS });
+    if (o.timeouts && Object.keys(o.timeouts).length) {
+      const raw = this.rawConfig();
+      this.dp.maps.config.update(0, { ...raw, timeoutS: timeoutSlots({ ...timeoutsFromSlots(raw.timeoutS), ...o.timeouts }) });
+    }
   }
 
   /**
-   * Load the program again with a flow table of another size, keeping every other pinned map (VIPs,
-   * backends, reverse NAT, counters), and switch the attached links to it with bpf_link_update: traffic
-   * keeps flowing; only the sticky flow table starts empty (as VPP's `lb conf buckets` does).
+   * Load the program again with a connection table of another size, keeping every other pinned map
+   * (VIPs, backends, counters), copy the connections over, and switch the attached links to it with
+   * bpf_link_update: traffic keeps flowing and connections keep their backends. A connection that
+   * starts between the copy and the switch is picked up loosely on the same backend.
    */
   reload(o: { buckets: number }): void {
-    const flowsPin = join(this.pinDir, 'kp_flows');
-    const oldPin = join(this.pinDir, 'kp_flows_old');
-    // Set the old flow table aside rather than removing it, so a failed load changes nothing.
-    renameSync(flowsPin, oldPin);
+    const ctPin = join(this.pinDir, 'kp_ct');
+    const oldPin = join(this.pinDir, 'kp_ct_old');
+    // Set the old table aside rather than removing it, so a failed load changes nothing.
+    renameSync(ctPin, oldPin);
     let dp: Dataplane;
     try {
       dp = loadDataplane({ pinDir: this.pinDir, buckets: o.buckets, objectPath: process.env.KPBPF_OBJECT });
     } catch (e) {
-      rmSync(flowsPin, { force: true });
-      renameSync(oldPin, flowsPin);
+      rmSync(ctPin, { force: true });
+      renameSync(oldPin, ctPin);
       throw e;
     }
+    copyConnections(this.dp.maps.ct, dp.maps.ct);
     updateLinks(this.pinDir, dp.progFd);
     unlinkSync(oldPin);
     this.dp.close();
@@ -162,7 +171,7 @@ export class Control {
   }
   delBackends(v: VipView, addrs: string[], o: { flush: boolean }): RemovedBackend[] {
     const out = this.vips.delBackends(v, addrs, o);
-    this.vips.collectDrained(this.conf().timeout);
+    this.vips.collectDrained(this.conf().timeouts);
     return out;
   }
 
@@ -248,7 +257,7 @@ export class Control {
   }
 
   flows(o: { limit: number }): FlowView[] {
-    return readFlows(this.dp, this.vips.list(), this.conf().timeout, o.limit);
+    return readFlows(this.dp, this.vips.list(), this.conf().timeouts, o.limit);
   }
 
   apply(config: KpConfig, o: ApplyOptions): ApplyResult {
@@ -267,4 +276,18 @@ export class Control {
       this.lock?.release();
     }
   }
+}
+
+/** Every entry of one kp_ct into another (raw, in batches); the LRU keeps the newest if it is smaller. */
+function copyConnections(from: BpfMap<unknown, unknown>, to: BpfMap<unknown, unknown>): void {
+  const ks = flowKey.size;
+  const vs = ctCodec.size;
+  const keys: Buffer[] = [];
+  const vals: Buffer[] = [];
+  const ok = from.scanBatch((k, ko, v, vo) => {
+    keys.push(Buffer.from(k.subarray(ko, ko + ks)));
+    vals.push(Buffer.from(v.subarray(vo, vo + vs)));
+  });
+  if (!ok || keys.length === 0) return;
+  to.updateBatchRaw(Buffer.concat(keys), Buffer.concat(vals), keys.length);
 }

@@ -1,7 +1,7 @@
-// Counters and flows read back from the per-CPU maps, summed over CPUs.
+// Counters read back from the per-CPU maps, summed over CPUs.
 import type { Dataplane } from '../loader/index.js';
 import { addRecords, addU64 } from '../maps/map.js';
-import type { FlowView, StatsView, VipView } from './types.js';
+import type { StatsView, VipView } from './types.js';
 import { zeroVipStats } from './vips.js';
 
 /** enum kp_stat in bpf/kp_shared.h, by index. */
@@ -14,10 +14,15 @@ export const KP_STAT_NAMES = [
   'drop_no_backend',
   'tx_redirect',
   'tx_pass',
-  'pass_ip_options',
+  'pass_malformed',
   'dnat',
   'snat',
   'drop_ttl',
+  'reject',
+  'ct_loose',
+  'ct_remap',
+  'drop_ct_clash',
+  'ct_stale',
 ] as const;
 
 const num = (x: bigint) => Number(x);
@@ -52,30 +57,4 @@ export function readStats(dp: Dataplane, vips: VipView[]): StatsView {
       };
     }),
   };
-}
-
-const hostPort = (addr: string, port: number) => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
-
-export function readFlows(dp: Dataplane, vips: VipView[], timeoutS: number, limit: number): FlowView[] {
-  const backends = new Map(vips.flatMap((v) => v.backends.map((b) => [b.id, b] as const)));
-  const now = process.hrtime.bigint();
-  const out: FlowView[] = [];
-  for (const [k, perCpu] of dp.maps.flows.entries()) {
-    perCpu.forEach((f, cpu) => {
-      if (f.backendId === 0 || out.length >= limit) return;
-      const b = backends.get(f.backendId);
-      const idle = Number(now - f.lastSeenNs) / 1e9;
-      out.push({
-        cpu,
-        protocol: k.proto === 6 ? 'tcp' : k.proto === 17 ? 'udp' : String(k.proto),
-        client: hostPort(k.saddr, k.sport),
-        vip: hostPort(k.daddr, k.dport),
-        backend: b ? hostPort(b.address, b.port) : `backend #${f.backendId} (removed)`,
-        idleSeconds: Math.max(0, idle),
-        stale: !b || b.gen !== f.backendGen || idle > timeoutS,
-      });
-    });
-    if (out.length >= limit) break;
-  }
-  return out;
 }

@@ -1,4 +1,5 @@
 // Views of the running data plane, as the CLI prints them and `apply` diffs against them.
+import type { CtTimeouts } from '../config/timeouts.js';
 export type Protocol = 'tcp' | 'udp';
 export type BackendState = 'active' | 'draining';
 
@@ -27,8 +28,11 @@ export interface VipView extends VipSpec {
 }
 
 export interface ConfView {
+  /** connections kp_ct holds */
   buckets: number;
+  /** VPP's timeout: the UDP one */
   timeout: number;
+  timeouts: CtTimeouts;
   hashSeed: number;
 }
 
@@ -54,12 +58,20 @@ export interface StatsView {
   vips: (VipSpec & { id: number; counters: VipCounters; backends: { address: string; port: number; packets: number; bytes: number }[] })[];
 }
 
+/** One connection (its forward record in kp_ct). */
 export interface FlowView {
-  cpu: number;
   protocol: Protocol | string;
   client: string;
   vip: string;
   backend: string;
+  /** enum kp_ct_state name: syn_sent, established, time_wait, udp, udp_stream... */
+  state: string;
+  /** the client port the backend sees, when it was remapped (a collision) */
+  natPort?: number;
+  /** picked up mid-connection */
+  loose?: boolean;
   idleSeconds: number;
+  timeoutSeconds: number;
+  /** expired, or its backend is gone: the next packet starts a new connection */
   stale: boolean;
 }

@@ -7,6 +7,8 @@ import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr } from '../maps/a
 import { LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
 import { buildMaglevTable } from '../maglev/table.js';
 import type { BackendView, Protocol, VipSpec, VipView } from './types.js';
+import type { CtTimeouts } from '../config/timeouts.js';
+import { backendsInUse } from './connections.js';
 
 // Mirrors of bpf/kp_shared.h constants.
 export const KP_MAX_VIPS = 65536;
@@ -372,26 +374,18 @@ export class VipTable {
   }
 
   /**
-   * Free draining backends that no live flow uses any more (VPP frees an AS once its flows time out).
-   * Walks kp_flows only when something is draining.
+   * Free draining backends that no live connection uses any more (VPP frees an AS once its flows
+   * time out). Walks kp_ct only when something is draining.
    */
-  collectDrained(timeoutS: number): number[] {
+  collectDrained(timeouts: CtTimeouts): number[] {
     this.load();
     const draining = new Map<number, Backend>();
     this.slots.forEach((b, id) => {
       if (b?.state === BACKEND_STATE.draining) draining.set(id, b);
     });
     if (!draining.size) return [];
-    const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, the clock of bpf_ktime_get_coarse_ns
-    const timeoutNs = BigInt(timeoutS) * 1_000_000_000n;
-    const inUse = new Set<number>();
-    for (const [, perCpu] of this.maps.flows.entries()) {
-      for (const f of perCpu) {
-        const b = draining.get(f.backendId);
-        if (b && f.backendGen === b.gen && now - f.lastSeenNs <= timeoutNs) inUse.add(f.backendId);
-      }
-    }
-    const freed = [...draining.keys()].filter((id) => !inUse.has(id));
+    const inUse = backendsInUse(this.dp, timeouts);
+    const freed = [...draining].filter(([id, b]) => !inUse.get(id)?.has(b.gen)).map(([id]) => id);
     for (const id of freed) this.freeBackend(id);
     return freed;
   }

@@ -18,7 +18,7 @@ const VIP = '198.18.100.10';
 function demoConfig(topo: Topology) {
   const pods = topo.backends.map((b) => b.addr);
   return {
-    conf: { buckets: 65536, timeout: 40 },
+    conf: { buckets: 131072, timeouts: { tcp_established: 86400, udp: 30 } },
     interfaces: topo.nodeIfs().map((name) => ({ name, mode: 'native', redirect: true })),
     vips: [
       { prefix: `${VIP}/32`, protocol: 'tcp', port: 80, target_port: 8080, new_len: 1021, backends: pods },

@@ -12,7 +12,8 @@ import { preparePinDir } from './pins.js';
 import { updateLinks } from './xdp.js';
 
 export const PROG_PIN = 'prog';
-export const FLOWS_MAP = 'kp_flows';
+/** The connection table; `buckets` connections take two entries each (forward and reply). */
+export const CT_MAP = 'kp_ct';
 
 /** <repo>/build/kp.bpf.o, found relative to this module (src/loader or dist/loader). */
 export const DEFAULT_OBJECT = resolve(dirname(fileURLToPath(import.meta.url)), '../../build/kp.bpf.o');
@@ -32,7 +33,7 @@ export interface Dataplane {
 
 export interface LoadOptions {
   objectPath?: string;
-  /** kp_flows max_entries */
+  /** connections kp_ct holds (max_entries = 2 x buckets) */
   buckets?: number;
   /** pin maps as <pinDir>/<name> and the program as <pinDir>/prog; undefined = no pins */
   pinDir?: string;
@@ -45,7 +46,7 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
   const obj = BpfObject.open(o.objectPath ?? DEFAULT_OBJECT);
   const fds: number[] = [];
   try {
-    if (o.buckets !== undefined) obj.setMaxEntries(FLOWS_MAP, o.buckets);
+    if (o.buckets !== undefined) obj.setMaxEntries(CT_MAP, 2 * o.buckets);
     const names = obj.maps().map((m) => m.name);
     const missing = KP_MAP_NAMES.filter((n) => !names.includes(n));
     if (missing.length > 0) throw new KpError('KP_ERR_STATE', `BPF object lacks maps: ${missing.join(', ')}`);

@@ -17,12 +17,23 @@ export interface StructLayout {
 export const LAYOUTS = {
   kp_flow_key: {
     size: 40,
-    fields: { saddr: [0, 16], daddr: [16, 16], sport: [32, 2], dport: [34, 2], proto: [36, 1], pad: [37, 3] },
+    fields: { saddr: [0, 16], daddr: [16, 16], sport: [32, 2], dport: [34, 2], proto: [36, 1], dir: [37, 1], pad: [38, 2] },
   },
-  kp_flow: { size: 24, fields: { backend_id: [0, 4], backend_gen: [4, 4], last_seen_ns: [8, 8], rev_seen_ns: [16, 8] } },
-  kp_rev_nat: {
-    size: 32,
-    fields: { vip_addr: [0, 16], vip_port: [16, 2], pad: [18, 2], vip_id: [20, 4], last_seen_ns: [24, 8] },
+  kp_ct: {
+    size: 48,
+    fields: {
+      vip_addr: [0, 16],
+      last_seen_ns: [16, 8],
+      backend_id: [24, 4],
+      backend_gen: [28, 4],
+      vip_id: [32, 4],
+      vip_port: [36, 2],
+      client_port: [38, 2],
+      state: [40, 1],
+      flags: [41, 1],
+      pad: [42, 2],
+      pad2: [44, 4],
+    },
   },
   kp_vip_key: { size: 20, fields: { addr: [0, 16], port: [16, 2], proto: [18, 1], pad: [19, 1] } },
   kp_vip_pfx_key: { size: 24, fields: { prefixlen: [0, 4], proto: [4, 1], pad: [5, 1], port: [6, 2], addr: [8, 16] } },
@@ -41,8 +52,8 @@ export const LAYOUTS = {
     },
   },
   kp_config: {
-    size: 24,
-    fields: { flow_timeout_ns: [0, 8], hash_seed: [8, 4], n_vip_prefixes: [12, 4], flags: [16, 4], reserved: [20, 4] },
+    size: 64,
+    fields: { hash_seed: [0, 4], n_vip_prefixes: [4, 4], flags: [8, 4], reserved: [12, 4], timeout_s: [16, 48] },
   },
   kp_vip_stats: {
     size: 56,
@@ -63,8 +74,7 @@ export const LAYOUTS = {
 /** Fields in network byte order (__be16/__be32 in kp_shared.h); the codecs write them big-endian. */
 export const NET_ORDER_FIELDS: Record<keyof typeof LAYOUTS, readonly string[]> = {
   kp_flow_key: ['sport', 'dport'],
-  kp_flow: [],
-  kp_rev_nat: ['vip_port'],
+  kp_ct: ['vip_port', 'client_port'],
   kp_vip_key: ['port'],
   kp_vip_pfx_key: ['port'],
   kp_vip: ['target_port'],
@@ -89,18 +99,43 @@ export interface FlowKey {
   sport: number;
   dport: number;
   proto: number;
+  /** KP_DIR_ORIG (0, default) for a forward entry, KP_DIR_REPLY (1) for a reply entry */
+  dir?: number;
 }
-export interface Flow {
+export const KP_DIR = { orig: 0, reply: 1 } as const;
+
+/** enum kp_ct_state, by index (bpf/kp_shared.h). */
+export const CT_STATES = [
+  'none',
+  'syn_sent',
+  'syn_recv',
+  'established',
+  'fin_wait',
+  'close_wait',
+  'last_ack',
+  'time_wait',
+  'close',
+  'udp',
+  'udp_stream',
+] as const;
+export type CtStateName = (typeof CT_STATES)[number];
+/** Entries of kp_config.timeout_s (KP_CT_STATES). */
+export const CT_TIMEOUT_SLOTS = 12;
+/** kp_ct.flags */
+export const CT_FLAG = { reply: 0x1, finOrig: 0x2, finReply: 0x4, loose: 0x8, remap: 0x10 } as const;
+
+export interface Ct {
+  /** reply entries: the VIP address the client used */
+  vipAddr: string;
+  lastSeenNs: bigint;
   backendId: number;
   backendGen: number;
-  lastSeenNs: bigint;
-  revSeenNs: bigint;
-}
-export interface RevNat {
-  vipAddr: string;
-  vipPort: number;
   vipId: number;
-  lastSeenNs: bigint;
+  vipPort: number;
+  /** forward: the source port the backend sees; reply: the client's own port */
+  clientPort: number;
+  state: number;
+  flags: number;
 }
 export interface VipKey {
   addr: string;
@@ -130,7 +165,8 @@ export interface Backend {
   weight: number;
 }
 export interface Config {
-  flowTimeoutNs: bigint;
+  /** idle timeout in seconds per enum kp_ct_state (CT_TIMEOUT_SLOTS entries; 0 = never) */
+  timeoutS: number[];
   hashSeed: number;
   nVipPrefixes: number;
   flags: number;
@@ -178,6 +214,7 @@ export const flowKey = codec<FlowKey>(
     b.writeUInt16BE(v.sport, off(FK, 'sport'));
     b.writeUInt16BE(v.dport, off(FK, 'dport'));
     b.writeUInt8(v.proto, off(FK, 'proto'));
+    b.writeUInt8(v.dir ?? 0, off(FK, 'dir'));
   },
   (b, o) => ({
     saddr: getAddr(b, o + off(FK, 'saddr')),
@@ -185,40 +222,34 @@ export const flowKey = codec<FlowKey>(
     sport: b.readUInt16BE(o + off(FK, 'sport')),
     dport: b.readUInt16BE(o + off(FK, 'dport')),
     proto: b.readUInt8(o + off(FK, 'proto')),
+    dir: b.readUInt8(o + off(FK, 'dir')),
   }),
 );
 
-const FL = LAYOUTS.kp_flow;
-export const flow = codec<Flow>(
-  FL.size,
+const CT = LAYOUTS.kp_ct;
+export const ct = codec<Ct>(
+  CT.size,
   (v, b) => {
-    b.writeUInt32LE(v.backendId, off(FL, 'backend_id'));
-    b.writeUInt32LE(v.backendGen, off(FL, 'backend_gen'));
-    b.writeBigUInt64LE(v.lastSeenNs, off(FL, 'last_seen_ns'));
-    b.writeBigUInt64LE(v.revSeenNs, off(FL, 'rev_seen_ns'));
+    putAddr(b, off(CT, 'vip_addr'), v.vipAddr);
+    b.writeBigUInt64LE(v.lastSeenNs, off(CT, 'last_seen_ns'));
+    b.writeUInt32LE(v.backendId, off(CT, 'backend_id'));
+    b.writeUInt32LE(v.backendGen, off(CT, 'backend_gen'));
+    b.writeUInt32LE(v.vipId, off(CT, 'vip_id'));
+    b.writeUInt16BE(v.vipPort, off(CT, 'vip_port'));
+    b.writeUInt16BE(v.clientPort, off(CT, 'client_port'));
+    b.writeUInt8(v.state, off(CT, 'state'));
+    b.writeUInt8(v.flags, off(CT, 'flags'));
   },
   (b, o) => ({
-    backendId: b.readUInt32LE(o + off(FL, 'backend_id')),
-    backendGen: b.readUInt32LE(o + off(FL, 'backend_gen')),
-    lastSeenNs: b.readBigUInt64LE(o + off(FL, 'last_seen_ns')),
-    revSeenNs: b.readBigUInt64LE(o + off(FL, 'rev_seen_ns')),
-  }),
-);
-
-const RN = LAYOUTS.kp_rev_nat;
-export const revNat = codec<RevNat>(
-  RN.size,
-  (v, b) => {
-    putAddr(b, off(RN, 'vip_addr'), v.vipAddr);
-    b.writeUInt16BE(v.vipPort, off(RN, 'vip_port'));
-    b.writeUInt32LE(v.vipId, off(RN, 'vip_id'));
-    b.writeBigUInt64LE(v.lastSeenNs, off(RN, 'last_seen_ns'));
-  },
-  (b, o) => ({
-    vipAddr: getAddr(b, o + off(RN, 'vip_addr')),
-    vipPort: b.readUInt16BE(o + off(RN, 'vip_port')),
-    vipId: b.readUInt32LE(o + off(RN, 'vip_id')),
-    lastSeenNs: b.readBigUInt64LE(o + off(RN, 'last_seen_ns')),
+    vipAddr: getAddr(b, o + off(CT, 'vip_addr')),
+    lastSeenNs: b.readBigUInt64LE(o + off(CT, 'last_seen_ns')),
+    backendId: b.readUInt32LE(o + off(CT, 'backend_id')),
+    backendGen: b.readUInt32LE(o + off(CT, 'backend_gen')),
+    vipId: b.readUInt32LE(o + off(CT, 'vip_id')),
+    vipPort: b.readUInt16BE(o + off(CT, 'vip_port')),
+    clientPort: b.readUInt16BE(o + off(CT, 'client_port')),
+    state: b.readUInt8(o + off(CT, 'state')),
+    flags: b.readUInt8(o + off(CT, 'flags')),
   }),
 );
 
@@ -296,13 +327,14 @@ const CF = LAYOUTS.kp_config;
 export const config = codec<Config>(
   CF.size,
   (v, b) => {
-    b.writeBigUInt64LE(v.flowTimeoutNs, off(CF, 'flow_timeout_ns'));
+    if (v.timeoutS.length > CT_TIMEOUT_SLOTS) throw new RangeError(`kp_config: at most ${CT_TIMEOUT_SLOTS} timeouts`);
+    v.timeoutS.forEach((t, i) => b.writeUInt32LE(t, off(CF, 'timeout_s') + 4 * i));
     b.writeUInt32LE(v.hashSeed, off(CF, 'hash_seed'));
     b.writeUInt32LE(v.nVipPrefixes, off(CF, 'n_vip_prefixes'));
     b.writeUInt32LE(v.flags, off(CF, 'flags'));
   },
   (b, o) => ({
-    flowTimeoutNs: b.readBigUInt64LE(o + off(CF, 'flow_timeout_ns')),
+    timeoutS: Array.from({ length: CT_TIMEOUT_SLOTS }, (_, i) => b.readUInt32LE(o + off(CF, 'timeout_s') + 4 * i)),
     hashSeed: b.readUInt32LE(o + off(CF, 'hash_seed')),
     nVipPrefixes: b.readUInt32LE(o + off(CF, 'n_vip_prefixes')),
     flags: b.readUInt32LE(o + off(CF, 'flags')),

@@ -10,8 +10,7 @@ export const KP_MAP_NAMES = [
   'kp_vip_pfx',
   'kp_maglev',
   'kp_backends',
-  'kp_flows',
-  'kp_rev_nat',
+  'kp_ct',
   'kp_config',
   'kp_vip_stats',
   'kp_be_stats',
@@ -26,8 +25,8 @@ export interface KpMaps {
   /** vip id → inner map: update takes an inner map fd, lookup returns the inner map id */
   maglev: BpfMap<number, number>;
   backends: BpfMap<number, c.Backend>;
-  flows: PerCpuMap<c.FlowKey, c.Flow>;
-  revNat: BpfMap<c.FlowKey, c.RevNat>;
+  /** connections: forward entries (dir 0) and reply entries (dir 1) */
+  ct: BpfMap<c.FlowKey, c.Ct>;
   config: BpfMap<number, c.Config>;
   vipStats: PerCpuMap<number, c.VipStats>;
   beStats: PerCpuMap<number, c.BackendStats>;
@@ -51,8 +50,7 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
       vipPfx: open('kp_vip_pfx', (fd) => new BpfMap(fd, c.vipPfxKey, c.vip, 'kp_vip_pfx')),
       maglev: open('kp_maglev', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_maglev')),
       backends: open('kp_backends', (fd) => new BpfMap(fd, c.u32, c.backend, 'kp_backends')),
-      flows: open('kp_flows', (fd) => new PerCpuMap(fd, c.flowKey, c.flow, 'kp_flows')),
-      revNat: open('kp_rev_nat', (fd) => new BpfMap(fd, c.flowKey, c.revNat, 'kp_rev_nat')),
+      ct: open('kp_ct', (fd) => new BpfMap(fd, c.flowKey, c.ct, 'kp_ct')),
       config: open('kp_config', (fd) => new BpfMap(fd, c.u32, c.config, 'kp_config')),
       vipStats: open('kp_vip_stats', (fd) => new PerCpuMap(fd, c.u32, c.vipStats, 'kp_vip_stats')),
       beStats: open('kp_be_stats', (fd) => new PerCpuMap(fd, c.u32, c.backendStats, 'kp_be_stats')),

@@ -74,7 +74,7 @@ t.test('kpbpf config', async (t) => {
   const s = makeServices(2);
   const c = kpbpfConfig(s, { interfaces: [{ name: 'veth0', mode: 'native', redirect: true }] });
   t.same(c.interfaces, [{ name: 'veth0', mode: 'native', redirect: true }]);
-  t.same(c.conf, { buckets: 65536, timeout: 40 });
+  t.same(c.conf, { buckets: 131072, timeout: 30 });
   t.same(c.vips[1], { prefix: '198.19.0.2/32', protocol: 'udp', port: 80, target_port: 8080, new_len: 1021, backends: s[1].endpoints });
 });
 

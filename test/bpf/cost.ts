@@ -8,7 +8,7 @@ import t from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import { addRecords } from '../../src/maps/map.js';
 import { buildPacket, IPPROTO_TCP, TCP_ACK, type PacketSpec } from '../helpers/packet.js';
-import { BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, pinToCpu } from '../helpers/bpf.js';
+import { testConfig, BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, pinToCpu } from '../helpers/bpf.js';
 
 const UNDER_TAP = process.env.TAP === '1';
 const REPEAT = UNDER_TAP ? 1000 : 200_000;
@@ -17,7 +17,7 @@ const VIP = { id: 1, addr: '198.18.10.1', port: 80 };
 
 function setup(path: string): Dataplane {
   const dp = loadDataplane({ objectPath: path, buckets: 1024 });
-  dp.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: 1, nVipPrefixes: 0, flags: KP_CONF_F_NO_FIB });
+  dp.maps.config.update(0, testConfig({ flags: KP_CONF_F_NO_FIB }));
   dp.maps.vips.update({ addr: VIP.addr, port: VIP.port, proto: IPPROTO_TCP }, { id: VIP.id, tableLen: 7, flags: 0, targetPort: 0 });
   dp.maps.backends.update(1, { addr: VIP.addr, port: VIP.port, state: BACKEND_STATE.active, gen: 1, vipId: VIP.id, weight: 1 });
   dp.setMaglevTable(VIP.id, Array(7).fill(1));

@@ -20,7 +20,7 @@ import {
   verifyChecksums,
   type PacketSpec,
 } from '../helpers/packet.js';
-import { BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, XDP } from '../helpers/bpf.js';
+import { testConfig, BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, XDP } from '../helpers/bpf.js';
 
 const TABLE_LEN = 7;
 const CLIENT = '198.18.0.10';
@@ -33,7 +33,7 @@ const BE_UDP = { id: 2, addr: '198.18.20.3', port: 5353, vipId: 2 };
 const SEG_LENGTHS = [20, 21, 22, 23, 27, 60, 511, 512, 513, 1023, 1480, 2047, 3001];
 
 function setup(dp: Dataplane): void {
-  dp.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: 1, nVipPrefixes: 0, flags: KP_CONF_F_NO_FIB });
+  dp.maps.config.update(0, testConfig({ flags: KP_CONF_F_NO_FIB }));
   for (const v of [VIP_TCP, VIP_UDP]) {
     dp.maps.vips.update({ addr: v.addr, port: v.port, proto: v.proto }, { id: v.id, tableLen: TABLE_LEN, flags: 0, targetPort: 0 });
   }

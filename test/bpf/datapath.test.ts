@@ -12,6 +12,7 @@ import {
   buildPacket,
   ethernet,
   ETH_P_ARP,
+  icmpError,
   IPPROTO_TCP,
   IPPROTO_UDP,
   TCP_ACK,
@@ -19,12 +20,12 @@ import {
   verifyChecksums,
   type PacketSpec,
 } from '../helpers/packet.js';
-import { BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, pinToCpu, XDP, type KpStatName } from '../helpers/bpf.js';
+import { BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, pinToCpu, testConfig, XDP, type KpStatName } from '../helpers/bpf.js';
 
 const SEED = 0x5eed1234;
 const LO_IFINDEX = 1;
 
-// The counters every fixture checks; the reserved PASS_IP_OPTIONS and DROP_TTL are left out.
+// The counters every fixture checks; the reserved DROP_TTL is left out.
 const ALL_STATS = [
   'PASS_NOT_IP',
   'PASS_NOT_L4',
@@ -36,6 +37,12 @@ const ALL_STATS = [
   'TX_PASS',
   'DNAT',
   'SNAT',
+  'PASS_MALFORMED',
+  'REJECT',
+  'CT_LOOSE',
+  'CT_REMAP',
+  'DROP_CT_CLASH',
+  'CT_STALE',
 ] as const satisfies readonly KpStatName[];
 type StatName = (typeof ALL_STATS)[number];
 
@@ -57,6 +64,8 @@ interface BackendDef {
   vipId: number;
 }
 const TABLE_LEN = 7; // a small prime: a test can predict every slot
+/** Longer than a 1 s timeout on the coarse clock (a tick of up to 4 ms, plus scheduling). */
+const IDLE_MS = 1200;
 const VIP_TCP: VipDef = { id: 1, addr: '198.18.10.1', port: 80, proto: IPPROTO_TCP };
 const VIP_UDP: VipDef = { id: 2, addr: '198.18.10.2', port: 53, proto: IPPROTO_UDP };
 const VIP_EMPTY: VipDef = { id: 3, addr: '198.18.10.3', port: 80, proto: IPPROTO_TCP };
@@ -74,8 +83,8 @@ const be = (id: number): BackendDef => BACKENDS.find((b) => b.id === id)!;
 
 const tables = new Map<number, number[]>();
 
-function setConfig(dp: Dataplane, c: Partial<codecs.Config>): void {
-  dp.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: SEED, nVipPrefixes: 1, flags: KP_CONF_F_NO_FIB, ...c });
+function setConfig(dp: Dataplane, c: Parameters<typeof testConfig>[0]): void {
+  dp.maps.config.update(0, testConfig({ hashSeed: SEED, nVipPrefixes: 1, flags: KP_CONF_F_NO_FIB, ...c }));
 }
 
 function setBackend(dp: Dataplane, b: BackendDef, state: number, gen: number): void {
@@ -242,12 +251,26 @@ function fixtures(): Fixture[] {
       stats: { PASS_NO_MATCH: 1 },
     },
     {
-      description: 'VIP without backends: XDP_DROP, "no server configured"',
+      description: 'VIP without backends: rejected with ICMP port unreachable, "no server configured"',
       input: buildPacket(tcpTo(VIP_EMPTY.addr, 80, 40022)),
+      verdict: XDP.PASS,
+      output: icmpError(buildPacket(tcpTo(VIP_EMPTY.addr, 80, 40022)), 3, 3),
+      stats: { REJECT: 1, TX_PASS: 1 },
+      vipStats: { [VIP_EMPTY.id]: { noServerPkts: 1, bytes: len(tcpTo(VIP_EMPTY.addr, 80, 40022)) } },
+    },
+    {
+      description: 'VIP without backends, a VLAN-tagged packet with payload: the reject keeps the tag and quotes 8 bytes',
+      input: buildPacket(tcpTo(VIP_EMPTY.addr, 80, 40026, { vlan: 7, payload: Buffer.from('hello, nobody') })),
+      verdict: XDP.PASS,
+      output: icmpError(buildPacket(tcpTo(VIP_EMPTY.addr, 80, 40026, { vlan: 7, payload: Buffer.from('hello, nobody') })), 3, 3),
+      stats: { REJECT: 1, TX_PASS: 1 },
+    },
+    {
+      description: 'VIP without backends, IP options: cannot be quoted by kpbpf, dropped',
+      input: buildPacket({ ...tcpTo(VIP_EMPTY.addr, 80, 40023), ipOptions: Buffer.from([1, 1, 1, 0]) }),
       verdict: XDP.DROP,
       output: 'input',
       stats: { DROP_NO_BACKEND: 1 },
-      vipStats: { [VIP_EMPTY.id]: { noServerPkts: 1, bytes: len(tcpTo(VIP_EMPTY.addr, 80, 40022)) } },
     },
     {
       description: 'UDP with checksum 0 keeps checksum 0 after DNAT',
@@ -361,6 +384,34 @@ function fixtures(): Fixture[] {
       stats: { DROP_MALFORMED: 1 },
     },
     {
+      description: 'transit TCP with a data offset below 5 passes untouched (a router forwards it)',
+      input: mutate(tcpTo('198.18.30.1', 80, 40024), (b) => (b[14 + 20 + 12] = 0x40)),
+      verdict: XDP.PASS,
+      output: 'input',
+      stats: { PASS_MALFORMED: 1 },
+    },
+    {
+      description: 'transit UDP whose header is longer than the IP total length passes untouched',
+      input: mutate({ ...udpSum, dst: '198.18.30.1' }, (b) => b.writeUInt16BE(20 + 4, 16)),
+      verdict: XDP.PASS,
+      output: 'input',
+      stats: { PASS_MALFORMED: 1 },
+    },
+    {
+      description: 'TCP with a data offset below 5 to a VIP is dropped',
+      input: mutate(tcpTo(VIP_TCP.addr, 80, 40025), (b) => (b[14 + 20 + 12] = 0x40)),
+      verdict: XDP.DROP,
+      output: 'input',
+      stats: { DROP_MALFORMED: 1 },
+    },
+    {
+      description: 'a malformed reply of a NATed connection is dropped, not passed untranslated',
+      input: mutate(reply(beA, synA.sport!), (b) => (b[14 + 20 + 12] = 0x30)),
+      verdict: XDP.DROP,
+      output: 'input',
+      stats: { DROP_MALFORMED: 1 },
+    },
+    {
       description: 'prefix VIP (198.18.64.0/24) matches through the LPM trie',
       input: buildPacket(pfxSyn),
       verdict: XDP.PASS,
@@ -445,20 +496,20 @@ function fixtures(): Fixture[] {
       beStats: { 2: { packets: 0, bytes: 0 }, 5: { packets: 1, bytes: len(drainNew) } },
     },
     {
-      description: 'a slot still naming a draining backend is "no server configured"',
+      description: 'a slot still naming a draining backend is "no server configured" (rejected)',
       setup: (dp) => setTable(dp, VIP_TCP.id, Array(TABLE_LEN).fill(2)),
       input: buildPacket(tcpTo(VIP_TCP.addr, 80, 44000)),
-      verdict: XDP.DROP,
-      output: 'input',
-      stats: { DROP_NO_BACKEND: 1 },
+      verdict: XDP.PASS,
+      output: icmpError(buildPacket(tcpTo(VIP_TCP.addr, 80, 44000)), 3, 3),
+      stats: { REJECT: 1, TX_PASS: 1 },
       vipStats: { [VIP_TCP.id]: { noServerPkts: 1, bytes: len(tcpTo(VIP_TCP.addr, 80, 44000)) } },
     },
     {
-      description: 'idle timeout: a flow is created with a 30 ms timeout',
+      description: 'idle timeout: a connection opens (SYN sent, whose timeout is set to 1 s)',
       setup: (dp) => {
         setBackend(dp, be(2), BACKEND_STATE.active, 1);
         setTable(dp, VIP_TCP.id, [1, 2, 1, 2, 1, 2, 1]);
-        setConfig(dp, { flowTimeoutNs: 30_000_000n });
+        setConfig(dp, { timeouts: { tcp_syn_sent: 1 } });
       },
       input: buildPacket(idleSyn),
       verdict: XDP.PASS,
@@ -467,9 +518,9 @@ function fixtures(): Fixture[] {
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, bytes: len(idleSyn) } },
     },
     {
-      description: 'idle timeout: after 150 ms idle the flow re-selects (Maglev now says backend 2)',
+      description: 'idle timeout: after 1.2 s idle the connection is gone and a new one picks again (Maglev now says backend 2)',
       setup: async (dp) => {
-        await sleep(150);
+        await sleep(IDLE_MS);
         setTable(dp, VIP_TCP.id, Array(TABLE_LEN).fill(2));
       },
       input: buildPacket(idleSyn),
@@ -479,12 +530,12 @@ function fixtures(): Fixture[] {
       vipStats: { [VIP_TCP.id]: { firstPkts: 1, existingPkts: 0, bytes: len(idleSyn) } },
     },
     {
-      description: 'idle timeout: a reply whose rev-nat entry is older than the timeout is not SNATed',
-      setup: () => sleep(150),
+      description: 'idle timeout: a reply of an expired connection is not SNATed, and its entry is removed',
+      setup: () => sleep(IDLE_MS),
       input: buildPacket(reply(be(2), idleSyn.sport!)),
       verdict: XDP.PASS,
       output: 'input',
-      stats: { PASS_NO_MATCH: 1 },
+      stats: { PASS_NO_MATCH: 1, CT_STALE: 1 },
     },
     {
       description: 'without KP_CONF_F_NO_FIB, ingress lo: nothing to redirect to, XDP_PASS after DNAT',

@@ -10,7 +10,7 @@ import t from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import { addU64 } from '../../src/maps/map.js';
 import { buildPacket, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
-import { BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, pinToCpu, XDP } from '../helpers/bpf.js';
+import { testConfig, BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, pinToCpu, XDP } from '../helpers/bpf.js';
 
 const NS = `kpbpf-h1-fib-${process.pid}`;
 const CLONE_NEWNET = 0x40000000;
@@ -86,7 +86,7 @@ if (reason) {
   const kpaMac = mac('kpa');
 
   dp = loadDataplane({ objectPath: KP_OBJECT, buckets: 1024 });
-  dp.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: 1, nVipPrefixes: 0, flags: 0 });
+  dp.maps.config.update(0, testConfig({ flags: 0 }));
   dp.maps.vips.update({ addr: VIP.addr, port: VIP.port, proto: 6 }, { id: 1, tableLen: 7, flags: 0, targetPort: BACKEND.port });
   dp.maps.backends.update(1, { addr: BACKEND.addr, port: BACKEND.port, state: BACKEND_STATE.active, gen: 1, vipId: 1, weight: 1 });
   dp.setMaglevTable(1, Array(7).fill(1));
@@ -162,7 +162,7 @@ if (reason) {
   });
 
   t.test('KP_CONF_F_NO_FIB: XDP_PASS even though a redirect is possible', async (t) => {
-    live.maps.config.update(0, { flowTimeoutNs: 0n, hashSeed: 1, nVipPrefixes: 0, flags: KP_CONF_F_NO_FIB });
+    live.maps.config.update(0, testConfig({ flags: KP_CONF_F_NO_FIB }));
     const p = syn(40005);
     const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
     t.equal(res.retval, XDP.PASS);

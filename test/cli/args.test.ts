@@ -34,7 +34,9 @@ const cases: [string, string[], RegExp][] = [
   ['backend add bad weight', ['backend', 'add', '198.18.100.10/32', 'weight', '0', '198.18.1.2'], /weight: expected an integer from 1 to 65535, got 0/],
   ['conf buckets not a power of two', ['conf', 'buckets', '1000'], /buckets: expected an integer from 1024 to 16777216, got 1000/],
   ['conf buckets power of two check', ['conf', 'buckets', '3000'], /buckets: expected a power of two/],
-  ['conf timeout 0', ['conf', 'timeout', '0'], /timeout: expected an integer from 1 to 86400, got 0/],
+  ['conf timeout 0', ['conf', 'timeout', '0'], /timeout udp: expected an integer from 1 to 2592000, got 0/],
+  ['conf timeout of an unknown state', ['conf', 'timeout', 'tcp_bogus', '5'], /timeout: expected seconds or one of tcp_syn_sent, .*, got 'tcp_bogus'/],
+  ['conf timeout without seconds', ['conf', 'timeout', 'tcp_close'], /timeout tcp_close: expected a value/],
   ['show unknown', ['show', 'everything'], /show: expected one of vips, backends, flows, stats, conf, interfaces, got 'everything'/],
 ];
 

@@ -92,14 +92,16 @@ function run() {
   });
 
   t.test('graceful removal: a backend with a live flow drains, without one it is freed', async (t) => {
-    // A live flow pinned to 198.18.1.2, as the data plane would have written it.
+    // A live connection on 198.18.1.2, as the data plane would have written its record.
     withControl((c) => {
       const b = c.listVips()[0].backends.find((x) => x.address === '198.18.1.2')!;
-      c.dp.maps.flows.update(
+      c.dp.maps.ct.update(
         { saddr: '198.18.0.2', daddr: '198.18.100.10', sport: 40000, dport: 80, proto: 6 },
-        { backendId: b.id, backendGen: b.gen, lastSeenNs: process.hrtime.bigint(), revSeenNs: 0n },
+        { vipAddr: '::', lastSeenNs: process.hrtime.bigint(), backendId: b.id, backendGen: b.gen, vipId: 1, vipPort: 0, clientPort: 40000, state: 3, flags: 0 },
       );
     });
+    const flows = await json('show', 'flows');
+    t.match(flows, [{ client: '198.18.0.2:40000', vip: '198.18.100.10:80', backend: '198.18.1.2:8081', state: 'established', timeoutSeconds: 86400, stale: false }]);
     const r = await json('backend', 'del', '198.18.100.10/32', '198.18.1.2');
     t.match(r, [{ address: '198.18.1.2', state: 'draining', flushed: false }]);
     let [vip] = await json('show', 'backends');
@@ -107,8 +109,8 @@ function run() {
       ['198.18.1.2', 'draining', 0],
       ['198.18.2.2', 'active', 2039],
     ]);
-    // Once its flow is idle past the timeout, the next change collects it.
-    withControl((c) => c.dp.maps.flows.delete({ saddr: '198.18.0.2', daddr: '198.18.100.10', sport: 40000, dport: 80, proto: 6 }));
+    // Once its connection is gone, the next change collects it.
+    withControl((c) => c.dp.maps.ct.delete({ saddr: '198.18.0.2', daddr: '198.18.100.10', sport: 40000, dport: 80, proto: 6 }));
     await json('backend', 'add', '198.18.100.10/32', '198.18.3.2');
     await json('backend', 'del', '198.18.100.10/32', '198.18.3.2');
     [vip] = await json('show', 'backends');
@@ -127,12 +129,23 @@ function run() {
     t.equal(slot.gen, gen + 1, 'generation bumped: flows pinned to it re-select');
   });
 
-  t.test('conf: timeout and buckets (a reload that keeps VIPs and backends)', async (t) => {
+  t.test('conf: timeouts and buckets (a reload that keeps VIPs, backends and connections)', async (t) => {
     await json('backend', 'add', '198.18.100.10/32', '198.18.4.2');
-    t.match(await json('conf', 'timeout', '10'), { timeout: 10, buckets: 65536 });
+    t.match(await json('conf', 'timeout', '10'), { timeout: 10, timeouts: { udp: 10, tcp_established: 86400 }, buckets: 131072 });
+    t.match(await json('conf', 'timeout', 'tcp_established', '7200', 'timeout', 'tcp_close', '5'), {
+      timeouts: { udp: 10, tcp_established: 7200, tcp_close: 5, tcp_close_wait: 3600 },
+    });
+    const conn = { saddr: '198.18.0.3', daddr: '198.18.100.10', sport: 40001, dport: 80, proto: 6 };
+    withControl((c) => {
+      const b = c.listVips()[0].backends[0];
+      c.dp.maps.ct.update(conn, { vipAddr: '::', lastSeenNs: process.hrtime.bigint(), backendId: b.id, backendGen: b.gen, vipId: 1, vipPort: 0, clientPort: 40001, state: 3, flags: 0 });
+    });
     const vipsBefore = await json('show', 'backends');
     t.match(await json('conf', 'buckets', '2048'), { timeout: 10, buckets: 2048 });
     t.same(await json('show', 'backends'), vipsBefore, 'VIPs, backends and tables survive the reload');
+    t.equal(withControl((c) => c.dp.maps.ct.info.maxEntries), 4096, 'two entries per connection');
+    t.ok(withControl((c) => c.dp.maps.ct.lookup(conn)), 'the connection was copied into the new table');
+    withControl((c) => c.dp.maps.ct.delete(conn));
   });
 
   const config = {
@@ -226,7 +239,7 @@ function run() {
     t.match(s.err, /bad\.json:1:\d+/, 'a JSON syntax error names file, line and column');
   });
 
-  t.test('show stats and flows read the per-CPU maps', async (t) => {
+  t.test('show stats and flows read the counters and the connection table', async (t) => {
     const s = await json('show', 'stats');
     t.ok('dnat' in s.global && 'pass_no_match' in s.global);
     t.match(s.vips[0].counters, { existingPkts: Number, firstPkts: Number, untrackedPkts: Number, noServerPkts: Number });
@@ -242,7 +255,7 @@ function run() {
     const vipsBefore = await json('show', 'backends');
     writeFileSync(file, JSON.stringify({ ...config, conf: { buckets: 4096, timeout: 30 } }));
     const r = await json('apply', '-f', file);
-    t.same(r.ops, ['conf buckets 4096 timeout 30']);
+    t.same(r.ops, ['conf buckets 4096']);
     t.match(await json('show', 'conf'), { buckets: 4096, timeout: 30 });
     t.same(await json('show', 'backends'), vipsBefore, 'VIPs, backends and tables survive the reload');
   });

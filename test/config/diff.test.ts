@@ -2,13 +2,16 @@ import t from 'tap';
 import { diffConfig, formatOp, type RunningState, type Plan, type PlanOp } from '../../src/config/diff.js';
 import { parseConfig } from '../../src/config/validate.js';
 import type { KpConfig } from '../../src/config/types.js';
+import { DEFAULT_TIMEOUTS } from '../../src/config/timeouts.js';
+
+const T = DEFAULT_TIMEOUTS;
 
 const vip80 = { prefix: '198.18.100.1/32', protocol: 'tcp' as const, port: 80 };
 const vip53 = { prefix: '2001:db8:100::/64', protocol: 'udp' as const, port: 53 };
 
 const full = (): KpConfig =>
   parseConfig({
-    conf: { buckets: 65536, timeout: 40 },
+    conf: { buckets: 131072 },
     interfaces: [{ name: 'eth0', mode: 'native', redirect: true }, { name: 'eth1' }],
     vips: [
       { prefix: '198.18.100.1/32', port: 80, target_port: 8080, backends: ['198.18.1.2', { address: '198.18.1.3', weight: 2 }] },
@@ -16,11 +19,11 @@ const full = (): KpConfig =>
     ],
   });
 
-const empty = (): RunningState => ({ conf: { buckets: 65536, timeout: 40 }, interfaces: [], vips: [] });
+const empty = (): RunningState => ({ conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS } }, interfaces: [], vips: [] });
 
 /** The running state that `full()` leaves behind. */
 const fullRunning = (): RunningState => ({
-  conf: { buckets: 65536, timeout: 40 },
+  conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS } },
   interfaces: [
     { name: 'eth0', mode: 'native', redirect: true },
     { name: 'eth1', mode: 'generic', redirect: false },
@@ -59,7 +62,7 @@ function apply(state: RunningState, plan: Plan): RunningState {
         s.interfaces.find((i) => i.name === op.name)!.redirect = op.redirect;
         break;
       case 'setConf':
-        s.conf = { buckets: op.buckets, timeout: op.timeout };
+        s.conf = { buckets: op.buckets, timeouts: { ...op.timeouts } };
         break;
       case 'addVip':
         s.vips.push({ ...op.vip, target_port: op.target_port, new_len: op.new_len, backends: [] });
@@ -119,10 +122,13 @@ t.test('no-op when equal', async (t) => {
 
 t.test('conf change', async (t) => {
   const want = full();
-  want.conf.timeout = 120;
-  t.same(diffConfig(want, fullRunning()), [{ op: 'setConf', buckets: 65536, timeout: 120, changed: ['timeout'] }]);
+  want.conf.timeouts.udp = 120;
+  t.same(diffConfig(want, fullRunning()), [{ op: 'setConf', buckets: 131072, timeouts: { ...T, udp: 120 }, changed: ['udp'] }]);
   want.conf.buckets = 1024;
-  t.same(diffConfig(want, fullRunning()), [{ op: 'setConf', buckets: 1024, timeout: 120, changed: ['buckets', 'timeout'] }]);
+  want.conf.timeouts.tcp_established = 7200;
+  const plan = diffConfig(want, fullRunning());
+  t.same(plan, [{ op: 'setConf', buckets: 1024, timeouts: { ...T, udp: 120, tcp_established: 7200 }, changed: ['buckets', 'tcp_established', 'udp'] }]);
+  t.same(plan.map(formatOp), ['conf buckets 1024 timeout tcp_established 7200 timeout udp 120']);
 });
 
 t.test('one backend added, one removed', async (t) => {
@@ -226,7 +232,7 @@ t.test('interfaces: mode and redirect', async (t) => {
 
 t.test('a mixed change, in order, reaches the desired state', async (t) => {
   const want = parseConfig({
-    conf: { buckets: 131072, timeout: 40 },
+    conf: { buckets: 65536 },
     interfaces: [{ name: 'eth2', mode: 'generic' }, { name: 'eth0', mode: 'native', redirect: true }],
     vips: [
       { prefix: '198.18.100.1/32', port: 80, target_port: 8080, new_len: 13, backends: [{ address: '198.18.1.3', weight: 3 }, '198.18.1.5'] },
@@ -240,7 +246,7 @@ t.test('a mixed change, in order, reaches the desired state', async (t) => {
   );
   t.same(plan.map(formatOp), [
     'detach eth1',
-    'conf buckets 131072 timeout 40',
+    'conf buckets 65536',
     'vip del 2001:db8:100::/64 udp port 53',
     'vip update 198.18.100.1/32 tcp port 80 target 8080 new_len 13',
     'backend add 198.18.100.1/32 tcp port 80 198.18.1.5 weight 1',

@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { DEFAULT_TIMEOUTS } from '../../src/config/timeouts.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { KpError } from '../../src/errors.js';
 
 const example = () => ({
-  conf: { buckets: 65536, timeout: 40 },
+  conf: { buckets: 131072, timeout: 30, timeouts: { tcp_established: 86400, tcp_close_wait: 3600 } } as { buckets: number; timeout: number; timeouts: Record<string, number> },
   interfaces: [{ name: 'eth0', mode: 'auto', redirect: true }],
   vips: [
     {
@@ -38,7 +39,7 @@ function problems(t: Test, doc: unknown): string[] {
 
 t.test('the README example is accepted, as given', async (t) => {
   t.same(parseConfig(example()), {
-    conf: { buckets: 65536, timeout: 40 },
+    conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS } },
     interfaces: [{ name: 'eth0', mode: 'auto', redirect: true }],
     vips: [
       {
@@ -58,13 +59,14 @@ t.test('the README example is accepted, as given', async (t) => {
 });
 
 t.test('defaults are filled', async (t) => {
-  t.same(parseConfig({}), { conf: { buckets: 65536, timeout: 40 }, interfaces: [], vips: [] });
+  t.same(parseConfig({}), { conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS } }, interfaces: [], vips: [] });
   const c = parseConfig({
     conf: { timeout: 7 },
     interfaces: [{ name: 'veth-node0' }],
     vips: [{ prefix: '198.18.100.1', port: 53 }, { prefix: '2001:db8:100::1', port: 443, backends: ['2001:db8:1::2'] }],
   });
-  t.same(c.conf, { buckets: 65536, timeout: 7 });
+  t.same(c.conf, { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS, udp: 7 } }, 'timeout is the UDP timeout');
+  t.same(parseConfig({ conf: { timeouts: { tcp_established: 3600, tcp_close: 5 } } }).conf.timeouts, { ...DEFAULT_TIMEOUTS, tcp_established: 3600, tcp_close: 5 });
   t.same(c.interfaces, [{ name: 'veth-node0', mode: 'auto', redirect: false }]);
   t.same(c.vips[0], { prefix: '198.18.100.1/32', family: 4, protocol: 'tcp', port: 53, target_port: 53, new_len: 1021, backends: [] });
   t.same(c.vips[1].backends, [{ address: '2001:db8:1::2', weight: 1 }]);
@@ -86,7 +88,10 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['buckets not a power of two', (d) => (d.conf.buckets = 5000), '/conf/buckets: must be a power of two, got 5000'],
     ['buckets not an integer', (d) => (d.conf.buckets = 1024.5), '/conf/buckets: must be integer, got 1024.5'],
     ['timeout 0', (d) => (d.conf.timeout = 0), '/conf/timeout: must be >= 1, got 0'],
-    ['timeout too long', (d) => (d.conf.timeout = 86401), '/conf/timeout: must be <= 86400, got 86401'],
+    ['timeout too long', (d) => (d.conf.timeout = 2592001), '/conf/timeout: must be <= 2592000, got 2592001'],
+    ['a state timeout 0', (d) => (d.conf.timeouts.tcp_established = 0), '/conf/timeouts/tcp_established: must be >= 1, got 0'],
+    ['an unknown state', (d) => (d.conf.timeouts.tcp_listen = 5), '/conf/timeouts/tcp_listen: unknown property'],
+    ['timeout and timeouts.udp disagree', (d) => (d.conf.timeouts.udp = 31), '/conf/timeout: is the UDP timeout and contradicts /conf/timeouts/udp (30 vs 31)'],
     ['timeout a string', (d) => ((d.conf as any).timeout = '40'), '/conf/timeout: must be integer, got "40"'],
     ['unknown conf key', (d) => ((d.conf as any).bukets = 1), '/conf/bukets: unknown property'],
     ['unknown top-level key', (d) => ((d as any).service = []), '/service: unknown property'],

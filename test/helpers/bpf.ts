@@ -5,6 +5,8 @@ import { existsSync } from 'node:fs';
 import koffi from 'koffi';
 import { KP_STAT_NAMES } from '../../src/dataplane/stats.js';
 import { DEFAULT_OBJECT } from '../../src/loader/index.js';
+import type { Config } from '../../src/maps/codecs.js';
+import { DEFAULT_TIMEOUTS, timeoutSlots, type CtTimeouts } from '../../src/config/timeouts.js';
 
 export { BACKEND_STATE } from '../../src/dataplane/vips.js';
 
@@ -46,4 +48,10 @@ export function bpfSkipReason(rootFor = 'BPF_PROG_TEST_RUN and map creation need
   if (process.getuid?.() !== 0) return `needs root: ${rootFor}`;
   if (!existsSync(KP_OBJECT)) return `${KP_OBJECT} is missing: run npm run build:bpf`;
   return undefined;
+}
+
+/** A kp_config for a test: the default timeouts (kube-proxy's), hash seed 1, no prefixes, no flags. */
+export function testConfig(o: Partial<Config> & { timeouts?: Partial<CtTimeouts> } = {}): Config {
+  const { timeouts, ...rest } = o;
+  return { timeoutS: timeoutSlots({ ...DEFAULT_TIMEOUTS, ...timeouts }), hashSeed: 1, nVipPrefixes: 0, flags: 0, ...rest };
 }

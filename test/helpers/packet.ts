@@ -295,3 +295,15 @@ export function completeChecksum(buf: Buffer): Buffer {
   out.writeUInt16BE(out[layout(out).l3 + 9] === IPPROTO_UDP && c === 0 ? 0xffff : c, off);
   return out;
 }
+
+/** The ICMP error a router sends about `orig` (a frame built here), as kpbpf writes it: same MACs
+ * and tag, IPv4 from orig's destination to its source (TOS 0xc0, id 0, TTL 64, no DF), ICMP
+ * type/code with `rest` (4 bytes: unused, or the next-hop MTU), quoting orig's IP header and the
+ * first 8 bytes after it. Checksums from scratch. */
+export function icmpError(orig: Buffer, type: number, code: number, rest = Buffer.alloc(4)): Buffer {
+  const p = parsePacket(orig);
+  const { l3, l4 } = layout(orig);
+  const icmp = Buffer.concat([Buffer.from([type, code, 0, 0]), rest, orig.subarray(l3, l4 + 8)]);
+  icmp.writeUInt16BE(inetChecksum(icmp), 2);
+  return buildPacket({ srcMac: p.srcMac, dstMac: p.dstMac, vlan: p.vlan, src: p.dst, dst: p.src, proto: IPPROTO_ICMP, payload: icmp, tos: 0xc0, id: 0, df: false, ttl: 64 });
+}

@@ -35,7 +35,7 @@ t.test('fixture object: load, test run, Maglev publish and clear', { skip }, asy
   t.teardown(() => removeFixture(obj));
   const dp = loadDataplane({ objectPath: obj, buckets: 256 });
   t.teardown(() => dp.close());
-  t.equal(dp.maps.flows.info.maxEntries, 256, 'buckets sets kp_flows max_entries');
+  t.equal(dp.maps.ct.info.maxEntries, 512, 'buckets sets kp_ct max_entries (two entries per connection)');
   t.equal(dp.pinDir, undefined);
 
   const r = testRun(dp.progFd, arp(), { repeat: 5 });
@@ -98,7 +98,7 @@ t.test('pins: maps and program pinned, reused on reload, found by openPinned', {
 
   t.throws(() => loadDataplane({ objectPath: obj, buckets: 4096, pinDir }), {
     code: 'KP_ERR_STATE',
-    message: /kp_flows is incompatible.*max_entries: pinned 128, object 4096/,
+    message: /kp_ct is incompatible.*max_entries: pinned 256, object 8192/,
   });
 
   mkdirSync(join(fs.dir, 'empty'));
@@ -130,7 +130,7 @@ const noReal = skip || (existsSync(REAL_OBJECT) ? false : `${REAL_OBJECT} is mis
 t.test('the real data plane loads and passes non-IP traffic', { skip: noReal }, async (t) => {
   const dp = loadDataplane({ buckets: 1024 });
   t.teardown(() => dp.close());
-  t.equal(dp.maps.flows.info.maxEntries, 1024);
+  t.equal(dp.maps.ct.info.maxEntries, 2048);
   const r = testRun(dp.progFd, arp(), { repeat: 3, ingressIfindex: 1 });
   t.equal(r.retval, XDP_PASS);
   t.same(r.data, arp(), 'not one byte changed');

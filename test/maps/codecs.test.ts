@@ -5,7 +5,7 @@ const hex = (b: Buffer) => b.toString('hex');
 const V4 = (a: string) => '00000000000000000000ffff' + a; // ::ffff: prefix + 4 address bytes in hex
 
 t.test('flow key: addresses mapped, ports in network order, padding zero', async (t) => {
-  const k = { saddr: '198.18.0.1', daddr: '198.18.1.10', sport: 40000, dport: 80, proto: 6 };
+  const k = { saddr: '198.18.0.1', daddr: '198.18.1.10', sport: 40000, dport: 80, proto: 6, dir: 0 };
   const b = c.flowKey.encode(k);
   t.equal(b.length, 40);
   t.equal(hex(b), V4('c6120001') + V4('c612010a') + '9c40' + '0050' + '06' + '000000');
@@ -32,16 +32,20 @@ t.test('vip, backend, flow, rev nat, config: exact bytes and round trip', async 
   t.equal(hex(c.backend.encode(be)), V4('c6120203') + '1f90' + '01' + '00' + '05000000' + '07000000' + '0200' + '0000');
   t.same(c.backend.decode(c.backend.encode(be)), be);
 
-  const fl = { backendId: 9, backendGen: 2, lastSeenNs: 0x0102030405060708n, revSeenNs: 1n };
-  t.equal(hex(c.flow.encode(fl)), '09000000' + '02000000' + '0807060504030201' + '0100000000000000');
-  t.same(c.flow.decode(c.flow.encode(fl)), fl);
+  const ct = { vipAddr: '198.18.0.10', lastSeenNs: 0x0102030405060708n, backendId: 9, backendGen: 2, vipId: 7, vipPort: 80, clientPort: 40000, state: 3, flags: 0x9 };
+  t.equal(
+    hex(c.ct.encode(ct)),
+    V4('c612000a') + '0807060504030201' + '09000000' + '02000000' + '07000000' + '0050' + '9c40' + '03' + '09' + '0000' + '00000000',
+  );
+  t.same(c.ct.decode(c.ct.encode(ct)), ct);
 
-  const rn = { vipAddr: '198.18.0.10', vipPort: 80, vipId: 7, lastSeenNs: 10n };
-  t.equal(hex(c.revNat.encode(rn)), V4('c612000a') + '0050' + '0000' + '07000000' + '0a00000000000000');
-  t.same(c.revNat.decode(c.revNat.encode(rn)), rn);
+  const rk = { saddr: '198.18.0.1', daddr: '198.18.0.2', sport: 1, dport: 2, proto: 17, dir: 1 };
+  t.equal(hex(c.flowKey.encode(rk)).slice(2 * 32), '0001' + '0002' + '11' + '01' + '0000', 'ports, proto, dir, pad');
 
-  const cf = { flowTimeoutNs: 40_000_000_000n /* 0x9_502f_9000 */, hashSeed: 0xdeadbeef, nVipPrefixes: 3, flags: 1 };
-  t.equal(hex(c.config.encode(cf)), '00902f5009000000' + 'efbeadde' + '03000000' + '01000000' + '00000000');
+  const cf = { timeoutS: [0, 120, 60, 86400, 120, 3600, 30, 120, 10, 30, 120, 0], hashSeed: 0xdeadbeef, nVipPrefixes: 3, flags: 1 };
+  const cfHex = hex(c.config.encode(cf));
+  t.equal(cfHex.slice(0, 32), 'efbeadde' + '03000000' + '01000000' + '00000000');
+  t.equal(cfHex.slice(32 + 3 * 8, 32 + 4 * 8), '80510100', 'timeout_s[KP_CT_ESTABLISHED] = 86400');
   t.same(c.config.decode(c.config.encode(cf)), cf);
 });
 
@@ -66,7 +70,7 @@ t.test('decode at an offset', async (t) => {
 
 t.test('every codec size equals its layout size, and fields tile the struct', async (t) => {
   const pairs: Array<[keyof typeof c.LAYOUTS, c.Codec<unknown>]> = [
-    ['kp_flow_key', c.flowKey], ['kp_flow', c.flow], ['kp_rev_nat', c.revNat], ['kp_vip_key', c.vipKey],
+    ['kp_flow_key', c.flowKey], ['kp_ct', c.ct], ['kp_vip_key', c.vipKey],
     ['kp_vip_pfx_key', c.vipPfxKey], ['kp_vip', c.vip], ['kp_backend', c.backend], ['kp_config', c.config],
     ['kp_vip_stats', c.vipStats], ['kp_backend_stats', c.backendStats], ['bpf_devmap_val', c.devmapVal],
   ];

@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* kp_ct.h: the connection table: one record per NATed connection, kept alive and given TCP state
+ * by both directions, with a reply entry per connection that names it. */
+#ifndef KP_CT_H
+#define KP_CT_H
+
+#include "kp_maps.h"
+#include "kp_lb.h"
+
+#define KP_NS_PER_S 1000000000ULL
+#define KP_TCP_FIN 0x01
+#define KP_TCP_SYN 0x02
+#define KP_TCP_RST 0x04
+#define KP_TCP_ACK 0x10
+#define KP_CT_FINS (KP_CT_F_FIN_ORIG | KP_CT_F_FIN_REPLY)
+/* A connection idle this long has its reply entry checked on its next forward packet, so an
+ * entry the LRU evicted under pressure comes back before the backend speaks again. */
+#define KP_CT_REPLY_CHECK_NS KP_NS_PER_S
+/* Client ports tried when a new connection's reply tuple is taken (netfilter's port remap). */
+#define KP_REMAP_TRIES 4
+#define KP_REMAP_PORT_MIN 32768
+#define KP_REMAP_PORT_SPAN 28232 /* 32768-60999, Linux's default ephemeral range */
+#define KP_REMAP_STRIDE 7919
+
+/* How a VIP packet's backend was found (selects the per-VIP counter). */
+enum kp_ct_kind {
+	KP_CT_EXISTING,
+	KP_CT_FIRST,
+	KP_CT_UNTRACKED,
+	KP_CT_NO_SERVER,
+	KP_CT_CLASH,
+};
+
+/* Idle longer than its state's timeout (0: never expires). */
+static __always_inline int kp_ct_expired(const struct kp_ct *ct, const struct kp_config *cfg, __u64 now)
+{
+	__u32 state = ct->state;
+	__u64 timeout;
+
+	if (state >= KP_CT_STATES)
+		return 1;
+	timeout = (__u64)cfg->timeout_s[state] * KP_NS_PER_S;
+	return timeout && now > ct->last_seen_ns && now - ct->last_seen_ns > timeout;
+}
+
+/* Closed (RST, or both FINs acknowledged): a new connection may take its tuple. */
+static __always_inline int kp_ct_closed(const struct kp_ct *ct)
+{
+	return ct->state == KP_CT_TIME_WAIT || ct->state == KP_CT_CLOSE;
+}
+
+static __always_inline int kp_tcp_pure_syn(const struct kp_pkt *pkt)
+{
+	return pkt->proto == IPPROTO_TCP &&
+	       (pkt->tcp_flags & (KP_TCP_SYN | KP_TCP_ACK | KP_TCP_RST | KP_TCP_FIN)) == KP_TCP_SYN;
+}
+
+/* The state after one packet in direction dir, as conntrack moves it. flags gets the FIN bits. */
+static __always_inline __u8 kp_ct_next_state(__u8 state, __u8 *flags, const struct kp_pkt *pkt, int dir)
+{
+	__u8 tf = pkt->tcp_flags;
+	__u8 fin_dir = dir == KP_DIR_ORIG ? KP_CT_F_FIN_ORIG : KP_CT_F_FIN_REPLY;
+
+	if (pkt->proto != IPPROTO_TCP)
+		return dir == KP_DIR_REPLY ? KP_CT_UDP_STREAM : state;
+	if (tf & KP_TCP_RST)
+		return KP_CT_CLOSE;
+	if (tf & KP_TCP_SYN) {
+		if (dir == KP_DIR_REPLY && (tf & KP_TCP_ACK) && state == KP_CT_SYN_SENT)
+			return KP_CT_SYN_RECV;
+		return state;
+	}
+	if (tf & KP_TCP_FIN) {
+		*flags |= fin_dir;
+		if ((*flags & KP_CT_FINS) == KP_CT_FINS)
+			return state < KP_CT_LAST_ACK ? KP_CT_LAST_ACK : state;
+		return state < KP_CT_FIN_WAIT ? KP_CT_FIN_WAIT : state;
+	}
+	if (!(tf & KP_TCP_ACK))
+		return state;
+	if (state == KP_CT_SYN_RECV && dir == KP_DIR_ORIG)
+		return KP_CT_ESTABLISHED;
+	if (state == KP_CT_FIN_WAIT && !(*flags & fin_dir))
+		return KP_CT_CLOSE_WAIT; /* the other side acknowledged the FIN and keeps its half open */
+	if (state == KP_CT_LAST_ACK)
+		return KP_CT_TIME_WAIT;
+	return state;
+}
+
+/* One packet of the connection in direction dir: state and last-seen time. The record is shared
+ * by every CPU, so it is written only when something changed (the coarse clock moves in ticks). */
+static __always_inline void kp_ct_track(struct kp_ct *ct, const struct kp_pkt *pkt, int dir, __u64 now)
+{
+	__u8 flags = ct->flags;
+	__u8 state = kp_ct_next_state(ct->state, &flags, pkt, dir);
+
+	if (state != ct->state)
+		ct->state = state;
+	if (flags != ct->flags)
+		ct->flags = flags;
+	if (ct->last_seen_ns != now)
+		ct->last_seen_ns = now;
+}
+
+/* The forward key a reply entry names: client:port -> VIP:port. */
+static __always_inline void kp_ct_orig_key(struct kp_flow_key *fk, const struct kp_flow_key *rk,
+					   const struct kp_ct *rv)
+{
+	__builtin_memset(fk, 0, sizeof(*fk));
+	__builtin_memcpy(fk->saddr, rk->daddr, KP_ADDR_LEN);
+	__builtin_memcpy(fk->daddr, rv->vip_addr, KP_ADDR_LEN);
+	fk->sport = rv->client_port;
+	fk->dport = rv->vip_port;
+	fk->proto = rk->proto;
+}
+
+/* The live connection record a reply entry belongs to, or NULL when the entry is a leftover: its
+ * connection expired, was evicted, or picked another backend or client port since. */
+static __always_inline struct kp_ct *kp_ct_owner(const struct kp_flow_key *rk, const struct kp_ct *rv,
+						 const struct kp_config *cfg, __u64 now)
+{
+	struct kp_flow_key fk;
+	struct kp_ct *ct;
+
+	kp_ct_orig_key(&fk, rk, rv);
+	ct = bpf_map_lookup_elem(&kp_ct, &fk);
+	if (!ct || ct->backend_id != rv->backend_id || ct->backend_gen != rv->backend_gen ||
+	    ct->client_port != rk->dport || kp_ct_expired(ct, cfg, now))
+		return NULL;
+	return ct;
+}
+
+static __always_inline int kp_addr_eq(const __u8 *a, const __u8 *b)
+{
+	__u64 a0, a1, b0, b1;
+
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	return a0 == b0 && a1 == b1;
+}
+
+/* Takes the reply tuple rk for the connection rv describes: 0 if it is now ours, -1 if a live,
+ * open connection of another VIP or client port holds it. */
+static __always_inline int kp_ct_claim(const struct kp_flow_key *rk, const struct kp_ct *rv,
+				       const struct kp_config *cfg, __u64 now)
+{
+	struct kp_ct *old;
+
+	if (!bpf_map_update_elem(&kp_ct, rk, rv, BPF_NOEXIST))
+		return 0;
+	old = bpf_map_lookup_elem(&kp_ct, rk);
+	if (old && !(old->vip_port == rv->vip_port && old->client_port == rv->client_port &&
+		     kp_addr_eq(old->vip_addr, rv->vip_addr))) {
+		struct kp_ct *owner = kp_ct_owner(rk, old, cfg, now);
+
+		if (owner && !kp_ct_closed(owner))
+			return -1;
+	}
+	return bpf_map_update_elem(&kp_ct, rk, rv, BPF_ANY) ? -1 : 0;
+}
+
+/* Reply entry of a connection from key to backend be, the backend seeing client port nat_port. */
+static __always_inline void kp_ct_reply_entry(struct kp_flow_key *rk, struct kp_ct *rv,
+					      const struct kp_flow_key *key, const struct kp_backend *be,
+					      __u32 be_id, __u32 vip_id, __be16 nat_port)
+{
+	__builtin_memset(rk, 0, sizeof(*rk));
+	__builtin_memset(rv, 0, sizeof(*rv));
+	__builtin_memcpy(rk->saddr, be->addr, KP_ADDR_LEN);
+	__builtin_memcpy(rk->daddr, key->saddr, KP_ADDR_LEN);
+	rk->sport = be->port;
+	rk->dport = nat_port;
+	rk->proto = key->proto;
+	rk->dir = KP_DIR_REPLY;
+	__builtin_memcpy(rv->vip_addr, key->daddr, KP_ADDR_LEN);
+	rv->vip_port = key->dport;
+	rv->client_port = key->sport;
+	rv->vip_id = vip_id;
+	rv->backend_id = be_id;
+	rv->backend_gen = be->gen;
+	rv->flags = KP_CT_F_REPLY;
+}
+
+/* Claims the connection's reply tuple with the client's own port, or else with one of a few
+ * ports derived from the tuple's hash (netfilter remaps the same way). Returns the port the
+ * backend will see, or 0 when every candidate is held by a live connection. */
+static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, const struct kp_backend *be,
+					       __u32 be_id, __u32 vip_id, const struct kp_config *cfg, __u64 now)
+{
+	struct kp_flow_key rk;
+	struct kp_ct rv;
+	__u32 h;
+	int i;
+
+	kp_ct_reply_entry(&rk, &rv, key, be, be_id, vip_id, key->sport);
+	if (!kp_ct_claim(&rk, &rv, cfg, now))
+		return key->sport;
+	h = kp_flow_hash(key, cfg->hash_seed ^ be_id);
+#pragma unroll
+	for (i = 0; i < KP_REMAP_TRIES; i++) {
+		rk.dport = bpf_htons(KP_REMAP_PORT_MIN + (h + i * KP_REMAP_STRIDE) % KP_REMAP_PORT_SPAN);
+		if (!kp_ct_claim(&rk, &rv, cfg, now))
+			return rk.dport;
+	}
+	return 0;
+}
+
+/* The backend a forward packet's record holds, if that backend still serves the connection. */
+static __always_inline struct kp_backend *kp_ct_backend(const struct kp_ct *ct, __be32 *addr)
+{
+	struct kp_backend *be = kp_backend_v4(ct->backend_id, addr);
+
+	if (!be || be->gen != ct->backend_gen)
+		return NULL;
+	if (be->state != KP_BACKEND_ACTIVE && be->state != KP_BACKEND_DRAINING)
+		return NULL;
+	return be;
+}
+
+/* The result of looking up a VIP packet's connection. */
+struct kp_ct_pick {
+	struct kp_backend *be;
+	__u32 be_id;
+	__be32 be_addr;
+	__be16 nat_port; /* the source port to send to the backend */
+	__u8 loose;      /* a new record for a mid-connection packet */
+	__u8 remapped;
+};
+
+/* After an idle second, a forward packet makes sure its reply entry is still there (the LRU may
+ * have evicted it while the connection was quiet). */
+static __always_inline void kp_ct_reply_refresh(const struct kp_flow_key *key, const struct kp_ct *ct,
+						const struct kp_backend *be, const struct kp_config *cfg, __u64 now)
+{
+	struct kp_flow_key rk;
+	struct kp_ct rv;
+	struct kp_ct *cur;
+
+	kp_ct_reply_entry(&rk, &rv, key, be, ct->backend_id, ct->vip_id, ct->client_port);
+	cur = bpf_map_lookup_elem(&kp_ct, &rk);
+	if (cur && cur->backend_id == rv.backend_id && cur->backend_gen == rv.backend_gen &&
+	    cur->client_port == rv.client_port && cur->vip_port == rv.vip_port)
+		return;
+	kp_ct_claim(&rk, &rv, cfg, now);
+}
+
+/* Finds or creates the connection of a VIP packet; returns an enum kp_ct_kind. */
+static __always_inline int kp_ct_forward(const struct kp_flow_key *key, const struct kp_pkt *pkt,
+					 const struct kp_vip *vip, const struct kp_config *cfg, __u64 now,
+					 struct kp_ct_pick *pick)
+{
+	struct kp_ct nc = {};
+	struct kp_ct *ct;
+
+	ct = bpf_map_lookup_elem(&kp_ct, key);
+	if (ct && !kp_ct_expired(ct, cfg, now) && !(kp_ct_closed(ct) && kp_tcp_pure_syn(pkt))) {
+		pick->be = kp_ct_backend(ct, &pick->be_addr);
+		if (pick->be) {
+			if (now - ct->last_seen_ns > KP_CT_REPLY_CHECK_NS)
+				kp_ct_reply_refresh(key, ct, pick->be, cfg, now);
+			kp_ct_track(ct, pkt, KP_DIR_ORIG, now);
+			pick->be_id = ct->backend_id;
+			pick->nat_port = ct->client_port;
+			return KP_CT_EXISTING;
+		}
+	}
+	/* A new connection, or one whose record expired, closed or lost its backend. */
+	pick->be = kp_maglev_pick(key, vip, cfg->hash_seed, &pick->be_id, &pick->be_addr);
+	if (!pick->be)
+		return KP_CT_NO_SERVER;
+	pick->nat_port = kp_ct_claim_port(key, pick->be, pick->be_id, vip->id, cfg, now);
+	if (!pick->nat_port)
+		return KP_CT_CLASH;
+	pick->remapped = pick->nat_port != key->sport;
+	nc.backend_id = pick->be_id;
+	nc.backend_gen = pick->be->gen;
+	nc.vip_id = vip->id;
+	nc.client_port = pick->nat_port;
+	nc.last_seen_ns = now;
+	if (pick->remapped)
+		nc.flags |= KP_CT_F_REMAP;
+	if (pkt->proto != IPPROTO_TCP) {
+		nc.state = KP_CT_UDP;
+	} else if (kp_tcp_pure_syn(pkt)) {
+		nc.state = KP_CT_SYN_SENT;
+	} else {
+		/* Loose pick-up (conntrack's tcp_loose): a mid-stream packet, e.g. after an eviction or a
+		 * restart; Maglev gives the same backend while the VIP's table is unchanged. */
+		nc.flags |= KP_CT_F_LOOSE;
+		pick->loose = 1;
+		nc.state = kp_ct_next_state(KP_CT_ESTABLISHED, &nc.flags, pkt, KP_DIR_ORIG);
+	}
+	if (bpf_map_update_elem(&kp_ct, key, &nc, BPF_ANY))
+		return KP_CT_UNTRACKED;
+	return KP_CT_FIRST;
+}
+
+/* A reply entry for a packet's own tuple (backend -> client). */
+static __always_inline void kp_ct_reply_key(struct kp_flow_key *rk, const struct kp_flow_key *key)
+{
+	*rk = *key;
+	rk->dir = KP_DIR_REPLY;
+}
+
+/* A packet that is neither for a VIP nor a reply: if it opens a connection (a TCP SYN, any UDP)
+ * whose backend-side tuple a NATed connection holds, that connection's replies would be taken for
+ * its own. A live connection keeps the tuple and the newcomer is refused (-1); a closed one's
+ * leftover entry is removed so the newcomer's replies pass untouched (returns 1). */
+static __always_inline int kp_ct_direct(const struct kp_flow_key *key, const struct kp_pkt *pkt,
+					const struct kp_config *cfg, __u64 now)
+{
+	struct kp_flow_key rk = {};
+	struct kp_ct *rv, *owner;
+
+	if (pkt->proto == IPPROTO_TCP && !kp_tcp_pure_syn(pkt))
+		return 0;
+	__builtin_memcpy(rk.saddr, key->daddr, KP_ADDR_LEN);
+	__builtin_memcpy(rk.daddr, key->saddr, KP_ADDR_LEN);
+	rk.sport = key->dport;
+	rk.dport = key->sport;
+	rk.proto = key->proto;
+	rk.dir = KP_DIR_REPLY;
+	rv = bpf_map_lookup_elem(&kp_ct, &rk);
+	if (!rv)
+		return 0;
+	owner = kp_ct_owner(&rk, rv, cfg, now);
+	if (owner && !kp_ct_closed(owner))
+		return -1;
+	bpf_map_delete_elem(&kp_ct, &rk);
+	return 1;
+}
+
+#endif /* KP_CT_H */
