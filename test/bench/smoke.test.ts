@@ -6,12 +6,13 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { bench } from '../../src/bench/main.js';
 import { DATAPLANES } from '../../src/bench/dataplanes.js';
+import { skipUnlessCi } from '../helpers/ci.js';
 
 const root = process.getuid?.() === 0;
 const missing = ['gcc', 'nft', 'ethtool', 'bpftool', 'iptables-legacy-restore', 'iptables-nft-restore'].filter(
   (c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0,
 );
-const skip = !root ? 'needs root (network namespaces, XDP, bpffs)' : missing.length ? `missing tools: ${missing.join(', ')}` : false;
+const skip = skipUnlessCi(!root ? 'needs root (network namespaces, XDP, bpffs)' : missing.length ? `missing tools: ${missing.join(', ')}` : false);
 
 t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kpbench-smoke-'));

@@ -8,6 +8,7 @@ import * as codecs from '../../src/maps/codecs.js';
 import { addRecords } from '../../src/maps/map.js';
 import { buildPacket, IPPROTO_TCP, parsePacket, TCP_ACK, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
 import { BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, pinToCpu, testConfig, XDP } from '../helpers/bpf.js';
+import { skipUnlessCi } from '../helpers/ci.js';
 
 const SEED = 0x5eed1234;
 const TABLE_LEN = 7;
@@ -66,7 +67,7 @@ const reply = (sport: number, b: (typeof BACKENDS)[number], flags: number): Pack
 });
 const stateOf = (dp: Dataplane, sport: number) => codecs.CT_STATES[dp.maps.ct.lookup(keyOf(sport))!.state];
 
-const reason = skipReason();
+const reason = skipUnlessCi(skipReason());
 if (reason) {
   t.skip(`connections across CPUs: ${reason}`, async () => {});
 } else {

@@ -11,6 +11,7 @@ import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.j
 import { addU64 } from '../../src/maps/map.js';
 import { buildPacket, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
 import { testConfig, BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, pinToCpu, XDP } from '../helpers/bpf.js';
+import { skipUnlessCi } from '../helpers/ci.js';
 
 const NS = `kpbpf-h1-fib-${process.pid}`;
 const CLONE_NEWNET = 0x40000000;
@@ -62,7 +63,7 @@ function enter(path: string): void {
   }
 }
 
-const reason = skipReason();
+const reason = skipUnlessCi(skipReason());
 if (reason) {
   t.skip(`FIB redirect fixtures: ${reason}`, async () => {});
 } else {

@@ -9,8 +9,9 @@ import { Control } from '../../src/dataplane/control.js';
 import { lockPath } from '../../src/dataplane/lock.js';
 import { VipTable } from '../../src/dataplane/vips.js';
 import { DEFAULT_OBJECT } from '../../src/loader/index.js';
+import { skipUnlessCi } from '../helpers/ci.js';
 
-const skip = process.getuid?.() !== 0 ? 'needs root (bpffs, BPF maps)' : !existsSync(DEFAULT_OBJECT) ? `${DEFAULT_OBJECT} missing: run npm run build` : undefined;
+const skip = skipUnlessCi(process.getuid?.() !== 0 ? 'needs root (bpffs, BPF maps)' : !existsSync(DEFAULT_OBJECT) ? `${DEFAULT_OBJECT} missing: run npm run build` : undefined);
 
 if (skip) t.test('CLI against a live data plane', { skip }, async () => {});
 else run();

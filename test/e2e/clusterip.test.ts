@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { createTopology, type Backend, type Topology } from '../../src/testbed/topology.js';
+import { skipUnlessCi } from '../helpers/ci.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const KPBPF = resolve(root, 'bin/kpbpf.js');
@@ -26,7 +27,7 @@ function whyNot(): string | undefined {
   return undefined;
 }
 
-const skip = whyNot();
+const skip = skipUnlessCi(whyNot());
 if (skip) {
   t.test('end-to-end ClusterIP through XDP', { skip }, async () => {});
 } else {

@@ -7,6 +7,7 @@ import { KP_STAT_NAMES } from '../../src/dataplane/stats.js';
 import { DEFAULT_OBJECT } from '../../src/loader/index.js';
 import type { Config } from '../../src/maps/codecs.js';
 import { DEFAULT_TIMEOUTS, timeoutSlots, type CtTimeouts } from '../../src/config/timeouts.js';
+import { skipUnlessCi } from './ci.js';
 
 export { BACKEND_STATE } from '../../src/dataplane/vips.js';
 
@@ -45,8 +46,8 @@ export function pinToCpu(cpu: number): boolean {
 /** Why the BPF tests cannot run here (not root, object not built), or undefined if they can.
  * `rootFor` says what the test needs root for. */
 export function bpfSkipReason(rootFor = 'BPF_PROG_TEST_RUN and map creation need CAP_BPF/CAP_SYS_ADMIN'): string | undefined {
-  if (process.getuid?.() !== 0) return `needs root: ${rootFor}`;
-  if (!existsSync(KP_OBJECT)) return `${KP_OBJECT} is missing: run npm run build:bpf`;
+  if (process.getuid?.() !== 0) return skipUnlessCi(`needs root: ${rootFor}`);
+  if (!existsSync(KP_OBJECT)) return skipUnlessCi(`${KP_OBJECT} is missing: run npm run build:bpf`);
   return undefined;
 }
 
