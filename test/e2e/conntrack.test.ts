@@ -1,0 +1,223 @@
+// End to end, connection semantics a kube-proxy user relies on, with real sockets in namespaces
+// (198.18.0.0/15 only): a connection idle past the short timeouts where the server speaks first,
+// also after its backend was drained meanwhile; a direct connection reusing the client port of a
+// closed VIP connection; connect() to a VIP without endpoints refused at once.
+import t from 'tap';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmdirSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
+import { createTopology, type Backend, type Topology } from '../../src/testbed/topology.js';
+import { skipUnlessCi } from '../helpers/ci.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const KPBPF = resolve(root, 'bin/kpbpf.js');
+const VIP = '198.18.100.10';
+const VIP_LATE = '198.18.100.12';
+const VIP_EMPTY = '198.18.100.13';
+const LATE_PORT = 9000;
+const IDLE_MS = 3000; // longer than the 1 s UDP and handshake timeouts set below
+
+function whyNot(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces, XDP, bpffs)';
+  for (const f of [KPBPF, resolve(root, 'dist/testbed/servers.js'), resolve(root, 'build/kp.bpf.o')]) {
+    if (!existsSync(f)) return `${f} is missing: run npm run build first`;
+  }
+  return undefined;
+}
+
+/** A server that says nothing until IDLE_MS after a client connects, then greets and echoes. */
+const LATE_SERVER = `
+  const net = require('node:net');
+  const [name, port, idle] = process.argv.slice(1);
+  net.createServer((s) => {
+    const timer = setTimeout(() => s.write('late hello from ' + name + '\\n'), Number(idle));
+    s.on('data', (d) => s.write('echo ' + d));
+    s.on('close', () => clearTimeout(timer));
+    s.on('error', () => {});
+  }).listen(Number(port), () => console.log('ready'));`;
+
+/** Connects to host:port, waits for the server's first line, answers, prints what it saw. */
+const LATE_CLIENT = `
+  const net = require('node:net');
+  const [host, port] = process.argv.slice(1);
+  const t0 = Date.now();
+  const s = net.connect({ host, port: Number(port) });
+  let buf = '';
+  const done = (o) => { console.log(JSON.stringify(o)); s.destroy(); process.exit(0); };
+  setTimeout(() => done({ error: 'timeout', got: buf }), 15000);
+  s.on('connect', () => console.error('connected'));
+  s.on('data', (d) => {
+    buf += d;
+    if (buf.includes('late hello') && !buf.includes('echo')) s.write('bye\\n');
+    if (buf.includes('echo bye')) done({ got: buf, remote: s.remoteAddress + ':' + s.remotePort, ms: Date.now() - t0 });
+  });
+  s.on('error', (e) => done({ error: e.code || e.message, got: buf }));`;
+
+/** One HTTP/1.0 GET from a fixed local port; the server closes first. */
+const GET_FROM_PORT = `
+  const net = require('node:net');
+  const [host, port, localPort] = process.argv.slice(1);
+  const s = net.connect({ host, port: Number(port), localPort: Number(localPort) });
+  let body = '';
+  let remote, local;
+  s.setTimeout(5000, () => s.destroy(new Error('timeout')));
+  s.on('connect', () => {
+    remote = s.remoteAddress + ':' + s.remotePort;
+    local = s.localPort;
+    s.write('GET / HTTP/1.0\\r\\n\\r\\n');
+  });
+  s.on('data', (d) => (body += d));
+  s.on('close', () => {
+    const m = /"backend":"([^"]+)"/.exec(body);
+    console.log(JSON.stringify({ backend: m && m[1], remote, local }));
+  });
+  s.on('error', (e) => { console.log(JSON.stringify({ error: e.code || e.message })); process.exit(0); });`;
+
+/** connect() over TCP and a connected UDP send; reports the errors and how long they took. */
+const REFUSED_CLIENT = `
+  const net = require('node:net');
+  const dgram = require('node:dgram');
+  const [host] = process.argv.slice(1);
+  const out = {};
+  const t0 = Date.now();
+  const s = net.connect({ host, port: 80 });
+  s.setTimeout(5000, () => s.destroy(new Error('timeout')));
+  s.on('connect', () => { out.tcp = 'connected'; s.destroy(); });
+  s.on('error', (e) => { out.tcp = e.code || e.message; out.tcpMs = Date.now() - t0; udp(); });
+  function udp() {
+    const u = dgram.createSocket('udp4');
+    const t1 = Date.now();
+    const timer = setTimeout(() => { out.udp = 'no error'; u.close(); console.log(JSON.stringify(out)); }, 3000);
+    u.on('error', (e) => { clearTimeout(timer); out.udp = e.code || e.message; out.udpMs = Date.now() - t1; u.close(); console.log(JSON.stringify(out)); });
+    let closed = false; u.on('close', () => (closed = true));
+    u.connect(53, host, () => { u.send('q'); setTimeout(() => closed || u.send('q'), 200); });
+  }`;
+
+const skip = skipUnlessCi(whyNot());
+if (skip) {
+  t.test('end-to-end connection tracking', { skip }, async () => {});
+} else {
+  run();
+}
+
+function run() {
+  const bpffs = `/run/kpbpf-e2ect-${randomBytes(3).toString('hex')}`;
+  let topo: Topology | undefined;
+  const children: ChildProcess[] = [];
+
+  t.teardown(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    if (topo) {
+      try {
+        kp('detach', '--purge');
+      } catch {
+        // namespaces going away detach the links anyway
+      }
+      topo.destroy();
+    }
+    try {
+      execFileSync('umount', [bpffs]);
+    } catch {
+      // not mounted
+    }
+    try {
+      rmdirSync(bpffs);
+    } catch {
+      // already gone
+    }
+  });
+
+  function kp(...args: string[]): string {
+    return execFileSync('ip', ['netns', 'exec', topo!.node.ns, process.execPath, KPBPF, '--bpffs', bpffs, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+  const kpJson = (...args: string[]) => JSON.parse(kp('--json', ...args));
+  const inClient = (script: string, ...args: string[]) => JSON.parse(topo!.exec(topo!.client.ns, [process.execPath, '-e', script, ...args]).trim().split('\n').pop()!);
+
+  function startLateServer(b: Backend): Promise<void> {
+    const child = topo!.spawn(b.ns, [process.execPath, '-e', LATE_SERVER, b.name, String(LATE_PORT), String(IDLE_MS)]);
+    children.push(child);
+    return new Promise((ok, fail) => {
+      const timer = setTimeout(() => fail(new Error(`late server in ${b.ns} did not start`)), 10_000);
+      child.stdout!.on('data', (d) => String(d).includes('ready') && (clearTimeout(timer), ok()));
+    });
+  }
+
+  t.before(async () => {
+    mkdirSync(bpffs, { recursive: true });
+    execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]);
+    topo = createTopology({ backends: 2 });
+    for (const b of topo.backends) {
+      await topo.startServers(b);
+      await startLateServer(b);
+    }
+    kp('attach', ...topo.nodeIfs());
+    // The timeouts a connection must outlive: UDP (VPP's `timeout`) and the TCP handshake states.
+    kp('conf', 'timeout', '1', 'timeout', 'udp_stream', '1', 'timeout', 'tcp_syn_sent', '1', 'timeout', 'tcp_syn_recv', '1');
+    kp('vip', 'add', `${VIP}/32`, 'protocol', 'tcp', 'port', '80', 'target', '8080');
+    kp('vip', 'add', `${VIP_LATE}/32`, 'protocol', 'tcp', 'port', String(LATE_PORT));
+    kp('vip', 'add', `${VIP_EMPTY}/32`, 'protocol', 'tcp', 'port', '80');
+    kp('vip', 'add', `${VIP_EMPTY}/32`, 'protocol', 'udp', 'port', '53');
+    for (const v of [VIP, VIP_LATE]) kp('backend', 'add', `${v}/32`, 'protocol', 'tcp', ...topo.backends.map((b) => b.addr));
+  });
+
+  t.test('idle past the UDP and handshake timeouts, the server speaks first: the reply comes from the VIP', async (t) => {
+    const r = inClient(LATE_CLIENT, VIP_LATE, String(LATE_PORT));
+    t.notOk(r.error, `no error (${r.error ?? ''})`);
+    t.match(r.got, /late hello from b\d/, "the server's first words arrived after the idle time");
+    t.match(r.got, /echo bye/, 'and the connection still works both ways');
+    t.equal(r.remote, `${VIP_LATE}:${LATE_PORT}`, 'from the VIP');
+    t.ok(r.ms >= IDLE_MS, `idle ${r.ms} ms`);
+  });
+
+  t.test("idle, with its backend drained meanwhile: the connection stays on it", async (t) => {
+    const child = topo!.spawn(topo!.client.ns, [process.execPath, '-e', LATE_CLIENT, VIP_LATE, String(LATE_PORT)]);
+    children.push(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    const exited = new Promise<void>((ok) => child.on('exit', () => ok()));
+    const deadline = Date.now() + 5000;
+    while (!err.includes('connected') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300)); // the handshake's last ACK has passed
+    const flows = kpJson('show', 'flows', '--limit', '10000') as { vip: string; backend: string; state: string }[];
+    const conn = flows.find((f) => f.vip === `${VIP_LATE}:${LATE_PORT}` && f.state === 'established');
+    t.ok(conn, `the connection is tracked as established (${JSON.stringify(flows.filter((f) => f.vip.startsWith(VIP_LATE)))})`);
+    const addr = conn!.backend.split(':')[0];
+    kp('backend', 'del', `${VIP_LATE}/32`, 'protocol', 'tcp', addr);
+    await exited;
+    const r = JSON.parse(out.trim());
+    const name = topo!.backends.find((b) => b.addr === addr)!.name;
+    t.match(r.got, new RegExp(`late hello from ${name}`), `the drained backend ${name} spoke first, through the VIP`);
+    t.match(r.got, /echo bye/);
+    kp('backend', 'add', `${VIP_LATE}/32`, 'protocol', 'tcp', addr);
+  });
+
+  t.test('a direct connection reusing the client port of a closed VIP connection works', async (t) => {
+    const port = String(45000 + (process.pid % 1000));
+    const viaVip = inClient(GET_FROM_PORT, VIP, '80', port);
+    t.notOk(viaVip.error, `the VIP connection completed (${viaVip.error ?? ''})`);
+    t.equal(viaVip.remote, `${VIP}:80`);
+    const b = topo!.backends.find((x) => x.name === viaVip.backend)!;
+    t.ok(b, `served by ${viaVip.backend}`);
+    const direct = inClient(GET_FROM_PORT, b.addr, '8080', port);
+    t.notOk(direct.error, `the direct connection completed (${direct.error ?? ''})`);
+    t.equal(direct.local, Number(port), 'from the same client port');
+    t.equal(direct.remote, `${b.addr}:8080`, "its replies keep the backend's own address");
+    t.equal(direct.backend, b.name);
+    t.ok(kpJson('show', 'stats').global.ct_stale >= 1, "the closed connection's leftover was removed");
+  });
+
+  t.test('a VIP without endpoints: connect() fails at once with ECONNREFUSED, UDP too', async (t) => {
+    const r = inClient(REFUSED_CLIENT, VIP_EMPTY);
+    t.equal(r.tcp, 'ECONNREFUSED', 'TCP connect refused');
+    t.ok(r.tcpMs < 1000, `at once (${r.tcpMs} ms), not after a SYN timeout`);
+    t.equal(r.udp, 'ECONNREFUSED', 'a connected UDP socket gets ECONNREFUSED');
+    const s = kpJson('show', 'stats');
+    t.ok(s.global.reject >= 2, `ICMP port unreachable sent (${s.global.reject})`);
+    const v = s.vips.filter((x: { prefix: string }) => x.prefix === `${VIP_EMPTY}/32`);
+    t.ok(v.every((x: { counters: { noServerPkts: number } }) => x.counters.noServerPkts >= 1), 'counted as no server configured');
+  });
+}
