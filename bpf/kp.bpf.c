@@ -11,6 +11,7 @@
 #include "kp_lb.h"
 #include "kp_ct.h"
 #include "kp_icmp.h"
+#include "kp_icmp_xlate.h"
 #include "kp_fib.h"
 
 /* Verdict and counter of a packet we do not handle; it is never written to. */
@@ -33,17 +34,61 @@ static __always_inline int kp_unhandled(int rc)
 }
 
 /* Step 7: after a rewrite, redirect when allowed and routable, else hand to the kernel. A
- * partial checksum is finished before a redirect; one that cannot be finished goes to the kernel. */
-static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+ * partial checksum is finished before a redirect; one that cannot be finished goes to the kernel.
+ * KP_TX_FRAG_NEEDED (with *mtu) when the packet is too big for its route; nothing counted then. */
+static __always_inline int kp_route(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, __u32 *mtu)
 {
 	int act = XDP_PASS;
 
 	if (!(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan && pkt->l4_csum_state != KP_L4_CSUM_UNREAD)
-		act = kp_fib_redirect(ctx, pkt);
+		act = kp_fib_redirect(ctx, pkt, mtu);
+	if (act == KP_TX_FRAG_NEEDED)
+		return act;
 	if (act == XDP_REDIRECT)
 		kp_l4_csum_finish(pkt);
 	kp_stat_inc(act == XDP_REDIRECT ? KP_STAT_TX_REDIRECT : KP_STAT_TX_PASS);
 	return act;
+}
+
+/* kp_route for a packet that needs no further decision (an ICMP message kpbpf wrote). */
+static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+{
+	__u32 mtu = 0;
+	int act = kp_route(ctx, pkt, cfg, &mtu);
+
+	if (act != KP_TX_FRAG_NEEDED)
+		return act;
+	kp_stat_inc(KP_STAT_TX_PASS);
+	return XDP_PASS;
+}
+
+/* A translated packet too big for the route to its backend (dir ORIG) or client (dir REPLY). With
+ * DF, the kernel would answer "fragmentation needed" quoting the translated packet, which the
+ * sender cannot match to its socket (XDP never sees that egress ICMP): answer here instead and
+ * translate the quote back, so path-MTU discovery through a VIP works. Without DF the kernel
+ * fragments it. */
+static __always_inline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
+				      __u64 now, __u32 mtu, int dir)
+{
+	struct kp_icmp_err e;
+	__u32 ok;
+
+	if (!(pkt->ip->frag_off & bpf_htons(KP_IP_DF))) {
+		kp_stat_inc(KP_STAT_TX_PASS);
+		return XDP_PASS;
+	}
+	if (kp_icmp_error(ctx, pkt, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, bpf_htonl(mtu & 0xffff)) ||
+	    kp_icmp_err_parse(pkt, &e)) {
+		kp_stat_inc(KP_STAT_DROP_MALFORMED);
+		return XDP_DROP;
+	}
+	ok = dir == KP_DIR_ORIG ? kp_icmp_to_client(pkt, &e, cfg, now) : kp_icmp_to_backend(pkt, &e, cfg, now);
+	if (!ok) {
+		kp_stat_inc(KP_STAT_DROP_MALFORMED);
+		return XDP_DROP;
+	}
+	kp_stat_inc(KP_STAT_ICMP_TOO_BIG);
+	return kp_transmit(ctx, pkt, cfg);
 }
 
 /* Step 3: a reply from a backend of a live NATed connection gets its source set back to the VIP
@@ -55,7 +100,8 @@ static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pk
 	struct kp_flow_key rk;
 	struct kp_ct *rv, *ct;
 	__be32 vip_addr;
-	int rc;
+	__u32 mtu = 0;
+	int rc, act;
 
 	kp_ct_reply_key(&rk, key);
 	rv = bpf_map_lookup_elem(&kp_ct, &rk);
@@ -88,13 +134,16 @@ static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pk
 		vs->reply_pkts += 1;
 		vs->reply_bytes += pkt->len;
 	}
-	return kp_transmit(ctx, pkt, cfg);
+	act = kp_route(ctx, pkt, cfg, &mtu);
+	if (act == KP_TX_FRAG_NEEDED)
+		return kp_too_big(ctx, pkt, cfg, now, mtu, KP_DIR_REPLY);
+	return act;
 }
 
 /* A VIP without a serving endpoint: ICMP port unreachable to the client, as kube-proxy rejects. */
 static __always_inline int kp_reject(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
 {
-	if (kp_icmp_port_unreachable(ctx, pkt)) {
+	if (kp_icmp_error(ctx, pkt, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0)) {
 		kp_stat_inc(KP_STAT_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
@@ -109,7 +158,8 @@ static __always_inline int kp_handle_vip(struct xdp_md *ctx, struct kp_pkt *pkt,
 {
 	struct kp_ct_pick pick = {};
 	struct kp_vip_stats *vs;
-	int kind;
+	__u32 mtu = 0;
+	int kind, act;
 
 	kind = kp_ct_forward(key, pkt, vip, cfg, now, &pick);
 	if (kind == KP_CT_CLASH) {
@@ -139,6 +189,28 @@ static __always_inline int kp_handle_vip(struct xdp_md *ctx, struct kp_pkt *pkt,
 		kp_nat_port(pkt, &pkt->ports[0], pick.nat_port);
 	kp_stat_inc(KP_STAT_DNAT);
 	kp_be_stats_add(pick.be_id, pkt->len);
+	act = kp_route(ctx, pkt, cfg, &mtu);
+	if (act == KP_TX_FRAG_NEEDED)
+		return kp_too_big(ctx, pkt, cfg, now, mtu, KP_DIR_ORIG);
+	return act;
+}
+
+/* ICMP: an error about a NATed connection is translated both ways; anything else passes. */
+static __always_inline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+{
+	struct kp_icmp_err e;
+	__u64 now;
+
+	if (kp_icmp_err_parse(pkt, &e)) {
+		kp_stat_inc(KP_STAT_PASS_NOT_L4);
+		return XDP_PASS;
+	}
+	now = bpf_ktime_get_coarse_ns();
+	if (!kp_icmp_to_client(pkt, &e, cfg, now) && !kp_icmp_to_backend(pkt, &e, cfg, now)) {
+		kp_stat_inc(KP_STAT_PASS_NOT_L4);
+		return XDP_PASS;
+	}
+	kp_stat_inc(KP_STAT_ICMP_XLATE);
 	return kp_transmit(ctx, pkt, cfg);
 }
 
@@ -175,13 +247,15 @@ int kp_xdp(struct xdp_md *ctx)
 	int rc;
 
 	rc = kp_parse(ctx, &pkt);
-	if (rc != KP_PARSE_OK && rc != KP_PARSE_L4_MALFORMED)
+	if (rc != KP_PARSE_OK && rc != KP_PARSE_L4_MALFORMED && rc != KP_PARSE_ICMP)
 		return kp_unhandled(rc);
 	cfg = bpf_map_lookup_elem(&kp_config, &zero);
 	if (!cfg)
 		return XDP_PASS; /* a one-entry array always has key 0 */
 	if (rc == KP_PARSE_L4_MALFORMED)
 		return kp_handle_malformed_l4(&pkt, cfg);
+	if (rc == KP_PARSE_ICMP)
+		return kp_handle_icmp(ctx, &pkt, cfg);
 	kp_flow_key_ipv4(&key, &pkt);
 	vip = kp_vip_lookup(&key, cfg);
 	if (!vip)

@@ -8,14 +8,18 @@
 #include "kp_csum.h"
 
 #define KP_AF_INET 2
+/* Not an XDP action: the packet is larger than the route's MTU (*mtu); the caller decides. */
+#define KP_TX_FRAG_NEEDED 0x100
 
-/* XDP_REDIRECT with TTL and MACs rewritten, or XDP_PASS with the packet left as it is. */
-static __always_inline int kp_fib_redirect(struct xdp_md *ctx, struct kp_pkt *pkt)
+/* XDP_REDIRECT with TTL and MACs rewritten, XDP_PASS with the packet left as it is, or
+ * KP_TX_FRAG_NEEDED with the packet left as it is and *mtu set. */
+static __always_inline int kp_fib_redirect(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu)
 {
+	int rc;
+
 	struct bpf_fib_lookup fib = {};
 	struct iphdr *ip = pkt->ip;
 	__be16 old_word, new_word;
-
 	/* The kernel sends ICMP time exceeded; we do not. */
 	if (ip->ttl <= 1)
 		return XDP_PASS;
@@ -26,7 +30,12 @@ static __always_inline int kp_fib_redirect(struct xdp_md *ctx, struct kp_pkt *pk
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = ip->daddr;
 	fib.ifindex = ctx->ingress_ifindex;
-	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		*mtu = fib.mtu_result;
+		return KP_TX_FRAG_NEEDED;
+	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return XDP_PASS;
 	/* Only vetted interfaces; decide before touching the packet. */
 	if (bpf_redirect_map(&kp_tx_ports, fib.ifindex, XDP_PASS) != XDP_REDIRECT)

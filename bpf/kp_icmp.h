@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* kp_icmp.h: turns a packet to a VIP without endpoints into the ICMP port unreachable that
- * kube-proxy's REJECT rule sends, so a client's connect() fails at once. */
+/* kp_icmp.h: turns a packet into the ICMP error a router sends about it: port unreachable for a
+ * VIP without endpoints (kube-proxy's REJECT, so connect() fails at once), fragmentation needed
+ * for a DF packet too big for the path to its backend or client. */
 #ifndef KP_ICMP_H
 #define KP_ICMP_H
 
@@ -16,12 +17,13 @@
 #define KP_ICMP_BODY (KP_ICMP_HLEN + KP_IPV4_HLEN + KP_ICMP_QUOTE_L4) /* 36: a multiple of 4 */
 #define KP_AF_INET_PROTO_ICMP 1
 
-/* Rewrites the frame in place into Ethernet (same MACs and tag) / IPv4 VIP -> client / ICMP
- * type 3 code 3 quoting the original IP header and 8 bytes of its TCP or UDP header. The MACs
- * stay as they came, so XDP_PASS hands the kernel a frame addressed to this node that it
- * forwards to the client; a redirect sets them from the FIB. Returns 0, or -1 when the packet
- * cannot be quoted (IP options) or the frame cannot be resized; pkt then points into the new frame. */
-static __always_inline int kp_icmp_port_unreachable(struct xdp_md *ctx, struct kp_pkt *pkt)
+/* Rewrites the frame in place into Ethernet (same MACs and tag) / IPv4 from the packet's
+ * destination to its source / ICMP type, code and `rest` (the unused word, or the next-hop MTU)
+ * quoting the original IP header and 8 bytes of its TCP or UDP header. The MACs stay as they
+ * came, so XDP_PASS hands the kernel a frame addressed to this node that it forwards; a redirect
+ * sets them from the FIB. Returns 0, or -1 when the packet cannot be quoted (IP options) or the
+ * frame cannot be resized; pkt then points into the new frame (pkt->l4 at the ICMP header). */
+static __always_inline int kp_icmp_error(struct xdp_md *ctx, struct kp_pkt *pkt, __u8 type, __u8 code, __be32 rest)
 {
 	__u32 l2 = (void *)pkt->ip - pkt->data;
 	__u32 keep = l2 + KP_IPV4_HLEN + KP_ICMP_QUOTE_L4;
@@ -71,10 +73,10 @@ static __always_inline int kp_icmp_port_unreachable(struct xdp_md *ctx, struct k
 	sum = bpf_csum_diff(NULL, 0, (void *)ip, KP_IPV4_HLEN, 0);
 	ip->check = (__sum16)~kp_csum_fold((__u32)sum);
 	icmp = (void *)(ip + 1);
-	icmp->type = ICMP_DEST_UNREACH;
-	icmp->code = ICMP_PORT_UNREACH;
+	icmp->type = type;
+	icmp->code = code;
 	icmp->checksum = 0;
-	icmp->un.gateway = 0;
+	icmp->un.gateway = rest;
 	sum = bpf_csum_diff(NULL, 0, (void *)icmp, KP_ICMP_BODY, 0);
 	icmp->checksum = (__sum16)~kp_csum_fold((__u32)sum);
 
@@ -82,6 +84,7 @@ static __always_inline int kp_icmp_port_unreachable(struct xdp_md *ctx, struct k
 	pkt->data_end = end;
 	pkt->eth = data;
 	pkt->ip = ip;
+	pkt->l4 = icmp;
 	pkt->len = end - data;
 	pkt->proto = KP_AF_INET_PROTO_ICMP;
 	pkt->l4_csum_state = 0; /* nothing left to finish */

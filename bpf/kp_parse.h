@@ -16,6 +16,7 @@
 #define KP_ETH_P_8021AD 0x88A8
 #define KP_IPV4_MIN_IHL 5
 #define KP_TCP_MIN_DOFF 5
+#define KP_IP_DF 0x4000
 #define KP_IP_MF 0x2000
 #define KP_IP_OFFSET 0x1FFF
 #define KP_TCP_FLAGS_OFF 13
@@ -28,6 +29,7 @@ enum kp_parse_rc {
 	KP_PARSE_FRAGMENT = -3,
 	KP_PARSE_MALFORMED = -4,
 	KP_PARSE_L4_MALFORMED = -5, /* IPv4 is sound, the TCP/UDP header is not; pkt->ports if readable */
+	KP_PARSE_ICMP = -6,         /* ICMP; pkt->ip and pkt->l4 are set */
 };
 
 /* 802.1Q/802.1ad tag after the MAC addresses (not in the uapi headers). */
@@ -42,6 +44,7 @@ struct kp_pkt {
 	void *data_end;
 	struct ethhdr *eth;
 	struct iphdr *ip;
+	void *l4;        /* the header after IPv4 (and its options) */
 	__be16 *ports;   /* sport, dport: the first 4 bytes of TCP and UDP */
 	__sum16 *l4_csum;
 	__u64 l4_sum;    /* KP_L4_CSUM_PARTIAL only: ones' complement sum of the segment as it is now */
@@ -106,6 +109,9 @@ static __always_inline int kp_parse_l4(struct kp_pkt *pkt, void *cursor, __u8 pr
 	pkt->ports = NULL;
 	pkt->proto = proto;
 	pkt->tcp_flags = 0;
+	pkt->l4 = cursor;
+	if (proto == IPPROTO_ICMP)
+		return KP_PARSE_ICMP;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return KP_PARSE_NOT_L4;
 	if (cursor + 2 * sizeof(__be16) <= pkt->data_end && l3_len >= 2 * sizeof(__be16))

@@ -188,7 +188,7 @@ _Static_assert(sizeof(struct kp_backend_stats) == 16, "kp_backend_stats size");
  * SNAT count rewrites in addition. */
 enum kp_stat {
 	KP_STAT_PASS_NOT_IP = 0,     /* not IPv4/IPv6 (ARP, LLDP...) */
-	KP_STAT_PASS_NOT_L4 = 1,     /* IP but not TCP/UDP */
+	KP_STAT_PASS_NOT_L4 = 1,     /* IP but not TCP/UDP, nor an ICMP error about a NATed connection */
 	KP_STAT_PASS_NO_MATCH = 2,   /* TCP/UDP, not for a VIP, not a reply to a NATed connection */
 	KP_STAT_PASS_FRAGMENT = 3,   /* IP fragment: not handled, left to the kernel */
 	KP_STAT_DROP_MALFORMED = 4,  /* truncated or invalid headers of a packet kpbpf would rewrite */
@@ -204,6 +204,8 @@ enum kp_stat {
 	KP_STAT_CT_REMAP = 14,       /* new connection whose client port was remapped (collision) */
 	KP_STAT_DROP_CT_CLASH = 15,  /* refused: its tuple collides with a live NATed connection */
 	KP_STAT_CT_STALE = 16,       /* a closed or stale reply entry was removed (the packet passed untouched) */
+	KP_STAT_ICMP_XLATE = 17,     /* ICMP error about a NATed connection translated (also TX_*) */
+	KP_STAT_ICMP_TOO_BIG = 18,   /* DF packet too big for its route: fragmentation needed sent back (also TX_*) */
 	KP_STAT_MAX = 24,
 };
 

@@ -23,6 +23,8 @@ export const KP_STAT_NAMES = [
   'ct_remap',
   'drop_ct_clash',
   'ct_stale',
+  'icmp_xlate',
+  'icmp_too_big',
 ] as const;
 
 const num = (x: bigint) => Number(x);

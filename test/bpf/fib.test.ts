@@ -9,7 +9,7 @@ import koffi from 'koffi';
 import t from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import { addU64 } from '../../src/maps/map.js';
-import { buildPacket, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
+import { buildPacket, icmpError, mtuWord, TCP_ACK, TCP_SYN, verifyChecksums, verifyIcmp, type PacketSpec } from '../helpers/packet.js';
 import { testConfig, BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, pinToCpu, XDP } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
@@ -160,6 +160,36 @@ if (reason) {
     const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
     t.equal(res.retval, XDP.PASS);
     t.equal(res.data.toString('hex'), buildPacket({ ...p, dst: BACKEND.addr, dport: BACKEND.port }).toString('hex'));
+  });
+
+  t.test('a DF packet too big for the route to its backend: fragmentation needed back to the client, quoting the VIP', async (t) => {
+    ip('-n', NS, 'link', 'set', 'kpa', 'mtu', '1280');
+    t.teardown(() => ip('-n', NS, 'link', 'set', 'kpa', 'mtu', '1500'));
+    const p = syn(40020, { tcpFlags: TCP_ACK, payload: Buffer.alloc(1300, 0x63) });
+    const tooBig = () => live.maps.stats.sum(KP_STAT.ICMP_TOO_BIG, addU64)!;
+    const before = tooBig();
+    const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
+    t.equal(res.retval, XDP.PASS, 'no neighbour for the client in this namespace: the kernel forwards it');
+    t.equal(res.data.toString('hex'), icmpError(buildPacket(p), 3, 4, mtuWord(1280)).toString('hex'), 'VIP -> client, next-hop MTU 1280, the original packet quoted');
+    t.same(verifyIcmp(res.data), { icmp: true, quotedIp: true });
+    t.equal(tooBig() - before, 1n, 'ICMP_TOO_BIG counted');
+    const noDf = syn(40021, { tcpFlags: TCP_ACK, payload: Buffer.alloc(1300, 0x63), df: false });
+    const r2 = testRun(live.progFd, buildPacket(noDf), { ingressIfindex: kpb });
+    t.equal(r2.retval, XDP.PASS, 'without DF: to the kernel, which fragments it');
+    t.equal(r2.data.toString('hex'), buildPacket({ ...noDf, dst: BACKEND.addr, dport: BACKEND.port }).toString('hex'), 'DNATed');
+  });
+
+  t.test('a DF reply too big for the route to the client: fragmentation needed to the backend, quoting the backend', async (t) => {
+    const sport = 40022;
+    testRun(live.progFd, buildPacket(syn(sport)), { ingressIfindex: kpb });
+    ip('-n', NS, 'link', 'set', 'kpb', 'mtu', '1280');
+    t.teardown(() => ip('-n', NS, 'link', 'set', 'kpb', 'mtu', '1500'));
+    const reply: PacketSpec = { srcMac: NEIGH_MAC, dstMac: kpaMac, src: BACKEND.addr, dst: '198.18.0.10', proto: 'tcp', sport: BACKEND.port, dport: sport, tcpFlags: TCP_ACK, payload: Buffer.alloc(1300, 0x64) };
+    const res = testRun(live.progFd, buildPacket(reply), { ingressIfindex: kpa });
+    t.equal(res.retval, XDP.REDIRECT, 'routed to the backend over the vetted interface');
+    const want = icmpError(buildPacket(reply), 3, 4, mtuWord(1280), { ttl: 63, srcMac: kpaMac, dstMac: NEIGH_MAC });
+    t.equal(res.data.toString('hex'), want.toString('hex'), 'client -> backend, the reply as the backend sent it quoted');
+    t.same(verifyIcmp(res.data), { icmp: true, quotedIp: true });
   });
 
   t.test('KP_CONF_F_NO_FIB: XDP_PASS even though a redirect is possible', async (t) => {

@@ -300,10 +300,24 @@ export function completeChecksum(buf: Buffer): Buffer {
  * and tag, IPv4 from orig's destination to its source (TOS 0xc0, id 0, TTL 64, no DF), ICMP
  * type/code with `rest` (4 bytes: unused, or the next-hop MTU), quoting orig's IP header and the
  * first 8 bytes after it. Checksums from scratch. */
-export function icmpError(orig: Buffer, type: number, code: number, rest = Buffer.alloc(4)): Buffer {
+export function icmpError(orig: Buffer, type: number, code: number, rest: Buffer<ArrayBufferLike> = Buffer.alloc(4), outer: Partial<PacketSpec> = {}): Buffer {
   const p = parsePacket(orig);
   const { l3, l4 } = layout(orig);
   const icmp = Buffer.concat([Buffer.from([type, code, 0, 0]), rest, orig.subarray(l3, l4 + 8)]);
   icmp.writeUInt16BE(inetChecksum(icmp), 2);
-  return buildPacket({ srcMac: p.srcMac, dstMac: p.dstMac, vlan: p.vlan, src: p.dst, dst: p.src, proto: IPPROTO_ICMP, payload: icmp, tos: 0xc0, id: 0, df: false, ttl: 64 });
+  return buildPacket({ srcMac: p.srcMac, dstMac: p.dstMac, vlan: p.vlan, src: p.dst, dst: p.src, proto: IPPROTO_ICMP, payload: icmp, tos: 0xc0, id: 0, df: false, ttl: 64, ...outer });
+}
+
+/** The next-hop MTU word of a "fragmentation needed" (ICMP type 3 code 4). */
+export function mtuWord(mtu: number): Buffer<ArrayBufferLike> {
+  const b = Buffer.alloc(4);
+  b.writeUInt16BE(mtu, 2);
+  return b;
+}
+
+/** ICMP checksum of a frame's ICMP message, and the quoted IPv4 header's checksum, from scratch. */
+export function verifyIcmp(buf: Buffer): { icmp: boolean; quotedIp: boolean } {
+  const { l4, end } = layout(buf);
+  const msg = buf.subarray(l4, end);
+  return { icmp: inetChecksum(msg) === 0, quotedIp: inetChecksum(msg.subarray(8, 8 + (msg[8] & 0x0f) * 4)) === 0 };
 }
