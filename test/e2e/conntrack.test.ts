@@ -17,6 +17,10 @@ const VIP = '198.18.100.10';
 const VIP_LATE = '198.18.100.12';
 const VIP_EMPTY = '198.18.100.13';
 const LATE_PORT = 9000;
+const VIP_SMALL_MTU = '198.18.100.14';
+const SINK_PORT = 9001;
+const SMALL_MTU = 1280;
+const UPLOAD = 200_000;
 const IDLE_MS = 3000; // longer than the 1 s UDP and handshake timeouts set below
 
 function whyNot(): string | undefined {
@@ -37,6 +41,30 @@ const LATE_SERVER = `
     s.on('close', () => clearTimeout(timer));
     s.on('error', () => {});
   }).listen(Number(port), () => console.log('ready'));`;
+
+/** Counts what a client uploads and answers with the total once it has `want` bytes. */
+const SINK_SERVER = `
+  const net = require('node:net');
+  const [port, want] = process.argv.slice(1);
+  net.createServer((s) => {
+    let n = 0;
+    s.on('data', (d) => { n += d.length; if (n >= Number(want)) s.end('got ' + n); });
+    s.on('error', () => {});
+  }).listen(Number(port), () => console.log('ready'));`;
+
+/** Uploads `size` bytes in full-sized segments (DF, as Linux sends TCP) and waits for the count. */
+const UPLOAD_CLIENT = `
+  const net = require('node:net');
+  const [host, port, size] = process.argv.slice(1);
+  const t0 = Date.now();
+  const s = net.connect({ host, port: Number(port) });
+  let got = '';
+  const done = (o) => { console.log(JSON.stringify(o)); process.exit(0); };
+  setTimeout(() => done({ error: 'timeout', got }), 10000);
+  s.on('connect', () => s.write(Buffer.alloc(Number(size), 0x61)));
+  s.on('data', (d) => (got += d));
+  s.on('end', () => done({ got, ms: Date.now() - t0 }));
+  s.on('error', (e) => done({ error: e.code || e.message, got }));`;
 
 /** Connects to host:port, waits for the server's first line, answers, prints what it saw. */
 const LATE_CLIENT = `
@@ -135,8 +163,8 @@ function run() {
   const kpJson = (...args: string[]) => JSON.parse(kp('--json', ...args));
   const inClient = (script: string, ...args: string[]) => JSON.parse(topo!.exec(topo!.client.ns, [process.execPath, '-e', script, ...args]).trim().split('\n').pop()!);
 
-  function startLateServer(b: Backend): Promise<void> {
-    const child = topo!.spawn(b.ns, [process.execPath, '-e', LATE_SERVER, b.name, String(LATE_PORT), String(IDLE_MS)]);
+  function startInline(b: Backend, script: string, ...args: string[]): Promise<void> {
+    const child = topo!.spawn(b.ns, [process.execPath, '-e', script, ...args]);
     children.push(child);
     return new Promise((ok, fail) => {
       const timer = setTimeout(() => fail(new Error(`late server in ${b.ns} did not start`)), 10_000);
@@ -150,8 +178,13 @@ function run() {
     topo = createTopology({ backends: 2 });
     for (const b of topo.backends) {
       await topo.startServers(b);
-      await startLateServer(b);
+      await startInline(b, LATE_SERVER, b.name, String(LATE_PORT), String(IDLE_MS));
     }
+    // A backend behind a link of a smaller MTU on the node's side (the backend's own is 1500, so
+    // it advertises a 1460-byte MSS): only path-MTU discovery gets an upload through.
+    const narrow = topo.addBackend('b3');
+    topo.exec(topo.node.ns, ['ip', 'link', 'set', narrow.nodeIf, 'mtu', String(SMALL_MTU)]);
+    await startInline(narrow, SINK_SERVER, String(SINK_PORT), String(UPLOAD));
     kp('attach', ...topo.nodeIfs());
     // The timeouts a connection must outlive: UDP (VPP's `timeout`) and the TCP handshake states.
     kp('conf', 'timeout', '1', 'timeout', 'udp_stream', '1', 'timeout', 'tcp_syn_sent', '1', 'timeout', 'tcp_syn_recv', '1');
@@ -159,7 +192,9 @@ function run() {
     kp('vip', 'add', `${VIP_LATE}/32`, 'protocol', 'tcp', 'port', String(LATE_PORT));
     kp('vip', 'add', `${VIP_EMPTY}/32`, 'protocol', 'tcp', 'port', '80');
     kp('vip', 'add', `${VIP_EMPTY}/32`, 'protocol', 'udp', 'port', '53');
-    for (const v of [VIP, VIP_LATE]) kp('backend', 'add', `${v}/32`, 'protocol', 'tcp', ...topo.backends.map((b) => b.addr));
+    for (const v of [VIP, VIP_LATE]) kp('backend', 'add', `${v}/32`, 'protocol', 'tcp', ...topo.backends.slice(0, 2).map((b) => b.addr));
+    kp('vip', 'add', `${VIP_SMALL_MTU}/32`, 'protocol', 'tcp', 'port', String(SINK_PORT));
+    kp('backend', 'add', `${VIP_SMALL_MTU}/32`, 'protocol', 'tcp', topo.backends[2].addr);
   });
 
   t.test('idle past the UDP and handshake timeouts, the server speaks first: the reply comes from the VIP', async (t) => {
@@ -208,6 +243,17 @@ function run() {
     t.equal(direct.remote, `${b.addr}:8080`, "its replies keep the backend's own address");
     t.equal(direct.backend, b.name);
     t.ok(kpJson('show', 'stats').global.ct_stale >= 1, "the closed connection's leftover was removed");
+  });
+
+  t.test(`path-MTU discovery through a VIP: a ${UPLOAD}-byte upload crosses a ${SMALL_MTU}-byte link to the backend`, async (t) => {
+    const before = kpJson('show', 'stats').global.icmp_too_big;
+    const r = inClient(UPLOAD_CLIENT, VIP_SMALL_MTU, String(SINK_PORT), String(UPLOAD));
+    t.notOk(r.error, `no error (${r.error ?? ''}, got '${r.got}')`);
+    t.equal(r.got, `got ${UPLOAD}`, 'every byte arrived');
+    const sent = kpJson('show', 'stats').global.icmp_too_big - before;
+    t.ok(sent >= 1, `fragmentation needed was sent from XDP, quoting the VIP (${sent})`);
+    const pmtu = topo!.exec(topo!.client.ns, ['ip', 'route', 'get', VIP_SMALL_MTU]);
+    t.match(pmtu, new RegExp(`mtu ${SMALL_MTU}`), `the client learnt the path MTU: ${pmtu.trim()}`);
   });
 
   t.test('a VIP without endpoints: connect() fails at once with ECONNREFUSED, UDP too', async (t) => {
