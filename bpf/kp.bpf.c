@@ -12,6 +12,7 @@
 #include "kp_ct.h"
 #include "kp_icmp.h"
 #include "kp_icmp_xlate.h"
+#include "kp_frag.h"
 #include "kp_fib.h"
 
 /* Verdict and counter of a packet we do not handle; it is never written to. */
@@ -23,9 +24,6 @@ static __always_inline int kp_unhandled(int rc)
 		return XDP_PASS;
 	case KP_PARSE_NOT_L4:
 		kp_stat_inc(KP_STAT_PASS_NOT_L4);
-		return XDP_PASS;
-	case KP_PARSE_FRAGMENT:
-		kp_stat_inc(KP_STAT_PASS_FRAGMENT);
 		return XDP_PASS;
 	default:
 		kp_stat_inc(KP_STAT_DROP_MALFORMED);
@@ -214,6 +212,69 @@ static __always_inline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt
 	return kp_transmit(ctx, pkt, cfg);
 }
 
+/* A fragment after the first: translated as its datagram's first fragment was (addresses only,
+ * the ports and L4 checksum are in the first). One whose first fragment is unknown (lost, out of
+ * order, or a new connection refused) is dropped if it is kpbpf's, passed if it is transit. */
+static __always_inline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+{
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct kp_flow_key key, rk;
+	struct kp_backend *be;
+	struct kp_vip_stats *vs;
+	struct kp_ct *ct, *rv;
+	struct kp_vip *vip;
+	__be32 addr;
+
+	if (kp_frag_flow_key(pkt, &key, now)) {
+		if (kp_frag_is_ours(&key))
+			goto drop;
+		kp_stat_inc(KP_STAT_PASS_FRAGMENT);
+		return XDP_PASS;
+	}
+	vip = kp_vip_lookup(&key, cfg);
+	if (vip) {
+		ct = bpf_map_lookup_elem(&kp_ct, &key);
+		if (!ct || kp_ct_expired(ct, cfg, now))
+			goto drop;
+		be = kp_ct_backend(ct, &addr);
+		if (!be)
+			goto drop;
+		if (ct->last_seen_ns != now)
+			ct->last_seen_ns = now;
+		kp_nat_ipv4_addr(pkt->ip, &pkt->ip->daddr, addr);
+		kp_be_stats_add(ct->backend_id, pkt->len);
+		vs = kp_vip_stats_get(vip->id);
+		if (vs) {
+			vs->existing_pkts += 1;
+			vs->bytes += pkt->len;
+		}
+		kp_stat_inc(KP_STAT_FRAG_XLATE);
+		return kp_transmit(ctx, pkt, cfg);
+	}
+	kp_ct_reply_key(&rk, &key);
+	rv = bpf_map_lookup_elem(&kp_ct, &rk);
+	if (!rv) {
+		kp_stat_inc(KP_STAT_PASS_FRAGMENT);
+		return XDP_PASS;
+	}
+	ct = kp_ct_owner(&rk, rv, cfg, now);
+	if (!ct || kp_addr_to_v4(rv->vip_addr, &addr))
+		goto drop;
+	if (ct->last_seen_ns != now)
+		ct->last_seen_ns = now;
+	kp_nat_ipv4_addr(pkt->ip, &pkt->ip->saddr, addr);
+	vs = kp_vip_stats_get(rv->vip_id);
+	if (vs) {
+		vs->reply_pkts += 1;
+		vs->reply_bytes += pkt->len;
+	}
+	kp_stat_inc(KP_STAT_FRAG_XLATE);
+	return kp_transmit(ctx, pkt, cfg);
+drop:
+	kp_stat_inc(KP_STAT_DROP_FRAG);
+	return XDP_DROP;
+}
+
 /* A TCP/UDP header that does not parse: dropped when kpbpf would rewrite the packet (a VIP's or a
  * reply's), passed untouched otherwise, since a router forwards what it does not understand. */
 static __always_inline int kp_handle_malformed_l4(struct kp_pkt *pkt, const struct kp_config *cfg)
@@ -244,23 +305,29 @@ int kp_xdp(struct xdp_md *ctx)
 	struct kp_config *cfg;
 	struct kp_vip *vip;
 	__u32 zero = 0;
+	__u64 now;
 	int rc;
 
 	rc = kp_parse(ctx, &pkt);
-	if (rc != KP_PARSE_OK && rc != KP_PARSE_L4_MALFORMED && rc != KP_PARSE_ICMP)
+	if (rc != KP_PARSE_OK && rc != KP_PARSE_L4_MALFORMED && rc != KP_PARSE_ICMP && rc != KP_PARSE_FRAGMENT)
 		return kp_unhandled(rc);
 	cfg = bpf_map_lookup_elem(&kp_config, &zero);
 	if (!cfg)
 		return XDP_PASS; /* a one-entry array always has key 0 */
+	if (rc == KP_PARSE_FRAGMENT)
+		return kp_handle_fragment(ctx, &pkt, cfg);
 	if (rc == KP_PARSE_L4_MALFORMED)
 		return kp_handle_malformed_l4(&pkt, cfg);
 	if (rc == KP_PARSE_ICMP)
 		return kp_handle_icmp(ctx, &pkt, cfg);
 	kp_flow_key_ipv4(&key, &pkt);
+	now = bpf_ktime_get_coarse_ns();
+	if (pkt.frag_first)
+		kp_frag_record(&pkt, &key, now);
 	vip = kp_vip_lookup(&key, cfg);
 	if (!vip)
-		return kp_handle_reply(ctx, &pkt, &key, cfg, bpf_ktime_get_coarse_ns());
-	return kp_handle_vip(ctx, &pkt, &key, vip, cfg, bpf_ktime_get_coarse_ns());
+		return kp_handle_reply(ctx, &pkt, &key, cfg, now);
+	return kp_handle_vip(ctx, &pkt, &key, vip, cfg, now);
 }
 
 char LICENSE[] SEC("license") = "GPL";

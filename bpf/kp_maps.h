@@ -58,6 +58,23 @@ struct {
 	__type(value, struct kp_ct);
 } kp_ct SEC(".maps");
 
+/* First fragments' ports, so a datagram's later fragments follow it (Cilium tracks them the same way). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KP_MAX_FRAGS);
+	__type(key, struct kp_frag_key);
+	__type(value, struct kp_frag);
+} kp_frags SEC(".maps");
+
+/* VIP and backend addresses (-> KP_ADDR_F_*), to tell an unmatched fragment of kpbpf's from transit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KP_MAX_ADDRS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u8[KP_ADDR_LEN]);
+	__type(value, __u32);
+} kp_addrs SEC(".maps");
+
 /* Runtime knobs, one entry at key 0. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

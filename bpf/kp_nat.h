@@ -45,7 +45,8 @@ static __always_inline void kp_nat_ipv4(struct kp_pkt *pkt, __be32 *addr_field, 
 	int none = pkt->proto == IPPROTO_UDP && check == 0; /* UDP without checksum: stays 0 */
 	int state = KP_L4_CSUM_COMPLETE;
 
-	if (!none)
+	/* Fragments are made after the checksum is complete: never partial. */
+	if (!none && !pkt->frag_first)
 		state = kp_l4_csum_classify(pkt); /* before the addresses change */
 	ip->check = kp_csum_replace4(ip->check, old_addr, addr);
 	*addr_field = addr;
@@ -85,6 +86,14 @@ static __always_inline void kp_nat_port(struct kp_pkt *pkt, __be16 *port_field, 
 	if (pkt->proto == IPPROTO_UDP)
 		check = kp_udp_csum_fixup(check);
 	*pkt->l4_csum = check;
+}
+
+/* A fragment after the first: only its IP header can be rewritten (the L4 header and its checksum
+ * are in the first fragment). */
+static __always_inline void kp_nat_ipv4_addr(struct iphdr *ip, __be32 *addr_field, __be32 addr)
+{
+	ip->check = kp_csum_replace4(ip->check, *addr_field, addr);
+	*addr_field = addr;
 }
 
 /* DNAT: destination := addr:port. */

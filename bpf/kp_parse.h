@@ -53,6 +53,8 @@ struct kp_pkt {
 	__u8 vlan;       /* 1 if the frame carried a VLAN tag */
 	__u8 l4_csum_state; /* enum kp_l4_csum_state (kp_l4csum.h), set by the NAT */
 	__u8 tcp_flags;  /* TCP only: FIN, SYN, RST, PSH, ACK, URG... (byte 13 of the header) */
+	__u8 frag_first; /* the first fragment of a datagram (MF set, offset 0): its L4 checksum
+	                    covers the whole datagram, so only incremental updates apply */
 };
 
 /* Ethernet and at most one VLAN tag; returns the inner EtherType (host order) or < 0. */
@@ -92,9 +94,11 @@ static __always_inline int kp_parse_ipv4(struct kp_pkt *pkt, void **cursor)
 	if ((void *)ip + hlen > pkt->data_end || bpf_ntohs(ip->tot_len) < hlen)
 		return KP_PARSE_MALFORMED;
 	pkt->ip = ip;
-	if (ip->frag_off & bpf_htons(KP_IP_MF | KP_IP_OFFSET))
-		return KP_PARSE_FRAGMENT;
 	*cursor = (void *)ip + hlen;
+	/* A first fragment carries the ports and is handled as a packet; the others cannot be. */
+	if (ip->frag_off & bpf_htons(KP_IP_OFFSET))
+		return KP_PARSE_FRAGMENT;
+	pkt->frag_first = !!(ip->frag_off & bpf_htons(KP_IP_MF));
 	return ip->protocol;
 }
 
@@ -149,6 +153,7 @@ static __always_inline int kp_parse(struct xdp_md *ctx, struct kp_pkt *pkt)
 	pkt->data_end = (void *)(long)ctx->data_end;
 	pkt->len = pkt->data_end - pkt->data;
 	pkt->vlan = 0;
+	pkt->frag_first = 0;
 	pkt->l4_csum_state = 0; /* KP_L4_CSUM_COMPLETE */
 	rc = kp_parse_eth(pkt, &cursor);
 	if (rc < 0)

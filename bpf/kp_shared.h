@@ -28,6 +28,13 @@
 #ifndef KP_DEFAULT_BUCKETS
 #define KP_DEFAULT_BUCKETS 131072 /* connections; kp_ct holds two entries per connection */
 #endif
+#ifndef KP_MAX_FRAGS
+#define KP_MAX_FRAGS 16384 /* datagrams whose later fragments are still expected */
+#endif
+#define KP_FRAG_TIMEOUT_S 30 /* Linux's ipfrag_time */
+#ifndef KP_MAX_ADDRS
+#define KP_MAX_ADDRS (KP_MAX_VIPS + KP_MAX_BACKENDS)
+#endif
 #ifndef KP_MAX_TX_PORTS
 #define KP_MAX_TX_PORTS 256
 #endif
@@ -98,6 +105,29 @@ struct kp_ct {
 	__u32 pad2;
 };
 _Static_assert(sizeof(struct kp_ct) == 48, "kp_ct size");
+
+/* Key of kp_frags: a datagram being fragmented, as its fragments arrive (before any NAT). */
+struct kp_frag_key {
+	__u8 saddr[KP_ADDR_LEN];
+	__u8 daddr[KP_ADDR_LEN];
+	__be32 id;      /* the IPv4 identification (16 bits), or IPv6's fragment id */
+	__u8 proto;
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct kp_frag_key) == 40, "kp_frag_key size");
+
+/* Value of kp_frags: the ports of the datagram, from its first fragment. */
+struct kp_frag {
+	__be16 sport;
+	__be16 dport;
+	__u32 pad;
+	__u64 seen_ns;  /* when the first fragment passed; older than KP_FRAG_TIMEOUT_S is unknown */
+};
+_Static_assert(sizeof(struct kp_frag) == 16, "kp_frag size");
+
+/* Value of kp_addrs (key: a 16-byte address): what kpbpf knows the address as. */
+#define KP_ADDR_F_VIP 0x1     /* the address of an exact VIP */
+#define KP_ADDR_F_BACKEND 0x2 /* the address of a backend (active or draining) */
 
 /* Key of kp_vips (exact match). */
 struct kp_vip_key {
@@ -190,7 +220,7 @@ enum kp_stat {
 	KP_STAT_PASS_NOT_IP = 0,     /* not IPv4/IPv6 (ARP, LLDP...) */
 	KP_STAT_PASS_NOT_L4 = 1,     /* IP but not TCP/UDP, nor an ICMP error about a NATed connection */
 	KP_STAT_PASS_NO_MATCH = 2,   /* TCP/UDP, not for a VIP, not a reply to a NATed connection */
-	KP_STAT_PASS_FRAGMENT = 3,   /* IP fragment: not handled, left to the kernel */
+	KP_STAT_PASS_FRAGMENT = 3,   /* a later IP fragment of a datagram that is not kpbpf's */
 	KP_STAT_DROP_MALFORMED = 4,  /* truncated or invalid headers of a packet kpbpf would rewrite */
 	KP_STAT_DROP_NO_BACKEND = 5, /* VIP without backends that could not be rejected */
 	KP_STAT_TX_REDIRECT = 6,     /* NATed and redirected to a vetted interface */
@@ -206,6 +236,8 @@ enum kp_stat {
 	KP_STAT_CT_STALE = 16,       /* a closed or stale reply entry was removed (the packet passed untouched) */
 	KP_STAT_ICMP_XLATE = 17,     /* ICMP error about a NATed connection translated (also TX_*) */
 	KP_STAT_ICMP_TOO_BIG = 18,   /* DF packet too big for its route: fragmentation needed sent back (also TX_*) */
+	KP_STAT_FRAG_XLATE = 19,     /* a later fragment translated like its first fragment (also TX_*) */
+	KP_STAT_DROP_FRAG = 20,      /* a later fragment to a VIP or from a backend whose first fragment is unknown */
 	KP_STAT_MAX = 24,
 };
 

@@ -25,6 +25,8 @@ export const KP_STAT_NAMES = [
   'ct_stale',
   'icmp_xlate',
   'icmp_too_big',
+  'frag_xlate',
+  'drop_frag',
 ] as const;
 
 const num = (x: bigint) => Number(x);

@@ -4,7 +4,7 @@
 import { KpError } from '../errors.js';
 import type { Dataplane } from '../loader/index.js';
 import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr } from '../maps/addr.js';
-import { LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
+import { ADDR_FLAG, LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
 import { buildMaglevTable } from '../maglev/table.js';
 import type { BackendView, Protocol, VipSpec, VipView } from './types.js';
 import type { CtTimeouts } from '../config/timeouts.js';
@@ -54,6 +54,8 @@ export class VipTable {
   private freeIds: number[] = [];
   /** VIPs whose table must be republished, and removed backends waiting for that */
   private dirty = new Set<number>();
+  /** How many exact VIPs and used backend slots have each address (kp_addrs holds the flags). */
+  private addrRefs = new Map<string, { vip: number; be: number }>();
   private pendingRemovals = new Map<number, boolean>();
 
   constructor(private readonly dp: Dataplane) {}
@@ -90,7 +92,41 @@ export class VipTable {
     if (!scanned) for (const [id, b] of this.maps.backends.entries()) use(id, b);
     this.freeIds.sort((a, b) => b - a); // pop() hands out the lowest id first
     this.vips = vips;
+    this.loadAddrs();
     return vips;
+  }
+
+  /** Address refcounts from the snapshot; kp_addrs is made to match (it may predate them). */
+  private loadAddrs(): void {
+    for (const rec of this.vips!.values()) if (rec.location.kind === 'exact') this.countAddr(rec.location.key.addr, 'vip', 1);
+    this.slots.forEach((b, id) => {
+      if (id !== 0 && b && b.state !== BACKEND_STATE.free) this.countAddr(b.addr, 'be', 1);
+    });
+    const have = new Map(this.maps.addrs.entries());
+    for (const [addr] of this.addrRefs) if (have.get(addr) !== this.addrFlags(addr)) this.maps.addrs.update(addr, this.addrFlags(addr));
+    for (const addr of have.keys()) if (!this.addrRefs.has(addr)) this.maps.addrs.delete(addr);
+  }
+
+  private addrFlags(addr: string): number {
+    const r = this.addrRefs.get(addr);
+    return (r?.vip ? ADDR_FLAG.vip : 0) | (r?.be ? ADDR_FLAG.backend : 0);
+  }
+
+  private countAddr(addr: string, kind: 'vip' | 'be', delta: number): void {
+    const r = this.addrRefs.get(addr) ?? { vip: 0, be: 0 };
+    r[kind] += delta;
+    if (r.vip <= 0 && r.be <= 0) this.addrRefs.delete(addr);
+    else this.addrRefs.set(addr, r);
+  }
+
+  /** A change of an address's refcount, written to kp_addrs when its flags change. */
+  private refAddr(addr: string, kind: 'vip' | 'be', delta: number): void {
+    const before = this.addrFlags(addr);
+    this.countAddr(addr, kind, delta);
+    const after = this.addrFlags(addr);
+    if (after === before) return;
+    if (after) this.maps.addrs.update(addr, after);
+    else this.maps.addrs.delete(addr);
   }
 
   private backendView(id: number, withSlots?: Map<number, number>): BackendView {
@@ -183,6 +219,7 @@ export class VipTable {
     } else {
       location = { kind: 'exact', key: { addr, port: spec.port, proto } };
       this.maps.vips.update(location.key, value);
+      this.refAddr(addr, 'vip', 1);
     }
     const rec: VipRecord = { id, prefix: p.text, protocol: spec.protocol, port: spec.port, value, location, backendIds: new Set() };
     this.load().set(id, rec);
@@ -220,8 +257,10 @@ export class VipTable {
   del(v: VipView): void {
     const rec = this.record(v);
     // Unreachable first, then its table and backends: no packet sees a half-deleted VIP.
-    if (rec.location.kind === 'exact') this.maps.vips.delete(rec.location.key);
-    else {
+    if (rec.location.kind === 'exact') {
+      this.maps.vips.delete(rec.location.key);
+      this.refAddr(rec.location.key.addr, 'vip', -1);
+    } else {
       this.maps.vipPfx.delete(rec.location.key);
       this.adjustPrefixCount(-1);
     }
@@ -236,8 +275,14 @@ export class VipTable {
   }
 
   private writeBackend(id: number, b: Backend): void {
+    const old = this.slots[id];
     this.maps.backends.update(id, b);
     this.slots[id] = b;
+    const was = old && old.state !== BACKEND_STATE.free ? old.addr : undefined;
+    const is = b.state !== BACKEND_STATE.free ? b.addr : undefined;
+    if (was === is) return; // a state or weight change keeps the address
+    if (is !== undefined) this.refAddr(is, 'be', 1);
+    if (was !== undefined) this.refAddr(was, 'be', -1);
   }
 
   /** Free a slot: the gen bump makes every flow pinned to it re-select on its next packet (O(1) flush). */

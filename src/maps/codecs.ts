@@ -35,6 +35,8 @@ export const LAYOUTS = {
       pad2: [44, 4],
     },
   },
+  kp_frag_key: { size: 40, fields: { saddr: [0, 16], daddr: [16, 16], id: [32, 4], proto: [36, 1], pad: [37, 3] } },
+  kp_frag: { size: 16, fields: { sport: [0, 2], dport: [2, 2], pad: [4, 4], seen_ns: [8, 8] } },
   kp_vip_key: { size: 20, fields: { addr: [0, 16], port: [16, 2], proto: [18, 1], pad: [19, 1] } },
   kp_vip_pfx_key: { size: 24, fields: { prefixlen: [0, 4], proto: [4, 1], pad: [5, 1], port: [6, 2], addr: [8, 16] } },
   kp_vip: { size: 16, fields: { id: [0, 4], table_len: [4, 4], flags: [8, 2], target_port: [10, 2], reserved: [12, 4] } },
@@ -75,6 +77,8 @@ export const LAYOUTS = {
 export const NET_ORDER_FIELDS: Record<keyof typeof LAYOUTS, readonly string[]> = {
   kp_flow_key: ['sport', 'dport'],
   kp_ct: ['vip_port', 'client_port'],
+  kp_frag_key: ['id'],
+  kp_frag: ['sport', 'dport'],
   kp_vip_key: ['port'],
   kp_vip_pfx_key: ['port'],
   kp_vip: ['target_port'],
@@ -137,6 +141,21 @@ export interface Ct {
   state: number;
   flags: number;
 }
+export interface FragKey {
+  saddr: string;
+  daddr: string;
+  /** the IPv4 identification */
+  id: number;
+  proto: number;
+}
+export interface Frag {
+  sport: number;
+  dport: number;
+  seenNs: bigint;
+}
+/** kp_addrs values */
+export const ADDR_FLAG = { vip: 0x1, backend: 0x2 } as const;
+
 export interface VipKey {
   addr: string;
   port: number;
@@ -251,6 +270,41 @@ export const ct = codec<Ct>(
     state: b.readUInt8(o + off(CT, 'state')),
     flags: b.readUInt8(o + off(CT, 'flags')),
   }),
+);
+
+const FGK = LAYOUTS.kp_frag_key;
+export const fragKey = codec<FragKey>(
+  FGK.size,
+  (v, b) => {
+    putAddr(b, off(FGK, 'saddr'), v.saddr);
+    putAddr(b, off(FGK, 'daddr'), v.daddr);
+    b.writeUInt16BE(v.id, off(FGK, 'id')); // a 16-bit IPv4 id in the first half of the __be32
+    b.writeUInt8(v.proto, off(FGK, 'proto'));
+  },
+  (b, o) => ({
+    saddr: getAddr(b, o + off(FGK, 'saddr')),
+    daddr: getAddr(b, o + off(FGK, 'daddr')),
+    id: b.readUInt16BE(o + off(FGK, 'id')),
+    proto: b.readUInt8(o + off(FGK, 'proto')),
+  }),
+);
+
+const FG = LAYOUTS.kp_frag;
+export const frag = codec<Frag>(
+  FG.size,
+  (v, b) => {
+    b.writeUInt16BE(v.sport, off(FG, 'sport'));
+    b.writeUInt16BE(v.dport, off(FG, 'dport'));
+    b.writeBigUInt64LE(v.seenNs, off(FG, 'seen_ns'));
+  },
+  (b, o) => ({ sport: b.readUInt16BE(o + off(FG, 'sport')), dport: b.readUInt16BE(o + off(FG, 'dport')), seenNs: b.readBigUInt64LE(o + off(FG, 'seen_ns')) }),
+);
+
+/** A bare 16-byte address (key of kp_addrs). */
+export const addr16 = codec<string>(
+  ADDR_LEN,
+  (v, b) => putAddr(b, 0, v),
+  (b, o) => getAddr(b, o),
 );
 
 const VK = LAYOUTS.kp_vip_key;

@@ -11,6 +11,8 @@ export const KP_MAP_NAMES = [
   'kp_maglev',
   'kp_backends',
   'kp_ct',
+  'kp_frags',
+  'kp_addrs',
   'kp_config',
   'kp_vip_stats',
   'kp_be_stats',
@@ -27,6 +29,10 @@ export interface KpMaps {
   backends: BpfMap<number, c.Backend>;
   /** connections: forward entries (dir 0) and reply entries (dir 1) */
   ct: BpfMap<c.FlowKey, c.Ct>;
+  /** first fragments' ports */
+  frags: BpfMap<c.FragKey, c.Frag>;
+  /** VIP and backend addresses → ADDR_FLAG bits */
+  addrs: BpfMap<string, number>;
   config: BpfMap<number, c.Config>;
   vipStats: PerCpuMap<number, c.VipStats>;
   beStats: PerCpuMap<number, c.BackendStats>;
@@ -51,6 +57,8 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
       maglev: open('kp_maglev', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_maglev')),
       backends: open('kp_backends', (fd) => new BpfMap(fd, c.u32, c.backend, 'kp_backends')),
       ct: open('kp_ct', (fd) => new BpfMap(fd, c.flowKey, c.ct, 'kp_ct')),
+      frags: open('kp_frags', (fd) => new BpfMap(fd, c.fragKey, c.frag, 'kp_frags')),
+      addrs: open('kp_addrs', (fd) => new BpfMap(fd, c.addr16, c.u32, 'kp_addrs')),
       config: open('kp_config', (fd) => new BpfMap(fd, c.u32, c.config, 'kp_config')),
       vipStats: open('kp_vip_stats', (fd) => new PerCpuMap(fd, c.u32, c.vipStats, 'kp_vip_stats')),
       beStats: open('kp_be_stats', (fd) => new PerCpuMap(fd, c.u32, c.backendStats, 'kp_be_stats')),

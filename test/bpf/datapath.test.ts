@@ -199,8 +199,6 @@ function fixtures(): Fixture[] {
     f(b);
     return b;
   };
-  const frag = tcpTo(VIP_TCP.addr, 80, 40010, { df: false, mf: true });
-  const fragTail = tcpTo(VIP_TCP.addr, 80, 40011, { df: false, fragOffset: 8 });
 
   return [
     {
@@ -319,20 +317,6 @@ function fixtures(): Fixture[] {
       verdict: XDP.PASS,
       output: 'input',
       stats: { PASS_NOT_L4: 1 },
-    },
-    {
-      description: 'first fragment (MF) to a VIP passes untouched',
-      input: buildPacket(frag),
-      verdict: XDP.PASS,
-      output: 'input',
-      stats: { PASS_FRAGMENT: 1 },
-    },
-    {
-      description: 'later fragment (offset != 0) to a VIP passes untouched',
-      input: buildPacket(fragTail),
-      verdict: XDP.PASS,
-      output: 'input',
-      stats: { PASS_FRAGMENT: 1 },
     },
     {
       description: 'truncated Ethernet: VLAN TPID without room for the tag is dropped',

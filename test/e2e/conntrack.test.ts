@@ -21,6 +21,9 @@ const VIP_SMALL_MTU = '198.18.100.14';
 const SINK_PORT = 9001;
 const SMALL_MTU = 1280;
 const UPLOAD = 200_000;
+const VIP_BIG_UDP = '198.18.100.15';
+const BIG_UDP_PORT = 5355;
+const BIG_DATAGRAM = 4000; // fragmented on every 1500-byte link, both ways
 const IDLE_MS = 3000; // longer than the 1 s UDP and handshake timeouts set below
 
 function whyNot(): string | undefined {
@@ -51,6 +54,29 @@ const SINK_SERVER = `
     s.on('data', (d) => { n += d.length; if (n >= Number(want)) s.end('got ' + n); });
     s.on('error', () => {});
   }).listen(Number(port), () => console.log('ready'));`;
+
+/** Answers each datagram with its own bytes reversed, prefixed with the backend's name. */
+const BIG_UDP_SERVER = `
+  const dgram = require('node:dgram');
+  const [name, port] = process.argv.slice(1);
+  const s = dgram.createSocket('udp4');
+  s.on('message', (m, r) => s.send(Buffer.concat([Buffer.from(name + ':'), Buffer.from(m).reverse()]), r.port, r.address));
+  s.bind(Number(port), () => console.log('ready'));`;
+
+/** Sends one datagram of `size` bytes and checks the answer. */
+const BIG_UDP_CLIENT = `
+  const dgram = require('node:dgram');
+  const [host, port, size] = process.argv.slice(1);
+  const s = dgram.createSocket('udp4');
+  const msg = Buffer.from(Array.from({ length: Number(size) }, (_, i) => (i * 13) & 255));
+  const done = (o) => { console.log(JSON.stringify(o)); process.exit(0); };
+  setTimeout(() => done({ error: 'timeout' }), 5000);
+  s.on('message', (m, r) => {
+    const colon = m.indexOf(':');
+    const body = m.subarray(colon + 1);
+    done({ from: r.address + ':' + r.port, backend: m.subarray(0, colon).toString(), length: body.length, intact: Buffer.compare(body, Buffer.from(msg).reverse()) === 0 });
+  });
+  s.send(msg, Number(port), host);`;
 
 /** Uploads `size` bytes in full-sized segments (DF, as Linux sends TCP) and waits for the count. */
 const UPLOAD_CLIENT = `
@@ -179,6 +205,7 @@ function run() {
     for (const b of topo.backends) {
       await topo.startServers(b);
       await startInline(b, LATE_SERVER, b.name, String(LATE_PORT), String(IDLE_MS));
+      await startInline(b, BIG_UDP_SERVER, b.name, String(BIG_UDP_PORT));
     }
     // A backend behind a link of a smaller MTU on the node's side (the backend's own is 1500, so
     // it advertises a 1460-byte MSS): only path-MTU discovery gets an upload through.
@@ -193,6 +220,8 @@ function run() {
     kp('vip', 'add', `${VIP_EMPTY}/32`, 'protocol', 'tcp', 'port', '80');
     kp('vip', 'add', `${VIP_EMPTY}/32`, 'protocol', 'udp', 'port', '53');
     for (const v of [VIP, VIP_LATE]) kp('backend', 'add', `${v}/32`, 'protocol', 'tcp', ...topo.backends.slice(0, 2).map((b) => b.addr));
+    kp('vip', 'add', `${VIP_BIG_UDP}/32`, 'protocol', 'udp', 'port', '53', 'target', String(BIG_UDP_PORT));
+    kp('backend', 'add', `${VIP_BIG_UDP}/32`, 'protocol', 'udp', ...topo.backends.slice(0, 2).map((b) => b.addr));
     kp('vip', 'add', `${VIP_SMALL_MTU}/32`, 'protocol', 'tcp', 'port', String(SINK_PORT));
     kp('backend', 'add', `${VIP_SMALL_MTU}/32`, 'protocol', 'tcp', topo.backends[2].addr);
   });
@@ -254,6 +283,20 @@ function run() {
     t.ok(sent >= 1, `fragmentation needed was sent from XDP, quoting the VIP (${sent})`);
     const pmtu = topo!.exec(topo!.client.ns, ['ip', 'route', 'get', VIP_SMALL_MTU]);
     t.match(pmtu, new RegExp(`mtu ${SMALL_MTU}`), `the client learnt the path MTU: ${pmtu.trim()}`);
+  });
+
+  t.test(`a ${BIG_DATAGRAM}-byte UDP datagram through a VIP, fragmented both ways`, async (t) => {
+    const before = kpJson('show', 'stats').global;
+    for (let i = 0; i < 3; i++) {
+      const r = inClient(BIG_UDP_CLIENT, VIP_BIG_UDP, '53', String(BIG_DATAGRAM));
+      t.notOk(r.error, `datagram ${i}: answered (${r.error ?? ''})`);
+      t.equal(r.from, `${VIP_BIG_UDP}:53`, `datagram ${i}: from the VIP`);
+      t.equal(r.length, BIG_DATAGRAM, `datagram ${i}: all ${BIG_DATAGRAM} bytes came back`);
+      t.ok(r.intact, `datagram ${i}: intact both ways (served by ${r.backend})`);
+    }
+    const after = kpJson('show', 'stats').global;
+    t.ok(after.frag_xlate - before.frag_xlate >= 3 * 2 * 2, `later fragments were translated both ways (${after.frag_xlate - before.frag_xlate})`);
+    t.equal(after.drop_frag - before.drop_frag, 0, 'none dropped');
   });
 
   t.test('a VIP without endpoints: connect() fails at once with ECONNREFUSED, UDP too', async (t) => {

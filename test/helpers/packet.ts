@@ -321,3 +321,15 @@ export function verifyIcmp(buf: Buffer): { icmp: boolean; quotedIp: boolean } {
   const msg = buf.subarray(l4, end);
   return { icmp: inetChecksum(msg) === 0, quotedIp: inetChecksum(msg.subarray(8, 8 + (msg[8] & 0x0f) * 4)) === 0 };
 }
+
+/** The fragments a sender makes of `spec`'s datagram (checksums complete first): the L4 segment
+ * split after `firstLen` bytes (a multiple of 8), MF on the first, offset on the second. */
+export function fragments(spec: PacketSpec, firstLen: number): [Buffer, Buffer] {
+  if (firstLen % 8) throw new Error('fragment data must be a multiple of 8 bytes');
+  const whole = buildPacket({ ...spec, df: false });
+  const { l3, l4, end } = layout(whole);
+  const seg = whole.subarray(l4, end);
+  const part = (data: Buffer, mf: boolean, offset: number): Buffer =>
+    buildPacket({ ...spec, df: false, mf, fragOffset: offset / 8, proto: whole[l3 + 9], payload: data, ipOptions: undefined });
+  return [part(seg.subarray(0, firstLen), true, 0), part(seg.subarray(firstLen), false, firstLen)];
+}
