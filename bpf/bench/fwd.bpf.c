@@ -11,8 +11,9 @@ struct kp_fwd_cfg {
 	__u32 ifindex;
 	__u8 dmac[ETH_ALEN];
 	__u8 smac[ETH_ALEN];
-	__u16 pad;
+	__u32 pad;
 };
+_Static_assert(sizeof(struct kp_fwd_cfg) == 20, "kp_fwd_cfg size");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -74,7 +74,7 @@ export async function setupDataPlane(dp: DataPlaneName, t: Topology, services: S
       await run(['bpftool', 'map', 'update', 'pinned', join(dir, 'kp_tx_ports'), 'key', ...le(t.nodeOutIndex), 'value', ...le(t.nodeOutIndex), ...le(0)], { ns: node });
       const macBytes = (m: string) => m.split(':').map((x) => String(parseInt(x, 16)));
       // struct kp_fwd_cfg: ifindex, dmac, smac, pad
-      const cfg = [...le(t.nodeOutIndex), ...macBytes(t.backendMac), ...macBytes(t.nodeOutMac), '0', '0'];
+      const cfg = [...le(t.nodeOutIndex), ...macBytes(t.backendMac), ...macBytes(t.nodeOutMac), ...le(0)];
       await run(['bpftool', 'map', 'update', 'pinned', join(dir, 'kp_fwd_cfg'), 'key', '0', '0', '0', '0', 'value', ...cfg]);
       await run(['ip', 'link', 'set', 'dev', t.nodeIn, 'xdpdrv', 'pinned', join(dir, 'prog')], { ns: node });
       return { note: 'native XDP on the node ingress veth: fixed MACs, devmap redirect to the backend veth, no parsing or FIB lookup' };
