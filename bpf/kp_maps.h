@@ -75,6 +75,14 @@ struct {
 	__type(value, __u32);
 } kp_addrs SEC(".maps");
 
+/* Destination -> next hop (egress, MACs, MTU), so a packet needs no FIB lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KP_MAX_NEXTHOPS);
+	__type(key, __u8[KP_ADDR_LEN]);
+	__type(value, struct kp_nexthop);
+} kp_nexthop SEC(".maps");
+
 /* Runtime knobs, one entry at key 0. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -32,6 +32,10 @@
 #define KP_MAX_FRAGS 16384 /* datagrams whose later fragments are still expected */
 #endif
 #define KP_FRAG_TIMEOUT_S 30 /* Linux's ipfrag_time */
+#ifndef KP_MAX_NEXTHOPS
+#define KP_MAX_NEXTHOPS 65536 /* destinations whose FIB result is cached */
+#endif
+#define KP_NEXTHOP_TTL_MS 1000 /* a route or neighbour change takes effect within this */
 #ifndef KP_MAX_ADDRS
 #define KP_MAX_ADDRS (KP_MAX_VIPS + KP_MAX_BACKENDS)
 #endif
@@ -128,6 +132,19 @@ _Static_assert(sizeof(struct kp_frag) == 16, "kp_frag size");
 /* Value of kp_addrs (key: a 16-byte address): what kpbpf knows the address as. */
 #define KP_ADDR_F_VIP 0x1     /* the address of an exact VIP */
 #define KP_ADDR_F_BACKEND 0x2 /* the address of a backend (active or draining) */
+
+/* Value of kp_nexthop (key: a 16-byte destination address): a FIB result, reused for a second. */
+struct kp_nexthop {
+	__u32 ifindex;        /* egress */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u16 mtu;            /* the route's MTU: a larger DF packet needs fragmentation */
+	__u8 redirect;        /* ifindex is in kp_tx_ports: XDP_REDIRECT, else XDP_PASS */
+	__u8 pad;
+	__u32 pad2;
+	__u64 checked_ns;     /* when bpf_fib_lookup gave this; older than KP_NEXTHOP_TTL_MS is looked up again */
+};
+_Static_assert(sizeof(struct kp_nexthop) == 32, "kp_nexthop size");
 
 /* Key of kp_vips (exact match). */
 struct kp_vip_key {
@@ -238,6 +255,7 @@ enum kp_stat {
 	KP_STAT_ICMP_TOO_BIG = 18,   /* DF packet too big for its route: fragmentation needed sent back (also TX_*) */
 	KP_STAT_FRAG_XLATE = 19,     /* a later fragment translated like its first fragment (also TX_*) */
 	KP_STAT_DROP_FRAG = 20,      /* a later fragment to a VIP or from a backend whose first fragment is unknown */
+	KP_STAT_FIB_LOOKUP = 21,     /* bpf_fib_lookup calls: next-hop cache misses and refreshes */
 	KP_STAT_MAX = 24,
 };
 

@@ -214,8 +214,15 @@ export class Control {
     } catch (e) {
       for (const p of made) detachLink(p);
       throw e;
+    } finally {
+      this.flushNextHops();
     }
     return done;
+  }
+
+  /** Drop the data plane's cached FIB results, which record whether their egress may be redirected to. */
+  private flushNextHops(): void {
+    for (const k of [...this.dp.maps.nexthop.keys()]) this.dp.maps.nexthop.delete(k);
   }
 
   setRedirect(ifname: string, redirect: boolean): void {
@@ -223,6 +230,7 @@ export class Control {
     if (!l) throw new KpError('KP_ERR_STATE', `kpbpf is not attached to '${ifname}'`);
     if (redirect) this.dp.maps.txPorts.update(l.ifindex, { ifindex: l.ifindex, prog: 0 });
     else this.dp.maps.txPorts.delete(l.ifindex);
+    this.flushNextHops();
   }
 
   detach(ifnames?: string[]): string[] {
@@ -238,6 +246,7 @@ export class Control {
       detachLink(l.path);
       this.dp.maps.txPorts.delete(l.ifindex);
     }
+    this.flushNextHops();
     return chosen.map((l) => l.ifname ?? `ifindex ${l.ifindex}`);
   }
 

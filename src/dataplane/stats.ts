@@ -27,6 +27,7 @@ export const KP_STAT_NAMES = [
   'icmp_too_big',
   'frag_xlate',
   'drop_frag',
+  'fib_lookup',
 ] as const;
 
 const num = (x: bigint) => Number(x);

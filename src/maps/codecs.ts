@@ -37,6 +37,10 @@ export const LAYOUTS = {
   },
   kp_frag_key: { size: 40, fields: { saddr: [0, 16], daddr: [16, 16], id: [32, 4], proto: [36, 1], pad: [37, 3] } },
   kp_frag: { size: 16, fields: { sport: [0, 2], dport: [2, 2], pad: [4, 4], seen_ns: [8, 8] } },
+  kp_nexthop: {
+    size: 32,
+    fields: { ifindex: [0, 4], dmac: [4, 6], smac: [10, 6], mtu: [16, 2], redirect: [18, 1], pad: [19, 1], pad2: [20, 4], checked_ns: [24, 8] },
+  },
   kp_vip_key: { size: 20, fields: { addr: [0, 16], port: [16, 2], proto: [18, 1], pad: [19, 1] } },
   kp_vip_pfx_key: { size: 24, fields: { prefixlen: [0, 4], proto: [4, 1], pad: [5, 1], port: [6, 2], addr: [8, 16] } },
   kp_vip: { size: 16, fields: { id: [0, 4], table_len: [4, 4], flags: [8, 2], target_port: [10, 2], reserved: [12, 4] } },
@@ -79,6 +83,7 @@ export const NET_ORDER_FIELDS: Record<keyof typeof LAYOUTS, readonly string[]> =
   kp_ct: ['vip_port', 'client_port'],
   kp_frag_key: ['id'],
   kp_frag: ['sport', 'dport'],
+  kp_nexthop: [],
   kp_vip_key: ['port'],
   kp_vip_pfx_key: ['port'],
   kp_vip: ['target_port'],
@@ -152,6 +157,14 @@ export interface Frag {
   sport: number;
   dport: number;
   seenNs: bigint;
+}
+export interface NextHop {
+  ifindex: number;
+  dmac: string;
+  smac: string;
+  mtu: number;
+  redirect: boolean;
+  checkedNs: bigint;
 }
 /** kp_addrs values */
 export const ADDR_FLAG = { vip: 0x1, backend: 0x2 } as const;
@@ -298,6 +311,29 @@ export const frag = codec<Frag>(
     b.writeBigUInt64LE(v.seenNs, off(FG, 'seen_ns'));
   },
   (b, o) => ({ sport: b.readUInt16BE(o + off(FG, 'sport')), dport: b.readUInt16BE(o + off(FG, 'dport')), seenNs: b.readBigUInt64LE(o + off(FG, 'seen_ns')) }),
+);
+
+const NH = LAYOUTS.kp_nexthop;
+const macText = (b: Buffer) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+const putMac = (b: Buffer, o: number, m: string) => Buffer.from(m.split(':').map((x) => parseInt(x, 16))).copy(b, o);
+export const nextHop = codec<NextHop>(
+  NH.size,
+  (v, b) => {
+    b.writeUInt32LE(v.ifindex, off(NH, 'ifindex'));
+    putMac(b, off(NH, 'dmac'), v.dmac);
+    putMac(b, off(NH, 'smac'), v.smac);
+    b.writeUInt16LE(v.mtu, off(NH, 'mtu'));
+    b.writeUInt8(v.redirect ? 1 : 0, off(NH, 'redirect'));
+    b.writeBigUInt64LE(v.checkedNs, off(NH, 'checked_ns'));
+  },
+  (b, o) => ({
+    ifindex: b.readUInt32LE(o + off(NH, 'ifindex')),
+    dmac: macText(b.subarray(o + off(NH, 'dmac'), o + off(NH, 'dmac') + 6)),
+    smac: macText(b.subarray(o + off(NH, 'smac'), o + off(NH, 'smac') + 6)),
+    mtu: b.readUInt16LE(o + off(NH, 'mtu')),
+    redirect: b.readUInt8(o + off(NH, 'redirect')) !== 0,
+    checkedNs: b.readBigUInt64LE(o + off(NH, 'checked_ns')),
+  }),
 );
 
 /** A bare 16-byte address (key of kp_addrs). */

@@ -13,6 +13,7 @@ export const KP_MAP_NAMES = [
   'kp_ct',
   'kp_frags',
   'kp_addrs',
+  'kp_nexthop',
   'kp_config',
   'kp_vip_stats',
   'kp_be_stats',
@@ -33,6 +34,8 @@ export interface KpMaps {
   frags: BpfMap<c.FragKey, c.Frag>;
   /** VIP and backend addresses → ADDR_FLAG bits */
   addrs: BpfMap<string, number>;
+  /** destination → cached FIB result */
+  nexthop: BpfMap<string, c.NextHop>;
   config: BpfMap<number, c.Config>;
   vipStats: PerCpuMap<number, c.VipStats>;
   beStats: PerCpuMap<number, c.BackendStats>;
@@ -59,6 +62,7 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
       ct: open('kp_ct', (fd) => new BpfMap(fd, c.flowKey, c.ct, 'kp_ct')),
       frags: open('kp_frags', (fd) => new BpfMap(fd, c.fragKey, c.frag, 'kp_frags')),
       addrs: open('kp_addrs', (fd) => new BpfMap(fd, c.addr16, c.u32, 'kp_addrs')),
+      nexthop: open('kp_nexthop', (fd) => new BpfMap(fd, c.addr16, c.nextHop, 'kp_nexthop')),
       config: open('kp_config', (fd) => new BpfMap(fd, c.u32, c.config, 'kp_config')),
       vipStats: open('kp_vip_stats', (fd) => new PerCpuMap(fd, c.u32, c.vipStats, 'kp_vip_stats')),
       beStats: open('kp_be_stats', (fd) => new PerCpuMap(fd, c.u32, c.backendStats, 'kp_be_stats')),

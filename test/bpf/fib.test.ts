@@ -9,7 +9,8 @@ import koffi from 'koffi';
 import t from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import { addU64 } from '../../src/maps/map.js';
-import { buildPacket, icmpError, mtuWord, TCP_ACK, TCP_SYN, verifyChecksums, verifyIcmp, type PacketSpec } from '../helpers/packet.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildPacket, icmpError, mtuWord, parsePacket, TCP_ACK, TCP_SYN, verifyChecksums, verifyIcmp, type PacketSpec } from '../helpers/packet.js';
 import { testConfig, BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, pinToCpu, XDP } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
@@ -92,6 +93,10 @@ if (reason) {
   dp.maps.backends.update(1, { addr: BACKEND.addr, port: BACKEND.port, state: BACKEND_STATE.active, gen: 1, vipId: 1, weight: 1 });
   dp.setMaglevTable(1, Array(7).fill(1));
   const live = dp;
+  /** As the control plane does after a kp_tx_ports change; a test that changes routes or MTUs does it too. */
+  const flushNextHops = () => {
+    for (const k of [...live.maps.nexthop.keys()]) live.maps.nexthop.delete(k);
+  };
   const txStats = (): [bigint, bigint] => [live.maps.stats.sum(KP_STAT.TX_REDIRECT, addU64)!, live.maps.stats.sum(KP_STAT.TX_PASS, addU64)!];
 
   const syn = (sport: number, extra: Partial<PacketSpec> = {}): PacketSpec => ({
@@ -117,6 +122,7 @@ if (reason) {
 
   t.test('route + neighbour + vetted interface: XDP_REDIRECT with TTL-1 and MACs from the FIB', async (t) => {
     live.maps.txPorts.update(kpa, { ifindex: kpa, prog: 0 });
+    flushNextHops();
     const p = syn(40002);
     const [r0, p0] = txStats();
     const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
@@ -125,6 +131,27 @@ if (reason) {
     t.equal(res.data.toString('hex'), want.toString('hex'));
     t.same(verifyChecksums(res.data), { ip: true, l4: true });
     t.same(txStats(), [r0 + 1n, p0], 'TX_REDIRECT counted');
+  });
+
+  t.test('the next hop is cached: one FIB lookup per destination and second, a neighbour change within 1 s', async (t) => {
+    const lookups = () => live.maps.stats.sum(KP_STAT.FIB_LOOKUP, addU64)!;
+    flushNextHops();
+    const l0 = lookups();
+    for (const sport of [40030, 40031, 40032]) {
+      const res = testRun(live.progFd, buildPacket(syn(sport)), { ingressIfindex: kpb });
+      t.equal(res.retval, XDP.REDIRECT, `sport ${sport}: redirected`);
+    }
+    t.equal(lookups() - l0, 1n, 'three packets to one backend, one FIB lookup');
+    const nh = live.maps.nexthop.lookup(BACKEND.addr)!;
+    t.match(nh, { ifindex: kpa, dmac: NEIGH_MAC, smac: kpaMac, mtu: 1500, redirect: true }, 'the cached result');
+    const NEW_MAC = '02:00:00:00:20:02';
+    ip('-n', NS, 'neigh', 'replace', BACKEND.addr, 'lladdr', NEW_MAC, 'dev', 'kpa', 'nud', 'permanent');
+    t.teardown(() => (ip('-n', NS, 'neigh', 'replace', BACKEND.addr, 'lladdr', NEIGH_MAC, 'dev', 'kpa', 'nud', 'permanent'), flushNextHops()));
+    const before = parsePacket(testRun(live.progFd, buildPacket(syn(40033)), { ingressIfindex: kpb }).data);
+    t.equal(before.dstMac, NEIGH_MAC, 'right after the change the cached MAC is still used');
+    await sleep(1200);
+    const after = parsePacket(testRun(live.progFd, buildPacket(syn(40034)), { ingressIfindex: kpb }).data);
+    t.equal(after.dstMac, NEW_MAC, 'after a second the new neighbour is used');
   });
 
   t.test('CHECKSUM_PARTIAL input redirected: the checksum is finished in XDP (the skb stays behind)', async (t) => {
@@ -164,7 +191,8 @@ if (reason) {
 
   t.test('a DF packet too big for the route to its backend: fragmentation needed back to the client, quoting the VIP', async (t) => {
     ip('-n', NS, 'link', 'set', 'kpa', 'mtu', '1280');
-    t.teardown(() => ip('-n', NS, 'link', 'set', 'kpa', 'mtu', '1500'));
+    flushNextHops();
+    t.teardown(() => (ip('-n', NS, 'link', 'set', 'kpa', 'mtu', '1500'), flushNextHops()));
     const p = syn(40020, { tcpFlags: TCP_ACK, payload: Buffer.alloc(1300, 0x63) });
     const tooBig = () => live.maps.stats.sum(KP_STAT.ICMP_TOO_BIG, addU64)!;
     const before = tooBig();
@@ -183,7 +211,8 @@ if (reason) {
     const sport = 40022;
     testRun(live.progFd, buildPacket(syn(sport)), { ingressIfindex: kpb });
     ip('-n', NS, 'link', 'set', 'kpb', 'mtu', '1280');
-    t.teardown(() => ip('-n', NS, 'link', 'set', 'kpb', 'mtu', '1500'));
+    flushNextHops();
+    t.teardown(() => (ip('-n', NS, 'link', 'set', 'kpb', 'mtu', '1500'), flushNextHops()));
     const reply: PacketSpec = { srcMac: NEIGH_MAC, dstMac: kpaMac, src: BACKEND.addr, dst: '198.18.0.10', proto: 'tcp', sport: BACKEND.port, dport: sport, tcpFlags: TCP_ACK, payload: Buffer.alloc(1300, 0x64) };
     const res = testRun(live.progFd, buildPacket(reply), { ingressIfindex: kpa });
     t.equal(res.retval, XDP.REDIRECT, 'routed to the backend over the vetted interface');

@@ -70,7 +70,7 @@ t.test('decode at an offset', async (t) => {
 
 t.test('every codec size equals its layout size, and fields tile the struct', async (t) => {
   const pairs: Array<[keyof typeof c.LAYOUTS, c.Codec<unknown>]> = [
-    ['kp_flow_key', c.flowKey], ['kp_ct', c.ct], ['kp_frag_key', c.fragKey], ['kp_frag', c.frag], ['kp_vip_key', c.vipKey],
+    ['kp_flow_key', c.flowKey], ['kp_ct', c.ct], ['kp_frag_key', c.fragKey], ['kp_frag', c.frag], ['kp_nexthop', c.nextHop], ['kp_vip_key', c.vipKey],
     ['kp_vip_pfx_key', c.vipPfxKey], ['kp_vip', c.vip], ['kp_backend', c.backend], ['kp_config', c.config],
     ['kp_vip_stats', c.vipStats], ['kp_backend_stats', c.backendStats], ['bpf_devmap_val', c.devmapVal],
   ];
