@@ -1,7 +1,8 @@
-// Per-packet cost with BPF_PROG_TEST_RUN: kp.bpf.o's paths beside pass.bpf.o and parse.bpf.o,
-// in one process, with V VIPs configured and F flows preloaded. Every path runs with repeat = 1
-// in a loop (a DNAT rewrites the packet, so a kernel repeat would not re-take the same path), and
-// the global counters must move by exactly the number of iterations.
+// Per-packet cost with BPF_PROG_TEST_RUN: kp.bpf.o's paths beside pass.bpf.o and parse.bpf.o and,
+// when given, Katran's balancer, in one process, with V VIPs configured, one hot flow and then F
+// flows preloaded. Every path runs with repeat = 1 in a loop (a DNAT rewrites the packet, so a
+// kernel repeat would not re-take the same path), and counters must move by exactly the number of
+// iterations.
 import { join } from 'node:path';
 import { Control } from '../dataplane/control.js';
 import { parseConfig } from '../config/validate.js';
@@ -11,6 +12,8 @@ import { addU64 } from '../maps/map.js';
 import { CT_FLAG, CT_STATES, KP_DIR, type Ct, type FlowKey } from '../maps/codecs.js';
 import { KP_STAT_NAMES } from '../dataplane/stats.js';
 import { REPO } from './dataplanes.js';
+import { KatranAnchor, katranFlowKey } from './katran.js';
+import { enterRoutedNetns } from './netns.js';
 import { kpbpfConfig, makeServices, ipv4ToInt } from './rulesets.js';
 
 export interface DatapathRow {
@@ -18,17 +21,25 @@ export interface DatapathRow {
   nsPerPacket: number;
   iterations: number;
   verified: string;
+  /** the Katran row this one is compared with */
+  anchor?: string;
 }
 
 export interface DatapathResult {
   method: string;
   vips: number;
   flows: number;
+  /** a Katran object was given (--katran) */
+  katran?: string;
   rows: DatapathRow[];
 }
 
 const XDP_PASS = 2;
-const XDP_CONF_F_NO_FIB = 0x1;
+const XDP_TX = 3;
+const XDP_REDIRECT = 4;
+/** Where the endpoints of makeServices live and where the benchmark's clients come from. */
+const ENDPOINT_NET = '198.18.128.0/17';
+const CLIENT_NET = '198.18.64.0/18';
 
 function csum(b: Buffer, sum = 0): number {
   for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
@@ -59,57 +70,70 @@ export function udpPacket(saddr: string, daddr: string, sport: number, dport: nu
   return p;
 }
 
-const ipOf = (b: Buffer, off: number) => [b[off], b[off + 1], b[off + 2], b[off + 3]].join('.');
 const clientAddr = (i: number) => `198.18.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}`;
 const clientPort = (i: number) => 1024 + (i & 255) * 16 + ((i >> 22) & 15);
 
-function loop(progFd: number, pkts: Buffer[], expect?: number): { ns: number; outs: Buffer[] } {
+function loop(progFd: number, pkts: Buffer[], expect: number, ingressIfindex: number): { ns: number } {
   let total = 0;
-  const outs: Buffer[] = [];
   for (const p of pkts) {
-    const r = testRun(progFd, p, { repeat: 1 });
-    if (expect !== undefined && r.retval !== expect) throw new Error(`unexpected verdict ${r.retval}`);
+    const r = testRun(progFd, p, { repeat: 1, ingressIfindex });
+    if (r.retval !== expect) throw new Error(`unexpected verdict ${r.retval}, expected ${expect}`);
     total += r.durationNs;
-    outs.push(Buffer.from(r.data));
   }
-  return { ns: total / pkts.length, outs };
+  return { ns: total / pkts.length };
 }
 
-export async function runDatapath(o: { vips: number; flows: number; iterations: number; bpffs: string; log: (m: string) => void }): Promise<DatapathResult> {
+export interface DatapathOptions {
+  vips: number;
+  flows: number;
+  iterations: number;
+  bpffs: string;
+  /** Katran's balancer object, built by the user from its public repository */
+  katran?: string;
+  log: (m: string) => void;
+}
+
+export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
   const services = makeServices(o.vips);
   const target = services[services.length - 1];
-  const control = Control.open({ bpffs: o.bpffs, load: true, buckets: Math.max(1024, 2 ** Math.ceil(Math.log2(o.flows * 2))) });
+  const n = o.iterations;
+  const ns = enterRoutedNetns(`kpbdp${process.pid}`, ENDPOINT_NET, CLIENT_NET);
   const rows: DatapathRow[] = [];
+  let control: Control | undefined;
+  let katran: KatranAnchor | undefined;
   try {
-    control.apply(parseConfig(kpbpfConfig(services, { buckets: control.conf().buckets })), { dryRun: false });
+    // Tables sized for the preload plus every new flow of the run, as a production node would be.
+    const buckets = 2 ** Math.ceil(Math.log2(Math.max(1024, o.flows + 4 * n)));
+    control = Control.open({ bpffs: o.bpffs, load: true, buckets });
+    control.apply(parseConfig(kpbpfConfig(services, { buckets })), { dryRun: false });
     const dp = control.dp;
-    const cfg = dp.maps.config.lookup(0)!;
-    dp.maps.config.update(0, { ...cfg, flags: cfg.flags | XDP_CONF_F_NO_FIB }); // no FIB in a test run: XDP_PASS after a rewrite
+    // The forwarding decision is real: both ends of the namespace's veth pair may be redirected to.
+    for (const ifindex of [ns.backendIf, ns.clientIf]) dp.maps.txPorts.update(ifindex, { ifindex, prog: 0 });
     const stat = (name: string) => Number(dp.maps.stats.sum(KP_STAT_NAMES.indexOf(name.toLowerCase() as never), addU64) ?? 0n);
     const vip = control.listVips().find((v) => v.prefix === `${target.vip}/32`)!;
     const be = vip.backends[0];
-    // Preload connections (clients 198.18.64.0/18) on the target VIP's first backend: a forward
-    // record and a reply entry each, as the data path writes them.
-    const now = process.hrtime.bigint();
     const vipAddr = target.vip;
-    const batch: Array<[FlowKey, Ct]> = [];
-    const rec = { vipAddr: '::', lastSeenNs: now, backendId: be.id, backendGen: be.gen, vipId: vip.id, vipPort: 0, state: CT_STATES.indexOf('udp_stream'), flags: 0 };
-    for (let i = 0; i < o.flows; i++) {
-      const client = { addr: clientAddr(i), port: clientPort(i) };
-      batch.push([{ saddr: client.addr, daddr: vipAddr, sport: client.port, dport: target.port, proto: 17 }, { ...rec, clientPort: client.port }]);
-      batch.push([
-        { saddr: be.address, daddr: client.addr, sport: be.port, dport: client.port, proto: 17, dir: KP_DIR.reply },
-        { ...rec, vipAddr, vipPort: target.port, clientPort: client.port, state: 0, flags: CT_FLAG.reply },
-      ]);
-    }
-    dp.maps.ct.updateBatch(batch);
-    o.log(`datapath: ${o.vips} VIPs, ${o.flows} flows preloaded`);
-    const n = o.iterations;
+    const existing = () => control!.stats().vips.find((x) => x.id === vip.id)!.counters;
     const check = (name: string, before: number, what: string) => {
       const d = stat(name) - before;
       if (d !== n) throw new Error(`${what}: ${name} moved by ${d}, expected ${n}`);
       return `${name} +${d}`;
     };
+    const run = (progFd: number, pkts: Buffer[], expect: number) => loop(progFd, pkts, expect, ns.clientIf);
+    const fresh = (net: number) => Array.from({ length: n }, (_, i) => udpPacket(`198.18.${net}.${i & 255}`, vipAddr, 20000 + (i >> 8), target.port));
+    if (o.katran) {
+      katran = KatranAnchor.open(o.katran, { vip: vipAddr, port: target.port, real: be.address, gatewayMac: ns.backendGwMac, lruSize: o.flows + 4 * n + 16 });
+    }
+    const kt = (what: string, pkts: Buffer[], misses: bigint) => {
+      const a = katran!.lruCounters();
+      const r = run(katran!.progFd, pkts, XDP_TX);
+      const b = katran!.lruCounters();
+      if (b.packets - a.packets !== BigInt(n) || b.misses - a.misses !== misses) {
+        throw new Error(`katran ${what}: LRU packets +${b.packets - a.packets}, misses +${b.misses - a.misses}; expected +${n}, +${misses}`);
+      }
+      return { r, verified: `XDP_TX every run, LRU packets +${n}, misses +${misses}` };
+    };
+
     // Baselines, in the same process.
     for (const name of ['pass', 'parse']) {
       const obj = BpfObject.open(join(REPO, 'build', 'bench', `${name}.bpf.o`));
@@ -117,7 +141,7 @@ export async function runDatapath(o: { vips: number; flows: number; iterations: 
         obj.load();
         const fd = dupFd(obj.progFd());
         try {
-          const r = loop(fd, Array.from({ length: n }, () => udpPacket('198.18.64.1', vipAddr, 1000, target.port)), XDP_PASS);
+          const r = run(fd, Array.from({ length: n }, () => udpPacket('198.18.64.1', vipAddr, 1000, target.port)), XDP_PASS);
           rows.push({ path: `${name}.bpf.o`, nsPerPacket: r.ns, iterations: n, verified: 'XDP_PASS every run' });
         } finally {
           closeFd(fd);
@@ -128,34 +152,88 @@ export async function runDatapath(o: { vips: number; flows: number; iterations: 
     }
     const fd = dp.progFd;
     let b = stat('PASS_NO_MATCH');
-    let r = loop(fd, Array.from({ length: n }, () => udpPacket('198.18.64.1', '198.18.200.1', 1000, 9999)), XDP_PASS);
+    let r = run(fd, Array.from({ length: n }, () => udpPacket('198.18.64.1', '198.18.200.1', 1000, 9999)), XDP_PASS);
     rows.push({ path: 'kpbpf non-VIP pass-through', nsPerPacket: r.ns, iterations: n, verified: check('PASS_NO_MATCH', b, 'pass-through') });
-    const v0 = control.stats().vips.find((x) => x.id === vip.id)!.counters;
+
+    // 1 hot flow, tables otherwise empty.
+    const hot = udpPacket('198.18.100.1', vipAddr, 4242, target.port);
+    run(fd, [hot], XDP_REDIRECT);
+    let v0 = existing();
     b = stat('DNAT');
-    r = loop(fd, Array.from({ length: n }, (_, i) => udpPacket(clientAddr(i % o.flows), vipAddr, clientPort(i % o.flows), target.port)));
-    const v1 = control.stats().vips.find((x) => x.id === vip.id)!.counters;
-    if (v1.existingPkts - v0.existingPkts !== n) throw new Error(`established: existing_pkts moved by ${v1.existingPkts - v0.existingPkts}`);
-    rows.push({ path: 'kpbpf established-flow DNAT', nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'established')}, existing_pkts +${n}` });
-    // New flows: clients never preloaded (198.18.127.x, other ports).
+    r = run(fd, Array.from({ length: n }, () => hot), XDP_REDIRECT);
+    if (existing().existingPkts - v0.existingPkts !== n) throw new Error('established (hot): existing_pkts did not move by the iteration count');
+    rows.push({ path: 'kpbpf established, 1 hot flow', nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'established hot')}, existing +${n}, XDP_REDIRECT`, anchor: 'katran established, 1 hot flow' });
+    v0 = existing();
     b = stat('DNAT');
-    const fresh = Array.from({ length: n }, (_, i) => udpPacket(`198.18.127.${i & 255}`, vipAddr, 20000 + (i >> 8), target.port));
-    r = loop(fd, fresh);
-    const v2 = control.stats().vips.find((x) => x.id === vip.id)!.counters;
-    if (v2.firstPkts - v1.firstPkts !== n) throw new Error(`new flow: first_pkts moved by ${v2.firstPkts - v1.firstPkts}`);
-    rows.push({ path: 'kpbpf new flow (Maglev pick + insert)', nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'new flow')}, first_pkts +${n}` });
-    // Replies of those new flows, from the backend each was sent to.
-    const replies = r.outs.map((p, i) => udpPacket(ipOf(p, 30), ipOf(p, 26), p.readUInt16BE(36), 20000 + (i >> 8)));
+    r = run(fd, fresh(127), XDP_REDIRECT);
+    if (existing().firstPkts - v0.firstPkts !== n) throw new Error('new flow (empty): first_pkts did not move by the iteration count');
+    rows.push({ path: 'kpbpf first packet, empty table', nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'new flow')}, first +${n}, XDP_REDIRECT`, anchor: 'katran new flow, empty LRU' });
+    if (katran) {
+      const k1 = katranFlowKey('198.18.100.1', vipAddr, 4242, target.port, 17);
+      katran.preload([k1]);
+      const h = kt('established hot', Array.from({ length: n }, () => hot), 0n);
+      rows.push({ path: 'katran established, 1 hot flow', nsPerPacket: h.r.ns, iterations: n, verified: h.verified });
+      const f = kt('new flow', fresh(127), BigInt(n));
+      rows.push({ path: 'katran new flow, empty LRU', nsPerPacket: f.r.ns, iterations: n, verified: f.verified });
+    }
+
+    // F flows preloaded: a forward record and a reply entry each, as the data path writes them.
+    const now = process.hrtime.bigint();
+    const batch: Array<[FlowKey, Ct]> = [];
+    const rec = { vipAddr: '::', lastSeenNs: now, backendId: be.id, backendGen: be.gen, vipId: vip.id, vipPort: 0, state: CT_STATES.indexOf('udp_stream'), flags: 0 };
+    const kflows: Buffer[] = [];
+    for (let i = 0; i < o.flows; i++) {
+      const client = { addr: clientAddr(i), port: clientPort(i) };
+      batch.push([{ saddr: client.addr, daddr: vipAddr, sport: client.port, dport: target.port, proto: 17 }, { ...rec, clientPort: client.port }]);
+      batch.push([
+        { saddr: be.address, daddr: client.addr, sport: be.port, dport: client.port, proto: 17, dir: KP_DIR.reply },
+        { ...rec, vipAddr, vipPort: target.port, clientPort: client.port, state: 0, flags: CT_FLAG.reply },
+      ]);
+      if (katran) kflows.push(katranFlowKey(client.addr, vipAddr, client.port, target.port, 17));
+    }
+    dp.maps.ct.updateBatch(batch);
+    katran?.preload(kflows);
+    o.log(`datapath: ${o.vips} VIPs, ${o.flows} flows preloaded${katran ? ' (and in Katran\'s LRU)' : ''}`);
+    const spread = Array.from({ length: n }, (_, i) => udpPacket(clientAddr(i % o.flows), vipAddr, clientPort(i % o.flows), target.port));
+    v0 = existing();
+    b = stat('DNAT');
+    r = run(fd, spread, XDP_REDIRECT);
+    if (existing().existingPkts - v0.existingPkts !== n) throw new Error('established: existing_pkts did not move by the iteration count');
+    const fl = o.flows.toLocaleString('en-US');
+    rows.push({ path: `kpbpf established, ${fl} flows`, nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'established')}, existing +${n}, XDP_REDIRECT`, anchor: `katran established, ${fl} flows` });
+    v0 = existing();
+    b = stat('DNAT');
+    r = run(fd, fresh(126), XDP_REDIRECT);
+    if (existing().firstPkts - v0.firstPkts !== n) throw new Error('new flow: first_pkts did not move by the iteration count');
+    rows.push({ path: `kpbpf first packet, ${fl} flows`, nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'new flow')}, first +${n}, XDP_REDIRECT`, anchor: `katran new flow, ${fl} flows` });
+    // Replies of the preloaded connections, from their backend.
+    const replies = Array.from({ length: n }, (_, i) => udpPacket(be.address, clientAddr(i % o.flows), be.port, clientPort(i % o.flows)));
     b = stat('SNAT');
-    const rr = loop(fd, replies);
-    rows.push({ path: 'kpbpf reply SNAT', nsPerPacket: rr.ns, iterations: n, verified: check('SNAT', b, 'reply') });
+    r = run(fd, replies, XDP_REDIRECT);
+    rows.push({ path: `kpbpf reply SNAT, ${fl} flows`, nsPerPacket: r.ns, iterations: n, verified: `${check('SNAT', b, 'reply')}, XDP_REDIRECT`, anchor: `kpbpf established, ${fl} flows` });
+    if (katran) {
+      const e = kt('established', spread, 0n);
+      rows.push({ path: `katran established, ${fl} flows`, nsPerPacket: e.r.ns, iterations: n, verified: e.verified });
+      const f = kt('new flow', fresh(126), BigInt(n));
+      rows.push({ path: `katran new flow, ${fl} flows`, nsPerPacket: f.r.ns, iterations: n, verified: f.verified });
+    }
     for (const x of rows) o.log(`datapath ${x.path}: ${x.nsPerPacket.toFixed(1)} ns (${x.verified})`);
     return {
-      method: `repeat = 1 runs in a loop of ${n} packets per path (the kernel's per-run duration, averaged), ${o.vips.toLocaleString('en-US')} VIPs × 8 backends configured, ${o.flows.toLocaleString('en-US')} connections preloaded in kp_ct, FIB disabled (XDP_PASS after the rewrite). Each path is verified by the global counter named in the last column moving by exactly the iteration count. A repeat = 1 duration includes the kernel's per-run timing overhead, which the baselines share.`,
+      method:
+        `repeat = 1 runs in a loop of ${n} packets per path (the kernel's per-run duration, averaged), ${o.vips.toLocaleString('en-US')} VIPs × 8 backends configured, ` +
+        `first with one hot flow and empty tables, then with ${fl} connections preloaded (in kp_ct and, for the anchor, in Katran's per-CPU LRU). ` +
+        'kpbpf runs with its forwarding decision: in a private namespace with routes and permanent neighbours, every rewritten packet is redirected ' +
+        '(XDP_REDIRECT) through its next-hop cache; Katran encapsulates (IPIP) and sends with XDP_TX to its configured router MAC. Both get the same ' +
+        'packets (60-byte UDP frames). Each path is verified by counters moving by exactly the iteration count and by its verdict. A repeat = 1 ' +
+        "duration includes the kernel's per-run timing overhead, which every row shares.",
       vips: o.vips,
       flows: o.flows,
+      katran: o.katran,
       rows,
     };
   } finally {
-    control.purge(); // closes it too
+    katran?.close();
+    control?.purge(); // closes it too
+    ns.leave();
   }
 }

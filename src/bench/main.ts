@@ -1,6 +1,6 @@
 // npm run bench [-- --quick]: end to end, data path, control plane and Maglev, then JSON and BENCHMARKS.md.
 import { Command, InvalidArgumentError } from 'commander';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { mountBpffs } from './bpffs.js';
@@ -37,6 +37,8 @@ export interface BenchOptions {
   dpVips?: number;
   dpFlows?: number;
   dpIterations?: number;
+  /** Katran's balancer object (balancer.bpf.o), built by the user: an anchor in the data-path table */
+  katran?: string;
   results?: string;
   markdown?: string;
   render?: string;
@@ -93,7 +95,8 @@ export async function bench(o: BenchOptions): Promise<Results> {
     }
     if (parts.includes('datapath')) {
       try {
-        res.datapath = await runDatapath({ vips: opts.dpVips, flows: opts.dpFlows, iterations: opts.dpIterations, bpffs: fs.dir, log: say });
+        if (o.katran && !existsSync(o.katran)) throw new Error(`--katran ${o.katran}: no such file`);
+        res.datapath = await runDatapath({ vips: opts.dpVips, flows: opts.dpFlows, iterations: opts.dpIterations, bpffs: fs.dir, katran: o.katran, log: say });
       } catch (e) {
         res.datapathError = (e as Error).message.split('\n')[0].slice(0, 300);
         say(`datapath: error: ${res.datapathError}`);
@@ -138,10 +141,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--dp-vips <n>', 'VIPs configured for the data-path runs', int)
     .option('--dp-flows <n>', 'flows preloaded for the data-path runs', int)
     .option('--dp-iterations <n>', 'packets per data-path measurement', int)
+    .option('--katran <obj>', "Katran's XDP balancer object, built from its public repository (README: Benchmarks), measured beside kpbpf")
     .option('--results <dir>', 'where the JSON goes (default bench-results/)')
     .option('--markdown <file>', 'where the report goes (default BENCHMARKS.md)')
     .option('--render <json>', 'only regenerate the report from an earlier run\'s JSON')
-    .addHelpText('after', '\nExamples:\n  npm run bench -- --quick\n  npm run bench -- --parts e2e --sizes 100 --dataplanes kpbpf,nft\n');
+    .addHelpText('after', '\nExamples:\n  npm run bench -- --quick\n  npm run bench -- --parts e2e --sizes 100 --dataplanes kpbpf,nft\n  npm run bench -- --parts datapath --katran /tmp/katran/balancer.bpf.o\n');
   program.parse(argv, { from: 'user' });
   const o = program.opts<BenchOptions>();
   for (const p of o.parts ?? []) if (!(PARTS as readonly string[]).includes(p)) throw new InvalidArgumentError(`unknown part ${p}`);

@@ -191,12 +191,18 @@ export function renderMarkdown(res: Results, chartFile: string): string {
 
 function datapathSection(d: DatapathResult): string[] {
   const out = ['## Data path per packet (BPF_PROG_TEST_RUN)', '', d.method, '',
-    '| path | ns/packet | × pass.bpf.o | × parse.bpf.o | iterations | verified by counters |', '|---|---:|---:|---:|---:|---|'];
-  const base = (name: string) => d.rows.find((r) => r.path === name)?.nsPerPacket;
+    '| path | ns/packet | × pass.bpf.o | × parse.bpf.o | × anchor | iterations | verified by counters |', '|---|---:|---:|---:|---:|---:|---|'];
+  const row = (name: string) => d.rows.find((r) => r.path === name);
+  const p = row('pass.bpf.o')?.nsPerPacket;
+  const q = row('parse.bpf.o')?.nsPerPacket;
   for (const r of d.rows) {
-    const p = base('pass.bpf.o'), q = base('parse.bpf.o');
-    out.push(`| ${r.path} | ${r.nsPerPacket.toFixed(1)} | ${p ? fmtRatio(r.nsPerPacket / p) : '–'} | ${q ? fmtRatio(r.nsPerPacket / q) : '–'} | ${r.iterations} | ${r.verified} |`);
+    const a = r.anchor ? row(r.anchor) : undefined;
+    const vs = a ? `${fmtRatio(r.nsPerPacket / a.nsPerPacket)} ${a.path}` : '–';
+    out.push(`| ${r.path} | ${r.nsPerPacket.toFixed(1)} | ${p ? fmtRatio(r.nsPerPacket / p) : '–'} | ${q ? fmtRatio(r.nsPerPacket / q) : '–'} | ${vs} | ${r.iterations} | ${r.verified} |`);
   }
   out.push('');
+  if (!d.katran) {
+    out.push('Katran was not measured in this run: `npm run bench -- --katran OBJ` adds it (README: Benchmarks says how to build OBJ).', '');
+  }
   return out;
 }
