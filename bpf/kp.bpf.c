@@ -15,6 +15,10 @@
 #include "kp_frag.h"
 #include "kp_fib.h"
 
+/* The VIP and reply paths and the cold paths (ICMP, fragments, rejects, malformed headers, new
+ * connections) are subprograms of their own: a frame is only on the stack while it runs, which
+ * keeps every call chain within the 512-byte BPF stack. */
+
 /* Verdict and counter of a packet we do not handle; it is never written to. */
 static __always_inline int kp_unhandled(int rc)
 {
@@ -33,13 +37,15 @@ static __always_inline int kp_unhandled(int rc)
 
 /* Step 7: after a rewrite, redirect when allowed and routable, else hand to the kernel. A
  * partial checksum is finished before a redirect; one that cannot be finished goes to the kernel.
- * KP_TX_FRAG_NEEDED (with *mtu) when the packet is too big for its route; nothing counted then. */
-static __always_inline int kp_route(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, __u32 *mtu)
+ * KP_TX_FRAG_NEEDED (with *mtu) when the packet is too big for its route; nothing counted then.
+ * A reply takes its connection's own next hop (ct), anything else its destination's. */
+static __always_inline int kp_route(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, __u32 *mtu,
+				    __u64 now, struct kp_ct *ct)
 {
 	int act = XDP_PASS;
 
 	if (!(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan && pkt->l4_csum_state != KP_L4_CSUM_UNREAD)
-		act = kp_fib_redirect(ctx, pkt, mtu);
+		act = ct ? kp_fib_redirect_ct(ctx, pkt, mtu, now, ct) : kp_fib_redirect(ctx, pkt, mtu, now);
 	if (act == KP_TX_FRAG_NEEDED)
 		return act;
 	if (act == XDP_REDIRECT)
@@ -48,16 +54,19 @@ static __always_inline int kp_route(struct xdp_md *ctx, struct kp_pkt *pkt, cons
 	return act;
 }
 
-/* kp_route for a packet that needs no further decision (an ICMP message kpbpf wrote). */
+/* Routes a packet kpbpf wrote or rewrote only in its IP header (an ICMP message, a later
+ * fragment): no L4 checksum to finish, and too big for the route goes to the kernel. */
 static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
 {
 	__u32 mtu = 0;
-	int act = kp_route(ctx, pkt, cfg, &mtu);
+	int act = XDP_PASS;
 
-	if (act != KP_TX_FRAG_NEEDED)
-		return act;
-	kp_stat_inc(KP_STAT_TX_PASS);
-	return XDP_PASS;
+	if (!(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan)
+		act = kp_fib_redirect(ctx, pkt, &mtu, bpf_ktime_get_coarse_ns());
+	if (act != XDP_REDIRECT)
+		act = XDP_PASS;
+	kp_stat_inc(act == XDP_REDIRECT ? KP_STAT_TX_REDIRECT : KP_STAT_TX_PASS);
+	return act;
 }
 
 /* A translated packet too big for the route to its backend (dir ORIG) or client (dir REPLY). With
@@ -65,9 +74,9 @@ static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, c
  * sender cannot match to its socket (XDP never sees that egress ICMP): answer here instead and
  * translate the quote back, so path-MTU discovery through a VIP works. Without DF the kernel
  * fragments it. */
-static __always_inline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
-				      __u64 now, __u32 mtu, int dir)
+static __noinline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, __u32 mtu, int dir)
 {
+	__u64 now = bpf_ktime_get_coarse_ns();
 	struct kp_icmp_err e;
 	__u32 ok;
 
@@ -91,20 +100,22 @@ static __always_inline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, co
 
 /* Step 3: a reply from a backend of a live NATed connection gets its source set back to the VIP
  * (and the client's own port back, if it was remapped). Anything else passes untouched. */
-static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt,
-					   const struct kp_flow_key *key, const struct kp_config *cfg, __u64 now)
+static __noinline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt, struct kp_scratch *s,
+				      const struct kp_config *cfg)
 {
+	const struct kp_flow_key *key = &s->key;
+	struct kp_flow_key *rkp = &s->rk;
+	__u64 now = pkt->now;
 	struct kp_vip_stats *vs;
-	struct kp_flow_key rk;
 	struct kp_ct *rv, *ct;
 	__be32 vip_addr;
 	__u32 mtu = 0;
 	int rc, act;
 
-	kp_ct_reply_key(&rk, key);
-	rv = bpf_map_lookup_elem(&kp_ct, &rk);
+	kp_ct_reply_key(rkp, key);
+	rv = bpf_map_lookup_elem(&kp_ct, rkp);
 	if (!rv) {
-		rc = kp_ct_direct(key, pkt, cfg, now);
+		rc = kp_ct_direct(key, pkt, cfg);
 		if (rc < 0) {
 			kp_stat_inc(KP_STAT_DROP_CT_CLASH);
 			return XDP_DROP;
@@ -114,10 +125,10 @@ static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pk
 		kp_stat_inc(KP_STAT_PASS_NO_MATCH);
 		return XDP_PASS;
 	}
-	ct = kp_ct_owner(&rk, rv, cfg, now);
+	ct = kp_ct_owner(rkp, rv, cfg, now);
 	if (!ct || kp_addr_to_v4(rv->vip_addr, &vip_addr)) {
 		/* A leftover of a connection that ended: never translate because of it. */
-		bpf_map_delete_elem(&kp_ct, &rk);
+		bpf_map_delete_elem(&kp_ct, rkp);
 		kp_stat_inc(KP_STAT_CT_STALE);
 		kp_stat_inc(KP_STAT_PASS_NO_MATCH);
 		return XDP_PASS;
@@ -132,14 +143,13 @@ static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pk
 		vs->reply_pkts += 1;
 		vs->reply_bytes += pkt->len;
 	}
-	act = kp_route(ctx, pkt, cfg, &mtu);
-	if (act == KP_TX_FRAG_NEEDED)
-		return kp_too_big(ctx, pkt, cfg, now, mtu, KP_DIR_REPLY);
-	return act;
+	act = kp_route(ctx, pkt, cfg, &mtu, now, ct);
+	pkt->mtu = mtu;
+	return act; /* KP_TX_FRAG_NEEDED: the caller answers (a subprogram's stack is short) */
 }
 
 /* A VIP without a serving endpoint: ICMP port unreachable to the client, as kube-proxy rejects. */
-static __always_inline int kp_reject(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+static __noinline int kp_reject(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
 {
 	if (kp_icmp_error(ctx, pkt, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0)) {
 		kp_stat_inc(KP_STAT_DROP_NO_BACKEND);
@@ -149,17 +159,19 @@ static __always_inline int kp_reject(struct xdp_md *ctx, struct kp_pkt *pkt, con
 	return kp_transmit(ctx, pkt, cfg);
 }
 
-/* Steps 4-6: find the VIP packet's connection (or make one) and DNAT to its backend. */
-static __always_inline int kp_handle_vip(struct xdp_md *ctx, struct kp_pkt *pkt,
-					 const struct kp_flow_key *key, const struct kp_vip *vip,
-					 const struct kp_config *cfg, __u64 now)
-{
-	struct kp_ct_pick pick = {};
-	struct kp_vip_stats *vs;
-	__u32 mtu = 0;
-	int kind, act;
+/* Not an XDP action: the VIP has no serving endpoint; the caller rejects the packet. */
+#define KP_TX_REJECT 0x101
 
-	kind = kp_ct_forward(key, pkt, vip, cfg, now, &pick);
+/* Steps 5-6: the VIP packet's connection is known (pick): count it, DNAT to its backend, route.
+ * KP_TX_REJECT or KP_TX_FRAG_NEEDED leave the answer to the caller, whose stack has room for it. */
+static __noinline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_vip *vip,
+				     const struct kp_config *cfg, const struct kp_ct_pick *pick)
+{
+	struct kp_vip_stats *vs;
+	int kind = pick->kind;
+	__u32 mtu = 0;
+	int act;
+
 	if (kind == KP_CT_CLASH) {
 		kp_stat_inc(KP_STAT_DROP_CT_CLASH);
 		return XDP_DROP;
@@ -176,25 +188,24 @@ static __always_inline int kp_handle_vip(struct xdp_md *ctx, struct kp_pkt *pkt,
 		else
 			vs->no_server_pkts += 1;
 	}
-	if (kind == KP_CT_NO_SERVER || !pick.be)
-		return kp_reject(ctx, pkt, cfg);
-	if (pick.loose)
+	if (kind == KP_CT_NO_SERVER || !pick->be)
+		return KP_TX_REJECT;
+	if (pick->loose)
 		kp_stat_inc(KP_STAT_CT_LOOSE);
-	if (pick.remapped)
+	if (pick->remapped)
 		kp_stat_inc(KP_STAT_CT_REMAP);
-	kp_dnat_ipv4(pkt, pick.be_addr, pick.be->port);
-	if (pick.nat_port != pkt->ports[0])
-		kp_nat_port(pkt, &pkt->ports[0], pick.nat_port);
+	kp_dnat_ipv4(pkt, pick->be_addr, pick->be->port);
+	if (pick->nat_port != pkt->ports[0])
+		kp_nat_port(pkt, &pkt->ports[0], pick->nat_port);
 	kp_stat_inc(KP_STAT_DNAT);
-	kp_be_stats_add(pick.be_id, pkt->len);
-	act = kp_route(ctx, pkt, cfg, &mtu);
-	if (act == KP_TX_FRAG_NEEDED)
-		return kp_too_big(ctx, pkt, cfg, now, mtu, KP_DIR_ORIG);
+	kp_be_stats_add(pick->be_id, pkt->len);
+	act = kp_route(ctx, pkt, cfg, &mtu, pick->now, NULL);
+	pkt->mtu = mtu;
 	return act;
 }
 
 /* ICMP: an error about a NATed connection is translated both ways; anything else passes. */
-static __always_inline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+static __noinline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
 {
 	struct kp_icmp_err e;
 	__u64 now;
@@ -215,7 +226,7 @@ static __always_inline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt
 /* A fragment after the first: translated as its datagram's first fragment was (addresses only,
  * the ports and L4 checksum are in the first). One whose first fragment is unknown (lost, out of
  * order, or a new connection refused) is dropped if it is kpbpf's, passed if it is transit. */
-static __always_inline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
 {
 	__u64 now = bpf_ktime_get_coarse_ns();
 	struct kp_flow_key key, rk;
@@ -277,7 +288,7 @@ drop:
 
 /* A TCP/UDP header that does not parse: dropped when kpbpf would rewrite the packet (a VIP's or a
  * reply's), passed untouched otherwise, since a router forwards what it does not understand. */
-static __always_inline int kp_handle_malformed_l4(struct kp_pkt *pkt, const struct kp_config *cfg)
+static __noinline int kp_handle_malformed_l4(struct kp_pkt *pkt, const struct kp_config *cfg)
 {
 	struct kp_flow_key key;
 
@@ -300,34 +311,50 @@ static __always_inline int kp_handle_malformed_l4(struct kp_pkt *pkt, const stru
 SEC("xdp")
 int kp_xdp(struct xdp_md *ctx)
 {
-	struct kp_flow_key key;
-	struct kp_pkt pkt;
+	struct kp_ct_pick pick = {};
+	struct kp_scratch *s;
 	struct kp_config *cfg;
+	struct kp_pkt pkt;
 	struct kp_vip *vip;
 	__u32 zero = 0;
-	__u64 now;
-	int rc;
+	int rc, act;
 
 	rc = kp_parse(ctx, &pkt);
 	if (rc != KP_PARSE_OK && rc != KP_PARSE_L4_MALFORMED && rc != KP_PARSE_ICMP && rc != KP_PARSE_FRAGMENT)
 		return kp_unhandled(rc);
 	cfg = bpf_map_lookup_elem(&kp_config, &zero);
-	if (!cfg)
-		return XDP_PASS; /* a one-entry array always has key 0 */
+	s = kp_scratch_get();
+	if (!cfg || !s)
+		return XDP_PASS; /* one-entry arrays always have key 0 */
 	if (rc == KP_PARSE_FRAGMENT)
 		return kp_handle_fragment(ctx, &pkt, cfg);
 	if (rc == KP_PARSE_L4_MALFORMED)
 		return kp_handle_malformed_l4(&pkt, cfg);
 	if (rc == KP_PARSE_ICMP)
 		return kp_handle_icmp(ctx, &pkt, cfg);
-	kp_flow_key_ipv4(&key, &pkt);
-	now = bpf_ktime_get_coarse_ns();
+	/* The tuple lives in the per-CPU scratch: the stack is kept for the call chains below. */
+	kp_flow_key_ipv4(&s->key, &pkt);
+	pkt.now = bpf_ktime_get_coarse_ns();
 	if (pkt.frag_first)
-		kp_frag_record(&pkt, &key, now);
-	vip = kp_vip_lookup(&key, cfg);
-	if (!vip)
-		return kp_handle_reply(ctx, &pkt, &key, cfg, now);
-	return kp_handle_vip(ctx, &pkt, &key, vip, cfg, now);
+		kp_frag_record(&pkt, &s->key, pkt.now);
+	vip = kp_vip_lookup(&s->key, cfg);
+	if (!vip) {
+		act = kp_handle_reply(ctx, &pkt, s, cfg);
+		if (act == KP_TX_FRAG_NEEDED)
+			return kp_too_big(ctx, &pkt, cfg, pkt.mtu, KP_DIR_REPLY);
+		return act;
+	}
+	/* Step 4: the connection, or a new one. */
+	pick.now = pkt.now;
+	pick.kind = kp_ct_existing(&s->key, &pkt, cfg, &pick);
+	if (pick.kind < 0)
+		pick.kind = kp_ct_new(&s->key, &pkt, vip, cfg, &pick);
+	act = kp_vip_forward(ctx, &pkt, vip, cfg, &pick);
+	if (act == KP_TX_REJECT)
+		return kp_reject(ctx, &pkt, cfg);
+	if (act == KP_TX_FRAG_NEEDED)
+		return kp_too_big(ctx, &pkt, cfg, pkt.mtu, KP_DIR_ORIG);
+	return act;
 }
 
 char LICENSE[] SEC("license") = "GPL";

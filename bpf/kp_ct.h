@@ -143,8 +143,8 @@ static __always_inline int kp_addr_eq(const __u8 *a, const __u8 *b)
 
 /* Takes the reply tuple rk for the connection rv describes: 0 if it is now ours, -1 if a live,
  * open connection of another VIP or client port holds it. */
-static __always_inline int kp_ct_claim(const struct kp_flow_key *rk, const struct kp_ct *rv,
-				       const struct kp_config *cfg, __u64 now)
+static __noinline int kp_ct_claim(const struct kp_flow_key *rk, const struct kp_ct *rv,
+				  const struct kp_config *cfg, __u64 now)
 {
 	struct kp_ct *old;
 
@@ -187,22 +187,20 @@ static __always_inline void kp_ct_reply_entry(struct kp_flow_key *rk, struct kp_
  * ports derived from the tuple's hash (netfilter remaps the same way). Returns the port the
  * backend will see, or 0 when every candidate is held by a live connection. */
 static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, const struct kp_backend *be,
-					       __u32 be_id, __u32 vip_id, const struct kp_config *cfg, __u64 now)
+					       __u32 be_id, __u32 vip_id, const struct kp_config *cfg, __u64 now,
+					       struct kp_scratch *s)
 {
-	struct kp_flow_key rk;
-	struct kp_ct rv;
 	__u32 h;
 	int i;
 
-	kp_ct_reply_entry(&rk, &rv, key, be, be_id, vip_id, key->sport);
-	if (!kp_ct_claim(&rk, &rv, cfg, now))
+	kp_ct_reply_entry(&s->rk, &s->rv, key, be, be_id, vip_id, key->sport);
+	if (!kp_ct_claim(&s->rk, &s->rv, cfg, now))
 		return key->sport;
 	h = kp_flow_hash(key, cfg->hash_seed ^ be_id);
-#pragma unroll
 	for (i = 0; i < KP_REMAP_TRIES; i++) {
-		rk.dport = bpf_htons(KP_REMAP_PORT_MIN + (h + i * KP_REMAP_STRIDE) % KP_REMAP_PORT_SPAN);
-		if (!kp_ct_claim(&rk, &rv, cfg, now))
-			return rk.dport;
+		s->rk.dport = bpf_htons(KP_REMAP_PORT_MIN + (h + i * KP_REMAP_STRIDE) % KP_REMAP_PORT_SPAN);
+		if (!kp_ct_claim(&s->rk, &s->rv, cfg, now))
+			return s->rk.dport;
 	}
 	return 0;
 }
@@ -222,79 +220,98 @@ static __always_inline struct kp_backend *kp_ct_backend(const struct kp_ct *ct, 
 /* The result of looking up a VIP packet's connection. */
 struct kp_ct_pick {
 	struct kp_backend *be;
+	__u64 now;
 	__u32 be_id;
 	__be32 be_addr;
 	__be16 nat_port; /* the source port to send to the backend */
 	__u8 loose;      /* a new record for a mid-connection packet */
 	__u8 remapped;
+	int kind;        /* enum kp_ct_kind */
 };
 
 /* After an idle second, a forward packet makes sure its reply entry is still there (the LRU may
- * have evicted it while the connection was quiet). */
-static __always_inline void kp_ct_reply_refresh(const struct kp_flow_key *key, const struct kp_ct *ct,
-						const struct kp_backend *be, const struct kp_config *cfg, __u64 now)
+ * have evicted it while the connection was quiet). A subprogram: rare, and its stack is its own. */
+static __noinline void kp_ct_reply_refresh(const struct kp_flow_key *key, const struct kp_ct *ct,
+					   const struct kp_backend *be, const struct kp_config *cfg)
 {
-	struct kp_flow_key rk;
-	struct kp_ct rv;
+	struct kp_scratch *s = kp_scratch_get();
 	struct kp_ct *cur;
 
-	kp_ct_reply_entry(&rk, &rv, key, be, ct->backend_id, ct->vip_id, ct->client_port);
-	cur = bpf_map_lookup_elem(&kp_ct, &rk);
-	if (cur && cur->backend_id == rv.backend_id && cur->backend_gen == rv.backend_gen &&
-	    cur->client_port == rv.client_port && cur->vip_port == rv.vip_port)
+	if (!s)
 		return;
-	kp_ct_claim(&rk, &rv, cfg, now);
+	kp_ct_reply_entry(&s->rk, &s->rv, key, be, ct->backend_id, ct->vip_id, ct->client_port);
+	cur = bpf_map_lookup_elem(&kp_ct, &s->rk);
+	if (cur && cur->backend_id == s->rv.backend_id && cur->backend_gen == s->rv.backend_gen &&
+	    cur->client_port == s->rv.client_port && cur->vip_port == s->rv.vip_port)
+		return;
+	kp_ct_claim(&s->rk, &s->rv, cfg, bpf_ktime_get_coarse_ns());
 }
 
-/* Finds or creates the connection of a VIP packet; returns an enum kp_ct_kind. */
-static __always_inline int kp_ct_forward(const struct kp_flow_key *key, const struct kp_pkt *pkt,
-					 const struct kp_vip *vip, const struct kp_config *cfg, __u64 now,
-					 struct kp_ct_pick *pick)
+/* A new connection (or one whose record expired, closed or lost its backend): Maglev's pick, the
+ * reply tuple claimed (the client port remapped if it is taken), the record written. Returns an
+ * enum kp_ct_kind. A subprogram, so its locals stay off the established path's stack. */
+static __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_pkt *pkt, const struct kp_vip *vip,
+				const struct kp_config *cfg, struct kp_ct_pick *pick)
 {
-	struct kp_ct nc = {};
-	struct kp_ct *ct;
+	struct kp_scratch *s = kp_scratch_get();
+	struct kp_ct *ncp;
 
-	ct = bpf_map_lookup_elem(&kp_ct, key);
-	if (ct && !kp_ct_expired(ct, cfg, now) && !(kp_ct_closed(ct) && kp_tcp_pure_syn(pkt))) {
-		pick->be = kp_ct_backend(ct, &pick->be_addr);
-		if (pick->be) {
-			if (now - ct->last_seen_ns > KP_CT_REPLY_CHECK_NS)
-				kp_ct_reply_refresh(key, ct, pick->be, cfg, now);
-			kp_ct_track(ct, pkt, KP_DIR_ORIG, now);
-			pick->be_id = ct->backend_id;
-			pick->nat_port = ct->client_port;
-			return KP_CT_EXISTING;
-		}
-	}
-	/* A new connection, or one whose record expired, closed or lost its backend. */
+	if (!s)
+		return KP_CT_NO_SERVER;
+	ncp = &s->nc;
 	pick->be = kp_maglev_pick(key, vip, cfg->hash_seed, &pick->be_id, &pick->be_addr);
 	if (!pick->be)
 		return KP_CT_NO_SERVER;
-	pick->nat_port = kp_ct_claim_port(key, pick->be, pick->be_id, vip->id, cfg, now);
+	pick->nat_port = kp_ct_claim_port(key, pick->be, pick->be_id, vip->id, cfg, pick->now, s);
 	if (!pick->nat_port)
 		return KP_CT_CLASH;
 	pick->remapped = pick->nat_port != key->sport;
-	nc.backend_id = pick->be_id;
-	nc.backend_gen = pick->be->gen;
-	nc.vip_id = vip->id;
-	nc.client_port = pick->nat_port;
-	nc.last_seen_ns = now;
+	__builtin_memset(ncp, 0, sizeof(*ncp));
+	ncp->backend_id = pick->be_id;
+	ncp->backend_gen = pick->be->gen;
+	ncp->vip_id = vip->id;
+	ncp->client_port = pick->nat_port;
+	ncp->last_seen_ns = pick->now;
 	if (pick->remapped)
-		nc.flags |= KP_CT_F_REMAP;
+		ncp->flags |= KP_CT_F_REMAP;
 	if (pkt->proto != IPPROTO_TCP) {
-		nc.state = KP_CT_UDP;
+		ncp->state = KP_CT_UDP;
 	} else if (kp_tcp_pure_syn(pkt)) {
-		nc.state = KP_CT_SYN_SENT;
+		ncp->state = KP_CT_SYN_SENT;
 	} else {
 		/* Loose pick-up (conntrack's tcp_loose): a mid-stream packet, e.g. after an eviction or a
 		 * restart; Maglev gives the same backend while the VIP's table is unchanged. */
-		nc.flags |= KP_CT_F_LOOSE;
+		__u8 flags = ncp->flags | KP_CT_F_LOOSE;
+
 		pick->loose = 1;
-		nc.state = kp_ct_next_state(KP_CT_ESTABLISHED, &nc.flags, pkt, KP_DIR_ORIG);
+		ncp->state = kp_ct_next_state(KP_CT_ESTABLISHED, &flags, pkt, KP_DIR_ORIG);
+		ncp->flags = flags;
 	}
-	if (bpf_map_update_elem(&kp_ct, key, &nc, BPF_ANY))
+	if (bpf_map_update_elem(&kp_ct, key, ncp, BPF_ANY))
 		return KP_CT_UNTRACKED;
 	return KP_CT_FIRST;
+}
+
+/* The live connection of a VIP packet, if it has one whose backend still serves it: KP_CT_EXISTING,
+ * else -1 (kp_ct_new makes one). pick->now is set by the caller. */
+static __always_inline int kp_ct_existing(const struct kp_flow_key *key, const struct kp_pkt *pkt,
+					  const struct kp_config *cfg, struct kp_ct_pick *pick)
+{
+	__u64 now = pick->now;
+	struct kp_ct *ct;
+
+	ct = bpf_map_lookup_elem(&kp_ct, key);
+	if (!ct || kp_ct_expired(ct, cfg, now) || (kp_ct_closed(ct) && kp_tcp_pure_syn(pkt)))
+		return -1;
+	pick->be = kp_ct_backend(ct, &pick->be_addr);
+	if (!pick->be)
+		return -1;
+	if (now - ct->last_seen_ns > KP_CT_REPLY_CHECK_NS)
+		kp_ct_reply_refresh(key, ct, pick->be, cfg);
+	kp_ct_track(ct, pkt, KP_DIR_ORIG, now);
+	pick->be_id = ct->backend_id;
+	pick->nat_port = ct->client_port;
+	return KP_CT_EXISTING;
 }
 
 /* A reply entry for a packet's own tuple (backend -> client). */
@@ -308,9 +325,9 @@ static __always_inline void kp_ct_reply_key(struct kp_flow_key *rk, const struct
  * whose backend-side tuple a NATed connection holds, that connection's replies would be taken for
  * its own. A live connection keeps the tuple and the newcomer is refused (-1); a closed one's
  * leftover entry is removed so the newcomer's replies pass untouched (returns 1). */
-static __always_inline int kp_ct_direct(const struct kp_flow_key *key, const struct kp_pkt *pkt,
-					const struct kp_config *cfg, __u64 now)
+static __noinline int kp_ct_direct(const struct kp_flow_key *key, const struct kp_pkt *pkt, const struct kp_config *cfg)
 {
+	__u64 now = bpf_ktime_get_coarse_ns();
 	struct kp_flow_key rk = {};
 	struct kp_ct *rv, *owner;
 

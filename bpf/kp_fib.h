@@ -22,8 +22,10 @@ static __always_inline void kp_fib_addr_key(__u8 *key, __be32 v4)
 /* Not an XDP action: the packet is larger than the route's MTU (*mtu); the caller decides. */
 #define KP_TX_FRAG_NEEDED 0x100
 
-/* A FIB lookup for the packet's destination into *nh; the BPF_FIB_LKUP_RET_* code. */
-static __always_inline int kp_fib_resolve(struct xdp_md *ctx, const struct iphdr *ip, struct kp_nexthop *nh, __u32 *mtu)
+/* A FIB lookup for the packet's destination into *h; the BPF_FIB_LKUP_RET_* code. Whether the
+ * egress may be redirected to is decided here, before the packet is touched. A subprogram: a
+ * cache miss, once a second per destination, and its lookup struct stays off the hot stack. */
+static __noinline int kp_fib_resolve(struct xdp_md *ctx, const struct iphdr *ip, struct kp_hop *h, __u32 *mtu)
 {
 	struct bpf_fib_lookup fib = {};
 	int rc;
@@ -41,58 +43,102 @@ static __always_inline int kp_fib_resolve(struct xdp_md *ctx, const struct iphdr
 		*mtu = fib.mtu_result;
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return rc;
-	nh->ifindex = fib.ifindex;
-	__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
-	nh->mtu = fib.mtu_result;
+	h->ifindex = fib.ifindex;
+	__builtin_memcpy(h->dmac, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(h->smac, fib.smac, ETH_ALEN);
+	h->mtu = fib.mtu_result;
+	h->redirect = bpf_redirect_map(&kp_tx_ports, fib.ifindex, XDP_PASS) == XDP_REDIRECT;
 	return rc;
 }
 
-/* XDP_REDIRECT with TTL and MACs rewritten, XDP_PASS with the packet left as it is, or
- * KP_TX_FRAG_NEEDED with the packet left as it is and *mtu set. The next hop of a destination
- * comes from kp_nexthop while it is younger than KP_NEXTHOP_TTL_MS, so most packets make no FIB
- * lookup; a route or neighbour change takes effect within that time. */
-static __always_inline int kp_fib_redirect(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu)
+/* Sends the packet to next hop h: XDP_REDIRECT with TTL and MACs rewritten, XDP_PASS (left as it
+ * is) when h may not be redirected to, KP_TX_FRAG_NEEDED (*mtu set) when it is bigger than h's MTU. */
+static __always_inline int kp_hop_send(struct kp_pkt *pkt, const struct kp_hop *h, __u32 *mtu)
 {
 	struct iphdr *ip = pkt->ip;
-	struct kp_nexthop fresh = {};
-	struct kp_nexthop *nh;
 	__be16 old_word, new_word;
-	__u8 daddr[KP_ADDR_LEN];
-	__u64 now;
-	int rc;
 
-	/* The kernel sends ICMP time exceeded; we do not. */
-	if (ip->ttl <= 1)
-		return XDP_PASS;
-	kp_fib_addr_key(daddr, ip->daddr);
-	now = bpf_ktime_get_coarse_ns();
-	nh = bpf_map_lookup_elem(&kp_nexthop, daddr);
-	if (!nh || now - nh->checked_ns > KP_NEXTHOP_TTL_MS * 1000000ULL) {
-		rc = kp_fib_resolve(ctx, ip, &fresh, mtu);
-		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-			return KP_TX_FRAG_NEEDED;
-		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-			return XDP_PASS;
-		/* Only vetted interfaces; decided before touching the packet. */
-		fresh.redirect = bpf_redirect_map(&kp_tx_ports, fresh.ifindex, XDP_PASS) == XDP_REDIRECT;
-		fresh.checked_ns = now;
-		bpf_map_update_elem(&kp_nexthop, daddr, &fresh, BPF_ANY);
-		nh = &fresh;
-	} else if (bpf_ntohs(ip->tot_len) > nh->mtu) {
-		*mtu = nh->mtu;
+	if (bpf_ntohs(ip->tot_len) > h->mtu) {
+		*mtu = h->mtu;
 		return KP_TX_FRAG_NEEDED;
 	}
-	if (!nh->redirect || bpf_redirect_map(&kp_tx_ports, nh->ifindex, XDP_PASS) != XDP_REDIRECT)
+	if (!h->redirect || bpf_redirect_map(&kp_tx_ports, h->ifindex, XDP_PASS) != XDP_REDIRECT)
 		return XDP_PASS;
 	/* TTL shares a 16-bit checksum word with the protocol. */
 	__builtin_memcpy(&old_word, &ip->ttl, sizeof(old_word));
 	ip->ttl--;
 	__builtin_memcpy(&new_word, &ip->ttl, sizeof(new_word));
 	ip->check = kp_csum_replace2(ip->check, old_word, new_word);
-	__builtin_memcpy(pkt->eth->h_dest, nh->dmac, ETH_ALEN);
-	__builtin_memcpy(pkt->eth->h_source, nh->smac, ETH_ALEN);
+	__builtin_memcpy(pkt->eth->h_dest, h->dmac, ETH_ALEN);
+	__builtin_memcpy(pkt->eth->h_source, h->smac, ETH_ALEN);
 	return XDP_REDIRECT;
+}
+
+/* Routes a packet with the next hop of its destination from kp_nexthop while it is younger than
+ * KP_NEXTHOP_TTL_MS, so most packets make no FIB lookup; a route or neighbour change takes effect
+ * within that time. The kernel sends ICMP time exceeded for TTL 1; kpbpf passes such packets. */
+static __always_inline int kp_fib_redirect(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now)
+{
+	struct kp_nexthop *nh;
+	struct kp_scratch *s;
+	__u8 daddr[KP_ADDR_LEN];
+	int rc;
+
+	if (pkt->ip->ttl <= 1)
+		return XDP_PASS;
+	kp_fib_addr_key(daddr, pkt->ip->daddr);
+	nh = bpf_map_lookup_elem(&kp_nexthop, daddr);
+	if (!nh || now - nh->checked_ns > KP_NEXTHOP_TTL_MS * 1000000ULL) {
+		s = kp_scratch_get();
+		if (!s)
+			return XDP_PASS;
+		__builtin_memset(&s->nh, 0, sizeof(s->nh));
+		rc = kp_fib_resolve(ctx, pkt->ip, &s->nh.hop, mtu);
+		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+			return KP_TX_FRAG_NEEDED;
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+			return XDP_PASS;
+		s->nh.checked_ns = now;
+		bpf_map_update_elem(&kp_nexthop, daddr, &s->nh, BPF_ANY);
+		nh = &s->nh;
+	}
+	return kp_hop_send(pkt, &nh->hop, mtu);
+}
+
+/* The same with the next hop kept in a connection record (its replies' way to the client): one
+ * record per connection, so replies to many clients need no lookup of their own. */
+static __always_inline int kp_fib_redirect_ct(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now,
+					      struct kp_ct *ct)
+{
+	__u32 stamp = (__u32)(now >> 20) | 1; /* about ms; never 0 (0 = not looked up) */
+	struct kp_hop h = {};
+	int rc;
+
+	if (pkt->ip->ttl <= 1)
+		return XDP_PASS;
+	if (!ct->hop_checked || stamp - ct->hop_checked > KP_NEXTHOP_TTL_MS) {
+		rc = kp_fib_resolve(ctx, pkt->ip, &h, mtu);
+		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+			return KP_TX_FRAG_NEEDED;
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+			return XDP_PASS;
+		ct->hop_ifindex = h.ifindex;
+		__builtin_memcpy(ct->hop_dmac, h.dmac, ETH_ALEN);
+		__builtin_memcpy(ct->hop_smac, h.smac, ETH_ALEN);
+		ct->hop_mtu = h.mtu;
+		if (h.redirect)
+			ct->flags |= KP_CT_F_HOP_REDIRECT;
+		else
+			ct->flags &= ~KP_CT_F_HOP_REDIRECT;
+		ct->hop_checked = stamp;
+	} else {
+		h.ifindex = ct->hop_ifindex;
+		__builtin_memcpy(h.dmac, ct->hop_dmac, ETH_ALEN);
+		__builtin_memcpy(h.smac, ct->hop_smac, ETH_ALEN);
+		h.mtu = ct->hop_mtu;
+		h.redirect = !!(ct->flags & KP_CT_F_HOP_REDIRECT);
+	}
+	return kp_hop_send(pkt, &h, mtu);
 }
 
 #endif /* KP_FIB_H */

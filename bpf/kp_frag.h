@@ -15,8 +15,9 @@ static __always_inline void kp_frag_key_of(struct kp_frag_key *fk, const struct 
 	fk->proto = key->proto;
 }
 
-/* A first fragment, before any rewrite: remember its ports under (src, dst, id, protocol). */
-static __always_inline void kp_frag_record(const struct kp_pkt *pkt, const struct kp_flow_key *key, __u64 now)
+/* A first fragment, before any rewrite: remember its ports under (src, dst, id, protocol). A
+ * subprogram: rare, and its keys stay off the main frame. */
+static __noinline void kp_frag_record(const struct kp_pkt *pkt, const struct kp_flow_key *key, __u64 now)
 {
 	struct kp_frag_key fk;
 	struct kp_frag f = {};

@@ -83,6 +83,30 @@ struct {
 	__type(value, struct kp_nexthop);
 } kp_nexthop SEC(".maps");
 
+/* Per-CPU room for the larger temporaries of new connections and next-hop refreshes, which
+ * would not fit the 512-byte BPF stack beside the packet's own state. XDP does not nest on a CPU. */
+struct kp_scratch {
+	struct kp_flow_key key;  /* the packet's tuple */
+	struct kp_flow_key rk;   /* a reply tuple being claimed or looked up */
+	struct kp_ct rv;         /* its reply entry */
+	struct kp_ct nc;         /* a new forward record */
+	struct kp_nexthop nh;    /* a next hop being looked up */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kp_scratch);
+} kp_scratch SEC(".maps");
+
+static __always_inline struct kp_scratch *kp_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&kp_scratch, &zero);
+}
+
 /* Runtime knobs, one entry at key 0. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -90,6 +90,7 @@ enum kp_ct_state {
 #define KP_CT_F_FIN_REPLY 0x4 /* forward: the backend sent FIN */
 #define KP_CT_F_LOOSE 0x8     /* forward: picked up mid-connection (no SYN seen) */
 #define KP_CT_F_REMAP 0x10    /* forward: the client port was remapped to avoid a collision */
+#define KP_CT_F_HOP_REDIRECT 0x20 /* forward: the reply next hop may be redirected to (kp_tx_ports) */
 
 /* Value of kp_ct. A forward entry is the connection record: backend, state and the last packet
  * seen in either direction. A reply entry names its forward entry (VIP address and port and the
@@ -105,10 +106,15 @@ struct kp_ct {
 	                         reply: the client's own source port */
 	__u8 state;           /* forward: enum kp_ct_state */
 	__u8 flags;           /* KP_CT_F_* */
-	__u16 pad;
-	__u32 pad2;
+	/* Forward records: the next hop of the connection's replies (toward the client), from the FIB,
+	 * so a reply needs no lookup of its own; refreshed after KP_NEXTHOP_TTL_MS. */
+	__u16 hop_mtu;
+	__u32 hop_checked;    /* bpf_ktime_get_coarse_ns() >> 20 (about ms) when looked up; 0 = never */
+	__u32 hop_ifindex;
+	__u8 hop_dmac[6];
+	__u8 hop_smac[6];
 };
-_Static_assert(sizeof(struct kp_ct) == 48, "kp_ct size");
+_Static_assert(sizeof(struct kp_ct) == 64, "kp_ct size");
 
 /* Key of kp_frags: a datagram being fragmented, as its fragments arrive (before any NAT). */
 struct kp_frag_key {
@@ -133,16 +139,22 @@ _Static_assert(sizeof(struct kp_frag) == 16, "kp_frag size");
 #define KP_ADDR_F_VIP 0x1     /* the address of an exact VIP */
 #define KP_ADDR_F_BACKEND 0x2 /* the address of a backend (active or draining) */
 
-/* Value of kp_nexthop (key: a 16-byte destination address): a FIB result, reused for a second. */
-struct kp_nexthop {
+/* A next hop as bpf_fib_lookup gives it. */
+struct kp_hop {
 	__u32 ifindex;        /* egress */
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u16 mtu;            /* the route's MTU: a larger DF packet needs fragmentation */
 	__u8 redirect;        /* ifindex is in kp_tx_ports: XDP_REDIRECT, else XDP_PASS */
 	__u8 pad;
-	__u32 pad2;
-	__u64 checked_ns;     /* when bpf_fib_lookup gave this; older than KP_NEXTHOP_TTL_MS is looked up again */
+};
+_Static_assert(sizeof(struct kp_hop) == 20, "kp_hop size");
+
+/* Value of kp_nexthop (key: a 16-byte destination address): a FIB result, reused for a second. */
+struct kp_nexthop {
+	struct kp_hop hop;
+	__u32 pad;
+	__u64 checked_ns;     /* when bpf_fib_lookup gave it; older than KP_NEXTHOP_TTL_MS is looked up again */
 };
 _Static_assert(sizeof(struct kp_nexthop) == 32, "kp_nexthop size");
 

@@ -19,7 +19,7 @@ import {
   type XdpMode,
 } from '../loader/index.js';
 import { closeFd, ifNameToIndex } from '../loader/libbpf.js';
-import { KP_MAP_NAMES } from '../maps/kpmaps.js';
+import { KP_INTERNAL_MAPS, KP_MAP_NAMES } from '../maps/kpmaps.js';
 import type { Config } from '../maps/codecs.js';
 import { VipTable, type RemovedBackend } from './vips.js';
 import { lockWriter, type WriterLock } from './lock.js';
@@ -254,7 +254,7 @@ export class Control {
   purge(): void {
     this.close();
     for (const l of listLinks(this.pinDir)) detachLink(l.path);
-    for (const name of [...KP_MAP_NAMES, PROG_PIN]) rmSync(join(this.pinDir, name), { force: true });
+    for (const name of [...KP_MAP_NAMES, ...KP_INTERNAL_MAPS, PROG_PIN]) rmSync(join(this.pinDir, name), { force: true });
     const linksDir = join(this.pinDir, 'links');
     if (existsSync(linksDir) && readdirSync(linksDir).length === 0) rmdirSync(linksDir);
     if (existsSync(this.pinDir) && readdirSync(this.pinDir).length === 0) rmdirSync(this.pinDir);

@@ -20,7 +20,7 @@ export const LAYOUTS = {
     fields: { saddr: [0, 16], daddr: [16, 16], sport: [32, 2], dport: [34, 2], proto: [36, 1], dir: [37, 1], pad: [38, 2] },
   },
   kp_ct: {
-    size: 48,
+    size: 64,
     fields: {
       vip_addr: [0, 16],
       last_seen_ns: [16, 8],
@@ -31,16 +31,17 @@ export const LAYOUTS = {
       client_port: [38, 2],
       state: [40, 1],
       flags: [41, 1],
-      pad: [42, 2],
-      pad2: [44, 4],
+      hop_mtu: [42, 2],
+      hop_checked: [44, 4],
+      hop_ifindex: [48, 4],
+      hop_dmac: [52, 6],
+      hop_smac: [58, 6],
     },
   },
   kp_frag_key: { size: 40, fields: { saddr: [0, 16], daddr: [16, 16], id: [32, 4], proto: [36, 1], pad: [37, 3] } },
   kp_frag: { size: 16, fields: { sport: [0, 2], dport: [2, 2], pad: [4, 4], seen_ns: [8, 8] } },
-  kp_nexthop: {
-    size: 32,
-    fields: { ifindex: [0, 4], dmac: [4, 6], smac: [10, 6], mtu: [16, 2], redirect: [18, 1], pad: [19, 1], pad2: [20, 4], checked_ns: [24, 8] },
-  },
+  kp_hop: { size: 20, fields: { ifindex: [0, 4], dmac: [4, 6], smac: [10, 6], mtu: [16, 2], redirect: [18, 1], pad: [19, 1] } },
+  kp_nexthop: { size: 32, fields: { hop: [0, 20], pad: [20, 4], checked_ns: [24, 8] } },
   kp_vip_key: { size: 20, fields: { addr: [0, 16], port: [16, 2], proto: [18, 1], pad: [19, 1] } },
   kp_vip_pfx_key: { size: 24, fields: { prefixlen: [0, 4], proto: [4, 1], pad: [5, 1], port: [6, 2], addr: [8, 16] } },
   kp_vip: { size: 16, fields: { id: [0, 4], table_len: [4, 4], flags: [8, 2], target_port: [10, 2], reserved: [12, 4] } },
@@ -83,6 +84,7 @@ export const NET_ORDER_FIELDS: Record<keyof typeof LAYOUTS, readonly string[]> =
   kp_ct: ['vip_port', 'client_port'],
   kp_frag_key: ['id'],
   kp_frag: ['sport', 'dport'],
+  kp_hop: [],
   kp_nexthop: [],
   kp_vip_key: ['port'],
   kp_vip_pfx_key: ['port'],
@@ -131,7 +133,7 @@ export type CtStateName = (typeof CT_STATES)[number];
 /** Entries of kp_config.timeout_s (KP_CT_STATES). */
 export const CT_TIMEOUT_SLOTS = 12;
 /** kp_ct.flags */
-export const CT_FLAG = { reply: 0x1, finOrig: 0x2, finReply: 0x4, loose: 0x8, remap: 0x10 } as const;
+export const CT_FLAG = { reply: 0x1, finOrig: 0x2, finReply: 0x4, loose: 0x8, remap: 0x10, hopRedirect: 0x20 } as const;
 
 export interface Ct {
   /** reply entries: the VIP address the client used */
@@ -313,18 +315,19 @@ export const frag = codec<Frag>(
   (b, o) => ({ sport: b.readUInt16BE(o + off(FG, 'sport')), dport: b.readUInt16BE(o + off(FG, 'dport')), seenNs: b.readBigUInt64LE(o + off(FG, 'seen_ns')) }),
 );
 
-const NH = LAYOUTS.kp_nexthop;
+const NH = LAYOUTS.kp_hop; // kp_nexthop.hop is at offset 0
+const NHT = LAYOUTS.kp_nexthop;
 const macText = (b: Buffer) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 const putMac = (b: Buffer, o: number, m: string) => Buffer.from(m.split(':').map((x) => parseInt(x, 16))).copy(b, o);
 export const nextHop = codec<NextHop>(
-  NH.size,
+  NHT.size,
   (v, b) => {
     b.writeUInt32LE(v.ifindex, off(NH, 'ifindex'));
     putMac(b, off(NH, 'dmac'), v.dmac);
     putMac(b, off(NH, 'smac'), v.smac);
     b.writeUInt16LE(v.mtu, off(NH, 'mtu'));
     b.writeUInt8(v.redirect ? 1 : 0, off(NH, 'redirect'));
-    b.writeBigUInt64LE(v.checkedNs, off(NH, 'checked_ns'));
+    b.writeBigUInt64LE(v.checkedNs, off(NHT, 'checked_ns'));
   },
   (b, o) => ({
     ifindex: b.readUInt32LE(o + off(NH, 'ifindex')),
@@ -332,7 +335,7 @@ export const nextHop = codec<NextHop>(
     smac: macText(b.subarray(o + off(NH, 'smac'), o + off(NH, 'smac') + 6)),
     mtu: b.readUInt16LE(o + off(NH, 'mtu')),
     redirect: b.readUInt8(o + off(NH, 'redirect')) !== 0,
-    checkedNs: b.readBigUInt64LE(o + off(NH, 'checked_ns')),
+    checkedNs: b.readBigUInt64LE(o + off(NHT, 'checked_ns')),
   }),
 );
 

@@ -21,6 +21,8 @@ export const KP_MAP_NAMES = [
   'kp_tx_ports',
 ] as const;
 export type KpMapName = (typeof KP_MAP_NAMES)[number];
+/** Maps the program keeps for itself (pinned with the rest, never read by the control plane). */
+export const KP_INTERNAL_MAPS = ['kp_scratch'] as const;
 
 export interface KpMaps {
   vips: BpfMap<c.VipKey, c.Vip>;

@@ -35,7 +35,7 @@ t.test('vip, backend, flow, rev nat, config: exact bytes and round trip', async 
   const ct = { vipAddr: '198.18.0.10', lastSeenNs: 0x0102030405060708n, backendId: 9, backendGen: 2, vipId: 7, vipPort: 80, clientPort: 40000, state: 3, flags: 0x9 };
   t.equal(
     hex(c.ct.encode(ct)),
-    V4('c612000a') + '0807060504030201' + '09000000' + '02000000' + '07000000' + '0050' + '9c40' + '03' + '09' + '0000' + '00000000',
+    V4('c612000a') + '0807060504030201' + '09000000' + '02000000' + '07000000' + '0050' + '9c40' + '03' + '09' + '0000' + '00000000' + '00'.repeat(16),
   );
   t.same(c.ct.decode(c.ct.encode(ct)), ct);
 
@@ -70,7 +70,7 @@ t.test('decode at an offset', async (t) => {
 
 t.test('every codec size equals its layout size, and fields tile the struct', async (t) => {
   const pairs: Array<[keyof typeof c.LAYOUTS, c.Codec<unknown>]> = [
-    ['kp_flow_key', c.flowKey], ['kp_ct', c.ct], ['kp_frag_key', c.fragKey], ['kp_frag', c.frag], ['kp_nexthop', c.nextHop], ['kp_vip_key', c.vipKey],
+    ['kp_flow_key', c.flowKey], ['kp_ct', c.ct], ['kp_frag_key', c.fragKey], ['kp_frag', c.frag], ['kp_hop', { size: 20 } as c.Codec<unknown>], ['kp_nexthop', c.nextHop], ['kp_vip_key', c.vipKey],
     ['kp_vip_pfx_key', c.vipPfxKey], ['kp_vip', c.vip], ['kp_backend', c.backend], ['kp_config', c.config],
     ['kp_vip_stats', c.vipStats], ['kp_backend_stats', c.backendStats], ['bpf_devmap_val', c.devmapVal],
   ];
