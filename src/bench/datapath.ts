@@ -3,11 +3,12 @@
 // flows preloaded. Every path runs with repeat = 1 in a loop (a DNAT rewrites the packet, so a
 // kernel repeat would not re-take the same path), and counters must move by exactly the number of
 // iterations.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Control } from '../dataplane/control.js';
 import { parseConfig } from '../config/validate.js';
 import { BpfObject, testRun } from '../loader/index.js';
-import { closeFd, dupFd } from '../loader/libbpf.js';
+import { closeFd, dupFd, numPossibleCpus } from '../loader/libbpf.js';
 import { addU64 } from '../maps/map.js';
 import { CT_FLAG, CT_STATES, KP_DIR, type Ct, type FlowKey } from '../maps/codecs.js';
 import { KP_STAT_NAMES } from '../dataplane/stats.js';
@@ -27,6 +28,8 @@ export interface DatapathRow {
 
 export interface DatapathResult {
   method: string;
+  /** kp_ct's kernel memory (fdinfo memlock) for its capacity, and per connection */
+  connectionMemory?: { tableBytes: number; connections: number; perConnection: number; cpus: number };
   vips: number;
   flows: number;
   /** a Katran object was given (--katran) */
@@ -72,6 +75,12 @@ export function udpPacket(saddr: string, daddr: string, sport: number, dport: nu
 
 const clientAddr = (i: number) => `198.18.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}`;
 const clientPort = (i: number) => 1024 + (i & 255) * 16 + ((i >> 22) & 15);
+
+/** A map's kernel memory as the kernel accounts it (fdinfo's memlock). */
+function memlock(fd: number): number {
+  const m = /^memlock:\s*(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
 
 function loop(progFd: number, pkts: Buffer[], expect: number, ingressIfindex: number): { ns: number } {
   let total = 0;
@@ -127,7 +136,8 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     const run = (progFd: number, pkts: Buffer[], expect: number) => loop(progFd, pkts, expect, ns.clientIf);
     const fresh = (net: number) => Array.from({ length: n }, (_, i) => udpPacket(`198.18.${net}.${i & 255}`, vipAddr, 20000 + (i >> 8), target.port));
     if (o.katran) {
-      katran = KatranAnchor.open(o.katran, { vip: vipAddr, port: target.port, real: be.address, gatewayMac: ns.backendGwMac, lruSize: o.flows + 4 * n + 16 });
+      // The same capacity as kpbpf's table: `buckets` connections.
+      katran = KatranAnchor.open(o.katran, { vip: vipAddr, port: target.port, real: be.address, gatewayMac: ns.backendGwMac, lruSize: buckets });
     }
     const kt = (what: string, pkts: Buffer[], misses: bigint) => {
       const a = katran!.lruCounters();
@@ -240,14 +250,19 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
       rows.push({ path: `katran new flow, ${fl} flows`, nsPerPacket: f.r.ns, iterations: n, verified: f.verified });
     }
     for (const x of rows) o.log(`datapath ${x.path}: ${x.nsPerPacket.toFixed(1)} ns (${x.verified})`);
+    const tableBytes = memlock(dp.maps.ct.fd);
+    const connectionMemory = { tableBytes, connections: buckets, perConnection: tableBytes / buckets, cpus: numPossibleCpus() };
+    o.log(`datapath kp_ct: ${tableBytes} bytes for ${buckets} connections, ${connectionMemory.perConnection.toFixed(0)} per connection`);
     return {
       method:
         `repeat = 1 runs in a loop of ${n} packets per path (the kernel's per-run duration, averaged), ${o.vips.toLocaleString('en-US')} VIPs × 8 backends configured, ` +
-        `first with one hot flow and empty tables, then with ${fl} connections preloaded (in kp_ct and, for the anchor, in Katran's per-CPU LRU). ` +
+        `first with one hot flow and empty tables, then with ${fl} connections preloaded (in kp_ct and, for the anchor, in Katran's per-CPU LRU; ` +
+        `both sized for ${buckets.toLocaleString('en-US')} connections, kp_ct with two entries each; Katran holds its own single VIP, as its map holds at most 512). ` +
         'kpbpf runs with its forwarding decision: in a private namespace with routes and permanent neighbours, every rewritten packet is redirected ' +
         '(XDP_REDIRECT) through its next-hop cache; Katran encapsulates (IPIP) and sends with XDP_TX to its configured router MAC. Both get the same ' +
         'packets (60-byte UDP frames). Each path is verified by counters moving by exactly the iteration count and by its verdict. A repeat = 1 ' +
         "duration includes the kernel's per-run timing overhead, which every row shares.",
+      connectionMemory,
       vips: o.vips,
       flows: o.flows,
       katran: o.katran,

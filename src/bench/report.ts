@@ -143,14 +143,20 @@ function reading(res: Results): string[] {
     const others = ctl.filter((c) => c.tool !== 'kpbpf' && c.services === n && c.changeMs !== undefined);
     out.push(`- Control plane, ${n.toLocaleString('en-US')} services: kpbpf full apply ${fmtInt(kp.fullMs)} ms vs ${others.map((o) => `${o.tool} ${fmtInt(o.fullMs)} ms`).join(', ')}; one-endpoint change ${fmtInt(kp.changeMs)} ms vs ${others.map((o) => `${o.tool} ${fmtInt(o.changeMs)} ms`).join(', ')}.`);
   }
+  for (const r of res.datapath?.rows.filter((x) => x.anchor) ?? []) {
+    const a = res.datapath!.rows.find((x) => x.path === r.anchor);
+    if (a) out.push(`- Per packet, ${r.path}: ${fmtRatio(r.nsPerPacket / a.nsPerPacket)}× ${a.path} (${r.nsPerPacket.toFixed(0)} vs ${a.nsPerPacket.toFixed(0)} ns).`);
+  }
   out.push('',
     'Why: iptables evaluates KUBE-SERVICES rule by rule for the first packet of a flow, so its cost grows with the number of services, ' +
     'and every new flow also pays for a conntrack entry and NAT setup; nftables replaces the rule walk with one verdict-map lookup but keeps conntrack. ' +
-    'kpbpf does hash lookups (VIP, flow) in XDP before an skb exists, so neither the number of services nor conntrack is on its path. ' +
-    'Where it loses: a new flow costs two LRU inserts (the per-CPU flow entry and the shared reverse-NAT entry), which evict once the tables are ' +
-    'full, so with every packet a new flow kpbpf stays well below the xdp-fwd ceiling (a MAC rewrite and a redirect) and below plain kernel ' +
-    'forwarding without NAT; the per-packet table shows the same split (new flow vs established). For established flows it needs no insert and ' +
-    'is at or above the kernel baselines; on veth an XDP_REDIRECT frame still becomes an skb at the backend veth, so XDP saves less than on a NIC. ' +
+    'kpbpf does hash lookups (VIP, connection, next hop) in XDP before an skb exists, so neither the number of services nor the kernel\'s conntrack is on its path. ' +
+    'Where it loses: a new connection costs two inserts into the shared connection table (its forward record and the reply entry that the ' +
+    'collision check claims), so with every packet a new flow kpbpf stays below the xdp-fwd ceiling (fixed MACs and a redirect, nothing else). ' +
+    'Against Katran, which keeps one per-CPU LRU entry per flow and never sees replies (its backends answer clients directly), kpbpf pays for ' +
+    'conntrack: a record both directions share, TCP state, the reply entry, and a larger element (64-byte values, two per connection), which ' +
+    'with a million connections means more cache and TLB misses per lookup. For established flows kpbpf needs no insert and ' +
+    'is above the kernel baselines; on veth an XDP_REDIRECT frame still becomes an skb at the backend veth, so XDP saves less than on a NIC. ' +
     'Control plane: `kpbpf apply` is a fresh Node process each time (start-up, reading the running state back from the maps, validating and ' +
     'diffing the whole config, one inner Maglev map per VIP published in batched outer-map writes). At 10k services a full load takes about ' +
     'as long as iptables-restore and far less than nft; at 1k services start-up and the state read make it slower than all three. ' +
@@ -201,6 +207,13 @@ function datapathSection(d: DatapathResult): string[] {
     out.push(`| ${r.path} | ${r.nsPerPacket.toFixed(1)} | ${p ? fmtRatio(r.nsPerPacket / p) : '–'} | ${q ? fmtRatio(r.nsPerPacket / q) : '–'} | ${vs} | ${r.iterations} | ${r.verified} |`);
   }
   out.push('');
+  const cm = d.connectionMemory;
+  if (cm) {
+    out.push(`Memory per connection (the kernel's own accounting of kp_ct, fdinfo memlock): ${fmtInt(cm.tableBytes)} bytes for ` +
+      `${fmtInt(cm.connections)} connections, ${cm.perConnection.toFixed(0)} bytes each (a forward and a reply entry, preallocated). ` +
+      `The table is shared by all CPUs, so this is the figure at ${cm.cpus} CPUs and at 64 alike: bytes = ${cm.perConnection.toFixed(0)} × connections, ` +
+      'with no per-CPU term (the per-CPU flow table it replaced held 24 bytes per CPU per flow, 1.5 KiB per flow at 64 CPUs, plus a reverse-NAT entry).', '');
+  }
   if (!d.katran) {
     out.push('Katran was not measured in this run: `npm run bench -- --katran OBJ` adds it (README: Benchmarks says how to build OBJ).', '');
   }

@@ -16,7 +16,7 @@ export function registerBackend(program: Command, ctx: CliContext): void {
 
   backend
     .command('add')
-    .description('add backends; existing flows keep theirs, new flows spread over all')
+    .description('add backends; existing connections keep theirs, new ones spread over all')
     .argument('<vip>', 'VIP prefix, e.g. 198.18.100.10/32')
     .argument('<words...>', '[protocol tcp|udp] [port N] [weight W] ADDRESS...')
     .addHelpText('after', '\nExample:\n  kpbpf backend add 198.18.100.10/32 protocol tcp port 80 198.18.1.2 198.18.2.2\n')
@@ -31,7 +31,7 @@ export function registerBackend(program: Command, ctx: CliContext): void {
 
   backend
     .command('del')
-    .description('remove backends: they drain (existing flows stay) unless flush is given')
+    .description('remove backends: they drain (their connections stay) unless flush is given')
     .argument('<vip>', 'VIP prefix')
     .argument('<words...>', '[protocol tcp|udp] [port N] [flush] ADDRESS...')
     .addHelpText('after', '\nExamples:\n  kpbpf backend del 198.18.100.10/32 port 80 198.18.1.2\n  kpbpf backend del 198.18.100.10/32 port 80 flush 198.18.1.2\n')

@@ -7,7 +7,7 @@ export function registerDetach(program: Command, ctx: CliContext): void {
     .command('detach')
     .description('detach from the given interfaces (all when none given)')
     .argument('[ifname...]', 'interfaces')
-    .option('--purge', 'after detaching everything, remove all pinned maps (VIPs, backends, flows, counters)')
+    .option('--purge', 'after detaching everything, remove all pinned maps (VIPs, backends, connections, counters)')
     .addHelpText('after', '\nExamples:\n  kpbpf detach eth1\n  kpbpf detach --purge\n')
     .action((ifnames: string[], opts: { purge?: boolean }) => {
       const control = ctx.dataplane({ load: false });

@@ -19,7 +19,7 @@ export function buildProgram(io: CliIo = stdio): { program: Command; ctx: CliCon
   const program = new Command('kpbpf');
   const ctx = new CliContext(io, program);
   program
-    .description('kube-proxy data plane in XDP: VIPs, backends, sticky flows, Maglev')
+    .description('kube-proxy data plane in XDP: VIPs, backends, connection tracking, Maglev')
     .option('--bpffs <dir>', 'bpffs mount holding kpbpf pins (env KPBPF_BPFFS, default /sys/fs/bpf)')
     .option('--json', 'machine-readable output')
     .exitOverride()

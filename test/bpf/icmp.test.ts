@@ -91,6 +91,19 @@ if (reason) {
     send(t, 'port unreachable', icmpError(atClient, DEST_UNREACH, 3), icmpError(buildPacket(answer), DEST_UNREACH, 3), { ICMP_XLATE: 1, TX_PASS: 1 });
   });
 
+  t.test("a router's time exceeded and a parameter problem about a TCP reply reach the backend quoting the backend", async (t) => {
+    const sport = 41006;
+    testRun(dp.progFd, buildPacket(tcpSyn(VIP_T, sport)));
+    const synAck: PacketSpec = { src: BT.addr, dst: CLIENT, proto: 'tcp', sport: BT.port, dport: sport, tcpFlags: TCP_SYN | TCP_ACK, seq: 5000, ack: 1001 };
+    const atRouter = buildPacket({ ...synAck, src: VIP_T.addr, sport: VIP_T.port });
+    for (const [type, code] of [[TIME_EXCEEDED, 0], [PARAM_PROBLEM, 0]]) {
+      const input = icmpError(atRouter, type, code, undefined, { src: ROUTER });
+      // The outer destination was the VIP (the quote's source); it becomes the backend.
+      const want = icmpError(buildPacket(synAck), type, code, undefined, { src: ROUTER });
+      send(t, `type ${type}`, input, want, { ICMP_XLATE: 1, TX_PASS: 1 });
+    }
+  });
+
   t.test('a UDP quote without a checksum keeps 0', async (t) => {
     const q = { ...udpQuery(41004), udpNoChecksum: true };
     testRun(dp.progFd, buildPacket(q));
