@@ -99,7 +99,9 @@ static __noinline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const s
 }
 
 /* Step 3: a reply from a backend of a live NATed connection gets its source set back to the VIP
- * (and the client's own port back, if it was remapped). Anything else passes untouched. */
+ * (and the client's own port back, if it was remapped). Most replies need their reply entry only;
+ * the ones that may move the connection's state go through its forward record. Anything else
+ * passes untouched. */
 static __noinline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt, struct kp_scratch *s,
 				      const struct kp_config *cfg)
 {
@@ -125,15 +127,26 @@ static __noinline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt, st
 		kp_stat_inc(KP_STAT_PASS_NO_MATCH);
 		return XDP_PASS;
 	}
-	ct = kp_ct_owner(rkp, rv, cfg, now);
-	if (!ct || kp_addr_to_v4(rv->vip_addr, &vip_addr)) {
-		/* A leftover of a connection that ended: never translate because of it. */
-		bpf_map_delete_elem(&kp_ct, rkp);
-		kp_stat_inc(KP_STAT_CT_STALE);
+	if (!kp_ct_reply_fast(rv, pkt, cfg, now)) {
+		/* The slow path: the forward record decides, and its state moves. */
+		ct = kp_ct_owner_in(rkp, rv, cfg, now, &s->fk);
+		if (!ct) {
+			/* A leftover of a connection that ended: never translate because of it. */
+			bpf_map_delete_elem(&kp_ct, rkp);
+			kp_stat_inc(KP_STAT_CT_STALE);
+			kp_stat_inc(KP_STAT_PASS_NO_MATCH);
+			return XDP_PASS;
+		}
+		kp_ct_track(ct, pkt, KP_DIR_REPLY, now);
+		if (rv->state != ct->state)
+			rv->state = ct->state;
+	}
+	if (rv->last_seen_ns != now)
+		rv->last_seen_ns = now;
+	if (kp_addr_to_v4(rv->vip_addr, &vip_addr)) {
 		kp_stat_inc(KP_STAT_PASS_NO_MATCH);
 		return XDP_PASS;
 	}
-	kp_ct_track(ct, pkt, KP_DIR_REPLY, now);
 	kp_snat_ipv4(pkt, vip_addr, rv->vip_port);
 	if (rv->client_port != pkt->ports[1])
 		kp_nat_port(pkt, &pkt->ports[1], rv->client_port);
@@ -143,7 +156,7 @@ static __noinline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt, st
 		vs->reply_pkts += 1;
 		vs->reply_bytes += pkt->len;
 	}
-	act = kp_route(ctx, pkt, cfg, &mtu, now, ct);
+	act = kp_route(ctx, pkt, cfg, &mtu, now, rv);
 	pkt->mtu = mtu;
 	return act; /* KP_TX_FRAG_NEEDED: the caller answers (a subprogram's stack is short) */
 }

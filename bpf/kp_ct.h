@@ -15,7 +15,7 @@
 #define KP_CT_FINS (KP_CT_F_FIN_ORIG | KP_CT_F_FIN_REPLY)
 /* A connection idle this long has its reply entry checked on its next forward packet, so an
  * entry the LRU evicted under pressure comes back before the backend speaks again. */
-#define KP_CT_REPLY_CHECK_NS KP_NS_PER_S
+#define KP_CT_REPLY_CHECK_NS (30 * KP_NS_PER_S)
 /* Client ports tried when a new connection's reply tuple is taken (netfilter's port remap). */
 #define KP_REMAP_TRIES 4
 #define KP_REMAP_PORT_MIN 32768
@@ -31,16 +31,29 @@ enum kp_ct_kind {
 	KP_CT_CLASH,
 };
 
-/* Idle longer than its state's timeout (0: never expires). */
-static __always_inline int kp_ct_expired(const struct kp_ct *ct, const struct kp_config *cfg, __u64 now)
+/* `then` is longer ago than state's timeout (0: never expires). */
+static __always_inline int kp_ct_idle(__u8 state, __u64 then, const struct kp_config *cfg, __u64 now)
 {
-	__u32 state = ct->state;
 	__u64 timeout;
 
 	if (state >= KP_CT_STATES)
 		return 1;
 	timeout = (__u64)cfg->timeout_s[state] * KP_NS_PER_S;
-	return timeout && now > ct->last_seen_ns && now - ct->last_seen_ns > timeout;
+	return timeout && now > then && now - then > timeout;
+}
+
+/* The forward record has seen no packet of its own for longer than its state's timeout. Replies
+ * that took the fast path are recorded in the reply entry, so kp_ct_alive looks there too. */
+static __always_inline int kp_ct_expired(const struct kp_ct *ct, const struct kp_config *cfg, __u64 now)
+{
+	return kp_ct_idle(ct->state, ct->last_seen_ns, cfg, now);
+}
+
+/* A connection lives while either direction saw a packet within its state's timeout. */
+static __always_inline int kp_ct_alive(const struct kp_ct *ct, const struct kp_ct *rv, const struct kp_config *cfg,
+				       __u64 now)
+{
+	return !kp_ct_expired(ct, cfg, now) || (rv && !kp_ct_idle(ct->state, rv->last_seen_ns, cfg, now));
 }
 
 /* Closed (RST, or both FINs acknowledged): a new connection may take its tuple. */
@@ -114,20 +127,39 @@ static __always_inline void kp_ct_orig_key(struct kp_flow_key *fk, const struct 
 	fk->proto = rk->proto;
 }
 
+/* The backend slot of a connection still serves it: same generation, active or draining. */
+static __always_inline int kp_ct_slot_serves(__u32 id, __u32 gen)
+{
+	struct kp_backend *be = bpf_map_lookup_elem(&kp_backends, &id);
+
+	return be && be->gen == gen && (be->state == KP_BACKEND_ACTIVE || be->state == KP_BACKEND_DRAINING);
+}
+
 /* The live connection record a reply entry belongs to, or NULL when the entry is a leftover: its
- * connection expired, was evicted, or picked another backend or client port since. */
+ * connection expired, was evicted, picked another backend or client port since, or its backend
+ * was flushed. */
+static __always_inline struct kp_ct *kp_ct_owner_in(const struct kp_flow_key *rk, const struct kp_ct *rv,
+						    const struct kp_config *cfg, __u64 now, struct kp_flow_key *fk)
+{
+	struct kp_ct *ct;
+
+	if (!kp_ct_slot_serves(rv->backend_id, rv->backend_gen))
+		return NULL;
+	kp_ct_orig_key(fk, rk, rv);
+	ct = bpf_map_lookup_elem(&kp_ct, fk);
+	if (!ct || ct->backend_id != rv->backend_id || ct->backend_gen != rv->backend_gen ||
+	    ct->client_port != rk->dport || !kp_ct_alive(ct, rv, cfg, now))
+		return NULL;
+	return ct;
+}
+
+/* kp_ct_owner_in with its key on the stack. */
 static __always_inline struct kp_ct *kp_ct_owner(const struct kp_flow_key *rk, const struct kp_ct *rv,
 						 const struct kp_config *cfg, __u64 now)
 {
 	struct kp_flow_key fk;
-	struct kp_ct *ct;
 
-	kp_ct_orig_key(&fk, rk, rv);
-	ct = bpf_map_lookup_elem(&kp_ct, &fk);
-	if (!ct || ct->backend_id != rv->backend_id || ct->backend_gen != rv->backend_gen ||
-	    ct->client_port != rk->dport || kp_ct_expired(ct, cfg, now))
-		return NULL;
-	return ct;
+	return kp_ct_owner_in(rk, rv, cfg, now, &fk);
 }
 
 static __always_inline int kp_addr_eq(const __u8 *a, const __u8 *b)
@@ -203,6 +235,54 @@ static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, co
 			return s->rk.dport;
 	}
 	return 0;
+}
+
+/* The reply entry of a forward record whose backend is be, if it is still that record's. */
+static __always_inline struct kp_ct *kp_ct_reply_of(const struct kp_flow_key *key, const struct kp_ct *ct,
+						    const struct kp_backend *be, struct kp_flow_key *rk)
+{
+	struct kp_ct *rv;
+
+	__builtin_memset(rk, 0, sizeof(*rk));
+	__builtin_memcpy(rk->saddr, be->addr, KP_ADDR_LEN);
+	__builtin_memcpy(rk->daddr, key->saddr, KP_ADDR_LEN);
+	rk->sport = be->port;
+	rk->dport = ct->client_port;
+	rk->proto = key->proto;
+	rk->dir = KP_DIR_REPLY;
+	rv = bpf_map_lookup_elem(&kp_ct, rk);
+	if (!rv || rv->backend_id != ct->backend_id || rv->backend_gen != ct->backend_gen || rv->client_port != key->sport)
+		return NULL;
+	return rv;
+}
+
+/* The forward record's state changed: its reply entry mirrors it, so replies can take the fast path
+ * only in the states where a reply cannot move the connection. A subprogram: a few packets per
+ * connection (handshake, close). */
+static __noinline void kp_ct_mirror(const struct kp_flow_key *key, const struct kp_ct *ct, const struct kp_backend *be)
+{
+	struct kp_scratch *s = kp_scratch_get();
+	struct kp_ct *rv;
+
+	if (!s)
+		return;
+	rv = kp_ct_reply_of(key, ct, be, &s->rk);
+	if (rv && rv->state != ct->state)
+		rv->state = ct->state;
+}
+
+/* The forward record looks idle, but its replies may have kept it alive (they are recorded in the
+ * reply entry on the fast path). A subprogram: only for a record idle past its state's timeout. */
+static __noinline int kp_ct_replies_alive(const struct kp_flow_key *key, const struct kp_ct *ct, const struct kp_backend *be,
+					  const struct kp_config *cfg)
+{
+	struct kp_scratch *s = kp_scratch_get();
+	struct kp_ct *rv;
+
+	if (!s)
+		return 0;
+	rv = kp_ct_reply_of(key, ct, be, &s->rk);
+	return rv && !kp_ct_idle(ct->state, rv->last_seen_ns, cfg, bpf_ktime_get_coarse_ns());
 }
 
 /* The backend a forward packet's record holds, if that backend still serves the connection. */
@@ -300,18 +380,45 @@ static __always_inline int kp_ct_existing(const struct kp_flow_key *key, const s
 	__u64 now = pick->now;
 	struct kp_ct *ct;
 
+	__u8 state;
+
 	ct = bpf_map_lookup_elem(&kp_ct, key);
-	if (!ct || kp_ct_expired(ct, cfg, now) || (kp_ct_closed(ct) && kp_tcp_pure_syn(pkt)))
+	if (!ct || (kp_ct_closed(ct) && kp_tcp_pure_syn(pkt)))
 		return -1;
 	pick->be = kp_ct_backend(ct, &pick->be_addr);
 	if (!pick->be)
 		return -1;
+	if (kp_ct_expired(ct, cfg, now) && !kp_ct_replies_alive(key, ct, pick->be, cfg))
+		return -1;
 	if (now - ct->last_seen_ns > KP_CT_REPLY_CHECK_NS)
 		kp_ct_reply_refresh(key, ct, pick->be, cfg);
+	state = ct->state;
 	kp_ct_track(ct, pkt, KP_DIR_ORIG, now);
+	if (ct->state != state)
+		kp_ct_mirror(key, ct, pick->be);
 	pick->be_id = ct->backend_id;
 	pick->nat_port = ct->client_port;
 	return KP_CT_EXISTING;
+}
+
+/* A reply the reply entry alone can translate: one that cannot move the connection's state (no
+ * SYN, FIN or RST, in a state where a plain segment changes nothing), within the state's timeout
+ * of the last reply, from a backend slot that still serves it. Anything else takes the slow path
+ * through the forward record. */
+static __always_inline int kp_ct_reply_fast(const struct kp_ct *rv, const struct kp_pkt *pkt,
+					    const struct kp_config *cfg, __u64 now)
+{
+	if (pkt->proto == IPPROTO_TCP) {
+		if (pkt->tcp_flags & (KP_TCP_SYN | KP_TCP_FIN | KP_TCP_RST))
+			return 0;
+		if (rv->state != KP_CT_ESTABLISHED && rv->state != KP_CT_CLOSE_WAIT)
+			return 0;
+	} else if (rv->state != KP_CT_UDP_STREAM) {
+		return 0;
+	}
+	if (kp_ct_idle(rv->state, rv->last_seen_ns, cfg, now))
+		return 0;
+	return kp_ct_slot_serves(rv->backend_id, rv->backend_gen);
 }
 
 /* A reply entry for a packet's own tuple (backend -> client). */

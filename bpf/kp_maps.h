@@ -88,6 +88,7 @@ struct {
 struct kp_scratch {
 	struct kp_flow_key key;  /* the packet's tuple */
 	struct kp_flow_key rk;   /* a reply tuple being claimed or looked up */
+	struct kp_flow_key fk;   /* the forward tuple a reply entry names */
 	struct kp_ct rv;         /* its reply entry */
 	struct kp_ct nc;         /* a new forward record */
 	struct kp_nexthop nh;    /* a next hop being looked up */

@@ -90,23 +90,24 @@ enum kp_ct_state {
 #define KP_CT_F_FIN_REPLY 0x4 /* forward: the backend sent FIN */
 #define KP_CT_F_LOOSE 0x8     /* forward: picked up mid-connection (no SYN seen) */
 #define KP_CT_F_REMAP 0x10    /* forward: the client port was remapped to avoid a collision */
-#define KP_CT_F_HOP_REDIRECT 0x20 /* forward: the reply next hop may be redirected to (kp_tx_ports) */
+#define KP_CT_F_HOP_REDIRECT 0x20 /* reply: its next hop may be redirected to (kp_tx_ports) */
 
 /* Value of kp_ct. A forward entry is the connection record: backend, state and the last packet
  * seen in either direction. A reply entry names its forward entry (VIP address and port and the
  * client's own port) and the backend pick it belongs to, so a stale one is recognised. */
 struct kp_ct {
 	__u8 vip_addr[KP_ADDR_LEN]; /* reply entries: the address the client used */
-	__u64 last_seen_ns;   /* forward: bpf_ktime_get_coarse_ns() of the last packet either way */
+	__u64 last_seen_ns;   /* bpf_ktime_get_coarse_ns() of the last packet: forward records the
+	                         client's (and slow-path replies'), reply entries the backend's */
 	__u32 backend_id;     /* index into kp_backends */
 	__u32 backend_gen;    /* kp_backend.gen when chosen; a mismatch means re-select */
 	__u32 vip_id;         /* for counters and listing */
 	__be16 vip_port;      /* reply entries */
 	__be16 client_port;   /* forward: the source port the backend sees (remapped on collision);
 	                         reply: the client's own source port */
-	__u8 state;           /* forward: enum kp_ct_state */
+	__u8 state;           /* enum kp_ct_state; in a reply entry a mirror of its forward record's */
 	__u8 flags;           /* KP_CT_F_* */
-	/* Forward records: the next hop of the connection's replies (toward the client), from the FIB,
+	/* Reply entries: the next hop of the connection's replies (toward the client), from the FIB,
 	 * so a reply needs no lookup of its own; refreshed after KP_NEXTHOP_TTL_MS. */
 	__u16 hop_mtu;
 	__u32 hop_checked;    /* bpf_ktime_get_coarse_ns() >> 20 (about ms) when looked up; 0 = never */

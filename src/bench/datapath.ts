@@ -213,7 +213,7 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
       batch.push([{ saddr: client.addr, daddr: vipAddr, sport: client.port, dport: target.port, proto: 17 }, { ...rec, clientPort: client.port }]);
       batch.push([
         { saddr: be.address, daddr: client.addr, sport: be.port, dport: client.port, proto: 17, dir: KP_DIR.reply },
-        { ...rec, vipAddr, vipPort: target.port, clientPort: client.port, state: 0, flags: CT_FLAG.reply },
+        { ...rec, vipAddr, vipPort: target.port, clientPort: client.port, flags: CT_FLAG.reply }, // state mirrored, last reply now
       ]);
       if (katran) kflows.push(katranFlowKey(client.addr, vipAddr, client.port, target.port, 17));
     }
@@ -236,7 +236,7 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     rows.push({ path: `kpbpf first packet, ${fl} flows`, nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'new flow')}, first +${n}, XDP_REDIRECT`, anchor: `katran new flow, ${fl} flows` });
     // Replies of the preloaded connections, from their backend.
     const replies = Array.from({ length: n }, (_, i) => udpPacket(be.address, clientAddr(i % o.flows), be.port, clientPort(i % o.flows)));
-    // Steady state: a connection's first reply looks its next hop up (kept in its record for a
+    // Steady state: a connection's first reply looks its next hop up (kept in its reply entry for a
     // second), so one unmeasured pass first.
     run(fd, replies, XDP_REDIRECT);
     b = stat('SNAT');

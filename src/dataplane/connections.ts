@@ -1,44 +1,64 @@
-// The connection table (kp_ct) read back: which records are live, and a listing for `show flows`.
+// The connection table (kp_ct) read back: which connections are live, and a listing for `show flows`.
+// A connection's forward record holds the client's last packet, its reply entry the backend's (replies
+// that take the data path's fast path update only the reply entry), so both are read.
 import type { Dataplane } from '../loader/index.js';
-import { CT_FLAG, CT_STATES, type Ct } from '../maps/codecs.js';
+import { CT_FLAG, CT_STATES, type Ct, type FlowKey } from '../maps/codecs.js';
 import { timeoutOfState, type CtTimeouts } from '../config/timeouts.js';
 import type { FlowView, VipView } from './types.js';
 
 const NS_PER_S = 1_000_000_000n;
 
-/** A forward record idle for less than its state's timeout (mirrors kp_ct_expired). */
-export function ctLive(c: Ct, timeouts: CtTimeouts, now: bigint): boolean {
-  if (c.flags & CT_FLAG.reply) return false;
-  if (c.state >= CT_STATES.length || c.state === 0) return false;
-  const t = BigInt(timeoutOfState(timeouts, c.state)) * NS_PER_S;
-  return t === 0n || now <= c.lastSeenNs || now - c.lastSeenNs <= t;
+/** `then` is within state's timeout of `now` (mirrors kp_ct_idle). */
+function recent(state: number, then: bigint, timeouts: CtTimeouts, now: bigint): boolean {
+  if (state === 0 || state >= CT_STATES.length) return false;
+  const t = BigInt(timeoutOfState(timeouts, state)) * NS_PER_S;
+  return t === 0n || now <= then || now - then <= t;
 }
 
-/** Backend ids that a live connection uses. */
+/** A forward record whose connection is live: either direction within its state's timeout. */
+export function ctLive(c: Ct, timeouts: CtTimeouts, now: bigint, reply?: Ct): boolean {
+  if (c.flags & CT_FLAG.reply) return false;
+  return recent(c.state, c.lastSeenNs, timeouts, now) || (reply !== undefined && recent(c.state, reply.lastSeenNs, timeouts, now));
+}
+
+const replyId = (client: string, clientPort: number, vip: string, vipPort: number, proto: number) => `${client}|${clientPort}|${vip}|${vipPort}|${proto}`;
+
+/** Forward records with the reply entry of each, where it has one. */
+function connections(dp: Dataplane): Array<{ key: FlowKey; fwd: Ct; reply?: Ct }> {
+  const fwd: Array<[FlowKey, Ct]> = [];
+  const replies = new Map<string, Ct>();
+  for (const [k, c] of dp.maps.ct.entries()) {
+    if (k.dir) replies.set(replyId(k.daddr, c.clientPort, c.vipAddr, c.vipPort, k.proto), c);
+    else fwd.push([k, c]);
+  }
+  return fwd.map(([key, c]) => ({ key, fwd: c, reply: replies.get(replyId(key.saddr, key.sport, key.daddr, key.dport, key.proto)) }));
+}
+
+/** Backend id -> the slot generations a live connection uses. */
 export function backendsInUse(dp: Dataplane, timeouts: CtTimeouts): Map<number, Set<number>> {
   const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, the clock of bpf_ktime_get_coarse_ns
-  const inUse = new Map<number, Set<number>>(); // backend id -> gens in use
-  for (const [, c] of dp.maps.ct.entries()) {
-    if (!ctLive(c, timeouts, now)) continue;
-    let gens = inUse.get(c.backendId);
-    if (!gens) inUse.set(c.backendId, (gens = new Set()));
-    gens.add(c.backendGen);
+  const inUse = new Map<number, Set<number>>();
+  for (const { fwd, reply } of connections(dp)) {
+    if (!ctLive(fwd, timeouts, now, reply)) continue;
+    let gens = inUse.get(fwd.backendId);
+    if (!gens) inUse.set(fwd.backendId, (gens = new Set()));
+    gens.add(fwd.backendGen);
   }
   return inUse;
 }
 
 const hostPort = (addr: string, port: number) => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
 
-/** Live and lingering connections, forward records only (one per connection). */
+/** Live and lingering connections, one row each. */
 export function readFlows(dp: Dataplane, vips: VipView[], timeouts: CtTimeouts, limit: number): FlowView[] {
   const backends = new Map(vips.flatMap((v) => v.backends.map((b) => [b.id, b] as const)));
   const now = process.hrtime.bigint();
   const out: FlowView[] = [];
-  for (const [k, c] of dp.maps.ct.entries()) {
+  for (const { key: k, fwd: c, reply } of connections(dp)) {
     if (out.length >= limit) break;
-    if (k.dir !== 0) continue;
     const b = backends.get(c.backendId);
-    const idle = Number(now - c.lastSeenNs) / 1e9;
+    const last = reply && reply.lastSeenNs > c.lastSeenNs ? reply.lastSeenNs : c.lastSeenNs;
+    const idle = Number(now - last) / 1e9;
     out.push({
       protocol: k.proto === 6 ? 'tcp' : k.proto === 17 ? 'udp' : String(k.proto),
       client: hostPort(k.saddr, k.sport),
@@ -49,7 +69,7 @@ export function readFlows(dp: Dataplane, vips: VipView[], timeouts: CtTimeouts, 
       ...(c.flags & CT_FLAG.loose ? { loose: true } : {}),
       idleSeconds: Math.max(0, idle),
       timeoutSeconds: timeoutOfState(timeouts, c.state),
-      stale: !b || b.gen !== c.backendGen || !ctLive(c, timeouts, now),
+      stale: !b || b.gen !== c.backendGen || !ctLive(c, timeouts, now, reply),
     });
   }
   return out;
