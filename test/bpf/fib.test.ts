@@ -71,23 +71,34 @@ if (reason) {
   pinToCpu(0); // setns and test runs from one thread on one CPU
   const home = openSync('/proc/self/ns/net', 'r');
   let dp: Dataplane | undefined;
-  t.teardown(() => {
+  const cleanup = () => {
     dp?.close();
+    dp = undefined;
     if (setns(home, CLONE_NEWNET) !== 0) console.error('could not return to the original network namespace');
-    closeSync(home);
     try {
       ip('netns', 'del', NS);
     } catch {
       /* not created */
     }
+  };
+  t.teardown(() => {
+    cleanup();
+    closeSync(home);
   });
-  makeNamespace();
-  enter(`/run/netns/${NS}`);
-  const kpa = ifindex('kpa');
-  const kpb = ifindex('kpb');
-  const kpaMac = mac('kpa');
-
-  dp = loadDataplane({ objectPath: KP_OBJECT, buckets: 1024 });
+  let kpa = 0;
+  let kpb = 0;
+  let kpaMac = '';
+  try {
+    makeNamespace();
+    enter(`/run/netns/${NS}`);
+    kpa = ifindex('kpa');
+    kpb = ifindex('kpb');
+    kpaMac = mac('kpa');
+    dp = loadDataplane({ objectPath: KP_OBJECT, buckets: 1024 });
+  } catch (e) {
+    cleanup(); // a throw here ends the file before tap's teardown could run
+    throw e;
+  }
   dp.maps.config.update(0, testConfig({ flags: 0 }));
   dp.maps.vips.update({ addr: VIP.addr, port: VIP.port, proto: 6 }, { id: 1, tableLen: 7, flags: 0, targetPort: BACKEND.port });
   dp.maps.backends.update(1, { addr: BACKEND.addr, port: BACKEND.port, state: BACKEND_STATE.active, gen: 1, vipId: 1, weight: 1 });
