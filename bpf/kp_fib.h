@@ -74,54 +74,70 @@ static __always_inline int kp_hop_send(struct kp_pkt *pkt, const struct kp_hop *
 	return XDP_REDIRECT;
 }
 
-/* Routes a packet with the next hop of its destination from kp_nexthop while it is younger than
- * KP_NEXTHOP_TTL_MS, so most packets make no FIB lookup; a route or neighbour change takes effect
- * within that time. The kernel sends ICMP time exceeded for TTL 1; kpbpf passes such packets. */
-static __always_inline int kp_fib_redirect(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now)
+/* The next hop of the packet's destination from kp_nexthop while it is younger than
+ * KP_NEXTHOP_TTL_MS, else from a FIB lookup (stored for the next packets). NULL with *act set to
+ * XDP_PASS or KP_TX_FRAG_NEEDED (*mtu) when there is no usable route. */
+static __always_inline struct kp_nexthop *kp_nexthop_get(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu,
+							 __u64 now, int *act)
 {
 	struct kp_nexthop *nh;
 	struct kp_scratch *s;
 	__u8 daddr[KP_ADDR_LEN];
 	int rc;
 
-	if (pkt->ip->ttl <= 1)
-		return XDP_PASS;
+	*act = XDP_PASS;
 	kp_fib_addr_key(daddr, pkt->ip->daddr);
 	nh = bpf_map_lookup_elem(&kp_nexthop, daddr);
-	if (!nh || now - nh->checked_ns > KP_NEXTHOP_TTL_MS * 1000000ULL) {
-		s = kp_scratch_get();
-		if (!s)
-			return XDP_PASS;
-		__builtin_memset(&s->nh, 0, sizeof(s->nh));
-		rc = kp_fib_resolve(ctx, pkt->ip, &s->nh.hop, mtu);
-		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-			return KP_TX_FRAG_NEEDED;
-		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-			return XDP_PASS;
-		s->nh.checked_ns = now;
-		bpf_map_update_elem(&kp_nexthop, daddr, &s->nh, BPF_ANY);
-		nh = &s->nh;
-	}
+	if (nh && now - nh->checked_ns <= KP_NEXTHOP_TTL_MS * 1000000ULL)
+		return nh;
+	s = kp_scratch_get();
+	if (!s)
+		return NULL;
+	__builtin_memset(&s->nh, 0, sizeof(s->nh));
+	rc = kp_fib_resolve(ctx, pkt->ip, &s->nh.hop, mtu);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		*act = KP_TX_FRAG_NEEDED;
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return NULL;
+	s->nh.checked_ns = now;
+	bpf_map_update_elem(&kp_nexthop, daddr, &s->nh, BPF_ANY);
+	return &s->nh;
+}
+
+/* Routes a packet with the next hop of its destination (kp_nexthop_get), so most packets make no
+ * FIB lookup; a route or neighbour change takes effect within KP_NEXTHOP_TTL_MS. The kernel sends
+ * ICMP time exceeded for TTL 1; kpbpf passes such packets. */
+static __always_inline int kp_fib_redirect(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now)
+{
+	struct kp_nexthop *nh;
+	int act;
+
+	if (pkt->ip->ttl <= 1)
+		return XDP_PASS;
+	nh = kp_nexthop_get(ctx, pkt, mtu, now, &act);
+	if (!nh)
+		return act;
 	return kp_hop_send(pkt, &nh->hop, mtu);
 }
 
-/* The same with the next hop kept in a connection record (its replies' way to the client): one
- * record per connection, so replies to many clients need no lookup of their own. */
+/* The same with the next hop kept in a reply entry (its connection's way to the client), copied
+ * from the destination's cache: a busy connection reads only its own entry, a new one costs a
+ * lookup in the small destination cache rather than a FIB lookup per connection. */
 static __always_inline int kp_fib_redirect_ct(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now,
 					      struct kp_ct *ct)
 {
 	__u32 stamp = (__u32)(now >> 20) | 1; /* about ms; never 0 (0 = not looked up) */
+	struct kp_nexthop *nh;
 	struct kp_hop h = {};
-	int rc;
+	int act;
 
 	if (pkt->ip->ttl <= 1)
 		return XDP_PASS;
 	if (!ct->hop_checked || stamp - ct->hop_checked > KP_NEXTHOP_TTL_MS) {
-		rc = kp_fib_resolve(ctx, pkt->ip, &h, mtu);
-		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-			return KP_TX_FRAG_NEEDED;
-		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-			return XDP_PASS;
+		nh = kp_nexthop_get(ctx, pkt, mtu, now, &act);
+		if (!nh)
+			return act;
+		h = nh->hop;
 		ct->hop_ifindex = h.ifindex;
 		__builtin_memcpy(ct->hop_dmac, h.dmac, ETH_ALEN);
 		__builtin_memcpy(ct->hop_smac, h.smac, ETH_ALEN);
@@ -130,7 +146,8 @@ static __always_inline int kp_fib_redirect_ct(struct xdp_md *ctx, struct kp_pkt 
 			ct->flags |= KP_CT_F_HOP_REDIRECT;
 		else
 			ct->flags &= ~KP_CT_F_HOP_REDIRECT;
-		ct->hop_checked = stamp;
+		/* As old as the destination's entry, so the copy goes stale no later than it. */
+		ct->hop_checked = (__u32)(nh->checked_ns >> 20) | 1;
 	} else {
 		h.ifindex = ct->hop_ifindex;
 		__builtin_memcpy(h.dmac, ct->hop_dmac, ETH_ALEN);
