@@ -1,33 +1,15 @@
 // End to end: client / node (XDP attached) / backends in network namespaces, real TCP and UDP traffic
 // through a ClusterIP VIP, the kpbpf CLI driving the live data plane. Addresses: 198.18.0.0/15 only.
 import t from 'tap';
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { writeFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { dirname, resolve } from 'node:path';
-import { createTopology, type Backend, type Topology } from '../../src/testbed/topology.js';
+import type { Backend } from '../../src/testbed/topology.js';
 import { skipUnlessCi } from '../helpers/ci.js';
+import { CLIENT, e2eHarness, e2eSkipReason } from '../helpers/e2e.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const KPBPF = resolve(root, 'bin/kpbpf.js');
-const CLIENT = resolve(root, 'dist/testbed/client.js');
 const VIP = '198.18.100.10';
 
-function whyNot(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, XDP, bpffs)';
-  for (const f of [KPBPF, resolve(root, 'dist/testbed/servers.js'), CLIENT, resolve(root, 'build/kp.bpf.o')]) {
-    if (!existsSync(f)) return `${f} is missing: run npm run build first`;
-  }
-  try {
-    execFileSync('ip', ['netns', 'list']);
-  } catch {
-    return 'iproute2 (ip netns) is not available';
-  }
-  return undefined;
-}
-
-const skip = skipUnlessCi(whyNot());
+const skip = skipUnlessCi(e2eSkipReason());
 if (skip) {
   t.test('end-to-end ClusterIP through XDP', { skip }, async () => {});
 } else {
@@ -35,51 +17,15 @@ if (skip) {
 }
 
 function run() {
-  const bpffs = `/run/kpbpf-e2e-${randomBytes(3).toString('hex')}`;
-  let topo: Topology | undefined;
-  const children: ChildProcess[] = [];
-
-  t.teardown(() => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    if (topo) {
-      try {
-        kp('detach', '--purge');
-      } catch {
-        // namespaces going away detach the links anyway
-      }
-      topo.destroy();
-    }
-    try {
-      execFileSync('umount', [bpffs]);
-    } catch {
-      // not mounted
-    }
-    try {
-      rmdirSync(bpffs);
-    } catch {
-      // already gone
-    }
-  });
-
-  function kp(...args: string[]): string {
-    return execFileSync('ip', ['netns', 'exec', topo!.node.ns, process.execPath, KPBPF, '--bpffs', bpffs, ...args], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-  }
-  const kpJson = (...args: string[]) => JSON.parse(kp('--json', ...args));
-
+  const { topo, children, kp, kpJson } = e2eHarness(t, 'e2e', 2);
   function client(mode: string, port: number, count: number, extra: string[] = []) {
-    const out = topo!.exec(topo!.client.ns, [process.execPath, CLIENT, mode, '--vip', VIP, '--port', String(port), '--count', String(count), '--timeout', '2000', ...extra]);
+    const out = topo.exec(topo.client.ns, [process.execPath, CLIENT, mode, '--vip', VIP, '--port', String(port), '--count', String(count), '--timeout', '2000', ...extra]);
     return JSON.parse(out.trim().split('\n').pop()!);
   }
 
-  const startServers = (b: Backend) => topo!.startServers(b);
+  const startServers = (b: Backend) => topo.startServers(b);
 
   t.before(async () => {
-    mkdirSync(bpffs, { recursive: true });
-    execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]); // outside `ip netns exec`, so every call sees it
-    topo = createTopology({ backends: 2 });
     for (const b of topo.backends) await startServers(b);
     kp('attach', ...topo.nodeIfs());
     kp('vip', 'add', `${VIP}/32`, 'protocol', 'tcp', 'port', '80', 'target', '8080');
@@ -126,7 +72,7 @@ function run() {
   });
 
   t.test('traffic that did not go through a VIP is left alone', async (t) => {
-    const out = topo!.exec(topo!.client.ns, [process.execPath, '-e', `
+    const out = topo.exec(topo.client.ns, [process.execPath, '-e', `
       const http = require('node:http');
       http.get({ host: '198.18.1.2', port: 8080, path: '/' }, (res) => {
         const remote = res.socket.remoteAddress + ':' + res.socket.remotePort;
@@ -140,7 +86,7 @@ function run() {
 
   t.test('a long-lived connection keeps its backend while backends are added', async (t) => {
     const pause = `/tmp/kpbpf-e2e-pause-${randomBytes(3).toString('hex')}`;
-    const child = topo!.spawn(topo!.client.ns, [process.execPath, CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '3', '--pause-file', pause]);
+    const child = topo.spawn(topo.client.ns, [process.execPath, CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '3', '--pause-file', pause]);
     children.push(child);
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
@@ -153,13 +99,13 @@ function run() {
     };
     try {
       await waitFor('request 0 done');
-      const b3 = topo!.addBackend('b3');
+      const b3 = topo.addBackend('b3');
       await startServers(b3);
       kp('attach', b3.nodeIf);
       kp('backend', 'add', `${VIP}/32`, 'protocol', 'tcp', b3.addr);
       writeFileSync(`${pause}.1`, '');
       await waitFor('request 1 done');
-      const b4 = topo!.addBackend('b4');
+      const b4 = topo.addBackend('b4');
       await startServers(b4);
       kp('attach', b4.nodeIf);
       kp('backend', 'add', `${VIP}/32`, 'protocol', 'tcp', b4.addr);
@@ -178,7 +124,7 @@ function run() {
 
   t.test('a drained backend keeps its connections and gets no new ones', async (t) => {
     const pause = `/tmp/kpbpf-e2e-drain-${randomBytes(3).toString('hex')}`;
-    const child = topo!.spawn(topo!.client.ns, [process.execPath, CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '2', '--pause-file', pause]);
+    const child = topo.spawn(topo.client.ns, [process.execPath, CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '2', '--pause-file', pause]);
     children.push(child);
     let out = '';
     let err = '';
@@ -203,7 +149,7 @@ function run() {
     rmSync(`${pause}.1`, { force: true });
     const r = JSON.parse(out.trim());
     t.equal(new Set(r.backends).size, 1, `the drained backend kept its connection (${r.backends.join(', ')})`);
-    const name = topo!.backends.find((b) => b.addr === drained)!.name;
+    const name = topo.backends.find((b) => b.addr === drained)!.name;
     const after = client('http', 80, 60);
     t.equal(after.ok, 60, 'new connections all complete');
     t.notOk(after.backends[name], `no new connection reached the drained backend ${name}: ${JSON.stringify(after.backends)}`);
@@ -215,7 +161,7 @@ function run() {
 
   t.test('XDP_REDIRECT path: interfaces allowed to redirect carry the traffic', async (t) => {
     const before = kpJson('show', 'stats').global.tx_redirect;
-    kp('attach', ...topo!.nodeIfs(), '--redirect');
+    kp('attach', ...topo.nodeIfs(), '--redirect');
     const ifs = kpJson('show', 'interfaces') as { ifname: string; redirect: boolean }[];
     t.ok(ifs.every((i) => i.redirect), 'every node interface is a redirect target');
     const r = client('http', 80, 30);
@@ -227,7 +173,7 @@ function run() {
 
   t.test('attach is all or nothing: an unknown interface attaches none', async (t) => {
     const before = kpJson('show', 'interfaces');
-    const b = topo!.addBackend('b9');
+    const b = topo.addBackend('b9');
     let err = '';
     try {
       kp('attach', b.nodeIf, 'kpnosuch0');
@@ -240,7 +186,7 @@ function run() {
 
   t.test('a VIP without backends: no server configured', async (t) => {
     kp('vip', 'add', '198.18.100.11/32', 'protocol', 'tcp', 'port', '80', 'target', '8080');
-    const out = topo!.exec(topo!.client.ns, [process.execPath, CLIENT, 'http', '--vip', '198.18.100.11', '--port', '80', '--count', '1', '--timeout', '1500']);
+    const out = topo.exec(topo.client.ns, [process.execPath, CLIENT, 'http', '--vip', '198.18.100.11', '--port', '80', '--count', '1', '--timeout', '1500']);
     t.equal(JSON.parse(out).ok, 0, 'the connection does not complete');
     const v = (kpJson('show', 'stats').vips as { prefix: string; counters: { noServerPkts: number } }[]).find((x) => x.prefix === '198.18.100.11/32')!;
     t.ok(v.counters.noServerPkts >= 1, `counted as no server configured (${v.counters.noServerPkts})`);

@@ -3,16 +3,10 @@
 // also after its backend was drained meanwhile; a direct connection reusing the client port of a
 // closed VIP connection; connect() to a VIP without endpoints refused at once.
 import t from 'tap';
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmdirSync, existsSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { dirname, resolve } from 'node:path';
-import { createTopology, type Backend, type Topology } from '../../src/testbed/topology.js';
+import type { Backend } from '../../src/testbed/topology.js';
 import { skipUnlessCi } from '../helpers/ci.js';
+import { e2eHarness, e2eSkipReason } from '../helpers/e2e.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const KPBPF = resolve(root, 'bin/kpbpf.js');
 const VIP = '198.18.100.10';
 const VIP_LATE = '198.18.100.12';
 const VIP_EMPTY = '198.18.100.13';
@@ -25,14 +19,6 @@ const VIP_BIG_UDP = '198.18.100.15';
 const BIG_UDP_PORT = 5355;
 const BIG_DATAGRAM = 4000; // fragmented on every 1500-byte link, both ways
 const IDLE_MS = 3000; // longer than the 1 s UDP and handshake timeouts set below
-
-function whyNot(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, XDP, bpffs)';
-  for (const f of [KPBPF, resolve(root, 'dist/testbed/servers.js'), resolve(root, 'build/kp.bpf.o')]) {
-    if (!existsSync(f)) return `${f} is missing: run npm run build first`;
-  }
-  return undefined;
-}
 
 /** A server that says nothing until IDLE_MS after a client connects, then greets and echoes. */
 const LATE_SERVER = `
@@ -149,7 +135,7 @@ const REFUSED_CLIENT = `
     u.connect(53, host, () => { u.send('q'); setTimeout(() => closed || u.send('q'), 200); });
   }`;
 
-const skip = skipUnlessCi(whyNot());
+const skip = skipUnlessCi(e2eSkipReason());
 if (skip) {
   t.test('end-to-end connection tracking', { skip }, async () => {});
 } else {
@@ -157,51 +143,18 @@ if (skip) {
 }
 
 function run() {
-  const bpffs = `/run/kpbpf-e2ect-${randomBytes(3).toString('hex')}`;
-  let topo: Topology | undefined;
-  const children: ChildProcess[] = [];
-
-  t.teardown(() => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    if (topo) {
-      try {
-        kp('detach', '--purge');
-      } catch {
-        // namespaces going away detach the links anyway
-      }
-      topo.destroy();
-    }
-    try {
-      execFileSync('umount', [bpffs]);
-    } catch {
-      // not mounted
-    }
-    try {
-      rmdirSync(bpffs);
-    } catch {
-      // already gone
-    }
-  });
-
-  function kp(...args: string[]): string {
-    return execFileSync('ip', ['netns', 'exec', topo!.node.ns, process.execPath, KPBPF, '--bpffs', bpffs, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  }
-  const kpJson = (...args: string[]) => JSON.parse(kp('--json', ...args));
-  const inClient = (script: string, ...args: string[]) => JSON.parse(topo!.exec(topo!.client.ns, [process.execPath, '-e', script, ...args]).trim().split('\n').pop()!);
+  const { topo, children, kp, kpJson, inClient } = e2eHarness(t, 'e2ect', 2);
 
   function startInline(b: Backend, script: string, ...args: string[]): Promise<void> {
-    const child = topo!.spawn(b.ns, [process.execPath, '-e', script, ...args]);
+    const child = topo.spawn(b.ns, [process.execPath, '-e', script, ...args]);
     children.push(child);
     return new Promise((ok, fail) => {
-      const timer = setTimeout(() => fail(new Error(`late server in ${b.ns} did not start`)), 10_000);
+      const timer = setTimeout(() => fail(new Error(`server in ${b.ns} did not start`)), 10_000);
       child.stdout!.on('data', (d) => String(d).includes('ready') && (clearTimeout(timer), ok()));
     });
   }
 
   t.before(async () => {
-    mkdirSync(bpffs, { recursive: true });
-    execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]);
-    topo = createTopology({ backends: 2 });
     for (const b of topo.backends) {
       await topo.startServers(b);
       await startInline(b, LATE_SERVER, b.name, String(LATE_PORT), String(IDLE_MS));
@@ -236,7 +189,7 @@ function run() {
   });
 
   t.test("idle, with its backend drained meanwhile: the connection stays on it", async (t) => {
-    const child = topo!.spawn(topo!.client.ns, [process.execPath, '-e', LATE_CLIENT, VIP_LATE, String(LATE_PORT)]);
+    const child = topo.spawn(topo.client.ns, [process.execPath, '-e', LATE_CLIENT, VIP_LATE, String(LATE_PORT)]);
     children.push(child);
     let out = '';
     let err = '';
@@ -253,7 +206,7 @@ function run() {
     kp('backend', 'del', `${VIP_LATE}/32`, 'protocol', 'tcp', addr);
     await exited;
     const r = JSON.parse(out.trim());
-    const name = topo!.backends.find((b) => b.addr === addr)!.name;
+    const name = topo.backends.find((b) => b.addr === addr)!.name;
     t.match(r.got, new RegExp(`late hello from ${name}`), `the drained backend ${name} spoke first, through the VIP`);
     t.match(r.got, /echo bye/);
     kp('backend', 'add', `${VIP_LATE}/32`, 'protocol', 'tcp', addr);
@@ -264,7 +217,7 @@ function run() {
     const viaVip = inClient(GET_FROM_PORT, VIP, '80', port);
     t.notOk(viaVip.error, `the VIP connection completed (${viaVip.error ?? ''})`);
     t.equal(viaVip.remote, `${VIP}:80`);
-    const b = topo!.backends.find((x) => x.name === viaVip.backend)!;
+    const b = topo.backends.find((x) => x.name === viaVip.backend)!;
     t.ok(b, `served by ${viaVip.backend}`);
     const direct = inClient(GET_FROM_PORT, b.addr, '8080', port);
     t.notOk(direct.error, `the direct connection completed (${direct.error ?? ''})`);
@@ -281,7 +234,7 @@ function run() {
     t.equal(r.got, `got ${UPLOAD}`, 'every byte arrived');
     const sent = kpJson('show', 'stats').global.icmp_too_big - before;
     t.ok(sent >= 1, `fragmentation needed was sent from XDP, quoting the VIP (${sent})`);
-    const pmtu = topo!.exec(topo!.client.ns, ['ip', 'route', 'get', VIP_SMALL_MTU]);
+    const pmtu = topo.exec(topo.client.ns, ['ip', 'route', 'get', VIP_SMALL_MTU]);
     t.match(pmtu, new RegExp(`mtu ${SMALL_MTU}`), `the client learnt the path MTU: ${pmtu.trim()}`);
   });
 

@@ -1,0 +1,86 @@
+// What every end-to-end test file needs: whether it can run here, a bpffs mounted outside
+// `ip netns exec` (so every call sees the same pins), the kpbpf CLI run inside the node namespace,
+// and a teardown that removes namespaces, children, pins and the mount even when a test fails.
+import type { Test } from 'tap';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
+import { createTopology, type Topology } from '../../src/testbed/topology.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const KPBPF = resolve(root, 'bin/kpbpf.js');
+export const CLIENT = resolve(root, 'dist/testbed/client.js');
+
+/** Why the end-to-end tier cannot run here, or undefined. */
+export function e2eSkipReason(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces, XDP, bpffs)';
+  for (const f of [KPBPF, resolve(root, 'dist/testbed/servers.js'), CLIENT, resolve(root, 'build/kp.bpf.o')]) {
+    if (!existsSync(f)) return `${f} is missing: run npm run build first`;
+  }
+  try {
+    execFileSync('ip', ['netns', 'list']);
+  } catch {
+    return 'iproute2 (ip netns) is not available';
+  }
+  return undefined;
+}
+
+export interface E2e {
+  readonly topo: Topology;
+  /** child processes to kill at teardown */
+  readonly children: ChildProcess[];
+  /** the kpbpf CLI in the node namespace; its stdout */
+  kp(...args: string[]): string;
+  kpJson(...args: string[]): any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** `node -e script args` in the client namespace; the JSON of its last output line */
+  inClient(script: string, ...args: string[]): any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** Mounts a private bpffs and builds the topology now; everything goes at t.teardown. */
+export function e2eHarness(t: Test, tag: string, backends: number): E2e {
+  const bpffs = `/run/kpbpf-${tag}-${randomBytes(3).toString('hex')}`;
+  let topo: Topology | undefined;
+  const children: ChildProcess[] = [];
+  const kp = (...args: string[]): string =>
+    execFileSync('ip', ['netns', 'exec', topo!.node.ns, process.execPath, KPBPF, '--bpffs', bpffs, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const cleanup = () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    if (topo) {
+      try {
+        kp('detach', '--purge');
+      } catch {
+        // namespaces going away detach the links anyway
+      }
+      topo.destroy();
+    }
+    try {
+      execFileSync('umount', [bpffs]);
+    } catch {
+      // not mounted
+    }
+    try {
+      rmdirSync(bpffs);
+    } catch {
+      // already gone
+    }
+  };
+  t.teardown(cleanup);
+  try {
+    mkdirSync(bpffs, { recursive: true });
+    execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]); // outside `ip netns exec`, so every call sees it
+    topo = createTopology({ backends });
+  } catch (e) {
+    cleanup(); // a throw here ends the file before tap's teardown could run
+    throw e;
+  }
+  const made = topo;
+  return {
+    topo: made,
+    children,
+    kp,
+    kpJson: (...args: string[]) => JSON.parse(kp('--json', ...args)),
+    inClient: (script: string, ...args: string[]) => JSON.parse(made.exec(made.client.ns, [process.execPath, '-e', script, ...args]).trim().split('\n').pop()!),
+  };
+}
