@@ -96,21 +96,22 @@ enum kp_ct_state {
  * seen in either direction. A reply entry names its forward entry (VIP address and port and the
  * client's own port) and the backend pick it belongs to, so a stale one is recognised. */
 struct kp_ct {
-	__u8 vip_addr[KP_ADDR_LEN]; /* reply entries: the address the client used */
+	/* What a forward packet reads and writes comes first, so it shares cache lines with the key. */
 	__u64 last_seen_ns;   /* bpf_ktime_get_coarse_ns() of the last packet: forward records the
 	                         client's (and slow-path replies'), reply entries the backend's */
 	__u32 backend_id;     /* index into kp_backends */
 	__u32 backend_gen;    /* kp_backend.gen when chosen; a mismatch means re-select */
 	__u32 vip_id;         /* for counters and listing */
-	__be16 vip_port;      /* reply entries */
 	__be16 client_port;   /* forward: the source port the backend sees (remapped on collision);
 	                         reply: the client's own source port */
 	__u8 state;           /* enum kp_ct_state; in a reply entry a mirror of its forward record's */
 	__u8 flags;           /* KP_CT_F_* */
-	/* Reply entries: the next hop of the connection's replies (toward the client), from the FIB,
-	 * so a reply needs no lookup of its own; refreshed after KP_NEXTHOP_TTL_MS. */
+	__be16 vip_port;      /* reply entries */
+	/* Reply entries: the next hop of the connection's replies (toward the client), copied from
+	 * kp_nexthop, so a reply needs no lookup of its own; refreshed after KP_NEXTHOP_TTL_MS. */
 	__u16 hop_mtu;
-	__u32 hop_checked;    /* bpf_ktime_get_coarse_ns() >> 20 (about ms) when looked up; 0 = never */
+	__u32 hop_checked;    /* bpf_ktime_get_coarse_ns() >> 20 (about ms) when copied; 0 = never */
+	__u8 vip_addr[KP_ADDR_LEN]; /* reply entries: the address the client used */
 	__u32 hop_ifindex;
 	__u8 hop_dmac[6];
 	__u8 hop_smac[6];

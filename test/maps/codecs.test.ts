@@ -35,7 +35,7 @@ t.test('vip, backend, flow, rev nat, config: exact bytes and round trip', async 
   const ct = { vipAddr: '198.18.0.10', lastSeenNs: 0x0102030405060708n, backendId: 9, backendGen: 2, vipId: 7, vipPort: 80, clientPort: 40000, state: 3, flags: 0x9 };
   t.equal(
     hex(c.ct.encode(ct)),
-    V4('c612000a') + '0807060504030201' + '09000000' + '02000000' + '07000000' + '0050' + '9c40' + '03' + '09' + '0000' + '00000000' + '00'.repeat(16),
+    '0807060504030201' + '09000000' + '02000000' + '07000000' + '9c40' + '03' + '09' + '0050' + '0000' + '00000000' + V4('c612000a') + '00'.repeat(16),
   );
   t.same(c.ct.decode(c.ct.encode(ct)), ct);
 
