@@ -309,21 +309,16 @@ struct kp_ct_pick {
 	int kind;        /* enum kp_ct_kind */
 };
 
-/* After an idle second, a forward packet makes sure its reply entry is still there (the LRU may
- * have evicted it while the connection was quiet). A subprogram: rare, and its stack is its own. */
+/* After KP_CT_REPLY_CHECK_NS of silence, a forward packet makes sure its reply entry is still there
+ * (the LRU may have evicted it while the connection was quiet). A subprogram: rare. */
 static __noinline void kp_ct_reply_refresh(const struct kp_flow_key *key, const struct kp_ct *ct,
 					   const struct kp_backend *be, const struct kp_config *cfg)
 {
 	struct kp_scratch *s = kp_scratch_get();
-	struct kp_ct *cur;
 
-	if (!s)
+	if (!s || kp_ct_reply_of(key, ct, be, &s->rk))
 		return;
 	kp_ct_reply_entry(&s->rk, &s->rv, key, be, ct->backend_id, ct->vip_id, ct->client_port);
-	cur = bpf_map_lookup_elem(&kp_ct, &s->rk);
-	if (cur && cur->backend_id == s->rv.backend_id && cur->backend_gen == s->rv.backend_gen &&
-	    cur->client_port == s->rv.client_port && cur->vip_port == s->rv.vip_port)
-		return;
 	kp_ct_claim(&s->rk, &s->rv, cfg, bpf_ktime_get_coarse_ns());
 }
 
