@@ -3,9 +3,10 @@
 // also after its backend was drained meanwhile; a direct connection reusing the client port of a
 // closed VIP connection; connect() to a VIP without endpoints refused at once.
 import t from 'tap';
+import { rmSync, writeFileSync } from 'node:fs';
 import type { Backend } from '../../src/testbed/topology.js';
 import { skipUnlessCi } from '../helpers/ci.js';
-import { e2eHarness, e2eSkipReason } from '../helpers/e2e.js';
+import { CLIENT, e2eHarness, e2eSkipReason } from '../helpers/e2e.js';
 
 const VIP = '198.18.100.10';
 const VIP_LATE = '198.18.100.12';
@@ -210,6 +211,38 @@ function run() {
     t.match(r.got, new RegExp(`late hello from ${name}`), `the drained backend ${name} spoke first, through the VIP`);
     t.match(r.got, /echo bye/);
     kp('backend', 'add', `${VIP_LATE}/32`, 'protocol', 'tcp', addr);
+  });
+
+  t.test('a live connection keeps its backend across a connection-table resize (a program reload)', async (t) => {
+    const pause = `/tmp/kpbpf-e2ect-resize-${process.pid}`;
+    const child = topo.spawn(topo.client.ns, [process.execPath, CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '2', '--pause-file', pause]);
+    children.push(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    const exited = new Promise<void>((ok) => child.on('exit', () => ok()));
+    const deadline = Date.now() + 15_000;
+    while (!err.includes('request 0 done') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    t.ok(err.includes('request 0 done'), 'first request on the connection done');
+    // Drain the connection's backend: Maglev now sends everything to the other one, so a connection
+    // that lost its record would be picked up there (and reset); only the copied record keeps it.
+    const flows = kpJson('show', 'flows', '--limit', '10000') as { vip: string; backend: string; state: string; idleSeconds: number }[];
+    const conn = flows.filter((f) => f.vip === `${VIP}:80` && f.state === 'established').sort((a, b) => a.idleSeconds - b.idleSeconds)[0];
+    t.ok(conn, 'the connection is tracked');
+    const addr = conn.backend.split(':')[0];
+    kp('backend', 'del', `${VIP}/32`, 'protocol', 'tcp', addr);
+    const before = kpJson('show', 'conf').buckets;
+    kp('conf', 'buckets', String(before * 2));
+    t.equal(kpJson('show', 'conf').buckets, before * 2, 'the table was resized (a reload of the program)');
+    writeFileSync(`${pause}.1`, '');
+    await exited;
+    rmSync(`${pause}.1`, { force: true });
+    const r = out.trim() ? JSON.parse(out.trim()) : { backends: [] };
+    t.equal(r.backends.length, 2, `both requests answered on the one connection (${err.trim().split('\n').pop()})`);
+    t.equal(new Set(r.backends).size, 1, `the connection stayed on ${r.backends[0]} (${r.backends.join(', ')})`);
+    t.equal(topo.backends.find((b) => b.name === r.backends[0])?.addr, addr, 'its drained backend');
+    kp('backend', 'add', `${VIP}/32`, 'protocol', 'tcp', addr);
   });
 
   t.test('a direct connection reusing the client port of a closed VIP connection works', async (t) => {
