@@ -17,7 +17,7 @@ if (skip) {
 }
 
 function run() {
-  const { topo, children, kp, kpJson } = e2eHarness(t, 'e2e', 2);
+  const { topo, kp, kpJson, watch } = e2eHarness(t, 'e2e', 2);
   function client(mode: string, port: number, count: number, extra: string[] = []) {
     const out = topo.exec(topo.client.ns, [process.execPath, CLIENT, mode, '--vip', VIP, '--port', String(port), '--count', String(count), '--timeout', '2000', ...extra]);
     return JSON.parse(out.trim().split('\n').pop()!);
@@ -86,17 +86,8 @@ function run() {
 
   t.test('a long-lived connection keeps its backend while backends are added', async (t) => {
     const pause = `/tmp/kpbpf-e2e-pause-${randomBytes(3).toString('hex')}`;
-    const child = topo.spawn(topo.client.ns, [process.execPath, CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '3', '--pause-file', pause]);
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    const done = new Promise<void>((ok) => child.on('exit', () => ok()));
-    const waitFor = async (what: string) => {
-      let err = '';
-      child.stderr!.on('data', (d) => (err += d));
-      const deadline = Date.now() + 15_000;
-      while (!err.includes(what) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    };
+    const c = watch([CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '3', '--pause-file', pause]);
+    const { waitFor, exited: done } = c;
     try {
       await waitFor('request 0 done');
       const b3 = topo.addBackend('b3');
@@ -114,7 +105,7 @@ function run() {
     } finally {
       for (const i of [1, 2]) rmSync(`${pause}.${i}`, { force: true });
     }
-    const r = JSON.parse(out.trim());
+    const r = JSON.parse(c.out().trim());
     t.equal(r.backends.length, 3, 'three requests on one connection');
     t.equal(new Set(r.backends).size, 1, `the connection stayed on ${r.backends[0]} (${r.backends.join(', ')})`);
     const after = client('http', 80, 80);
@@ -124,19 +115,13 @@ function run() {
 
   t.test('a drained backend keeps its connections and gets no new ones', async (t) => {
     const pause = `/tmp/kpbpf-e2e-drain-${randomBytes(3).toString('hex')}`;
-    const child = topo.spawn(topo.client.ns, [process.execPath, CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '2', '--pause-file', pause]);
-    children.push(child);
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (err += d));
-    const done = new Promise<void>((ok) => child.on('exit', () => ok()));
-    const deadline = Date.now() + 15_000;
-    while (!err.includes('request 0 done') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const c = watch([CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '2', '--pause-file', pause]);
+    const done = c.exited;
+    await c.waitFor('request 0 done');
     // Which backend has the connection? Drain exactly that one.
     const vips = kpJson('show', 'backends') as { protocol: string; backends: { address: string }[] }[];
     const tcpBackends = vips.find((v) => v.protocol === 'tcp')!.backends.map((b) => b.address);
-    const first = err.includes('request 0 done');
+    const first = c.err().includes('request 0 done');
     t.ok(first, 'first request on the long-lived connection done');
     const flows = kpJson('show', 'flows', '--limit', '10000') as { backend: string; idleSeconds: number; vip: string }[];
     const live = flows.filter((f) => f.vip === `${VIP}:80`).sort((a, b) => a.idleSeconds - b.idleSeconds)[0];
@@ -147,7 +132,7 @@ function run() {
     writeFileSync(`${pause}.1`, '');
     await done;
     rmSync(`${pause}.1`, { force: true });
-    const r = JSON.parse(out.trim());
+    const r = JSON.parse(c.out().trim());
     t.equal(new Set(r.backends).size, 1, `the drained backend kept its connection (${r.backends.join(', ')})`);
     const name = topo.backends.find((b) => b.addr === drained)!.name;
     const after = client('http', 80, 60);

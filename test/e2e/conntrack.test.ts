@@ -144,7 +144,7 @@ if (skip) {
 }
 
 function run() {
-  const { topo, children, kp, kpJson, inClient } = e2eHarness(t, 'e2ect', 2);
+  const { topo, children, kp, kpJson, inClient, watch } = e2eHarness(t, 'e2ect', 2);
 
   function startInline(b: Backend, script: string, ...args: string[]): Promise<void> {
     const child = topo.spawn(b.ns, [process.execPath, '-e', script, ...args]);
@@ -190,23 +190,16 @@ function run() {
   });
 
   t.test("idle, with its backend drained meanwhile: the connection stays on it", async (t) => {
-    const child = topo.spawn(topo.client.ns, [process.execPath, '-e', LATE_CLIENT, VIP_LATE, String(LATE_PORT)]);
-    children.push(child);
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (err += d));
-    const exited = new Promise<void>((ok) => child.on('exit', () => ok()));
-    const deadline = Date.now() + 5000;
-    while (!err.includes('connected') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const c = watch(['-e', LATE_CLIENT, VIP_LATE, String(LATE_PORT)]);
+    await c.waitFor('connected', 5000);
     await new Promise((r) => setTimeout(r, 300)); // the handshake's last ACK has passed
     const flows = kpJson('show', 'flows', '--limit', '10000') as { vip: string; backend: string; state: string }[];
     const conn = flows.find((f) => f.vip === `${VIP_LATE}:${LATE_PORT}` && f.state === 'established');
     t.ok(conn, `the connection is tracked as established (${JSON.stringify(flows.filter((f) => f.vip.startsWith(VIP_LATE)))})`);
     const addr = conn!.backend.split(':')[0];
     kp('backend', 'del', `${VIP_LATE}/32`, 'protocol', 'tcp', addr);
-    await exited;
-    const r = JSON.parse(out.trim());
+    await c.exited;
+    const r = JSON.parse(c.out().trim());
     const name = topo.backends.find((b) => b.addr === addr)!.name;
     t.match(r.got, new RegExp(`late hello from ${name}`), `the drained backend ${name} spoke first, through the VIP`);
     t.match(r.got, /echo bye/);
@@ -215,16 +208,8 @@ function run() {
 
   t.test('a live connection keeps its backend across a connection-table resize (a program reload)', async (t) => {
     const pause = `/tmp/kpbpf-e2ect-resize-${process.pid}`;
-    const child = topo.spawn(topo.client.ns, [process.execPath, CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '2', '--pause-file', pause]);
-    children.push(child);
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (err += d));
-    const exited = new Promise<void>((ok) => child.on('exit', () => ok()));
-    const deadline = Date.now() + 15_000;
-    while (!err.includes('request 0 done') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    t.ok(err.includes('request 0 done'), 'first request on the connection done');
+    const c = watch([CLIENT, 'keepalive', '--vip', VIP, '--port', '80', '--count', '2', '--pause-file', pause]);
+    t.ok(await c.waitFor('request 0 done'), 'first request on the connection done');
     // Drain the connection's backend: Maglev now sends everything to the other one, so a connection
     // that lost its record would be picked up there (and reset); only the copied record keeps it.
     const flows = kpJson('show', 'flows', '--limit', '10000') as { vip: string; backend: string; state: string; idleSeconds: number }[];
@@ -236,10 +221,10 @@ function run() {
     kp('conf', 'buckets', String(before * 2));
     t.equal(kpJson('show', 'conf').buckets, before * 2, 'the table was resized (a reload of the program)');
     writeFileSync(`${pause}.1`, '');
-    await exited;
+    await c.exited;
     rmSync(`${pause}.1`, { force: true });
-    const r = out.trim() ? JSON.parse(out.trim()) : { backends: [] };
-    t.equal(r.backends.length, 2, `both requests answered on the one connection (${err.trim().split('\n').pop()})`);
+    const r = c.out().trim() ? JSON.parse(c.out().trim()) : { backends: [] };
+    t.equal(r.backends.length, 2, `both requests answered on the one connection (${c.err().trim().split('\n').pop()})`);
     t.equal(new Set(r.backends).size, 1, `the connection stayed on ${r.backends[0]} (${r.backends.join(', ')})`);
     t.equal(topo.backends.find((b) => b.name === r.backends[0])?.addr, addr, 'its drained backend');
     kp('backend', 'add', `${VIP}/32`, 'protocol', 'tcp', addr);

@@ -27,6 +27,15 @@ export function e2eSkipReason(): string | undefined {
   return undefined;
 }
 
+/** A client process in the client namespace, its output collected as it comes. */
+export interface Watched {
+  out(): string;
+  err(): string;
+  /** Resolves once stderr holds `text` (or after `ms`); true if it does. */
+  waitFor(text: string, ms?: number): Promise<boolean>;
+  exited: Promise<void>;
+}
+
 export interface E2e {
   readonly topo: Topology;
   /** child processes to kill at teardown */
@@ -34,6 +43,8 @@ export interface E2e {
   /** the kpbpf CLI in the node namespace; its stdout */
   kp(...args: string[]): string;
   kpJson(...args: string[]): any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** `node argv...` in the client namespace, running on while the test goes on */
+  watch(argv: string[]): Watched;
   /** `node -e script args` in the client namespace; the JSON of its last output line */
   inClient(script: string, ...args: string[]): any; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
@@ -76,9 +87,25 @@ export function e2eHarness(t: Test, tag: string, backends: number): E2e {
     throw e;
   }
   const made = topo;
+  const watch = (argv: string[]): Watched => {
+    const child = made.spawn(made.client.ns, [process.execPath, ...argv]);
+    children.push(child);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    const exited = new Promise<void>((ok) => child.on('exit', () => ok()));
+    const waitFor = async (text: string, ms = 15_000) => {
+      const deadline = Date.now() + ms;
+      while (!err.includes(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return err.includes(text);
+    };
+    return { out: () => out, err: () => err, waitFor, exited };
+  };
   return {
     topo: made,
     children,
+    watch,
     kp,
     kpJson: (...args: string[]) => JSON.parse(kp('--json', ...args)),
     inClient: (script: string, ...args: string[]) => JSON.parse(made.exec(made.client.ns, [process.execPath, '-e', script, ...args]).trim().split('\n').pop()!),
