@@ -62,7 +62,7 @@ static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, c
 	int act = XDP_PASS;
 
 	if (!(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan)
-		act = kp_fib_redirect(ctx, pkt, &mtu, bpf_ktime_get_coarse_ns());
+		act = kp_fib_redirect(ctx, pkt, &mtu, kp_now());
 	if (act != XDP_REDIRECT)
 		act = XDP_PASS;
 	kp_stat_inc(act == XDP_REDIRECT ? KP_STAT_TX_REDIRECT : KP_STAT_TX_PASS);
@@ -76,7 +76,7 @@ static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, c
  * fragments it. */
 static __noinline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, __u32 mtu, int dir)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = kp_now();
 	struct kp_icmp_err e;
 	__u32 ok;
 
@@ -227,7 +227,7 @@ static __noinline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt, con
 		kp_stat_inc(KP_STAT_PASS_NOT_L4);
 		return XDP_PASS;
 	}
-	now = bpf_ktime_get_coarse_ns();
+	now = kp_now();
 	if (!kp_icmp_to_client(pkt, &e, cfg, now) && !kp_icmp_to_backend(pkt, &e, cfg, now)) {
 		kp_stat_inc(KP_STAT_PASS_NOT_L4);
 		return XDP_PASS;
@@ -241,7 +241,7 @@ static __noinline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt, con
  * order, or a new connection refused) is dropped if it is kpbpf's, passed if it is transit. */
 static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = kp_now();
 	struct kp_flow_key key, rk;
 	struct kp_backend *be;
 	struct kp_vip_stats *vs;
@@ -347,7 +347,7 @@ int kp_xdp(struct xdp_md *ctx)
 		return kp_handle_icmp(ctx, &pkt, cfg);
 	/* The tuple lives in the per-CPU scratch: the stack is kept for the call chains below. */
 	kp_flow_key_ipv4(&s->key, &pkt);
-	pkt.now = bpf_ktime_get_coarse_ns();
+	pkt.now = kp_now();
 	if (pkt.frag_first)
 		kp_frag_record(&pkt, &s->key, pkt.now);
 	vip = kp_vip_lookup(&s->key, cfg);

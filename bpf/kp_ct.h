@@ -282,7 +282,7 @@ static __noinline int kp_ct_replies_alive(const struct kp_flow_key *key, const s
 	if (!s)
 		return 0;
 	rv = kp_ct_reply_of(key, ct, be, &s->rk);
-	return rv && !kp_ct_idle(ct->state, rv->last_seen_ns, cfg, bpf_ktime_get_coarse_ns());
+	return rv && !kp_ct_idle(ct->state, rv->last_seen_ns, cfg, kp_now());
 }
 
 /* The backend a forward packet's record holds, if that backend still serves the connection. */
@@ -319,7 +319,7 @@ static __noinline void kp_ct_reply_refresh(const struct kp_flow_key *key, const 
 	if (!s || kp_ct_reply_of(key, ct, be, &s->rk))
 		return;
 	kp_ct_reply_entry(&s->rk, &s->rv, key, be, ct->backend_id, ct->vip_id, ct->client_port);
-	kp_ct_claim(&s->rk, &s->rv, cfg, bpf_ktime_get_coarse_ns());
+	kp_ct_claim(&s->rk, &s->rv, cfg, kp_now());
 }
 
 /* A new connection (or one whose record expired, closed or lost its backend): Maglev's pick, the
@@ -429,7 +429,7 @@ static __always_inline void kp_ct_reply_key(struct kp_flow_key *rk, const struct
  * leftover entry is removed so the newcomer's replies pass untouched (returns 1). */
 static __noinline int kp_ct_direct(const struct kp_flow_key *key, const struct kp_pkt *pkt, const struct kp_config *cfg)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = kp_now();
 	struct kp_flow_key rk = {};
 	struct kp_ct *rv, *owner;
 

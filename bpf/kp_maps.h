@@ -6,6 +6,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "kp_shared.h"
+#include "kp_clock.h"
 
 /* VIPs matched exactly on (address, port, protocol). */
 struct {

@@ -48,7 +48,7 @@ struct kp_pkt {
 	__be16 *ports;   /* sport, dport: the first 4 bytes of TCP and UDP */
 	__sum16 *l4_csum;
 	__u64 l4_sum;    /* KP_L4_CSUM_PARTIAL only: ones' complement sum of the segment as it is now */
-	__u64 now;       /* bpf_ktime_get_coarse_ns() when the packet arrived */
+	__u64 now;       /* kp_now() when the packet arrived */
 	__u32 mtu;       /* KP_TX_FRAG_NEEDED: the route's MTU */
 	__u32 len;       /* frame length */
 	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */

@@ -97,7 +97,7 @@ enum kp_ct_state {
  * client's own port) and the backend pick it belongs to, so a stale one is recognised. */
 struct kp_ct {
 	/* What a forward packet reads and writes comes first, so it shares cache lines with the key. */
-	__u64 last_seen_ns;   /* bpf_ktime_get_coarse_ns() of the last packet: forward records the
+	__u64 last_seen_ns;   /* kp_now() of the last packet: forward records the
 	                         client's (and slow-path replies'), reply entries the backend's */
 	__u32 backend_id;     /* index into kp_backends */
 	__u32 backend_gen;    /* kp_backend.gen when chosen; a mismatch means re-select */
@@ -110,7 +110,7 @@ struct kp_ct {
 	/* Reply entries: the next hop of the connection's replies (toward the client), copied from
 	 * kp_nexthop, so a reply needs no lookup of its own; refreshed after KP_NEXTHOP_TTL_MS. */
 	__u16 hop_mtu;
-	__u32 hop_checked;    /* bpf_ktime_get_coarse_ns() >> 20 (about ms) when copied; 0 = never */
+	__u32 hop_checked;    /* kp_now() >> 20 (about ms) when copied; 0 = never */
 	__u8 vip_addr[KP_ADDR_LEN]; /* reply entries: the address the client used */
 	__u32 hop_ifindex;
 	__u8 hop_dmac[6];
