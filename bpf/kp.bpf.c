@@ -38,14 +38,20 @@ static __always_inline int kp_unhandled(int rc)
 /* Step 7: after a rewrite, redirect when allowed and routable, else hand to the kernel. A
  * partial checksum is finished before a redirect; one that cannot be finished goes to the kernel.
  * KP_TX_FRAG_NEEDED (with *mtu) when the packet is too big for its route; nothing counted then.
- * A reply takes its connection's own next hop (ct), anything else its destination's. */
+ * A reply takes its connection's own next hop (ct), a forward packet its backend's (be, be_id). */
 static __always_inline int kp_route(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, __u32 *mtu,
-				    __u64 now, struct kp_ct *ct)
+				    __u64 now, struct kp_ct *ct, const struct kp_backend *be, __u32 be_id)
 {
 	int act = XDP_PASS;
 
-	if (!(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan && pkt->l4_csum_state != KP_L4_CSUM_UNREAD)
-		act = ct ? kp_fib_redirect_ct(ctx, pkt, mtu, now, ct) : kp_fib_redirect(ctx, pkt, mtu, now);
+	if (!(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan && pkt->l4_csum_state != KP_L4_CSUM_UNREAD) {
+		if (ct)
+			act = kp_fib_redirect_ct(ctx, pkt, mtu, now, ct);
+		else if (be)
+			act = kp_fib_redirect_be(ctx, pkt, mtu, now, be_id, be->gen, cfg->hop_gen);
+		else
+			act = kp_fib_redirect(ctx, pkt, mtu, now);
+	}
 	if (act == KP_TX_FRAG_NEEDED)
 		return act;
 	if (act == XDP_REDIRECT)
@@ -98,35 +104,21 @@ static __noinline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const s
 	return kp_transmit(ctx, pkt, cfg);
 }
 
-/* Step 3: a reply from a backend of a live NATed connection gets its source set back to the VIP
+/* Step 3: rv is the reply entry of the packet's tuple (s->rk). A reply from a backend of a live NATed connection gets its source set back to the VIP
  * (and the client's own port back, if it was remapped). Most replies need their reply entry only;
  * the ones that may move the connection's state go through its forward record. Anything else
  * passes untouched. */
 static __noinline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt, struct kp_scratch *s,
-				      const struct kp_config *cfg)
+				      const struct kp_config *cfg, struct kp_ct *rv)
 {
-	const struct kp_flow_key *key = &s->key;
-	struct kp_flow_key *rkp = &s->rk;
+	struct kp_flow_key *rkp = &s->rk; /* the caller looked rv up with it */
 	__u64 now = pkt->now;
 	struct kp_vip_stats *vs;
-	struct kp_ct *rv, *ct;
+	struct kp_ct *ct;
 	__be32 vip_addr;
 	__u32 mtu = 0;
-	int rc, act;
+	int act;
 
-	kp_ct_reply_key(rkp, key);
-	rv = bpf_map_lookup_elem(&kp_ct, rkp);
-	if (!rv) {
-		rc = kp_ct_direct(key, pkt, cfg);
-		if (rc < 0) {
-			kp_stat_inc(KP_STAT_DROP_CT_CLASH);
-			return XDP_DROP;
-		}
-		if (rc > 0)
-			kp_stat_inc(KP_STAT_CT_STALE);
-		kp_stat_inc(KP_STAT_PASS_NO_MATCH);
-		return XDP_PASS;
-	}
 	if (!kp_ct_reply_fast(rv, pkt, cfg, now)) {
 		/* The slow path: the forward record decides, and its state moves. */
 		ct = kp_ct_owner_in(rkp, rv, cfg, now, &s->fk);
@@ -156,9 +148,24 @@ static __noinline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt, st
 		vs->reply_pkts += 1;
 		vs->reply_bytes += pkt->len;
 	}
-	act = kp_route(ctx, pkt, cfg, &mtu, now, rv);
+	act = kp_route(ctx, pkt, cfg, &mtu, now, rv, NULL, 0);
 	pkt->mtu = mtu;
 	return act; /* KP_TX_FRAG_NEEDED: the caller answers (a subprogram's stack is short) */
+}
+
+/* Neither for a VIP nor a reply: passes, unless it would be taken for a NATed connection's reply. */
+static __noinline int kp_handle_no_match(const struct kp_pkt *pkt, const struct kp_flow_key *key, const struct kp_config *cfg)
+{
+	int rc = kp_ct_direct(key, pkt, cfg);
+
+	if (rc < 0) {
+		kp_stat_inc(KP_STAT_DROP_CT_CLASH);
+		return XDP_DROP;
+	}
+	if (rc > 0)
+		kp_stat_inc(KP_STAT_CT_STALE);
+	kp_stat_inc(KP_STAT_PASS_NO_MATCH);
+	return XDP_PASS;
 }
 
 /* A VIP without a serving endpoint: ICMP port unreachable to the client, as kube-proxy rejects. */
@@ -177,7 +184,7 @@ static __noinline int kp_reject(struct xdp_md *ctx, struct kp_pkt *pkt, const st
 
 /* Steps 5-6: the VIP packet's connection is known (pick): count it, DNAT to its backend, route.
  * KP_TX_REJECT or KP_TX_FRAG_NEEDED leave the answer to the caller, whose stack has room for it. */
-static __noinline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_vip *vip,
+static __noinline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 vip_id,
 				     const struct kp_config *cfg, const struct kp_ct_pick *pick)
 {
 	struct kp_vip_stats *vs;
@@ -189,7 +196,7 @@ static __noinline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt, con
 		kp_stat_inc(KP_STAT_DROP_CT_CLASH);
 		return XDP_DROP;
 	}
-	vs = kp_vip_stats_get(vip->id);
+	vs = kp_vip_stats_get(vip_id);
 	if (vs) {
 		vs->bytes += pkt->len;
 		if (kind == KP_CT_EXISTING)
@@ -212,7 +219,7 @@ static __noinline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt, con
 		kp_nat_port(pkt, &pkt->ports[0], pick->nat_port);
 	kp_stat_inc(KP_STAT_DNAT);
 	kp_be_stats_add(pick->be_id, pkt->len);
-	act = kp_route(ctx, pkt, cfg, &mtu, pick->now, NULL);
+	act = kp_route(ctx, pkt, cfg, &mtu, pick->now, NULL, pick->be, pick->be_id);
 	pkt->mtu = mtu;
 	return act;
 }
@@ -321,6 +328,23 @@ static __noinline int kp_handle_malformed_l4(struct kp_pkt *pkt, const struct kp
 	return XDP_PASS;
 }
 
+/* kp_handle_reply's verdict, with the answer it leaves to the caller. */
+static __always_inline int kp_reply_done(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, int act)
+{
+	if (act == KP_TX_FRAG_NEEDED)
+		return kp_too_big(ctx, pkt, cfg, pkt->mtu, KP_DIR_REPLY);
+	return act;
+}
+
+/* Linux's default ephemeral range (ip_local_port_range) starts here, and so do remapped ports;
+ * Kubernetes' node ports end below it. */
+#define KP_EPHEMERAL_MIN 32768
+
+static __always_inline int kp_port_is_ephemeral(__be16 port)
+{
+	return bpf_ntohs(port) >= KP_EPHEMERAL_MIN;
+}
+
 SEC("xdp")
 int kp_xdp(struct xdp_md *ctx)
 {
@@ -329,7 +353,9 @@ int kp_xdp(struct xdp_md *ctx)
 	struct kp_config *cfg;
 	struct kp_pkt pkt;
 	struct kp_vip *vip;
-	__u32 zero = 0;
+	struct kp_ct *ct, *rv;
+	__u32 zero = 0, vip_id = 0;
+	int reply_looked_up = 0;
 	int rc, act;
 
 	rc = kp_parse(ctx, &pkt);
@@ -350,19 +376,36 @@ int kp_xdp(struct xdp_md *ctx)
 	pkt.now = kp_now();
 	if (pkt.frag_first)
 		kp_frag_record(&pkt, &s->key, pkt.now);
-	vip = kp_vip_lookup(&s->key, cfg);
-	if (!vip) {
-		act = kp_handle_reply(ctx, &pkt, s, cfg);
-		if (act == KP_TX_FRAG_NEEDED)
-			return kp_too_big(ctx, &pkt, cfg, pkt.mtu, KP_DIR_REPLY);
-		return act;
+	/* A packet of a known connection needs neither the VIP nor a pick (a record of a VIP that was
+	 * deleted has lost its backend slots, so it is not taken for one). A destination port in the
+	 * ephemeral range is likely a client's: such a packet looks for its reply entry first, any other
+	 * for its forward record first, so most packets of a connection make one lookup. */
+	kp_ct_reply_key(&s->rk, &s->key);
+	if (kp_port_is_ephemeral(pkt.ports[1])) {
+		rv = bpf_map_lookup_elem(&kp_ct, &s->rk);
+		if (rv)
+			return kp_reply_done(ctx, &pkt, cfg, kp_handle_reply(ctx, &pkt, s, cfg, rv));
+		reply_looked_up = 1;
 	}
-	/* Step 4: the connection, or a new one. */
 	pick.now = pkt.now;
-	pick.kind = kp_ct_existing(&s->key, &pkt, cfg, &pick);
-	if (pick.kind < 0)
+	pick.kind = -1;
+	ct = bpf_map_lookup_elem(&kp_ct, &s->key);
+	if (ct) {
+		pick.kind = kp_ct_existing(ct, &s->key, &pkt, cfg, &pick);
+		vip_id = ct->vip_id;
+	}
+	if (pick.kind < 0) {
+		vip = kp_vip_lookup(&s->key, cfg);
+		if (!vip) {
+			rv = reply_looked_up ? NULL : bpf_map_lookup_elem(&kp_ct, &s->rk);
+			if (!rv)
+				return kp_handle_no_match(&pkt, &s->key, cfg);
+			return kp_reply_done(ctx, &pkt, cfg, kp_handle_reply(ctx, &pkt, s, cfg, rv));
+		}
+		vip_id = vip->id;
 		pick.kind = kp_ct_new(&s->key, &pkt, vip, cfg, &pick);
-	act = kp_vip_forward(ctx, &pkt, vip, cfg, &pick);
+	}
+	act = kp_vip_forward(ctx, &pkt, vip_id, cfg, &pick);
 	if (act == KP_TX_REJECT)
 		return kp_reject(ctx, &pkt, cfg);
 	if (act == KP_TX_FRAG_NEEDED)

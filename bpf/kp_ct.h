@@ -367,18 +367,15 @@ static __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_p
 	return KP_CT_FIRST;
 }
 
-/* The live connection of a VIP packet, if it has one whose backend still serves it: KP_CT_EXISTING,
- * else -1 (kp_ct_new makes one). pick->now is set by the caller. */
-static __always_inline int kp_ct_existing(const struct kp_flow_key *key, const struct kp_pkt *pkt,
+/* KP_CT_EXISTING if the forward record ct of a packet is a live connection whose backend still
+ * serves it, else -1 (kp_ct_new makes one). pick->now is set by the caller. */
+static __always_inline int kp_ct_existing(struct kp_ct *ct, const struct kp_flow_key *key, const struct kp_pkt *pkt,
 					  const struct kp_config *cfg, struct kp_ct_pick *pick)
 {
 	__u64 now = pick->now;
-	struct kp_ct *ct;
-
 	__u8 state;
 
-	ct = bpf_map_lookup_elem(&kp_ct, key);
-	if (!ct || (kp_ct_closed(ct) && kp_tcp_pure_syn(pkt)))
+	if (kp_ct_closed(ct) && kp_tcp_pure_syn(pkt))
 		return -1;
 	pick->be = kp_ct_backend(ct, &pick->be_addr);
 	if (!pick->be)
@@ -427,7 +424,7 @@ static __always_inline void kp_ct_reply_key(struct kp_flow_key *rk, const struct
  * whose backend-side tuple a NATed connection holds, that connection's replies would be taken for
  * its own. A live connection keeps the tuple and the newcomer is refused (-1); a closed one's
  * leftover entry is removed so the newcomer's replies pass untouched (returns 1). */
-static __noinline int kp_ct_direct(const struct kp_flow_key *key, const struct kp_pkt *pkt, const struct kp_config *cfg)
+static __always_inline int kp_ct_direct(const struct kp_flow_key *key, const struct kp_pkt *pkt, const struct kp_config *cfg)
 {
 	__u64 now = kp_now();
 	struct kp_flow_key rk = {};

@@ -158,4 +158,33 @@ static __always_inline int kp_fib_redirect_ct(struct xdp_md *ctx, struct kp_pkt 
 	return kp_hop_send(pkt, &h, mtu);
 }
 
+/* The same toward a forward packet's backend, with the next hop kept per backend in an array: an
+ * established forward packet makes no lookup call for it. Refreshed from the destination cache as
+ * kp_fib_redirect_ct is, and at once when the control plane bumps hop_gen (it does when redirect
+ * targets change, as it flushes kp_nexthop; reply entries' copies follow within KP_NEXTHOP_TTL_MS). CPUs refreshing one entry at once write the same values; when a route or
+ * neighbour changes just then, a packet may leave with a mix of the old and new next hop. */
+static __always_inline int kp_fib_redirect_be(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now,
+					      __u32 be_id, __u32 be_gen, __u32 hop_gen)
+{
+	struct kp_be_hop *bh = bpf_map_lookup_elem(&kp_be_hops, &be_id);
+	struct kp_nexthop *nh;
+	int act;
+
+	if (!bh)
+		return kp_fib_redirect(ctx, pkt, mtu, now);
+	if (pkt->ip->ttl <= 1)
+		return XDP_PASS;
+	if (!bh->checked_ns || bh->hop_gen != hop_gen || bh->be_gen != be_gen ||
+	    now - bh->checked_ns > KP_NEXTHOP_TTL_MS * 1000000ULL) {
+		nh = kp_nexthop_get(ctx, pkt, mtu, now, &act);
+		if (!nh)
+			return act;
+		bh->hop = nh->hop;
+		bh->checked_ns = nh->checked_ns;
+		bh->hop_gen = hop_gen;
+		bh->be_gen = be_gen;
+	}
+	return kp_hop_send(pkt, &bh->hop, mtu);
+}
+
 #endif /* KP_FIB_H */

@@ -20,25 +20,33 @@ static __always_inline void kp_flow_key_ipv4(struct kp_flow_key *key, const stru
 	key->proto = pkt->proto;
 }
 
-/* Exact (daddr, dport, proto) first, then the longest prefix if any prefix exists. */
+/* Exact (daddr, dport, proto) first, then the longest prefix if any prefix exists. The lookup keys
+ * are built in the per-CPU scratch: this runs inline in kp_xdp, whose frame every call chain shares. */
 static __always_inline struct kp_vip *kp_vip_lookup(const struct kp_flow_key *key,
 						    const struct kp_config *cfg)
 {
-	struct kp_vip_key vk = {};
-	struct kp_vip_pfx_key pk = {};
+	struct kp_scratch *s = kp_scratch_get();
+	struct kp_vip_key *vk;
+	struct kp_vip_pfx_key *pk;
 	struct kp_vip *vip;
 
-	__builtin_memcpy(vk.addr, key->daddr, KP_ADDR_LEN);
-	vk.port = key->dport;
-	vk.proto = key->proto;
-	vip = bpf_map_lookup_elem(&kp_vips, &vk);
+	if (!s)
+		return NULL;
+	vk = &s->vk;
+	__builtin_memcpy(vk->addr, key->daddr, KP_ADDR_LEN);
+	vk->port = key->dport;
+	vk->proto = key->proto;
+	vk->pad = 0;
+	vip = bpf_map_lookup_elem(&kp_vips, vk);
 	if (vip || !cfg->n_vip_prefixes)
 		return vip;
-	pk.prefixlen = KP_VIP_PFX_FULL_LEN;
-	pk.proto = key->proto;
-	pk.port = key->dport;
-	__builtin_memcpy(pk.addr, key->daddr, KP_ADDR_LEN);
-	return bpf_map_lookup_elem(&kp_vip_pfx, &pk);
+	pk = &s->pk;
+	pk->prefixlen = KP_VIP_PFX_FULL_LEN;
+	pk->proto = key->proto;
+	pk->pad = 0;
+	pk->port = key->dport;
+	__builtin_memcpy(pk->addr, key->daddr, KP_ADDR_LEN);
+	return bpf_map_lookup_elem(&kp_vip_pfx, pk);
 }
 
 /* A backend an IPv4 packet can be sent to: the slot is live and the address is v4-mapped. */

@@ -84,6 +84,25 @@ struct {
 	__type(value, struct kp_nexthop);
 } kp_nexthop SEC(".maps");
 
+/* Value of kp_be_hops (index: backend id): the next hop toward a backend, kept per backend so a
+ * forward packet finds it in an array, with no lookup call. Written only by the data path (not shared with the control plane). */
+struct kp_be_hop {
+	struct kp_hop hop;
+	__u32 hop_gen;        /* kp_config.hop_gen it was copied under */
+	__u32 be_gen;         /* kp_backend.gen of the slot then: a re-used slot has another address */
+	__u32 pad;
+	__u64 checked_ns;     /* the checked_ns of the kp_nexthop entry it was copied from; 0 = never */
+};
+_Static_assert(sizeof(struct kp_be_hop) == 40, "kp_be_hop size");
+
+/* backend id -> next hop toward it (kp_fib_redirect_be). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KP_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct kp_be_hop);
+} kp_be_hops SEC(".maps");
+
 /* Per-CPU room for the larger temporaries of new connections and next-hop refreshes, which
  * would not fit the 512-byte BPF stack beside the packet's own state. XDP does not nest on a CPU. */
 struct kp_scratch {
@@ -93,6 +112,8 @@ struct kp_scratch {
 	struct kp_ct rv;         /* its reply entry */
 	struct kp_ct nc;         /* a new forward record */
 	struct kp_nexthop nh;    /* a next hop being looked up */
+	struct kp_vip_key vk;    /* the packet's VIP, exact */
+	struct kp_vip_pfx_key pk; /* and as a prefix key */
 };
 
 struct {

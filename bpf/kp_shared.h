@@ -218,7 +218,7 @@ struct kp_config {
 	__u32 hash_seed;       /* seed of the 5-tuple hash that indexes Maglev tables */
 	__u32 n_vip_prefixes;  /* entries in kp_vip_pfx; 0 skips the LPM lookup */
 	__u32 flags;           /* KP_CONF_F_* */
-	__u32 reserved;
+	__u32 hop_gen;         /* bumped by the control plane when redirect targets change: drops kp_be_hops */
 	__u32 timeout_s[KP_CT_STATES]; /* idle timeout per enum kp_ct_state; 0 = never expires */
 };
 _Static_assert(sizeof(struct kp_config) == 64, "kp_config size");

@@ -74,7 +74,9 @@ export function udpPacket(saddr: string, daddr: string, sport: number, dport: nu
 }
 
 const clientAddr = (i: number) => `198.18.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}`;
-const clientPort = (i: number) => 1024 + (i & 255) * 16 + ((i >> 22) & 15);
+// Clients send from the ephemeral range (32768-60999), as Linux clients do.
+const clientPort = (i: number) => 32768 + (i & 255) * 16 + ((i >> 22) & 15);
+const HOT_PORT = 44242;
 
 /** A map's kernel memory as the kernel accounts it (fdinfo's memlock). */
 function memlock(fd: number): number {
@@ -145,7 +147,7 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
       fib0 = stat('FIB_LOOKUP');
     };
     const run = (progFd: number, pkts: Buffer[], expect: number) => loop(progFd, pkts, expect, ns.clientIf);
-    const fresh = (net: number) => Array.from({ length: n }, (_, i) => udpPacket(`198.18.${net}.${i & 255}`, vipAddr, 20000 + (i >> 8), target.port));
+    const fresh = (net: number) => Array.from({ length: n }, (_, i) => udpPacket(`198.18.${net}.${i & 255}`, vipAddr, 40000 + (i >> 8), target.port));
     if (o.katran) {
       // The same capacity as kpbpf's table: `buckets` connections.
       katran = KatranAnchor.open(o.katran, { vip: vipAddr, port: target.port, real: be.address, gatewayMac: ns.backendGwMac, lruSize: buckets });
@@ -183,7 +185,7 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     rows.push({ path: 'kpbpf non-VIP pass-through', nsPerPacket: r.ns, iterations: n, verified: check('PASS_NO_MATCH', b, 'pass-through') });
 
     // 1 hot flow, tables otherwise empty.
-    const hot = udpPacket('198.18.100.1', vipAddr, 4242, target.port);
+    const hot = udpPacket('198.18.100.1', vipAddr, HOT_PORT, target.port);
     run(fd, [hot], XDP_REDIRECT);
     let v0 = existing();
     b = stat('DNAT');
@@ -191,9 +193,9 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     r = run(fd, Array.from({ length: n }, () => hot), XDP_REDIRECT);
     if (existing().existingPkts - v0.existingPkts !== n) throw new Error('established (hot): existing_pkts did not move by the iteration count');
     rows.push({ path: 'kpbpf established, 1 hot flow', nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'established hot')}, existing +${n}, XDP_REDIRECT`, anchor: 'katran established, 1 hot flow' });
-    const hotConn = dp.maps.ct.lookup({ saddr: '198.18.100.1', daddr: vipAddr, sport: 4242, dport: target.port, proto: 17 })!;
+    const hotConn = dp.maps.ct.lookup({ saddr: '198.18.100.1', daddr: vipAddr, sport: HOT_PORT, dport: target.port, proto: 17 })!;
     const hotBe = vip.backends.find((x) => x.id === hotConn.backendId)!;
-    const hotReply = udpPacket(hotBe.address, '198.18.100.1', hotBe.port, 4242);
+    const hotReply = udpPacket(hotBe.address, '198.18.100.1', hotBe.port, HOT_PORT);
     run(fd, [hotReply], XDP_REDIRECT); // its next hop, once
     b = stat('SNAT');
     mark();
@@ -206,7 +208,7 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     if (existing().firstPkts - v0.firstPkts !== n) throw new Error('new flow (empty): first_pkts did not move by the iteration count');
     rows.push({ path: 'kpbpf first packet, empty table', nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'new flow')}, first +${n}, XDP_REDIRECT`, anchor: 'katran new flow, empty LRU' });
     if (katran) {
-      const k1 = katranFlowKey('198.18.100.1', vipAddr, 4242, target.port, 17);
+      const k1 = katranFlowKey('198.18.100.1', vipAddr, HOT_PORT, target.port, 17);
       katran.preload([k1]);
       const h = kt('established hot', Array.from({ length: n }, () => hot), 0n);
       rows.push({ path: 'katran established, 1 hot flow', nsPerPacket: h.r.ns, iterations: n, verified: h.verified });

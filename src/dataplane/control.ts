@@ -20,6 +20,7 @@ import {
 } from '../loader/index.js';
 import { closeFd, ifNameToIndex } from '../loader/libbpf.js';
 import { KP_INTERNAL_MAPS, KP_MAP_NAMES } from '../maps/kpmaps.js';
+import { flushNextHops } from './nexthops.js';
 import type { Config } from '../maps/codecs.js';
 import { VipTable, type RemovedBackend } from './vips.js';
 import { lockWriter, type WriterLock } from './lock.js';
@@ -222,7 +223,7 @@ export class Control {
 
   /** Drop the data plane's cached FIB results, which record whether their egress may be redirected to. */
   private flushNextHops(): void {
-    for (const k of [...this.dp.maps.nexthop.keys()]) this.dp.maps.nexthop.delete(k);
+    flushNextHops(this.dp.maps);
   }
 
   setRedirect(ifname: string, redirect: boolean): void {

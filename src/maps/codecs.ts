@@ -60,7 +60,7 @@ export const LAYOUTS = {
   },
   kp_config: {
     size: 64,
-    fields: { hash_seed: [0, 4], n_vip_prefixes: [4, 4], flags: [8, 4], reserved: [12, 4], timeout_s: [16, 48] },
+    fields: { hash_seed: [0, 4], n_vip_prefixes: [4, 4], flags: [8, 4], hop_gen: [12, 4], timeout_s: [16, 48] },
   },
   kp_vip_stats: {
     size: 56,
@@ -204,6 +204,8 @@ export interface Config {
   hashSeed: number;
   nVipPrefixes: number;
   flags: number;
+  /** bumped when redirect targets change: the data path drops its per-backend next hops */
+  hopGen?: number;
 }
 export interface VipStats {
   existingPkts: bigint;
@@ -425,12 +427,14 @@ export const config = codec<Config>(
     b.writeUInt32LE(v.hashSeed, off(CF, 'hash_seed'));
     b.writeUInt32LE(v.nVipPrefixes, off(CF, 'n_vip_prefixes'));
     b.writeUInt32LE(v.flags, off(CF, 'flags'));
+    b.writeUInt32LE((v.hopGen ?? 0) >>> 0, off(CF, 'hop_gen'));
   },
   (b, o) => ({
     timeoutS: Array.from({ length: CT_TIMEOUT_SLOTS }, (_, i) => b.readUInt32LE(o + off(CF, 'timeout_s') + 4 * i)),
     hashSeed: b.readUInt32LE(o + off(CF, 'hash_seed')),
     nVipPrefixes: b.readUInt32LE(o + off(CF, 'n_vip_prefixes')),
     flags: b.readUInt32LE(o + off(CF, 'flags')),
+    hopGen: b.readUInt32LE(o + off(CF, 'hop_gen')),
   }),
 );
 

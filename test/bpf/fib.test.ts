@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { buildPacket, icmpError, mtuWord, parsePacket, TCP_ACK, TCP_SYN, verifyChecksums, verifyIcmp, type PacketSpec } from '../helpers/packet.js';
 import { testConfig, BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, pinToCpu, XDP } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
+import { flushNextHops as flushMaps } from '../../src/dataplane/nexthops.js';
 
 const NS = `kpbpf-h1-fib-${process.pid}`;
 const CLONE_NEWNET = 0x40000000;
@@ -106,7 +107,7 @@ if (reason) {
   const live = dp;
   /** As the control plane does after a kp_tx_ports change; a test that changes routes or MTUs does it too. */
   const flushNextHops = () => {
-    for (const k of [...live.maps.nexthop.keys()]) live.maps.nexthop.delete(k);
+    flushMaps(live.maps);
   };
   const txStats = (): [bigint, bigint] => [live.maps.stats.sum(KP_STAT.TX_REDIRECT, addU64)!, live.maps.stats.sum(KP_STAT.TX_PASS, addU64)!];
 
@@ -163,6 +164,24 @@ if (reason) {
     await sleep(1200);
     const after = parsePacket(testRun(live.progFd, buildPacket(syn(40034)), { ingressIfindex: kpb }).data);
     t.equal(after.dstMac, NEW_MAC, 'after a second the new neighbour is used');
+  });
+
+  t.test('a backend slot re-used for another address does not inherit the next hop of the old one', async (t) => {
+    const OTHER = { addr: '198.18.20.2', mac: '02:00:00:00:20:03' };
+    ip('-n', NS, 'neigh', 'replace', OTHER.addr, 'lladdr', OTHER.mac, 'dev', 'kpa', 'nud', 'permanent');
+    const first = parsePacket(testRun(live.progFd, buildPacket(syn(40040)), { ingressIfindex: kpb }).data);
+    t.equal(first.dstMac, NEIGH_MAC, 'slot 1 is the first backend: its neighbour');
+    // The control plane frees a slot with a gen bump and re-uses it with another one.
+    live.maps.backends.update(1, { addr: OTHER.addr, port: BACKEND.port, state: BACKEND_STATE.active, gen: 3, vipId: 1, weight: 1 });
+    t.teardown(() => {
+      live.maps.backends.update(1, { addr: BACKEND.addr, port: BACKEND.port, state: BACKEND_STATE.active, gen: 1, vipId: 1, weight: 1 });
+      ip('-n', NS, 'neigh', 'del', OTHER.addr, 'dev', 'kpa');
+    });
+    const res = testRun(live.progFd, buildPacket(syn(40041)), { ingressIfindex: kpb });
+    t.equal(res.retval, XDP.REDIRECT);
+    const after = parsePacket(res.data);
+    t.equal(after.dst, OTHER.addr, 'DNATed to the new address');
+    t.equal(after.dstMac, OTHER.mac, 'at once with the new address\'s neighbour, not the cached one of the old');
   });
 
   t.test('CHECKSUM_PARTIAL input redirected: the checksum is finished in XDP (the skb stays behind)', async (t) => {

@@ -42,9 +42,9 @@ t.test('vip, backend, flow, rev nat, config: exact bytes and round trip', async 
   const rk = { saddr: '198.18.0.1', daddr: '198.18.0.2', sport: 1, dport: 2, proto: 17, dir: 1 };
   t.equal(hex(c.flowKey.encode(rk)).slice(2 * 32), '0001' + '0002' + '11' + '01' + '0000', 'ports, proto, dir, pad');
 
-  const cf = { timeoutS: [0, 120, 60, 86400, 120, 3600, 30, 120, 10, 30, 120, 0], hashSeed: 0xdeadbeef, nVipPrefixes: 3, flags: 1 };
+  const cf = { timeoutS: [0, 120, 60, 86400, 120, 3600, 30, 120, 10, 30, 120, 0], hashSeed: 0xdeadbeef, nVipPrefixes: 3, flags: 1, hopGen: 7 };
   const cfHex = hex(c.config.encode(cf));
-  t.equal(cfHex.slice(0, 32), 'efbeadde' + '03000000' + '01000000' + '00000000');
+  t.equal(cfHex.slice(0, 32), 'efbeadde' + '03000000' + '01000000' + '07000000');
   t.equal(cfHex.slice(32 + 3 * 8, 32 + 4 * 8), '80510100', 'timeout_s[KP_CT_ESTABLISHED] = 86400');
   t.same(c.config.decode(c.config.encode(cf)), cf);
 });
