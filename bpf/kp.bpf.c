@@ -108,30 +108,39 @@ static __noinline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const s
  * (and the client's own port back, if it was remapped). Most replies need their reply entry only;
  * the ones that may move the connection's state go through its forward record. Anything else
  * passes untouched. */
-static __noinline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt, struct kp_scratch *s,
-				      const struct kp_config *cfg, struct kp_ct *rv)
+/* The slow path of a reply: its forward record decides, and the connection's state moves. 0 to
+ * translate it, or XDP_PASS for the leftover of a connection that ended (removed, never translated
+ * because of it). A subprogram: handshakes, closes and idle connections only. */
+static __noinline int kp_reply_slow(const struct kp_pkt *pkt, struct kp_scratch *s, const struct kp_config *cfg,
+				    struct kp_ct *rv)
 {
-	struct kp_flow_key *rkp = &s->rk; /* the caller looked rv up with it */
+	struct kp_ct *ct = kp_ct_owner_in(&s->rk, rv, cfg, pkt->now, &s->fk);
+
+	if (!ct) {
+		bpf_map_delete_elem(&kp_ct, &s->rk);
+		kp_stat_inc(KP_STAT_CT_STALE);
+		kp_stat_inc(KP_STAT_PASS_NO_MATCH);
+		return XDP_PASS;
+	}
+	kp_ct_track(ct, pkt, KP_DIR_REPLY, pkt->now);
+	if (rv->state != ct->state)
+		rv->state = ct->state;
+	return 0;
+}
+
+static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt, struct kp_scratch *s,
+					   const struct kp_config *cfg, struct kp_ct *rv)
+{
 	__u64 now = pkt->now;
 	struct kp_vip_stats *vs;
-	struct kp_ct *ct;
 	__be32 vip_addr;
 	__u32 mtu = 0;
 	int act;
 
 	if (!kp_ct_reply_fast(rv, pkt, cfg, now)) {
-		/* The slow path: the forward record decides, and its state moves. */
-		ct = kp_ct_owner_in(rkp, rv, cfg, now, &s->fk);
-		if (!ct) {
-			/* A leftover of a connection that ended: never translate because of it. */
-			bpf_map_delete_elem(&kp_ct, rkp);
-			kp_stat_inc(KP_STAT_CT_STALE);
-			kp_stat_inc(KP_STAT_PASS_NO_MATCH);
-			return XDP_PASS;
-		}
-		kp_ct_track(ct, pkt, KP_DIR_REPLY, now);
-		if (rv->state != ct->state)
-			rv->state = ct->state;
+		act = kp_reply_slow(pkt, s, cfg, rv);
+		if (act)
+			return act;
 	}
 	if (rv->last_seen_ns != now)
 		rv->last_seen_ns = now;
@@ -150,7 +159,7 @@ static __noinline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt, st
 	}
 	act = kp_route(ctx, pkt, cfg, &mtu, now, rv, NULL, 0);
 	pkt->mtu = mtu;
-	return act; /* KP_TX_FRAG_NEEDED: the caller answers (a subprogram's stack is short) */
+	return act; /* KP_TX_FRAG_NEEDED: the caller answers */
 }
 
 /* Neither for a VIP nor a reply: passes, unless it would be taken for a NATed connection's reply. */
@@ -184,7 +193,7 @@ static __noinline int kp_reject(struct xdp_md *ctx, struct kp_pkt *pkt, const st
 
 /* Steps 5-6: the VIP packet's connection is known (pick): count it, DNAT to its backend, route.
  * KP_TX_REJECT or KP_TX_FRAG_NEEDED leave the answer to the caller, whose stack has room for it. */
-static __noinline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 vip_id,
+static __always_inline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 vip_id,
 				     const struct kp_config *cfg, const struct kp_ct_pick *pick)
 {
 	struct kp_vip_stats *vs;
@@ -380,8 +389,8 @@ int kp_xdp(struct xdp_md *ctx)
 	 * deleted has lost its backend slots, so it is not taken for one). A destination port in the
 	 * ephemeral range is likely a client's: such a packet looks for its reply entry first, any other
 	 * for its forward record first, so most packets of a connection make one lookup. */
-	kp_ct_reply_key(&s->rk, &s->key);
 	if (kp_port_is_ephemeral(pkt.ports[1])) {
+		kp_ct_reply_key(&s->rk, &s->key);
 		rv = bpf_map_lookup_elem(&kp_ct, &s->rk);
 		if (rv)
 			return kp_reply_done(ctx, &pkt, cfg, kp_handle_reply(ctx, &pkt, s, cfg, rv));
@@ -397,7 +406,11 @@ int kp_xdp(struct xdp_md *ctx)
 	if (pick.kind < 0) {
 		vip = kp_vip_lookup(&s->key, cfg);
 		if (!vip) {
-			rv = reply_looked_up ? NULL : bpf_map_lookup_elem(&kp_ct, &s->rk);
+			rv = NULL;
+			if (!reply_looked_up) {
+				kp_ct_reply_key(&s->rk, &s->key);
+				rv = bpf_map_lookup_elem(&kp_ct, &s->rk);
+			}
 			if (!rv)
 				return kp_handle_no_match(&pkt, &s->key, cfg);
 			return kp_reply_done(ctx, &pkt, cfg, kp_handle_reply(ctx, &pkt, s, cfg, rv));

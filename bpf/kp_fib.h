@@ -163,11 +163,26 @@ static __always_inline int kp_fib_redirect_ct(struct xdp_md *ctx, struct kp_pkt 
  * kp_fib_redirect_ct is, and at once when the control plane bumps hop_gen (it does when redirect
  * targets change, as it flushes kp_nexthop; reply entries' copies follow within KP_NEXTHOP_TTL_MS). CPUs refreshing one entry at once write the same values; when a route or
  * neighbour changes just then, a packet may leave with a mix of the old and new next hop. */
+/* Refreshes a per-backend copy from the destination cache: 0, or the action when there is no
+ * usable route. A subprogram: once a second per backend, and its locals stay off the hot stack. */
+static __noinline int kp_be_hop_refresh(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now,
+					struct kp_be_hop *bh)
+{
+	struct kp_nexthop *nh;
+	int act;
+
+	nh = kp_nexthop_get(ctx, pkt, mtu, now, &act);
+	if (!nh)
+		return act;
+	bh->hop = nh->hop;
+	bh->checked_ns = nh->checked_ns;
+	return 0;
+}
+
 static __always_inline int kp_fib_redirect_be(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now,
 					      __u32 be_id, __u32 be_gen, __u32 hop_gen)
 {
 	struct kp_be_hop *bh = bpf_map_lookup_elem(&kp_be_hops, &be_id);
-	struct kp_nexthop *nh;
 	int act;
 
 	if (!bh)
@@ -176,11 +191,9 @@ static __always_inline int kp_fib_redirect_be(struct xdp_md *ctx, struct kp_pkt 
 		return XDP_PASS;
 	if (!bh->checked_ns || bh->hop_gen != hop_gen || bh->be_gen != be_gen ||
 	    now - bh->checked_ns > KP_NEXTHOP_TTL_MS * 1000000ULL) {
-		nh = kp_nexthop_get(ctx, pkt, mtu, now, &act);
-		if (!nh)
+		act = kp_be_hop_refresh(ctx, pkt, mtu, now, bh);
+		if (act)
 			return act;
-		bh->hop = nh->hop;
-		bh->checked_ns = nh->checked_ns;
 		bh->hop_gen = hop_gen;
 		bh->be_gen = be_gen;
 	}

@@ -82,15 +82,27 @@ enum kp_l4_csum_state {
 /* Classifies the check field (a local sender with TX checksum offload leaves fold(pseudo-header
  * sum) there). A field equal to fold(pseudo) is also a complete checksum for 1 in 65536 packets,
  * so the whole segment is then verified; its sum is kept in pkt->l4_sum. */
+static __noinline int kp_l4_csum_verify(struct kp_pkt *pkt, __u32 pseudo);
+
 static __always_inline int kp_l4_csum_classify(struct kp_pkt *pkt)
 {
 	const struct iphdr *ip = pkt->ip;
 	__u32 l4_len = bpf_ntohs(ip->tot_len) - ip->ihl * 4; /* kp_parse checked tot_len >= ihl * 4 */
 	__u32 pseudo = kp_pseudo_sum_v4(ip->saddr, ip->daddr, pkt->proto, l4_len);
-	__u64 sum;
 
 	if (*pkt->l4_csum != kp_csum_fold(pseudo))
 		return KP_L4_CSUM_COMPLETE;
+	return kp_l4_csum_verify(pkt, pseudo);
+}
+
+/* The field equals fold(pseudo): partial, or (1 in 65536) complete. A subprogram: only frames from
+ * a local sender with checksum offload get here, and the segment walk's locals stay off the hot stack. */
+static __noinline int kp_l4_csum_verify(struct kp_pkt *pkt, __u32 pseudo)
+{
+	const struct iphdr *ip = pkt->ip;
+	__u32 l4_len = bpf_ntohs(ip->tot_len) - ip->ihl * 4;
+	__u64 sum;
+
 	if (kp_seg_sum(pkt->ports, pkt->data_end, l4_len, &sum))
 		return KP_L4_CSUM_UNREAD;
 	if (kp_csum_fold64(sum + pseudo) == KP_CSUM_FULL)

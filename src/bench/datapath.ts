@@ -9,8 +9,8 @@ import { Control } from '../dataplane/control.js';
 import { parseConfig } from '../config/validate.js';
 import { BpfObject, testRun } from '../loader/index.js';
 import { closeFd, dupFd, numPossibleCpus } from '../loader/libbpf.js';
-import { addU64 } from '../maps/map.js';
-import { CT_FLAG, CT_STATES, KP_DIR, type Ct, type FlowKey } from '../maps/codecs.js';
+import { addU64, BpfMap } from '../maps/map.js';
+import { CT_FLAG, CT_STATES, KP_DIR, ct as ctCodec, flowKey as flowKeyCodec, type Ct, type FlowKey } from '../maps/codecs.js';
 import { KP_STAT_NAMES } from '../dataplane/stats.js';
 import { REPO } from './dataplanes.js';
 import { KatranAnchor, katranFlowKey } from './katran.js';
@@ -88,21 +88,40 @@ function memlock(fd: number): number {
  * another tenant of this shared machine moves a block or two, not the figure. */
 const BLOCK = 250;
 
-function loop(progFd: number, pkts: Buffer[], expect: number, ingressIfindex: number): { ns: number } {
-  const means: number[] = [];
-  for (let start = 0; start < pkts.length; start += BLOCK) {
-    const block = pkts.slice(start, start + BLOCK);
-    let total = 0;
-    for (const p of block) {
-      const r = testRun(progFd, p, { repeat: 1, ingressIfindex });
-      if (r.retval !== expect) throw new Error(`unexpected verdict ${r.retval}, expected ${expect}`);
-      total += r.durationNs;
-    }
-    means.push(total / block.length);
+/** One path to measure: its program, its packets and the verdict every run must return. */
+interface Path {
+  progFd: number;
+  pkts: Buffer[];
+  expect: number;
+}
+
+const median = (xs: number[]): number => {
+  const v = [...xs].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length & 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+};
+
+/**
+ * ns per packet of each path, measured together: block i of every path runs before block i + 1 of
+ * any, so the paths a ratio compares see the same moments of the machine's load.
+ */
+function measure(paths: Path[], ingressIfindex: number): number[] {
+  const means: number[][] = paths.map(() => []);
+  const blocks = Math.max(...paths.map((p) => Math.ceil(p.pkts.length / BLOCK)));
+  for (let i = 0; i < blocks; i++) {
+    paths.forEach((path, k) => {
+      const block = path.pkts.slice(i * BLOCK, (i + 1) * BLOCK);
+      if (!block.length) return;
+      let total = 0;
+      for (const p of block) {
+        const r = testRun(path.progFd, p, { repeat: 1, ingressIfindex });
+        if (r.retval !== path.expect) throw new Error(`unexpected verdict ${r.retval}, expected ${path.expect}`);
+        total += r.durationNs;
+      }
+      means[k].push(total / block.length);
+    });
   }
-  means.sort((a, b) => a - b);
-  const mid = means.length >> 1;
-  return { ns: means.length & 1 ? means[mid] : (means[mid - 1] + means[mid]) / 2 };
+  return means.map(median);
 }
 
 export interface DatapathOptions {
@@ -123,6 +142,7 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
   const rows: DatapathRow[] = [];
   let control: Control | undefined;
   let katran: KatranAnchor | undefined;
+  let floor: BpfObject | undefined;
   try {
     // Tables sized for the preload plus every new flow of the run, as a production node would be.
     const buckets = 2 ** Math.ceil(Math.log2(Math.max(1024, o.flows + 4 * n)));
@@ -136,30 +156,65 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     const be = vip.backends[0];
     const vipAddr = target.vip;
     const existing = () => control!.stats().vips.find((x) => x.id === vip.id)!.counters;
-    let fib0 = 0;
-    const check = (name: string, before: number, what: string) => {
-      const d = stat(name) - before;
-      if (d !== n) throw new Error(`${what}: ${name} moved by ${d}, expected ${n}`);
-      const fib = stat('FIB_LOOKUP') - fib0;
-      return `${name} +${d}, FIB lookups +${fib}`;
-    };
-    const mark = () => {
-      fib0 = stat('FIB_LOOKUP');
-    };
-    const run = (progFd: number, pkts: Buffer[], expect: number) => loop(progFd, pkts, expect, ns.clientIf);
+    const run = (progFd: number, pkts: Buffer[], expect: number) => measure([{ progFd, pkts, expect }], ns.clientIf)[0];
     const fresh = (net: number) => Array.from({ length: n }, (_, i) => udpPacket(`198.18.${net}.${i & 255}`, vipAddr, 40000 + (i >> 8), target.port));
     if (o.katran) {
       // The same capacity as kpbpf's table: `buckets` connections.
       katran = KatranAnchor.open(o.katran, { vip: vipAddr, port: target.port, real: be.address, gatewayMac: ns.backendGwMac, lruSize: buckets });
     }
-    const kt = (what: string, pkts: Buffer[], misses: bigint) => {
-      const a = katran!.lruCounters();
-      const r = run(katran!.progFd, pkts, XDP_TX);
-      const b = katran!.lruCounters();
-      if (b.packets - a.packets !== BigInt(n) || b.misses - a.misses !== misses) {
-        throw new Error(`katran ${what}: LRU packets +${b.packets - a.packets}, misses +${b.misses - a.misses}; expected +${n}, +${misses}`);
-      }
-      return { r, verified: `XDP_TX every run, LRU packets +${n}, misses +${misses}` };
+    // The floor of a new connection: the parser, the flow key and one (or two) LRU inserts into a
+    // table of kp_ct's geometry, nothing else.
+    floor = BpfObject.open(join(REPO, 'build', 'bench', 'insert.bpf.o'));
+    floor.setMaxEntries('kp_bench_ct', 2 * buckets);
+    floor.load();
+    const floorMap = new BpfMap(floor.mapFd('kp_bench_ct'), flowKeyCodec, ctCodec, 'kp_bench_ct'); // the object owns the fd
+    const ins = (entries: 1 | 2, path: string, pkts: Buffer[]): Row => ({
+      path, progFd: floor!.progFd(`kp_insert${entries}`), pkts, expect: XDP_PASS,
+      before: () => () => `XDP_PASS every run (${entries === 1 ? 'one insert' : 'two inserts'} made)`,
+    });
+    /** A row to measure: its path and how its counters must have moved afterwards (throws if not). */
+    interface Row extends Path {
+      path: string;
+      anchor?: string;
+      before: () => () => string;
+    }
+    /** kpbpf's counter `name` (and VIP counter `vipField`) must move by exactly n. */
+    const kp = (path: string, pkts: Buffer[], name: string, vipField?: 'existingPkts' | 'firstPkts', anchor?: string): Row => ({
+      path, anchor, progFd: dp.progFd, pkts, expect: XDP_REDIRECT,
+      before: () => {
+        const b = stat(name);
+        const v0 = vipField ? existing()[vipField] : 0;
+        return () => {
+          const d = stat(name) - b;
+          if (d !== n) throw new Error(`${path}: ${name} moved by ${d}, expected ${n}`);
+          if (vipField && existing()[vipField] - v0 !== n) throw new Error(`${path}: ${vipField} did not move by the iteration count`);
+          return `${name} +${d}${vipField ? `, ${vipField === 'firstPkts' ? 'first' : 'existing'} +${n}` : ''}, XDP_REDIRECT`;
+        };
+      },
+    });
+    const kt = (path: string, pkts: Buffer[], misses: bigint): Row => ({
+      path, progFd: katran!.progFd, pkts, expect: XDP_TX,
+      before: () => {
+        const a = katran!.lruCounters();
+        return () => {
+          const b = katran!.lruCounters();
+          if (b.packets - a.packets !== BigInt(n) || b.misses - a.misses !== misses) {
+            throw new Error(`${path}: LRU packets +${b.packets - a.packets}, misses +${b.misses - a.misses}; expected +${n}, +${misses}`);
+          }
+          return `XDP_TX every run, LRU packets +${n}, misses +${misses}`;
+        };
+      },
+    });
+    /** Rows measured together (interleaved blocks); FIB lookups are those of the whole group. */
+    const group = (g: Row[]) => {
+      const fib0 = stat('FIB_LOOKUP');
+      const checks = g.map((x) => x.before());
+      const nsPer = measure(g, ns.clientIf);
+      const fib = stat('FIB_LOOKUP') - fib0;
+      g.forEach((x, i) => {
+        const verified = checks[i]() + (x.progFd === dp.progFd ? `, FIB lookups in its group +${fib}` : '');
+        rows.push({ path: x.path, nsPerPacket: nsPer[i], iterations: n, verified, anchor: x.anchor });
+      });
     };
 
     // Baselines, in the same process.
@@ -169,8 +224,8 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
         obj.load();
         const fd = dupFd(obj.progFd());
         try {
-          const r = run(fd, Array.from({ length: n }, () => udpPacket('198.18.64.1', vipAddr, 1000, target.port)), XDP_PASS);
-          rows.push({ path: `${name}.bpf.o`, nsPerPacket: r.ns, iterations: n, verified: 'XDP_PASS every run' });
+          const ns = run(fd, Array.from({ length: n }, () => udpPacket('198.18.64.1', vipAddr, 1000, target.port)), XDP_PASS);
+          rows.push({ path: `${name}.bpf.o`, nsPerPacket: ns, iterations: n, verified: 'XDP_PASS every run' });
         } finally {
           closeFd(fd);
         }
@@ -179,42 +234,31 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
       }
     }
     const fd = dp.progFd;
-    let b = stat('PASS_NO_MATCH');
-    mark();
-    let r = run(fd, Array.from({ length: n }, () => udpPacket('198.18.64.1', '198.18.200.1', 1000, 9999)), XDP_PASS);
-    rows.push({ path: 'kpbpf non-VIP pass-through', nsPerPacket: r.ns, iterations: n, verified: check('PASS_NO_MATCH', b, 'pass-through') });
+    const b = stat('PASS_NO_MATCH');
+    const passNs = run(fd, Array.from({ length: n }, () => udpPacket('198.18.64.1', '198.18.200.1', 1000, 9999)), XDP_PASS);
+    if (stat('PASS_NO_MATCH') - b !== n) throw new Error('pass-through: PASS_NO_MATCH did not move by the iteration count');
+    rows.push({ path: 'kpbpf non-VIP pass-through', nsPerPacket: passNs, iterations: n, verified: `PASS_NO_MATCH +${n}` });
 
-    // 1 hot flow, tables otherwise empty.
+    // 1 hot flow, tables otherwise empty; its reply, once its next hop is known.
     const hot = udpPacket('198.18.100.1', vipAddr, HOT_PORT, target.port);
     run(fd, [hot], XDP_REDIRECT);
-    let v0 = existing();
-    b = stat('DNAT');
-    mark();
-    r = run(fd, Array.from({ length: n }, () => hot), XDP_REDIRECT);
-    if (existing().existingPkts - v0.existingPkts !== n) throw new Error('established (hot): existing_pkts did not move by the iteration count');
-    rows.push({ path: 'kpbpf established, 1 hot flow', nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'established hot')}, existing +${n}, XDP_REDIRECT`, anchor: 'katran established, 1 hot flow' });
     const hotConn = dp.maps.ct.lookup({ saddr: '198.18.100.1', daddr: vipAddr, sport: HOT_PORT, dport: target.port, proto: 17 })!;
     const hotBe = vip.backends.find((x) => x.id === hotConn.backendId)!;
     const hotReply = udpPacket(hotBe.address, '198.18.100.1', hotBe.port, HOT_PORT);
-    run(fd, [hotReply], XDP_REDIRECT); // its next hop, once
-    b = stat('SNAT');
-    mark();
-    r = run(fd, Array.from({ length: n }, () => hotReply), XDP_REDIRECT);
-    rows.push({ path: 'kpbpf reply SNAT, 1 hot flow', nsPerPacket: r.ns, iterations: n, verified: `${check('SNAT', b, 'reply hot')}, XDP_REDIRECT`, anchor: 'kpbpf established, 1 hot flow' });
-    v0 = existing();
-    b = stat('DNAT');
-    mark();
-    r = run(fd, fresh(127), XDP_REDIRECT);
-    if (existing().firstPkts - v0.firstPkts !== n) throw new Error('new flow (empty): first_pkts did not move by the iteration count');
-    rows.push({ path: 'kpbpf first packet, empty table', nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'new flow')}, first +${n}, XDP_REDIRECT`, anchor: 'katran new flow, empty LRU' });
-    if (katran) {
-      const k1 = katranFlowKey('198.18.100.1', vipAddr, HOT_PORT, target.port, 17);
-      katran.preload([k1]);
-      const h = kt('established hot', Array.from({ length: n }, () => hot), 0n);
-      rows.push({ path: 'katran established, 1 hot flow', nsPerPacket: h.r.ns, iterations: n, verified: h.verified });
-      const f = kt('new flow', fresh(127), BigInt(n));
-      rows.push({ path: 'katran new flow, empty LRU', nsPerPacket: f.r.ns, iterations: n, verified: f.verified });
-    }
+    run(fd, [hotReply], XDP_REDIRECT);
+    if (katran) katran.preload([katranFlowKey('198.18.100.1', vipAddr, HOT_PORT, target.port, 17)]);
+    const hots = Array.from({ length: n }, () => hot);
+    group([
+      kp('kpbpf established, 1 hot flow', hots, 'DNAT', 'existingPkts', 'katran established, 1 hot flow'),
+      kp('kpbpf reply SNAT, 1 hot flow', Array.from({ length: n }, () => hotReply), 'SNAT', undefined, 'kpbpf established, 1 hot flow'),
+      ...(katran ? [kt('katran established, 1 hot flow', hots, 0n)] : []),
+    ]);
+    group([
+      kp('kpbpf first packet, empty table', fresh(127), 'DNAT', 'firstPkts', 'katran new flow, empty LRU'),
+      ...(katran ? [kt('katran new flow, empty LRU', fresh(127), BigInt(n))] : []),
+      ins(1, 'floor: one LRU insert, empty table', fresh(127)),
+      ins(2, 'floor: two LRU inserts, empty table', fresh(125)),
+    ]);
 
     // F flows preloaded: a forward record and a reply entry each, as the data path writes them.
     const now = process.hrtime.bigint();
@@ -231,44 +275,33 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
       if (katran) kflows.push(katranFlowKey(client.addr, vipAddr, client.port, target.port, 17));
     }
     dp.maps.ct.updateBatch(batch);
+    floorMap.updateBatch(batch);
     katran?.preload(kflows);
     o.log(`datapath: ${o.vips} VIPs, ${o.flows} flows preloaded${katran ? ' (and in Katran\'s LRU)' : ''}`);
     const spread = Array.from({ length: n }, (_, i) => udpPacket(clientAddr(i % o.flows), vipAddr, clientPort(i % o.flows), target.port));
-    v0 = existing();
-    b = stat('DNAT');
-    mark();
-    r = run(fd, spread, XDP_REDIRECT);
-    if (existing().existingPkts - v0.existingPkts !== n) throw new Error('established: existing_pkts did not move by the iteration count');
-    const fl = o.flows.toLocaleString('en-US');
-    rows.push({ path: `kpbpf established, ${fl} flows`, nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'established')}, existing +${n}, XDP_REDIRECT`, anchor: `katran established, ${fl} flows` });
-    v0 = existing();
-    b = stat('DNAT');
-    mark();
-    r = run(fd, fresh(126), XDP_REDIRECT);
-    if (existing().firstPkts - v0.firstPkts !== n) throw new Error('new flow: first_pkts did not move by the iteration count');
-    rows.push({ path: `kpbpf first packet, ${fl} flows`, nsPerPacket: r.ns, iterations: n, verified: `${check('DNAT', b, 'new flow')}, first +${n}, XDP_REDIRECT`, anchor: `katran new flow, ${fl} flows` });
-    // Replies of the preloaded connections, from their backend.
+    // Replies of the preloaded connections, from their backend. Steady state: a connection's first
+    // reply looks its next hop up (kept in its reply entry for a second), so one unmeasured pass first.
     const replies = Array.from({ length: n }, (_, i) => udpPacket(be.address, clientAddr(i % o.flows), be.port, clientPort(i % o.flows)));
-    // Steady state: a connection's first reply looks its next hop up (kept in its reply entry for a
-    // second), so one unmeasured pass first.
     run(fd, replies, XDP_REDIRECT);
-    b = stat('SNAT');
-    mark();
-    r = run(fd, replies, XDP_REDIRECT);
-    rows.push({ path: `kpbpf reply SNAT, ${fl} flows (next hop known)`, nsPerPacket: r.ns, iterations: n, verified: `${check('SNAT', b, 'reply')}, XDP_REDIRECT`, anchor: `kpbpf established, ${fl} flows` });
-    if (katran) {
-      const e = kt('established', spread, 0n);
-      rows.push({ path: `katran established, ${fl} flows`, nsPerPacket: e.r.ns, iterations: n, verified: e.verified });
-      const f = kt('new flow', fresh(126), BigInt(n));
-      rows.push({ path: `katran new flow, ${fl} flows`, nsPerPacket: f.r.ns, iterations: n, verified: f.verified });
-    }
+    const fl = o.flows.toLocaleString('en-US');
+    group([
+      kp(`kpbpf established, ${fl} flows`, spread, 'DNAT', 'existingPkts', `katran established, ${fl} flows`),
+      kp(`kpbpf reply SNAT, ${fl} flows (next hop known)`, replies, 'SNAT', undefined, `kpbpf established, ${fl} flows`),
+      ...(katran ? [kt(`katran established, ${fl} flows`, spread, 0n)] : []),
+    ]);
+    group([
+      kp(`kpbpf first packet, ${fl} flows`, fresh(126), 'DNAT', 'firstPkts', `katran new flow, ${fl} flows`),
+      ...(katran ? [kt(`katran new flow, ${fl} flows`, fresh(126), BigInt(n))] : []),
+      ins(1, `floor: one LRU insert, ${fl} flows`, fresh(126)),
+      ins(2, `floor: two LRU inserts, ${fl} flows`, fresh(124)),
+    ]);
     for (const x of rows) o.log(`datapath ${x.path}: ${x.nsPerPacket.toFixed(1)} ns (${x.verified})`);
     const tableBytes = memlock(dp.maps.ct.fd);
     const connectionMemory = { tableBytes, connections: buckets, perConnection: tableBytes / buckets, cpus: numPossibleCpus() };
     o.log(`datapath kp_ct: ${tableBytes} bytes for ${buckets} connections, ${connectionMemory.perConnection.toFixed(0)} per connection`);
     return {
       method:
-        `repeat = 1 runs in a loop of ${n} packets per path (the kernel's per-run duration: the median of the means of blocks of ${BLOCK} packets), ${o.vips.toLocaleString('en-US')} VIPs × 8 backends configured, ` +
+        `repeat = 1 runs in a loop of ${n} packets per path (the kernel's per-run duration: the median of the means of blocks of ${BLOCK} packets; the rows a ratio compares run together, block by block), ${o.vips.toLocaleString('en-US')} VIPs × 8 backends configured, ` +
         `first with one hot flow and empty tables, then with ${fl} connections preloaded (in kp_ct and, for the anchor, in Katran's per-CPU LRU; ` +
         `both sized for ${buckets.toLocaleString('en-US')} connections, kp_ct with two entries each; Katran holds its own single VIP, as its map holds at most 512). ` +
         'kpbpf runs with its forwarding decision: in a private namespace with routes and permanent neighbours, every rewritten packet is redirected ' +
@@ -283,6 +316,7 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     };
   } finally {
     katran?.close();
+    floor?.close();
     control?.purge(); // closes it too
     ns.leave();
   }
