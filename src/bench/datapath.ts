@@ -274,8 +274,8 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
       ]);
       if (katran) kflows.push(katranFlowKey(client.addr, vipAddr, client.port, target.port, 17));
     }
-    dp.maps.ct.updateBatch(batch);
     floorMap.updateBatch(batch);
+    dp.maps.ct.updateBatch(batch);
     katran?.preload(kflows);
     o.log(`datapath: ${o.vips} VIPs, ${o.flows} flows preloaded${katran ? ' (and in Katran\'s LRU)' : ''}`);
     const spread = Array.from({ length: n }, (_, i) => udpPacket(clientAddr(i % o.flows), vipAddr, clientPort(i % o.flows), target.port));
@@ -283,6 +283,10 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     // reply looks its next hop up (kept in its reply entry for a second), so one unmeasured pass first.
     const replies = Array.from({ length: n }, (_, i) => udpPacket(be.address, clientAddr(i % o.flows), be.port, clientPort(i % o.flows)));
     run(fd, replies, XDP_REDIRECT);
+    // And the measured connections once on each side, so that neither starts from the other's
+    // (or the floor table's) page-table and cache state.
+    run(fd, spread, XDP_REDIRECT);
+    if (katran) run(katran.progFd, spread, XDP_TX);
     const fl = o.flows.toLocaleString('en-US');
     group([
       kp(`kpbpf established, ${fl} flows`, spread, 'DNAT', 'existingPkts', `katran established, ${fl} flows`),
