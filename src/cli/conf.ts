@@ -1,9 +1,12 @@
-// kpbpf conf [buckets N] [timeout S] [timeout STATE S]...: connection table size and timeouts.
+// kpbpf conf [buckets N] [timeout S] [timeout STATE S]... [hash_seed N]: connection table size,
+// timeouts and the flow-hash seed.
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { parseUint } from './words.js';
 import { KpError } from '../errors.js';
 import { KP_TIMEOUT_MAX, TIMEOUT_NAMES, type CtTimeouts, type TimeoutName } from '../config/timeouts.js';
+import { KP_HASH_SEED_MAX } from '../config/types.js';
+import type { ConfView } from '../dataplane/types.js';
 
 export const MIN_BUCKETS = 1024;
 export const MAX_BUCKETS = 1 << 24;
@@ -17,9 +20,10 @@ export function parseBuckets(v: string): number {
 export interface ConfArgs {
   buckets?: number;
   timeouts: Partial<CtTimeouts>;
+  hashSeed?: number;
 }
 
-/** `buckets N`, `timeout S` (VPP's: the UDP timeout) and `timeout STATE S`, in any order. */
+/** `buckets N`, `timeout S` (VPP's: the UDP timeout), `timeout STATE S` and `hash_seed N`, in any order. */
 export function parseConfWords(words: string[]): ConfArgs {
   const out: ConfArgs = { timeouts: {} };
   const missing = (w: string) => new KpError('KP_ERR_ARG', `${w}: expected a value`);
@@ -42,27 +46,36 @@ export function parseConfWords(words: string[]): ConfArgs {
       }
       if (out.timeouts[name] !== undefined) throw new KpError('KP_ERR_ARG', `timeout ${name}: given more than once`);
       out.timeouts[name] = parseUint(words[++i], `timeout ${name}`, 1, KP_TIMEOUT_MAX);
+    } else if (w === 'hash_seed' || w === 'hash-seed') {
+      if (out.hashSeed !== undefined) throw new KpError('KP_ERR_ARG', 'hash_seed: given more than once');
+      if (i + 1 >= words.length) throw missing('hash_seed');
+      out.hashSeed = parseUint(words[++i], 'hash_seed', 0, KP_HASH_SEED_MAX);
     } else {
-      throw new KpError('KP_ERR_ARG', `conf: unexpected argument '${w}' (expected buckets or timeout)`);
+      throw new KpError('KP_ERR_ARG', `conf: unexpected argument '${w}' (expected buckets, timeout or hash_seed)`);
     }
   }
   return out;
 }
 
+/** `kpbpf conf` and `kpbpf show conf`: one setting per line, in the words `conf` takes. */
+export function formatConf(conf: ConfView): string {
+  return `buckets ${conf.buckets}\n${TIMEOUT_NAMES.map((n) => `timeout ${n} ${conf.timeouts[n]}\n`).join('')}hash_seed ${conf.hashSeed}\n`;
+}
+
 export function registerConf(program: Command, ctx: CliContext): void {
   program
     .command('conf')
-    .description('show or set the connection table size (buckets: connections) and the idle timeouts per state (seconds)')
-    .argument('[words...]', `buckets N, timeout S (UDP), timeout STATE S with STATE one of ${TIMEOUT_NAMES.join(', ')}`)
+    .description('show or set the connection table size (buckets: connections), the idle timeouts per state (seconds) and the flow-hash seed')
+    .argument('[words...]', `buckets N, timeout S (UDP), timeout STATE S with STATE one of ${TIMEOUT_NAMES.join(', ')}, hash_seed N (0-${KP_HASH_SEED_MAX}; one value per cluster)`)
     .addHelpText(
       'after',
-      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n',
+      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n  kpbpf conf hash_seed 3735928559\n',
     )
     .action((words: string[]) => {
       const args = parseConfWords(words);
       const control = ctx.dataplane({ load: true, buckets: args.buckets });
-      if (args.buckets !== undefined || Object.keys(args.timeouts).length) control.setConf(args);
+      if (args.buckets !== undefined || Object.keys(args.timeouts).length || args.hashSeed !== undefined) control.setConf(args);
       const conf = control.conf();
-      ctx.print(conf, () => `buckets ${conf.buckets}\n${TIMEOUT_NAMES.map((n) => `timeout ${n} ${conf.timeouts[n]}\n`).join('')}`);
+      ctx.print(conf, () => formatConf(conf));
     });
 }

@@ -1,8 +1,8 @@
 // kpbpf show [vips|backends|flows|stats|conf|interfaces]: read the live data plane.
 import type { Command } from 'commander';
+import { formatConf } from './conf.js';
 import type { CliContext } from './context.js';
 import { KpError } from '../errors.js';
-import { TIMEOUT_NAMES } from '../config/timeouts.js';
 import { parseUint } from './words.js';
 import type { StatsView, VipView } from '../dataplane/types.js';
 
@@ -98,7 +98,7 @@ export function registerShow(program: Command, ctx: CliContext): void {
         }
         case 'conf': {
           const conf = control.conf();
-          return ctx.print(conf, () => `buckets ${conf.buckets}\n${TIMEOUT_NAMES.map((n) => `timeout ${n} ${conf.timeouts[n]}\n`).join('')}`);
+          return ctx.print(conf, () => formatConf(conf));
         }
         case 'interfaces': {
           const links = control.links();

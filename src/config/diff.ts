@@ -44,7 +44,7 @@ export interface VipRef {
 
 export type PlanOp =
   | { op: 'detach'; name: string }
-  | { op: 'setConf'; buckets: number; timeouts: CtTimeouts; changed: ('buckets' | TimeoutName)[] }
+  | { op: 'setConf'; buckets: number; timeouts: CtTimeouts; hash_seed?: number; changed: ('buckets' | 'hash_seed' | TimeoutName)[] }
   | { op: 'delVip'; vip: VipRef }
   | { op: 'addVip'; vip: VipRef; target_port: number; new_len: number }
   | { op: 'updateVip'; vip: VipRef; target_port: number; new_len: number; changed: ('target_port' | 'new_len')[] }
@@ -77,10 +77,15 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
     if (!d || !modeMatches(d.mode, r.mode)) plan.push({ op: 'detach', name: r.name });
   }
 
-  const changed: ('buckets' | TimeoutName)[] = [];
+  const changed: ('buckets' | 'hash_seed' | TimeoutName)[] = [];
   if (desired.conf.buckets !== running.conf.buckets) changed.push('buckets');
   changed.push(...TIMEOUT_NAMES.filter((n) => desired.conf.timeouts[n] !== running.conf.timeouts[n]));
-  if (changed.length) plan.push({ op: 'setConf', buckets: desired.conf.buckets, timeouts: { ...desired.conf.timeouts }, changed });
+  // A config without a seed keeps the running one.
+  const seed = desired.conf.hash_seed;
+  if (seed !== undefined && seed !== running.conf.hash_seed) changed.push('hash_seed');
+  if (changed.length) {
+    plan.push({ op: 'setConf', buckets: desired.conf.buckets, timeouts: { ...desired.conf.timeouts }, ...(seed !== undefined ? { hash_seed: seed } : {}), changed });
+  }
 
   const ref = (v: VipRef): VipRef => ({ prefix: canonicalPrefix(v.prefix), protocol: v.protocol, port: v.port });
   const runVips = new Map(running.vips.map((v) => [vipKey(ref(v)), v]));
@@ -150,7 +155,7 @@ export function formatOp(op: PlanOp): string {
     case 'setRedirect':
       return `${op.redirect ? 'allow' : 'stop'} redirect on ${op.name}`;
     case 'setConf':
-      return `conf ${op.changed.map((c) => (c === 'buckets' ? `buckets ${op.buckets}` : `timeout ${c} ${op.timeouts[c]}`)).join(' ')}`;
+      return `conf ${op.changed.map((c) => (c === 'buckets' ? `buckets ${op.buckets}` : c === 'hash_seed' ? `hash_seed ${op.hash_seed}` : `timeout ${c} ${op.timeouts[c]}`)).join(' ')}`;
     case 'delVip':
       return `vip del ${vipText(op.vip)}`;
     case 'addVip':

@@ -2,7 +2,7 @@
 // address syntax, duplicates, address families) live in validate.ts.
 import { KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
 import { KP_TIMEOUT_MAX, TIMEOUT_NAMES } from './timeouts.js';
-import { KP_BUCKETS_MAX, KP_BUCKETS_MIN, KP_IFNAME_MAX, KP_WEIGHT_MAX } from './types.js';
+import { KP_BUCKETS_MAX, KP_BUCKETS_MIN, KP_HASH_SEED_MAX, KP_IFNAME_MAX, KP_WEIGHT_MAX } from './types.js';
 
 const IFNAME_PATTERN = '^[^/:\\s]*$';
 /** What each pattern means, for error messages. */
@@ -25,6 +25,7 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         buckets: { type: 'integer', minimum: KP_BUCKETS_MIN, maximum: KP_BUCKETS_MAX },
+        hash_seed: { type: 'integer', minimum: 0, maximum: KP_HASH_SEED_MAX },
         // VPP's `timeout`: the same as timeouts.udp.
         timeout: seconds,
         timeouts: {

@@ -9,6 +9,11 @@ export interface KpConfConfig {
   buckets: number;
   /** Idle timeout in seconds per connection state, [1, KP_TIMEOUT_MAX]. */
   timeouts: CtTimeouts;
+  /**
+   * Seed of the flow hash that indexes Maglev tables. One value for a whole cluster makes every node
+   * pick the same backend for a flow; left out, the running seed stays (random at first load).
+   */
+  hash_seed?: number;
 }
 
 export interface KpInterfaceConfig {
@@ -54,5 +59,6 @@ export const KP_BUCKETS_MIN = 1024;
 export const KP_BUCKETS_MAX = 16777216;
 export { KP_TIMEOUT_MAX } from './timeouts.js';
 export const KP_WEIGHT_MAX = 65535;
+export const KP_HASH_SEED_MAX = 0xffffffff;
 /** IFNAMSIZ - 1: Linux interface names are at most 15 bytes. */
 export const KP_IFNAME_MAX = 15;

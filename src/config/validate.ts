@@ -163,7 +163,11 @@ function build(doc: Json): KpConfig {
     };
   };
   return {
-    conf: { buckets: (conf.buckets as number) ?? D.buckets, timeouts: buildTimeouts(conf) },
+    conf: {
+      buckets: (conf.buckets as number) ?? D.buckets,
+      timeouts: buildTimeouts(conf),
+      ...(typeof conf.hash_seed === 'number' ? { hash_seed: conf.hash_seed } : {}),
+    },
     interfaces: arr(doc.interfaces).map((x) => {
       const it = x as Json;
       return { name: it.name as string, mode: (it.mode as XdpMode) ?? D.mode, redirect: (it.redirect as boolean) ?? D.redirect };

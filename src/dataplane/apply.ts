@@ -21,7 +21,7 @@ export function runningState(control: Control, desired?: KpConfig): RunningState
   const conf = control.conf();
   const wanted = new Map((desired?.interfaces ?? []).map((i) => [i.name, i]));
   return {
-    conf: { buckets: conf.buckets, timeouts: conf.timeouts },
+    conf: { buckets: conf.buckets, timeouts: conf.timeouts, hash_seed: conf.hashSeed },
     // The kernel does not report a link's XDP mode through bpf_link_info; an attached interface is
     // taken to be in the mode the config asks for.
     interfaces: control.links().map((l) => ({ name: l.ifname, mode: wanted.get(l.ifname)?.mode ?? 'auto', redirect: l.redirect })),
@@ -91,7 +91,11 @@ function execute(control: Control, plan: PlanOp[]): void {
           control.detach([op.name]);
           break;
         case 'setConf':
-          control.setConf({ buckets: op.changed.includes('buckets') ? op.buckets : undefined, timeouts: op.timeouts });
+          control.setConf({
+            buckets: op.changed.includes('buckets') ? op.buckets : undefined,
+            timeouts: op.timeouts,
+            hashSeed: op.changed.includes('hash_seed') ? op.hash_seed : undefined,
+          });
           break;
         case 'delVip':
           control.vips.del(vipOf(op.vip));

@@ -118,13 +118,17 @@ export class Control {
     return { buckets: this.dp.maps.ct.info.maxEntries / 2, timeout: timeouts.udp, timeouts, hashSeed: c.hashSeed };
   }
 
-  /** New table size and/or timeouts; only the timeouts given change. */
-  setConf(o: { buckets?: number; timeouts?: Partial<CtTimeouts> }): void {
+  /**
+   * New table size, timeouts (only those given change) and/or flow-hash seed. A new seed changes the
+   * pick of new connections only: live ones keep their records, hence their backends.
+   */
+  setConf(o: { buckets?: number; timeouts?: Partial<CtTimeouts>; hashSeed?: number }): void {
     if (o.buckets !== undefined && o.buckets !== this.conf().buckets) this.reload({ buckets: o.buckets });
-    if (o.timeouts && Object.keys(o.timeouts).length) {
-      const raw = this.rawConfig();
-      this.dp.maps.config.update(0, { ...raw, timeoutS: timeoutSlots({ ...timeoutsFromSlots(raw.timeoutS), ...o.timeouts }) });
-    }
+    const raw = this.rawConfig();
+    const next = { ...raw };
+    if (o.timeouts && Object.keys(o.timeouts).length) next.timeoutS = timeoutSlots({ ...timeoutsFromSlots(raw.timeoutS), ...o.timeouts });
+    if (o.hashSeed !== undefined) next.hashSeed = o.hashSeed >>> 0;
+    if (next.timeoutS !== raw.timeoutS || next.hashSeed !== raw.hashSeed) this.dp.maps.config.update(0, next);
   }
 
   /**

@@ -37,6 +37,9 @@ const cases: [string, string[], RegExp][] = [
   ['conf timeout 0', ['conf', 'timeout', '0'], /timeout udp: expected an integer from 1 to 2592000, got 0/],
   ['conf timeout of an unknown state', ['conf', 'timeout', 'tcp_bogus', '5'], /timeout: expected seconds or one of tcp_syn_sent, .*, got 'tcp_bogus'/],
   ['conf timeout without seconds', ['conf', 'timeout', 'tcp_close'], /timeout tcp_close: expected a value/],
+  ['conf hash_seed too big', ['conf', 'hash_seed', '4294967296'], /hash_seed: expected an integer from 0 to 4294967295, got 4294967296/],
+  ['conf hash_seed twice', ['conf', 'hash_seed', '1', 'hash_seed', '2'], /hash_seed: given more than once/],
+  ['conf hash_seed without a value', ['conf', 'hash_seed'], /hash_seed: expected a value/],
   ['show unknown', ['show', 'everything'], /show: expected one of vips, backends, flows, stats, conf, interfaces, got 'everything'/],
 ];
 

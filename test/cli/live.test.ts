@@ -149,6 +149,14 @@ function run() {
     withControl((c) => c.dp.maps.ct.delete(conn));
   });
 
+  t.test('conf hash_seed sets the flow-hash seed, and show conf prints it in the words conf takes', async (t) => {
+    t.match(await json('conf', 'hash_seed', '3735928559'), { hashSeed: 3735928559 });
+    t.equal(withControl((c) => c.dp.maps.config.lookup(0)!.hashSeed), 3735928559, 'kp_config.hash_seed written');
+    const r = await kp('show', 'conf');
+    t.match(r.out, /^hash_seed 3735928559$/m);
+    t.match(r.out, /^buckets \d+$/m);
+  });
+
   const config = {
     conf: { buckets: 2048, timeout: 30 },
     vips: [

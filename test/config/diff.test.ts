@@ -131,6 +131,19 @@ t.test('conf change', async (t) => {
   t.same(plan.map(formatOp), ['conf buckets 1024 timeout tcp_established 7200 timeout udp 120']);
 });
 
+t.test('hash_seed: set when the config gives one that differs, kept when it gives none', async (t) => {
+  const running = fullRunning();
+  running.conf.hash_seed = 7;
+  t.same(diffConfig(full(), running), [], 'no hash_seed in the config: the running one stays');
+  const want = full();
+  want.conf.hash_seed = 7;
+  t.same(diffConfig(want, running), [], 'the same seed: nothing to do');
+  want.conf.hash_seed = 3735928559;
+  const plan = diffConfig(want, running);
+  t.same(plan, [{ op: 'setConf', buckets: 131072, timeouts: T, hash_seed: 3735928559, changed: ['hash_seed'] }]);
+  t.same(plan.map(formatOp), ['conf hash_seed 3735928559']);
+});
+
 t.test('one backend added, one removed', async (t) => {
   const want = full();
   want.vips[0].backends.push({ address: '198.18.1.4', weight: 1 });

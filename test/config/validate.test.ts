@@ -94,6 +94,8 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['timeout and timeouts.udp disagree', (d) => (d.conf.timeouts.udp = 31), '/conf/timeout: is the UDP timeout and contradicts /conf/timeouts/udp (30 vs 31)'],
     ['timeout a string', (d) => ((d.conf as any).timeout = '40'), '/conf/timeout: must be integer, got "40"'],
     ['unknown conf key', (d) => ((d.conf as any).bukets = 1), '/conf/bukets: unknown property'],
+    ['hash_seed negative', (d) => ((d.conf as any).hash_seed = -1), '/conf/hash_seed: must be >= 0, got -1'],
+    ['hash_seed over 32 bits', (d) => ((d.conf as any).hash_seed = 4294967296), '/conf/hash_seed: must be <= 4294967295, got 4294967296'],
     ['unknown top-level key', (d) => ((d as any).service = []), '/service: unknown property'],
     ['interface name missing', (d) => delete (d.interfaces[0] as any).name, '/interfaces/0/name: is required'],
     ['interface name empty', (d) => (d.interfaces[0].name = ''), '/interfaces/0/name: must NOT have fewer than 1 characters, got ""'],
