@@ -182,7 +182,8 @@ struct kp_vip_pfx_key {
 _Static_assert(sizeof(struct kp_vip_pfx_key) == 24, "kp_vip_pfx_key size");
 
 /* VIP flags */
-#define KP_VIP_F_PREFIX 0x1 /* stored in kp_vip_pfx, not kp_vips */
+#define KP_VIP_F_PREFIX 0x1   /* stored in kp_vip_pfx, not kp_vips */
+#define KP_VIP_F_NODEPORT 0x2 /* the (node address, node port) entry of a VIP with a node port */
 
 /* Value of kp_vips and kp_vip_pfx. */
 struct kp_vip {
@@ -190,7 +191,9 @@ struct kp_vip {
 	__u32 table_len; /* size of this VIP's Maglev table (prime) */
 	__u16 flags;     /* KP_VIP_F_* */
 	__be16 target_port; /* the VIP's target port, kept for listing (backends carry their own) */
-	__u32 reserved;
+	__be16 node_port;   /* 0, or the VIP's node port: it also has an entry (node address, node_port)
+	                       per node address, flagged KP_VIP_F_NODEPORT, with the same id */
+	__u16 pad;
 };
 _Static_assert(sizeof(struct kp_vip) == 16, "kp_vip size");
 

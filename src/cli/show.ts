@@ -29,7 +29,8 @@ function formatVips(vips: VipView[]): string {
     .map((v) => {
       const active = v.backends.filter((b) => b.state === 'active').length;
       const draining = v.backends.length - active;
-      return `${vipName(v)} target ${v.targetPort} new_len ${v.newLen} backends ${active}${draining ? ` (+${draining} draining)` : ''}\n`;
+      const np = v.nodePort ? ` nodeport ${v.nodePort} on ${v.nodeAddresses?.length ? v.nodeAddresses.join(',') : 'no node address'}` : '';
+      return `${vipName(v)} target ${v.targetPort} new_len ${v.newLen}${np} backends ${active}${draining ? ` (+${draining} draining)` : ''}\n`;
     })
     .join('');
 }

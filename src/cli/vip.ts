@@ -1,42 +1,57 @@
 // kpbpf vip add|del: services (VIP prefix, protocol, port) and their target port and Maglev table size.
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
+import type { VipSpec, VipView } from '../dataplane/types.js';
 import { parseProtocol, parseUint, parseWords } from './words.js';
 import { KpError } from '../errors.js';
 import { KP_MAGLEV_DEFAULT_LEN, KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
+import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 
 const port = (name: string) => (v: string) => parseUint(v, name, 1, 65535);
+
+/** The words after `vip add <prefix>`: everything of the VIP but its prefix. */
+export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> {
+  const { opts, rest } = parseWords(
+    words,
+    {
+      protocol: parseProtocol,
+      port: port('port'),
+      target_port: port('target'),
+      new_len: (v) => parseUint(v, 'new_len', KP_MAGLEV_MIN_LEN, KP_MAGLEV_MAX_LEN),
+      node_port: (v) => parseUint(v, 'nodeport', KP_NODEPORT_MIN, KP_NODEPORT_MAX),
+    },
+    { target: 'target_port', newlen: 'new_len', nodeport: 'node_port' },
+  );
+  if (rest.length) throw new KpError('KP_ERR_ARG', `vip add: unexpected argument '${rest[0]}' (expected protocol, port, target, new_len or nodeport)`);
+  if (opts.port === undefined) throw new KpError('KP_ERR_ARG', 'vip add: port: expected a port number (e.g. port 80)');
+  return {
+    protocol: (opts.protocol as 'tcp' | 'udp') ?? 'tcp',
+    port: opts.port as number,
+    targetPort: (opts.target_port as number) ?? (opts.port as number),
+    newLen: (opts.new_len as number) ?? KP_MAGLEV_DEFAULT_LEN,
+    nodePort: opts.node_port as number | undefined,
+  };
+}
+
+/** A VIP in the words `vip add` takes. */
+export function vipLine(v: VipView): string {
+  const np = v.nodePort ? ` nodeport ${v.nodePort} (on ${v.nodeAddresses?.length ? v.nodeAddresses.join(', ') : 'no node address'})` : '';
+  return `vip ${v.prefix} ${v.protocol} port ${v.port} target ${v.targetPort} new_len ${v.newLen}${np}`;
+}
 
 export function registerVip(program: Command, ctx: CliContext): void {
   const vip = program.command('vip').description('add or delete a VIP (service address, protocol and port)');
 
   vip
     .command('add')
-    .description('add a VIP, or change the target port / new_len of an existing one')
+    .description('add a VIP, or change the target port / new_len / node port of an existing one')
     .argument('<prefix>', 'VIP address or prefix, e.g. 198.18.100.10/32 or 198.18.64.0/24')
-    .argument('[words...]', 'protocol tcp|udp, port N, target N, new_len N')
-    .addHelpText('after', '\nExample:\n  kpbpf vip add 198.18.100.10/32 protocol tcp port 80 target 8080 new_len 1021\n')
+    .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N, nodeport N (${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX}, on every node address)`)
+    .addHelpText('after', '\nExamples:\n  kpbpf vip add 198.18.100.10/32 protocol tcp port 80 target 8080 new_len 1021\n  kpbpf vip add 90.1.2.1/32 port 3306 target 3307 nodeport 30964\n')
     .action((prefix: string, words: string[]) => {
-      const { opts, rest } = parseWords(
-        words,
-        {
-          protocol: parseProtocol,
-          port: port('port'),
-          target_port: port('target'),
-          new_len: (v) => parseUint(v, 'new_len', KP_MAGLEV_MIN_LEN, KP_MAGLEV_MAX_LEN),
-        },
-        { target: 'target_port', newlen: 'new_len' },
-      );
-      if (rest.length) throw new KpError('KP_ERR_ARG', `vip add: unexpected argument '${rest[0]}' (expected protocol, port, target or new_len)`);
-      if (opts.port === undefined) throw new KpError('KP_ERR_ARG', 'vip add: port: expected a port number (e.g. port 80)');
-      const view = ctx.dataplane().addVip({
-        prefix,
-        protocol: (opts.protocol as 'tcp' | 'udp') ?? 'tcp',
-        port: opts.port as number,
-        targetPort: (opts.target_port as number) ?? (opts.port as number),
-        newLen: (opts.new_len as number) ?? KP_MAGLEV_DEFAULT_LEN,
-      });
-      ctx.print(view, () => `vip ${view.prefix} ${view.protocol} port ${view.port} target ${view.targetPort} new_len ${view.newLen} (id ${view.id})\n`);
+      const spec = { prefix, ...parseVipAddWords(words) }; // before anything is loaded
+      const view = ctx.dataplane().addVip(spec);
+      ctx.print(view, () => `${vipLine(view)} (id ${view.id})\n`);
     });
 
   vip

@@ -18,6 +18,7 @@ export interface RunningVip {
   port: number;
   target_port: number;
   new_len: number;
+  node_port: number;
   backends: RunningBackend[];
 }
 
@@ -46,8 +47,8 @@ export type PlanOp =
   | { op: 'detach'; name: string }
   | { op: 'setConf'; buckets: number; timeouts: CtTimeouts; hash_seed?: number; changed: ('buckets' | 'hash_seed' | TimeoutName)[] }
   | { op: 'delVip'; vip: VipRef }
-  | { op: 'addVip'; vip: VipRef; target_port: number; new_len: number }
-  | { op: 'updateVip'; vip: VipRef; target_port: number; new_len: number; changed: ('target_port' | 'new_len')[] }
+  | { op: 'addVip'; vip: VipRef; target_port: number; new_len: number; node_port: number }
+  | { op: 'updateVip'; vip: VipRef; target_port: number; new_len: number; node_port: number; changed: ('target_port' | 'new_len' | 'node_port')[] }
   | { op: 'addBackend'; vip: VipRef; address: string; weight: number; reactivate: boolean }
   | { op: 'setWeight'; vip: VipRef; address: string; weight: number; from: number }
   | { op: 'delBackend'; vip: VipRef; address: string }
@@ -98,16 +99,17 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
     const vip = ref(d);
     const r = runVips.get(vipKey(vip));
     if (!r) {
-      plan.push({ op: 'addVip', vip, target_port: d.target_port, new_len: d.new_len });
+      plan.push({ op: 'addVip', vip, target_port: d.target_port, new_len: d.new_len, node_port: d.node_port });
       for (const b of d.backends) {
         plan.push({ op: 'addBackend', vip, address: canonicalAddress(b.address), weight: b.weight, reactivate: false });
       }
       continue;
     }
-    const vc: ('target_port' | 'new_len')[] = [];
+    const vc: ('target_port' | 'new_len' | 'node_port')[] = [];
     if (d.target_port !== r.target_port) vc.push('target_port');
     if (d.new_len !== r.new_len) vc.push('new_len');
-    if (vc.length) plan.push({ op: 'updateVip', vip, target_port: d.target_port, new_len: d.new_len, changed: vc });
+    if (d.node_port !== r.node_port) vc.push('node_port');
+    if (vc.length) plan.push({ op: 'updateVip', vip, target_port: d.target_port, new_len: d.new_len, node_port: d.node_port, changed: vc });
 
     // An address may be listed twice while one copy drains; the active copy decides.
     const runBe = new Map<string, RunningBackend>();
@@ -159,9 +161,9 @@ export function formatOp(op: PlanOp): string {
     case 'delVip':
       return `vip del ${vipText(op.vip)}`;
     case 'addVip':
-      return `vip add ${vipText(op.vip)} target ${op.target_port} new_len ${op.new_len}`;
+      return `vip add ${vipText(op.vip)} target ${op.target_port} new_len ${op.new_len}${op.node_port ? ` nodeport ${op.node_port}` : ''}`;
     case 'updateVip':
-      return `vip update ${vipText(op.vip)} target ${op.target_port} new_len ${op.new_len}`;
+      return `vip update ${vipText(op.vip)} target ${op.target_port} new_len ${op.new_len}${op.node_port ? ` nodeport ${op.node_port}` : ''}`;
     case 'addBackend':
       return `backend ${op.reactivate ? 'reactivate' : 'add'} ${vipText(op.vip)} ${op.address} weight ${op.weight}`;
     case 'setWeight':

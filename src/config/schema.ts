@@ -2,7 +2,7 @@
 // address syntax, duplicates, address families) live in validate.ts.
 import { KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
 import { KP_TIMEOUT_MAX, TIMEOUT_NAMES } from './timeouts.js';
-import { KP_BUCKETS_MAX, KP_BUCKETS_MIN, KP_HASH_SEED_MAX, KP_IFNAME_MAX, KP_WEIGHT_MAX } from './types.js';
+import { KP_BUCKETS_MAX, KP_BUCKETS_MIN, KP_HASH_SEED_MAX, KP_IFNAME_MAX, KP_NODEPORT_MAX, KP_NODEPORT_MIN, KP_WEIGHT_MAX } from './types.js';
 
 const IFNAME_PATTERN = '^[^/:\\s]*$';
 /** What each pattern means, for error messages. */
@@ -60,6 +60,7 @@ export const configSchema = {
           protocol: { enum: ['tcp', 'udp'] },
           port,
           target_port: port,
+          node_port: { type: 'integer', minimum: KP_NODEPORT_MIN, maximum: KP_NODEPORT_MAX },
           new_len: { type: 'integer', minimum: KP_MAGLEV_MIN_LEN, maximum: KP_MAGLEV_MAX_LEN },
           backends: {
             type: 'array',

@@ -37,6 +37,8 @@ export interface KpVipConfig {
   port: number;
   target_port: number;
   new_len: number;
+  /** 0: none; else served on every node address too */
+  node_port: number;
   backends: KpBackendConfig[];
 }
 
@@ -60,5 +62,8 @@ export const KP_BUCKETS_MAX = 16777216;
 export { KP_TIMEOUT_MAX } from './timeouts.js';
 export const KP_WEIGHT_MAX = 65535;
 export const KP_HASH_SEED_MAX = 0xffffffff;
+/** Kubernetes' default service-node-port-range. */
+export const KP_NODEPORT_MIN = 30000;
+export const KP_NODEPORT_MAX = 32767;
 /** IFNAMSIZ - 1: Linux interface names are at most 15 bytes. */
 export const KP_IFNAME_MAX = 15;

@@ -90,9 +90,21 @@ function semanticErrors(doc: unknown): string[] {
     else ifSeen.set(it.name, path);
   });
   const vipSeen = new Map<string, string>();
+  const nodePortSeen = new Map<string, string>();
   arr(doc.vips).forEach((v, i) => {
     if (!isObj(v)) return;
     const at = `/vips/${i}`;
+    if (Number.isInteger(v.node_port)) {
+      const id = `${(v.protocol as string) ?? D.protocol} ${v.node_port as number}`;
+      const first = nodePortSeen.get(id);
+      if (first) errs.push(`${at}/node_port: node port ${v.node_port as number} for ${(v.protocol as string) ?? D.protocol} is already ${first}'s`);
+      else nodePortSeen.set(id, `${at}/node_port`);
+      if (typeof v.prefix === 'string') {
+        const p = parsePrefix(v.prefix);
+        if (typeof p !== 'string' && p.len !== (p.family === 4 ? 32 : 128)) errs.push(`${at}/node_port: needs a single-address VIP, not the prefix ${p.prefix}`);
+        if (typeof p !== 'string' && p.family === 6) errs.push(`${at}/node_port: IPv6 node ports are not supported yet`);
+      }
+    }
     if (Number.isInteger(v.new_len) && !isPrime(v.new_len as number)) {
       errs.push(`${at}/new_len: must be a prime number, got ${v.new_len as number}`);
     }
@@ -159,6 +171,7 @@ function build(doc: Json): KpConfig {
       port: v.port as number,
       target_port: (v.target_port as number) ?? (v.port as number),
       new_len: (v.new_len as number) ?? D.new_len,
+      node_port: (v.node_port as number) ?? 0,
       backends,
     };
   };

@@ -31,6 +31,7 @@ export function runningState(control: Control, desired?: KpConfig): RunningState
       port: v.port,
       target_port: v.targetPort,
       new_len: v.newLen,
+      node_port: v.nodePort ?? 0,
       backends: v.backends.map((b) => ({ address: b.address, weight: b.weight, state: b.state })),
     })),
   };
@@ -48,6 +49,7 @@ function asConfig(s: RunningState): KpConfig {
       port: v.port,
       target_port: v.target_port,
       new_len: v.new_len,
+      node_port: v.node_port,
       backends: v.backends.filter((b) => b.state === 'active').map((b) => ({ address: b.address, weight: b.weight })),
     })),
   };
@@ -102,7 +104,7 @@ function execute(control: Control, plan: PlanOp[]): void {
           break;
         case 'addVip':
         case 'updateVip':
-          control.vips.add({ ...op.vip, targetPort: op.target_port, newLen: op.new_len });
+          control.vips.add({ ...op.vip, targetPort: op.target_port, newLen: op.new_len, nodePort: op.node_port });
           break;
         case 'addBackend':
         case 'setWeight':

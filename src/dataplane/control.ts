@@ -21,6 +21,7 @@ import {
 import { closeFd, ifNameToIndex } from '../loader/libbpf.js';
 import { KP_INTERNAL_MAPS, KP_MAP_NAMES } from '../maps/kpmaps.js';
 import { flushNextHops } from './nexthops.js';
+import { nodeIpv4Addresses } from './nodeaddrs.js';
 import type { Config } from '../maps/codecs.js';
 import { VipTable, type RemovedBackend } from './vips.js';
 import { lockWriter, type WriterLock } from './lock.js';
@@ -54,7 +55,7 @@ export class Control {
     public dp: Dataplane,
     readonly pinDir: string,
   ) {
-    this.vips = new VipTable(dp);
+    this.vips = new VipTable(dp, nodeIpv4Addresses);
   }
 
   /** Whether a data plane is pinned under this bpffs (nothing is mounted or loaded to find out). */
@@ -155,7 +156,7 @@ export class Control {
     unlinkSync(oldPin);
     this.dp.close();
     this.dp = dp;
-    (this as { vips: VipTable }).vips = new VipTable(this.dp);
+    (this as { vips: VipTable }).vips = new VipTable(this.dp, nodeIpv4Addresses);
   }
 
   // --- VIPs and backends (src/dataplane/vips.ts does the work) ---

@@ -9,6 +9,8 @@ export interface VipSpec {
   port: number;
   targetPort: number;
   newLen: number;
+  /** its node port, served on every node address (0 or left out: none) */
+  nodePort?: number;
 }
 
 export interface BackendView {
@@ -24,6 +26,8 @@ export interface BackendView {
 
 export interface VipView extends VipSpec {
   id: number;
+  /** the node addresses its node port is served on */
+  nodeAddresses?: string[];
   backends: BackendView[];
 }
 

@@ -13,6 +13,7 @@ import { backendsInUse } from './connections.js';
 // Mirrors of bpf/kp_shared.h constants.
 export const KP_MAX_VIPS = 65536;
 export const KP_VIP_F_PREFIX = 0x1;
+export const KP_VIP_F_NODEPORT = 0x2;
 export const BACKEND_STATE = { free: 0, active: 1, draining: 2 } as const;
 export const PROTO_NUM: Record<Protocol, number> = { tcp: 6, udp: 17 };
 const PROTO_NAME: Record<number, Protocol> = { 6: 'tcp', 17: 'udp' };
@@ -28,6 +29,8 @@ interface VipRecord {
   port: number;
   value: Vip;
   location: VipLocation;
+  /** its (node address, node port) entries in kp_vips, flagged KP_VIP_F_NODEPORT */
+  nodeKeys: VipKey[];
   backendIds: Set<number>;
 }
 
@@ -58,7 +61,11 @@ export class VipTable {
   private addrRefs = new Map<string, { vip: number; be: number }>();
   private pendingRemovals = new Map<number, boolean>();
 
-  constructor(private readonly dp: Dataplane) {}
+  /** nodeAddresses: the node's IPv4 addresses, where node ports are served (asked at each change). */
+  constructor(
+    private readonly dp: Dataplane,
+    private readonly nodeAddresses: () => string[] = () => [],
+  ) {}
 
   private get maps() {
     return this.dp.maps;
@@ -68,12 +75,21 @@ export class VipTable {
     if (this.vips) return this.vips;
     const vips = new Map<number, VipRecord>();
     const add = (v: Vip, prefix: string, proto: number, port: number, location: VipLocation) => {
-      const rec: VipRecord = { id: v.id, prefix, protocol: PROTO_NAME[proto] ?? (String(proto) as Protocol), port, value: v, location, backendIds: new Set() };
+      const rec: VipRecord = { id: v.id, prefix, protocol: PROTO_NAME[proto] ?? (String(proto) as Protocol), port, value: v, location, nodeKeys: [], backendIds: new Set() };
       vips.set(v.id, rec);
       this.byIdentity.set(vipIdentity(prefix, rec.protocol, port), v.id);
     };
-    for (const [k, v] of this.maps.vips.entries()) add(v, prefixText(k.addr, 128), k.proto, k.port, { kind: 'exact', key: k });
+    const nodeEntries: [VipKey, Vip][] = [];
+    for (const [k, v] of this.maps.vips.entries()) {
+      if (v.flags & KP_VIP_F_NODEPORT) nodeEntries.push([k, v]);
+      else add(v, prefixText(k.addr, 128), k.proto, k.port, { kind: 'exact', key: k });
+    }
     for (const [k, v] of this.maps.vipPfx.entries()) add(v, prefixText(k.addr, k.len128), k.proto, k.port, { kind: 'prefix', key: k });
+    for (const [k, v] of nodeEntries) {
+      const rec = vips.get(v.id);
+      if (rec) rec.nodeKeys.push(k);
+      else this.maps.vips.delete(k); // a node port entry whose VIP is gone (an interrupted delete)
+    }
     this.slots = new Array(this.maps.backends.info.maxEntries);
     const use = (id: number, b: Backend) => {
       this.slots[id] = b;
@@ -155,6 +171,7 @@ export class VipTable {
       port: rec.port,
       targetPort: rec.value.targetPort,
       newLen: rec.value.tableLen,
+      ...(rec.value.nodePort ? { nodePort: rec.value.nodePort, nodeAddresses: rec.nodeKeys.map((k) => k.addr).sort() } : {}),
       backends: [...rec.backendIds].sort((a, b) => a - b).map((id) => this.backendView(id, count)),
     };
   }
@@ -204,7 +221,9 @@ export class VipTable {
     if (existing) return this.update(existing, spec);
     const id = this.nextVipId();
     const prefix = p.len128 < 128;
-    const value: Vip = { id, tableLen: spec.newLen, flags: prefix ? KP_VIP_F_PREFIX : 0, targetPort: spec.targetPort };
+    if (prefix && spec.nodePort) throw new KpError('KP_ERR_ARG', `node port: needs a single-address VIP, not the prefix ${p.text}`);
+    this.nodeKeysFor(id, spec.protocol, spec.nodePort ?? 0); // refused before anything is written
+    const value: Vip = { id, tableLen: spec.newLen, flags: prefix ? KP_VIP_F_PREFIX : 0, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
     // Counters and table of a re-used id start clean before the VIP becomes visible.
     this.maps.vipStats.update(id, zeroVipStats());
     // Each write to the outer map waits for an RCU grace period: skip it when the slot is empty.
@@ -221,10 +240,44 @@ export class VipTable {
       this.maps.vips.update(location.key, value);
       this.refAddr(addr, 'vip', 1);
     }
-    const rec: VipRecord = { id, prefix: p.text, protocol: spec.protocol, port: spec.port, value, location, backendIds: new Set() };
+    const rec: VipRecord = { id, prefix: p.text, protocol: spec.protocol, port: spec.port, value, location, nodeKeys: [], backendIds: new Set() };
     this.load().set(id, rec);
     this.byIdentity.set(vipIdentity(rec.prefix, rec.protocol, rec.port), id);
+    this.syncNodeKeys(rec);
     return this.view(rec);
+  }
+
+  /** The node port entries VIP `id` should have; throws if another VIP holds one of them. */
+  private nodeKeysFor(id: number, protocol: Protocol, port: number): VipKey[] {
+    if (!port) return [];
+    for (const r of this.load().values()) {
+      if (r.id !== id && r.protocol === protocol && r.value.nodePort === port) {
+        throw new KpError('KP_ERR_STATE', `node port ${port}/${protocol} is already vip ${r.prefix} ${r.protocol} port ${r.port}'s`);
+      }
+    }
+    const keys = [...new Set(this.nodeAddresses().map(canonicalAddr))].map((addr) => ({ addr, port, proto: PROTO_NUM[protocol] }));
+    for (const k of keys) {
+      const held = this.maps.vips.lookup(k);
+      if (held && (held.id !== id || !(held.flags & KP_VIP_F_NODEPORT))) {
+        throw new KpError('KP_ERR_STATE', `node port ${port}/${protocol} on ${k.addr}: that address and port are already vip id ${held.id}'s`);
+      }
+    }
+    return keys;
+  }
+
+  /**
+   * Makes the VIP's node port entries those of its node port on the node's addresses now: one
+   * kp_vips entry per address, with the VIP's value (same id, table and backends) flagged
+   * KP_VIP_F_NODEPORT. Node addresses are not flagged in kp_addrs: traffic to the node itself is
+   * not kpbpf's, so its unmatched fragments pass.
+   */
+  private syncNodeKeys(rec: VipRecord): void {
+    const want = this.nodeKeysFor(rec.id, rec.protocol, rec.value.nodePort ?? 0);
+    const same = (a: VipKey, b: VipKey) => a.addr === b.addr && a.port === b.port && a.proto === b.proto;
+    const nodeValue: Vip = { ...rec.value, flags: rec.value.flags | KP_VIP_F_NODEPORT };
+    for (const k of want) this.maps.vips.update(k, nodeValue);
+    for (const k of rec.nodeKeys) if (!want.some((x) => same(x, k))) this.maps.vips.delete(k);
+    rec.nodeKeys = want;
   }
 
   private update(v: VipView, spec: VipSpec): VipView {
@@ -232,7 +285,9 @@ export class VipTable {
     if (rec.value.targetPort !== spec.targetPort) {
       for (const id of rec.backendIds) this.writeBackend(id, { ...this.slots[id]!, port: spec.targetPort });
     }
-    const value: Vip = { ...rec.value, tableLen: spec.newLen, targetPort: spec.targetPort };
+    if (rec.location.kind === 'prefix' && spec.nodePort) throw new KpError('KP_ERR_ARG', `node port: needs a single-address VIP, not the prefix ${rec.prefix}`);
+    this.nodeKeysFor(rec.id, rec.protocol, spec.nodePort ?? 0); // refused before anything is written
+    const value: Vip = { ...rec.value, tableLen: spec.newLen, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
     const grows = spec.newLen > rec.value.tableLen;
     // The program reads table_len from the VIP, then indexes the table: publish so that the index is
     // always in range (a larger table before the larger length, a smaller one after the smaller length).
@@ -246,6 +301,7 @@ export class VipTable {
     if (rec.location.kind === 'exact') this.maps.vips.update(rec.location.key, value);
     else this.maps.vipPfx.update(rec.location.key, value);
     rec.value = value;
+    this.syncNodeKeys(rec); // the node port entries carry the same value; addresses may have changed
   }
 
   private adjustPrefixCount(delta: number): void {
@@ -257,6 +313,8 @@ export class VipTable {
   del(v: VipView): void {
     const rec = this.record(v);
     // Unreachable first, then its table and backends: no packet sees a half-deleted VIP.
+    for (const k of rec.nodeKeys) this.maps.vips.delete(k);
+    rec.nodeKeys = [];
     if (rec.location.kind === 'exact') {
       this.maps.vips.delete(rec.location.key);
       this.refAddr(rec.location.key.addr, 'vip', -1);

@@ -44,7 +44,7 @@ export const LAYOUTS = {
   kp_nexthop: { size: 32, fields: { hop: [0, 20], pad: [20, 4], checked_ns: [24, 8] } },
   kp_vip_key: { size: 20, fields: { addr: [0, 16], port: [16, 2], proto: [18, 1], pad: [19, 1] } },
   kp_vip_pfx_key: { size: 24, fields: { prefixlen: [0, 4], proto: [4, 1], pad: [5, 1], port: [6, 2], addr: [8, 16] } },
-  kp_vip: { size: 16, fields: { id: [0, 4], table_len: [4, 4], flags: [8, 2], target_port: [10, 2], reserved: [12, 4] } },
+  kp_vip: { size: 16, fields: { id: [0, 4], table_len: [4, 4], flags: [8, 2], target_port: [10, 2], node_port: [12, 2], pad: [14, 2] } },
   kp_backend: {
     size: 32,
     fields: {
@@ -88,7 +88,7 @@ export const NET_ORDER_FIELDS: Record<keyof typeof LAYOUTS, readonly string[]> =
   kp_nexthop: [],
   kp_vip_key: ['port'],
   kp_vip_pfx_key: ['port'],
-  kp_vip: ['target_port'],
+  kp_vip: ['target_port', 'node_port'],
   kp_backend: ['port'],
   kp_config: [],
   kp_vip_stats: [],
@@ -189,6 +189,8 @@ export interface Vip {
   flags: number;
   /** the VIP's target port, kept for listing */
   targetPort: number;
+  /** 0, or its node port (then also reached on (node address, node port)) */
+  nodePort?: number;
 }
 export interface Backend {
   addr: string;
@@ -388,12 +390,14 @@ export const vip = codec<Vip>(
     b.writeUInt32LE(v.tableLen, off(VP, 'table_len'));
     b.writeUInt16LE(v.flags, off(VP, 'flags'));
     b.writeUInt16BE(v.targetPort, off(VP, 'target_port'));
+    b.writeUInt16BE(v.nodePort ?? 0, off(VP, 'node_port'));
   },
   (b, o) => ({
     id: b.readUInt32LE(o + off(VP, 'id')),
     tableLen: b.readUInt32LE(o + off(VP, 'table_len')),
     flags: b.readUInt16LE(o + off(VP, 'flags')),
     targetPort: b.readUInt16BE(o + off(VP, 'target_port')),
+    nodePort: b.readUInt16BE(o + off(VP, 'node_port')),
   }),
 );
 

@@ -26,7 +26,8 @@ export interface Topology {
   spawn(ns: string, cmd: string[]): ChildProcess;
   addBackend(name: string): Backend;
   /** Start the HTTP (8080) and UDP echo (5353) servers in a backend and wait until they listen. */
-  startServers(b: Backend): Promise<void>;
+  /** The test servers in b's namespace: TCP (HTTP) and UDP echo on the given ports (8080, 5353). */
+  startServers(b: Backend, ports?: { tcp: number; udp: number }): Promise<void>;
   destroy(): void;
 }
 
@@ -95,14 +96,14 @@ export function createTopology(opts: { backends?: number; tag?: string } = {}): 
       backends.push(b);
       return b;
     },
-    startServers(b) {
-      const child = topo.spawn(b.ns, [process.execPath, SERVERS, '--name', b.name, '--tcp', '8080', '--udp', '5353']);
+    startServers(b, ports = { tcp: 8080, udp: 5353 }) {
+      const child = topo.spawn(b.ns, [process.execPath, SERVERS, '--name', b.name, '--tcp', String(ports.tcp), '--udp', String(ports.udp)]);
       return new Promise<void>((ok, fail) => {
         let seen = '';
         const timer = setTimeout(() => fail(new Error(`servers in ${b.ns} did not start: ${seen}`)), 10_000);
         child.stdout!.on('data', (d) => {
           seen += d;
-          if (seen.includes('tcp 8080 ready') && seen.includes('udp 5353 ready')) {
+          if (seen.includes(`tcp ${ports.tcp} ready`) && seen.includes(`udp ${ports.udp} ready`)) {
             clearTimeout(timer);
             ok();
           }

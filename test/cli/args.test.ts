@@ -1,6 +1,7 @@
 // CLI argument errors: named argument, what was expected, non-zero exit, nothing touched.
 // A bpffs path that does not exist proves nothing was touched: any data plane access would fail differently.
 import t from 'tap';
+import { parseVipAddWords } from '../../src/cli/vip.js';
 import { main } from '../../src/cli/main.js';
 import { parseWords, parseUint, parseProtocol } from '../../src/cli/words.js';
 
@@ -40,6 +41,7 @@ const cases: [string, string[], RegExp][] = [
   ['conf hash_seed too big', ['conf', 'hash_seed', '4294967296'], /hash_seed: expected an integer from 0 to 4294967295, got 4294967296/],
   ['conf hash_seed twice', ['conf', 'hash_seed', '1', 'hash_seed', '2'], /hash_seed: given more than once/],
   ['conf hash_seed without a value', ['conf', 'hash_seed'], /hash_seed: expected a value/],
+  ['vip add nodeport below the range', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'nodeport', '80'], /nodeport: expected an integer from 30000 to 32767, got 80/],
   ['show unknown', ['show', 'everything'], /show: expected one of vips, backends, flows, stats, conf, interfaces, got 'everything'/],
 ];
 
@@ -78,4 +80,16 @@ t.test('help lists every command with an example', async (t) => {
     t.equal(code, 0, `${cmd.join(' ')} --help exits 0`);
     t.match(out, /Example/, `${cmd.join(' ')} --help has an example`);
   }
+});
+
+t.test("the design card's NodePort command parses exactly as written", async (t) => {
+  t.same(parseVipAddWords(['port', '3306', 'target', '3307', 'nodeport', '30964']), {
+    protocol: 'tcp',
+    port: 3306,
+    targetPort: 3307,
+    newLen: 1021,
+    nodePort: 30964,
+  });
+  t.equal(parseVipAddWords(['port', '53', 'protocol', 'udp', 'node_port', '30053']).nodePort, 30053, 'the seed spelling node_port');
+  t.equal(parseVipAddWords(['port', '80']).nodePort, undefined, 'none unless given');
 });

@@ -33,12 +33,13 @@ const fullRunning = (): RunningState => ({
       ...vip80,
       target_port: 8080,
       new_len: 1021,
+      node_port: 0,
       backends: [
         { address: '198.18.1.2', weight: 1, state: 'active' },
         { address: '198.18.1.3', weight: 2, state: 'active' },
       ],
     },
-    { ...vip53, target_port: 53, new_len: 251, backends: [{ address: '2001:db8:1::2', weight: 1, state: 'active' }] },
+    { ...vip53, target_port: 53, new_len: 251, node_port: 0, backends: [{ address: '2001:db8:1::2', weight: 1, state: 'active' }] },
   ],
 });
 
@@ -65,10 +66,10 @@ function apply(state: RunningState, plan: Plan): RunningState {
         s.conf = { buckets: op.buckets, timeouts: { ...op.timeouts } };
         break;
       case 'addVip':
-        s.vips.push({ ...op.vip, target_port: op.target_port, new_len: op.new_len, backends: [] });
+        s.vips.push({ ...op.vip, target_port: op.target_port, new_len: op.new_len, node_port: op.node_port, backends: [] });
         break;
       case 'updateVip':
-        Object.assign(find(op.vip), { target_port: op.target_port, new_len: op.new_len });
+        Object.assign(find(op.vip), { target_port: op.target_port, new_len: op.new_len, node_port: op.node_port });
         break;
       case 'delVip':
         s.vips = s.vips.filter((v) => v !== find(op.vip));
@@ -93,10 +94,10 @@ function apply(state: RunningState, plan: Plan): RunningState {
 t.test('empty to full', async (t) => {
   const plan = diffConfig(full(), empty());
   t.same(plan, [
-    { op: 'addVip', vip: vip80, target_port: 8080, new_len: 1021 },
+    { op: 'addVip', vip: vip80, target_port: 8080, new_len: 1021, node_port: 0 },
     { op: 'addBackend', vip: vip80, address: '198.18.1.2', weight: 1, reactivate: false },
     { op: 'addBackend', vip: vip80, address: '198.18.1.3', weight: 2, reactivate: false },
-    { op: 'addVip', vip: vip53, target_port: 53, new_len: 251 },
+    { op: 'addVip', vip: vip53, target_port: 53, new_len: 251, node_port: 0 },
     { op: 'addBackend', vip: vip53, address: '2001:db8:1::2', weight: 1, reactivate: false },
     { op: 'attach', name: 'eth0', mode: 'native', redirect: true },
     { op: 'attach', name: 'eth1', mode: 'auto', redirect: false },
@@ -193,11 +194,23 @@ t.test('weight change', async (t) => {
 t.test('new_len and target_port changes update the VIP in place', async (t) => {
   const want = full();
   want.vips[0].new_len = 4099;
-  t.same(diffConfig(want, fullRunning()), [{ op: 'updateVip', vip: vip80, target_port: 8080, new_len: 4099, changed: ['new_len'] }]);
+  t.same(diffConfig(want, fullRunning()), [{ op: 'updateVip', vip: vip80, target_port: 8080, new_len: 4099, node_port: 0, changed: ['new_len'] }]);
   want.vips[0].target_port = 8081;
   const plan = diffConfig(want, fullRunning());
-  t.same(plan, [{ op: 'updateVip', vip: vip80, target_port: 8081, new_len: 4099, changed: ['target_port', 'new_len'] }]);
+  t.same(plan, [{ op: 'updateVip', vip: vip80, target_port: 8081, new_len: 4099, node_port: 0, changed: ['target_port', 'new_len'] }]);
   t.same(diffConfig(want, apply(fullRunning(), plan)), []);
+});
+
+t.test('a node port added, changed and removed updates the VIP in place', async (t) => {
+  const want = full();
+  want.vips[0].node_port = 30080;
+  const plan = diffConfig(want, fullRunning());
+  t.same(plan, [{ op: 'updateVip', vip: vip80, target_port: 8080, new_len: 1021, node_port: 30080, changed: ['node_port'] }]);
+  t.same(plan.map(formatOp), ['vip update 198.18.100.1/32 tcp port 80 target 8080 new_len 1021 nodeport 30080']);
+  const running = apply(fullRunning(), plan);
+  t.same(diffConfig(want, running), []);
+  want.vips[0].node_port = 0;
+  t.match(diffConfig(want, running), [{ op: 'updateVip', node_port: 0, changed: ['node_port'] }]);
 });
 
 t.test('VIP identity is (prefix, protocol, port)', async (t) => {
@@ -207,7 +220,7 @@ t.test('VIP identity is (prefix, protocol, port)', async (t) => {
   const udp80 = { ...vip80, protocol: 'udp' };
   t.same(plan, [
     { op: 'delVip', vip: vip80 },
-    { op: 'addVip', vip: udp80, target_port: 8080, new_len: 1021 },
+    { op: 'addVip', vip: udp80, target_port: 8080, new_len: 1021, node_port: 0 },
     { op: 'addBackend', vip: udp80, address: '198.18.1.2', weight: 1, reactivate: false },
     { op: 'addBackend', vip: udp80, address: '198.18.1.3', weight: 2, reactivate: false },
   ]);

@@ -49,6 +49,7 @@ t.test('the README example is accepted, as given', async (t) => {
         port: 80,
         target_port: 8080,
         new_len: 1021,
+        node_port: 0,
         backends: [
           { address: '198.18.1.2', weight: 1 },
           { address: '198.18.1.3', weight: 2 },
@@ -68,7 +69,7 @@ t.test('defaults are filled', async (t) => {
   t.same(c.conf, { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS, udp: 7 } }, 'timeout is the UDP timeout');
   t.same(parseConfig({ conf: { timeouts: { tcp_established: 3600, tcp_close: 5 } } }).conf.timeouts, { ...DEFAULT_TIMEOUTS, tcp_established: 3600, tcp_close: 5 });
   t.same(c.interfaces, [{ name: 'veth-node0', mode: 'auto', redirect: false }]);
-  t.same(c.vips[0], { prefix: '198.18.100.1/32', family: 4, protocol: 'tcp', port: 53, target_port: 53, new_len: 1021, backends: [] });
+  t.same(c.vips[0], { prefix: '198.18.100.1/32', family: 4, protocol: 'tcp', port: 53, target_port: 53, new_len: 1021, node_port: 0, backends: [] });
   t.same(c.vips[1].backends, [{ address: '2001:db8:1::2', weight: 1 }]);
   t.equal(c.vips[1].prefix, '2001:db8:100::1/128');
   t.equal(c.vips[1].family, 6);
@@ -79,6 +80,20 @@ t.test('the input is not modified', async (t) => {
   const copy = JSON.parse(JSON.stringify(doc));
   parseConfig(doc);
   t.same(doc, copy);
+});
+
+t.test('node ports: one per protocol; the same number for TCP and UDP is fine', async (t) => {
+  const doc = {
+    vips: [
+      { prefix: '198.18.100.1/32', port: 80, node_port: 30080 },
+      { prefix: '198.18.100.2/32', port: 80, node_port: 30080 },
+      { prefix: '198.18.100.3/32', protocol: 'udp', port: 53, node_port: 30080 },
+    ],
+  };
+  t.same(problems(t, doc), ['/vips/1/node_port: node port 30080 for tcp is already /vips/0/node_port\'s']);
+  doc.vips.splice(1, 1);
+  t.same(parseConfig(doc).vips.map((v) => v.node_port), [30080, 30080]);
+  t.equal(parseConfig({ vips: [{ prefix: '198.18.100.1/32', port: 80 }] }).vips[0].node_port, 0, 'none by default');
 });
 
 t.test('each kind of bad field is reported with its JSON path', async (t) => {
@@ -94,6 +109,9 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['timeout and timeouts.udp disagree', (d) => (d.conf.timeouts.udp = 31), '/conf/timeout: is the UDP timeout and contradicts /conf/timeouts/udp (30 vs 31)'],
     ['timeout a string', (d) => ((d.conf as any).timeout = '40'), '/conf/timeout: must be integer, got "40"'],
     ['unknown conf key', (d) => ((d.conf as any).bukets = 1), '/conf/bukets: unknown property'],
+    ['node_port below the range', (d) => ((d.vips[0] as any).node_port = 29999), '/vips/0/node_port: must be >= 30000, got 29999'],
+    ['node_port above the range', (d) => ((d.vips[0] as any).node_port = 32768), '/vips/0/node_port: must be <= 32767, got 32768'],
+    ['node_port on a prefix VIP', (d) => ((d.vips[0] as any).node_port = 30080, (d.vips[0].prefix = '198.18.100.0/24')), '/vips/0/node_port: needs a single-address VIP, not the prefix 198.18.100.0/24'],
     ['hash_seed negative', (d) => ((d.conf as any).hash_seed = -1), '/conf/hash_seed: must be >= 0, got -1'],
     ['hash_seed over 32 bits', (d) => ((d.conf as any).hash_seed = 4294967296), '/conf/hash_seed: must be <= 4294967295, got 4294967296'],
     ['unknown top-level key', (d) => ((d as any).service = []), '/service: unknown property'],

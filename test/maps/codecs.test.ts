@@ -24,7 +24,7 @@ t.test('vip key and prefix key', async (t) => {
 });
 
 t.test('vip, backend, flow, rev nat, config: exact bytes and round trip', async (t) => {
-  const vip = { id: 7, tableLen: 1021, flags: 1, targetPort: 8080 };
+  const vip = { id: 7, tableLen: 1021, flags: 1, targetPort: 8080, nodePort: 0 };
   t.equal(hex(c.vip.encode(vip)), '07000000' + 'fd030000' + '0100' + '1f90' + '00000000');
   t.same(c.vip.decode(c.vip.encode(vip)), vip);
 
@@ -64,8 +64,8 @@ t.test('counters, devmap value, u32/u64', async (t) => {
 });
 
 t.test('decode at an offset', async (t) => {
-  const two = Buffer.concat([c.vip.encode({ id: 1, tableLen: 7, flags: 0, targetPort: 1 }), c.vip.encode({ id: 2, tableLen: 11, flags: 0, targetPort: 2 })]);
-  t.same(c.vip.decode(two, 16), { id: 2, tableLen: 11, flags: 0, targetPort: 2 });
+  const two = Buffer.concat([c.vip.encode({ id: 1, tableLen: 7, flags: 0, targetPort: 1, nodePort: 0 }), c.vip.encode({ id: 2, tableLen: 11, flags: 0, targetPort: 2, nodePort: 0 })]);
+  t.same(c.vip.decode(two, 16), { id: 2, tableLen: 11, flags: 0, targetPort: 2, nodePort: 0 });
 });
 
 t.test('every codec size equals its layout size, and fields tile the struct', async (t) => {

@@ -21,10 +21,10 @@ t.test('hash map: miss, update, lookup, delete, iteration', { skip }, async (t) 
   const k2 = { addr: '2001:db8::10', port: 53, proto: 17 };
   t.equal(m.lookup(k1), undefined, 'miss is undefined');
   t.equal(m.delete(k1), false, 'deleting a missing key is false');
-  m.update(k1, { id: 1, tableLen: 7, flags: 0, targetPort: 8080 });
-  m.update(k2, { id: 2, tableLen: 11, flags: 0, targetPort: 5353 });
-  t.same(m.lookup(k1), { id: 1, tableLen: 7, flags: 0, targetPort: 8080 });
-  t.throws(() => m.update(k1, { id: 9, tableLen: 7, flags: 0, targetPort: 1 }, BPF_NOEXIST), { code: 'KP_ERR_BPF', errnoName: 'EEXIST' });
+  m.update(k1, { id: 1, tableLen: 7, flags: 0, targetPort: 8080, nodePort: 0 });
+  m.update(k2, { id: 2, tableLen: 11, flags: 0, targetPort: 5353, nodePort: 0 });
+  t.same(m.lookup(k1), { id: 1, tableLen: 7, flags: 0, targetPort: 8080, nodePort: 0 });
+  t.throws(() => m.update(k1, { id: 9, tableLen: 7, flags: 0, targetPort: 1, nodePort: 0 }, BPF_NOEXIST), { code: 'KP_ERR_BPF', errnoName: 'EEXIST' });
   const keys = [...m.keys()].map((k) => k.addr).sort();
   t.same(keys, ['198.18.0.10', '2001:db8::10']);
   const entries = new Map([...m.entries()].map(([k, v]) => [k.addr, v.id]));
@@ -53,8 +53,8 @@ t.test('LPM trie: no batch ops, entries() falls back to get_next_key', { skip },
   const m = BpfMap.fromFd(create(BPF_MAP_TYPE.LPM_TRIE, c.vipPfxKey.size, c.vip.size, 16, BPF_F_NO_PREALLOC), c.vipPfxKey, c.vip);
   t.teardown(() => m.close());
   const k = { len128: 104, proto: 6, port: 80, addr: '90.0.0.0' };
-  m.updateBatch([[k, { id: 3, tableLen: 7, flags: 1, targetPort: 80 }]]);
-  m.update({ ...k, len128: 112, addr: '90.1.0.0' }, { id: 4, tableLen: 7, flags: 1, targetPort: 80 });
+  m.updateBatch([[k, { id: 3, tableLen: 7, flags: 1, targetPort: 80, nodePort: 0 }]]);
+  m.update({ ...k, len128: 112, addr: '90.1.0.0' }, { id: 4, tableLen: 7, flags: 1, targetPort: 80, nodePort: 0 });
   // A full-length lookup finds the longest match, as the data plane's does.
   t.equal(m.lookup({ len128: 128, proto: 6, port: 80, addr: '90.1.2.3' })?.id, 4);
   t.equal(m.lookup({ len128: 128, proto: 6, port: 80, addr: '90.2.2.3' })?.id, 3);

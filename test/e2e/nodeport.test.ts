@@ -1,0 +1,74 @@
+// End to end: the design card's NodePort command, with its address swapped for one in 198.18.0.0/15
+// (`kpbpf vip add 90.1.2.1/32 port 3306 target 3307 nodeport 30964`), and real TCP and UDP traffic
+// through both the cluster IP and the node's address on the node port. The backends route their
+// replies through the node (their default gateway), so no masquerade is needed here.
+import t from 'tap';
+import type { Backend } from '../../src/testbed/topology.js';
+import { skipUnlessCi } from '../helpers/ci.js';
+import { CLIENT, e2eHarness, e2eSkipReason } from '../helpers/e2e.js';
+
+const VIP = '198.18.100.21';
+const NODE_PORT = 30964;
+
+const skip = skipUnlessCi(e2eSkipReason());
+if (skip) {
+  t.test('end-to-end NodePort through XDP', { skip }, async () => {});
+} else {
+  run();
+}
+
+function run() {
+  const { topo, kp, kpJson } = e2eHarness(t, 'np', 2);
+  function client(mode: string, host: string, port: number, count: number) {
+    const out = topo.exec(topo.client.ns, [process.execPath, CLIENT, mode, '--vip', host, '--port', String(port), '--count', String(count), '--timeout', '2000']);
+    return JSON.parse(out.trim().split('\n').pop()!);
+  }
+
+  t.before(async () => {
+    // The servers listen on the target port 3307 (TCP and UDP).
+    for (const b of topo.backends as Backend[]) await topo.startServers(b, { tcp: 3307, udp: 3307 });
+    // A reply's new source is the node's own address: handed to the kernel it would be dropped as a
+    // martian (accept_local is off), so node ports need the redirect path (README: NodePort).
+    kp('attach', ...topo.nodeIfs(), '--redirect');
+    kp('vip', 'add', `${VIP}/32`, 'port', '3306', 'target', '3307', 'nodeport', String(NODE_PORT));
+    kp('vip', 'add', `${VIP}/32`, 'protocol', 'udp', 'port', '3306', 'target', '3307', 'nodeport', String(NODE_PORT));
+    for (const proto of ['tcp', 'udp']) kp('backend', 'add', `${VIP}/32`, 'protocol', proto, 'port', '3306', ...topo.backends.map((b) => b.addr));
+  });
+
+  t.test('the command as the card writes it: a cluster IP with a node port on every node address', async (t) => {
+    const vips = kpJson('show', 'vips');
+    const tcp = vips.find((v: { protocol: string }) => v.protocol === 'tcp');
+    t.match(tcp, { prefix: `${VIP}/32`, port: 3306, targetPort: 3307, nodePort: NODE_PORT });
+    t.ok(tcp.nodeAddresses.includes(topo.node.addr), `served on the node's client-side address (${tcp.nodeAddresses.join(', ')})`);
+    t.match(kp('show', 'vips'), new RegExp(`nodeport ${NODE_PORT} on [^ ]*${topo.node.addr.replace(/\./g, '\\.')}`));
+  });
+
+  for (const [mode, proto] of [['http', 'tcp'], ['udp', 'udp']] as const) {
+    t.test(`${proto.toUpperCase()}: through the cluster IP and through node address:node port, the same backends`, async (t) => {
+      const viaVip = client(mode, VIP, 3306, 30);
+      t.equal(viaVip.ok, 30, `cluster IP: all answered (errors: ${(viaVip.errors ?? []).join('; ')})`);
+      t.same(viaVip.remotes, [`${VIP}:3306`], 'cluster IP: every reply from VIP:3306');
+      const viaNode = client(mode, topo.node.addr, NODE_PORT, 30);
+      t.equal(viaNode.ok, 30, `node port: all answered (errors: ${(viaNode.errors ?? []).join('; ')})`);
+      t.same(viaNode.remotes, [`${topo.node.addr}:${NODE_PORT}`], 'node port: every reply from the node address and node port');
+      t.ok(viaNode.backends.b1 > 3 && viaNode.backends.b2 > 3, `node port: both backends served: ${JSON.stringify(viaNode.backends)}`);
+    });
+  }
+
+  t.test('the node port shares the VIP counters and backends', async (t) => {
+    const s = kpJson('show', 'stats');
+    const tcp = s.vips.find((v: { protocol: string }) => v.protocol === 'tcp');
+    t.ok(tcp.counters.firstPkts >= 60, `first packets of 30 + 30 connections on one VIP (${tcp.counters.firstPkts})`);
+    t.equal(tcp.counters.noServerPkts, 0);
+  });
+
+  t.test('vip add without nodeport removes the node port; the cluster IP stays', async (t) => {
+    kp('vip', 'add', `${VIP}/32`, 'protocol', 'udp', 'port', '3306', 'target', '3307');
+    const udp = kpJson('show', 'vips').find((v: { protocol: string }) => v.protocol === 'udp');
+    t.notOk(udp.nodePort, 'no node port any more');
+    const viaVip = client('udp', VIP, 3306, 10);
+    t.equal(viaVip.ok, 10, 'the cluster IP still answers');
+    const viaNode = client('udp', topo.node.addr, NODE_PORT, 3);
+    t.equal(viaNode.ok, 0, 'the node port no longer does (nothing listens on the node)');
+  });
+}
