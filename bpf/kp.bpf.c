@@ -337,6 +337,21 @@ static __noinline int kp_handle_malformed_l4(struct kp_pkt *pkt, const struct kp
 	return XDP_PASS;
 }
 
+/* A new connection to a VIP with source ranges (loadBalancerSourceRanges): is its source in one?
+ * A subprogram: only VIPs that have ranges, and only for new connections, as kube-proxy's filter
+ * sees only a connection's first packet. */
+static __noinline int kp_src_allowed(__u32 vip_id, const struct kp_flow_key *key)
+{
+	struct kp_scratch *s = kp_scratch_get();
+
+	if (!s)
+		return 0;
+	s->sk.prefixlen = 32 + 8 * KP_ADDR_LEN;
+	s->sk.vip_id = vip_id;
+	__builtin_memcpy(s->sk.addr, key->saddr, KP_ADDR_LEN);
+	return bpf_map_lookup_elem(&kp_src_ranges, &s->sk) != NULL;
+}
+
 /* kp_handle_reply's verdict, with the answer it leaves to the caller. */
 static __always_inline int kp_reply_done(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, int act)
 {
@@ -416,6 +431,10 @@ int kp_xdp(struct xdp_md *ctx)
 			return kp_reply_done(ctx, &pkt, cfg, kp_handle_reply(ctx, &pkt, s, cfg, rv));
 		}
 		vip_id = vip->id;
+		if ((vip->flags & KP_VIP_F_SRC_RANGES) && !kp_src_allowed(vip_id, &s->key)) {
+			kp_stat_inc(KP_STAT_DROP_SRC_RANGE);
+			return XDP_DROP;
+		}
 		pick.kind = kp_ct_new(&s->key, &pkt, vip, cfg, &pick);
 	}
 	act = kp_vip_forward(ctx, &pkt, vip_id, cfg, &pick);

@@ -25,6 +25,15 @@ struct {
 	__type(value, struct kp_vip);
 } kp_vip_pfx SEC(".maps");
 
+/* (vip id, source prefix) -> 1: the sources a VIP with KP_VIP_F_SRC_RANGES accepts new connections from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, KP_MAX_SRC_RANGES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct kp_src_key);
+	__type(value, __u32);
+} kp_src_ranges SEC(".maps");
+
 /* Template of a VIP's Maglev table: slot -> backend id; inner maps may have any size. */
 struct kp_maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -114,6 +123,7 @@ struct kp_scratch {
 	struct kp_nexthop nh;    /* a next hop being looked up */
 	struct kp_vip_key vk;    /* the packet's VIP, exact */
 	struct kp_vip_pfx_key pk; /* and as a prefix key */
+	struct kp_src_key sk;    /* the packet's source, for a VIP's source ranges */
 };
 
 struct {

@@ -38,6 +38,7 @@
 #define KP_NEXTHOP_TTL_MS 1000 /* a route or neighbour change takes effect within this */
 #ifndef KP_MAX_ADDRS
 #define KP_MAX_ADDRS (KP_MAX_VIPS + KP_MAX_BACKENDS)
+#define KP_MAX_SRC_RANGES 65536 /* allowed source prefixes, all VIPs together */
 #endif
 #ifndef KP_MAX_TX_PORTS
 #define KP_MAX_TX_PORTS 256
@@ -160,6 +161,15 @@ struct kp_nexthop {
 };
 _Static_assert(sizeof(struct kp_nexthop) == 32, "kp_nexthop size");
 
+/* Key of kp_src_ranges (LPM trie): a VIP's allowed source prefix. prefixlen counts the 32 bits of
+ * vip_id first (always matched), then address bits of the v4-mapped or IPv6 address. */
+struct kp_src_key {
+	__u32 prefixlen;
+	__u32 vip_id;
+	__u8 addr[KP_ADDR_LEN];
+};
+_Static_assert(sizeof(struct kp_src_key) == 24, "kp_src_key size");
+
 /* Key of kp_vips (exact match). */
 struct kp_vip_key {
 	__u8 addr[KP_ADDR_LEN];
@@ -184,6 +194,9 @@ _Static_assert(sizeof(struct kp_vip_pfx_key) == 24, "kp_vip_pfx_key size");
 /* VIP flags */
 #define KP_VIP_F_PREFIX 0x1   /* stored in kp_vip_pfx, not kp_vips */
 #define KP_VIP_F_NODEPORT 0x2 /* the (node address, node port) entry of a VIP with a node port */
+#define KP_VIP_F_SRC_RANGES 0x4 /* new connections only from the VIP's prefixes in kp_src_ranges */
+#define KP_VIP_F_LB 0x8         /* a LoadBalancer ingress IP (for listing; forwards as a cluster IP) */
+#define KP_VIP_F_EXTERNAL 0x10  /* an external IP (for listing; forwards as a cluster IP) */
 
 /* Value of kp_vips and kp_vip_pfx. */
 struct kp_vip {
@@ -273,6 +286,7 @@ enum kp_stat {
 	KP_STAT_FRAG_XLATE = 19,     /* a later fragment translated like its first fragment (also TX_*) */
 	KP_STAT_DROP_FRAG = 20,      /* a later fragment to a VIP or from a backend whose first fragment is unknown */
 	KP_STAT_FIB_LOOKUP = 21,     /* bpf_fib_lookup calls: next-hop cache misses and refreshes */
+	KP_STAT_DROP_SRC_RANGE = 22, /* a new connection to a VIP from outside its allowed source ranges */
 	KP_STAT_MAX = 24,
 };
 

@@ -30,7 +30,9 @@ function formatVips(vips: VipView[]): string {
       const active = v.backends.filter((b) => b.state === 'active').length;
       const draining = v.backends.length - active;
       const np = v.nodePort ? ` nodeport ${v.nodePort} on ${v.nodeAddresses?.length ? v.nodeAddresses.join(',') : 'no node address'}` : '';
-      return `${vipName(v)} target ${v.targetPort} new_len ${v.newLen}${np} backends ${active}${draining ? ` (+${draining} draining)` : ''}\n`;
+      const type = v.type && v.type !== 'clusterip' && !(v.type === 'nodeport' && v.nodePort) ? ` type ${v.type}` : '';
+      const ranges = v.sourceRanges?.length ? ` source_ranges ${v.sourceRanges.join(',')}` : '';
+      return `${vipName(v)} target ${v.targetPort} new_len ${v.newLen}${np}${type}${ranges} backends ${active}${draining ? ` (+${draining} draining)` : ''}\n`;
     })
     .join('');
 }

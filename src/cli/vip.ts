@@ -1,7 +1,7 @@
 // kpbpf vip add|del: services (VIP prefix, protocol, port) and their target port and Maglev table size.
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
-import type { VipSpec, VipView } from '../dataplane/types.js';
+import { VIP_TYPES, type VipSpec, type VipType, type VipView } from '../dataplane/types.js';
 import { parseProtocol, parseUint, parseWords } from './words.js';
 import { KpError } from '../errors.js';
 import { KP_MAGLEV_DEFAULT_LEN, KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
@@ -19,10 +19,12 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> {
       target_port: port('target'),
       new_len: (v) => parseUint(v, 'new_len', KP_MAGLEV_MIN_LEN, KP_MAGLEV_MAX_LEN),
       node_port: (v) => parseUint(v, 'nodeport', KP_NODEPORT_MIN, KP_NODEPORT_MAX),
+      type: parseVipType,
+      source_ranges: (v) => v.split(',').filter(Boolean),
     },
-    { target: 'target_port', newlen: 'new_len', nodeport: 'node_port' },
+    { target: 'target_port', newlen: 'new_len', nodeport: 'node_port', source_range: 'source_ranges' },
   );
-  if (rest.length) throw new KpError('KP_ERR_ARG', `vip add: unexpected argument '${rest[0]}' (expected protocol, port, target, new_len or nodeport)`);
+  if (rest.length) throw new KpError('KP_ERR_ARG', `vip add: unexpected argument '${rest[0]}' (expected protocol, port, target, new_len, nodeport, type or source_ranges)`);
   if (opts.port === undefined) throw new KpError('KP_ERR_ARG', 'vip add: port: expected a port number (e.g. port 80)');
   return {
     protocol: (opts.protocol as 'tcp' | 'udp') ?? 'tcp',
@@ -30,13 +32,22 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> {
     targetPort: (opts.target_port as number) ?? (opts.port as number),
     newLen: (opts.new_len as number) ?? KP_MAGLEV_DEFAULT_LEN,
     nodePort: opts.node_port as number | undefined,
+    ...(opts.type ? { type: opts.type as VipType } : {}),
+    ...(opts.source_ranges ? { sourceRanges: opts.source_ranges as string[] } : {}),
   };
+}
+
+function parseVipType(v: string): VipType {
+  if (!(VIP_TYPES as string[]).includes(v)) throw new KpError('KP_ERR_ARG', `type: expected one of ${VIP_TYPES.join(', ')}, got '${v}'`);
+  return v as VipType;
 }
 
 /** A VIP in the words `vip add` takes. */
 export function vipLine(v: VipView): string {
   const np = v.nodePort ? ` nodeport ${v.nodePort} (on ${v.nodeAddresses?.length ? v.nodeAddresses.join(', ') : 'no node address'})` : '';
-  return `vip ${v.prefix} ${v.protocol} port ${v.port} target ${v.targetPort} new_len ${v.newLen}${np}`;
+  const type = v.type && v.type !== 'clusterip' && !(v.type === 'nodeport' && v.nodePort) ? ` type ${v.type}` : '';
+  const ranges = v.sourceRanges?.length ? ` source_ranges ${v.sourceRanges.join(',')}` : '';
+  return `vip ${v.prefix} ${v.protocol} port ${v.port} target ${v.targetPort} new_len ${v.newLen}${np}${type}${ranges}`;
 }
 
 export function registerVip(program: Command, ctx: CliContext): void {
@@ -46,8 +57,8 @@ export function registerVip(program: Command, ctx: CliContext): void {
     .command('add')
     .description('add a VIP, or change the target port / new_len / node port of an existing one')
     .argument('<prefix>', 'VIP address or prefix, e.g. 198.18.100.10/32 or 198.18.64.0/24')
-    .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N, nodeport N (${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX}, on every node address)`)
-    .addHelpText('after', '\nExamples:\n  kpbpf vip add 198.18.100.10/32 protocol tcp port 80 target 8080 new_len 1021\n  kpbpf vip add 90.1.2.1/32 port 3306 target 3307 nodeport 30964\n')
+    .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N, nodeport N (${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX}, on every node address), type ${VIP_TYPES.join('|')}, source_ranges PREFIX[,PREFIX...] (loadbalancer)`)
+    .addHelpText('after', '\nExamples:\n  kpbpf vip add 198.18.100.10/32 protocol tcp port 80 target 8080 new_len 1021\n  kpbpf vip add 90.1.2.1/32 port 3306 target 3307 nodeport 30964\n  kpbpf vip add 198.18.200.1/32 port 443 target 8443 type loadbalancer source_ranges 198.18.0.0/24\n')
     .action((prefix: string, words: string[]) => {
       const spec = { prefix, ...parseVipAddWords(words) }; // before anything is loaded
       const view = ctx.dataplane().addVip(spec);

@@ -1,5 +1,6 @@
 // Plan the operations that turn the running data plane into the desired config.
 import { canonicalAddress, canonicalPrefix } from './address.js';
+import type { VipType } from '../dataplane/types.js';
 import { TIMEOUT_NAMES, type CtTimeouts, type TimeoutName } from './timeouts.js';
 import type { KpConfig, KpConfConfig, L4Protocol, XdpMode } from './types.js';
 
@@ -19,6 +20,8 @@ export interface RunningVip {
   target_port: number;
   new_len: number;
   node_port: number;
+  type: VipType;
+  source_ranges: string[];
   backends: RunningBackend[];
 }
 
@@ -43,12 +46,21 @@ export interface VipRef {
   port: number;
 }
 
+/** What a VIP is besides its identity and backends. */
+export interface VipSettings {
+  target_port: number;
+  new_len: number;
+  node_port: number;
+  type: VipType;
+  source_ranges: string[];
+}
+
 export type PlanOp =
   | { op: 'detach'; name: string }
   | { op: 'setConf'; buckets: number; timeouts: CtTimeouts; hash_seed?: number; changed: ('buckets' | 'hash_seed' | TimeoutName)[] }
   | { op: 'delVip'; vip: VipRef }
-  | { op: 'addVip'; vip: VipRef; target_port: number; new_len: number; node_port: number }
-  | { op: 'updateVip'; vip: VipRef; target_port: number; new_len: number; node_port: number; changed: ('target_port' | 'new_len' | 'node_port')[] }
+  | ({ op: 'addVip'; vip: VipRef } & VipSettings)
+  | ({ op: 'updateVip'; vip: VipRef; changed: (keyof VipSettings)[] } & VipSettings)
   | { op: 'addBackend'; vip: VipRef; address: string; weight: number; reactivate: boolean }
   | { op: 'setWeight'; vip: VipRef; address: string; weight: number; from: number }
   | { op: 'delBackend'; vip: VipRef; address: string }
@@ -68,6 +80,20 @@ const vipKey = (v: VipRef) => `${v.prefix} ${v.protocol} ${v.port}`;
 function modeMatches(desired: XdpMode, running: XdpMode): boolean {
   return desired === 'auto' || desired === running;
 }
+
+const settingsOf = (v: VipSettings): VipSettings => ({
+  target_port: v.target_port,
+  new_len: v.new_len,
+  node_port: v.node_port,
+  type: v.type,
+  source_ranges: [...v.source_ranges].sort(),
+});
+
+/** The words `vip add` takes for the settings that are not the defaults. */
+const settingsText = (op: VipSettings): string =>
+  `target ${op.target_port} new_len ${op.new_len}${op.node_port ? ` nodeport ${op.node_port}` : ''}` +
+  `${op.type !== 'clusterip' && !(op.type === 'nodeport' && op.node_port) ? ` type ${op.type}` : ''}` +
+  `${op.source_ranges.length ? ` source_ranges ${op.source_ranges.join(',')}` : ''}`;
 
 export function diffConfig(desired: KpConfig, running: RunningState): Plan {
   const plan: Plan = [];
@@ -99,17 +125,16 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
     const vip = ref(d);
     const r = runVips.get(vipKey(vip));
     if (!r) {
-      plan.push({ op: 'addVip', vip, target_port: d.target_port, new_len: d.new_len, node_port: d.node_port });
+      plan.push({ op: 'addVip', vip, ...settingsOf(d) });
       for (const b of d.backends) {
         plan.push({ op: 'addBackend', vip, address: canonicalAddress(b.address), weight: b.weight, reactivate: false });
       }
       continue;
     }
-    const vc: ('target_port' | 'new_len' | 'node_port')[] = [];
-    if (d.target_port !== r.target_port) vc.push('target_port');
-    if (d.new_len !== r.new_len) vc.push('new_len');
-    if (d.node_port !== r.node_port) vc.push('node_port');
-    if (vc.length) plan.push({ op: 'updateVip', vip, target_port: d.target_port, new_len: d.new_len, node_port: d.node_port, changed: vc });
+    const want = settingsOf(d);
+    const have = settingsOf(r);
+    const vc = (Object.keys(want) as (keyof VipSettings)[]).filter((k) => String(want[k]) !== String(have[k]));
+    if (vc.length) plan.push({ op: 'updateVip', vip, ...want, changed: vc });
 
     // An address may be listed twice while one copy drains; the active copy decides.
     const runBe = new Map<string, RunningBackend>();
@@ -161,9 +186,9 @@ export function formatOp(op: PlanOp): string {
     case 'delVip':
       return `vip del ${vipText(op.vip)}`;
     case 'addVip':
-      return `vip add ${vipText(op.vip)} target ${op.target_port} new_len ${op.new_len}${op.node_port ? ` nodeport ${op.node_port}` : ''}`;
+      return `vip add ${vipText(op.vip)} ${settingsText(op)}`;
     case 'updateVip':
-      return `vip update ${vipText(op.vip)} target ${op.target_port} new_len ${op.new_len}${op.node_port ? ` nodeport ${op.node_port}` : ''}`;
+      return `vip update ${vipText(op.vip)} ${settingsText(op)}`;
     case 'addBackend':
       return `backend ${op.reactivate ? 'reactivate' : 'add'} ${vipText(op.vip)} ${op.address} weight ${op.weight}`;
     case 'setWeight':

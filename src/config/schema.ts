@@ -61,6 +61,8 @@ export const configSchema = {
           port,
           target_port: port,
           node_port: { type: 'integer', minimum: KP_NODEPORT_MIN, maximum: KP_NODEPORT_MAX },
+          type: { enum: ['clusterip', 'nodeport', 'loadbalancer', 'externalip'] },
+          source_ranges: { type: 'array', items: { type: 'string', minLength: 1 } },
           new_len: { type: 'integer', minimum: KP_MAGLEV_MIN_LEN, maximum: KP_MAGLEV_MAX_LEN },
           backends: {
             type: 'array',

@@ -1,5 +1,6 @@
 // The validated config (`kpbpf apply -f FILE`), every default filled and addresses canonical.
 import type { CtTimeouts } from './timeouts.js';
+import type { VipType } from '../dataplane/types.js';
 
 export type XdpMode = 'native' | 'generic' | 'auto';
 export type L4Protocol = 'tcp' | 'udp';
@@ -39,6 +40,10 @@ export interface KpVipConfig {
   new_len: number;
   /** 0: none; else served on every node address too */
   node_port: number;
+  /** Kubernetes' service type: forwarding is the same; node_port and source_ranges must fit it */
+  type: VipType;
+  /** loadbalancer only: allowed source prefixes of new connections (canonical, sorted); [] = all */
+  source_ranges: string[];
   backends: KpBackendConfig[];
 }
 

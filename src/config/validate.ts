@@ -1,5 +1,6 @@
 // Config file → KpConfig: ajv schema plus semantic checks, every problem reported at once.
 import { readFileSync } from 'node:fs';
+import type { VipType } from '../dataplane/types.js';
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { KpError } from '../errors.js';
 import { isPrime } from '../maglev/primes.js';
@@ -94,6 +95,25 @@ function semanticErrors(doc: unknown): string[] {
   arr(doc.vips).forEach((v, i) => {
     if (!isObj(v)) return;
     const at = `/vips/${i}`;
+    const type = typeof v.type === 'string' ? v.type : Number.isInteger(v.node_port) ? 'nodeport' : 'clusterip';
+    if (type === 'nodeport' && !Number.isInteger(v.node_port)) errs.push(`${at}/type: nodeport needs ${at}/node_port`);
+    if (Number.isInteger(v.node_port) && type !== 'nodeport' && type !== 'loadbalancer') {
+      errs.push(`${at}/node_port: ${type} VIPs have no node port (type nodeport or loadbalancer)`);
+    }
+    if (Array.isArray(v.source_ranges) && v.source_ranges.length && type !== 'loadbalancer') {
+      errs.push(`${at}/source_ranges: only a loadbalancer VIP has source ranges (this one is ${type})`);
+    }
+    const vipFamily = typeof v.prefix === 'string' ? (v.prefix.includes(':') ? 6 : 4) : undefined;
+    const rangeSeen = new Map<string, string>();
+    arr(v.source_ranges).forEach((r, j) => {
+      if (typeof r !== 'string' || r === '') return;
+      const p = parsePrefix(r);
+      if (typeof p === 'string') return void errs.push(`${at}/source_ranges/${j}: ${p}`);
+      if (vipFamily !== undefined && p.family !== vipFamily) errs.push(`${at}/source_ranges/${j}: IPv${p.family} range ${p.prefix} for an IPv${vipFamily} VIP (same family required)`);
+      const first = rangeSeen.get(p.prefix);
+      if (first) errs.push(`${at}/source_ranges/${j}: duplicate range ${p.prefix} (first at ${first})`);
+      else rangeSeen.set(p.prefix, `${at}/source_ranges/${j}`);
+    });
     if (Number.isInteger(v.node_port)) {
       const id = `${(v.protocol as string) ?? D.protocol} ${v.node_port as number}`;
       const first = nodePortSeen.get(id);
@@ -172,6 +192,8 @@ function build(doc: Json): KpConfig {
       target_port: (v.target_port as number) ?? (v.port as number),
       new_len: (v.new_len as number) ?? D.new_len,
       node_port: (v.node_port as number) ?? 0,
+      type: (v.type as VipType) ?? (v.node_port ? 'nodeport' : 'clusterip'),
+      source_ranges: [...new Set(arr(v.source_ranges).map((r) => (parsePrefix(r as string) as { prefix: string }).prefix))].sort(),
       backends,
     };
   };

@@ -32,6 +32,8 @@ export function runningState(control: Control, desired?: KpConfig): RunningState
       target_port: v.targetPort,
       new_len: v.newLen,
       node_port: v.nodePort ?? 0,
+      type: v.type ?? 'clusterip',
+      source_ranges: v.sourceRanges ?? [],
       backends: v.backends.map((b) => ({ address: b.address, weight: b.weight, state: b.state })),
     })),
   };
@@ -50,6 +52,8 @@ function asConfig(s: RunningState): KpConfig {
       target_port: v.target_port,
       new_len: v.new_len,
       node_port: v.node_port,
+      type: v.type,
+      source_ranges: v.source_ranges,
       backends: v.backends.filter((b) => b.state === 'active').map((b) => ({ address: b.address, weight: b.weight })),
     })),
   };
@@ -104,7 +108,7 @@ function execute(control: Control, plan: PlanOp[]): void {
           break;
         case 'addVip':
         case 'updateVip':
-          control.vips.add({ ...op.vip, targetPort: op.target_port, newLen: op.new_len, nodePort: op.node_port });
+          control.vips.add({ ...op.vip, targetPort: op.target_port, newLen: op.new_len, nodePort: op.node_port, type: op.type, sourceRanges: op.source_ranges });
           break;
         case 'addBackend':
         case 'setWeight':

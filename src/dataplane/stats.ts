@@ -28,6 +28,7 @@ export const KP_STAT_NAMES = [
   'frag_xlate',
   'drop_frag',
   'fib_lookup',
+  'drop_src_range',
 ] as const;
 
 const num = (x: bigint) => Number(x);

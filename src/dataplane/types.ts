@@ -3,6 +3,10 @@ import type { CtTimeouts } from '../config/timeouts.js';
 export type Protocol = 'tcp' | 'udp';
 export type BackendState = 'active' | 'draining';
 
+/** Kubernetes' service types, as the seed plugin names them. */
+export type VipType = 'clusterip' | 'nodeport' | 'loadbalancer' | 'externalip';
+export const VIP_TYPES: VipType[] = ['clusterip', 'nodeport', 'loadbalancer', 'externalip'];
+
 export interface VipSpec {
   prefix: string; // canonical, e.g. '198.18.100.10/32'
   protocol: Protocol;
@@ -11,6 +15,10 @@ export interface VipSpec {
   newLen: number;
   /** its node port, served on every node address (0 or left out: none) */
   nodePort?: number;
+  /** left out: nodeport if it has a node port, else clusterip */
+  type?: VipType;
+  /** loadbalancer only: the source prefixes new connections may come from (loadBalancerSourceRanges) */
+  sourceRanges?: string[];
 }
 
 export interface BackendView {

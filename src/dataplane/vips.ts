@@ -6,7 +6,7 @@ import type { Dataplane } from '../loader/index.js';
 import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr } from '../maps/addr.js';
 import { ADDR_FLAG, LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
 import { buildMaglevTable } from '../maglev/table.js';
-import type { BackendView, Protocol, VipSpec, VipView } from './types.js';
+import type { BackendView, Protocol, VipSpec, VipType, VipView } from './types.js';
 import type { CtTimeouts } from '../config/timeouts.js';
 import { backendsInUse } from './connections.js';
 
@@ -14,6 +14,31 @@ import { backendsInUse } from './connections.js';
 export const KP_MAX_VIPS = 65536;
 export const KP_VIP_F_PREFIX = 0x1;
 export const KP_VIP_F_NODEPORT = 0x2;
+export const KP_VIP_F_SRC_RANGES = 0x4;
+export const KP_VIP_F_LB = 0x8;
+export const KP_VIP_F_EXTERNAL = 0x10;
+
+/** The type a VIP's flags and node port say. */
+function vipType(v: Vip): VipType {
+  if (v.flags & KP_VIP_F_LB) return 'loadbalancer';
+  if (v.flags & KP_VIP_F_EXTERNAL) return 'externalip';
+  return v.nodePort ? 'nodeport' : 'clusterip';
+}
+
+/** The type of a spec, and the check that its node port and source ranges fit it. */
+function specType(spec: VipSpec): VipType {
+  const type = spec.type ?? (spec.nodePort ? 'nodeport' : 'clusterip');
+  if (type === 'nodeport' && !spec.nodePort) throw new KpError('KP_ERR_ARG', 'type nodeport: needs a node port (nodeport N)');
+  if (spec.nodePort && type !== 'nodeport' && type !== 'loadbalancer') {
+    throw new KpError('KP_ERR_ARG', `nodeport: ${type} VIPs have no node port (type nodeport or loadbalancer)`);
+  }
+  if (spec.sourceRanges?.length && type !== 'loadbalancer') {
+    throw new KpError('KP_ERR_ARG', `source_ranges: only a loadbalancer VIP has source ranges (this one is ${type})`);
+  }
+  return type;
+}
+
+const TYPE_FLAGS: Record<VipType, number> = { clusterip: 0, nodeport: 0, loadbalancer: KP_VIP_F_LB, externalip: KP_VIP_F_EXTERNAL };
 export const BACKEND_STATE = { free: 0, active: 1, draining: 2 } as const;
 export const PROTO_NUM: Record<Protocol, number> = { tcp: 6, udp: 17 };
 const PROTO_NAME: Record<number, Protocol> = { 6: 'tcp', 17: 'udp' };
@@ -31,6 +56,8 @@ interface VipRecord {
   location: VipLocation;
   /** its (node address, node port) entries in kp_vips, flagged KP_VIP_F_NODEPORT */
   nodeKeys: VipKey[];
+  /** its allowed source prefixes in kp_src_ranges (canonical text) */
+  sourceRanges: string[];
   backendIds: Set<number>;
 }
 
@@ -75,7 +102,7 @@ export class VipTable {
     if (this.vips) return this.vips;
     const vips = new Map<number, VipRecord>();
     const add = (v: Vip, prefix: string, proto: number, port: number, location: VipLocation) => {
-      const rec: VipRecord = { id: v.id, prefix, protocol: PROTO_NAME[proto] ?? (String(proto) as Protocol), port, value: v, location, nodeKeys: [], backendIds: new Set() };
+      const rec: VipRecord = { id: v.id, prefix, protocol: PROTO_NAME[proto] ?? (String(proto) as Protocol), port, value: v, location, nodeKeys: [], sourceRanges: [], backendIds: new Set() };
       vips.set(v.id, rec);
       this.byIdentity.set(vipIdentity(prefix, rec.protocol, port), v.id);
     };
@@ -85,6 +112,12 @@ export class VipTable {
       else add(v, prefixText(k.addr, 128), k.proto, k.port, { kind: 'exact', key: k });
     }
     for (const [k, v] of this.maps.vipPfx.entries()) add(v, prefixText(k.addr, k.len128), k.proto, k.port, { kind: 'prefix', key: k });
+    for (const k of this.maps.srcRanges.keys()) {
+      const rec = vips.get(k.vipId);
+      if (rec) rec.sourceRanges.push(prefixText(k.addr, k.len128));
+      else this.maps.srcRanges.delete(k);
+    }
+    for (const rec of vips.values()) rec.sourceRanges.sort();
     for (const [k, v] of nodeEntries) {
       const rec = vips.get(v.id);
       if (rec) rec.nodeKeys.push(k);
@@ -171,7 +204,9 @@ export class VipTable {
       port: rec.port,
       targetPort: rec.value.targetPort,
       newLen: rec.value.tableLen,
+      type: vipType(rec.value),
       ...(rec.value.nodePort ? { nodePort: rec.value.nodePort, nodeAddresses: rec.nodeKeys.map((k) => k.addr).sort() } : {}),
+      ...(rec.sourceRanges.length ? { sourceRanges: [...rec.sourceRanges] } : {}),
       backends: [...rec.backendIds].sort((a, b) => a - b).map((id) => this.backendView(id, count)),
     };
   }
@@ -222,29 +257,54 @@ export class VipTable {
     const id = this.nextVipId();
     const prefix = p.len128 < 128;
     if (prefix && spec.nodePort) throw new KpError('KP_ERR_ARG', `node port: needs a single-address VIP, not the prefix ${p.text}`);
+    const type = specType(spec);
+    const ranges = this.canonicalRanges(spec.sourceRanges ?? [], p.family);
     this.nodeKeysFor(id, spec.protocol, spec.nodePort ?? 0); // refused before anything is written
-    const value: Vip = { id, tableLen: spec.newLen, flags: prefix ? KP_VIP_F_PREFIX : 0, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
+    const flags = (prefix ? KP_VIP_F_PREFIX : 0) | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0);
+    const value: Vip = { id, tableLen: spec.newLen, flags, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
     // Counters and table of a re-used id start clean before the VIP becomes visible.
     this.maps.vipStats.update(id, zeroVipStats());
     // Each write to the outer map waits for an RCU grace period: skip it when the slot is empty.
     if (this.maps.maglev.lookup(id) !== undefined) this.dp.clearMaglevTable(id);
     const proto = PROTO_NUM[spec.protocol];
     const addr = bytesToAddr(p.addr);
-    let location: VipLocation;
-    if (prefix) {
-      location = { kind: 'prefix', key: { addr, len128: p.len128, port: spec.port, proto } };
+    const location: VipLocation = prefix
+      ? { kind: 'prefix', key: { addr, len128: p.len128, port: spec.port, proto } }
+      : { kind: 'exact', key: { addr, port: spec.port, proto } };
+    const rec: VipRecord = { id, prefix: p.text, protocol: spec.protocol, port: spec.port, value, location, nodeKeys: [], sourceRanges: [], backendIds: new Set() };
+    this.setRanges(rec, ranges); // before the VIP is visible with KP_VIP_F_SRC_RANGES
+    if (location.kind === 'prefix') {
       this.maps.vipPfx.update(location.key, value);
       this.adjustPrefixCount(+1);
     } else {
-      location = { kind: 'exact', key: { addr, port: spec.port, proto } };
       this.maps.vips.update(location.key, value);
       this.refAddr(addr, 'vip', 1);
     }
-    const rec: VipRecord = { id, prefix: p.text, protocol: spec.protocol, port: spec.port, value, location, nodeKeys: [], backendIds: new Set() };
     this.load().set(id, rec);
     this.byIdentity.set(vipIdentity(rec.prefix, rec.protocol, rec.port), id);
     this.syncNodeKeys(rec);
     return this.view(rec);
+  }
+
+  /** Canonical, sorted, de-duplicated source prefixes of a VIP's family. */
+  private canonicalRanges(ranges: string[], family: 4 | 6): string[] {
+    const out = ranges.map((r) => {
+      const p = parsePrefix(r);
+      if (p.family !== family) throw new KpError('KP_ERR_ARG', `source range ${r}: an IPv${family} VIP needs IPv${family} ranges`);
+      return p.text;
+    });
+    return [...new Set(out)].sort();
+  }
+
+  /** Makes kp_src_ranges hold exactly `ranges` for the VIP (new ones first, so no allowed source is refused meanwhile). */
+  private setRanges(rec: VipRecord, ranges: string[]): void {
+    const key = (r: string) => {
+      const p = parsePrefix(r);
+      return { vipId: rec.id, addr: bytesToAddr(p.addr), len128: p.len128 };
+    };
+    for (const r of ranges) if (!rec.sourceRanges.includes(r)) this.maps.srcRanges.update(key(r), 1);
+    for (const r of rec.sourceRanges) if (!ranges.includes(r)) this.maps.srcRanges.delete(key(r));
+    rec.sourceRanges = ranges;
   }
 
   /** The node port entries VIP `id` should have; throws if another VIP holds one of them. */
@@ -286,14 +346,22 @@ export class VipTable {
       for (const id of rec.backendIds) this.writeBackend(id, { ...this.slots[id]!, port: spec.targetPort });
     }
     if (rec.location.kind === 'prefix' && spec.nodePort) throw new KpError('KP_ERR_ARG', `node port: needs a single-address VIP, not the prefix ${rec.prefix}`);
+    const type = specType(spec);
+    const ranges = this.canonicalRanges(spec.sourceRanges ?? [], rec.prefix.includes(':') ? 6 : 4);
     this.nodeKeysFor(rec.id, rec.protocol, spec.nodePort ?? 0); // refused before anything is written
-    const value: Vip = { ...rec.value, tableLen: spec.newLen, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
+    const keep = rec.value.flags & KP_VIP_F_PREFIX;
+    const flags = keep | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0);
+    const value: Vip = { ...rec.value, flags, tableLen: spec.newLen, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
+    // Ranges that are added are in place before the flag that makes the data path look them up;
+    // ranges that go are removed after it (below).
+    this.setRanges(rec, [...new Set([...rec.sourceRanges, ...ranges])].sort());
     const grows = spec.newLen > rec.value.tableLen;
     // The program reads table_len from the VIP, then indexes the table: publish so that the index is
     // always in range (a larger table before the larger length, a smaller one after the smaller length).
     if (grows) this.publishTable(rec, spec.newLen);
     this.writeVip(rec, value);
     if (!grows && spec.newLen !== v.newLen) this.publishTable(rec, spec.newLen);
+    this.setRanges(rec, ranges);
     return this.view(rec);
   }
 
@@ -323,6 +391,7 @@ export class VipTable {
       this.adjustPrefixCount(-1);
     }
     if (this.maps.maglev.lookup(rec.id) !== undefined) this.dp.clearMaglevTable(rec.id);
+    this.setRanges(rec, []);
     for (const id of rec.backendIds) {
       this.pendingRemovals.delete(id);
       this.freeBackend(id);

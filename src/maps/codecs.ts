@@ -44,6 +44,7 @@ export const LAYOUTS = {
   kp_nexthop: { size: 32, fields: { hop: [0, 20], pad: [20, 4], checked_ns: [24, 8] } },
   kp_vip_key: { size: 20, fields: { addr: [0, 16], port: [16, 2], proto: [18, 1], pad: [19, 1] } },
   kp_vip_pfx_key: { size: 24, fields: { prefixlen: [0, 4], proto: [4, 1], pad: [5, 1], port: [6, 2], addr: [8, 16] } },
+  kp_src_key: { size: 24, fields: { prefixlen: [0, 4], vip_id: [4, 4], addr: [8, 16] } },
   kp_vip: { size: 16, fields: { id: [0, 4], table_len: [4, 4], flags: [8, 2], target_port: [10, 2], node_port: [12, 2], pad: [14, 2] } },
   kp_backend: {
     size: 32,
@@ -88,6 +89,7 @@ export const NET_ORDER_FIELDS: Record<keyof typeof LAYOUTS, readonly string[]> =
   kp_nexthop: [],
   kp_vip_key: ['port'],
   kp_vip_pfx_key: ['port'],
+  kp_src_key: [],
   kp_vip: ['target_port', 'node_port'],
   kp_backend: ['port'],
   kp_config: [],
@@ -175,6 +177,12 @@ export interface VipKey {
   addr: string;
   port: number;
   proto: number;
+}
+/** A VIP's allowed source prefix (kp_src_ranges); len128 counts bits of the 16-byte address. */
+export interface SrcKey {
+  vipId: number;
+  addr: string;
+  len128: number;
 }
 export interface VipPfxKey {
   /** address prefix length in the 128-bit space; the key's prefixlen is 32 + len128 */
@@ -379,6 +387,23 @@ export const vipPfxKey = codec<VipPfxKey>(
     proto: b.readUInt8(o + off(PK, 'proto')),
     port: b.readUInt16BE(o + off(PK, 'port')),
     addr: getAddr(b, o + off(PK, 'addr')),
+  }),
+);
+
+const SK = LAYOUTS.kp_src_key;
+/** vip_id (32 bits) comes before the address in kp_src_key and is always matched. */
+export const SRC_HEADER_BITS = 32;
+export const srcKey = codec<SrcKey>(
+  SK.size,
+  (v, b) => {
+    b.writeUInt32LE(SRC_HEADER_BITS + v.len128, off(SK, 'prefixlen'));
+    b.writeUInt32LE(v.vipId, off(SK, 'vip_id'));
+    putAddr(b, off(SK, 'addr'), v.addr);
+  },
+  (b, o) => ({
+    vipId: b.readUInt32LE(o + off(SK, 'vip_id')),
+    addr: getAddr(b, o + off(SK, 'addr')),
+    len128: b.readUInt32LE(o + off(SK, 'prefixlen')) - SRC_HEADER_BITS,
   }),
 );
 

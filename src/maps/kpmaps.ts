@@ -8,6 +8,7 @@ import { BpfMap, PerCpuMap } from './map.js';
 export const KP_MAP_NAMES = [
   'kp_vips',
   'kp_vip_pfx',
+  'kp_src_ranges',
   'kp_maglev',
   'kp_backends',
   'kp_ct',
@@ -27,6 +28,8 @@ export const KP_INTERNAL_MAPS = ['kp_scratch', 'kp_be_hops'] as const;
 export interface KpMaps {
   vips: BpfMap<c.VipKey, c.Vip>;
   vipPfx: BpfMap<c.VipPfxKey, c.Vip>;
+  /** (vip id, allowed source prefix) -> 1 */
+  srcRanges: BpfMap<c.SrcKey, number>;
   /** vip id → inner map: update takes an inner map fd, lookup returns the inner map id */
   maglev: BpfMap<number, number>;
   backends: BpfMap<number, c.Backend>;
@@ -59,6 +62,7 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
     const maps: Omit<KpMaps, 'close'> = {
       vips: open('kp_vips', (fd) => new BpfMap(fd, c.vipKey, c.vip, 'kp_vips')),
       vipPfx: open('kp_vip_pfx', (fd) => new BpfMap(fd, c.vipPfxKey, c.vip, 'kp_vip_pfx')),
+      srcRanges: open('kp_src_ranges', (fd) => new BpfMap(fd, c.srcKey, c.u32, 'kp_src_ranges')),
       maglev: open('kp_maglev', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_maglev')),
       backends: open('kp_backends', (fd) => new BpfMap(fd, c.u32, c.backend, 'kp_backends')),
       ct: open('kp_ct', (fd) => new BpfMap(fd, c.flowKey, c.ct, 'kp_ct')),

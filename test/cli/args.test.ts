@@ -42,6 +42,7 @@ const cases: [string, string[], RegExp][] = [
   ['conf hash_seed twice', ['conf', 'hash_seed', '1', 'hash_seed', '2'], /hash_seed: given more than once/],
   ['conf hash_seed without a value', ['conf', 'hash_seed'], /hash_seed: expected a value/],
   ['vip add nodeport below the range', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'nodeport', '80'], /nodeport: expected an integer from 30000 to 32767, got 80/],
+  ['vip add with an unknown type', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'type', 'service'], /type: expected one of clusterip, nodeport, loadbalancer, externalip, got 'service'/],
   ['show unknown', ['show', 'everything'], /show: expected one of vips, backends, flows, stats, conf, interfaces, got 'everything'/],
 ];
 
@@ -92,4 +93,8 @@ t.test("the design card's NodePort command parses exactly as written", async (t)
   });
   t.equal(parseVipAddWords(['port', '53', 'protocol', 'udp', 'node_port', '30053']).nodePort, 30053, 'the seed spelling node_port');
   t.equal(parseVipAddWords(['port', '80']).nodePort, undefined, 'none unless given');
+  t.match(parseVipAddWords(['port', '443', 'type', 'loadbalancer', 'source_ranges', '198.18.0.0/24,198.18.9.0/24']), {
+    type: 'loadbalancer',
+    sourceRanges: ['198.18.0.0/24', '198.18.9.0/24'],
+  });
 });

@@ -34,12 +34,14 @@ const fullRunning = (): RunningState => ({
       target_port: 8080,
       new_len: 1021,
       node_port: 0,
+      type: 'clusterip',
+      source_ranges: [],
       backends: [
         { address: '198.18.1.2', weight: 1, state: 'active' },
         { address: '198.18.1.3', weight: 2, state: 'active' },
       ],
     },
-    { ...vip53, target_port: 53, new_len: 251, node_port: 0, backends: [{ address: '2001:db8:1::2', weight: 1, state: 'active' }] },
+    { ...vip53, target_port: 53, new_len: 251, node_port: 0, type: 'clusterip', source_ranges: [], backends: [{ address: '2001:db8:1::2', weight: 1, state: 'active' }] },
   ],
 });
 
@@ -66,10 +68,10 @@ function apply(state: RunningState, plan: Plan): RunningState {
         s.conf = { buckets: op.buckets, timeouts: { ...op.timeouts } };
         break;
       case 'addVip':
-        s.vips.push({ ...op.vip, target_port: op.target_port, new_len: op.new_len, node_port: op.node_port, backends: [] });
+        s.vips.push({ ...op.vip, target_port: op.target_port, new_len: op.new_len, node_port: op.node_port, type: op.type, source_ranges: op.source_ranges, backends: [] });
         break;
       case 'updateVip':
-        Object.assign(find(op.vip), { target_port: op.target_port, new_len: op.new_len, node_port: op.node_port });
+        Object.assign(find(op.vip), { target_port: op.target_port, new_len: op.new_len, node_port: op.node_port, type: op.type, source_ranges: op.source_ranges });
         break;
       case 'delVip':
         s.vips = s.vips.filter((v) => v !== find(op.vip));
@@ -94,10 +96,10 @@ function apply(state: RunningState, plan: Plan): RunningState {
 t.test('empty to full', async (t) => {
   const plan = diffConfig(full(), empty());
   t.same(plan, [
-    { op: 'addVip', vip: vip80, target_port: 8080, new_len: 1021, node_port: 0 },
+    { op: 'addVip', vip: vip80, target_port: 8080, new_len: 1021, node_port: 0, type: 'clusterip', source_ranges: [] },
     { op: 'addBackend', vip: vip80, address: '198.18.1.2', weight: 1, reactivate: false },
     { op: 'addBackend', vip: vip80, address: '198.18.1.3', weight: 2, reactivate: false },
-    { op: 'addVip', vip: vip53, target_port: 53, new_len: 251, node_port: 0 },
+    { op: 'addVip', vip: vip53, target_port: 53, new_len: 251, node_port: 0, type: 'clusterip', source_ranges: [] },
     { op: 'addBackend', vip: vip53, address: '2001:db8:1::2', weight: 1, reactivate: false },
     { op: 'attach', name: 'eth0', mode: 'native', redirect: true },
     { op: 'attach', name: 'eth1', mode: 'auto', redirect: false },
@@ -194,10 +196,10 @@ t.test('weight change', async (t) => {
 t.test('new_len and target_port changes update the VIP in place', async (t) => {
   const want = full();
   want.vips[0].new_len = 4099;
-  t.same(diffConfig(want, fullRunning()), [{ op: 'updateVip', vip: vip80, target_port: 8080, new_len: 4099, node_port: 0, changed: ['new_len'] }]);
+  t.same(diffConfig(want, fullRunning()), [{ op: 'updateVip', vip: vip80, target_port: 8080, new_len: 4099, node_port: 0, type: 'clusterip', source_ranges: [], changed: ['new_len'] }]);
   want.vips[0].target_port = 8081;
   const plan = diffConfig(want, fullRunning());
-  t.same(plan, [{ op: 'updateVip', vip: vip80, target_port: 8081, new_len: 4099, node_port: 0, changed: ['target_port', 'new_len'] }]);
+  t.same(plan, [{ op: 'updateVip', vip: vip80, target_port: 8081, new_len: 4099, node_port: 0, type: 'clusterip', source_ranges: [], changed: ['target_port', 'new_len'] }]);
   t.same(diffConfig(want, apply(fullRunning(), plan)), []);
 });
 
@@ -205,12 +207,12 @@ t.test('a node port added, changed and removed updates the VIP in place', async 
   const want = full();
   want.vips[0].node_port = 30080;
   const plan = diffConfig(want, fullRunning());
-  t.same(plan, [{ op: 'updateVip', vip: vip80, target_port: 8080, new_len: 1021, node_port: 30080, changed: ['node_port'] }]);
+  t.same(plan, [{ op: 'updateVip', vip: vip80, target_port: 8080, new_len: 1021, node_port: 30080, type: 'clusterip', source_ranges: [], changed: ['node_port'] }]);
   t.same(plan.map(formatOp), ['vip update 198.18.100.1/32 tcp port 80 target 8080 new_len 1021 nodeport 30080']);
   const running = apply(fullRunning(), plan);
   t.same(diffConfig(want, running), []);
   want.vips[0].node_port = 0;
-  t.match(diffConfig(want, running), [{ op: 'updateVip', node_port: 0, changed: ['node_port'] }]);
+  t.match(diffConfig(want, running), [{ op: 'updateVip', node_port: 0, type: 'clusterip', source_ranges: [], changed: ['node_port'] }]);
 });
 
 t.test('VIP identity is (prefix, protocol, port)', async (t) => {
@@ -220,7 +222,7 @@ t.test('VIP identity is (prefix, protocol, port)', async (t) => {
   const udp80 = { ...vip80, protocol: 'udp' };
   t.same(plan, [
     { op: 'delVip', vip: vip80 },
-    { op: 'addVip', vip: udp80, target_port: 8080, new_len: 1021, node_port: 0 },
+    { op: 'addVip', vip: udp80, target_port: 8080, new_len: 1021, node_port: 0, type: 'clusterip', source_ranges: [] },
     { op: 'addBackend', vip: udp80, address: '198.18.1.2', weight: 1, reactivate: false },
     { op: 'addBackend', vip: udp80, address: '198.18.1.3', weight: 2, reactivate: false },
   ]);

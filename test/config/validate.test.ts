@@ -50,6 +50,8 @@ t.test('the README example is accepted, as given', async (t) => {
         target_port: 8080,
         new_len: 1021,
         node_port: 0,
+        type: 'clusterip',
+        source_ranges: [],
         backends: [
           { address: '198.18.1.2', weight: 1 },
           { address: '198.18.1.3', weight: 2 },
@@ -69,7 +71,7 @@ t.test('defaults are filled', async (t) => {
   t.same(c.conf, { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS, udp: 7 } }, 'timeout is the UDP timeout');
   t.same(parseConfig({ conf: { timeouts: { tcp_established: 3600, tcp_close: 5 } } }).conf.timeouts, { ...DEFAULT_TIMEOUTS, tcp_established: 3600, tcp_close: 5 });
   t.same(c.interfaces, [{ name: 'veth-node0', mode: 'auto', redirect: false }]);
-  t.same(c.vips[0], { prefix: '198.18.100.1/32', family: 4, protocol: 'tcp', port: 53, target_port: 53, new_len: 1021, node_port: 0, backends: [] });
+  t.same(c.vips[0], { prefix: '198.18.100.1/32', family: 4, protocol: 'tcp', port: 53, target_port: 53, new_len: 1021, node_port: 0, type: 'clusterip', source_ranges: [], backends: [] });
   t.same(c.vips[1].backends, [{ address: '2001:db8:1::2', weight: 1 }]);
   t.equal(c.vips[1].prefix, '2001:db8:100::1/128');
   t.equal(c.vips[1].family, 6);
@@ -80,6 +82,28 @@ t.test('the input is not modified', async (t) => {
   const copy = JSON.parse(JSON.stringify(doc));
   parseConfig(doc);
   t.same(doc, copy);
+});
+
+t.test('types: node_port and source_ranges must fit the type; ranges are checked and canonical', async (t) => {
+  const lb = { prefix: '198.18.200.1/32', port: 443, type: 'loadbalancer', node_port: 30443, source_ranges: ['198.18.9.0/24', '198.18.0.0/28', '198.18.9.0/24'] };
+  t.same(problems(t, { vips: [lb] }), ['/vips/0/source_ranges/2: duplicate range 198.18.9.0/24 (first at /vips/0/source_ranges/0)']);
+  lb.source_ranges.pop();
+  t.match(parseConfig({ vips: [lb] }).vips[0], { type: 'loadbalancer', node_port: 30443, source_ranges: ['198.18.0.0/28', '198.18.9.0/24'] });
+  t.equal(parseConfig({ vips: [{ prefix: '198.18.100.1/32', port: 80, node_port: 30080 }] }).vips[0].type, 'nodeport', 'a node port alone makes it a nodeport VIP');
+  t.same(problems(t, { vips: [
+    { prefix: '198.18.100.1/32', port: 80, source_ranges: ['198.18.0.0/24'] },
+    { prefix: '198.18.100.2/32', port: 80, type: 'externalip', node_port: 30081 },
+    { prefix: '198.18.100.3/32', port: 80, type: 'nodeport' },
+    { prefix: '198.18.100.4/32', port: 80, type: 'loadbalancer', source_ranges: ['2001:db8::/32', '198.18.0.1/24'] },
+    { prefix: '198.18.100.5/32', port: 80, type: 'service' },
+  ] }), [
+    '/vips/0/source_ranges: only a loadbalancer VIP has source ranges (this one is clusterip)',
+    '/vips/1/node_port: externalip VIPs have no node port (type nodeport or loadbalancer)',
+    '/vips/2/type: nodeport needs /vips/2/node_port',
+    '/vips/3/source_ranges/0: IPv6 range 2001:db8::/32 for an IPv4 VIP (same family required)',
+    '/vips/3/source_ranges/1: host bits are set after /24 (the network is 198.18.0.0/24)',
+    '/vips/4/type: must be one of "clusterip", "nodeport", "loadbalancer", "externalip", got "service"',
+  ]);
 });
 
 t.test('node ports: one per protocol; the same number for TCP and UDP is fine', async (t) => {
