@@ -10,7 +10,7 @@ export function registerAttach(program: Command, ctx: CliContext): void {
     .argument('<ifname...>', 'interfaces that receive traffic to VIPs or replies from backends')
     .addOption(new Option('--mode <mode>', 'XDP mode').choices(['native', 'generic', 'auto']).default('auto'))
     .option('--redirect', 'allow XDP_REDIRECT out of these interfaces (their peers accept XDP frames)')
-    .option('--buckets <n>', 'flow table entries per CPU when the data plane is loaded now', parseBuckets)
+    .option('--buckets <n>', 'connections the table holds when the data plane is loaded now', parseBuckets)
     .addHelpText('after', '\nExamples:\n  kpbpf attach eth0\n  kpbpf attach eth0 eth1 --mode native --redirect\n')
     .action((ifnames: string[], opts: { mode: 'native' | 'generic' | 'auto'; redirect?: boolean; buckets?: number }) => {
       const control = ctx.dataplane({ load: true, buckets: opts.buckets });

@@ -10,7 +10,7 @@ import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 const port = (name: string) => (v: string) => parseUint(v, name, 1, 65535);
 
 /** The words after `vip add <prefix>`: everything of the VIP but its prefix. */
-export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> {
+export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> & { encap?: string } {
   const { opts, rest } = parseWords(
     words,
     {
@@ -20,6 +20,7 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> {
       new_len: (v) => parseUint(v, 'new_len', KP_MAGLEV_MIN_LEN, KP_MAGLEV_MAX_LEN),
       node_port: (v) => parseUint(v, 'nodeport', KP_NODEPORT_MIN, KP_NODEPORT_MAX),
       type: parseVipType,
+      encap: parseEncap,
       source_ranges: (v) => v.split(',').filter(Boolean),
     },
     { target: 'target_port', newlen: 'new_len', nodeport: 'node_port', source_range: 'source_ranges' },
@@ -34,7 +35,23 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> {
     nodePort: opts.node_port as number | undefined,
     ...(opts.type ? { type: opts.type as VipType } : {}),
     ...(opts.source_ranges ? { sourceRanges: opts.source_ranges as string[] } : {}),
+    ...(opts.encap ? { encap: opts.encap as string } : {}),
   };
+}
+
+/** The seed's `encap nat4|nat6` and kpbpf's `encap nat44|nat46|nat64|nat66`: the backends' family. */
+const ENCAPS = ['nat4', 'nat6', 'nat44', 'nat46', 'nat64', 'nat66'];
+function parseEncap(v: string): string {
+  if (!ENCAPS.includes(v)) throw new KpError('KP_ERR_ARG', `encap: expected one of ${ENCAPS.join(', ')}, got '${v}'`);
+  return v;
+}
+
+/** An encap word for a VIP of this family: refused unless it is NAT44 (the one kpbpf does yet). */
+export function checkEncap(encap: string, vipFamily: 4 | 6): void {
+  const from = encap.length === 5 ? Number(encap[3]) : vipFamily;
+  const to = Number(encap[encap.length - 1]);
+  if (from !== vipFamily) throw new KpError('KP_ERR_ARG', `encap ${encap}: an IPv${from} VIP's NAT, and this VIP is IPv${vipFamily}`);
+  if (from !== 4 || to !== 4) throw new KpError('KP_ERR_ARG', `encap ${encap}: NAT${from}${to} is not supported yet (kpbpf does NAT44)`);
 }
 
 function parseVipType(v: string): VipType {
@@ -60,7 +77,9 @@ export function registerVip(program: Command, ctx: CliContext): void {
     .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N, nodeport N (${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX}, on every node address), type ${VIP_TYPES.join('|')}, source_ranges PREFIX[,PREFIX...] (loadbalancer)`)
     .addHelpText('after', '\nExamples:\n  kpbpf vip add 198.18.100.10/32 protocol tcp port 80 target 8080 new_len 1021\n  kpbpf vip add 90.1.2.1/32 port 3306 target 3307 nodeport 30964\n  kpbpf vip add 198.18.200.1/32 port 443 target 8443 type loadbalancer source_ranges 198.18.0.0/24\n')
     .action((prefix: string, words: string[]) => {
-      const spec = { prefix, ...parseVipAddWords(words) }; // before anything is loaded
+      const { encap, ...rest } = parseVipAddWords(words); // before anything is loaded
+      if (encap) checkEncap(encap, prefix.includes(':') ? 6 : 4);
+      const spec = { prefix, ...rest };
       const view = ctx.dataplane().addVip(spec);
       ctx.print(view, () => `${vipLine(view)} (id ${view.id})\n`);
     });

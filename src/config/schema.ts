@@ -62,6 +62,8 @@ export const configSchema = {
           target_port: port,
           node_port: { type: 'integer', minimum: KP_NODEPORT_MIN, maximum: KP_NODEPORT_MAX },
           type: { enum: ['clusterip', 'nodeport', 'loadbalancer', 'externalip'] },
+          // The seed's nat4|nat6 (the backends' family) and kpbpf's nat44|nat46|nat64|nat66.
+          encap: { enum: ['nat4', 'nat6', 'nat44', 'nat46', 'nat64', 'nat66'] },
           source_ranges: { type: 'array', items: { type: 'string', minLength: 1 } },
           new_len: { type: 'integer', minimum: KP_MAGLEV_MIN_LEN, maximum: KP_MAGLEV_MAX_LEN },
           backends: {

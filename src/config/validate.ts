@@ -104,6 +104,12 @@ function semanticErrors(doc: unknown): string[] {
       errs.push(`${at}/source_ranges: only a loadbalancer VIP has source ranges (this one is ${type})`);
     }
     const vipFamily = typeof v.prefix === 'string' ? (v.prefix.includes(':') ? 6 : 4) : undefined;
+    if (typeof v.encap === 'string' && vipFamily !== undefined && /^nat[46]{1,2}$/.test(v.encap)) {
+      const from = v.encap.length === 5 ? Number(v.encap[3]) : vipFamily;
+      const to = Number(v.encap[v.encap.length - 1]);
+      if (from !== vipFamily) errs.push(`${at}/encap: ${v.encap} is an IPv${from} VIP's NAT, and this VIP is IPv${vipFamily}`);
+      else if (from !== 4 || to !== 4) errs.push(`${at}/encap: NAT${from}${to} is not supported yet (kpbpf does NAT44)`);
+    }
     const rangeSeen = new Map<string, string>();
     arr(v.source_ranges).forEach((r, j) => {
       if (typeof r !== 'string' || r === '') return;

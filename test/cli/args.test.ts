@@ -1,6 +1,7 @@
 // CLI argument errors: named argument, what was expected, non-zero exit, nothing touched.
 // A bpffs path that does not exist proves nothing was touched: any data plane access would fail differently.
 import t from 'tap';
+import { parseSetWords } from '../../src/cli/set.js';
 import { parseVipAddWords } from '../../src/cli/vip.js';
 import { main } from '../../src/cli/main.js';
 import { parseWords, parseUint, parseProtocol } from '../../src/cli/words.js';
@@ -43,6 +44,13 @@ const cases: [string, string[], RegExp][] = [
   ['conf hash_seed without a value', ['conf', 'hash_seed'], /hash_seed: expected a value/],
   ['vip add nodeport below the range', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'nodeport', '80'], /nodeport: expected an integer from 30000 to 32767, got 80/],
   ['vip add with an unknown type', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'type', 'service'], /type: expected one of clusterip, nodeport, loadbalancer, externalip, got 'service'/],
+  ['vip add encap nat6 (NAT46)', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'encap', 'nat6'], /encap nat6: NAT46 is not supported yet \(kpbpf does NAT44\)/],
+  ['vip add encap nat64 on an IPv4 VIP', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'encap', 'nat64'], /encap nat64: an IPv6 VIP's NAT, and this VIP is IPv4/],
+  ['vip add encap unknown', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'encap', 'gre'], /encap: expected one of nat4, nat6, nat44, nat46, nat64, nat66, got 'gre'/],
+  ['set without interface', ['set', 'route'], /set: unknown setting 'route' \(expected: set interface nat4 in <ifname> \[del\]\)/],
+  ['set interface nat6', ['set', 'interface', 'nat6', 'in', 'eth0'], /set interface nat6: IPv6 is not supported yet/],
+  ['set interface without in', ['set', 'interface', 'nat4', 'out', 'eth0'], /set interface nat4: expected 'in', got 'out'/],
+  ['set interface with a stray word', ['set', 'interface', 'nat4', 'in', 'eth0', 'now'], /unexpected argument 'now'/],
   ['show unknown', ['show', 'everything'], /show: expected one of vips, backends, flows, stats, conf, interfaces, got 'everything'/],
 ];
 
@@ -81,6 +89,12 @@ t.test('help lists every command with an example', async (t) => {
     t.equal(code, 0, `${cmd.join(' ')} --help exits 0`);
     t.match(out, /Example/, `${cmd.join(' ')} --help has an example`);
   }
+});
+
+t.test("the seed's set interface nat4 is attach (or detach with del)", async (t) => {
+  t.same(parseSetWords(['interface', 'nat4', 'in', 'eth1']), { ifname: 'eth1', del: false });
+  t.same(parseSetWords(['interface', 'nat4', 'in', 'eth1', 'del']), { ifname: 'eth1', del: true });
+  t.match(parseVipAddWords(['port', '80', 'encap', 'nat4']), { encap: 'nat4', port: 80 }, 'encap nat4 parses (NAT44, checked against the prefix)');
 });
 
 t.test("the design card's NodePort command parses exactly as written", async (t) => {

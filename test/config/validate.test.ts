@@ -136,6 +136,8 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['node_port below the range', (d) => ((d.vips[0] as any).node_port = 29999), '/vips/0/node_port: must be >= 30000, got 29999'],
     ['node_port above the range', (d) => ((d.vips[0] as any).node_port = 32768), '/vips/0/node_port: must be <= 32767, got 32768'],
     ['node_port on a prefix VIP', (d) => ((d.vips[0] as any).node_port = 30080, (d.vips[0].prefix = '198.18.100.0/24')), '/vips/0/node_port: needs a single-address VIP, not the prefix 198.18.100.0/24'],
+    ['encap nat6 (NAT46) not yet', (d) => ((d.vips[0] as any).encap = 'nat6'), '/vips/0/encap: NAT46 is not supported yet (kpbpf does NAT44)'],
+    ['encap of the other family', (d) => ((d.vips[0] as any).encap = 'nat66'), "/vips/0/encap: nat66 is an IPv6 VIP's NAT, and this VIP is IPv4"],
     ['hash_seed negative', (d) => ((d.conf as any).hash_seed = -1), '/conf/hash_seed: must be >= 0, got -1'],
     ['hash_seed over 32 bits', (d) => ((d.conf as any).hash_seed = 4294967296), '/conf/hash_seed: must be <= 4294967295, got 4294967296'],
     ['unknown top-level key', (d) => ((d as any).service = []), '/service: unknown property'],

@@ -28,11 +28,19 @@ function run() {
     // The servers listen on the target port 3307 (TCP and UDP).
     for (const b of topo.backends as Backend[]) await topo.startServers(b, { tcp: 3307, udp: 3307 });
     // A reply's new source is the node's own address: handed to the kernel it would be dropped as a
-    // martian (accept_local is off), so node ports need the redirect path (README: NodePort).
-    kp('attach', ...topo.nodeIfs(), '--redirect');
+    // martian (accept_local is off), so the interface toward clients is a redirect target (README:
+    // NodePort). The backends' side is attached with the seed's spelling, which attaches without.
+    kp('attach', topo.node.clientIf, '--redirect');
+    for (const b of topo.backends) kp('set', 'interface', 'nat4', 'in', b.nodeIf);
     kp('vip', 'add', `${VIP}/32`, 'port', '3306', 'target', '3307', 'nodeport', String(NODE_PORT));
     kp('vip', 'add', `${VIP}/32`, 'protocol', 'udp', 'port', '3306', 'target', '3307', 'nodeport', String(NODE_PORT));
     for (const proto of ['tcp', 'udp']) kp('backend', 'add', `${VIP}/32`, 'protocol', proto, 'port', '3306', ...topo.backends.map((b) => b.addr));
+  });
+
+  t.test("the seed's set interface nat4 in attached the backends' side", async (t) => {
+    const ifs = kpJson('show', 'interfaces') as { ifname: string; redirect: boolean }[];
+    t.same(ifs.map((i) => i.ifname).sort(), topo.nodeIfs().sort(), 'every node interface attached');
+    t.same(ifs.filter((i) => i.redirect).map((i) => i.ifname), [topo.node.clientIf], 'only the client side is a redirect target');
   });
 
   t.test('the command as the card writes it: a cluster IP with a node port on every node address', async (t) => {
@@ -70,5 +78,13 @@ function run() {
     t.equal(viaVip.ok, 10, 'the cluster IP still answers');
     const viaNode = client('udp', topo.node.addr, NODE_PORT, 3);
     t.equal(viaNode.ok, 0, 'the node port no longer does (nothing listens on the node)');
+  });
+
+  t.test('set interface nat4 in <if> del detaches that interface only', async (t) => {
+    const b = topo.backends[1];
+    kp('set', 'interface', 'nat4', 'in', b.nodeIf, 'del');
+    const ifs = (kpJson('show', 'interfaces') as { ifname: string }[]).map((i) => i.ifname);
+    t.notOk(ifs.includes(b.nodeIf), `${b.nodeIf} detached`);
+    t.ok(ifs.includes(topo.node.clientIf), 'the others stay');
   });
 }

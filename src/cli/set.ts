@@ -1,0 +1,43 @@
+// kpbpf set interface nat4 in <ifname> [del]: the seed plugin's SNAT interface. kpbpf translates
+// replies wherever it is attached, so this is `attach <ifname>` (and `detach <ifname>` with del).
+import type { Command } from 'commander';
+import type { CliContext } from './context.js';
+import { KpError } from '../errors.js';
+
+export interface SetInterfaceArgs {
+  ifname: string;
+  del: boolean;
+}
+
+export function parseSetWords(words: string[]): SetInterfaceArgs {
+  const [what, nat, dir, ifname, ...rest] = words;
+  const usage = 'expected: set interface nat4 in <ifname> [del]';
+  if (what !== 'interface') throw new KpError('KP_ERR_ARG', `set: unknown setting '${what ?? ''}' (${usage})`);
+  if (nat === 'nat6') throw new KpError('KP_ERR_ARG', 'set interface nat6: IPv6 is not supported yet');
+  if (nat !== 'nat4') throw new KpError('KP_ERR_ARG', `set interface: expected nat4, got '${nat ?? ''}' (${usage})`);
+  if (dir !== 'in') throw new KpError('KP_ERR_ARG', `set interface nat4: expected 'in', got '${dir ?? ''}' (${usage})`);
+  if (!ifname) throw new KpError('KP_ERR_ARG', `set interface nat4 in: expected an interface name (${usage})`);
+  if (rest.length > 1 || (rest.length === 1 && rest[0] !== 'del')) {
+    throw new KpError('KP_ERR_ARG', `set interface nat4 in ${ifname}: unexpected argument '${rest[rest[0] === 'del' ? 1 : 0]}' (${usage})`);
+  }
+  return { ifname, del: rest[0] === 'del' };
+}
+
+export function registerSet(program: Command, ctx: CliContext): void {
+  program
+    .command('set')
+    .description("the seed plugin's `set interface nat4 in <ifname> [del]`: attach to (or detach from) the interface replies arrive on")
+    .argument('<words...>', 'interface nat4 in <ifname> [del]')
+    .addHelpText('after', '\nExamples:\n  kpbpf set interface nat4 in eth1        (= kpbpf attach eth1)\n  kpbpf set interface nat4 in eth1 del    (= kpbpf detach eth1)\n')
+    .action((words: string[]) => {
+      const a = parseSetWords(words);
+      if (a.del) {
+        const control = ctx.dataplane({ load: false });
+        const gone = control.detach([a.ifname]);
+        ctx.print({ detached: gone }, () => gone.map((n) => `detached ${n}\n`).join(''));
+        return;
+      }
+      const links = ctx.dataplane({ load: true }).attach([a.ifname], { mode: 'auto', redirect: false });
+      ctx.print(links, () => links.map((l) => `attached ${l.ifname} (${l.mode})\n`).join(''));
+    });
+}
