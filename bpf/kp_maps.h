@@ -140,6 +140,14 @@ static __always_inline struct kp_scratch *kp_scratch_get(void)
 	return bpf_map_lookup_elem(&kp_scratch, &zero);
 }
 
+/* Control-plane settings (kp_shared.h), one entry at key 0; never read by the data path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kp_settings);
+} kp_settings SEC(".maps");
+
 /* Runtime knobs, one entry at key 0. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -241,6 +241,21 @@ _Static_assert(sizeof(struct kp_config) == 64, "kp_config size");
 
 #define KP_CONF_F_NO_FIB 0x1 /* never redirect: always XDP_PASS after a rewrite */
 
+/* Value of kp_settings (one entry): control-plane settings kept with the pins, so that every kpbpf
+ * process applies the same ones. The data path never reads them. */
+#define KP_NODEPORT_PREFIXES 16
+struct kp_nodeport_prefix {
+	__u8 addr[KP_ADDR_LEN]; /* v4-mapped or IPv6 */
+	__u32 len128;           /* prefix length over the 16-byte address */
+};
+struct kp_settings {
+	__u16 nodeport_min;     /* node port range; 0 = the default, 30000-32767 */
+	__u16 nodeport_max;
+	__u32 n_nodeport_prefixes; /* node addresses are limited to these prefixes; 0 = every address */
+	struct kp_nodeport_prefix nodeport_prefixes[KP_NODEPORT_PREFIXES];
+};
+_Static_assert(sizeof(struct kp_settings) == 8 + 20 * KP_NODEPORT_PREFIXES, "kp_settings size");
+
 /* Per-VIP counters (per-CPU array indexed by vip id), named after VPP's lb counters. */
 struct kp_vip_stats {
 	__u64 existing_pkts;  /* "packet from existing sessions" */

@@ -7,6 +7,8 @@ import { KpError } from '../errors.js';
 import { KP_TIMEOUT_MAX, TIMEOUT_NAMES, type CtTimeouts, type TimeoutName } from '../config/timeouts.js';
 import { KP_HASH_SEED_MAX } from '../config/types.js';
 import type { ConfView } from '../dataplane/types.js';
+import { parsePrefix } from '../maps/addr.js';
+import { KP_NODEPORT_PREFIXES } from '../maps/codecs.js';
 
 export const MIN_BUCKETS = 1024;
 export const MAX_BUCKETS = 1 << 24;
@@ -21,6 +23,9 @@ export interface ConfArgs {
   buckets?: number;
   timeouts: Partial<CtTimeouts>;
   hashSeed?: number;
+  nodePortRange?: [number, number];
+  /** [] = every node address */
+  nodePortAddresses?: string[];
 }
 
 /** `buckets N`, `timeout S` (VPP's: the UDP timeout), `timeout STATE S` and `hash_seed N`, in any order. */
@@ -50,8 +55,26 @@ export function parseConfWords(words: string[]): ConfArgs {
       if (out.hashSeed !== undefined) throw new KpError('KP_ERR_ARG', 'hash_seed: given more than once');
       if (i + 1 >= words.length) throw missing('hash_seed');
       out.hashSeed = parseUint(words[++i], 'hash_seed', 0, KP_HASH_SEED_MAX);
+    } else if (w === 'nodeport_range') {
+      if (out.nodePortRange) throw new KpError('KP_ERR_ARG', 'nodeport_range: given more than once');
+      if (i + 1 >= words.length) throw missing(w);
+      const v = words[++i];
+      const m = /^(\d{1,5})-(\d{1,5})$/.exec(v);
+      const [a, b] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+      if (!m || a < 1 || b > 65535 || a > b) throw new KpError('KP_ERR_ARG', `nodeport_range: expected MIN-MAX with 1 <= MIN <= MAX <= 65535 (e.g. 30000-32767), got '${v}'`);
+      out.nodePortRange = [a, b];
+    } else if (w === 'nodeport_addresses') {
+      if (out.nodePortAddresses) throw new KpError('KP_ERR_ARG', 'nodeport_addresses: given more than once');
+      if (i + 1 >= words.length) throw missing(w);
+      const v = words[++i];
+      out.nodePortAddresses = v === 'all' ? [] : v.split(',').filter(Boolean).map((p) => {
+        const pr = parsePrefix(p);
+        if (pr.family !== 4) throw new KpError('KP_ERR_ARG', `nodeport_addresses: ${p}: IPv6 node addresses are not supported yet`);
+        return pr.text;
+      });
+      if (out.nodePortAddresses.length > KP_NODEPORT_PREFIXES) throw new KpError('KP_ERR_ARG', `nodeport_addresses: at most ${KP_NODEPORT_PREFIXES} prefixes`);
     } else {
-      throw new KpError('KP_ERR_ARG', `conf: unexpected argument '${w}' (expected buckets, timeout or hash_seed)`);
+      throw new KpError('KP_ERR_ARG', `conf: unexpected argument '${w}' (expected buckets, timeout, hash_seed, nodeport_range or nodeport_addresses)`);
     }
   }
   return out;
@@ -59,22 +82,30 @@ export function parseConfWords(words: string[]): ConfArgs {
 
 /** `kpbpf conf` and `kpbpf show conf`: one setting per line, in the words `conf` takes. */
 export function formatConf(conf: ConfView): string {
-  return `buckets ${conf.buckets}\n${TIMEOUT_NAMES.map((n) => `timeout ${n} ${conf.timeouts[n]}\n`).join('')}hash_seed ${conf.hashSeed}\n`;
+  return (
+    `buckets ${conf.buckets}\n${TIMEOUT_NAMES.map((n) => `timeout ${n} ${conf.timeouts[n]}\n`).join('')}hash_seed ${conf.hashSeed}\n` +
+    `nodeport_range ${conf.nodePortRange}\nnodeport_addresses ${conf.nodePortAddresses.length ? conf.nodePortAddresses.join(',') : 'all'}\n`
+  );
 }
 
 export function registerConf(program: Command, ctx: CliContext): void {
   program
     .command('conf')
     .description('show or set the connection table size (buckets: connections), the idle timeouts per state (seconds) and the flow-hash seed')
-    .argument('[words...]', `buckets N, timeout S (UDP), timeout STATE S with STATE one of ${TIMEOUT_NAMES.join(', ')}, hash_seed N (0-${KP_HASH_SEED_MAX}; one value per cluster)`)
+    .argument(
+      '[words...]',
+      `buckets N, timeout S (UDP), timeout STATE S with STATE one of ${TIMEOUT_NAMES.join(', ')}, hash_seed N (0-${KP_HASH_SEED_MAX}; one value per cluster), ` +
+        'nodeport_range MIN-MAX, nodeport_addresses PREFIX[,PREFIX...]|all',
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n  kpbpf conf hash_seed 3735928559\n',
+      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n  kpbpf conf hash_seed 3735928559\n  kpbpf conf nodeport_addresses 198.18.0.0/24 nodeport_range 30000-32767\n',
     )
     .action((words: string[]) => {
       const args = parseConfWords(words);
       const control = ctx.dataplane({ load: true, buckets: args.buckets });
       if (args.buckets !== undefined || Object.keys(args.timeouts).length || args.hashSeed !== undefined) control.setConf(args);
+      if (args.nodePortRange || args.nodePortAddresses) control.setNodePorts({ range: args.nodePortRange, addresses: args.nodePortAddresses });
       const conf = control.conf();
       ctx.print(conf, () => formatConf(conf));
     });

@@ -18,7 +18,7 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> & { e
       port: port('port'),
       target_port: port('target'),
       new_len: (v) => parseUint(v, 'new_len', KP_MAGLEV_MIN_LEN, KP_MAGLEV_MAX_LEN),
-      node_port: (v) => parseUint(v, 'nodeport', KP_NODEPORT_MIN, KP_NODEPORT_MAX),
+      node_port: port('nodeport'), // the data plane checks it against the node port range
       type: parseVipType,
       encap: parseEncap,
       source_ranges: (v) => v.split(',').filter(Boolean),
@@ -74,7 +74,7 @@ export function registerVip(program: Command, ctx: CliContext): void {
     .command('add')
     .description('add a VIP, or change the target port / new_len / node port of an existing one')
     .argument('<prefix>', 'VIP address or prefix, e.g. 198.18.100.10/32 or 198.18.64.0/24')
-    .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N, nodeport N (${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX}, on every node address), type ${VIP_TYPES.join('|')}, source_ranges PREFIX[,PREFIX...] (loadbalancer)`)
+    .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N, nodeport N (in the node port range, ${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX} unless conf nodeport_range says otherwise; on every node address), type ${VIP_TYPES.join('|')}, source_ranges PREFIX[,PREFIX...] (loadbalancer)`)
     .addHelpText('after', '\nExamples:\n  kpbpf vip add 198.18.100.10/32 protocol tcp port 80 target 8080 new_len 1021\n  kpbpf vip add 90.1.2.1/32 port 3306 target 3307 nodeport 30964\n  kpbpf vip add 198.18.200.1/32 port 443 target 8443 type loadbalancer source_ranges 198.18.0.0/24\n')
     .action((prefix: string, words: string[]) => {
       const { encap, ...rest } = parseVipAddWords(words); // before anything is loaded

@@ -57,7 +57,15 @@ export interface VipSettings {
 
 export type PlanOp =
   | { op: 'detach'; name: string }
-  | { op: 'setConf'; buckets: number; timeouts: CtTimeouts; hash_seed?: number; changed: ('buckets' | 'hash_seed' | TimeoutName)[] }
+  | {
+      op: 'setConf';
+      buckets: number;
+      timeouts: CtTimeouts;
+      hash_seed?: number;
+      nodeport_range: [number, number];
+      nodeport_addresses: string[];
+      changed: ('buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_addresses' | TimeoutName)[];
+    }
   | { op: 'delVip'; vip: VipRef }
   | ({ op: 'addVip'; vip: VipRef } & VipSettings)
   | ({ op: 'updateVip'; vip: VipRef; changed: (keyof VipSettings)[] } & VipSettings)
@@ -104,14 +112,24 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
     if (!d || !modeMatches(d.mode, r.mode)) plan.push({ op: 'detach', name: r.name });
   }
 
-  const changed: ('buckets' | 'hash_seed' | TimeoutName)[] = [];
+  const changed: ('buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_addresses' | TimeoutName)[] = [];
   if (desired.conf.buckets !== running.conf.buckets) changed.push('buckets');
   changed.push(...TIMEOUT_NAMES.filter((n) => desired.conf.timeouts[n] !== running.conf.timeouts[n]));
   // A config without a seed keeps the running one.
   const seed = desired.conf.hash_seed;
   if (seed !== undefined && seed !== running.conf.hash_seed) changed.push('hash_seed');
+  if (desired.conf.nodeport_range.join('-') !== running.conf.nodeport_range.join('-')) changed.push('nodeport_range');
+  if (desired.conf.nodeport_addresses.join() !== running.conf.nodeport_addresses.join()) changed.push('nodeport_addresses');
   if (changed.length) {
-    plan.push({ op: 'setConf', buckets: desired.conf.buckets, timeouts: { ...desired.conf.timeouts }, ...(seed !== undefined ? { hash_seed: seed } : {}), changed });
+    plan.push({
+      op: 'setConf',
+      buckets: desired.conf.buckets,
+      timeouts: { ...desired.conf.timeouts },
+      ...(seed !== undefined ? { hash_seed: seed } : {}),
+      nodeport_range: [...desired.conf.nodeport_range],
+      nodeport_addresses: [...desired.conf.nodeport_addresses],
+      changed,
+    });
   }
 
   const ref = (v: VipRef): VipRef => ({ prefix: canonicalPrefix(v.prefix), protocol: v.protocol, port: v.port });
@@ -182,7 +200,15 @@ export function formatOp(op: PlanOp): string {
     case 'setRedirect':
       return `${op.redirect ? 'allow' : 'stop'} redirect on ${op.name}`;
     case 'setConf':
-      return `conf ${op.changed.map((c) => (c === 'buckets' ? `buckets ${op.buckets}` : c === 'hash_seed' ? `hash_seed ${op.hash_seed}` : `timeout ${c} ${op.timeouts[c]}`)).join(' ')}`;
+      return `conf ${op.changed
+        .map((c) => {
+          if (c === 'buckets') return `buckets ${op.buckets}`;
+          if (c === 'hash_seed') return `hash_seed ${op.hash_seed}`;
+          if (c === 'nodeport_range') return `nodeport_range ${op.nodeport_range.join('-')}`;
+          if (c === 'nodeport_addresses') return `nodeport_addresses ${op.nodeport_addresses.length ? op.nodeport_addresses.join(',') : 'all'}`;
+          return `timeout ${c} ${op.timeouts[c]}`;
+        })
+        .join(' ')}`;
     case 'delVip':
       return `vip del ${vipText(op.vip)}`;
     case 'addVip':

@@ -2,12 +2,14 @@
 // address syntax, duplicates, address families) live in validate.ts.
 import { KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
 import { KP_TIMEOUT_MAX, TIMEOUT_NAMES } from './timeouts.js';
-import { KP_BUCKETS_MAX, KP_BUCKETS_MIN, KP_HASH_SEED_MAX, KP_IFNAME_MAX, KP_NODEPORT_MAX, KP_NODEPORT_MIN, KP_WEIGHT_MAX } from './types.js';
+import { KP_BUCKETS_MAX, KP_BUCKETS_MIN, KP_HASH_SEED_MAX, KP_IFNAME_MAX, KP_WEIGHT_MAX } from './types.js';
 
 const IFNAME_PATTERN = '^[^/:\\s]*$';
+const NODEPORT_RANGE_PATTERN = '^[0-9]{1,5}-[0-9]{1,5}$';
 /** What each pattern means, for error messages. */
 export const PATTERN_TEXT: Record<string, string> = {
   [IFNAME_PATTERN]: "must not contain '/', ':' or whitespace",
+  [NODEPORT_RANGE_PATTERN]: 'must be MIN-MAX, e.g. 30000-32767',
 };
 
 const port = { type: 'integer', minimum: 1, maximum: 65535 } as const;
@@ -26,6 +28,8 @@ export const configSchema = {
       properties: {
         buckets: { type: 'integer', minimum: KP_BUCKETS_MIN, maximum: KP_BUCKETS_MAX },
         hash_seed: { type: 'integer', minimum: 0, maximum: KP_HASH_SEED_MAX },
+        nodeport_range: { type: 'string', pattern: NODEPORT_RANGE_PATTERN },
+        nodeport_addresses: { type: 'array', maxItems: 16, items: { type: 'string', minLength: 1 } },
         // VPP's `timeout`: the same as timeouts.udp.
         timeout: seconds,
         timeouts: {
@@ -60,7 +64,7 @@ export const configSchema = {
           protocol: { enum: ['tcp', 'udp'] },
           port,
           target_port: port,
-          node_port: { type: 'integer', minimum: KP_NODEPORT_MIN, maximum: KP_NODEPORT_MAX },
+          node_port: port, // and within conf.nodeport_range (validate.ts)
           type: { enum: ['clusterip', 'nodeport', 'loadbalancer', 'externalip'] },
           // The seed's nat4|nat6 (the backends' family) and kpbpf's nat44|nat46|nat64|nat66.
           encap: { enum: ['nat4', 'nat6', 'nat44', 'nat46', 'nat64', 'nat66'] },

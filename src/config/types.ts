@@ -15,6 +15,10 @@ export interface KpConfConfig {
    * pick the same backend for a flow; left out, the running seed stays (random at first load).
    */
   hash_seed?: number;
+  /** node ports allowed, [min, max] */
+  nodeport_range: [number, number];
+  /** prefixes of the node addresses node ports are served on (canonical, sorted); [] = every address */
+  nodeport_addresses: string[];
 }
 
 export interface KpInterfaceConfig {

@@ -1,5 +1,6 @@
 // Config file → KpConfig: ajv schema plus semantic checks, every problem reported at once.
 import { readFileSync } from 'node:fs';
+import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from './types.js';
 import type { VipType } from '../dataplane/types.js';
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { KpError } from '../errors.js';
@@ -78,6 +79,20 @@ function semanticErrors(doc: unknown): string[] {
       errs.push(`/conf/timeout: is the UDP timeout and contradicts /conf/timeouts/udp (${conf.timeout as number} vs ${conf.timeouts.udp as number})`);
     }
   }
+  let [npMin, npMax] = [KP_NODEPORT_MIN, KP_NODEPORT_MAX];
+  if (isObj(conf) && typeof conf.nodeport_range === 'string' && /^[0-9]{1,5}-[0-9]{1,5}$/.test(conf.nodeport_range)) {
+    const [a, b] = conf.nodeport_range.split('-').map(Number);
+    if (a < 1 || b > 65535 || a > b) errs.push(`/conf/nodeport_range: must be MIN-MAX with 1 <= MIN <= MAX <= 65535, got "${conf.nodeport_range}"`);
+    else [npMin, npMax] = [a, b];
+  }
+  if (isObj(conf)) {
+    arr(conf.nodeport_addresses).forEach((r, j) => {
+      if (typeof r !== 'string' || r === '') return;
+      const p = parsePrefix(r);
+      if (typeof p === 'string') errs.push(`/conf/nodeport_addresses/${j}: ${p}`);
+      else if (p.family !== 4) errs.push(`/conf/nodeport_addresses/${j}: IPv6 node addresses are not supported yet`);
+    });
+  }
   const ifSeen = new Map<string, string>();
   arr(doc.interfaces).forEach((it, i) => {
     if (!isObj(it) || typeof it.name !== 'string') return;
@@ -120,6 +135,9 @@ function semanticErrors(doc: unknown): string[] {
       if (first) errs.push(`${at}/source_ranges/${j}: duplicate range ${p.prefix} (first at ${first})`);
       else rangeSeen.set(p.prefix, `${at}/source_ranges/${j}`);
     });
+    if (Number.isInteger(v.node_port) && ((v.node_port as number) < npMin || (v.node_port as number) > npMax)) {
+      errs.push(`${at}/node_port: must be within the node port range ${npMin}-${npMax}, got ${v.node_port as number}`);
+    }
     if (Number.isInteger(v.node_port)) {
       const id = `${(v.protocol as string) ?? D.protocol} ${v.node_port as number}`;
       const first = nodePortSeen.get(id);
@@ -208,6 +226,8 @@ function build(doc: Json): KpConfig {
       buckets: (conf.buckets as number) ?? D.buckets,
       timeouts: buildTimeouts(conf),
       ...(typeof conf.hash_seed === 'number' ? { hash_seed: conf.hash_seed } : {}),
+      nodeport_range: typeof conf.nodeport_range === 'string' ? (conf.nodeport_range.split('-').map(Number) as [number, number]) : [KP_NODEPORT_MIN, KP_NODEPORT_MAX],
+      nodeport_addresses: [...new Set(arr(conf.nodeport_addresses).map((r) => (parsePrefix(r as string) as { prefix: string }).prefix))].sort(),
     },
     interfaces: arr(doc.interfaces).map((x) => {
       const it = x as Json;

@@ -1,7 +1,7 @@
 // `kpbpf apply`: diff the config against the running state and carry the plan out, all or nothing.
 import { KpError } from '../errors.js';
 import { diffConfig, formatOp, type PlanOp, type RunningState, type VipRef } from '../config/diff.js';
-import { KP_CONFIG_DEFAULTS, type KpConfig } from '../config/types.js';
+import { KP_CONFIG_DEFAULTS, KP_NODEPORT_MAX, KP_NODEPORT_MIN, type KpConfig } from '../config/types.js';
 import { DEFAULT_TIMEOUTS } from '../config/timeouts.js';
 import type { Control } from './control.js';
 import { ifNameToIndex } from '../loader/libbpf.js';
@@ -21,7 +21,13 @@ export function runningState(control: Control, desired?: KpConfig): RunningState
   const conf = control.conf();
   const wanted = new Map((desired?.interfaces ?? []).map((i) => [i.name, i]));
   return {
-    conf: { buckets: conf.buckets, timeouts: conf.timeouts, hash_seed: conf.hashSeed },
+    conf: {
+      buckets: conf.buckets,
+      timeouts: conf.timeouts,
+      hash_seed: conf.hashSeed,
+      nodeport_range: conf.nodePortRange.split('-').map(Number) as [number, number],
+      nodeport_addresses: conf.nodePortAddresses,
+    },
     // The kernel does not report a link's XDP mode through bpf_link_info; an attached interface is
     // taken to be in the mode the config asks for.
     interfaces: control.links().map((l) => ({ name: l.ifname, mode: wanted.get(l.ifname)?.mode ?? 'auto', redirect: l.redirect })),
@@ -102,6 +108,9 @@ function execute(control: Control, plan: PlanOp[]): void {
             timeouts: op.timeouts,
             hashSeed: op.changed.includes('hash_seed') ? op.hash_seed : undefined,
           });
+          if (op.changed.includes('nodeport_range') || op.changed.includes('nodeport_addresses')) {
+            control.setNodePorts({ range: op.nodeport_range, addresses: op.nodeport_addresses, vipsChecked: true });
+          }
           break;
         case 'delVip':
           control.vips.del(vipOf(op.vip));
@@ -141,7 +150,11 @@ export function planConfig(desired: KpConfig, running: RunningState, manageInter
 }
 
 /** What a data plane that is not loaded yet holds: nothing, with the default conf. */
-export const EMPTY_STATE: RunningState = { conf: { buckets: KP_CONFIG_DEFAULTS.buckets, timeouts: { ...DEFAULT_TIMEOUTS } }, interfaces: [], vips: [] };
+export const EMPTY_STATE: RunningState = {
+  conf: { buckets: KP_CONFIG_DEFAULTS.buckets, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [KP_NODEPORT_MIN, KP_NODEPORT_MAX], nodeport_addresses: [] },
+  interfaces: [],
+  vips: [],
+};
 
 export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions): ApplyResult {
   const before = runningState(control, desired);

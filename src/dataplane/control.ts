@@ -21,8 +21,10 @@ import {
 import { closeFd, ifNameToIndex } from '../loader/libbpf.js';
 import { KP_INTERNAL_MAPS, KP_MAP_NAMES } from '../maps/kpmaps.js';
 import { flushNextHops } from './nexthops.js';
-import { nodeIpv4Addresses } from './nodeaddrs.js';
-import type { Config } from '../maps/codecs.js';
+import { inPrefixes, nodeIpv4Addresses } from './nodeaddrs.js';
+import { parsePrefix } from '../maps/addr.js';
+import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
+import type { Config, Settings } from '../maps/codecs.js';
 import { VipTable, type RemovedBackend } from './vips.js';
 import { lockWriter, type WriterLock } from './lock.js';
 import { readStats } from './stats.js';
@@ -55,7 +57,7 @@ export class Control {
     public dp: Dataplane,
     readonly pinDir: string,
   ) {
-    this.vips = new VipTable(dp, nodeIpv4Addresses);
+    this.vips = new VipTable(dp, () => this.nodeAddresses(), () => this.nodePortRange());
   }
 
   /** Whether a data plane is pinned under this bpffs (nothing is mounted or loaded to find out). */
@@ -116,7 +118,55 @@ export class Control {
   conf(): ConfView {
     const c = this.rawConfig();
     const timeouts = timeoutsFromSlots(c.timeoutS);
-    return { buckets: this.dp.maps.ct.info.maxEntries / 2, timeout: timeouts.udp, timeouts, hashSeed: c.hashSeed };
+    const [min, max] = this.nodePortRange();
+    return {
+      buckets: this.dp.maps.ct.info.maxEntries / 2,
+      timeout: timeouts.udp,
+      timeouts,
+      hashSeed: c.hashSeed,
+      nodePortRange: `${min}-${max}`,
+      nodePortAddresses: this.settings().nodePortAddresses,
+    };
+  }
+
+  private settings(): Settings {
+    return this.dp.maps.settings.lookup(0) ?? { nodePortMin: 0, nodePortMax: 0, nodePortAddresses: [] };
+  }
+
+  /** The node port range (kube-apiserver's --service-node-port-range; 30000-32767 unless set). */
+  nodePortRange(): [number, number] {
+    const s = this.settings();
+    return s.nodePortMin ? [s.nodePortMin, s.nodePortMax] : [KP_NODEPORT_MIN, KP_NODEPORT_MAX];
+  }
+
+  /** The node addresses node ports are served on: the node's IPv4 addresses within the set prefixes. */
+  nodeAddresses(): string[] {
+    const prefixes = this.settings().nodePortAddresses;
+    const all = nodeIpv4Addresses();
+    return prefixes.length ? all.filter((a) => inPrefixes(a, prefixes)) : all;
+  }
+
+  /**
+   * Node port range and/or the prefixes node ports are served on (kube-proxy's --nodeport-addresses;
+   * [] = every address). A new range is refused while a VIP's node port is outside it, unless
+   * `vipsChecked` (apply has validated the whole desired config). New prefixes take effect at once.
+   */
+  setNodePorts(o: { range?: [number, number]; addresses?: string[]; vipsChecked?: boolean }): void {
+    const cur = this.settings();
+    const next: Settings = { ...cur };
+    if (o.range) {
+      const [min, max] = o.range;
+      if (!o.vipsChecked) {
+        const out = this.listVips().find((v) => v.nodePort && (v.nodePort < min || v.nodePort > max));
+        if (out) throw new KpError('KP_ERR_STATE', `nodeport_range ${min}-${max}: vip ${out.prefix} ${out.protocol} port ${out.port} has node port ${out.nodePort}, outside it`);
+      }
+      const isDefault = min === KP_NODEPORT_MIN && max === KP_NODEPORT_MAX;
+      next.nodePortMin = isDefault ? 0 : min;
+      next.nodePortMax = isDefault ? 0 : max;
+    }
+    if (o.addresses) next.nodePortAddresses = [...new Set(o.addresses.map((a) => parsePrefix(a).text))].sort();
+    this.dp.maps.settings.update(0, next);
+    if (o.addresses && next.nodePortAddresses.join() !== cur.nodePortAddresses.join()) this.vips.resyncNodePorts();
   }
 
   /**
@@ -156,7 +206,7 @@ export class Control {
     unlinkSync(oldPin);
     this.dp.close();
     this.dp = dp;
-    (this as { vips: VipTable }).vips = new VipTable(this.dp, nodeIpv4Addresses);
+    (this as { vips: VipTable }).vips = new VipTable(this.dp, () => this.nodeAddresses(), () => this.nodePortRange());
   }
 
   // --- VIPs and backends (src/dataplane/vips.ts does the work) ---

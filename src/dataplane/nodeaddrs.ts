@@ -1,6 +1,7 @@
 // The node's own addresses, where node ports are served (kube-proxy's default for
 // --nodeport-addresses: every address of the node). Loopback is left out: XDP never sees it.
 import { networkInterfaces } from 'node:os';
+import { addrToBytes, parsePrefix } from '../maps/addr.js';
 
 export function nodeIpv4Addresses(): string[] {
   const out: string[] = [];
@@ -8,4 +9,17 @@ export function nodeIpv4Addresses(): string[] {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) out.push(a.address);
   }
   return [...new Set(out)].sort();
+}
+
+/** Is addr in one of the prefixes ("addr/len" text)? */
+export function inPrefixes(addr: string, prefixes: string[]): boolean {
+  const a = addrToBytes(addr);
+  return prefixes.some((text) => {
+    const p = parsePrefix(text);
+    for (let bit = 0; bit < p.len128; bit++) {
+      const m = 0x80 >> (bit & 7);
+      if ((a[bit >> 3] & m) !== (p.addr[bit >> 3] & m)) return false;
+    }
+    return true;
+  });
 }

@@ -46,6 +46,10 @@ export interface ConfView {
   timeout: number;
   timeouts: CtTimeouts;
   hashSeed: number;
+  /** "min-max" */
+  nodePortRange: string;
+  /** prefixes node ports are served on; [] = every node address */
+  nodePortAddresses: string[];
 }
 
 export interface LinkView {

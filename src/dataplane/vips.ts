@@ -9,6 +9,7 @@ import { buildMaglevTable } from '../maglev/table.js';
 import type { BackendView, Protocol, VipSpec, VipType, VipView } from './types.js';
 import type { CtTimeouts } from '../config/timeouts.js';
 import { backendsInUse } from './connections.js';
+import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 
 // Mirrors of bpf/kp_shared.h constants.
 export const KP_MAX_VIPS = 65536;
@@ -92,7 +93,13 @@ export class VipTable {
   constructor(
     private readonly dp: Dataplane,
     private readonly nodeAddresses: () => string[] = () => [],
+    private readonly nodePortRange: () => [number, number] = () => [KP_NODEPORT_MIN, KP_NODEPORT_MAX],
   ) {}
+
+  /** Every VIP's node port entries made those of the node addresses now (they changed). */
+  resyncNodePorts(): void {
+    for (const rec of this.load().values()) if (rec.value.nodePort) this.syncNodeKeys(rec);
+  }
 
   private get maps() {
     return this.dp.maps;
@@ -310,6 +317,8 @@ export class VipTable {
   /** The node port entries VIP `id` should have; throws if another VIP holds one of them. */
   private nodeKeysFor(id: number, protocol: Protocol, port: number): VipKey[] {
     if (!port) return [];
+    const [min, max] = this.nodePortRange();
+    if (port < min || port > max) throw new KpError('KP_ERR_ARG', `node port ${port}: outside the node port range ${min}-${max}`);
     for (const r of this.load().values()) {
       if (r.id !== id && r.protocol === protocol && r.value.nodePort === port) {
         throw new KpError('KP_ERR_STATE', `node port ${port}/${protocol} is already vip ${r.prefix} ${r.protocol} port ${r.port}'s`);

@@ -63,6 +63,10 @@ export const LAYOUTS = {
     size: 64,
     fields: { hash_seed: [0, 4], n_vip_prefixes: [4, 4], flags: [8, 4], hop_gen: [12, 4], timeout_s: [16, 48] },
   },
+  kp_settings: {
+    size: 8 + 20 * 16,
+    fields: { nodeport_min: [0, 2], nodeport_max: [2, 2], n_nodeport_prefixes: [4, 4], nodeport_prefixes: [8, 320] },
+  },
   kp_vip_stats: {
     size: 56,
     fields: {
@@ -93,6 +97,7 @@ export const NET_ORDER_FIELDS: Record<keyof typeof LAYOUTS, readonly string[]> =
   kp_vip: ['target_port', 'node_port'],
   kp_backend: ['port'],
   kp_config: [],
+  kp_settings: [],
   kp_vip_stats: [],
   kp_backend_stats: [],
   bpf_devmap_val: [],
@@ -217,6 +222,14 @@ export interface Config {
   /** bumped when redirect targets change: the data path drops its per-backend next hops */
   hopGen?: number;
 }
+/** kp_settings: control-plane settings kept with the pins. Prefixes are canonical "addr/len" text. */
+export interface Settings {
+  /** 0 = default */
+  nodePortMin: number;
+  nodePortMax: number;
+  nodePortAddresses: string[];
+}
+export const KP_NODEPORT_PREFIXES = 16;
 export interface VipStats {
   existingPkts: bigint;
   firstPkts: bigint;
@@ -388,6 +401,37 @@ export const vipPfxKey = codec<VipPfxKey>(
     port: b.readUInt16BE(o + off(PK, 'port')),
     addr: getAddr(b, o + off(PK, 'addr')),
   }),
+);
+
+const ST = LAYOUTS.kp_settings;
+const NP_ENTRY = 20;
+export const settings = codec<Settings>(
+  ST.size,
+  (v, b) => {
+    if (v.nodePortAddresses.length > KP_NODEPORT_PREFIXES) throw new RangeError(`kp_settings: at most ${KP_NODEPORT_PREFIXES} node port address prefixes`);
+    b.writeUInt16LE(v.nodePortMin, off(ST, 'nodeport_min'));
+    b.writeUInt16LE(v.nodePortMax, off(ST, 'nodeport_max'));
+    b.writeUInt32LE(v.nodePortAddresses.length, off(ST, 'n_nodeport_prefixes'));
+    v.nodePortAddresses.forEach((text, i) => {
+      const [addr, len] = text.split('/');
+      const o = off(ST, 'nodeport_prefixes') + i * NP_ENTRY;
+      putAddr(b, o, addr);
+      b.writeUInt32LE(Number(len) + (addr.includes('.') ? 96 : 0), o + 16);
+    });
+  },
+  (b, o) => {
+    const n = Math.min(b.readUInt32LE(o + off(ST, 'n_nodeport_prefixes')), KP_NODEPORT_PREFIXES);
+    return {
+      nodePortMin: b.readUInt16LE(o + off(ST, 'nodeport_min')),
+      nodePortMax: b.readUInt16LE(o + off(ST, 'nodeport_max')),
+      nodePortAddresses: Array.from({ length: n }, (_, i) => {
+        const e = o + off(ST, 'nodeport_prefixes') + i * NP_ENTRY;
+        const addr = getAddr(b, e);
+        const len128 = b.readUInt32LE(e + 16);
+        return `${addr}/${addr.includes('.') ? len128 - 96 : len128}`;
+      }),
+    };
+  },
 );
 
 const SK = LAYOUTS.kp_src_key;

@@ -16,6 +16,7 @@ export const KP_MAP_NAMES = [
   'kp_addrs',
   'kp_nexthop',
   'kp_config',
+  'kp_settings',
   'kp_vip_stats',
   'kp_be_stats',
   'kp_stats',
@@ -41,6 +42,8 @@ export interface KpMaps {
   addrs: BpfMap<string, number>;
   /** destination → cached FIB result */
   nexthop: BpfMap<string, c.NextHop>;
+  /** control-plane settings kept with the pins */
+  settings: BpfMap<number, c.Settings>;
   config: BpfMap<number, c.Config>;
   vipStats: PerCpuMap<number, c.VipStats>;
   beStats: PerCpuMap<number, c.BackendStats>;
@@ -70,6 +73,7 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
       addrs: open('kp_addrs', (fd) => new BpfMap(fd, c.addr16, c.u32, 'kp_addrs')),
       nexthop: open('kp_nexthop', (fd) => new BpfMap(fd, c.addr16, c.nextHop, 'kp_nexthop')),
       config: open('kp_config', (fd) => new BpfMap(fd, c.u32, c.config, 'kp_config')),
+      settings: open('kp_settings', (fd) => new BpfMap(fd, c.u32, c.settings, 'kp_settings')),
       vipStats: open('kp_vip_stats', (fd) => new PerCpuMap(fd, c.u32, c.vipStats, 'kp_vip_stats')),
       beStats: open('kp_be_stats', (fd) => new PerCpuMap(fd, c.u32, c.backendStats, 'kp_be_stats')),
       stats: open('kp_stats', (fd) => new PerCpuMap(fd, c.u32, c.u64, 'kp_stats')),

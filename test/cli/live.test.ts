@@ -149,6 +149,28 @@ function run() {
     withControl((c) => c.dp.maps.ct.delete(conn));
   });
 
+  t.test('conf nodeport_addresses and nodeport_range: kept with the pins, applied to node ports at once', async (t) => {
+    // No address of this machine is in 198.18.0.0/15 (tests use that range in namespaces only).
+    t.match(await json('conf', 'nodeport_addresses', '198.18.0.0/15'), { nodePortAddresses: ['198.18.0.0/15'], nodePortRange: '30000-32767' });
+    const v = await json('vip', 'add', '198.18.100.40/32', 'port', '80', 'nodeport', '30100');
+    t.same(v.nodeAddresses, [], 'no node address in the prefixes: the node port is served nowhere yet');
+    const r = await kp('vip', 'add', '198.18.100.41/32', 'port', '80', 'nodeport', '29999');
+    t.equal(r.code, 2);
+    t.match(r.err, /node port 29999: outside the node port range 30000-32767/);
+    const bad = await kp('conf', 'nodeport_range', '31000-31999');
+    t.equal(bad.code, 1);
+    t.match(bad.err, /nodeport_range 31000-31999: vip 198\.18\.100\.40\/32 tcp port 80 has node port 30100, outside it/);
+    t.match(await json('conf', 'nodeport_range', '30000-30200'), { nodePortRange: '30000-30200' });
+    const out = (await kp('show', 'conf')).out;
+    t.match(out, /^nodeport_range 30000-30200$/m);
+    t.match(out, /^nodeport_addresses 198\.18\.0\.0\/15$/m);
+    await json('conf', 'nodeport_addresses', 'all', 'nodeport_range', '30000-32767');
+    const all = (await json('show', 'vips')).find((x: { port: number; prefix: string }) => x.prefix === '198.18.100.40/32');
+    t.ok(Array.isArray(all.nodeAddresses), 'all: served on whatever addresses this machine has');
+    t.equal(withControl((c) => c.conf().nodePortAddresses.length), 0);
+    await json('vip', 'del', '198.18.100.40/32');
+  });
+
   t.test('conf hash_seed sets the flow-hash seed, and show conf prints it in the words conf takes', async (t) => {
     t.match(await json('conf', 'hash_seed', '3735928559'), { hashSeed: 3735928559 });
     t.equal(withControl((c) => c.dp.maps.config.lookup(0)!.hashSeed), 3735928559, 'kp_config.hash_seed written');

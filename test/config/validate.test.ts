@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { readFileSync } from 'node:fs';
 import { DEFAULT_TIMEOUTS } from '../../src/config/timeouts.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,9 +38,18 @@ function problems(t: Test, doc: unknown): string[] {
   return [];
 }
 
+t.test("README's config example is valid, as printed there", async (t) => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('## Config'));
+  const json = /```json\n([\s\S]*?)```/.exec(section)![1];
+  const c = parseConfig(JSON.parse(json));
+  t.same(c.vips.map((v) => [v.type, v.node_port, v.source_ranges]), [['clusterip', 0, []], ['nodeport', 30964, []], ['loadbalancer', 0, ['198.18.0.0/24']]]);
+  t.equal(c.conf.hash_seed, 3735928559);
+});
+
 t.test('the README example is accepted, as given', async (t) => {
   t.same(parseConfig(example()), {
-    conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS } },
+    conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767], nodeport_addresses: [] },
     interfaces: [{ name: 'eth0', mode: 'auto', redirect: true }],
     vips: [
       {
@@ -62,13 +72,13 @@ t.test('the README example is accepted, as given', async (t) => {
 });
 
 t.test('defaults are filled', async (t) => {
-  t.same(parseConfig({}), { conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS } }, interfaces: [], vips: [] });
+  t.same(parseConfig({}), { conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767], nodeport_addresses: [] }, interfaces: [], vips: [] });
   const c = parseConfig({
     conf: { timeout: 7 },
     interfaces: [{ name: 'veth-node0' }],
     vips: [{ prefix: '198.18.100.1', port: 53 }, { prefix: '2001:db8:100::1', port: 443, backends: ['2001:db8:1::2'] }],
   });
-  t.same(c.conf, { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS, udp: 7 } }, 'timeout is the UDP timeout');
+  t.same(c.conf, { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS, udp: 7 }, nodeport_range: [30000, 32767], nodeport_addresses: [] }, 'timeout is the UDP timeout');
   t.same(parseConfig({ conf: { timeouts: { tcp_established: 3600, tcp_close: 5 } } }).conf.timeouts, { ...DEFAULT_TIMEOUTS, tcp_established: 3600, tcp_close: 5 });
   t.same(c.interfaces, [{ name: 'veth-node0', mode: 'auto', redirect: false }]);
   t.same(c.vips[0], { prefix: '198.18.100.1/32', family: 4, protocol: 'tcp', port: 53, target_port: 53, new_len: 1021, node_port: 0, type: 'clusterip', source_ranges: [], backends: [] });
@@ -133,8 +143,12 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['timeout and timeouts.udp disagree', (d) => (d.conf.timeouts.udp = 31), '/conf/timeout: is the UDP timeout and contradicts /conf/timeouts/udp (30 vs 31)'],
     ['timeout a string', (d) => ((d.conf as any).timeout = '40'), '/conf/timeout: must be integer, got "40"'],
     ['unknown conf key', (d) => ((d.conf as any).bukets = 1), '/conf/bukets: unknown property'],
-    ['node_port below the range', (d) => ((d.vips[0] as any).node_port = 29999), '/vips/0/node_port: must be >= 30000, got 29999'],
-    ['node_port above the range', (d) => ((d.vips[0] as any).node_port = 32768), '/vips/0/node_port: must be <= 32767, got 32768'],
+    ['node_port below the range', (d) => ((d.vips[0] as any).node_port = 29999), '/vips/0/node_port: must be within the node port range 30000-32767, got 29999'],
+    ['node_port above the range', (d) => ((d.vips[0] as any).node_port = 32768), '/vips/0/node_port: must be within the node port range 30000-32767, got 32768'],
+    ['node_port outside a configured range', (d) => (((d.vips[0] as any).node_port = 30080), ((d.conf as any).nodeport_range = '31000-31999')), '/vips/0/node_port: must be within the node port range 31000-31999, got 30080'],
+    ['nodeport_range backwards', (d) => ((d.conf as any).nodeport_range = '32000-31000'), '/conf/nodeport_range: must be MIN-MAX with 1 <= MIN <= MAX <= 65535, got "32000-31000"'],
+    ['nodeport_range not a range', (d) => ((d.conf as any).nodeport_range = '30000'), '/conf/nodeport_range: must be MIN-MAX, e.g. 30000-32767, got "30000"'],
+    ['nodeport_addresses an IPv6 prefix', (d) => ((d.conf as any).nodeport_addresses = ['2001:db8::/32']), '/conf/nodeport_addresses/0: IPv6 node addresses are not supported yet'],
     ['node_port on a prefix VIP', (d) => ((d.vips[0] as any).node_port = 30080, (d.vips[0].prefix = '198.18.100.0/24')), '/vips/0/node_port: needs a single-address VIP, not the prefix 198.18.100.0/24'],
     ['encap nat6 (NAT46) not yet', (d) => ((d.vips[0] as any).encap = 'nat6'), '/vips/0/encap: NAT46 is not supported yet (kpbpf does NAT44)'],
     ['encap of the other family', (d) => ((d.vips[0] as any).encap = 'nat66'), "/vips/0/encap: nat66 is an IPv6 VIP's NAT, and this VIP is IPv4"],
