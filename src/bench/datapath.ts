@@ -77,6 +77,9 @@ const clientAddr = (i: number) => `198.18.${64 + ((i >> 16) & 63)}.${(i >> 8) & 
 // Clients send from the ephemeral range (32768-60999), as Linux clients do.
 const clientPort = (i: number) => 32768 + (i & 255) * 16 + ((i >> 22) & 15);
 const HOT_PORT = 44242;
+const NODE_PORT = 30080;
+/** The bench namespace's address on its client side (netns.ts), where the node port is served. */
+const NODE_ADDR = '198.19.254.5';
 
 /** A map's kernel memory as the kernel accounts it (fdinfo's memlock). */
 function memlock(fd: number): number {
@@ -147,7 +150,10 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     // Tables sized for the preload plus every new flow of the run, as a production node would be.
     const buckets = 2 ** Math.ceil(Math.log2(Math.max(1024, o.flows + 4 * n)));
     control = Control.open({ bpffs: o.bpffs, load: true, buckets });
-    control.apply(parseConfig(kpbpfConfig(services, { buckets })), { dryRun: false });
+    // The measured service also has a node port, served on the namespace's own addresses.
+    const cfg = kpbpfConfig(services, { buckets });
+    cfg.vips[cfg.vips.length - 1] = { ...cfg.vips[cfg.vips.length - 1], node_port: NODE_PORT } as (typeof cfg.vips)[number];
+    control.apply(parseConfig(cfg), { dryRun: false });
     const dp = control.dp;
     // The forwarding decision is real: both ends of the namespace's veth pair may be redirected to.
     for (const ifindex of [ns.backendIf, ns.clientIf]) dp.maps.txPorts.update(ifindex, { ifindex, prog: 0 });
@@ -178,17 +184,17 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
       anchor?: string;
       before: () => () => string;
     }
-    /** kpbpf's counter `name` (and VIP counter `vipField`) must move by exactly n. */
-    const kp = (path: string, pkts: Buffer[], name: string, vipField?: 'existingPkts' | 'firstPkts', anchor?: string): Row => ({
+    /** kpbpf's counter `name` (and VIP counter `vipField`) must move by exactly n (`shared`: n per row of the group). */
+    const kp = (path: string, pkts: Buffer[], name: string, vipField?: 'existingPkts' | 'firstPkts', anchor?: string, shared = 1): Row => ({
       path, anchor, progFd: dp.progFd, pkts, expect: XDP_REDIRECT,
       before: () => {
         const b = stat(name);
         const v0 = vipField ? existing()[vipField] : 0;
         return () => {
           const d = stat(name) - b;
-          if (d !== n) throw new Error(`${path}: ${name} moved by ${d}, expected ${n}`);
+          if (d !== shared * n) throw new Error(`${path}: ${name} moved by ${d}, expected ${shared * n}`);
           if (vipField && existing()[vipField] - v0 !== n) throw new Error(`${path}: ${vipField} did not move by the iteration count`);
-          return `${name} +${d}${vipField ? `, ${vipField === 'firstPkts' ? 'first' : 'existing'} +${n}` : ''}, XDP_REDIRECT`;
+          return `${name} +${d}${shared > 1 ? ` (its group's ${shared} rows)` : ''}${vipField ? `, ${vipField === 'firstPkts' ? 'first' : 'existing'} +${n}` : ''}, XDP_REDIRECT`;
         };
       },
     });
@@ -258,6 +264,15 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
       ...(katran ? [kt('katran new flow, empty LRU', fresh(127), BigInt(n))] : []),
       ins(1, 'floor: one LRU insert, empty table', fresh(127)),
       ins(2, 'floor: two LRU inserts, empty table', fresh(125)),
+    ]);
+
+    // The same service through its node port on the node's address, beside its cluster IP.
+    const npHot = udpPacket('198.18.100.2', NODE_ADDR, HOT_PORT, NODE_PORT);
+    run(fd, [npHot], XDP_REDIRECT);
+    const npFresh = Array.from({ length: n }, (_, i) => udpPacket(`198.18.123.${i & 255}`, NODE_ADDR, 40000 + (i >> 8), NODE_PORT));
+    group([
+      kp('kpbpf node port established, 1 hot flow', Array.from({ length: n }, () => npHot), 'DNAT', 'existingPkts', 'kpbpf established, 1 hot flow', 2),
+      kp('kpbpf node port first packet, empty table', npFresh, 'DNAT', 'firstPkts', 'kpbpf first packet, empty table', 2),
     ]);
 
     // F flows preloaded: a forward record and a reply entry each, as the data path writes them.

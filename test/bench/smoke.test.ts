@@ -46,7 +46,7 @@ t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
   t.equal(res.control.length, 4, 'control rows for kpbpf, iptables-legacy, iptables-nft, nft');
   for (const c of res.control.filter((c) => !c.unavailable)) t.ok(c.fullMs! > 0 && c.changeMs! > 0, `${c.tool}: timed`);
   t.ok(res.maglev.length > 0, 'maglev rows');
-  t.ok(res.datapath && res.datapath.rows.length === 13 && res.datapath.rows.every((r) => r.nsPerPacket > 0), 'data path rows (baselines, kpbpf paths, insert floors), each verified');
+  t.ok(res.datapath && res.datapath.rows.length === 15 && res.datapath.rows.every((r) => r.nsPerPacket > 0), 'data path rows (baselines, kpbpf paths, insert floors), each verified');
   t.ok(res.datapath?.rows.some((r) => r.path.startsWith('kpbpf established, 1 hot flow') && r.verified.includes('XDP_REDIRECT')), 'established DNAT measured with its forwarding decision');
   const json = readdirSync(join(dir, 'results')).filter((f) => f.endsWith('.json'));
   t.equal(json.length, 1, 'JSON written');
