@@ -217,8 +217,14 @@ static __always_inline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt
 		else
 			vs->no_server_pkts += 1;
 	}
-	if (kind == KP_CT_NO_SERVER || !pick->be)
+	if (kind == KP_CT_NO_SERVER || !pick->be) {
+		if (pick->local_only) {
+			/* kube-proxy drops a connection to a policy-local service without local endpoints. */
+			kp_stat_inc(KP_STAT_DROP_NO_LOCAL);
+			return XDP_DROP;
+		}
 		return KP_TX_REJECT;
+	}
 	if (pick->loose)
 		kp_stat_inc(KP_STAT_CT_LOOSE);
 	if (pick->remapped)

@@ -306,7 +306,8 @@ struct kp_ct_pick {
 	__be16 nat_port; /* the source port to send to the backend */
 	__u8 loose;      /* a new record for a mid-connection packet */
 	__u8 remapped;
-	int kind;        /* enum kp_ct_kind */
+	__u8 local_only; /* the VIP entry picks local endpoints only: none is a drop, not a reject */
+	__s8 kind;       /* enum kp_ct_kind, or -1 while unknown */
 };
 
 /* After KP_CT_REPLY_CHECK_NS of silence, a forward packet makes sure its reply entry is still there
@@ -334,6 +335,7 @@ static __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_p
 	if (!s)
 		return KP_CT_NO_SERVER;
 	ncp = &s->nc;
+	pick->local_only = !!(vip->flags & KP_VIP_F_LOCAL);
 	pick->be = kp_maglev_pick(key, vip, cfg->hash_seed, &pick->be_id, &pick->be_addr);
 	if (!pick->be)
 		return KP_CT_NO_SERVER;

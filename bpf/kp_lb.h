@@ -75,7 +75,10 @@ static __always_inline struct kp_backend *kp_maglev_pick(const struct kp_flow_ke
 
 	if (!vip->table_len)
 		return NULL;
-	table = bpf_map_lookup_elem(&kp_maglev, &vip_id);
+	if (vip->flags & KP_VIP_F_LOCAL)
+		table = bpf_map_lookup_elem(&kp_maglev_local, &vip_id);
+	else
+		table = bpf_map_lookup_elem(&kp_maglev, &vip_id);
 	if (!table)
 		return NULL;
 	slot = kp_flow_hash(key, seed) % vip->table_len;

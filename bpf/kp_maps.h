@@ -51,6 +51,14 @@ struct {
 	__array(values, struct kp_maglev_inner);
 } kp_maglev SEC(".maps");
 
+/* vip id -> that VIP's table of its local backends only, for entries flagged KP_VIP_F_LOCAL. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, KP_MAX_VIPS);
+	__type(key, __u32);
+	__array(values, struct kp_maglev_inner);
+} kp_maglev_local SEC(".maps");
+
 /* backend id -> backend. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -197,6 +197,10 @@ _Static_assert(sizeof(struct kp_vip_pfx_key) == 24, "kp_vip_pfx_key size");
 #define KP_VIP_F_SRC_RANGES 0x4 /* new connections only from the VIP's prefixes in kp_src_ranges */
 #define KP_VIP_F_LB 0x8         /* a LoadBalancer ingress IP (for listing; forwards as a cluster IP) */
 #define KP_VIP_F_EXTERNAL 0x10  /* an external IP (for listing; forwards as a cluster IP) */
+#define KP_VIP_F_LOCAL 0x20     /* this entry picks from the VIP's local-only table (kp_maglev_local);
+                                   without a local endpoint the packet is dropped, not rejected */
+#define KP_VIP_F_ETP_LOCAL 0x40 /* externalTrafficPolicy local (for listing: the entries say LOCAL) */
+#define KP_VIP_F_ITP_LOCAL 0x80 /* internalTrafficPolicy local (for listing) */
 
 /* Value of kp_vips and kp_vip_pfx. */
 struct kp_vip {
@@ -210,6 +214,8 @@ struct kp_vip {
 };
 _Static_assert(sizeof(struct kp_vip) == 16, "kp_vip size");
 
+#define KP_BACKEND_F_LOCAL 0x1 /* on this node: eligible under a local traffic policy */
+
 /* Backend states */
 #define KP_BACKEND_FREE 0     /* slot unused */
 #define KP_BACKEND_ACTIVE 1   /* in its VIP's Maglev table */
@@ -220,7 +226,7 @@ struct kp_backend {
 	__u8 addr[KP_ADDR_LEN];
 	__be16 port;     /* DNAT destination port (the VIP's target port) */
 	__u8 state;      /* KP_BACKEND_* */
-	__u8 pad;
+	__u8 flags;      /* KP_BACKEND_F_*, for the control plane */
 	__u32 gen;       /* bumped when the slot is flushed or re-used: flows pinned to an old
 	                    gen re-select in O(1) without touching the flow table */
 	__u32 vip_id;    /* owner, for listing and garbage collection */
@@ -302,6 +308,7 @@ enum kp_stat {
 	KP_STAT_DROP_FRAG = 20,      /* a later fragment to a VIP or from a backend whose first fragment is unknown */
 	KP_STAT_FIB_LOOKUP = 21,     /* bpf_fib_lookup calls: next-hop cache misses and refreshes */
 	KP_STAT_DROP_SRC_RANGE = 22, /* a new connection to a VIP from outside its allowed source ranges */
+	KP_STAT_DROP_NO_LOCAL = 23,  /* a new connection to a traffic-policy-local entry without a local endpoint */
 	KP_STAT_MAX = 24,
 };
 

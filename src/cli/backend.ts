@@ -18,15 +18,15 @@ export function registerBackend(program: Command, ctx: CliContext): void {
     .command('add')
     .description('add backends; existing connections keep theirs, new ones spread over all')
     .argument('<vip>', 'VIP prefix, e.g. 198.18.100.10/32')
-    .argument('<words...>', '[protocol tcp|udp] [port N] [weight W] ADDRESS...')
-    .addHelpText('after', '\nExample:\n  kpbpf backend add 198.18.100.10/32 protocol tcp port 80 198.18.1.2 198.18.2.2\n')
+    .argument('<words...>', '[protocol tcp|udp] [port N] [weight W] [local] ADDRESS...  (local: on this node, for local traffic policies)')
+    .addHelpText('after', '\nExamples:\n  kpbpf backend add 198.18.100.10/32 protocol tcp port 80 198.18.1.2 198.18.2.2\n  kpbpf backend add 198.18.100.10/32 port 80 local 198.18.1.2\n')
     .action((prefix: string, words: string[]) => {
-      const { opts, rest } = vipWords(words, { weight: (v) => parseUint(v, 'weight', 1, 65535) });
+      const { opts, rest } = vipWords(words, { weight: (v) => parseUint(v, 'weight', 1, 65535), local: null });
       if (!rest.length) throw new KpError('KP_ERR_ARG', 'backend add: expected at least one backend address');
       const control = ctx.dataplane({ load: false });
       const vip = control.findVip({ prefix, protocol: opts.protocol as 'tcp' | 'udp' | undefined, port: opts.port as number | undefined });
-      const added = control.addBackends(vip, rest, (opts.weight as number) ?? 1);
-      ctx.print(added, () => added.map((b) => `backend ${b.address}:${b.port} weight ${b.weight} (id ${b.id})\n`).join(''));
+      const added = control.addBackends(vip, rest, (opts.weight as number) ?? 1, { local: Boolean(opts.local) });
+      ctx.print(added, () => added.map((b) => `backend ${b.address}:${b.port} weight ${b.weight}${b.local ? ' local' : ''} (id ${b.id})\n`).join(''));
     });
 
   backend

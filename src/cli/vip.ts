@@ -1,7 +1,7 @@
 // kpbpf vip add|del: services (VIP prefix, protocol, port) and their target port and Maglev table size.
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
-import { VIP_TYPES, type VipSpec, type VipType, type VipView } from '../dataplane/types.js';
+import { VIP_TYPES, type TrafficPolicy, type VipSpec, type VipType, type VipView } from '../dataplane/types.js';
 import { parseProtocol, parseUint, parseWords } from './words.js';
 import { KpError } from '../errors.js';
 import { KP_MAGLEV_DEFAULT_LEN, KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
@@ -21,9 +21,11 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> & { e
       node_port: port('nodeport'), // the data plane checks it against the node port range
       type: parseVipType,
       encap: parseEncap,
+      external_traffic_policy: parsePolicy('external_traffic_policy'),
+      internal_traffic_policy: parsePolicy('internal_traffic_policy'),
       source_ranges: (v) => v.split(',').filter(Boolean),
     },
-    { target: 'target_port', newlen: 'new_len', nodeport: 'node_port', source_range: 'source_ranges' },
+    { target: 'target_port', newlen: 'new_len', nodeport: 'node_port', source_range: 'source_ranges', etp: 'external_traffic_policy', itp: 'internal_traffic_policy' },
   );
   if (rest.length) throw new KpError('KP_ERR_ARG', `vip add: unexpected argument '${rest[0]}' (expected protocol, port, target, new_len, nodeport, type or source_ranges)`);
   if (opts.port === undefined) throw new KpError('KP_ERR_ARG', 'vip add: port: expected a port number (e.g. port 80)');
@@ -36,8 +38,15 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> & { e
     ...(opts.type ? { type: opts.type as VipType } : {}),
     ...(opts.source_ranges ? { sourceRanges: opts.source_ranges as string[] } : {}),
     ...(opts.encap ? { encap: opts.encap as string } : {}),
+    ...(opts.external_traffic_policy ? { externalTrafficPolicy: opts.external_traffic_policy as TrafficPolicy } : {}),
+    ...(opts.internal_traffic_policy ? { internalTrafficPolicy: opts.internal_traffic_policy as TrafficPolicy } : {}),
   };
 }
+
+const parsePolicy = (name: string) => (v: string): TrafficPolicy => {
+  if (v !== 'cluster' && v !== 'local') throw new KpError('KP_ERR_ARG', `${name}: expected cluster or local, got '${v}'`);
+  return v;
+};
 
 /** The seed's `encap nat4|nat6` and kpbpf's `encap nat44|nat46|nat64|nat66`: the backends' family. */
 const ENCAPS = ['nat4', 'nat6', 'nat44', 'nat46', 'nat64', 'nat66'];
@@ -64,7 +73,8 @@ export function vipLine(v: VipView): string {
   const np = v.nodePort ? ` nodeport ${v.nodePort} (on ${v.nodeAddresses?.length ? v.nodeAddresses.join(', ') : 'no node address'})` : '';
   const type = v.type && v.type !== 'clusterip' && !(v.type === 'nodeport' && v.nodePort) ? ` type ${v.type}` : '';
   const ranges = v.sourceRanges?.length ? ` source_ranges ${v.sourceRanges.join(',')}` : '';
-  return `vip ${v.prefix} ${v.protocol} port ${v.port} target ${v.targetPort} new_len ${v.newLen}${np}${type}${ranges}`;
+  const pol = `${v.externalTrafficPolicy === 'local' ? ' etp local' : ''}${v.internalTrafficPolicy === 'local' ? ' itp local' : ''}`;
+  return `vip ${v.prefix} ${v.protocol} port ${v.port} target ${v.targetPort} new_len ${v.newLen}${np}${type}${ranges}${pol}`;
 }
 
 export function registerVip(program: Command, ctx: CliContext): void {
@@ -74,7 +84,7 @@ export function registerVip(program: Command, ctx: CliContext): void {
     .command('add')
     .description('add a VIP, or change the target port / new_len / node port of an existing one')
     .argument('<prefix>', 'VIP address or prefix, e.g. 198.18.100.10/32 or 198.18.64.0/24')
-    .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N, nodeport N (in the node port range, ${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX} unless conf nodeport_range says otherwise; on every node address), type ${VIP_TYPES.join('|')}, source_ranges PREFIX[,PREFIX...] (loadbalancer)`)
+    .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N, nodeport N (in the node port range, ${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX} unless conf nodeport_range says otherwise; on every node address), type ${VIP_TYPES.join('|')}, source_ranges PREFIX[,PREFIX...] (loadbalancer), etp|external_traffic_policy cluster|local, itp|internal_traffic_policy cluster|local`)
     .addHelpText('after', '\nExamples:\n  kpbpf vip add 198.18.100.10/32 protocol tcp port 80 target 8080 new_len 1021\n  kpbpf vip add 90.1.2.1/32 port 3306 target 3307 nodeport 30964\n  kpbpf vip add 198.18.200.1/32 port 443 target 8443 type loadbalancer source_ranges 198.18.0.0/24\n')
     .action((prefix: string, words: string[]) => {
       const { encap, ...rest } = parseVipAddWords(words); // before anything is loaded

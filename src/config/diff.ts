@@ -10,6 +10,7 @@ export interface RunningBackend {
   address: string;
   weight: number;
   state: BackendState;
+  local?: boolean;
 }
 
 export interface RunningVip {
@@ -22,6 +23,8 @@ export interface RunningVip {
   node_port: number;
   type: VipType;
   source_ranges: string[];
+  external_traffic_policy?: 'local';
+  internal_traffic_policy?: 'local';
   backends: RunningBackend[];
 }
 
@@ -53,6 +56,8 @@ export interface VipSettings {
   node_port: number;
   type: VipType;
   source_ranges: string[];
+  external_traffic_policy?: 'local';
+  internal_traffic_policy?: 'local';
 }
 
 export type PlanOp =
@@ -69,8 +74,8 @@ export type PlanOp =
   | { op: 'delVip'; vip: VipRef }
   | ({ op: 'addVip'; vip: VipRef } & VipSettings)
   | ({ op: 'updateVip'; vip: VipRef; changed: (keyof VipSettings)[] } & VipSettings)
-  | { op: 'addBackend'; vip: VipRef; address: string; weight: number; reactivate: boolean }
-  | { op: 'setWeight'; vip: VipRef; address: string; weight: number; from: number }
+  | { op: 'addBackend'; vip: VipRef; address: string; weight: number; reactivate: boolean; local?: boolean }
+  | { op: 'setWeight'; vip: VipRef; address: string; weight: number; from: number; local?: boolean }
   | { op: 'delBackend'; vip: VipRef; address: string }
   | { op: 'attach'; name: string; mode: XdpMode; redirect: boolean }
   | { op: 'setRedirect'; name: string; redirect: boolean };
@@ -95,13 +100,16 @@ const settingsOf = (v: VipSettings): VipSettings => ({
   node_port: v.node_port,
   type: v.type,
   source_ranges: [...v.source_ranges].sort(),
+  ...(v.external_traffic_policy === 'local' ? { external_traffic_policy: 'local' as const } : {}),
+  ...(v.internal_traffic_policy === 'local' ? { internal_traffic_policy: 'local' as const } : {}),
 });
 
 /** The words `vip add` takes for the settings that are not the defaults. */
 const settingsText = (op: VipSettings): string =>
   `target ${op.target_port} new_len ${op.new_len}${op.node_port ? ` nodeport ${op.node_port}` : ''}` +
   `${op.type !== 'clusterip' && !(op.type === 'nodeport' && op.node_port) ? ` type ${op.type}` : ''}` +
-  `${op.source_ranges.length ? ` source_ranges ${op.source_ranges.join(',')}` : ''}`;
+  `${op.source_ranges.length ? ` source_ranges ${op.source_ranges.join(',')}` : ''}` +
+  `${op.external_traffic_policy ? ' etp local' : ''}${op.internal_traffic_policy ? ' itp local' : ''}`;
 
 export function diffConfig(desired: KpConfig, running: RunningState): Plan {
   const plan: Plan = [];
@@ -145,13 +153,14 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
     if (!r) {
       plan.push({ op: 'addVip', vip, ...settingsOf(d) });
       for (const b of d.backends) {
-        plan.push({ op: 'addBackend', vip, address: canonicalAddress(b.address), weight: b.weight, reactivate: false });
+        plan.push({ op: 'addBackend', vip, address: canonicalAddress(b.address), weight: b.weight, reactivate: false, ...(b.local ? { local: true } : {}) });
       }
       continue;
     }
     const want = settingsOf(d);
     const have = settingsOf(r);
-    const vc = (Object.keys(want) as (keyof VipSettings)[]).filter((k) => String(want[k]) !== String(have[k]));
+    const keys = [...new Set([...Object.keys(want), ...Object.keys(have)])] as (keyof VipSettings)[];
+    const vc = keys.filter((k) => String(want[k]) !== String(have[k]));
     if (vc.length) plan.push({ op: 'updateVip', vip, ...want, changed: vc });
 
     // An address may be listed twice while one copy drains; the active copy decides.
@@ -168,9 +177,9 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
       wantBe.add(address);
       const rb = runBe.get(address);
       if (!rb || rb.state === 'draining') {
-        plan.push({ op: 'addBackend', vip, address, weight: b.weight, reactivate: rb !== undefined });
-      } else if (rb.weight !== b.weight) {
-        weights.push({ op: 'setWeight', vip, address, weight: b.weight, from: rb.weight });
+        plan.push({ op: 'addBackend', vip, address, weight: b.weight, reactivate: rb !== undefined, ...(b.local ? { local: true } : {}) });
+      } else if (rb.weight !== b.weight || Boolean(rb.local) !== Boolean(b.local)) {
+        weights.push({ op: 'setWeight', vip, address, weight: b.weight, from: rb.weight, ...(b.local ? { local: true } : {}) });
       }
     }
     plan.push(...weights);
@@ -216,9 +225,9 @@ export function formatOp(op: PlanOp): string {
     case 'updateVip':
       return `vip update ${vipText(op.vip)} ${settingsText(op)}`;
     case 'addBackend':
-      return `backend ${op.reactivate ? 'reactivate' : 'add'} ${vipText(op.vip)} ${op.address} weight ${op.weight}`;
+      return `backend ${op.reactivate ? 'reactivate' : 'add'} ${vipText(op.vip)} ${op.address} weight ${op.weight}${op.local ? ' local' : ''}`;
     case 'setWeight':
-      return `backend weight ${vipText(op.vip)} ${op.address} ${op.from} -> ${op.weight}`;
+      return `backend weight ${vipText(op.vip)} ${op.address} ${op.from} -> ${op.weight}${op.local ? ' local' : ''}`;
     case 'delBackend':
       return `backend del ${vipText(op.vip)} ${op.address}`;
   }

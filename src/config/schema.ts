@@ -69,6 +69,8 @@ export const configSchema = {
           // The seed's nat4|nat6 (the backends' family) and kpbpf's nat44|nat46|nat64|nat66.
           encap: { enum: ['nat4', 'nat6', 'nat44', 'nat46', 'nat64', 'nat66'] },
           source_ranges: { type: 'array', items: { type: 'string', minLength: 1 } },
+          external_traffic_policy: { enum: ['cluster', 'local'] },
+          internal_traffic_policy: { enum: ['cluster', 'local'] },
           new_len: { type: 'integer', minimum: KP_MAGLEV_MIN_LEN, maximum: KP_MAGLEV_MAX_LEN },
           backends: {
             type: 'array',
@@ -82,6 +84,7 @@ export const configSchema = {
               properties: {
                 address: { type: 'string', minLength: 1 },
                 weight: { type: 'integer', minimum: 1, maximum: KP_WEIGHT_MAX },
+                local: { type: 'boolean' },
               },
             },
           },

@@ -32,6 +32,8 @@ export interface KpBackendConfig {
   /** Canonical address text: dotted quad, or RFC 5952 IPv6. */
   address: string;
   weight: number;
+  /** on this node (eligible under a local traffic policy); left out when false */
+  local?: boolean;
 }
 
 export interface KpVipConfig {
@@ -48,6 +50,9 @@ export interface KpVipConfig {
   type: VipType;
   /** loadbalancer only: allowed source prefixes of new connections (canonical, sorted); [] = all */
   source_ranges: string[];
+  /** left out: cluster */
+  external_traffic_policy?: 'local';
+  internal_traffic_policy?: 'local';
   backends: KpBackendConfig[];
 }
 

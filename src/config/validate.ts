@@ -115,6 +115,12 @@ function semanticErrors(doc: unknown): string[] {
     if (Number.isInteger(v.node_port) && type !== 'nodeport' && type !== 'loadbalancer') {
       errs.push(`${at}/node_port: ${type} VIPs have no node port (type nodeport or loadbalancer)`);
     }
+    if (v.external_traffic_policy === 'local' && type === 'clusterip') {
+      errs.push(`${at}/external_traffic_policy: a clusterip VIP has no external traffic (type nodeport, loadbalancer or externalip)`);
+    }
+    if (v.internal_traffic_policy === 'local' && (type === 'loadbalancer' || type === 'externalip')) {
+      errs.push(`${at}/internal_traffic_policy: applies to cluster IPs, and this VIP is a ${type}`);
+    }
     if (Array.isArray(v.source_ranges) && v.source_ranges.length && type !== 'loadbalancer') {
       errs.push(`${at}/source_ranges: only a loadbalancer VIP has source ranges (this one is ${type})`);
     }
@@ -206,7 +212,7 @@ function build(doc: Json): KpConfig {
     if (typeof p === 'string') throw new Error(`unreachable: ${p}`);
     const backends: KpBackendConfig[] = arr(v.backends).map((b) => {
       const o = typeof b === 'string' ? { address: b } : (b as Json);
-      return { address: (parseAddress(o.address as string) as { text: string }).text, weight: (o.weight as number) ?? D.weight };
+      return { address: (parseAddress(o.address as string) as { text: string }).text, weight: (o.weight as number) ?? D.weight, ...(o.local === true ? { local: true } : {}) };
     });
     return {
       prefix: p.prefix,
@@ -218,6 +224,8 @@ function build(doc: Json): KpConfig {
       node_port: (v.node_port as number) ?? 0,
       type: (v.type as VipType) ?? (v.node_port ? 'nodeport' : 'clusterip'),
       source_ranges: [...new Set(arr(v.source_ranges).map((r) => (parsePrefix(r as string) as { prefix: string }).prefix))].sort(),
+      ...(v.external_traffic_policy === 'local' ? { external_traffic_policy: 'local' as const } : {}),
+      ...(v.internal_traffic_policy === 'local' ? { internal_traffic_policy: 'local' as const } : {}),
       backends,
     };
   };

@@ -40,7 +40,9 @@ export function runningState(control: Control, desired?: KpConfig): RunningState
       node_port: v.nodePort ?? 0,
       type: v.type ?? 'clusterip',
       source_ranges: v.sourceRanges ?? [],
-      backends: v.backends.map((b) => ({ address: b.address, weight: b.weight, state: b.state })),
+      ...(v.externalTrafficPolicy === 'local' ? { external_traffic_policy: 'local' as const } : {}),
+      ...(v.internalTrafficPolicy === 'local' ? { internal_traffic_policy: 'local' as const } : {}),
+      backends: v.backends.map((b) => ({ address: b.address, weight: b.weight, state: b.state, ...(b.local ? { local: true } : {}) })),
     })),
   };
 }
@@ -60,7 +62,9 @@ function asConfig(s: RunningState): KpConfig {
       node_port: v.node_port,
       type: v.type,
       source_ranges: v.source_ranges,
-      backends: v.backends.filter((b) => b.state === 'active').map((b) => ({ address: b.address, weight: b.weight })),
+      ...(v.external_traffic_policy ? { external_traffic_policy: v.external_traffic_policy } : {}),
+      ...(v.internal_traffic_policy ? { internal_traffic_policy: v.internal_traffic_policy } : {}),
+      backends: v.backends.filter((b) => b.state === 'active').map((b) => ({ address: b.address, weight: b.weight, ...(b.local ? { local: true } : {}) })),
     })),
   };
 }
@@ -117,11 +121,20 @@ function execute(control: Control, plan: PlanOp[]): void {
           break;
         case 'addVip':
         case 'updateVip':
-          control.vips.add({ ...op.vip, targetPort: op.target_port, newLen: op.new_len, nodePort: op.node_port, type: op.type, sourceRanges: op.source_ranges });
+          control.vips.add({
+            ...op.vip,
+            targetPort: op.target_port,
+            newLen: op.new_len,
+            nodePort: op.node_port,
+            type: op.type,
+            sourceRanges: op.source_ranges,
+            externalTrafficPolicy: op.external_traffic_policy ?? 'cluster',
+            internalTrafficPolicy: op.internal_traffic_policy ?? 'cluster',
+          });
           break;
         case 'addBackend':
         case 'setWeight':
-          control.vips.addBackends(vipOf(op.vip), [op.address], op.weight, { defer: true });
+          control.vips.addBackends(vipOf(op.vip), [op.address], op.weight, { defer: true, local: op.local });
           break;
         case 'delBackend':
           control.vips.delBackends(vipOf(op.vip), [op.address], { flush: false, defer: true });

@@ -222,8 +222,8 @@ export class Control {
   delVip(v: VipView): void {
     this.vips.del(v);
   }
-  addBackends(v: VipView, addrs: string[], weight: number): BackendView[] {
-    return this.vips.addBackends(v, addrs, weight);
+  addBackends(v: VipView, addrs: string[], weight: number, o: { local?: boolean } = {}): BackendView[] {
+    return this.vips.addBackends(v, addrs, weight, o);
   }
   delBackends(v: VipView, addrs: string[], o: { flush: boolean }): RemovedBackend[] {
     const out = this.vips.delBackends(v, addrs, o);

@@ -29,6 +29,7 @@ export const KP_STAT_NAMES = [
   'drop_frag',
   'fib_lookup',
   'drop_src_range',
+  'drop_no_local',
 ] as const;
 
 const num = (x: bigint) => Number(x);

@@ -19,7 +19,13 @@ export interface VipSpec {
   type?: VipType;
   /** loadbalancer only: the source prefixes new connections may come from (loadBalancerSourceRanges) */
   sourceRanges?: string[];
+  /** externalTrafficPolicy (node port, LoadBalancer and external IP traffic): local = this node's endpoints only */
+  externalTrafficPolicy?: TrafficPolicy;
+  /** internalTrafficPolicy (cluster IP traffic) */
+  internalTrafficPolicy?: TrafficPolicy;
 }
+
+export type TrafficPolicy = 'cluster' | 'local';
 
 export interface BackendView {
   id: number;
@@ -28,6 +34,8 @@ export interface BackendView {
   weight: number;
   state: BackendState;
   gen: number;
+  /** on this node (eligible under a local traffic policy) */
+  local?: boolean;
   /** Maglev slots it holds (only when asked for) */
   slots?: number;
 }

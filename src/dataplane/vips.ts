@@ -18,6 +18,22 @@ export const KP_VIP_F_NODEPORT = 0x2;
 export const KP_VIP_F_SRC_RANGES = 0x4;
 export const KP_VIP_F_LB = 0x8;
 export const KP_VIP_F_EXTERNAL = 0x10;
+export const KP_VIP_F_LOCAL = 0x20;
+export const KP_VIP_F_ETP_LOCAL = 0x40;
+export const KP_VIP_F_ITP_LOCAL = 0x80;
+
+const POLICY_LOCAL = KP_VIP_F_ETP_LOCAL | KP_VIP_F_ITP_LOCAL;
+
+/** The flags of a VIP's own entry and of its node port entries for its type and traffic policies. */
+function policyFlags(type: VipType, spec: VipSpec): { own: number; node: number } {
+  const etp = spec.externalTrafficPolicy === 'local';
+  const itp = spec.internalTrafficPolicy === 'local';
+  const external = type === 'loadbalancer' || type === 'externalip';
+  if (etp && type === 'clusterip') throw new KpError('KP_ERR_ARG', 'external_traffic_policy local: a clusterip VIP has no external traffic (type nodeport, loadbalancer or externalip)');
+  if (itp && external) throw new KpError('KP_ERR_ARG', `internal_traffic_policy local: applies to cluster IPs, and this VIP is a ${type}`);
+  const marks = (etp ? KP_VIP_F_ETP_LOCAL : 0) | (itp ? KP_VIP_F_ITP_LOCAL : 0);
+  return { own: marks | ((external ? etp : itp) ? KP_VIP_F_LOCAL : 0), node: etp ? KP_VIP_F_LOCAL : 0 };
+}
 
 /** The type a VIP's flags and node port say. */
 function vipType(v: Vip): VipType {
@@ -194,6 +210,7 @@ export class VipTable {
       weight: b.weight,
       state: b.state === BACKEND_STATE.active ? 'active' : 'draining',
       gen: b.gen,
+      ...(b.local ? { local: true } : {}),
       ...(withSlots ? { slots: withSlots.get(id) ?? 0 } : {}),
     };
   }
@@ -214,6 +231,8 @@ export class VipTable {
       type: vipType(rec.value),
       ...(rec.value.nodePort ? { nodePort: rec.value.nodePort, nodeAddresses: rec.nodeKeys.map((k) => k.addr).sort() } : {}),
       ...(rec.sourceRanges.length ? { sourceRanges: [...rec.sourceRanges] } : {}),
+      ...(rec.value.flags & KP_VIP_F_ETP_LOCAL ? { externalTrafficPolicy: 'local' as const } : {}),
+      ...(rec.value.flags & KP_VIP_F_ITP_LOCAL ? { internalTrafficPolicy: 'local' as const } : {}),
       backends: [...rec.backendIds].sort((a, b) => a - b).map((id) => this.backendView(id, count)),
     };
   }
@@ -267,12 +286,13 @@ export class VipTable {
     const type = specType(spec);
     const ranges = this.canonicalRanges(spec.sourceRanges ?? [], p.family);
     this.nodeKeysFor(id, spec.protocol, spec.nodePort ?? 0); // refused before anything is written
-    const flags = (prefix ? KP_VIP_F_PREFIX : 0) | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0);
+    const flags = (prefix ? KP_VIP_F_PREFIX : 0) | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own;
     const value: Vip = { id, tableLen: spec.newLen, flags, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
     // Counters and table of a re-used id start clean before the VIP becomes visible.
     this.maps.vipStats.update(id, zeroVipStats());
     // Each write to the outer map waits for an RCU grace period: skip it when the slot is empty.
     if (this.maps.maglev.lookup(id) !== undefined) this.dp.clearMaglevTable(id);
+    if (this.maps.maglevLocal.lookup(id) !== undefined) this.dp.clearMaglevTable(id, true);
     const proto = PROTO_NUM[spec.protocol];
     const addr = bytesToAddr(p.addr);
     const location: VipLocation = prefix
@@ -343,7 +363,8 @@ export class VipTable {
   private syncNodeKeys(rec: VipRecord): void {
     const want = this.nodeKeysFor(rec.id, rec.protocol, rec.value.nodePort ?? 0);
     const same = (a: VipKey, b: VipKey) => a.addr === b.addr && a.port === b.port && a.proto === b.proto;
-    const nodeValue: Vip = { ...rec.value, flags: rec.value.flags | KP_VIP_F_NODEPORT };
+    const etp = rec.value.flags & KP_VIP_F_ETP_LOCAL ? KP_VIP_F_LOCAL : 0;
+    const nodeValue: Vip = { ...rec.value, flags: (rec.value.flags & ~KP_VIP_F_LOCAL) | KP_VIP_F_NODEPORT | etp };
     for (const k of want) this.maps.vips.update(k, nodeValue);
     for (const k of rec.nodeKeys) if (!want.some((x) => same(x, k))) this.maps.vips.delete(k);
     rec.nodeKeys = want;
@@ -359,7 +380,9 @@ export class VipTable {
     const ranges = this.canonicalRanges(spec.sourceRanges ?? [], rec.prefix.includes(':') ? 6 : 4);
     this.nodeKeysFor(rec.id, rec.protocol, spec.nodePort ?? 0); // refused before anything is written
     const keep = rec.value.flags & KP_VIP_F_PREFIX;
-    const flags = keep | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0);
+    const flags = keep | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own;
+    const policyChanged = (flags ^ rec.value.flags) & POLICY_LOCAL;
+    if (policyChanged && flags & POLICY_LOCAL) this.syncLocalTable(rec, true); // before an entry picks from it
     const value: Vip = { ...rec.value, flags, tableLen: spec.newLen, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
     // Ranges that are added are in place before the flag that makes the data path look them up;
     // ranges that go are removed after it (below).
@@ -370,6 +393,7 @@ export class VipTable {
     if (grows) this.publishTable(rec, spec.newLen);
     this.writeVip(rec, value);
     if (!grows && spec.newLen !== v.newLen) this.publishTable(rec, spec.newLen);
+    if (policyChanged && !(flags & POLICY_LOCAL)) this.syncLocalTable(rec, false); // after no entry picks from it
     this.setRanges(rec, ranges);
     return this.view(rec);
   }
@@ -400,6 +424,7 @@ export class VipTable {
       this.adjustPrefixCount(-1);
     }
     if (this.maps.maglev.lookup(rec.id) !== undefined) this.dp.clearMaglevTable(rec.id);
+    if (this.maps.maglevLocal.lookup(rec.id) !== undefined) this.dp.clearMaglevTable(rec.id, true);
     this.setRanges(rec, []);
     for (const id of rec.backendIds) {
       this.pendingRemovals.delete(id);
@@ -456,7 +481,7 @@ export class VipTable {
    * table yet, so no packet can pick it early); the VIP's table is published by publishPending(),
    * right away unless `defer` is set, so that `apply` publishes every changed table in one batch.
    */
-  addBackends(v: VipView, addrs: string[], weight: number, o: { defer?: boolean } = {}): BackendView[] {
+  addBackends(v: VipView, addrs: string[], weight: number, o: { defer?: boolean; local?: boolean } = {}): BackendView[] {
     const rec = this.record(v);
     const canon = this.canonicalFor(rec, addrs);
     const fresh = canon.filter((a) => this.backendByAddr(rec, a) === undefined);
@@ -469,7 +494,8 @@ export class VipTable {
       if (known !== undefined) {
         // Re-activating a draining backend keeps its gen: its existing flows simply continue.
         this.pendingRemovals.delete(known);
-        this.writeBackend(known, { ...this.slots[known]!, state: BACKEND_STATE.active, weight });
+        const { local: _was, ...b } = this.slots[known]!;
+        this.writeBackend(known, { ...b, state: BACKEND_STATE.active, weight, ...(o.local ? { local: true } : {}) });
         ids.push(known);
         continue;
       }
@@ -482,6 +508,7 @@ export class VipTable {
         gen: ((this.slots[id]?.gen ?? 0) + 1) >>> 0,
         vipId: rec.id,
         weight,
+        ...(o.local ? { local: true } : {}),
       });
       rec.backendIds.add(id);
       ids.push(id);
@@ -519,8 +546,17 @@ export class VipTable {
     this.publishPending();
   }
 
-  private buildTable(rec: VipRecord, size: number): Uint32Array | undefined {
-    const active = [...rec.backendIds].map((id) => ({ id, b: this.slots[id]! })).filter(({ b }) => b.state === BACKEND_STATE.active);
+  /** The VIP's table of local active backends published (`want`) or removed. */
+  private syncLocalTable(rec: VipRecord, want: boolean): void {
+    const table = want ? this.buildTable(rec, rec.value.tableLen, true) : undefined;
+    if (table) this.dp.setMaglevTables([[rec.id, table]], true);
+    else if (this.maps.maglevLocal.lookup(rec.id) !== undefined) this.dp.clearMaglevTable(rec.id, true);
+  }
+
+  private buildTable(rec: VipRecord, size: number, localOnly = false): Uint32Array | undefined {
+    const active = [...rec.backendIds]
+      .map((id) => ({ id, b: this.slots[id]! }))
+      .filter(({ b }) => b.state === BACKEND_STATE.active && (!localOnly || b.local));
     if (!active.length) return undefined;
     return buildMaglevTable(active.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight })), size);
   }
@@ -546,6 +582,17 @@ export class VipTable {
       else if (this.maps.maglev.lookup(id) !== undefined) this.dp.clearMaglevTable(id);
     }
     if (tables.length) this.dp.setMaglevTables(tables);
+    // The local-only tables of VIPs with a local traffic policy (none with a local endpoint: no table,
+    // and their local entries drop new connections).
+    const local: [number, Uint32Array][] = [];
+    for (const id of this.dirty) {
+      const rec = vips.get(id);
+      if (!rec || !(rec.value.flags & POLICY_LOCAL)) continue;
+      const table = this.buildTable(rec, rec.value.tableLen, true);
+      if (table) local.push([id, table]);
+      else if (this.maps.maglevLocal.lookup(id) !== undefined) this.dp.clearMaglevTable(id, true);
+    }
+    if (local.length) this.dp.setMaglevTables(local, true);
     this.dirty.clear();
     for (const [id, flush] of this.pendingRemovals) {
       if (flush) this.freeBackend(id);

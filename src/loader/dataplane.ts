@@ -23,11 +23,14 @@ export interface Dataplane {
   pinDir?: string;
   maps: KpMaps;
   /** Publish a VIP's Maglev table atomically (new inner map, one outer update). */
-  setMaglevTable(vipId: number, slots: Uint32Array | number[]): void;
-  /** Publish many tables: inner maps filled first, then one batched write of the outer map. */
-  setMaglevTables(tables: ReadonlyArray<readonly [number, Uint32Array]>): void;
-  clearMaglevTable(vipId: number): void;
-  getMaglevTable(vipId: number): Uint32Array | undefined;
+  setMaglevTable(vipId: number, slots: Uint32Array | number[], local?: boolean): void;
+  /**
+   * Publish many tables: inner maps filled first, then one batched write of the outer map
+   * (kp_maglev, or with `local` kp_maglev_local: the tables of local backends only).
+   */
+  setMaglevTables(tables: ReadonlyArray<readonly [number, Uint32Array]>, local?: boolean): void;
+  clearMaglevTable(vipId: number, local?: boolean): void;
+  getMaglevTable(vipId: number, local?: boolean): Uint32Array | undefined;
   close(): void;
 }
 
@@ -109,10 +112,10 @@ function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string): Dataplane
     progFd,
     pinDir,
     maps,
-    setMaglevTable: (vipId, slots) => setMaglevTables(maps, [[vipId, Uint32Array.from(slots)]]),
-    setMaglevTables: (tables) => setMaglevTables(maps, tables),
-    clearMaglevTable: (vipId) => void maps.maglev.delete(vipId),
-    getMaglevTable: (vipId) => getMaglevTable(maps, vipId),
+    setMaglevTable: (vipId, slots, local) => setMaglevTables(outer(maps, local), [[vipId, Uint32Array.from(slots)]]),
+    setMaglevTables: (tables, local) => setMaglevTables(outer(maps, local), tables),
+    clearMaglevTable: (vipId, local) => void outer(maps, local).delete(vipId),
+    getMaglevTable: (vipId, local) => getMaglevTable(outer(maps, local), vipId),
     close() {
       maps.close();
       closeFd(progFd);
@@ -140,20 +143,22 @@ function innerTable(vipId: number, slots: Uint32Array): BpfMap<number, number> {
   }
 }
 
-function setMaglevTables(maps: KpMaps, tables: ReadonlyArray<readonly [number, Uint32Array]>): void {
+const outer = (maps: KpMaps, local?: boolean): BpfMap<number, number> => (local ? maps.maglevLocal : maps.maglev);
+
+function setMaglevTables(outerMap: BpfMap<number, number>, tables: ReadonlyArray<readonly [number, Uint32Array]>): void {
   const inners: BpfMap<number, number>[] = [];
   try {
     for (const [vipId, slots] of tables) inners.push(innerTable(vipId, slots));
     // The atomic publish of each table; batched because every write to an outer map makes the
     // kernel wait for an RCU grace period (one wait per syscall, not per entry).
-    maps.maglev.updateBatch(tables.map(([vipId], i) => [vipId, inners[i].fd] as const));
+    outerMap.updateBatch(tables.map(([vipId], i) => [vipId, inners[i].fd] as const));
   } finally {
     inners.forEach((m) => m.close()); // the outer map holds its own references
   }
 }
 
-function getMaglevTable(maps: KpMaps, vipId: number): Uint32Array | undefined {
-  const id = maps.maglev.lookup(vipId);
+function getMaglevTable(outerMap: BpfMap<number, number>, vipId: number): Uint32Array | undefined {
+  const id = outerMap.lookup(vipId);
   if (id === undefined) return undefined;
   const fd = check('bpf_map_get_fd_by_id', lb.bpf_map_get_fd_by_id(id), `Maglev table of VIP ${vipId}`);
   const inner = new BpfMap(fd, u32, u32, 'kp_maglev_in');

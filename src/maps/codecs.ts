@@ -52,7 +52,7 @@ export const LAYOUTS = {
       addr: [0, 16],
       port: [16, 2],
       state: [18, 1],
-      pad: [19, 1],
+      flags: [19, 1],
       gen: [20, 4],
       vip_id: [24, 4],
       weight: [28, 2],
@@ -205,6 +205,8 @@ export interface Vip {
   /** 0, or its node port (then also reached on (node address, node port)) */
   nodePort?: number;
 }
+/** kp_backend.flags (KP_BACKEND_F_*). */
+export const BACKEND_FLAG = { local: 0x1 } as const;
 export interface Backend {
   addr: string;
   port: number;
@@ -212,6 +214,8 @@ export interface Backend {
   gen: number;
   vipId: number;
   weight: number;
+  /** on this node: eligible under a local traffic policy */
+  local?: boolean;
 }
 export interface Config {
   /** idle timeout in seconds per enum kp_ct_state (CT_TIMEOUT_SLOTS entries; 0 = never) */
@@ -477,6 +481,7 @@ export const backend = codec<Backend>(
     putAddr(b, off(BE, 'addr'), v.addr);
     b.writeUInt16BE(v.port, off(BE, 'port'));
     b.writeUInt8(v.state, off(BE, 'state'));
+    b.writeUInt8(v.local ? BACKEND_FLAG.local : 0, off(BE, 'flags'));
     b.writeUInt32LE(v.gen, off(BE, 'gen'));
     b.writeUInt32LE(v.vipId, off(BE, 'vip_id'));
     b.writeUInt16LE(v.weight, off(BE, 'weight'));
@@ -488,6 +493,7 @@ export const backend = codec<Backend>(
     gen: b.readUInt32LE(o + off(BE, 'gen')),
     vipId: b.readUInt32LE(o + off(BE, 'vip_id')),
     weight: b.readUInt16LE(o + off(BE, 'weight')),
+    ...(b.readUInt8(o + off(BE, 'flags')) & BACKEND_FLAG.local ? { local: true } : {}),
   }),
 );
 

@@ -10,6 +10,7 @@ export const KP_MAP_NAMES = [
   'kp_vip_pfx',
   'kp_src_ranges',
   'kp_maglev',
+  'kp_maglev_local',
   'kp_backends',
   'kp_ct',
   'kp_frags',
@@ -33,6 +34,8 @@ export interface KpMaps {
   srcRanges: BpfMap<c.SrcKey, number>;
   /** vip id → inner map: update takes an inner map fd, lookup returns the inner map id */
   maglev: BpfMap<number, number>;
+  /** vip id → inner map of its local backends only (traffic policy local) */
+  maglevLocal: BpfMap<number, number>;
   backends: BpfMap<number, c.Backend>;
   /** connections: forward entries (dir 0) and reply entries (dir 1) */
   ct: BpfMap<c.FlowKey, c.Ct>;
@@ -67,6 +70,7 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
       vipPfx: open('kp_vip_pfx', (fd) => new BpfMap(fd, c.vipPfxKey, c.vip, 'kp_vip_pfx')),
       srcRanges: open('kp_src_ranges', (fd) => new BpfMap(fd, c.srcKey, c.u32, 'kp_src_ranges')),
       maglev: open('kp_maglev', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_maglev')),
+      maglevLocal: open('kp_maglev_local', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_maglev_local')),
       backends: open('kp_backends', (fd) => new BpfMap(fd, c.u32, c.backend, 'kp_backends')),
       ct: open('kp_ct', (fd) => new BpfMap(fd, c.flowKey, c.ct, 'kp_ct')),
       frags: open('kp_frags', (fd) => new BpfMap(fd, c.fragKey, c.frag, 'kp_frags')),

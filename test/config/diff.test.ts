@@ -72,6 +72,10 @@ function apply(state: RunningState, plan: Plan): RunningState {
         break;
       case 'updateVip':
         Object.assign(find(op.vip), { target_port: op.target_port, new_len: op.new_len, node_port: op.node_port, type: op.type, source_ranges: op.source_ranges });
+        for (const k of ['external_traffic_policy', 'internal_traffic_policy'] as const) {
+          if (op[k]) find(op.vip)[k] = op[k];
+          else delete find(op.vip)[k];
+        }
         break;
       case 'delVip':
         s.vips = s.vips.filter((v) => v !== find(op.vip));
@@ -82,9 +86,13 @@ function apply(state: RunningState, plan: Plan): RunningState {
         v.backends.push({ address: op.address, weight: op.weight, state: 'active' });
         break;
       }
-      case 'setWeight':
-        find(op.vip).backends.find((b) => b.address === op.address && b.state === 'active')!.weight = op.weight;
+      case 'setWeight': {
+        const b = find(op.vip).backends.find((x) => x.address === op.address && x.state === 'active')!;
+        b.weight = op.weight;
+        if (op.local) b.local = true;
+        else delete b.local;
         break;
+      }
       case 'delBackend':
         find(op.vip).backends.find((b) => b.address === op.address && b.state === 'active')!.state = 'draining';
         break;
@@ -213,6 +221,18 @@ t.test('a node port added, changed and removed updates the VIP in place', async 
   t.same(diffConfig(want, running), []);
   want.vips[0].node_port = 0;
   t.match(diffConfig(want, running), [{ op: 'updateVip', node_port: 0, type: 'clusterip', source_ranges: [], changed: ['node_port'] }]);
+});
+
+t.test('a backend marked local, and a policy set to local, are changes in place', async (t) => {
+  const want = full();
+  want.vips[0].backends[0].local = true;
+  want.vips[0].external_traffic_policy = 'local';
+  const plan = diffConfig(want, fullRunning());
+  t.same(plan.map(formatOp), [
+    'vip update 198.18.100.1/32 tcp port 80 target 8080 new_len 1021 etp local',
+    'backend weight 198.18.100.1/32 tcp port 80 198.18.1.2 1 -> 1 local',
+  ]);
+  t.same(diffConfig(want, apply(fullRunning(), plan)), []);
 });
 
 t.test('VIP identity is (prefix, protocol, port)', async (t) => {

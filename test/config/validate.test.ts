@@ -116,6 +116,23 @@ t.test('types: node_port and source_ranges must fit the type; ranges are checked
   ]);
 });
 
+t.test('traffic policies and local backends', async (t) => {
+  const c = parseConfig({ vips: [{ prefix: '198.18.100.1/32', port: 80, node_port: 30080, external_traffic_policy: 'local', internal_traffic_policy: 'cluster', backends: [{ address: '198.18.1.2', local: true }, '198.18.1.3'] }] });
+  t.match(c.vips[0], { external_traffic_policy: 'local', backends: [{ address: '198.18.1.2', local: true }, { address: '198.18.1.3' }] });
+  t.notOk('internal_traffic_policy' in c.vips[0], 'cluster is the default and left out');
+  t.notOk('local' in c.vips[0].backends[1]);
+  t.same(problems(t, { vips: [
+    { prefix: '198.18.100.1/32', port: 80, external_traffic_policy: 'local' },
+    { prefix: '198.18.100.2/32', port: 80, type: 'loadbalancer', internal_traffic_policy: 'local' },
+    { prefix: '198.18.100.3/32', port: 80, external_traffic_policy: 'nearby', backends: [{ address: '198.18.1.2', local: 'yes' }] },
+  ] }), [
+    '/vips/0/external_traffic_policy: a clusterip VIP has no external traffic (type nodeport, loadbalancer or externalip)',
+    '/vips/1/internal_traffic_policy: applies to cluster IPs, and this VIP is a loadbalancer',
+    '/vips/2/backends/0/local: must be boolean, got "yes"',
+    '/vips/2/external_traffic_policy: must be one of "cluster", "local", got "nearby"',
+  ]);
+});
+
 t.test('node ports: one per protocol; the same number for TCP and UDP is fine', async (t) => {
   const doc = {
     vips: [
