@@ -1,8 +1,7 @@
 // Plan the operations that turn the running data plane into the desired config.
 import { canonicalAddress, canonicalPrefix } from './address.js';
-import type { VipType } from '../dataplane/types.js';
 import { TIMEOUT_NAMES, type CtTimeouts, type TimeoutName } from './timeouts.js';
-import type { KpConfig, KpConfConfig, L4Protocol, XdpMode } from './types.js';
+import type { KpConfig, KpConfConfig, KpVipConfig, L4Protocol, XdpMode } from './types.js';
 
 export type BackendState = 'active' | 'draining';
 
@@ -13,18 +12,7 @@ export interface RunningBackend {
   local?: boolean;
 }
 
-export interface RunningVip {
-  /** "addr/len" (a bare address is read as a host prefix); canonicalised before comparing. */
-  prefix: string;
-  protocol: L4Protocol;
-  port: number;
-  target_port: number;
-  new_len: number;
-  node_port: number;
-  type: VipType;
-  source_ranges: string[];
-  external_traffic_policy?: 'local';
-  internal_traffic_policy?: 'local';
+export interface RunningVip extends VipRef, VipSettings {
   backends: RunningBackend[];
 }
 
@@ -44,21 +32,14 @@ export interface RunningState {
 
 /** A VIP's identity: canonical prefix, protocol, port. */
 export interface VipRef {
+  /** "addr/len" (a bare address is read as a host prefix); canonicalised before comparing. */
   prefix: string;
   protocol: L4Protocol;
   port: number;
 }
 
-/** What a VIP is besides its identity and backends. */
-export interface VipSettings {
-  target_port: number;
-  new_len: number;
-  node_port: number;
-  type: VipType;
-  source_ranges: string[];
-  external_traffic_policy?: 'local';
-  internal_traffic_policy?: 'local';
-}
+/** What a VIP is besides its identity and backends (the config's fields of the same names). */
+export type VipSettings = Pick<KpVipConfig, 'target_port' | 'new_len' | 'node_port' | 'type' | 'source_ranges' | 'external_traffic_policy' | 'internal_traffic_policy'>;
 
 export type PlanOp =
   | { op: 'detach'; name: string }
