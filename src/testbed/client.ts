@@ -23,7 +23,7 @@ const port = Number(values.port);
 const count = Math.min(Number(values.count), 10_000); // bounded by design
 const timeoutMs = Number(values.timeout);
 
-function get(agent: http.Agent | false): Promise<{ backend: string; remote: string }> {
+function get(agent: http.Agent | false): Promise<{ backend: string; remote: string; seenAs: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: vip, port, path: '/', agent, timeout: timeoutMs }, (res) => {
       let body = '';
@@ -31,7 +31,8 @@ function get(agent: http.Agent | false): Promise<{ backend: string; remote: stri
       res.on('end', () => {
         try {
           const parsed = JSON.parse(body);
-          resolve({ backend: parsed.backend, remote: `${res.socket?.remoteAddress}:${res.socket?.remotePort}` });
+          // seenAs: the client address the backend saw (its peer), without the port.
+          resolve({ backend: parsed.backend, remote: `${res.socket?.remoteAddress}:${res.socket?.remotePort}`, seenAs: String(parsed.client).replace(/:\d+$/, '').replace(/^::ffff:/, '') });
         } catch (e) {
           reject(e);
         }
@@ -45,6 +46,7 @@ function get(agent: http.Agent | false): Promise<{ backend: string; remote: stri
 async function httpRun() {
   const backends: Record<string, number> = {};
   const remotes = new Set<string>();
+  const seenAs = new Set<string>();
   let ok = 0;
   const errors: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -53,11 +55,12 @@ async function httpRun() {
       ok++;
       backends[r.backend] = (backends[r.backend] ?? 0) + 1;
       remotes.add(r.remote);
+      seenAs.add(r.seenAs);
     } catch (e) {
       errors.push(String((e as Error).message));
     }
   }
-  return { ok, failed: count - ok, backends, remotes: [...remotes], errors: errors.slice(0, 5) };
+  return { ok, failed: count - ok, backends, remotes: [...remotes], seenAs: [...seenAs], errors: errors.slice(0, 5) };
 }
 
 async function keepaliveRun() {

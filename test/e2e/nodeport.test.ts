@@ -63,6 +63,37 @@ function run() {
     });
   }
 
+  t.test('a LoadBalancer IP with source ranges: the allowed client connects, a denied one is dropped and counted', async (t) => {
+    const LB = '198.18.100.22';
+    const allowed = `${topo.client.addr}/32`;
+    kp('vip', 'add', `${LB}/32`, 'port', '443', 'target', '3307', 'type', 'loadbalancer', 'source_ranges', `${allowed},198.18.9.0/24`);
+    kp('backend', 'add', `${LB}/32`, 'port', '443', ...topo.backends.map((b) => b.addr));
+    const ok = client('http', LB, 443, 10);
+    t.equal(ok.ok, 10, `from ${topo.client.addr}, inside the ranges: all connect (errors: ${(ok.errors ?? []).join('; ')})`);
+    t.same(ok.remotes, [`${LB}:443`]);
+    // The client's address is no longer in the ranges: new connections are dropped in XDP.
+    kp('vip', 'add', `${LB}/32`, 'port', '443', 'target', '3307', 'type', 'loadbalancer', 'source_ranges', '198.18.9.0/24');
+    const before = kpJson('show', 'stats').global.drop_src_range;
+    const denied = topo.exec(topo.client.ns, [process.execPath, CLIENT, 'http', '--vip', LB, '--port', '443', '--count', '3', '--timeout', '700']);
+    const r = JSON.parse(denied.trim().split('\n').pop()!);
+    t.equal(r.ok, 0, 'from outside the ranges: none connects');
+    t.ok(kpJson('show', 'stats').global.drop_src_range - before >= 3, 'each SYN dropped and counted (drop_src_range)');
+    t.match(kpJson('show', 'vips').find((v: { prefix: string }) => v.prefix === `${LB}/32`), { type: 'loadbalancer', sourceRanges: ['198.18.9.0/24'] });
+  });
+
+  t.test('externalTrafficPolicy local: through the node port only the local backend, which sees the client address', async (t) => {
+    const [b1, b2] = topo.backends;
+    kp('vip', 'add', `${VIP}/32`, 'port', '3306', 'target', '3307', 'nodeport', String(NODE_PORT), 'etp', 'local');
+    kp('backend', 'add', `${VIP}/32`, 'protocol', 'tcp', 'port', '3306', 'local', b1.addr);
+    const viaNode = client('http', topo.node.addr, NODE_PORT, 20);
+    t.equal(viaNode.ok, 20, `all connect (errors: ${(viaNode.errors ?? []).join('; ')})`);
+    t.same(viaNode.backends, { [b1.name]: 20 }, 'every connection on the local backend');
+    t.same(viaNode.seenAs, [topo.client.addr], 'the backend saw the client address');
+    const viaVip = client('http', VIP, 3306, 30);
+    t.ok(viaVip.backends[b1.name] > 3 && viaVip.backends[b2.name] > 3, `the cluster IP keeps both: ${JSON.stringify(viaVip.backends)}`);
+    kp('vip', 'add', `${VIP}/32`, 'port', '3306', 'target', '3307', 'nodeport', String(NODE_PORT));
+  });
+
   t.test('the node port shares the VIP counters and backends', async (t) => {
     const s = kpJson('show', 'stats');
     const tcp = s.vips.find((v: { protocol: string }) => v.protocol === 'tcp');
