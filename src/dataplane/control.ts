@@ -185,7 +185,9 @@ export class Control {
   /**
    * Load the program again with a connection table of another size, keeping every other pinned map
    * (VIPs, backends, counters), copy the connections over, and switch the attached links to it with
-   * bpf_link_update: traffic keeps flowing and connections keep their backends. A connection that
+   * bpf_link_update: traffic keeps flowing and connections keep their backends. The switch comes
+   * after the copy: a live connection's packet never meets the new, empty table (one that did was
+   * picked up loosely, on another backend if its own was draining, and reset). A connection that
    * starts between the copy and the switch is picked up loosely on the same backend.
    */
   reload(o: { buckets: number }): void {
@@ -195,7 +197,7 @@ export class Control {
     renameSync(ctPin, oldPin);
     let dp: Dataplane;
     try {
-      dp = loadDataplane({ pinDir: this.pinDir, buckets: o.buckets, objectPath: process.env.KPBPF_OBJECT });
+      dp = loadDataplane({ pinDir: this.pinDir, buckets: o.buckets, objectPath: process.env.KPBPF_OBJECT, keepLinks: true });
     } catch (e) {
       rmSync(ctPin, { force: true });
       renameSync(oldPin, ctPin);

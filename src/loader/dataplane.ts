@@ -42,6 +42,12 @@ export interface LoadOptions {
   pinDir?: string;
   /** program to use; default the object's first */
   progName?: string;
+  /**
+   * Leave attached interfaces on the program they run (default: switch them to the new one). A
+   * reload with a new connection table copies the connections first and switches after, so that no
+   * packet of a live connection meets the empty table.
+   */
+  keepLinks?: boolean;
 }
 
 export function loadDataplane(o: LoadOptions = {}): Dataplane {
@@ -63,7 +69,7 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
       const p = join(o.pinDir, PROG_PIN);
       if (existsSync(p)) unlinkSync(p); // a reload replaces the pinned program
       check('bpf_obj_pin', lb.bpf_obj_pin(progFd, p), p);
-      updateLinks(o.pinDir, progFd); // attached interfaces switch to the new program atomically
+      if (!o.keepLinks) updateLinks(o.pinDir, progFd); // attached interfaces switch to the new program atomically
     }
     const mapFds = {} as Record<KpMapName, number>;
     for (const n of KP_MAP_NAMES) {
