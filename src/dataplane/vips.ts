@@ -75,6 +75,8 @@ interface VipRecord {
   nodeKeys: VipKey[];
   /** its allowed source prefixes in kp_src_ranges (canonical text) */
   sourceRanges: string[];
+  /** "protocol/node port" it holds in the node port index */
+  nodePortKey?: string;
   backendIds: Set<number>;
 }
 
@@ -104,6 +106,8 @@ export class VipTable {
   /** How many exact VIPs and used backend slots have each address (kp_addrs holds the flags). */
   private addrRefs = new Map<string, { vip: number; be: number }>();
   private pendingRemovals = new Map<number, boolean>();
+  /** "protocol/node port" -> the VIP id that has it */
+  private nodePortOwner = new Map<string, number>();
 
   /** nodeAddresses: the node's IPv4 addresses, where node ports are served (asked at each change). */
   constructor(
@@ -140,7 +144,10 @@ export class VipTable {
       if (rec) rec.sourceRanges.push(prefixText(k.addr, k.len128));
       else this.maps.srcRanges.delete(k);
     }
-    for (const rec of vips.values()) rec.sourceRanges.sort();
+    for (const rec of vips.values()) {
+      rec.sourceRanges.sort();
+      this.ownNodePort(rec, rec.value.nodePort ? `${rec.protocol}/${rec.value.nodePort}` : undefined);
+    }
     for (const [k, v] of nodeEntries) {
       const rec = vips.get(v.id);
       if (rec) rec.nodeKeys.push(k);
@@ -334,16 +341,22 @@ export class VipTable {
     rec.sourceRanges = ranges;
   }
 
+  /** The VIP now holds node port `key` ("protocol/port") or none. */
+  private ownNodePort(rec: VipRecord, key: string | undefined): void {
+    if (rec.nodePortKey === key) return;
+    if (rec.nodePortKey && this.nodePortOwner.get(rec.nodePortKey) === rec.id) this.nodePortOwner.delete(rec.nodePortKey);
+    if (key) this.nodePortOwner.set(key, rec.id);
+    rec.nodePortKey = key;
+  }
+
   /** The node port entries VIP `id` should have; throws if another VIP holds one of them. */
   private nodeKeysFor(id: number, protocol: Protocol, port: number): VipKey[] {
     if (!port) return [];
     const [min, max] = this.nodePortRange();
     if (port < min || port > max) throw new KpError('KP_ERR_ARG', `node port ${port}: outside the node port range ${min}-${max}`);
-    for (const r of this.load().values()) {
-      if (r.id !== id && r.protocol === protocol && r.value.nodePort === port) {
-        throw new KpError('KP_ERR_STATE', `node port ${port}/${protocol} is already vip ${r.prefix} ${r.protocol} port ${r.port}'s`);
-      }
-    }
+    const owner = this.nodePortOwner.get(`${protocol}/${port}`);
+    const r = owner !== undefined && owner !== id ? this.load().get(owner) : undefined;
+    if (r) throw new KpError('KP_ERR_STATE', `node port ${port}/${protocol} is already vip ${r.prefix} ${r.protocol} port ${r.port}'s`);
     const keys = [...new Set(this.nodeAddresses().map(canonicalAddr))].map((addr) => ({ addr, port, proto: PROTO_NUM[protocol] }));
     for (const k of keys) {
       const held = this.maps.vips.lookup(k);
@@ -362,6 +375,7 @@ export class VipTable {
    */
   private syncNodeKeys(rec: VipRecord): void {
     const want = this.nodeKeysFor(rec.id, rec.protocol, rec.value.nodePort ?? 0);
+    this.ownNodePort(rec, rec.value.nodePort ? `${rec.protocol}/${rec.value.nodePort}` : undefined);
     const same = (a: VipKey, b: VipKey) => a.addr === b.addr && a.port === b.port && a.proto === b.proto;
     const etp = rec.value.flags & KP_VIP_F_ETP_LOCAL ? KP_VIP_F_LOCAL : 0;
     const nodeValue: Vip = { ...rec.value, flags: (rec.value.flags & ~KP_VIP_F_LOCAL) | KP_VIP_F_NODEPORT | etp };
@@ -416,6 +430,7 @@ export class VipTable {
     // Unreachable first, then its table and backends: no packet sees a half-deleted VIP.
     for (const k of rec.nodeKeys) this.maps.vips.delete(k);
     rec.nodeKeys = [];
+    this.ownNodePort(rec, undefined);
     if (rec.location.kind === 'exact') {
       this.maps.vips.delete(rec.location.key);
       this.refAddr(rec.location.key.addr, 'vip', -1);
