@@ -135,7 +135,7 @@ static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pk
 	struct kp_vip_stats *vs;
 	__be32 vip_addr;
 	__u32 mtu = 0;
-	int act;
+	int act, masq;
 
 	if (!kp_ct_reply_fast(rv, pkt, cfg, now)) {
 		act = kp_reply_slow(pkt, s, cfg, rv);
@@ -149,15 +149,27 @@ static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pk
 		return XDP_PASS;
 	}
 	kp_snat_ipv4(pkt, vip_addr, rv->vip_port);
-	if (rv->client_port != pkt->ports[1])
+	masq = rv->flags & KP_CT_F_MASQ;
+	if (masq) {
+		/* Back to the client's own address; its next hop is looked up by destination, as the
+		 * entry keeps that address where others cache their hop. */
+		__be32 client;
+
+		if (kp_addr_to_v4(rv->peer.client_addr, &client)) {
+			kp_stat_inc(KP_STAT_DROP_MALFORMED);
+			return XDP_DROP;
+		}
+		kp_nat_ipv4_more(pkt, &pkt->ip->daddr, &pkt->ports[1], client, rv->client_port);
+	} else if (rv->client_port != pkt->ports[1]) {
 		kp_nat_port(pkt, &pkt->ports[1], rv->client_port);
+	}
 	kp_stat_inc(KP_STAT_SNAT);
 	vs = kp_vip_stats_get(rv->vip_id);
 	if (vs) {
 		vs->reply_pkts += 1;
 		vs->reply_bytes += pkt->len;
 	}
-	act = kp_route(ctx, pkt, cfg, &mtu, now, rv, NULL, 0);
+	act = kp_route(ctx, pkt, cfg, &mtu, now, masq ? NULL : rv, NULL, 0);
 	pkt->mtu = mtu;
 	return act; /* KP_TX_FRAG_NEEDED: the caller answers */
 }
@@ -202,7 +214,7 @@ static __always_inline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt
 	int act;
 
 	if (kind == KP_CT_CLASH) {
-		kp_stat_inc(KP_STAT_DROP_CT_CLASH);
+		kp_stat_inc(pick->masq ? KP_STAT_DROP_MASQ_PORTS : KP_STAT_DROP_CT_CLASH);
 		return XDP_DROP;
 	}
 	vs = kp_vip_stats_get(vip_id);
@@ -229,8 +241,12 @@ static __always_inline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt
 		kp_stat_inc(KP_STAT_CT_LOOSE);
 	if (pick->remapped)
 		kp_stat_inc(KP_STAT_CT_REMAP);
+	if (pick->masq)
+		kp_stat_inc(KP_STAT_MASQ);
 	kp_dnat_ipv4(pkt, pick->be_addr, pick->be->port);
-	if (pick->nat_port != pkt->ports[0])
+	if (pick->masq_addr)
+		kp_nat_ipv4_more(pkt, &pkt->ip->saddr, &pkt->ports[0], pick->masq_addr, pick->nat_port);
+	else if (pick->nat_port != pkt->ports[0])
 		kp_nat_port(pkt, &pkt->ports[0], pick->nat_port);
 	kp_stat_inc(KP_STAT_DNAT);
 	kp_be_stats_add(pick->be_id, pkt->len);
@@ -288,6 +304,8 @@ static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt,
 		if (ct->last_seen_ns != now)
 			ct->last_seen_ns = now;
 		kp_nat_ipv4_addr(pkt->ip, &pkt->ip->daddr, addr);
+		if ((ct->flags & KP_CT_F_MASQ) && !kp_addr_to_v4(ct->vip_addr, &addr))
+			kp_nat_ipv4_addr(pkt->ip, &pkt->ip->saddr, addr);
 		kp_be_stats_add(ct->backend_id, pkt->len);
 		vs = kp_vip_stats_get(vip->id);
 		if (vs) {
@@ -309,6 +327,8 @@ static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt,
 	if (ct->last_seen_ns != now)
 		ct->last_seen_ns = now;
 	kp_nat_ipv4_addr(pkt->ip, &pkt->ip->saddr, addr);
+	if ((rv->flags & KP_CT_F_MASQ) && !kp_addr_to_v4(rv->peer.client_addr, &addr))
+		kp_nat_ipv4_addr(pkt->ip, &pkt->ip->daddr, addr);
 	vs = kp_vip_stats_get(rv->vip_id);
 	if (vs) {
 		vs->reply_pkts += 1;

@@ -21,6 +21,9 @@
 #define KP_REMAP_PORT_MIN 32768
 #define KP_REMAP_PORT_SPAN 28232 /* 32768-60999, Linux's default ephemeral range */
 #define KP_REMAP_STRIDE 7919
+/* Masquerade ports tried for a new connection, Cilium's SNAT retries a bounded number of times too:
+ * with half of a (masquerade address, backend) pair's ports taken, 1 in 256 connections fails. */
+#define KP_MASQ_TRIES 8
 
 /* How a VIP packet's backend was found (selects the per-VIP counter). */
 enum kp_ct_kind {
@@ -29,6 +32,21 @@ enum kp_ct_kind {
 	KP_CT_UNTRACKED,
 	KP_CT_NO_SERVER,
 	KP_CT_CLASH,
+};
+
+/* The result of looking up a VIP packet's connection. */
+struct kp_ct_pick {
+	struct kp_backend *be;
+	__u64 now;
+	__u32 be_id;
+	__be32 be_addr;
+	__be32 masq_addr; /* 0, or the source address to send to the backend (masqueraded) */
+	__be16 nat_port; /* the source port to send to the backend */
+	__u8 loose;      /* a new record for a mid-connection packet */
+	__u8 remapped;
+	__u8 local_only; /* the VIP entry picks local endpoints only: none is a drop, not a reject */
+	__u8 masq;       /* a new connection that is masqueraded (masq_addr is set for every one) */
+	__s8 kind;       /* enum kp_ct_kind, or -1 while unknown */
 };
 
 /* `then` is longer ago than state's timeout (0: never expires). */
@@ -115,16 +133,37 @@ static __always_inline void kp_ct_track(struct kp_ct *ct, const struct kp_pkt *p
 		ct->last_seen_ns = now;
 }
 
-/* The forward key a reply entry names: client:port -> VIP:port. */
+/* The forward key a reply entry names: client:port -> VIP:port (a masqueraded connection's
+ * replies go to the masquerade address, and the entry keeps the client's). */
 static __always_inline void kp_ct_orig_key(struct kp_flow_key *fk, const struct kp_flow_key *rk,
 					   const struct kp_ct *rv)
 {
 	__builtin_memset(fk, 0, sizeof(*fk));
-	__builtin_memcpy(fk->saddr, rk->daddr, KP_ADDR_LEN);
+	__builtin_memcpy(fk->saddr, (rv->flags & KP_CT_F_MASQ) ? rv->peer.client_addr : rk->daddr, KP_ADDR_LEN);
 	__builtin_memcpy(fk->daddr, rv->vip_addr, KP_ADDR_LEN);
 	fk->sport = rv->client_port;
 	fk->dport = rv->vip_port;
 	fk->proto = rk->proto;
+}
+
+static __always_inline int kp_addr_is_zero(const __u8 *a)
+{
+	__u64 a0, a1;
+
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	return !(a0 | a1);
+}
+
+static __always_inline int kp_addr_eq(const __u8 *a, const __u8 *b)
+{
+	__u64 a0, a1, b0, b1;
+
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	return a0 == b0 && a1 == b1;
 }
 
 /* The backend slot of a connection still serves it: same generation, active or draining. */
@@ -150,6 +189,10 @@ static __always_inline struct kp_ct *kp_ct_owner_in(const struct kp_flow_key *rk
 	if (!ct || ct->backend_id != rv->backend_id || ct->backend_gen != rv->backend_gen ||
 	    ct->client_port != rk->dport || !kp_ct_alive(ct, rv, cfg, now))
 		return NULL;
+	if ((ct->flags ^ rv->flags) & KP_CT_F_MASQ)
+		return NULL;
+	if ((ct->flags & KP_CT_F_MASQ) && !kp_addr_eq(ct->vip_addr, rk->daddr))
+		return NULL;
 	return ct;
 }
 
@@ -162,15 +205,15 @@ static __always_inline struct kp_ct *kp_ct_owner(const struct kp_flow_key *rk, c
 	return kp_ct_owner_in(rk, rv, cfg, now, &fk);
 }
 
-static __always_inline int kp_addr_eq(const __u8 *a, const __u8 *b)
+/* Two reply entries of one tuple name the same connection (a masqueraded one's tuple does not
+ * hold the client's address, so its entry must). */
+static __always_inline int kp_ct_same_conn(const struct kp_ct *a, const struct kp_ct *b)
 {
-	__u64 a0, a1, b0, b1;
-
-	__builtin_memcpy(&a0, a, 8);
-	__builtin_memcpy(&a1, a + 8, 8);
-	__builtin_memcpy(&b0, b, 8);
-	__builtin_memcpy(&b1, b + 8, 8);
-	return a0 == b0 && a1 == b1;
+	if (a->vip_port != b->vip_port || a->client_port != b->client_port || !kp_addr_eq(a->vip_addr, b->vip_addr))
+		return 0;
+	if ((a->flags ^ b->flags) & KP_CT_F_MASQ)
+		return 0;
+	return !(a->flags & KP_CT_F_MASQ) || kp_addr_eq(a->peer.client_addr, b->peer.client_addr);
 }
 
 /* Takes the reply tuple rk for the connection rv describes: 0 if it is now ours, -1 if a live,
@@ -183,9 +226,10 @@ static __noinline int kp_ct_claim(const struct kp_flow_key *rk, const struct kp_
 	if (!bpf_map_update_elem(&kp_ct, rk, rv, BPF_NOEXIST))
 		return 0;
 	old = bpf_map_lookup_elem(&kp_ct, rk);
-	if (old && !(old->vip_port == rv->vip_port && old->client_port == rv->client_port &&
-		     kp_addr_eq(old->vip_addr, rv->vip_addr))) {
-		struct kp_ct *owner = kp_ct_owner(rk, old, cfg, now);
+	if (old && !kp_ct_same_conn(old, rv)) {
+		/* The forward key goes in the scratch: this runs under kp_ct_new, at the deepest stack. */
+		struct kp_scratch *s = kp_scratch_get();
+		struct kp_ct *owner = s ? kp_ct_owner_in(rk, old, cfg, now, &s->fk) : NULL;
 
 		if (owner && !kp_ct_closed(owner))
 			return -1;
@@ -193,15 +237,18 @@ static __noinline int kp_ct_claim(const struct kp_flow_key *rk, const struct kp_
 	return bpf_map_update_elem(&kp_ct, rk, rv, BPF_ANY) ? -1 : 0;
 }
 
-/* Reply entry of a connection from key to backend be, the backend seeing client port nat_port. */
+/* Reply entry of a connection from key to backend be, the backend seeing client port nat_port and,
+ * if masq is not NULL, the masquerade address masq as the client's. */
 static __always_inline void kp_ct_reply_entry(struct kp_flow_key *rk, struct kp_ct *rv,
 					      const struct kp_flow_key *key, const struct kp_backend *be,
-					      __u32 be_id, __u32 vip_id, __be16 nat_port)
+					      __u32 be_id, __u32 vip_id, __be16 nat_port, const __u8 *masq)
 {
 	__builtin_memset(rk, 0, sizeof(*rk));
 	__builtin_memset(rv, 0, sizeof(*rv));
 	__builtin_memcpy(rk->saddr, be->addr, KP_ADDR_LEN);
-	__builtin_memcpy(rk->daddr, key->saddr, KP_ADDR_LEN);
+	__builtin_memcpy(rk->daddr, masq ? masq : key->saddr, KP_ADDR_LEN);
+	if (masq)
+		__builtin_memcpy(rv->peer.client_addr, key->saddr, KP_ADDR_LEN);
 	rk->sport = be->port;
 	rk->dport = nat_port;
 	rk->proto = key->proto;
@@ -212,25 +259,35 @@ static __always_inline void kp_ct_reply_entry(struct kp_flow_key *rk, struct kp_
 	rv->vip_id = vip_id;
 	rv->backend_id = be_id;
 	rv->backend_gen = be->gen;
-	rv->flags = KP_CT_F_REPLY;
+	rv->flags = KP_CT_F_REPLY | (masq ? KP_CT_F_MASQ : 0);
 }
 
 /* Claims the connection's reply tuple with the client's own port, or else with one of a few
- * ports derived from the tuple's hash (netfilter remaps the same way). Returns the port the
- * backend will see, or 0 when every candidate is held by a live connection. */
-static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, const struct kp_backend *be,
-					       __u32 be_id, __u32 vip_id, const struct kp_config *cfg, __u64 now,
-					       struct kp_scratch *s)
+ * ports derived from the tuple's hash (netfilter remaps the same way). A masqueraded connection
+ * (masq: its address is s->masq) always takes a port of kp_masq's range: the node's own sockets
+ * never use one, so only another masqueraded connection can hold the tuple, and the claim is
+ * atomic. Returns the port the backend will see, or 0 when every candidate is held by a live
+ * connection. */
+static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, const struct kp_ct_pick *pick, __u32 vip_id,
+					       const struct kp_config *cfg, struct kp_scratch *s, int masq)
 {
-	__u32 h;
+	__u32 h, lo = KP_REMAP_PORT_MIN, span = KP_REMAP_PORT_SPAN, tries = KP_REMAP_TRIES;
+	__u64 now = pick->now;
 	int i;
 
-	kp_ct_reply_entry(&s->rk, &s->rv, key, be, be_id, vip_id, key->sport);
-	if (!kp_ct_claim(&s->rk, &s->rv, cfg, now))
+	kp_ct_reply_entry(&s->rk, &s->rv, key, pick->be, pick->be_id, vip_id, key->sport, masq ? s->masq : NULL);
+	if (masq) {
+		lo = s->masq_lo;
+		span = s->masq_span ? s->masq_span : 1;
+		tries = KP_MASQ_TRIES;
+	} else if (!kp_ct_claim(&s->rk, &s->rv, cfg, now)) {
 		return key->sport;
-	h = kp_flow_hash(key, cfg->hash_seed ^ be_id);
-	for (i = 0; i < KP_REMAP_TRIES; i++) {
-		s->rk.dport = bpf_htons(KP_REMAP_PORT_MIN + (h + i * KP_REMAP_STRIDE) % KP_REMAP_PORT_SPAN);
+	}
+	h = kp_flow_hash(key, cfg->hash_seed ^ pick->be_id);
+	for (i = 0; i < KP_MASQ_TRIES; i++) {
+		if (i >= tries)
+			break;
+		s->rk.dport = bpf_htons(lo + (h + i * KP_REMAP_STRIDE) % span);
 		if (!kp_ct_claim(&s->rk, &s->rv, cfg, now))
 			return s->rk.dport;
 	}
@@ -241,17 +298,20 @@ static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, co
 static __always_inline struct kp_ct *kp_ct_reply_of(const struct kp_flow_key *key, const struct kp_ct *ct,
 						    const struct kp_backend *be, struct kp_flow_key *rk)
 {
+	int masq = ct->flags & KP_CT_F_MASQ;
 	struct kp_ct *rv;
 
 	__builtin_memset(rk, 0, sizeof(*rk));
 	__builtin_memcpy(rk->saddr, be->addr, KP_ADDR_LEN);
-	__builtin_memcpy(rk->daddr, key->saddr, KP_ADDR_LEN);
+	__builtin_memcpy(rk->daddr, masq ? ct->vip_addr : key->saddr, KP_ADDR_LEN);
 	rk->sport = be->port;
 	rk->dport = ct->client_port;
 	rk->proto = key->proto;
 	rk->dir = KP_DIR_REPLY;
 	rv = bpf_map_lookup_elem(&kp_ct, rk);
 	if (!rv || rv->backend_id != ct->backend_id || rv->backend_gen != ct->backend_gen || rv->client_port != key->sport)
+		return NULL;
+	if (masq && (!(rv->flags & KP_CT_F_MASQ) || !kp_addr_eq(rv->peer.client_addr, key->saddr)))
 		return NULL;
 	return rv;
 }
@@ -297,18 +357,6 @@ static __always_inline struct kp_backend *kp_ct_backend(const struct kp_ct *ct, 
 	return be;
 }
 
-/* The result of looking up a VIP packet's connection. */
-struct kp_ct_pick {
-	struct kp_backend *be;
-	__u64 now;
-	__u32 be_id;
-	__be32 be_addr;
-	__be16 nat_port; /* the source port to send to the backend */
-	__u8 loose;      /* a new record for a mid-connection packet */
-	__u8 remapped;
-	__u8 local_only; /* the VIP entry picks local endpoints only: none is a drop, not a reject */
-	__s8 kind;       /* enum kp_ct_kind, or -1 while unknown */
-};
 
 /* After KP_CT_REPLY_CHECK_NS of silence, a forward packet makes sure its reply entry is still there
  * (the LRU may have evicted it while the connection was quiet). A subprogram: rare. */
@@ -319,8 +367,41 @@ static __noinline void kp_ct_reply_refresh(const struct kp_flow_key *key, const 
 
 	if (!s || kp_ct_reply_of(key, ct, be, &s->rk))
 		return;
-	kp_ct_reply_entry(&s->rk, &s->rv, key, be, ct->backend_id, ct->vip_id, ct->client_port);
+	kp_ct_reply_entry(&s->rk, &s->rv, key, be, ct->backend_id, ct->vip_id, ct->client_port,
+			  (ct->flags & KP_CT_F_MASQ) ? ct->vip_addr : NULL);
 	kp_ct_claim(&s->rk, &s->rv, cfg, kp_now());
+}
+
+/* Is a new connection to vip's entry, given backend be, masqueraded, and to which address (into
+ * masq)? A hairpin connection (a pod reaching itself through its service) always is, or its
+ * replies would never leave the pod, as kube-proxy's KUBE-MARK-MASQ hairpin rule does; an external
+ * entry under externalTrafficPolicy cluster is when the backend is on another node, so that its
+ * replies come back through this node. Node port entries use the node address the client dialled,
+ * the others kp_masq's address (none set: not masqueraded). */
+static __noinline int kp_ct_masq_addr(const struct kp_flow_key *key, const struct kp_vip *vip,
+				      const struct kp_backend *be, struct kp_scratch *s)
+{
+	__u32 zero = 0, lo = KP_MASQ_PORT_MIN, hi = KP_MASQ_PORT_MAX;
+	int hairpin = kp_addr_eq(key->saddr, be->addr);
+	struct kp_masq *m;
+
+	if (!hairpin && (!(vip->flags & KP_VIP_F_MASQ) || (be->flags & KP_BACKEND_F_LOCAL)))
+		return 0;
+	m = bpf_map_lookup_elem(&kp_masq, &zero);
+	if (m && m->port_min && m->port_max >= m->port_min) {
+		lo = m->port_min;
+		hi = m->port_max;
+	}
+	s->masq_lo = lo;
+	s->masq_span = hi - lo + 1;
+	if ((vip->flags & KP_VIP_F_NODEPORT) && !hairpin) {
+		__builtin_memcpy(s->masq, key->daddr, KP_ADDR_LEN);
+		return 1;
+	}
+	if (!m || kp_addr_is_zero(m->addr))
+		return 0;
+	__builtin_memcpy(s->masq, m->addr, KP_ADDR_LEN);
+	return 1;
 }
 
 /* A new connection (or one whose record expired, closed or lost its backend): Maglev's pick, the
@@ -331,6 +412,7 @@ static __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_p
 {
 	struct kp_scratch *s = kp_scratch_get();
 	struct kp_ct *ncp;
+	int masq;
 
 	if (!s)
 		return KP_CT_NO_SERVER;
@@ -339,11 +421,21 @@ static __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_p
 	pick->be = kp_maglev_pick(key, vip, cfg->hash_seed, &pick->be_id, &pick->be_addr);
 	if (!pick->be)
 		return KP_CT_NO_SERVER;
-	pick->nat_port = kp_ct_claim_port(key, pick->be, pick->be_id, vip->id, cfg, pick->now, s);
+	masq = kp_ct_masq_addr(key, vip, pick->be, s);
+	pick->nat_port = kp_ct_claim_port(key, pick, vip->id, cfg, s, masq);
+	pick->masq = masq;
 	if (!pick->nat_port)
 		return KP_CT_CLASH;
-	pick->remapped = pick->nat_port != key->sport;
+	if (masq) {
+		kp_addr_to_v4(s->masq, &pick->masq_addr);
+	} else {
+		pick->remapped = pick->nat_port != key->sport;
+	}
 	__builtin_memset(ncp, 0, sizeof(*ncp));
+	if (masq) {
+		ncp->flags |= KP_CT_F_MASQ;
+		__builtin_memcpy(ncp->vip_addr, s->masq, KP_ADDR_LEN);
+	}
 	ncp->backend_id = pick->be_id;
 	ncp->backend_gen = pick->be->gen;
 	ncp->vip_id = vip->id;
@@ -392,6 +484,8 @@ static __always_inline int kp_ct_existing(struct kp_ct *ct, const struct kp_flow
 		kp_ct_mirror(key, ct, pick->be);
 	pick->be_id = ct->backend_id;
 	pick->nat_port = ct->client_port;
+	if (ct->flags & KP_CT_F_MASQ)
+		kp_addr_to_v4(ct->vip_addr, &pick->masq_addr);
 	return KP_CT_EXISTING;
 }
 

@@ -138,9 +138,9 @@ static __always_inline int kp_fib_redirect_ct(struct xdp_md *ctx, struct kp_pkt 
 		if (!nh)
 			return act;
 		h = nh->hop;
-		ct->hop_ifindex = h.ifindex;
-		__builtin_memcpy(ct->hop_dmac, h.dmac, ETH_ALEN);
-		__builtin_memcpy(ct->hop_smac, h.smac, ETH_ALEN);
+		ct->peer.hop.ifindex = h.ifindex;
+		__builtin_memcpy(ct->peer.hop.dmac, h.dmac, ETH_ALEN);
+		__builtin_memcpy(ct->peer.hop.smac, h.smac, ETH_ALEN);
 		ct->hop_mtu = h.mtu;
 		if (h.redirect)
 			ct->flags |= KP_CT_F_HOP_REDIRECT;
@@ -149,9 +149,9 @@ static __always_inline int kp_fib_redirect_ct(struct xdp_md *ctx, struct kp_pkt 
 		/* As old as the destination's entry, so the copy goes stale no later than it. */
 		ct->hop_checked = (__u32)(nh->checked_ns >> 20) | 1;
 	} else {
-		h.ifindex = ct->hop_ifindex;
-		__builtin_memcpy(h.dmac, ct->hop_dmac, ETH_ALEN);
-		__builtin_memcpy(h.smac, ct->hop_smac, ETH_ALEN);
+		h.ifindex = ct->peer.hop.ifindex;
+		__builtin_memcpy(h.dmac, ct->peer.hop.dmac, ETH_ALEN);
+		__builtin_memcpy(h.smac, ct->peer.hop.smac, ETH_ALEN);
 		h.mtu = ct->hop_mtu;
 		h.redirect = !!(ct->flags & KP_CT_F_HOP_REDIRECT);
 	}

@@ -117,6 +117,16 @@ static __always_inline __u32 kp_icmp_to_client(struct kp_pkt *pkt, struct kp_icm
 	be = e->in_ip->daddr;
 	if (pkt->ip->saddr == be)
 		kp_ip_set_addr(pkt->ip, &pkt->ip->saddr, vip);
+	if (rv->flags & KP_CT_F_MASQ) {
+		/* To the client's own address, from the masquerade address it quotes. */
+		__be32 masq = e->in_ip->saddr, client;
+
+		if (kp_addr_to_v4(rv->peer.client_addr, &client))
+			return 0;
+		if (pkt->ip->daddr == masq)
+			kp_ip_set_addr(pkt->ip, &pkt->ip->daddr, client);
+		kp_icmp_inner_addr(e, &e->in_ip->saddr, client);
+	}
 	kp_icmp_inner_addr(e, &e->in_ip->daddr, vip);
 	kp_icmp_inner_port(e, &e->in_ports[1], rv->vip_port);
 	kp_icmp_inner_port(e, &e->in_ports[0], rv->client_port);
@@ -148,6 +158,16 @@ static __always_inline __u32 kp_icmp_to_backend(struct kp_pkt *pkt, struct kp_ic
 		return 0;
 	if (pkt->ip->daddr == vip)
 		kp_ip_set_addr(pkt->ip, &pkt->ip->daddr, be_addr);
+	if (ct->flags & KP_CT_F_MASQ) {
+		/* The backend knows the client as the masquerade address. */
+		__be32 client = e->in_ip->daddr, masq;
+
+		if (kp_addr_to_v4(ct->vip_addr, &masq))
+			return 0;
+		if (pkt->ip->saddr == client)
+			kp_ip_set_addr(pkt->ip, &pkt->ip->saddr, masq);
+		kp_icmp_inner_addr(e, &e->in_ip->daddr, masq);
+	}
 	kp_icmp_inner_addr(e, &e->in_ip->saddr, be_addr);
 	kp_icmp_inner_port(e, &e->in_ports[0], be->port);
 	kp_icmp_inner_port(e, &e->in_ports[1], ct->client_port);

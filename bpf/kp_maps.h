@@ -132,6 +132,9 @@ struct kp_scratch {
 	struct kp_vip_key vk;    /* the packet's VIP, exact */
 	struct kp_vip_pfx_key pk; /* and as a prefix key */
 	struct kp_src_key sk;    /* the packet's source, for a VIP's source ranges */
+	__u8 masq[KP_ADDR_LEN];  /* a new connection's masquerade address */
+	__u32 masq_lo;           /* and the port range it takes a port from */
+	__u32 masq_span;
 };
 
 struct {
@@ -155,6 +158,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct kp_settings);
 } kp_settings SEC(".maps");
+
+/* Where masqueraded connections come from (kp_shared.h), one entry at key 0; read by new
+ * masqueraded connections only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kp_masq);
+} kp_masq SEC(".maps");
 
 /* Runtime knobs, one entry at key 0. */
 struct {

@@ -88,6 +88,31 @@ static __always_inline void kp_nat_port(struct kp_pkt *pkt, __be16 *port_field, 
 	*pkt->l4_csum = check;
 }
 
+/* Rewrites a second address and port after kp_nat_ipv4 classified the checksum (a masqueraded
+ * packet has both ends rewritten): the partial field takes the address change, as there. */
+static __always_inline void kp_nat_ipv4_more(struct kp_pkt *pkt, __be32 *addr_field, __be16 *port_field,
+					     __be32 addr, __be16 port)
+{
+	struct iphdr *ip = pkt->ip;
+	__be32 old_addr = *addr_field;
+	__sum16 check = *pkt->l4_csum;
+
+	ip->check = kp_csum_replace4(ip->check, old_addr, addr);
+	*addr_field = addr;
+	if (pkt->l4_csum_state != KP_L4_CSUM_COMPLETE) {
+		__sum16 partial = kp_csum_partial_replace4(check, old_addr, addr);
+
+		*pkt->l4_csum = partial;
+		pkt->l4_sum += (__u16)~check + (__u16)partial;
+	} else if (!(pkt->proto == IPPROTO_UDP && check == 0)) {
+		check = kp_csum_replace4(check, old_addr, addr);
+		if (pkt->proto == IPPROTO_UDP)
+			check = kp_udp_csum_fixup(check);
+		*pkt->l4_csum = check;
+	}
+	kp_nat_port(pkt, port_field, port);
+}
+
 /* A fragment after the first: only its IP header can be rewritten (the L4 header and its checksum
  * are in the first fragment). */
 static __always_inline void kp_nat_ipv4_addr(struct iphdr *ip, __be32 *addr_field, __be32 addr)

@@ -92,6 +92,21 @@ enum kp_ct_state {
 #define KP_CT_F_LOOSE 0x8     /* forward: picked up mid-connection (no SYN seen) */
 #define KP_CT_F_REMAP 0x10    /* forward: the client port was remapped to avoid a collision */
 #define KP_CT_F_HOP_REDIRECT 0x20 /* reply: its next hop may be redirected to (kp_tx_ports) */
+#define KP_CT_F_MASQ 0x40     /* masqueraded: the backend sees vip_addr (forward) as the client,
+                                 and the reply entry keeps the client's address in peer */
+
+/* The tail of a reply entry: the cached next hop of its replies, or, for a masqueraded connection
+ * (KP_CT_F_MASQ), the client's own address, which the backend never saw; those replies look their
+ * next hop up by destination instead. */
+struct kp_ct_hop {
+	__u32 ifindex;
+	__u8 dmac[6];
+	__u8 smac[6];
+};
+union kp_ct_peer {
+	struct kp_ct_hop hop;
+	__u8 client_addr[KP_ADDR_LEN];
+};
 
 /* Value of kp_ct. A forward entry is the connection record: backend, state and the last packet
  * seen in either direction. A reply entry names its forward entry (VIP address and port and the
@@ -112,10 +127,9 @@ struct kp_ct {
 	 * kp_nexthop, so a reply needs no lookup of its own; refreshed after KP_NEXTHOP_TTL_MS. */
 	__u16 hop_mtu;
 	__u32 hop_checked;    /* kp_now() >> 20 (about ms) when copied; 0 = never */
-	__u8 vip_addr[KP_ADDR_LEN]; /* reply entries: the address the client used */
-	__u32 hop_ifindex;
-	__u8 hop_dmac[6];
-	__u8 hop_smac[6];
+	__u8 vip_addr[KP_ADDR_LEN]; /* reply entries: the address the client used; forward records
+	                               with KP_CT_F_MASQ: the source address the backend sees */
+	union kp_ct_peer peer;
 };
 _Static_assert(sizeof(struct kp_ct) == 64, "kp_ct size");
 
@@ -201,6 +215,9 @@ _Static_assert(sizeof(struct kp_vip_pfx_key) == 24, "kp_vip_pfx_key size");
                                    without a local endpoint the packet is dropped, not rejected */
 #define KP_VIP_F_ETP_LOCAL 0x40 /* externalTrafficPolicy local (for listing: the entries say LOCAL) */
 #define KP_VIP_F_ITP_LOCAL 0x80 /* internalTrafficPolicy local (for listing) */
+#define KP_VIP_F_MASQ 0x100     /* an external entry under externalTrafficPolicy cluster: a connection to
+                                   a backend on another node is masqueraded (node port entries to the
+                                   node address dialled, others to kp_masq's address) */
 
 /* Value of kp_vips and kp_vip_pfx. */
 struct kp_vip {
@@ -262,6 +279,21 @@ struct kp_settings {
 };
 _Static_assert(sizeof(struct kp_settings) == 8 + 20 * KP_NODEPORT_PREFIXES, "kp_settings size");
 
+/* Value of kp_masq (one entry): where masqueraded connections come from. The source port is
+ * allocated from [port_min, port_max], a range the node's own sockets never use (outside
+ * ip_local_port_range and the node port range), so a masqueraded reply can never be a reply to
+ * the node's own connection. */
+#define KP_MASQ_PORT_MIN 61000 /* Linux's ephemeral range ends at 60999 */
+#define KP_MASQ_PORT_MAX 65535
+struct kp_masq {
+	__u8 addr[KP_ADDR_LEN]; /* masquerade address of LoadBalancer/external IPs and hairpin
+	                           connections; all zero: those keep the client's address */
+	__u16 port_min;         /* 0: KP_MASQ_PORT_MIN */
+	__u16 port_max;         /* 0: KP_MASQ_PORT_MAX */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kp_masq) == 24, "kp_masq size");
+
 /* Per-VIP counters (per-CPU array indexed by vip id), named after VPP's lb counters. */
 struct kp_vip_stats {
 	__u64 existing_pkts;  /* "packet from existing sessions" */
@@ -309,7 +341,9 @@ enum kp_stat {
 	KP_STAT_FIB_LOOKUP = 21,     /* bpf_fib_lookup calls: next-hop cache misses and refreshes */
 	KP_STAT_DROP_SRC_RANGE = 22, /* a new connection to a VIP from outside its allowed source ranges */
 	KP_STAT_DROP_NO_LOCAL = 23,  /* a new connection to a traffic-policy-local entry without a local endpoint */
-	KP_STAT_MAX = 24,
+	KP_STAT_MASQ = 24,           /* new connections masqueraded (ETP cluster to another node, hairpin) */
+	KP_STAT_DROP_MASQ_PORTS = 25, /* a new masqueraded connection found no free port to take */
+	KP_STAT_MAX = 26,
 };
 
 #endif /* KP_SHARED_H */

@@ -9,6 +9,9 @@ import { KP_HASH_SEED_MAX } from '../config/types.js';
 import type { ConfView } from '../dataplane/types.js';
 import { parsePrefix } from '../maps/addr.js';
 import { KP_NODEPORT_PREFIXES } from '../maps/codecs.js';
+import { parseMasqAddress, parseMasqPorts } from '../config/masq.js';
+import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
+import { localPortRange } from '../dataplane/nodeaddrs.js';
 
 export const MIN_BUCKETS = 1024;
 export const MAX_BUCKETS = 1 << 24;
@@ -26,6 +29,9 @@ export interface ConfArgs {
   nodePortRange?: [number, number];
   /** [] = every node address */
   nodePortAddresses?: string[];
+  /** an IPv4 address or 'none' */
+  masqueradeAddress?: string;
+  masqueradePorts?: [number, number];
 }
 
 /** `buckets N`, `timeout S` (VPP's: the UDP timeout), `timeout STATE S` and `hash_seed N`, in any order. */
@@ -73,8 +79,23 @@ export function parseConfWords(words: string[]): ConfArgs {
         return pr.text;
       });
       if (out.nodePortAddresses.length > KP_NODEPORT_PREFIXES) throw new KpError('KP_ERR_ARG', `nodeport_addresses: at most ${KP_NODEPORT_PREFIXES} prefixes`);
+    } else if (w === 'masquerade_address') {
+      if (out.masqueradeAddress !== undefined) throw new KpError('KP_ERR_ARG', 'masquerade_address: given more than once');
+      if (i + 1 >= words.length) throw missing(w);
+      const a = parseMasqAddress(words[++i]);
+      if (typeof a !== 'string') throw new KpError('KP_ERR_ARG', `masquerade_address: ${a.error}`);
+      out.masqueradeAddress = a;
+    } else if (w === 'masquerade_ports') {
+      if (out.masqueradePorts) throw new KpError('KP_ERR_ARG', 'masquerade_ports: given more than once');
+      if (i + 1 >= words.length) throw missing(w);
+      const r = parseMasqPorts(words[++i], out.nodePortRange ?? [KP_NODEPORT_MIN, KP_NODEPORT_MAX], localPortRange());
+      if (!Array.isArray(r)) throw new KpError('KP_ERR_ARG', `masquerade_ports: ${r.error}`);
+      out.masqueradePorts = r;
     } else {
-      throw new KpError('KP_ERR_ARG', `conf: unexpected argument '${w}' (expected buckets, timeout, hash_seed, nodeport_range or nodeport_addresses)`);
+      throw new KpError(
+        'KP_ERR_ARG',
+        `conf: unexpected argument '${w}' (expected buckets, timeout, hash_seed, nodeport_range, nodeport_addresses, masquerade_address or masquerade_ports)`,
+      );
     }
   }
   return out;
@@ -84,7 +105,8 @@ export function parseConfWords(words: string[]): ConfArgs {
 export function formatConf(conf: ConfView): string {
   return (
     `buckets ${conf.buckets}\n${TIMEOUT_NAMES.map((n) => `timeout ${n} ${conf.timeouts[n]}\n`).join('')}hash_seed ${conf.hashSeed}\n` +
-    `nodeport_range ${conf.nodePortRange}\nnodeport_addresses ${conf.nodePortAddresses.length ? conf.nodePortAddresses.join(',') : 'all'}\n`
+    `nodeport_range ${conf.nodePortRange}\nnodeport_addresses ${conf.nodePortAddresses.length ? conf.nodePortAddresses.join(',') : 'all'}\n` +
+    `masquerade_address ${conf.masqueradeAddress}\nmasquerade_ports ${conf.masqueradePorts}\n`
   );
 }
 
@@ -95,17 +117,18 @@ export function registerConf(program: Command, ctx: CliContext): void {
     .argument(
       '[words...]',
       `buckets N, timeout S (UDP), timeout STATE S with STATE one of ${TIMEOUT_NAMES.join(', ')}, hash_seed N (0-${KP_HASH_SEED_MAX}; one value per cluster), ` +
-        'nodeport_range MIN-MAX, nodeport_addresses PREFIX[,PREFIX...]|all',
+        'nodeport_range MIN-MAX, nodeport_addresses PREFIX[,PREFIX...]|all, masquerade_address ADDR|none, masquerade_ports MIN-MAX',
     )
     .addHelpText(
       'after',
-      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n  kpbpf conf hash_seed 3735928559\n  kpbpf conf nodeport_addresses 198.18.0.0/24 nodeport_range 30000-32767\n',
+      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n  kpbpf conf hash_seed 3735928559\n  kpbpf conf nodeport_addresses 198.18.0.0/24 nodeport_range 30000-32767\n  kpbpf conf masquerade_address 198.18.0.1 masquerade_ports 61000-65535\n',
     )
     .action((words: string[]) => {
       const args = parseConfWords(words);
       const control = ctx.dataplane({ load: true, buckets: args.buckets });
       if (args.buckets !== undefined || Object.keys(args.timeouts).length || args.hashSeed !== undefined) control.setConf(args);
       if (args.nodePortRange || args.nodePortAddresses) control.setNodePorts({ range: args.nodePortRange, addresses: args.nodePortAddresses });
+      if (args.masqueradeAddress !== undefined || args.masqueradePorts) control.setMasq({ address: args.masqueradeAddress, ports: args.masqueradePorts });
       const conf = control.conf();
       ctx.print(conf, () => formatConf(conf));
     });

@@ -41,6 +41,8 @@ export interface VipRef {
 /** What a VIP is besides its identity and backends (the config's fields of the same names). */
 export type VipSettings = Pick<KpVipConfig, 'target_port' | 'new_len' | 'node_port' | 'type' | 'source_ranges' | 'external_traffic_policy' | 'internal_traffic_policy'>;
 
+type ConfChange = 'buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_addresses' | 'masquerade_address' | 'masquerade_ports' | TimeoutName;
+
 export type PlanOp =
   | { op: 'detach'; name: string }
   | {
@@ -50,7 +52,9 @@ export type PlanOp =
       hash_seed?: number;
       nodeport_range: [number, number];
       nodeport_addresses: string[];
-      changed: ('buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_addresses' | TimeoutName)[];
+      masquerade_address?: string;
+      masquerade_ports: [number, number];
+      changed: ConfChange[];
     }
   | { op: 'delVip'; vip: VipRef }
   | ({ op: 'addVip'; vip: VipRef } & VipSettings)
@@ -101,7 +105,7 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
     if (!d || !modeMatches(d.mode, r.mode)) plan.push({ op: 'detach', name: r.name });
   }
 
-  const changed: ('buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_addresses' | TimeoutName)[] = [];
+  const changed: ConfChange[] = [];
   if (desired.conf.buckets !== running.conf.buckets) changed.push('buckets');
   changed.push(...TIMEOUT_NAMES.filter((n) => desired.conf.timeouts[n] !== running.conf.timeouts[n]));
   // A config without a seed keeps the running one.
@@ -109,6 +113,9 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
   if (seed !== undefined && seed !== running.conf.hash_seed) changed.push('hash_seed');
   if (desired.conf.nodeport_range.join('-') !== running.conf.nodeport_range.join('-')) changed.push('nodeport_range');
   if (desired.conf.nodeport_addresses.join() !== running.conf.nodeport_addresses.join()) changed.push('nodeport_addresses');
+  const masqAddr = desired.conf.masquerade_address; // left out: the running one stays
+  if (masqAddr !== undefined && masqAddr !== running.conf.masquerade_address) changed.push('masquerade_address');
+  if (desired.conf.masquerade_ports.join('-') !== running.conf.masquerade_ports.join('-')) changed.push('masquerade_ports');
   if (changed.length) {
     plan.push({
       op: 'setConf',
@@ -117,6 +124,8 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
       ...(seed !== undefined ? { hash_seed: seed } : {}),
       nodeport_range: [...desired.conf.nodeport_range],
       nodeport_addresses: [...desired.conf.nodeport_addresses],
+      ...(masqAddr !== undefined ? { masquerade_address: masqAddr } : {}),
+      masquerade_ports: [...desired.conf.masquerade_ports],
       changed,
     });
   }
@@ -196,6 +205,8 @@ export function formatOp(op: PlanOp): string {
           if (c === 'hash_seed') return `hash_seed ${op.hash_seed}`;
           if (c === 'nodeport_range') return `nodeport_range ${op.nodeport_range.join('-')}`;
           if (c === 'nodeport_addresses') return `nodeport_addresses ${op.nodeport_addresses.length ? op.nodeport_addresses.join(',') : 'all'}`;
+          if (c === 'masquerade_address') return `masquerade_address ${op.masquerade_address}`;
+          if (c === 'masquerade_ports') return `masquerade_ports ${op.masquerade_ports.join('-')}`;
           return `timeout ${c} ${op.timeouts[c]}`;
         })
         .join(' ')}`;

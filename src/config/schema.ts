@@ -30,6 +30,8 @@ export const configSchema = {
         hash_seed: { type: 'integer', minimum: 0, maximum: KP_HASH_SEED_MAX },
         nodeport_range: { type: 'string', pattern: NODEPORT_RANGE_PATTERN },
         nodeport_addresses: { type: 'array', maxItems: 16, items: { type: 'string', minLength: 1 } },
+        masquerade_address: { type: 'string', minLength: 1 }, // an IPv4 address or "none" (validate.ts)
+        masquerade_ports: { type: 'string', pattern: NODEPORT_RANGE_PATTERN }, // MIN-MAX (validate.ts)
         // VPP's `timeout`: the same as timeouts.udp.
         timeout: seconds,
         timeouts: {

@@ -19,6 +19,10 @@ export interface KpConfConfig {
   nodeport_range: [number, number];
   /** prefixes of the node addresses node ports are served on (canonical, sorted); [] = every address */
   nodeport_addresses: string[];
+  /** source of masqueraded LoadBalancer/external IP and hairpin connections, or 'none'; left out, the running one stays */
+  masquerade_address?: string;
+  /** source ports of masqueraded connections, [min, max] */
+  masquerade_ports: [number, number];
 }
 
 export interface KpInterfaceConfig {

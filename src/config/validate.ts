@@ -6,6 +6,8 @@ import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { KpError } from '../errors.js';
 import { isPrime } from '../maglev/primes.js';
 import { parseAddress, parsePrefix } from './address.js';
+import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqAddress, parseMasqPorts } from './masq.js';
+import { localPortRange } from '../dataplane/nodeaddrs.js';
 import { configSchema, PATTERN_TEXT } from './schema.js';
 import { DEFAULT_TIMEOUTS, TIMEOUT_NAMES, type CtTimeouts } from './timeouts.js';
 import {
@@ -84,6 +86,14 @@ function semanticErrors(doc: unknown): string[] {
     const [a, b] = conf.nodeport_range.split('-').map(Number);
     if (a < 1 || b > 65535 || a > b) errs.push(`/conf/nodeport_range: must be MIN-MAX with 1 <= MIN <= MAX <= 65535, got "${conf.nodeport_range}"`);
     else [npMin, npMax] = [a, b];
+  }
+  if (isObj(conf) && typeof conf.masquerade_address === 'string' && conf.masquerade_address) {
+    const a = parseMasqAddress(conf.masquerade_address);
+    if (typeof a !== 'string') errs.push(`/conf/masquerade_address: ${a.error}`);
+  }
+  if (isObj(conf) && typeof conf.masquerade_ports === 'string' && /^[0-9]{1,5}-[0-9]{1,5}$/.test(conf.masquerade_ports)) {
+    const r = parseMasqPorts(conf.masquerade_ports, [npMin, npMax], localPortRange());
+    if (!Array.isArray(r)) errs.push(`/conf/masquerade_ports: ${r.error}`);
   }
   if (isObj(conf)) {
     arr(conf.nodeport_addresses).forEach((r, j) => {
@@ -236,6 +246,8 @@ function build(doc: Json): KpConfig {
       ...(typeof conf.hash_seed === 'number' ? { hash_seed: conf.hash_seed } : {}),
       nodeport_range: typeof conf.nodeport_range === 'string' ? (conf.nodeport_range.split('-').map(Number) as [number, number]) : [KP_NODEPORT_MIN, KP_NODEPORT_MAX],
       nodeport_addresses: [...new Set(arr(conf.nodeport_addresses).map((r) => (parsePrefix(r as string) as { prefix: string }).prefix))].sort(),
+      ...(typeof conf.masquerade_address === 'string' ? { masquerade_address: parseMasqAddress(conf.masquerade_address) as string } : {}),
+      masquerade_ports: typeof conf.masquerade_ports === 'string' ? (conf.masquerade_ports.split('-').map(Number) as [number, number]) : [KP_MASQ_PORT_MIN, KP_MASQ_PORT_MAX],
     },
     interfaces: arr(doc.interfaces).map((x) => {
       const it = x as Json;

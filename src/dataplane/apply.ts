@@ -3,6 +3,7 @@ import { KpError } from '../errors.js';
 import { diffConfig, formatOp, type PlanOp, type RunningState, type VipRef } from '../config/diff.js';
 import { KP_CONFIG_DEFAULTS, KP_NODEPORT_MAX, KP_NODEPORT_MIN, type KpConfig } from '../config/types.js';
 import { DEFAULT_TIMEOUTS } from '../config/timeouts.js';
+import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN } from '../config/masq.js';
 import type { Control } from './control.js';
 import { ifNameToIndex } from '../loader/libbpf.js';
 
@@ -27,6 +28,8 @@ export function runningState(control: Control, desired?: KpConfig): RunningState
       hash_seed: conf.hashSeed,
       nodeport_range: conf.nodePortRange.split('-').map(Number) as [number, number],
       nodeport_addresses: conf.nodePortAddresses,
+      masquerade_address: conf.masqueradeAddress,
+      masquerade_ports: conf.masqueradePorts.split('-').map(Number) as [number, number],
     },
     // The kernel does not report a link's XDP mode through bpf_link_info; an attached interface is
     // taken to be in the mode the config asks for.
@@ -115,6 +118,12 @@ function execute(control: Control, plan: PlanOp[]): void {
           if (op.changed.includes('nodeport_range') || op.changed.includes('nodeport_addresses')) {
             control.setNodePorts({ range: op.nodeport_range, addresses: op.nodeport_addresses, vipsChecked: true });
           }
+          if (op.changed.includes('masquerade_address') || op.changed.includes('masquerade_ports')) {
+            control.setMasq({
+              address: op.changed.includes('masquerade_address') ? op.masquerade_address : undefined,
+              ports: op.changed.includes('masquerade_ports') ? op.masquerade_ports : undefined,
+            });
+          }
           break;
         case 'delVip':
           control.vips.del(vipOf(op.vip));
@@ -164,7 +173,7 @@ export function planConfig(desired: KpConfig, running: RunningState, manageInter
 
 /** What a data plane that is not loaded yet holds: nothing, with the default conf. */
 export const EMPTY_STATE: RunningState = {
-  conf: { buckets: KP_CONFIG_DEFAULTS.buckets, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [KP_NODEPORT_MIN, KP_NODEPORT_MAX], nodeport_addresses: [] },
+  conf: { buckets: KP_CONFIG_DEFAULTS.buckets, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [KP_NODEPORT_MIN, KP_NODEPORT_MAX], nodeport_addresses: [], masquerade_ports: [KP_MASQ_PORT_MIN, KP_MASQ_PORT_MAX] },
   interfaces: [],
   vips: [],
 };

@@ -24,7 +24,9 @@ import { flushNextHops } from './nexthops.js';
 import { inPrefixes, nodeIpv4Addresses } from './nodeaddrs.js';
 import { parsePrefix } from '../maps/addr.js';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
-import type { Config, Settings } from '../maps/codecs.js';
+import type { Config, Masq, Settings } from '../maps/codecs.js';
+import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqPorts } from '../config/masq.js';
+import { localPortRange } from './nodeaddrs.js';
 import { VipTable, type RemovedBackend } from './vips.js';
 import { lockWriter, type WriterLock } from './lock.js';
 import { readStats } from './stats.js';
@@ -103,6 +105,8 @@ export class Control {
   private initConfig(): void {
     const cur = this.dp.maps.config.lookup(0);
     if (cur && cur.timeoutS.some((t) => t !== 0)) return; // maps were reused from pins
+    // Masquerade from the first node address, as kube-proxy's MASQUERADE picks an interface's.
+    this.dp.maps.masq.update(0, { addr: this.nodeAddresses()[0] ?? '', portMin: KP_MASQ_PORT_MIN, portMax: KP_MASQ_PORT_MAX });
     this.dp.maps.config.update(0, {
       timeoutS: timeoutSlots(DEFAULT_TIMEOUTS),
       hashSeed: randomBytes(4).readUInt32LE(0),
@@ -117,6 +121,7 @@ export class Control {
 
   conf(): ConfView {
     const c = this.rawConfig();
+    const m = this.masq();
     const timeouts = timeoutsFromSlots(c.timeoutS);
     const [min, max] = this.nodePortRange();
     return {
@@ -126,7 +131,28 @@ export class Control {
       hashSeed: c.hashSeed,
       nodePortRange: `${min}-${max}`,
       nodePortAddresses: this.settings().nodePortAddresses,
+      masqueradeAddress: m.addr || 'none',
+      masqueradePorts: `${m.portMin || KP_MASQ_PORT_MIN}-${m.portMax || KP_MASQ_PORT_MAX}`,
     };
+  }
+
+  private masq(): Masq {
+    return this.dp.maps.masq.lookup(0) ?? { addr: '', portMin: 0, portMax: 0 };
+  }
+
+  /**
+   * Masquerade address ('none': LoadBalancer/external IP and hairpin connections keep the client's
+   * address) and/or port range. New connections only: live ones keep the source they were given.
+   */
+  setMasq(o: { address?: string; ports?: [number, number] }): void {
+    const next = { ...this.masq() };
+    if (o.address !== undefined) next.addr = o.address === 'none' ? '' : o.address;
+    if (o.ports) {
+      const r = parseMasqPorts(o.ports.join('-'), this.nodePortRange(), localPortRange());
+      if (!Array.isArray(r)) throw new KpError('KP_ERR_ARG', `masquerade_ports: ${r.error}`);
+      [next.portMin, next.portMax] = r;
+    }
+    this.dp.maps.masq.update(0, next);
   }
 
   private settings(): Settings {

@@ -30,6 +30,8 @@ export const KP_STAT_NAMES = [
   'fib_lookup',
   'drop_src_range',
   'drop_no_local',
+  'masq',
+  'drop_masq_ports',
 ] as const;
 
 const num = (x: bigint) => Number(x);

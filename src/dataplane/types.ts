@@ -58,6 +58,10 @@ export interface ConfView {
   nodePortRange: string;
   /** prefixes node ports are served on; [] = every node address */
   nodePortAddresses: string[];
+  /** source address of masqueraded LoadBalancer/external IP and hairpin connections, or 'none' */
+  masqueradeAddress: string;
+  /** "min-max": the source ports masqueraded connections take */
+  masqueradePorts: string;
 }
 
 export interface LinkView {

@@ -21,6 +21,7 @@ export const KP_VIP_F_EXTERNAL = 0x10;
 export const KP_VIP_F_LOCAL = 0x20;
 export const KP_VIP_F_ETP_LOCAL = 0x40;
 export const KP_VIP_F_ITP_LOCAL = 0x80;
+export const KP_VIP_F_MASQ = 0x100;
 
 const POLICY_LOCAL = KP_VIP_F_ETP_LOCAL | KP_VIP_F_ITP_LOCAL;
 
@@ -32,7 +33,9 @@ function policyFlags(type: VipType, spec: VipSpec): { own: number; node: number 
   if (etp && type === 'clusterip') throw new KpError('KP_ERR_ARG', 'external_traffic_policy local: a clusterip VIP has no external traffic (type nodeport, loadbalancer or externalip)');
   if (itp && external) throw new KpError('KP_ERR_ARG', `internal_traffic_policy local: applies to cluster IPs, and this VIP is a ${type}`);
   const marks = (etp ? KP_VIP_F_ETP_LOCAL : 0) | (itp ? KP_VIP_F_ITP_LOCAL : 0);
-  return { own: marks | ((external ? etp : itp) ? KP_VIP_F_LOCAL : 0), node: etp ? KP_VIP_F_LOCAL : 0 };
+  // External traffic under policy cluster is masqueraded when it goes to another node's backend.
+  const masq = etp ? 0 : KP_VIP_F_MASQ;
+  return { own: marks | ((external ? etp : itp) ? KP_VIP_F_LOCAL : 0) | (external ? masq : 0), node: (etp ? KP_VIP_F_LOCAL : 0) | masq };
 }
 
 /** The type a VIP's flags and node port say. */
@@ -377,8 +380,8 @@ export class VipTable {
     const want = this.nodeKeysFor(rec.id, rec.protocol, rec.value.nodePort ?? 0);
     this.ownNodePort(rec, rec.value.nodePort ? `${rec.protocol}/${rec.value.nodePort}` : undefined);
     const same = (a: VipKey, b: VipKey) => a.addr === b.addr && a.port === b.port && a.proto === b.proto;
-    const etp = rec.value.flags & KP_VIP_F_ETP_LOCAL ? KP_VIP_F_LOCAL : 0;
-    const nodeValue: Vip = { ...rec.value, flags: (rec.value.flags & ~KP_VIP_F_LOCAL) | KP_VIP_F_NODEPORT | etp };
+    const etp = rec.value.flags & KP_VIP_F_ETP_LOCAL ? KP_VIP_F_LOCAL : KP_VIP_F_MASQ;
+    const nodeValue: Vip = { ...rec.value, flags: (rec.value.flags & ~(KP_VIP_F_LOCAL | KP_VIP_F_MASQ)) | KP_VIP_F_NODEPORT | etp };
     for (const k of want) this.maps.vips.update(k, nodeValue);
     for (const k of rec.nodeKeys) if (!want.some((x) => same(x, k))) this.maps.vips.delete(k);
     rec.nodeKeys = want;

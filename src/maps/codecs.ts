@@ -33,11 +33,11 @@ export const LAYOUTS = {
       hop_mtu: [26, 2],
       hop_checked: [28, 4],
       vip_addr: [32, 16],
-      hop_ifindex: [48, 4],
-      hop_dmac: [52, 6],
-      hop_smac: [58, 6],
+      peer: [48, 16],
     },
   },
+  kp_ct_hop: { size: 16, fields: { ifindex: [0, 4], dmac: [4, 6], smac: [10, 6] } },
+  kp_masq: { size: 24, fields: { addr: [0, 16], port_min: [16, 2], port_max: [18, 2], pad: [20, 4] } },
   kp_frag_key: { size: 40, fields: { saddr: [0, 16], daddr: [16, 16], id: [32, 4], proto: [36, 1], pad: [37, 3] } },
   kp_frag: { size: 16, fields: { sport: [0, 2], dport: [2, 2], pad: [4, 4], seen_ns: [8, 8] } },
   kp_hop: { size: 20, fields: { ifindex: [0, 4], dmac: [4, 6], smac: [10, 6], mtu: [16, 2], redirect: [18, 1], pad: [19, 1] } },
@@ -87,6 +87,8 @@ export const LAYOUTS = {
 export const NET_ORDER_FIELDS: Record<keyof typeof LAYOUTS, readonly string[]> = {
   kp_flow_key: ['sport', 'dport'],
   kp_ct: ['vip_port', 'client_port'],
+  kp_ct_hop: [],
+  kp_masq: [],
   kp_frag_key: ['id'],
   kp_frag: ['sport', 'dport'],
   kp_hop: [],
@@ -140,11 +142,13 @@ export type CtStateName = (typeof CT_STATES)[number];
 /** Entries of kp_config.timeout_s (KP_CT_STATES). */
 export const CT_TIMEOUT_SLOTS = 12;
 /** kp_ct.flags */
-export const CT_FLAG = { reply: 0x1, finOrig: 0x2, finReply: 0x4, loose: 0x8, remap: 0x10, hopRedirect: 0x20 } as const;
+export const CT_FLAG = { reply: 0x1, finOrig: 0x2, finReply: 0x4, loose: 0x8, remap: 0x10, hopRedirect: 0x20, masq: 0x40 } as const;
 
 export interface Ct {
-  /** reply entries: the VIP address the client used */
+  /** reply entries: the VIP address the client used; masqueraded forward records: the source the backend sees */
   vipAddr: string;
+  /** masqueraded reply entries: the client's own address (it takes the place of the cached next hop) */
+  clientAddr?: string;
   lastSeenNs: bigint;
   backendId: number;
   backendGen: number;
@@ -294,6 +298,7 @@ export const ct = codec<Ct>(
   CT.size,
   (v, b) => {
     putAddr(b, off(CT, 'vip_addr'), v.vipAddr);
+    if (v.clientAddr !== undefined) putAddr(b, off(CT, 'peer'), v.clientAddr);
     b.writeBigUInt64LE(v.lastSeenNs, off(CT, 'last_seen_ns'));
     b.writeUInt32LE(v.backendId, off(CT, 'backend_id'));
     b.writeUInt32LE(v.backendGen, off(CT, 'backend_gen'));
@@ -313,7 +318,35 @@ export const ct = codec<Ct>(
     clientPort: b.readUInt16BE(o + off(CT, 'client_port')),
     state: b.readUInt8(o + off(CT, 'state')),
     flags: b.readUInt8(o + off(CT, 'flags')),
+    ...((b.readUInt8(o + off(CT, 'flags')) & (CT_FLAG.masq | CT_FLAG.reply)) === (CT_FLAG.masq | CT_FLAG.reply)
+      ? { clientAddr: getAddr(b, o + off(CT, 'peer')) }
+      : {}),
   }),
+);
+
+const MQ = LAYOUTS.kp_masq;
+/** kp_masq: where masqueraded connections come from. Address '' (all zero) = none; ports 0 = defaults. */
+export interface Masq {
+  addr: string;
+  portMin: number;
+  portMax: number;
+}
+export const MASQ_PORTS_DEFAULT = { min: 61000, max: 65535 } as const;
+export const masq = codec<Masq>(
+  MQ.size,
+  (v, b) => {
+    if (v.addr) putAddr(b, off(MQ, 'addr'), v.addr);
+    b.writeUInt16LE(v.portMin, off(MQ, 'port_min'));
+    b.writeUInt16LE(v.portMax, off(MQ, 'port_max'));
+  },
+  (b, o) => {
+    const raw = b.subarray(o + off(MQ, 'addr'), o + off(MQ, 'addr') + ADDR_LEN);
+    return {
+      addr: raw.every((x) => x === 0) ? '' : getAddr(b, o + off(MQ, 'addr')),
+      portMin: b.readUInt16LE(o + off(MQ, 'port_min')),
+      portMax: b.readUInt16LE(o + off(MQ, 'port_max')),
+    };
+  },
 );
 
 const FGK = LAYOUTS.kp_frag_key;

@@ -18,6 +18,7 @@ export const KP_MAP_NAMES = [
   'kp_nexthop',
   'kp_config',
   'kp_settings',
+  'kp_masq',
   'kp_vip_stats',
   'kp_be_stats',
   'kp_stats',
@@ -47,6 +48,8 @@ export interface KpMaps {
   nexthop: BpfMap<string, c.NextHop>;
   /** control-plane settings kept with the pins */
   settings: BpfMap<number, c.Settings>;
+  /** masquerade address and port range */
+  masq: BpfMap<number, c.Masq>;
   config: BpfMap<number, c.Config>;
   vipStats: PerCpuMap<number, c.VipStats>;
   beStats: PerCpuMap<number, c.BackendStats>;
@@ -78,6 +81,7 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
       nexthop: open('kp_nexthop', (fd) => new BpfMap(fd, c.addr16, c.nextHop, 'kp_nexthop')),
       config: open('kp_config', (fd) => new BpfMap(fd, c.u32, c.config, 'kp_config')),
       settings: open('kp_settings', (fd) => new BpfMap(fd, c.u32, c.settings, 'kp_settings')),
+      masq: open('kp_masq', (fd) => new BpfMap(fd, c.u32, c.masq, 'kp_masq')),
       vipStats: open('kp_vip_stats', (fd) => new PerCpuMap(fd, c.u32, c.vipStats, 'kp_vip_stats')),
       beStats: open('kp_be_stats', (fd) => new PerCpuMap(fd, c.u32, c.backendStats, 'kp_be_stats')),
       stats: open('kp_stats', (fd) => new PerCpuMap(fd, c.u32, c.u64, 'kp_stats')),

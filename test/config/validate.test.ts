@@ -49,7 +49,7 @@ t.test("README's config example is valid, as printed there", async (t) => {
 
 t.test('the README example is accepted, as given', async (t) => {
   t.same(parseConfig(example()), {
-    conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767], nodeport_addresses: [] },
+    conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [61000, 65535] },
     interfaces: [{ name: 'eth0', mode: 'auto', redirect: true }],
     vips: [
       {
@@ -72,13 +72,13 @@ t.test('the README example is accepted, as given', async (t) => {
 });
 
 t.test('defaults are filled', async (t) => {
-  t.same(parseConfig({}), { conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767], nodeport_addresses: [] }, interfaces: [], vips: [] });
+  t.same(parseConfig({}), { conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [61000, 65535] }, interfaces: [], vips: [] });
   const c = parseConfig({
     conf: { timeout: 7 },
     interfaces: [{ name: 'veth-node0' }],
     vips: [{ prefix: '198.18.100.1', port: 53 }, { prefix: '2001:db8:100::1', port: 443, backends: ['2001:db8:1::2'] }],
   });
-  t.same(c.conf, { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS, udp: 7 }, nodeport_range: [30000, 32767], nodeport_addresses: [] }, 'timeout is the UDP timeout');
+  t.same(c.conf, { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS, udp: 7 }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [61000, 65535] }, 'timeout is the UDP timeout');
   t.same(parseConfig({ conf: { timeouts: { tcp_established: 3600, tcp_close: 5 } } }).conf.timeouts, { ...DEFAULT_TIMEOUTS, tcp_established: 3600, tcp_close: 5 });
   t.same(c.interfaces, [{ name: 'veth-node0', mode: 'auto', redirect: false }]);
   t.same(c.vips[0], { prefix: '198.18.100.1/32', family: 4, protocol: 'tcp', port: 53, target_port: 53, new_len: 1021, node_port: 0, type: 'clusterip', source_ranges: [], backends: [] });

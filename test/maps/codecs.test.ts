@@ -63,6 +63,14 @@ t.test('counters, devmap value, u32/u64', async (t) => {
   t.equal(c.u64.decode(c.u64.encode(2n ** 63n + 5n)), 2n ** 63n + 5n);
 });
 
+t.test('kp_masq and a masqueraded reply entry round-trip', async (t) => {
+  t.same(c.masq.decode(c.masq.encode({ addr: '198.18.0.1', portMin: 61000, portMax: 65535 })), { addr: '198.18.0.1', portMin: 61000, portMax: 65535 });
+  t.same(c.masq.decode(c.masq.encode({ addr: '', portMin: 0, portMax: 0 })), { addr: '', portMin: 0, portMax: 0 }, 'no address: all zero');
+  const rv = { vipAddr: '198.18.0.1', clientAddr: '198.18.0.10', lastSeenNs: 5n, backendId: 3, backendGen: 1, vipId: 2, vipPort: 30080, clientPort: 40000, state: 3, flags: c.CT_FLAG.reply | c.CT_FLAG.masq };
+  t.same(c.ct.decode(c.ct.encode(rv)), rv, 'the client address is read only from masqueraded reply entries');
+  t.notOk('clientAddr' in c.ct.decode(c.ct.encode({ ...rv, flags: c.CT_FLAG.reply })), 'others cache a next hop there');
+});
+
 t.test('decode at an offset', async (t) => {
   const two = Buffer.concat([c.vip.encode({ id: 1, tableLen: 7, flags: 0, targetPort: 1, nodePort: 0 }), c.vip.encode({ id: 2, tableLen: 11, flags: 0, targetPort: 2, nodePort: 0 })]);
   t.same(c.vip.decode(two, 16), { id: 2, tableLen: 11, flags: 0, targetPort: 2, nodePort: 0 });
@@ -73,6 +81,7 @@ t.test('every codec size equals its layout size, and fields tile the struct', as
     ['kp_flow_key', c.flowKey], ['kp_ct', c.ct], ['kp_frag_key', c.fragKey], ['kp_frag', c.frag], ['kp_hop', { size: 20 } as c.Codec<unknown>], ['kp_nexthop', c.nextHop], ['kp_vip_key', c.vipKey],
     ['kp_vip_pfx_key', c.vipPfxKey], ['kp_src_key', c.srcKey], ['kp_settings', c.settings], ['kp_vip', c.vip], ['kp_backend', c.backend], ['kp_config', c.config],
     ['kp_vip_stats', c.vipStats], ['kp_backend_stats', c.backendStats], ['bpf_devmap_val', c.devmapVal],
+    ['kp_ct_hop', { size: 16 } as c.Codec<unknown>], ['kp_masq', c.masq],
   ];
   t.equal(pairs.length, Object.keys(c.LAYOUTS).length, 'a codec for every layout');
   for (const [name, codec] of pairs) {

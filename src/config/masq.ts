@@ -1,0 +1,38 @@
+// Masquerade settings (conf masquerade_address, masquerade_ports): one parser for the CLI and the
+// JSON config, so both accept and refuse the same values with the same words.
+import { parseAddress } from './address.js';
+
+/** Masqueraded connections take their source port from here: above Linux's ephemeral range (32768-60999). */
+export const KP_MASQ_PORT_MIN = 61000;
+export const KP_MASQ_PORT_MAX = 65535;
+/** Ports below this are services' own. */
+const LOWEST_MASQ_PORT = 1024;
+
+/** `none`, or an IPv4 address (canonical text); an error message otherwise. */
+export function parseMasqAddress(text: string): string | { error: string } {
+  if (text === 'none') return 'none';
+  const a = parseAddress(text);
+  if (typeof a === 'string') return { error: `expected an IPv4 address or none: ${a}` };
+  if (a.family !== 4) return { error: `IPv6 masquerade addresses are not supported yet, got '${text}'` };
+  return a.text;
+}
+
+const overlaps = (a: [number, number], b: [number, number]) => a[0] <= b[1] && b[0] <= a[1];
+
+/**
+ * MIN-MAX within 1024-65535 and clear of the node port range and of the node's own ephemeral
+ * range (ip_local_port_range, when known): a masqueraded reply must never be taken for a reply to
+ * a socket of the node's, nor a node port. Returns the range or an error message.
+ */
+export function parseMasqPorts(text: string, nodePorts: [number, number], localPorts?: [number, number]): [number, number] | { error: string } {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(text);
+  const r: [number, number] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!m || r[0] < LOWEST_MASQ_PORT || r[1] > 65535 || r[0] > r[1]) {
+    return { error: `expected MIN-MAX with ${LOWEST_MASQ_PORT} <= MIN <= MAX <= 65535 (e.g. ${KP_MASQ_PORT_MIN}-${KP_MASQ_PORT_MAX}), got '${text}'` };
+  }
+  if (overlaps(r, nodePorts)) return { error: `${text} overlaps the node port range ${nodePorts.join('-')}` };
+  if (localPorts && overlaps(r, localPorts)) {
+    return { error: `${text} overlaps the node's ephemeral ports ${localPorts.join('-')} (net.ipv4.ip_local_port_range), which its own connections use` };
+  }
+  return r;
+}

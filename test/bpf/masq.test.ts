@@ -1,0 +1,177 @@
+// Masquerade in build/kp.bpf.o under BPF_PROG_TEST_RUN. Under externalTrafficPolicy cluster, a
+// connection through a node port to a backend on another node leaves from the node address it was
+// sent to, with a port allocated from the masquerade range, and its replies are translated back to
+// the client; a local backend, or policy local, keeps the client's address. LoadBalancer IPs use the
+// configured masquerade address, hairpin connections (a pod reaching itself) too. Output bytes are
+// built from fields with checksums computed from scratch (test/helpers/packet.ts).
+import t from 'tap';
+import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
+import { addU64 } from '../../src/maps/map.js';
+import { VipTable } from '../../src/dataplane/vips.js';
+import { CT_FLAG } from '../../src/maps/codecs.js';
+import { buildPacket, icmpError, mtuWord, parsePacket, TCP_ACK, TCP_SYN, verifyChecksums, verifyIcmp, type PacketSpec } from '../helpers/packet.js';
+import { bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, testConfig, XDP } from '../helpers/bpf.js';
+import { skipUnlessCi } from '../helpers/ci.js';
+
+const NODE = '198.18.0.1';
+const MASQ_ADDR = '198.18.0.254';
+const CLUSTER_IP = '198.18.100.40';
+const LB_IP = '198.18.110.40';
+const NODE_PORT = 30777;
+const REMOTE = '198.18.21.1';
+const LOCAL = '198.18.20.1';
+const POD = '198.18.20.9'; // a pod on this node that is its own service's only backend
+const HAIRPIN_VIP = '198.18.100.41';
+const CLIENT = '198.18.0.10';
+const CLIENT2 = '198.18.0.11';
+const ROUTER = '198.18.9.1';
+const PORTS = [61000, 65535];
+
+const reason = skipUnlessCi(bpfSkipReason());
+if (reason) t.test('masquerade fixtures', { skip: reason }, async () => {});
+else run();
+
+function run() {
+  const dp: Dataplane = loadDataplane({ objectPath: KP_OBJECT, buckets: 4096 });
+  t.teardown(() => dp.close());
+  dp.maps.config.update(0, testConfig({ hashSeed: 5, flags: KP_CONF_F_NO_FIB }));
+  dp.maps.masq.update(0, { addr: MASQ_ADDR, portMin: PORTS[0], portMax: PORTS[1] });
+  const vips = new VipTable(dp, () => [NODE]);
+  const stat = (name: keyof typeof KP_STAT) => dp.maps.stats.sum(KP_STAT[name], addU64)!;
+  let nextPort = NODE_PORT;
+  let nodePort = NODE_PORT;
+  /** A new VIP (cluster IP, node port) per call, with one backend; nodePort names its node port. */
+  const add = (o: { proto: 'tcp' | 'udp'; backend: string; local?: boolean; etpLocal?: boolean; prefix?: string; type?: 'loadbalancer'; nodePort?: number }) => {
+    nodePort = nextPort++;
+    const v = vips.add({
+      prefix: `${o.prefix ?? CLUSTER_IP}/32`,
+      protocol: o.proto,
+      port: nodePort, // a VIP of its own each time
+      targetPort: 8080,
+      newLen: 7,
+      ...(o.nodePort !== 0 ? { nodePort } : {}),
+      ...(o.type ? { type: o.type } : {}),
+      externalTrafficPolicy: o.etpLocal ? 'local' : 'cluster',
+    });
+    vips.addBackends(v, [o.backend], 1, { local: o.local });
+    return v;
+  };
+  /** The forward packet as sent, what the backend receives, and the port the record says it was given. */
+  const forward = (spec: PacketSpec) => {
+    const r = testRun(dp.progFd, buildPacket(spec));
+    return { retval: r.retval, out: r.data, got: parsePacket(r.data) };
+  };
+
+  for (const proto of ['tcp', 'udp'] as const) {
+    t.test(`${proto.toUpperCase()} through the node port to a backend on another node: masqueraded to the node address, and back`, async (t) => {
+      add({ proto, backend: REMOTE });
+      const sport = proto === 'tcp' ? 40001 : 40002;
+      const syn: PacketSpec = { src: CLIENT, dst: NODE, proto, sport, dport: nodePort, tcpFlags: TCP_SYN, payload: Buffer.from('hello') };
+      const m0 = stat('MASQ');
+      const f = forward(syn);
+      t.equal(f.retval, XDP.PASS);
+      const port = f.got.sport!;
+      t.ok(port >= PORTS[0] && port <= PORTS[1], `source port ${port} from the masquerade range`);
+      t.equal(f.out.toString('hex'), buildPacket({ ...syn, src: NODE, sport: port, dst: REMOTE, dport: 8080 }).toString('hex'), 'exact bytes: from the node address and the allocated port, to the backend');
+      t.same(verifyChecksums(f.out), { ip: true, l4: true });
+      t.equal(stat('MASQ') - m0, 1n, 'MASQ counts the new connection');
+      const fwdRec = dp.maps.ct.lookup({ saddr: CLIENT, daddr: NODE, sport, dport: nodePort, proto: proto === 'tcp' ? 6 : 17 })!;
+      t.match(fwdRec, { clientPort: port, vipAddr: NODE }, 'the record keeps the masquerade source');
+      t.ok(fwdRec.flags & CT_FLAG.masq);
+      const reply: PacketSpec = { src: REMOTE, dst: NODE, proto, sport: 8080, dport: port, tcpFlags: TCP_SYN | TCP_ACK, payload: Buffer.from('world!') };
+      const rr = testRun(dp.progFd, buildPacket(reply));
+      t.equal(rr.retval, XDP.PASS);
+      t.equal(rr.data.toString('hex'), buildPacket({ ...reply, src: NODE, sport: nodePort, dst: CLIENT, dport: sport }).toString('hex'), 'exact bytes: reply from the node port, to the client');
+      t.same(verifyChecksums(rr.data), { ip: true, l4: true });
+      const next = forward({ ...syn, tcpFlags: TCP_ACK, payload: Buffer.from('more') });
+      t.match(next.got, { src: NODE, sport: port, dst: REMOTE }, 'the next packet keeps the allocated port');
+    });
+  }
+
+  t.test('UDP without a checksum stays without one when masqueraded', async (t) => {
+    add({ proto: 'udp', backend: REMOTE });
+    const q: PacketSpec = { src: CLIENT, dst: NODE, proto: 'udp', sport: 40010, dport: nodePort, payload: Buffer.from('q'), udpNoChecksum: true };
+    const f = forward(q);
+    t.equal(f.out.toString('hex'), buildPacket({ ...q, src: NODE, sport: f.got.sport, dst: REMOTE, dport: 8080 }).toString('hex'));
+    const r = testRun(dp.progFd, buildPacket({ src: REMOTE, dst: NODE, proto: 'udp', sport: 8080, dport: f.got.sport, payload: Buffer.from('a'), udpNoChecksum: true }));
+    t.equal(r.data.toString('hex'), buildPacket({ src: NODE, dst: CLIENT, proto: 'udp', sport: nodePort, dport: 40010, payload: Buffer.from('a'), udpNoChecksum: true }).toString('hex'));
+  });
+
+  t.test('two clients with the same source port get two ports, and each reply finds its own client', async (t) => {
+    add({ proto: 'tcp', backend: REMOTE });
+    const a = forward({ src: CLIENT, dst: NODE, proto: 'tcp', sport: 40020, dport: nodePort, tcpFlags: TCP_SYN });
+    const b = forward({ src: CLIENT2, dst: NODE, proto: 'tcp', sport: 40020, dport: nodePort, tcpFlags: TCP_SYN });
+    t.not(a.got.sport, b.got.sport, 'distinct masquerade ports');
+    for (const [x, client] of [[a, CLIENT], [b, CLIENT2]] as const) {
+      const r = parsePacket(testRun(dp.progFd, buildPacket({ src: REMOTE, dst: NODE, proto: 'tcp', sport: 8080, dport: x.got.sport, tcpFlags: TCP_SYN | TCP_ACK })).data);
+      t.match(r, { src: NODE, sport: nodePort, dst: client, dport: 40020 });
+    }
+  });
+
+  t.test('a local backend, or externalTrafficPolicy local, keeps the client address', async (t) => {
+    add({ proto: 'tcp', backend: LOCAL, local: true });
+    const f = forward({ src: CLIENT, dst: NODE, proto: 'tcp', sport: 40030, dport: nodePort, tcpFlags: TCP_SYN });
+    t.match(f.got, { src: CLIENT, sport: 40030, dst: LOCAL }, 'local backend: not masqueraded');
+    add({ proto: 'tcp', backend: LOCAL, local: true, etpLocal: true });
+    const g = forward({ src: CLIENT, dst: NODE, proto: 'tcp', sport: 40031, dport: nodePort, tcpFlags: TCP_SYN });
+    t.match(g.got, { src: CLIENT, sport: 40031, dst: LOCAL }, 'policy local: not masqueraded');
+    add({ proto: 'tcp', backend: REMOTE });
+    const c = forward({ src: CLIENT, dst: CLUSTER_IP, proto: 'tcp', sport: 40032, dport: nodePort, tcpFlags: TCP_SYN });
+    t.match(c.got, { src: CLIENT, sport: 40032, dst: REMOTE }, 'the cluster IP of a VIP whose node port masquerades does not');
+  });
+
+  t.test('a LoadBalancer IP masquerades to the masquerade address; with none set it keeps the client', async (t) => {
+    add({ proto: 'tcp', backend: REMOTE, prefix: LB_IP, type: 'loadbalancer', nodePort: 0 });
+    const syn: PacketSpec = { src: CLIENT, dst: LB_IP, proto: 'tcp', sport: 40040, dport: nodePort, tcpFlags: TCP_SYN, payload: Buffer.from('x') };
+    const f = forward(syn);
+    t.equal(f.out.toString('hex'), buildPacket({ ...syn, src: MASQ_ADDR, sport: f.got.sport, dst: REMOTE, dport: 8080 }).toString('hex'));
+    const r = testRun(dp.progFd, buildPacket({ src: REMOTE, dst: MASQ_ADDR, proto: 'tcp', sport: 8080, dport: f.got.sport, tcpFlags: TCP_SYN | TCP_ACK }));
+    t.equal(r.data.toString('hex'), buildPacket({ src: LB_IP, dst: CLIENT, proto: 'tcp', sport: nodePort, dport: 40040, tcpFlags: TCP_SYN | TCP_ACK }).toString('hex'));
+    dp.maps.masq.update(0, { addr: '', portMin: PORTS[0], portMax: PORTS[1] });
+    const g = forward({ ...syn, sport: 40041 });
+    t.match(g.got, { src: CLIENT, sport: 40041, dst: REMOTE }, 'no masquerade address: the client address is kept');
+    dp.maps.masq.update(0, { addr: MASQ_ADDR, portMin: PORTS[0], portMax: PORTS[1] });
+  });
+
+  t.test('hairpin: a pod reaching itself through its service comes from the masquerade address, and the reply from the VIP', async (t) => {
+    const v = vips.add({ prefix: `${HAIRPIN_VIP}/32`, protocol: 'tcp', port: 80, targetPort: 8080, newLen: 7 });
+    vips.addBackends(v, [POD], 1, { local: true });
+    const syn: PacketSpec = { src: POD, dst: HAIRPIN_VIP, proto: 'tcp', sport: 40050, dport: 80, tcpFlags: TCP_SYN, payload: Buffer.from('me') };
+    const f = forward(syn);
+    t.equal(f.out.toString('hex'), buildPacket({ ...syn, src: MASQ_ADDR, sport: f.got.sport, dst: POD, dport: 8080 }).toString('hex'), 'exact bytes: to itself, from the masquerade address');
+    const reply: PacketSpec = { src: POD, dst: MASQ_ADDR, proto: 'tcp', sport: 8080, dport: f.got.sport, tcpFlags: TCP_SYN | TCP_ACK, payload: Buffer.from('yes') };
+    const r = testRun(dp.progFd, buildPacket(reply));
+    t.equal(r.data.toString('hex'), buildPacket({ ...reply, src: HAIRPIN_VIP, sport: 80, dst: POD, dport: 40050 }).toString('hex'), 'exact bytes: the reply comes from the VIP');
+    t.same(verifyChecksums(r.data), { ip: true, l4: true });
+    const other = forward({ src: LOCAL, dst: HAIRPIN_VIP, proto: 'tcp', sport: 40051, dport: 80, tcpFlags: TCP_SYN });
+    t.match(other.got, { src: LOCAL, sport: 40051, dst: POD }, 'another pod to the same service is not masqueraded');
+  });
+
+  t.test('ICMP errors about a masqueraded connection reach the client and the backend translated', async (t) => {
+    add({ proto: 'udp', backend: REMOTE });
+    const q: PacketSpec = { src: CLIENT, dst: NODE, proto: 'udp', sport: 40060, dport: nodePort, payload: Buffer.from('query') };
+    const f = forward(q);
+    const atBackend = buildPacket({ ...q, src: NODE, sport: f.got.sport, dst: REMOTE, dport: 8080 });
+    const err = testRun(dp.progFd, icmpError(atBackend, 3, 4, mtuWord(1400), { src: ROUTER }));
+    t.equal(err.data.toString('hex'), icmpError(buildPacket(q), 3, 4, mtuWord(1400), { src: ROUTER }).toString('hex'), "a router's frag-needed: to the client, quoting client -> node port");
+    t.same(verifyIcmp(err.data), { icmp: true, quotedIp: true });
+    const answer: PacketSpec = { src: NODE, dst: CLIENT, proto: 'udp', sport: nodePort, dport: 40060, payload: Buffer.from('answer') };
+    const back = testRun(dp.progFd, icmpError(buildPacket(answer), 3, 3));
+    const atBackendReply = buildPacket({ ...answer, src: REMOTE, sport: 8080, dst: NODE, dport: f.got.sport });
+    t.equal(back.data.toString('hex'), icmpError(atBackendReply, 3, 3, undefined, { src: NODE }).toString('hex'), "the client's port unreachable: to the backend, from and quoting the masquerade source");
+  });
+
+  t.test('with every port of the range taken, a new masqueraded connection is dropped and counted', async (t) => {
+    add({ proto: 'tcp', backend: REMOTE });
+    dp.maps.masq.update(0, { addr: MASQ_ADDR, portMin: 61000, portMax: 61000 });
+    const a = forward({ src: CLIENT, dst: NODE, proto: 'tcp', sport: 40070, dport: nodePort, tcpFlags: TCP_SYN });
+    t.equal(a.got.sport, 61000, 'the one port');
+    const d0 = stat('DROP_MASQ_PORTS');
+    const b = forward({ src: CLIENT2, dst: NODE, proto: 'tcp', sport: 40071, dport: nodePort, tcpFlags: TCP_SYN });
+    t.equal(b.retval, XDP.DROP);
+    t.equal(stat('DROP_MASQ_PORTS') - d0, 1n);
+    const again = forward({ src: CLIENT, dst: NODE, proto: 'tcp', sport: 40070, dport: nodePort, tcpFlags: TCP_ACK });
+    t.match(again.got, { src: NODE, sport: 61000 }, 'the connection holding it is untouched');
+    dp.maps.masq.update(0, { addr: MASQ_ADDR, portMin: PORTS[0], portMax: PORTS[1] });
+  });
+}
