@@ -179,6 +179,16 @@ function run() {
     t.match(r.out, /^buckets \d+$/m);
   });
 
+  t.test('conf masquerade_address and masquerade_ports: written to kp_masq, shown in the words conf takes', async (t) => {
+    t.match(await json('conf', 'masquerade_address', '198.18.0.77', 'masquerade_ports', '62000-63000'), { masqueradeAddress: '198.18.0.77', masqueradePorts: '62000-63000' });
+    t.same(withControl((c) => c.dp.maps.masq.lookup(0)), { addr: '198.18.0.77', portMin: 62000, portMax: 63000 });
+    const out = (await kp('show', 'conf')).out;
+    t.match(out, /^masquerade_address 198\.18\.0\.77$/m);
+    t.match(out, /^masquerade_ports 62000-63000$/m);
+    t.match(await json('conf', 'masquerade_address', 'none', 'masquerade_ports', '61000-65535'), { masqueradeAddress: 'none', masqueradePorts: '61000-65535' });
+    t.equal(withControl((c) => c.dp.maps.masq.lookup(0)!.addr), '', 'none: all zero, LoadBalancer and hairpin connections keep their client address');
+  });
+
   const config = {
     conf: { buckets: 2048, timeout: 30 },
     vips: [

@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import { parseConfig, loadConfigFile } from '../../src/config/validate.js';
 import { configSchema } from '../../src/config/schema.js';
 import { KpError } from '../../src/errors.js';
+import { localPortRange } from '../../src/dataplane/nodeaddrs.js';
+
+/** This machine's ephemeral ports, which masquerade ports must avoid. */
+const EPH = localPortRange() ?? [32768, 60999];
 
 const example = () => ({
   conf: { buckets: 131072, timeout: 30, timeouts: { tcp_established: 86400, tcp_close_wait: 3600 } } as { buckets: number; timeout: number; timeouts: Record<string, number> },
@@ -169,6 +173,10 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['node_port on a prefix VIP', (d) => ((d.vips[0] as any).node_port = 30080, (d.vips[0].prefix = '198.18.100.0/24')), '/vips/0/node_port: needs a single-address VIP, not the prefix 198.18.100.0/24'],
     ['encap nat6 (NAT46) not yet', (d) => ((d.vips[0] as any).encap = 'nat6'), '/vips/0/encap: NAT46 is not supported yet (kpbpf does NAT44)'],
     ['encap of the other family', (d) => ((d.vips[0] as any).encap = 'nat66'), "/vips/0/encap: nat66 is an IPv6 VIP's NAT, and this VIP is IPv4"],
+    ['masquerade_address not an address', (d) => ((d.conf as any).masquerade_address = 'node1'), "/conf/masquerade_address: expected an IPv4 address or none: 'node1' is not an IPv4 (198.18.0.1) or IPv6 (2001:db8::1) address"],
+    ['masquerade_ports in the node port range', (d) => ((d.conf as any).masquerade_ports = '30500-30600'), '/conf/masquerade_ports: 30500-30600 overlaps the node port range 30000-32767'],
+    ['masquerade_ports in the ephemeral range', (d) => ((d.conf as any).masquerade_ports = `${EPH[0] + 100}-${EPH[0] + 200}`), `/conf/masquerade_ports: ${EPH[0] + 100}-${EPH[0] + 200} overlaps the node's ephemeral ports ${EPH.join('-')} (net.ipv4.ip_local_port_range), which its own connections use`],
+    ['masquerade_ports not a range', (d) => ((d.conf as any).masquerade_ports = '61000'), '/conf/masquerade_ports: must be MIN-MAX, e.g. 30000-32767, got "61000"'],
     ['hash_seed negative', (d) => ((d.conf as any).hash_seed = -1), '/conf/hash_seed: must be >= 0, got -1'],
     ['hash_seed over 32 bits', (d) => ((d.conf as any).hash_seed = 4294967296), '/conf/hash_seed: must be <= 4294967295, got 4294967296'],
     ['unknown top-level key', (d) => ((d as any).service = []), '/service: unknown property'],
