@@ -47,6 +47,7 @@ async function httpRun() {
   const backends: Record<string, number> = {};
   const remotes = new Set<string>();
   const seenAs = new Set<string>();
+  const seenBy: Record<string, string[]> = {};
   let ok = 0;
   const errors: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -56,11 +57,18 @@ async function httpRun() {
       backends[r.backend] = (backends[r.backend] ?? 0) + 1;
       remotes.add(r.remote);
       seenAs.add(r.seenAs);
+      seenAlso(seenBy, r.backend, r.seenAs);
     } catch (e) {
       errors.push(String((e as Error).message));
     }
   }
-  return { ok, failed: count - ok, backends, remotes: [...remotes], seenAs: [...seenAs], errors: errors.slice(0, 5) };
+  return { ok, failed: count - ok, backends, remotes: [...remotes], seenAs: [...seenAs], seenBy, errors: errors.slice(0, 5) };
+}
+
+/** seenBy[backend]: the client addresses that backend saw, each once. */
+function seenAlso(seenBy: Record<string, string[]>, backend: string, addr: string): void {
+  const list = (seenBy[backend] ??= []);
+  if (!list.includes(addr)) list.push(addr);
 }
 
 async function keepaliveRun() {
@@ -85,6 +93,7 @@ async function keepaliveRun() {
 
 async function udpRun() {
   const backends: Record<string, number> = {};
+  const seenBy: Record<string, string[]> = {};
   const from = new Set<string>();
   const localPorts = new Set<number>();
   let ok = 0;
@@ -104,12 +113,15 @@ async function udpRun() {
     s.close();
     if (reply && reply.msg.endsWith(`:ping${i}`)) {
       ok++;
-      const name = reply.msg.slice(0, reply.msg.lastIndexOf(':'));
+      const head = reply.msg.slice(0, reply.msg.lastIndexOf(':')); // name@address the backend saw
+      const at = head.indexOf('@');
+      const name = at < 0 ? head : head.slice(0, at);
       backends[name] = (backends[name] ?? 0) + 1;
+      if (at >= 0) seenAlso(seenBy, name, head.slice(at + 1).replace(/^::ffff:/, ''));
       from.add(reply.from);
     }
   }
-  return { ok, failed: count - ok, backends, remotes: [...from], flows: localPorts.size };
+  return { ok, failed: count - ok, backends, remotes: [...from], seenBy, flows: localPorts.size };
 }
 
 const mode = positionals[0];

@@ -27,7 +27,8 @@ if (values.tcp) {
 if (values.udp) {
   const sock = dgram.createSocket(values.udp6 ? 'udp6' : 'udp4');
   sock.on('message', (msg, rinfo) => {
-    sock.send(Buffer.from(`${name}:${msg.toString()}`), rinfo.port, rinfo.address);
+    // name@peer: the client address this backend saw (masqueraded or not), then the datagram.
+    sock.send(Buffer.from(`${name}@${rinfo.address}:${msg.toString()}`), rinfo.port, rinfo.address);
   });
   sock.bind(Number(values.udp), () => process.stdout.write(`udp ${values.udp} ready\n`));
 }

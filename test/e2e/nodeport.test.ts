@@ -1,7 +1,8 @@
 // End to end: the design card's NodePort command, with its address swapped for one in 198.18.0.0/15
 // (`kpbpf vip add 90.1.2.1/32 port 3306 target 3307 nodeport 30964`), and real TCP and UDP traffic
-// through both the cluster IP and the node's address on the node port. The backends route their
-// replies through the node (their default gateway), so no masquerade is needed here.
+// through both the cluster IP and the node's address on the node port. b1 stands for a pod on this
+// node (marked local), b2 for a backend on another node: under externalTrafficPolicy cluster, node port
+// connections to b2 are masqueraded to the node address, as kube-proxy does, and b1 sees the client.
 import t from 'tap';
 import type { Backend } from '../../src/testbed/topology.js';
 import { skipUnlessCi } from '../helpers/ci.js';
@@ -30,17 +31,23 @@ function run() {
     // A reply's new source is the node's own address: handed to the kernel it would be dropped as a
     // martian (accept_local is off), so the interface toward clients is a redirect target (README:
     // NodePort). The backends' side is attached with the seed's spelling, which attaches without.
-    kp('attach', topo.node.clientIf, '--redirect');
-    for (const b of topo.backends) kp('set', 'interface', 'nat4', 'in', b.nodeIf);
+    // A masqueraded packet's source is the node's address too, so the way to the other node (b2's side)
+    // is a redirect target; b1's side (a pod's veth) is attached with the seed's spelling, without.
+    const [b1, b2] = topo.backends;
+    kp('attach', topo.node.clientIf, b2.nodeIf, '--redirect');
+    kp('set', 'interface', 'nat4', 'in', b1.nodeIf);
     kp('vip', 'add', `${VIP}/32`, 'port', '3306', 'target', '3307', 'nodeport', String(NODE_PORT));
     kp('vip', 'add', `${VIP}/32`, 'protocol', 'udp', 'port', '3306', 'target', '3307', 'nodeport', String(NODE_PORT));
-    for (const proto of ['tcp', 'udp']) kp('backend', 'add', `${VIP}/32`, 'protocol', proto, 'port', '3306', ...topo.backends.map((b) => b.addr));
+    for (const proto of ['tcp', 'udp']) {
+      kp('backend', 'add', `${VIP}/32`, 'protocol', proto, 'port', '3306', 'local', b1.addr);
+      kp('backend', 'add', `${VIP}/32`, 'protocol', proto, 'port', '3306', b2.addr);
+    }
   });
 
-  t.test("the seed's set interface nat4 in attached the backends' side", async (t) => {
+  t.test("the seed's set interface nat4 in attached the local pod's side", async (t) => {
     const ifs = kpJson('show', 'interfaces') as { ifname: string; redirect: boolean }[];
     t.same(ifs.map((i) => i.ifname).sort(), topo.nodeIfs().sort(), 'every node interface attached');
-    t.same(ifs.filter((i) => i.redirect).map((i) => i.ifname), [topo.node.clientIf], 'only the client side is a redirect target');
+    t.same(ifs.filter((i) => i.redirect).map((i) => i.ifname).sort(), [topo.node.clientIf, topo.backends[1].nodeIf].sort(), 'the client side and the way to the other node are redirect targets');
   });
 
   t.test('the command as the card writes it: a cluster IP with a node port on every node address', async (t) => {
@@ -60,6 +67,8 @@ function run() {
       t.equal(viaNode.ok, 30, `node port: all answered (errors: ${(viaNode.errors ?? []).join('; ')})`);
       t.same(viaNode.remotes, [`${topo.node.addr}:${NODE_PORT}`], 'node port: every reply from the node address and node port');
       t.ok(viaNode.backends.b1 > 3 && viaNode.backends.b2 > 3, `node port: both backends served: ${JSON.stringify(viaNode.backends)}`);
+      t.same(viaNode.seenBy, { b1: [topo.client.addr], b2: [topo.node.addr] }, 'node port: the local backend sees the client, the other node the masquerade (node) address');
+      t.same(viaVip.seenBy, { b1: [topo.client.addr], b2: [topo.client.addr] }, 'cluster IP: never masqueraded');
     });
   }
 
@@ -67,10 +76,13 @@ function run() {
     const LB = '198.18.100.22';
     const allowed = `${topo.client.addr}/32`;
     kp('vip', 'add', `${LB}/32`, 'port', '443', 'target', '3307', 'type', 'loadbalancer', 'source_ranges', `${allowed},198.18.9.0/24`);
-    kp('backend', 'add', `${LB}/32`, 'port', '443', ...topo.backends.map((b) => b.addr));
-    const ok = client('http', LB, 443, 10);
-    t.equal(ok.ok, 10, `from ${topo.client.addr}, inside the ranges: all connect (errors: ${(ok.errors ?? []).join('; ')})`);
+    kp('backend', 'add', `${LB}/32`, 'port', '443', 'local', topo.backends[0].addr);
+    kp('backend', 'add', `${LB}/32`, 'port', '443', topo.backends[1].addr);
+    const ok = client('http', LB, 443, 24); // both backends get some: all 24 on one is 1 in 8 million
+    t.equal(ok.ok, 24, `from ${topo.client.addr}, inside the ranges: all connect (errors: ${(ok.errors ?? []).join('; ')})`);
     t.same(ok.remotes, [`${LB}:443`]);
+    const masq = kpJson('show', 'conf').masqueradeAddress;
+    t.same(ok.seenBy, { b1: [topo.client.addr], b2: [masq] }, `the other node's backend sees the masquerade address (${masq})`);
     // The client's address is no longer in the ranges: new connections are dropped in XDP.
     kp('vip', 'add', `${LB}/32`, 'port', '443', 'target', '3307', 'type', 'loadbalancer', 'source_ranges', '198.18.9.0/24');
     const before = kpJson('show', 'stats').global.drop_src_range;
@@ -96,6 +108,8 @@ function run() {
 
   t.test('the node port shares the VIP counters and backends', async (t) => {
     const s = kpJson('show', 'stats');
+    t.ok(s.global.masq >= 10, `masqueraded connections counted (${s.global.masq})`);
+    t.equal(s.global.drop_masq_ports, 0);
     const tcp = s.vips.find((v: { protocol: string }) => v.protocol === 'tcp');
     t.ok(tcp.counters.firstPkts >= 60, `first packets of 30 + 30 connections on one VIP (${tcp.counters.firstPkts})`);
     t.equal(tcp.counters.noServerPkts, 0);
