@@ -14,6 +14,7 @@
 #include "kp_icmp_xlate.h"
 #include "kp_frag.h"
 #include "kp_fib.h"
+#include "kp_sock.h"
 
 /* The VIP and reply paths and the cold paths (ICMP, fragments, rejects, malformed headers, new
  * connections) are subprograms of their own: a frame is only on the stack while it runs, which

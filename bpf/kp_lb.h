@@ -49,6 +49,27 @@ static __always_inline struct kp_vip *kp_vip_lookup(const struct kp_flow_key *ke
 	return bpf_map_lookup_elem(&kp_vip_pfx, pk);
 }
 
+/* kp_vip_lookup with its keys on the stack, for the socket hooks, which XDP may interrupt on the
+ * same CPU (the scratch is XDP's). */
+static __always_inline struct kp_vip *kp_vip_lookup_stack(const struct kp_flow_key *key, const struct kp_config *cfg)
+{
+	struct kp_vip_key vk = {};
+	struct kp_vip_pfx_key pk = {};
+	struct kp_vip *vip;
+
+	__builtin_memcpy(vk.addr, key->daddr, KP_ADDR_LEN);
+	vk.port = key->dport;
+	vk.proto = key->proto;
+	vip = bpf_map_lookup_elem(&kp_vips, &vk);
+	if (vip || !cfg->n_vip_prefixes)
+		return vip;
+	pk.prefixlen = KP_VIP_PFX_FULL_LEN;
+	pk.proto = key->proto;
+	pk.port = key->dport;
+	__builtin_memcpy(pk.addr, key->daddr, KP_ADDR_LEN);
+	return bpf_map_lookup_elem(&kp_vip_pfx, &pk);
+}
+
 /* A backend an IPv4 packet can be sent to: the slot is live and the address is v4-mapped. */
 static __always_inline struct kp_backend *kp_backend_v4(__u32 id, __be32 *addr)
 {

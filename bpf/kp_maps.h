@@ -151,6 +151,14 @@ static __always_inline struct kp_scratch *kp_scratch_get(void)
 	return bpf_map_lookup_elem(&kp_scratch, &zero);
 }
 
+/* The node's own sockets' translations (kp_sock.h), an entry each way per (socket, VIP). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KP_MAX_SOCKS);
+	__type(key, struct kp_sock_key);
+	__type(value, struct kp_sock_nat);
+} kp_sock SEC(".maps");
+
 /* Control-plane settings (kp_shared.h), one entry at key 0; never read by the data path. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

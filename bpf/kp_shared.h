@@ -40,6 +40,9 @@
 #define KP_MAX_ADDRS (KP_MAX_VIPS + KP_MAX_BACKENDS)
 #define KP_MAX_SRC_RANGES 65536 /* allowed source prefixes, all VIPs together */
 #endif
+#ifndef KP_MAX_SOCKS
+#define KP_MAX_SOCKS 131072 /* node sockets' translations (two entries each) */
+#endif
 #ifndef KP_MAX_TX_PORTS
 #define KP_MAX_TX_PORTS 256
 #endif
@@ -294,6 +297,32 @@ struct kp_masq {
 };
 _Static_assert(sizeof(struct kp_masq) == 24, "kp_masq size");
 
+/* Key of kp_sock: the node's own socket (cookie) talking to an address. dir KP_DIR_ORIG: addr and
+ * port are the VIP the socket dialled (value: the backend it was given); KP_DIR_REPLY: the backend
+ * (value: the VIP to show the socket instead, on recvmsg and getpeername). */
+struct kp_sock_key {
+	__u64 cookie;           /* bpf_get_socket_cookie */
+	__u8 addr[KP_ADDR_LEN];
+	__be16 port;
+	__u8 proto;
+	__u8 dir;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kp_sock_key) == 32, "kp_sock_key size");
+
+/* Value of kp_sock. */
+struct kp_sock_nat {
+	__u8 addr[KP_ADDR_LEN]; /* ORIG: the backend's address; REPLY: the VIP's */
+	__be16 port;            /* and port */
+	__u16 pad;
+	__u32 backend_id;       /* the pick, so a flushed backend (gen bump) is picked again */
+	__u32 backend_gen;
+	__u32 vip_id;
+	__u64 last_seen_ns;     /* kp_now() of the last send (ORIG) or receive (REPLY): a UDP socket's
+	                           entry keeps its draining backend in use, as a connection record does */
+};
+_Static_assert(sizeof(struct kp_sock_nat) == 40, "kp_sock_nat size");
+
 /* Per-VIP counters (per-CPU array indexed by vip id), named after VPP's lb counters. */
 struct kp_vip_stats {
 	__u64 existing_pkts;  /* "packet from existing sessions" */
@@ -343,7 +372,9 @@ enum kp_stat {
 	KP_STAT_DROP_NO_LOCAL = 23,  /* a new connection to a traffic-policy-local entry without a local endpoint */
 	KP_STAT_MASQ = 24,           /* new connections masqueraded (ETP cluster to another node, hairpin) */
 	KP_STAT_DROP_MASQ_PORTS = 25, /* a new masqueraded connection found no free port to take */
-	KP_STAT_MAX = 26,
+	KP_STAT_SOCK_XLATE = 26,     /* a socket of the node's own connected to or sent to a backend instead of a VIP */
+	KP_STAT_SOCK_NO_BACKEND = 27, /* a socket of the node's own refused: its VIP has no serving endpoint */
+	KP_STAT_MAX = 28,
 };
 
 #endif /* KP_SHARED_H */

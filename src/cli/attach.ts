@@ -2,19 +2,33 @@
 import { Option, type Command } from 'commander';
 import type { CliContext } from './context.js';
 import { parseBuckets } from './conf.js';
+import { KpError } from '../errors.js';
+import { defaultCgroupPath } from '../dataplane/cgroups.js';
+import { cgroupId } from '../loader/cgroup.js';
 
 export function registerAttach(program: Command, ctx: CliContext): void {
   program
     .command('attach')
-    .description('attach the XDP data plane to interfaces (it keeps running after kpbpf exits)')
-    .argument('<ifname...>', 'interfaces that receive traffic to VIPs or replies from backends')
+    .description('attach the XDP data plane to interfaces, and/or the socket hooks to a cgroup (both keep running after kpbpf exits)')
+    .argument('[ifname...]', 'interfaces that receive traffic to VIPs or replies from backends')
     .addOption(new Option('--mode <mode>', 'XDP mode').choices(['native', 'generic', 'auto']).default('auto'))
     .option('--redirect', 'allow XDP_REDIRECT out of these interfaces (their peers accept XDP frames)')
     .option('--buckets <n>', 'connections the table holds when the data plane is loaded now', parseBuckets)
-    .addHelpText('after', '\nExamples:\n  kpbpf attach eth0\n  kpbpf attach eth0 eth1 --mode native --redirect\n')
-    .action((ifnames: string[], opts: { mode: 'native' | 'generic' | 'auto'; redirect?: boolean; buckets?: number }) => {
+    .option('--cgroup [path]', "serve the node's own sockets in this cgroup v2 directory (default $KPBPF_CGROUP, else the cgroup2 mount)")
+    .addHelpText(
+      'after',
+      '\nExamples:\n  kpbpf attach eth0\n  kpbpf attach eth0 eth1 --mode native --redirect\n  kpbpf attach eth0 --cgroup /sys/fs/cgroup\n',
+    )
+    .action((ifnames: string[], opts: { mode: 'native' | 'generic' | 'auto'; redirect?: boolean; buckets?: number; cgroup?: string | true }) => {
+      if (!ifnames.length && !opts.cgroup) throw new KpError('KP_ERR_ARG', 'attach: expected interface names, --cgroup, or both');
+      const cgroup = opts.cgroup === true ? defaultCgroupPath() : opts.cgroup;
+      if (cgroup) cgroupId(cgroup); // a bad path is refused before anything is loaded
       const control = ctx.dataplane({ load: true, buckets: opts.buckets });
-      const links = control.attach(ifnames, { mode: opts.mode, redirect: Boolean(opts.redirect) });
-      ctx.print(links, () => links.map((l) => `attached ${l.ifname} (${l.mode}${l.redirect ? ', redirect' : ''})\n`).join(''));
+      const links = ifnames.length ? control.attach(ifnames, { mode: opts.mode, redirect: Boolean(opts.redirect) }) : [];
+      const cg = cgroup ? control.attachCgroup(cgroup) : undefined;
+      ctx.print(cg ? { interfaces: links, cgroup: cg } : links, () =>
+        links.map((l) => `attached ${l.ifname} (${l.mode}${l.redirect ? ', redirect' : ''})\n`).join('') +
+        (cg ? `attached the socket hooks to cgroup ${cg.path} (id ${cg.cgroupId}: ${cg.hooks.join(', ')})\n` : ''),
+      );
     });
 }

@@ -1,12 +1,13 @@
-// kpbpf show [vips|backends|flows|stats|conf|interfaces]: read the live data plane.
+// kpbpf show [vips|backends|flows|stats|conf|interfaces|cgroups]: read the live data plane.
 import type { Command } from 'commander';
 import { formatConf } from './conf.js';
 import type { CliContext } from './context.js';
 import { KpError } from '../errors.js';
 import { parseUint } from './words.js';
 import type { StatsView, VipView } from '../dataplane/types.js';
+import { defaultCgroupPath } from '../dataplane/cgroups.js';
 
-const WHAT = ['vips', 'backends', 'flows', 'stats', 'conf', 'interfaces'] as const;
+const WHAT = ['vips', 'backends', 'flows', 'stats', 'conf', 'interfaces', 'cgroups'] as const;
 type What = (typeof WHAT)[number];
 
 export const VPP_COUNTER_NAMES: Record<string, string> = {
@@ -106,6 +107,18 @@ export function registerShow(program: Command, ctx: CliContext): void {
         case 'interfaces': {
           const links = control.links();
           return ctx.print(links, () => (links.length ? links.map((l) => `${l.ifname} (ifindex ${l.ifindex}${l.redirect ? ', redirect' : ''})\n`).join('') : 'not attached\n'));
+        }
+        case 'cgroups': {
+          let known: string | undefined;
+          try {
+            known = defaultCgroupPath();
+          } catch {
+            known = undefined;
+          }
+          const cgs = control.cgroups(known);
+          return ctx.print(cgs, () =>
+            cgs.length ? cgs.map((c) => `cgroup ${c.path ?? `id ${c.cgroupId}`}: ${c.hooks.join(', ')}\n`).join('') : 'the socket hooks are not attached\n',
+          );
         }
       }
     });

@@ -44,6 +44,15 @@ export function backendsInUse(dp: Dataplane, timeouts: CtTimeouts): Map<number, 
     if (!gens) inUse.set(fwd.backendId, (gens = new Set()));
     gens.add(fwd.backendGen);
   }
+  // The node's own UDP sockets (kp_sock) keep theirs while they send or receive within the UDP
+  // timeout. A TCP socket is connected to its backend itself: freeing the slot cannot break it.
+  const udpNs = BigInt(Math.max(timeouts.udp, timeouts.udp_stream)) * 1_000_000_000n;
+  for (const [k, v] of dp.maps.sock.entries()) {
+    if (k.proto !== 17 || now - v.lastSeenNs > udpNs) continue;
+    let gens = inUse.get(v.backendId);
+    if (!gens) inUse.set(v.backendId, (gens = new Set()));
+    gens.add(v.backendGen);
+  }
   return inUse;
 }
 

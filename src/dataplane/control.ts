@@ -19,6 +19,7 @@ import {
   type XdpMode,
 } from '../loader/index.js';
 import { closeFd, ifNameToIndex } from '../loader/libbpf.js';
+import { attachCgroup, cgroupId, CGLINKS_SUBDIR, detachCgroups, listCgroups, SOCK_HOOKS, sockProgPin, updateCgroupLinks, type CgroupAttachment } from '../loader/cgroup.js';
 import { KP_INTERNAL_MAPS, KP_MAP_NAMES } from '../maps/kpmaps.js';
 import { flushNextHops } from './nexthops.js';
 import { inPrefixes, nodeIpv4Addresses } from './nodeaddrs.js';
@@ -231,6 +232,7 @@ export class Control {
     }
     copyConnections(this.dp.maps.ct, dp.maps.ct);
     updateLinks(this.pinDir, dp.progFd);
+    if (dp.sockProgs) updateCgroupLinks(this.pinDir, dp.sockProgs);
     unlinkSync(oldPin);
     this.dp.close();
     this.dp = dp;
@@ -334,13 +336,43 @@ export class Control {
     return chosen.map((l) => l.ifname ?? `ifindex ${l.ifindex}`);
   }
 
+  // --- the node's own sockets (cgroup socket hooks) ---
+  /** Attach the socket hooks to a cgroup v2 directory: the node's sockets in it reach services too. */
+  attachCgroup(path: string): CgroupAttachment & { path: string; already: boolean } {
+    if (!this.dp.sockProgs) {
+      throw new KpError('KP_ERR_STATE', 'this data plane was loaded without the socket hooks (an older kp.bpf.o): run kpbpf detach --purge and attach again');
+    }
+    const r = attachCgroup(this.pinDir, this.dp.sockProgs, path);
+    return { path, cgroupId: r.cgroupId, hooks: SOCK_HOOKS.map((h) => h.hook), already: r.already };
+  }
+
+  /** Detach the socket hooks from the cgroup at path, or from every cgroup; the ids detached. */
+  detachCgroups(path?: string): string[] {
+    return detachCgroups(this.pinDir, path ? { path } : undefined);
+  }
+
+  /** Cgroups the socket hooks are attached to; `path` names the one that is the given directory. */
+  cgroups(known?: string): (CgroupAttachment & { path?: string })[] {
+    let knownId: string | undefined;
+    try {
+      knownId = known ? String(cgroupId(known)) : undefined;
+    } catch {
+      knownId = undefined;
+    }
+    return listCgroups(this.pinDir).map((c) => ({ ...c, ...(c.cgroupId === knownId ? { path: known } : {}) }));
+  }
+
   /** Remove every pin (after detach): the maps go away with the last reference. */
   purge(): void {
     this.close();
     for (const l of listLinks(this.pinDir)) detachLink(l.path);
-    for (const name of [...KP_MAP_NAMES, ...KP_INTERNAL_MAPS, PROG_PIN]) rmSync(join(this.pinDir, name), { force: true });
-    const linksDir = join(this.pinDir, 'links');
-    if (existsSync(linksDir) && readdirSync(linksDir).length === 0) rmdirSync(linksDir);
+    detachCgroups(this.pinDir);
+    const progPins = [PROG_PIN, ...SOCK_HOOKS.map((h) => sockProgPin(h.hook))];
+    for (const name of [...KP_MAP_NAMES, ...KP_INTERNAL_MAPS, ...progPins]) rmSync(join(this.pinDir, name), { force: true });
+    for (const sub of ['links', CGLINKS_SUBDIR]) {
+      const dir = join(this.pinDir, sub);
+      if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
+    }
     if (existsSync(this.pinDir) && readdirSync(this.pinDir).length === 0) rmdirSync(this.pinDir);
   }
 

@@ -32,6 +32,8 @@ export const KP_STAT_NAMES = [
   'drop_no_local',
   'masq',
   'drop_masq_ports',
+  'sock_xlate',
+  'sock_no_backend',
 ] as const;
 
 const num = (x: bigint) => Number(x);

@@ -10,6 +10,10 @@ import { BPF_F_INNER_MAP, BPF_MAP_TYPE, check, closeFd, dupFd, lb, MapCreateOpts
 import { BpfObject } from './object.js';
 import { preparePinDir } from './pins.js';
 import { updateLinks } from './xdp.js';
+import { SOCK_HOOKS, sockProgPin, updateCgroupLinks, type SockProgs } from './cgroup.js';
+
+/** The XDP program of kp.bpf.o (the object also holds the socket hooks' programs). */
+export const XDP_PROG = 'kp_xdp';
 
 export const PROG_PIN = 'prog';
 /** The connection table; `buckets` connections take two entries each (forward and reply). */
@@ -20,6 +24,8 @@ export const DEFAULT_OBJECT = resolve(dirname(fileURLToPath(import.meta.url)), '
 
 export interface Dataplane {
   progFd: number;
+  /** the socket hooks' programs (bpf/kp_sock.h), when the object has them */
+  sockProgs?: SockProgs;
   pinDir?: string;
   maps: KpMaps;
   /** Publish a VIP's Maglev table atomically (new inner map, one outer update). */
@@ -63,21 +69,36 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
     const fresh = pinDir ? names.filter((n) => !obj.reusePinned(n, join(pinDir, n))) : [];
     obj.load();
     if (pinDir) for (const n of fresh) obj.pinMap(n, join(pinDir, n));
-    const progFd = dupFd(obj.progFd(o.progName));
+    const progFd = dupFd(obj.progFd(o.progName ?? (obj.hasProgram(XDP_PROG) ? XDP_PROG : undefined)));
     fds.push(progFd);
+    let sockProgs: SockProgs | undefined;
+    if (SOCK_HOOKS.every((h) => obj.hasProgram(h.prog))) {
+      sockProgs = {} as SockProgs;
+      for (const h of SOCK_HOOKS) {
+        sockProgs[h.hook] = dupFd(obj.progFd(h.prog));
+        fds.push(sockProgs[h.hook]);
+      }
+    }
     if (o.pinDir) {
-      const p = join(o.pinDir, PROG_PIN);
-      if (existsSync(p)) unlinkSync(p); // a reload replaces the pinned program
-      check('bpf_obj_pin', lb.bpf_obj_pin(progFd, p), p);
-      if (!o.keepLinks) updateLinks(o.pinDir, progFd); // attached interfaces switch to the new program atomically
+      const pin = (fd: number, name: string) => {
+        const p = join(o.pinDir!, name);
+        if (existsSync(p)) unlinkSync(p); // a reload replaces the pinned program
+        check('bpf_obj_pin', lb.bpf_obj_pin(fd, p), p);
+      };
+      pin(progFd, PROG_PIN);
+      if (sockProgs) for (const h of SOCK_HOOKS) pin(sockProgs[h.hook], sockProgPin(h.hook));
+      if (!o.keepLinks) {
+        updateLinks(o.pinDir, progFd); // attached interfaces switch to the new program atomically
+        if (sockProgs) updateCgroupLinks(o.pinDir, sockProgs);
+      }
     }
     const mapFds = {} as Record<KpMapName, number>;
     for (const n of KP_MAP_NAMES) {
       mapFds[n] = dupFd(obj.mapFd(n));
       fds.push(mapFds[n]);
     }
-    fds.length = 1; // the maps now own their fds
-    return makeDataplane(progFd, kpMapsFromFds(mapFds), o.pinDir);
+    fds.length = sockProgs ? 1 + SOCK_HOOKS.length : 1; // the maps now own their fds
+    return makeDataplane(progFd, kpMapsFromFds(mapFds), o.pinDir, sockProgs);
   } catch (e) {
     fds.forEach(closeFd);
     throw e;
@@ -105,17 +126,24 @@ export function openPinned(pinDir: string): Dataplane {
     closeFd(progFd);
     throw e;
   }
+  let sockProgs: SockProgs | undefined;
+  if (SOCK_HOOKS.every((h) => existsSync(join(pinDir, sockProgPin(h.hook))))) {
+    sockProgs = {} as SockProgs;
+    for (const h of SOCK_HOOKS) sockProgs[h.hook] = check('bpf_obj_get', lb.bpf_obj_get(join(pinDir, sockProgPin(h.hook))), sockProgPin(h.hook));
+  }
   try {
-    return makeDataplane(progFd, kpMapsFromFds(mapFds), pinDir);
+    return makeDataplane(progFd, kpMapsFromFds(mapFds), pinDir, sockProgs);
   } catch (e) {
     closeFd(progFd);
+    if (sockProgs) Object.values(sockProgs).forEach(closeFd);
     throw e;
   }
 }
 
-function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string): Dataplane {
+function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string, sockProgs?: SockProgs): Dataplane {
   return {
     progFd,
+    sockProgs,
     pinDir,
     maps,
     setMaglevTable: (vipId, slots, local) => setMaglevTables(outer(maps, local), [[vipId, Uint32Array.from(slots)]]),
@@ -125,6 +153,7 @@ function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string): Dataplane
     close() {
       maps.close();
       closeFd(progFd);
+      if (sockProgs) Object.values(sockProgs).forEach(closeFd);
     },
   };
 }

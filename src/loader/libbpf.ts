@@ -143,6 +143,7 @@ export const libcFns = {
   if_nametoindex: libc.func('uint32_t if_nametoindex(const char *name)'),
   if_indextoname: libc.func('void *if_indextoname(uint32_t index, void *buf)'),
   mount: libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const void *data)'),
+  open: libc.func('int open(const char *path, int flags)'),
 };
 
 // Constants from <linux/bpf.h> and <linux/if_link.h>.
@@ -192,6 +193,13 @@ export function checkPtr(op: string, p: Ptr, what = ''): bigint {
 
 export function closeFd(fd: number): void {
   if (fd >= 0) libcFns.close(fd);
+}
+
+/** open(path, O_RDONLY | O_CLOEXEC): a directory fd to attach to (a cgroup). */
+export function openFd(path: string): number {
+  const O_CLOEXEC = 0o2000000;
+  const r = libcFns.open(path, O_CLOEXEC) as number;
+  return check('open', r < 0 ? -koffi.errno() : r, path);
 }
 
 /** A close-on-exec duplicate, so an fd can outlive the libbpf object that owns the original. */

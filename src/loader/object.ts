@@ -112,6 +112,10 @@ export class BpfObject {
     return check('bpf_map__fd', lb.bpf_map__fd(this.map(name)), name);
   }
 
+  hasProgram(name: string): boolean {
+    return lb.bpf_object__find_program_by_name(this.obj, name) !== null;
+  }
+
   /** A program by name, or the object's first program. */
   progFd(name?: string): number {
     const p = (name ? lb.bpf_object__find_program_by_name(this.obj, name) : lb.bpf_object__next_program(this.obj, null)) as Ptr;

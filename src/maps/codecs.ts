@@ -38,6 +38,8 @@ export const LAYOUTS = {
   },
   kp_ct_hop: { size: 16, fields: { ifindex: [0, 4], dmac: [4, 6], smac: [10, 6] } },
   kp_masq: { size: 24, fields: { addr: [0, 16], port_min: [16, 2], port_max: [18, 2], pad: [20, 4] } },
+  kp_sock_key: { size: 32, fields: { cookie: [0, 8], addr: [8, 16], port: [24, 2], proto: [26, 1], dir: [27, 1], pad: [28, 4] } },
+  kp_sock_nat: { size: 40, fields: { addr: [0, 16], port: [16, 2], pad: [18, 2], backend_id: [20, 4], backend_gen: [24, 4], vip_id: [28, 4], last_seen_ns: [32, 8] } },
   kp_frag_key: { size: 40, fields: { saddr: [0, 16], daddr: [16, 16], id: [32, 4], proto: [36, 1], pad: [37, 3] } },
   kp_frag: { size: 16, fields: { sport: [0, 2], dport: [2, 2], pad: [4, 4], seen_ns: [8, 8] } },
   kp_hop: { size: 20, fields: { ifindex: [0, 4], dmac: [4, 6], smac: [10, 6], mtu: [16, 2], redirect: [18, 1], pad: [19, 1] } },
@@ -89,6 +91,8 @@ export const NET_ORDER_FIELDS: Record<keyof typeof LAYOUTS, readonly string[]> =
   kp_ct: ['vip_port', 'client_port'],
   kp_ct_hop: [],
   kp_masq: [],
+  kp_sock_key: ['port'],
+  kp_sock_nat: ['port'],
   kp_frag_key: ['id'],
   kp_frag: ['sport', 'dport'],
   kp_hop: [],
@@ -321,6 +325,61 @@ export const ct = codec<Ct>(
     ...((b.readUInt8(o + off(CT, 'flags')) & (CT_FLAG.masq | CT_FLAG.reply)) === (CT_FLAG.masq | CT_FLAG.reply)
       ? { clientAddr: getAddr(b, o + off(CT, 'peer')) }
       : {}),
+  }),
+);
+
+/** kp_sock: a node socket's translation (dir orig: the VIP it dialled -> backend; reply: backend -> VIP). */
+export interface SockKey {
+  cookie: bigint;
+  addr: string;
+  port: number;
+  proto: number;
+  dir: number;
+}
+export interface SockNat {
+  addr: string;
+  port: number;
+  backendId: number;
+  backendGen: number;
+  vipId: number;
+  lastSeenNs: bigint;
+}
+const SKK = LAYOUTS.kp_sock_key;
+export const sockKey = codec<SockKey>(
+  SKK.size,
+  (v, b) => {
+    b.writeBigUInt64LE(v.cookie, off(SKK, 'cookie'));
+    putAddr(b, off(SKK, 'addr'), v.addr);
+    b.writeUInt16BE(v.port, off(SKK, 'port'));
+    b.writeUInt8(v.proto, off(SKK, 'proto'));
+    b.writeUInt8(v.dir, off(SKK, 'dir'));
+  },
+  (b, o) => ({
+    cookie: b.readBigUInt64LE(o + off(SKK, 'cookie')),
+    addr: getAddr(b, o + off(SKK, 'addr')),
+    port: b.readUInt16BE(o + off(SKK, 'port')),
+    proto: b.readUInt8(o + off(SKK, 'proto')),
+    dir: b.readUInt8(o + off(SKK, 'dir')),
+  }),
+);
+const SKN = LAYOUTS.kp_sock_nat;
+export const sockNat = codec<SockNat>(
+  SKN.size,
+  (v, b) => {
+    putAddr(b, off(SKN, 'addr'), v.addr);
+    b.writeUInt16BE(v.port, off(SKN, 'port'));
+    b.writeUInt32LE(v.backendId, off(SKN, 'backend_id'));
+    b.writeUInt32LE(v.backendGen, off(SKN, 'backend_gen'));
+    b.writeUInt32LE(v.vipId, off(SKN, 'vip_id'));
+    b.writeBigUInt64LE(v.lastSeenNs, off(SKN, 'last_seen_ns'));
+  },
+  (b, o) => ({
+    addr: getAddr(b, o + off(SKN, 'addr')),
+    port: b.readUInt16BE(o + off(SKN, 'port')),
+    backendId: b.readUInt32LE(o + off(SKN, 'backend_id')),
+    backendGen: b.readUInt32LE(o + off(SKN, 'backend_gen')),
+    vipId: b.readUInt32LE(o + off(SKN, 'vip_id')),
+    lastSeenNs: b.readBigUInt64LE(o + off(SKN, 'last_seen_ns')),
   }),
 );
 

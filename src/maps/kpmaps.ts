@@ -19,6 +19,7 @@ export const KP_MAP_NAMES = [
   'kp_config',
   'kp_settings',
   'kp_masq',
+  'kp_sock',
   'kp_vip_stats',
   'kp_be_stats',
   'kp_stats',
@@ -50,6 +51,8 @@ export interface KpMaps {
   settings: BpfMap<number, c.Settings>;
   /** masquerade address and port range */
   masq: BpfMap<number, c.Masq>;
+  /** the node's own sockets' translations */
+  sock: BpfMap<c.SockKey, c.SockNat>;
   config: BpfMap<number, c.Config>;
   vipStats: PerCpuMap<number, c.VipStats>;
   beStats: PerCpuMap<number, c.BackendStats>;
@@ -82,6 +85,7 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
       config: open('kp_config', (fd) => new BpfMap(fd, c.u32, c.config, 'kp_config')),
       settings: open('kp_settings', (fd) => new BpfMap(fd, c.u32, c.settings, 'kp_settings')),
       masq: open('kp_masq', (fd) => new BpfMap(fd, c.u32, c.masq, 'kp_masq')),
+      sock: open('kp_sock', (fd) => new BpfMap(fd, c.sockKey, c.sockNat, 'kp_sock')),
       vipStats: open('kp_vip_stats', (fd) => new PerCpuMap(fd, c.u32, c.vipStats, 'kp_vip_stats')),
       beStats: open('kp_be_stats', (fd) => new PerCpuMap(fd, c.u32, c.backendStats, 'kp_be_stats')),
       stats: open('kp_stats', (fd) => new PerCpuMap(fd, c.u32, c.u64, 'kp_stats')),

@@ -1,6 +1,7 @@
 // CLI argument errors: named argument, what was expected, non-zero exit, nothing touched.
 // A bpffs path that does not exist proves nothing was touched: any data plane access would fail differently.
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import { parseSetWords } from '../../src/cli/set.js';
 import { parseVipAddWords } from '../../src/cli/vip.js';
 import { main } from '../../src/cli/main.js';
@@ -59,7 +60,8 @@ const cases: [string, string[], RegExp][] = [
   ['set interface nat6', ['set', 'interface', 'nat6', 'in', 'eth0'], /set interface nat6: IPv6 is not supported yet/],
   ['set interface without in', ['set', 'interface', 'nat4', 'out', 'eth0'], /set interface nat4: expected 'in', got 'out'/],
   ['set interface with a stray word', ['set', 'interface', 'nat4', 'in', 'eth0', 'now'], /unexpected argument 'now'/],
-  ['show unknown', ['show', 'everything'], /show: expected one of vips, backends, flows, stats, conf, interfaces, got 'everything'/],
+  ['attach --cgroup to a file', ['attach', '--cgroup', '/proc/self/status'], /cgroup: \/proc\/self\/status is not a directory/],
+  ['show unknown', ['show', 'everything'], /show: expected one of vips, backends, flows, stats, conf, interfaces, cgroups, got 'everything'/],
 ];
 
 for (const [name, argv, msg] of cases) {
@@ -73,8 +75,8 @@ for (const [name, argv, msg] of cases) {
 
 t.test('commander usage errors', async (t) => {
   const r = await run('attach');
-  t.not(r.code, 0);
-  t.match(r.err, /missing required argument 'ifname'/);
+  t.equal(r.code, 2);
+  t.match(r.err, /attach: expected interface names, --cgroup, or both/);
   const m = await run('attach', 'eth0', '--mode', 'turbo');
   t.not(m.code, 0);
   t.match(m.err, /--mode.*turbo.*native, generic, auto/s);
@@ -119,4 +121,8 @@ t.test("the design card's NodePort command parses exactly as written", async (t)
     type: 'loadbalancer',
     sourceRanges: ['198.18.0.0/24', '198.18.9.0/24'],
   });
+});
+
+t.test('no case reached the data plane: the bpffs path was never created', async (t) => {
+  t.notOk(existsSync('/nonexistent-kpbpf-test'), 'every bad argument is refused before a bpffs is mounted or a program loaded');
 });

@@ -43,10 +43,15 @@ export interface E2e {
   /** the kpbpf CLI in the node namespace; its stdout */
   kp(...args: string[]): string;
   kpJson(...args: string[]): any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  /** `node argv...` in the client namespace, running on while the test goes on */
-  watch(argv: string[]): Watched;
+  /** `node argv...` in the client namespace (or `where.ns`, inside cgroup `where.cgroup`), running on while the test goes on */
+  watch(argv: string[], where?: { ns?: string; cgroup?: string }): Watched;
   /** `node -e script args` in the client namespace; the JSON of its last output line */
   inClient(script: string, ...args: string[]): any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** cmd run as a member of the cgroup v2 directory cg (the shell joins it, then execs cmd). */
+export function inCgroup(cg: string, cmd: string[]): string[] {
+  return ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg, ...cmd];
 }
 
 /** Mounts a private bpffs and builds the topology now; everything goes at t.teardown. */
@@ -87,8 +92,9 @@ export function e2eHarness(t: Test, tag: string, backends: number): E2e {
     throw e;
   }
   const made = topo;
-  const watch = (argv: string[]): Watched => {
-    const child = made.spawn(made.client.ns, [process.execPath, ...argv]);
+  const watch = (argv: string[], where: { ns?: string; cgroup?: string } = {}): Watched => {
+    const cmd = [process.execPath, ...argv];
+    const child = made.spawn(where.ns ?? made.client.ns, where.cgroup ? inCgroup(where.cgroup, cmd) : cmd);
     children.push(child);
     let out = '';
     let err = '';
