@@ -61,6 +61,7 @@ const cases: [string, string[], RegExp][] = [
   ['set interface without in', ['set', 'interface', 'nat4', 'out', 'eth0'], /set interface nat4: expected 'in', got 'out'/],
   ['set interface with a stray word', ['set', 'interface', 'nat4', 'in', 'eth0', 'now'], /unexpected argument 'now'/],
   ['attach --cgroup to a file', ['attach', '--cgroup', '/proc/self/status'], /cgroup: \/proc\/self\/status is not a directory/],
+  ['as flush without del', ['as', '198.18.100.1/32', 'port', '80', '198.18.1.2', 'flush'], /as: flush applies to a removal \(\.\.\. del flush\)/],
   ['show unknown', ['show', 'everything'], /show: expected one of vips, backends, flows, stats, conf, interfaces, cgroups, got 'everything'/],
 ];
 

@@ -118,6 +118,14 @@ function run() {
     t.same(vip.backends.map((b: { address: string }) => b.address), ['198.18.2.2'], 'drained backends without flows are freed');
   });
 
+  t.test("the seed's form: as VIP ... ADDRESS adds, pod VIP ... ADDRESS del flush removes", async (t) => {
+    t.match(await json('as', '198.18.100.10/32', 'port', '80', '198.18.4.2', '198.18.5.2'), [{ address: '198.18.4.2' }, { address: '198.18.5.2' }]);
+    t.match(await json('pod', '198.18.100.10/32', 'port', '80', '198.18.4.2', 'del'), [{ address: '198.18.4.2', state: 'draining', flushed: false }]);
+    t.match(await json('as', '198.18.100.10/32', 'port', '80', '198.18.5.2', 'del', 'flush'), [{ address: '198.18.5.2', flushed: true }]);
+    const [vip] = await json('show', 'backends');
+    t.notOk(vip.backends.some((b: { address: string; state: string }) => b.address === '198.18.5.2'), 'the flushed one is gone');
+  });
+
   t.test('flush frees at once and bumps the slot generation', async (t) => {
     const [before] = await json('show', 'backends');
     const gen = before.backends[0].gen;
