@@ -89,7 +89,7 @@ export function registerShow(program: Command, ctx: CliContext): void {
               ? flows
                   .map(
                     (f) =>
-                      `${f.protocol} ${f.client} -> ${f.vip} => ${f.backend}${f.natPort ? ` (client port ${f.natPort})` : ''} ${f.state}` +
+                      `${f.protocol} ${f.client} -> ${f.vip} => ${f.backend}${f.natPort ? ` (client port ${f.natPort})` : ''}${f.masqueradedAs ? ` (from ${f.masqueradedAs})` : ''} ${f.state}` +
                       ` idle ${f.idleSeconds.toFixed(1)}s of ${f.timeoutSeconds}s${f.loose ? ' (picked up)' : ''}${f.stale ? ' (stale)' : ''}\n`,
                   )
                   .join('')

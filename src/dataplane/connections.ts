@@ -28,7 +28,8 @@ function connections(dp: Dataplane): Array<{ key: FlowKey; fwd: Ct; reply?: Ct }
   const fwd: Array<[FlowKey, Ct]> = [];
   const replies = new Map<string, Ct>();
   for (const [k, c] of dp.maps.ct.entries()) {
-    if (k.dir) replies.set(replyId(k.daddr, c.clientPort, c.vipAddr, c.vipPort, k.proto), c);
+    // A masqueraded connection's reply tuple goes to the masquerade address; its entry keeps the client's.
+    if (k.dir) replies.set(replyId(c.clientAddr ?? k.daddr, c.clientPort, c.vipAddr, c.vipPort, k.proto), c);
     else fwd.push([k, c]);
   }
   return fwd.map(([key, c]) => ({ key, fwd: c, reply: replies.get(replyId(key.saddr, key.sport, key.daddr, key.dport, key.proto)) }));
@@ -74,7 +75,7 @@ export function readFlows(dp: Dataplane, vips: VipView[], timeouts: CtTimeouts, 
       vip: hostPort(k.daddr, k.dport),
       backend: b ? hostPort(b.address, b.port) : `backend #${c.backendId} (removed)`,
       state: CT_STATES[c.state] ?? String(c.state),
-      ...(c.clientPort !== k.sport ? { natPort: c.clientPort } : {}),
+      ...(c.flags & CT_FLAG.masq ? { masqueradedAs: hostPort(c.vipAddr, c.clientPort) } : c.clientPort !== k.sport ? { natPort: c.clientPort } : {}),
       ...(c.flags & CT_FLAG.loose ? { loose: true } : {}),
       idleSeconds: Math.max(0, idle),
       timeoutSeconds: timeoutOfState(timeouts, c.state),

@@ -96,6 +96,8 @@ export interface FlowView {
   state: string;
   /** the client port the backend sees, when it was remapped (a collision) */
   natPort?: number;
+  /** masqueraded: the source address and port the backend sees */
+  masqueradedAs?: string;
   /** picked up mid-connection */
   loose?: boolean;
   idleSeconds: number;

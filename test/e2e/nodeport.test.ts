@@ -110,6 +110,13 @@ function run() {
     const s = kpJson('show', 'stats');
     t.ok(s.global.masq >= 10, `masqueraded connections counted (${s.global.masq})`);
     t.equal(s.global.drop_masq_ports, 0);
+    const flows = kpJson('show', 'flows', '--limit', '10000') as { backend: string; masqueradedAs?: string }[];
+    const masqed = flows.filter((f) => f.masqueradedAs);
+    t.ok(masqed.length > 0, 'show flows lists masqueraded connections');
+    t.ok(
+      masqed.every((f) => f.backend.startsWith(`${topo.backends[1].addr}:`) && /^198\.18\.0\.1:(6[1-5]\d{3})$/.test(f.masqueradedAs!)),
+      `each to the other node's backend, from the node address and a masquerade port: ${JSON.stringify(masqed.slice(0, 3))}`,
+    );
     const tcp = s.vips.find((v: { protocol: string }) => v.protocol === 'tcp');
     t.ok(tcp.counters.firstPkts >= 60, `first packets of 30 + 30 connections on one VIP (${tcp.counters.firstPkts})`);
     t.equal(tcp.counters.noServerPkts, 0);
