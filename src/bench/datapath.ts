@@ -3,7 +3,7 @@
 // flows preloaded. Every path runs with repeat = 1 in a loop (a DNAT rewrites the packet, so a
 // kernel repeat would not re-take the same path), and counters must move by exactly the number of
 // iterations.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Control } from '../dataplane/control.js';
 import { parseConfig } from '../config/validate.js';
@@ -78,6 +78,8 @@ const clientAddr = (i: number) => `198.18.${64 + ((i >> 16) & 63)}.${(i >> 8) & 
 const clientPort = (i: number) => 32768 + (i & 255) * 16 + ((i >> 22) & 15);
 const HOT_PORT = 44242;
 const NODE_PORT = 30080;
+const MASQ_NODE_PORT = 30081;
+const MASQ_PORTS = [41000, 65535];
 /** The bench namespace's address on its client side (netns.ts), where the node port is served. */
 const NODE_ADDR = '198.19.254.5';
 
@@ -150,9 +152,16 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     // Tables sized for the preload plus every new flow of the run, as a production node would be.
     const buckets = 2 ** Math.ceil(Math.log2(Math.max(1024, o.flows + 4 * n)));
     control = Control.open({ bpffs: o.bpffs, load: true, buckets });
-    // The measured service also has a node port, served on the namespace's own addresses.
+    // The measured service also has a node port, served on the namespace's own addresses, with its
+    // backends on this node (no masquerade); the one before it has a node port and backends on other
+    // nodes, so its node port connections are masqueraded. Masquerade ports: above this namespace's
+    // ephemeral range, made smaller here so that the run's new connections never run out of ports.
+    writeFileSync('/proc/sys/net/ipv4/ip_local_port_range', `32768 ${MASQ_PORTS[0] - 1}`);
     const cfg = kpbpfConfig(services, { buckets });
-    cfg.vips[cfg.vips.length - 1] = { ...cfg.vips[cfg.vips.length - 1], node_port: NODE_PORT } as (typeof cfg.vips)[number];
+    const last = cfg.vips.length - 1;
+    cfg.vips[last] = { ...cfg.vips[last], node_port: NODE_PORT, backends: cfg.vips[last].backends.map((a) => ({ address: a, local: true })) } as never;
+    cfg.vips[last - 1] = { ...cfg.vips[last - 1], node_port: MASQ_NODE_PORT } as (typeof cfg.vips)[number];
+    (cfg.conf as Record<string, unknown>).masquerade_ports = MASQ_PORTS.join('-');
     control.apply(parseConfig(cfg), { dryRun: false });
     const dp = control.dp;
     // The forwarding decision is real: both ends of the namespace's veth pair may be redirected to.
@@ -274,6 +283,30 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
       kp('kpbpf node port established, 1 hot flow', Array.from({ length: n }, () => npHot), 'DNAT', 'existingPkts', 'kpbpf established, 1 hot flow', 2),
       kp('kpbpf node port first packet, empty table', npFresh, 'DNAT', 'firstPkts', 'kpbpf first packet, empty table', 2),
     ]);
+
+    // Node port to a backend on another node: masqueraded to the node address, and its replies back.
+    const mq = services[services.length - 2];
+    const mqVip = control.listVips().find((v) => v.prefix === `${mq.vip}/32`)!;
+    const mqStat = () => control!.stats().vips.find((x) => x.id === mqVip.id)!.counters;
+    const mqHot = udpPacket('198.18.100.3', NODE_ADDR, HOT_PORT, MASQ_NODE_PORT);
+    run(fd, [mqHot], XDP_REDIRECT);
+    const mqConn = dp.maps.ct.lookup({ saddr: '198.18.100.3', daddr: NODE_ADDR, sport: HOT_PORT, dport: MASQ_NODE_PORT, proto: 17 })!;
+    if (!(mqConn.flags & CT_FLAG.masq)) throw new Error('the masquerade rows: the connection was not masqueraded');
+    const mqBe = mqVip.backends.find((x) => x.id === mqConn.backendId)!;
+    const mqReply = udpPacket(mqBe.address, NODE_ADDR, mqBe.port, mqConn.clientPort);
+    run(fd, [mqReply], XDP_REDIRECT); // the first reply moves the connection to udp_stream
+    const mqFresh = Array.from({ length: n }, (_, i) => udpPacket(`198.18.124.${i & 255}`, NODE_ADDR, 40000 + (i >> 8), MASQ_NODE_PORT));
+    const masq0 = stat('MASQ');
+    const first0 = mqStat().firstPkts;
+    const mqRows: Row[] = [
+      kp('kpbpf node port masquerade, established', Array.from({ length: n }, () => mqHot), 'DNAT', undefined, 'kpbpf node port established, 1 hot flow', 2),
+      kp('kpbpf node port masquerade, reply', Array.from({ length: n }, () => mqReply), 'SNAT', undefined, 'kpbpf reply SNAT, 1 hot flow'),
+      kp('kpbpf node port masquerade, first packet', mqFresh, 'DNAT', undefined, 'kpbpf node port first packet, empty table', 2),
+    ];
+    group(mqRows);
+    if (stat('MASQ') - masq0 !== n || mqStat().firstPkts - first0 !== n) {
+      throw new Error(`the masquerade rows: masq +${stat('MASQ') - masq0}, first packets +${mqStat().firstPkts - first0}; expected +${n} each`);
+    }
 
     // F flows preloaded: a forward record and a reply entry each, as the data path writes them.
     const now = process.hrtime.bigint();

@@ -29,6 +29,8 @@ export interface BenchOptions {
   quick?: boolean;
   sizes?: number[];
   controlSizes?: number[];
+  /** service counts of the node port run (every service with a node port, as far as the range holds) */
+  nodePortSizes?: number[];
   dataplanes?: string[];
   parts?: string[];
   measureMs?: number;
@@ -55,9 +57,10 @@ export async function bench(o: BenchOptions): Promise<Results> {
   for (const ns of staleNamespaces()) await run(['ip', 'netns', 'del', ns], { allowFail: true });
   const sizes = o.sizes ?? (quick ? [100, 1000] : [100, 1000, 10000]);
   const controlSizes = o.controlSizes ?? (quick ? [1000] : [1000, 10000]);
+  const nodePortSizes = o.nodePortSizes ?? [1000];
   const capMs = o.capMs ?? (quick ? 60_000 : 600_000);
   const opts = {
-    sizes, controlSizes, capMs,
+    sizes, controlSizes, nodePortSizes, capMs,
     dataplanes: (o.dataplanes ?? DATAPLANES) as DataPlaneName[],
     warmupMs: o.warmupMs ?? (quick ? 500 : 1000),
     measureMs: o.measureMs ?? (quick ? 1500 : 4000),
@@ -79,6 +82,7 @@ export async function bench(o: BenchOptions): Promise<Results> {
     },
     options: opts,
     e2e: [],
+    e2eNodePort: [],
     control: [],
     maglev: [],
     log,
@@ -103,7 +107,13 @@ export async function bench(o: BenchOptions): Promise<Results> {
       }
     }
     if (parts.includes('control')) res.control = await runControl({ sizes: controlSizes, capMs, bpffs: fs.dir, log: say });
-    if (parts.includes('e2e')) res.e2e = await runE2e({ ...opts, modes: ['new', 'established'], loadCapMs: capMs, bpffs: fs.dir, log: say });
+    if (parts.includes('e2e')) {
+      res.e2e = await runE2e({ ...opts, modes: ['new', 'established'], loadCapMs: capMs, bpffs: fs.dir, log: say });
+      // The same traffic through a node port, beside kube-proxy's NodePort rules (the forwarding
+      // baselines do no NAT, so they have no node port to measure).
+      const translating = opts.dataplanes.filter((d) => d !== 'kernel-fwd' && d !== 'xdp-fwd');
+      res.e2eNodePort = await runE2e({ ...opts, sizes: nodePortSizes, dataplanes: translating, via: 'nodeport', modes: ['new', 'established'], loadCapMs: capMs, bpffs: fs.dir, log: say });
+    }
   } finally {
     for (const ns of staleNamespaces()) await run(['ip', 'netns', 'del', ns], { allowFail: true });
     await fs.release();

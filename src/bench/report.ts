@@ -19,6 +19,8 @@ export interface Results {
   machine: Machine;
   options: Record<string, unknown>;
   e2e: E2eRow[];
+  /** the same traffic through the measured service's node port (older results have none) */
+  e2eNodePort?: E2eRow[];
   control: ControlRow[];
   maglev: MaglevRow[];
   datapath?: DatapathResult;
@@ -121,6 +123,30 @@ function e2eTables(rows: E2eRow[]): string[] {
   return out;
 }
 
+/** The node port run: each data plane beside kpbpf's node port and the cluster IP run's xdp-fwd ceiling. */
+function nodePortTable(res: Results): string[] {
+  const rows = res.e2eNodePort ?? [];
+  if (!rows.length) return [];
+  const out = ['### Through a node port', '',
+    'Every service that fits the node port range (30000-32767) has a node port; traffic goes to the node\'s address on the measured service\'s. ' +
+      'kube-proxy masquerades all of it (externalTrafficPolicy Cluster), kpbpf every connection to a backend not on this node (all of them here).', '',
+    '| data plane | services | mode | delivered pps | offered pps | × kpbpf | × xdp-fwd (cluster IP run) | × its own cluster IP | load ms | note |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---|'];
+  for (const r of rows) {
+    for (const mode of ['new', 'established'] as const) {
+      const v = r.results.find((x) => x.mode === mode);
+      const kp = pps(rows, 'kpbpf', r.services, mode);
+      const ceil = pps(res.e2e, 'xdp-fwd', r.services, mode);
+      const own = pps(res.e2e, r.dataplane, r.services, mode);
+      const ratio = (b?: number) => (v && b ? fmtRatio(v.deliveredPps / b) : '–');
+      const note = r.unavailable ?? (r.capped ? 'load hit the time cap: not measured' : r.error ? `error: ${r.error.slice(0, 80)}` : '');
+      out.push(`| ${r.dataplane} | ${r.services.toLocaleString('en-US')} | ${mode} | ${v ? fmtInt(v.deliveredPps) : cellStatus(r)} | ${fmtInt(v?.offeredPps)} | ${ratio(kp)} | ${ratio(ceil)} | ${ratio(own)} | ${fmtInt(r.loadMs)} | ${note} |`);
+    }
+  }
+  out.push('');
+  return out;
+}
+
 function reading(res: Results): string[] {
   const out: string[] = [];
   const sizes = [...new Set(res.e2e.map((r) => r.services))].sort((a, b) => a - b);
@@ -133,6 +159,17 @@ function reading(res: Results): string[] {
         .filter((p): p is readonly [DataPlaneName, number] => p[1] !== undefined)
         .map(([dp, v]) => `${fmtRatio(kp / v)}× ${dp}`);
       if (cmp.length) out.push(`- ${mode === 'new' ? 'New flows' : 'Established flows'}, ${n.toLocaleString('en-US')} services: kpbpf forwards ${cmp.join(', ')}.`);
+    }
+  }
+  for (const n of [...new Set((res.e2eNodePort ?? []).map((r) => r.services))]) {
+    for (const mode of ['new', 'established'] as const) {
+      const kp = pps(res.e2eNodePort!, 'kpbpf', n, mode);
+      if (kp === undefined) continue;
+      const cmp = (['iptables-legacy', 'iptables-nft', 'nft'] as DataPlaneName[])
+        .map((dp) => [dp, pps(res.e2eNodePort!, dp, n, mode)] as const)
+        .filter((p): p is readonly [DataPlaneName, number] => p[1] !== undefined)
+        .map(([dp, v]) => `${fmtRatio(kp / v)}× ${dp}`);
+      if (cmp.length) out.push(`- Node port, ${mode === 'new' ? 'new flows' : 'established flows'}, ${n.toLocaleString('en-US')} services: kpbpf forwards ${cmp.join(', ')}.`);
     }
   }
   for (const r of res.e2e.filter((x) => x.capped)) out.push(`- ${r.dataplane} could not load ${r.services.toLocaleString('en-US')} services within the cap; it was not measured at that size.`);
@@ -192,7 +229,7 @@ export function renderMarkdown(res: Results, chartFile: string): string {
     'under test gets its own core. Traffic goes to the last-listed service; the backend counts (and drops) what arrives per endpoint in an ' +
     'nft ingress chain. trafgen was tried first: it aborts with EAGAIN ("Flushing TX_RING failed") when a veth with XDP pushes back, so the ' +
     'harness uses its own sender, which waits on backpressure (offered ≈ delivered means the data plane, not the sender, set the pace).', '',
-    `![forwarded packets/s vs services](${chartFile})`, '', ...e2eTables(res.e2e)];
+    `![forwarded packets/s vs services](${chartFile})`, '', ...e2eTables(res.e2e), ...nodePortTable(res)];
   if (res.datapath) out.push(...datapathSection(res.datapath));
   else if (res.datapathError) out.push('## Data path per packet (BPF_PROG_TEST_RUN)', '', `Not measured in this run: ${res.datapathError}`, '');
   out.push('## Control plane', '', '| tool | services | full load ms | one-endpoint change ms | verified | kpbpf map bytes (memlock) | note |', '|---|---:|---:|---:|---|---:|---|');

@@ -19,6 +19,21 @@ export interface Service {
   port: number;
   targetPort: number;
   endpoints: string[];
+  /** a node port too (type NodePort, externalTrafficPolicy Cluster) */
+  nodePort?: number;
+}
+
+export const NODE_PORT_MIN = 30000;
+export const NODE_PORT_MAX = 32767;
+
+/** The services with node ports, as many as the range holds: the last-listed (measured) one gets
+ * NODE_PORT_MIN, the ones before it the next ports. */
+export function withNodePorts(services: Service[]): Service[] {
+  const room = NODE_PORT_MAX - NODE_PORT_MIN + 1;
+  return services.map((s, i) => {
+    const k = services.length - 1 - i;
+    return k < room ? { ...s, nodePort: NODE_PORT_MIN + k } : s;
+  });
 }
 
 export interface ServiceSetOptions {
@@ -93,6 +108,10 @@ export function svcChain(s: Service): string {
   return `KUBE-SVC-${chainHash(s.name, s.proto)}`;
 }
 
+export function extChain(s: Service): string {
+  return `KUBE-EXT-${chainHash(s.name, s.proto)}`;
+}
+
 export function sepChain(s: Service, ep: string): string {
   return `KUBE-SEP-${chainHash(s.name, s.proto, `${ep}:${s.targetPort}`)}`;
 }
@@ -145,6 +164,15 @@ export function iptablesRestore(services: Service[]): string {
     );
     svcRules(s, rules);
     for (const ep of s.endpoints) sepRules(s, ep, rules);
+    if (s.nodePort) {
+      // externalTrafficPolicy Cluster: every external connection is masqueraded, then load-balanced.
+      decl.push(`:${extChain(s)} - [0:0]`);
+      rules.push(
+        `-A KUBE-NODEPORTS -m comment --comment ${s.name} -m ${s.proto} -p ${s.proto} --dport ${s.nodePort} -j ${extChain(s)}`,
+        `-A ${extChain(s)} -m comment --comment "masquerade traffic for ${s.name} external destinations" -j KUBE-MARK-MASQ`,
+        `-A ${extChain(s)} -j ${svcChain(s)}`,
+      );
+    }
   }
   rules.push(
     '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS',
@@ -167,6 +195,11 @@ export function iptablesEndpointChange(s: Service, oldEp: string, newEp: string)
 function nftSvcChain(s: Service): string {
   const [nsName, port] = s.name.split(':');
   return `service-${chainHash(s.name, s.proto).slice(0, 8)}-${nsName}/${s.proto}/${port}`;
+}
+
+function nftExtChain(s: Service): string {
+  const [nsName, port] = s.name.split(':');
+  return `external-${chainHash(s.name, s.proto).slice(0, 8)}-${nsName}/${s.proto}/${port}`;
 }
 
 function nftEpChain(s: Service, ep: string): string {
@@ -213,9 +246,18 @@ export function nftRuleset(services: Service[]): string {
     const el = services.map((s) => `${s.vip} . ${s.proto} . ${s.port} : goto ${nftSvcChain(s)}`);
     parts.push(`\t\telements = {\n\t\t\t${el.join(',\n\t\t\t')}\n\t\t}`);
   }
-  parts.push('\t}', chainBlock('services', ['ip daddr . meta l4proto . th dport vmap @service-ips']));
+  parts.push('\t}');
+  const np = services.filter((s) => s.nodePort);
+  parts.push('\tmap service-nodeports {', '\t\ttype inet_proto . inet_service : verdict');
+  if (np.length) parts.push(`\t\telements = {\n\t\t\t${np.map((s) => `${s.proto} . ${s.nodePort} : goto ${nftExtChain(s)}`).join(',\n\t\t\t')}\n\t\t}`);
+  parts.push('\t}');
+  parts.push(
+    chainBlock('services', ['ip daddr . meta l4proto . th dport vmap @service-ips', 'fib daddr type local ip daddr != 127.0.0.0/8 jump nodeports']),
+    chainBlock('nodeports', ['meta l4proto . th dport vmap @service-nodeports']),
+  );
   for (const s of services) {
     parts.push(chainBlock(nftSvcChain(s), nftSvcBody(s)));
+    if (s.nodePort) parts.push(chainBlock(nftExtChain(s), ['jump mark-for-masquerade', `goto ${nftSvcChain(s)}`]));
     for (const ep of s.endpoints) parts.push(chainBlock(nftEpChain(s, ep), nftEpBody(s, ep)));
   }
   parts.push('}', '');
@@ -241,6 +283,7 @@ export interface KpbpfVip {
   port: number;
   target_port: number;
   new_len: number;
+  node_port?: number;
   backends: string[];
 }
 
@@ -270,6 +313,7 @@ export function kpbpfConfig(
       port: s.port,
       target_port: s.targetPort,
       new_len: opts.newLen ?? 1021,
+      ...(s.nodePort ? { node_port: s.nodePort } : {}),
       backends: [...s.endpoints],
     })),
   };

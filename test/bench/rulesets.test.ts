@@ -11,6 +11,8 @@ import {
   svcChain,
   sepChain,
   chainHash,
+  extChain,
+  withNodePorts,
 } from '../../src/bench/rulesets.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
@@ -79,6 +81,19 @@ t.test('kpbpf config', async (t) => {
   t.same(c.vips[1], { prefix: '198.19.0.2/32', protocol: 'udp', port: 80, target_port: 8080, new_len: 1021, backends: s[1].endpoints });
 });
 
+t.test('node ports: the measured service gets 30000, the rules of both kube-proxy modes and kpbpf name them', async (t) => {
+  const s = withNodePorts(makeServices(3));
+  t.same(s.map((x) => x.nodePort), [30002, 30001, 30000]);
+  t.equal(withNodePorts(makeServices(3000)).filter((x) => x.nodePort).length, 2768, 'as many as the node port range holds');
+  const ipt = iptablesRestore(s).split('\n');
+  t.ok(ipt.includes(`-A KUBE-NODEPORTS -m comment --comment ${s[2].name} -m udp -p udp --dport 30000 -j ${extChain(s[2])}`));
+  t.ok(ipt.includes(`-A ${extChain(s[2])} -j ${svcChain(s[2])}`), 'external chain: masquerade mark, then the service');
+  const nft = nftRuleset(s);
+  t.match(nft, /udp \. 30000 : goto external-/);
+  t.match(nft, /fib daddr type local ip daddr != 127\.0\.0\.0\/8 jump nodeports/);
+  t.equal(kpbpfConfig(s).vips[2].node_port, 30000);
+});
+
 const root = process.getuid?.() === 0;
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
@@ -88,7 +103,7 @@ t.test('rulesets load into the kernel (in a private netns)', { skip: root ? fals
   t.teardown(() => {
     spawnSync('ip', ['netns', 'del', ns]);
   });
-  const s = makeServices(5);
+  const s = withNodePorts(makeServices(5));
   const run = (cmd: string[], input: string) => execFileSync('ip', ['netns', 'exec', ns, ...cmd], { input, stdio: ['pipe', 'pipe', 'pipe'] });
   for (const tool of ['iptables-legacy-restore', 'iptables-nft-restore']) {
     if (!have(tool)) {

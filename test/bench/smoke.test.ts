@@ -22,6 +22,7 @@ t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
     quick: true,
     sizes: [10],
     controlSizes: [10],
+    nodePortSizes: [10],
     warmupMs: 200,
     measureMs: 300,
     capMs: 60_000,
@@ -32,6 +33,11 @@ t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
     markdown: md,
   });
   t.equal(res.e2e.length, DATAPLANES.length, 'one e2e row per data plane');
+  const np = res.e2eNodePort ?? [];
+  t.same(np.map((r) => r.dataplane).sort(), ['iptables-legacy', 'iptables-nft', 'kpbpf', 'nft'], 'a node port row per translating data plane');
+  for (const row of np.filter((r) => ['iptables-legacy', 'nft', 'kpbpf'].includes(r.dataplane))) {
+    t.ok(row.results.length === 2 && row.results.every((x) => x.deliveredPps > 0), `${row.dataplane} node port: traffic delivered (${row.error ?? row.unavailable ?? 'ok'})`);
+  }
   for (const row of res.e2e) {
     t.notOk(row.error, `${row.dataplane}: no error`);
     if (row.unavailable) t.comment(`${row.dataplane} unavailable: ${row.unavailable}`);
@@ -46,7 +52,7 @@ t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
   t.equal(res.control.length, 4, 'control rows for kpbpf, iptables-legacy, iptables-nft, nft');
   for (const c of res.control.filter((c) => !c.unavailable)) t.ok(c.fullMs! > 0 && c.changeMs! > 0, `${c.tool}: timed`);
   t.ok(res.maglev.length > 0, 'maglev rows');
-  t.ok(res.datapath && res.datapath.rows.length === 15 && res.datapath.rows.every((r) => r.nsPerPacket > 0), 'data path rows (baselines, kpbpf paths, insert floors), each verified');
+  t.ok(res.datapath && res.datapath.rows.length === 18 && res.datapath.rows.every((r) => r.nsPerPacket > 0), 'data path rows (baselines, kpbpf paths with node port and masquerade, insert floors), each verified');
   t.ok(res.datapath?.rows.some((r) => r.path.startsWith('kpbpf established, 1 hot flow') && r.verified.includes('XDP_REDIRECT')), 'established DNAT measured with its forwarding decision');
   const json = readdirSync(join(dir, 'results')).filter((f) => f.endsWith('.json'));
   t.equal(json.length, 1, 'JSON written');
