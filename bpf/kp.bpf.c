@@ -391,9 +391,19 @@ static __always_inline int kp_reply_done(struct xdp_md *ctx, struct kp_pkt *pkt,
  * Kubernetes' node ports end below it. */
 #define KP_EPHEMERAL_MIN 32768
 
-static __always_inline int kp_port_is_ephemeral(__be16 port)
+/* A client's port (ephemeral), or one masquerade gives out: look for a reply entry first. kp_masq is
+ * a one-entry array, whose lookup the verifier inlines. */
+static __always_inline int kp_port_reply_first(__be16 port)
 {
-	return bpf_ntohs(port) >= KP_EPHEMERAL_MIN;
+	__u32 zero = 0, p = bpf_ntohs(port);
+	struct kp_masq *m;
+
+	if (p >= KP_EPHEMERAL_MIN)
+		return 1;
+	m = bpf_map_lookup_elem(&kp_masq, &zero);
+	if (!m || !m->port_min)
+		return p >= KP_MASQ_PORT_MIN && p <= KP_MASQ_PORT_MAX;
+	return p >= m->port_min && p <= m->port_max;
 }
 
 SEC("xdp")
@@ -431,7 +441,7 @@ int kp_xdp(struct xdp_md *ctx)
 	 * deleted has lost its backend slots, so it is not taken for one). A destination port in the
 	 * ephemeral range is likely a client's: such a packet looks for its reply entry first, any other
 	 * for its forward record first, so most packets of a connection make one lookup. */
-	if (kp_port_is_ephemeral(pkt.ports[1])) {
+	if (kp_port_reply_first(pkt.ports[1])) {
 		kp_ct_reply_key(&s->rk, &s->key);
 		rv = bpf_map_lookup_elem(&kp_ct, &s->rk);
 		if (rv)

@@ -372,6 +372,47 @@ static __noinline void kp_ct_reply_refresh(const struct kp_flow_key *key, const 
 	kp_ct_claim(&s->rk, &s->rv, cfg, kp_now());
 }
 
+/* Session affinity (ClientIP): a new connection from a client whose last new connection to the VIP is
+ * within its timeout goes to the same backend, while that backend is active in the slot it had (a
+ * flushed or removed one is picked again), eligible for the entry (local under a local policy) and not
+ * terminating while Maglev found a ready one. Otherwise Maglev's pick stands and is remembered. As
+ * iptables' recent match, only new connections refresh it. A subprogram: affinity VIPs only. */
+static __noinline void kp_affinity_pick(const struct kp_flow_key *key, const struct kp_vip *vip, struct kp_ct_pick *pick)
+{
+	struct kp_scratch *s = kp_scratch_get();
+	struct kp_backend *be;
+	struct kp_affinity *a;
+	__u32 id = vip->id, *timeout;
+	__be32 addr;
+
+	if (!s)
+		return;
+	timeout = bpf_map_lookup_elem(&kp_vip_affinity, &id);
+	s->ak.vip_id = id;
+	s->ak.pad = 0;
+	__builtin_memcpy(s->ak.addr, key->saddr, KP_ADDR_LEN);
+	a = bpf_map_lookup_elem(&kp_affinity, &s->ak);
+	if (a && timeout && pick->now - a->last_ns <= (__u64)*timeout * KP_NS_PER_S) {
+		be = kp_backend_v4(a->backend_id, &addr);
+		if (be && be->gen == a->backend_gen && be->state == KP_BACKEND_ACTIVE &&
+		    (!(vip->flags & KP_VIP_F_LOCAL) || (be->flags & KP_BACKEND_F_LOCAL)) &&
+		    !((be->flags & KP_BACKEND_F_TERMINATING) && pick->be && !(pick->be->flags & KP_BACKEND_F_TERMINATING))) {
+			pick->be = be;
+			pick->be_id = a->backend_id;
+			pick->be_addr = addr;
+			if (a->last_ns != pick->now)
+				a->last_ns = pick->now;
+			return;
+		}
+	}
+	if (!pick->be)
+		return;
+	s->av.backend_id = pick->be_id;
+	s->av.backend_gen = pick->be->gen;
+	s->av.last_ns = pick->now;
+	bpf_map_update_elem(&kp_affinity, &s->ak, &s->av, BPF_ANY);
+}
+
 /* Is a new connection to vip's entry, given backend be, masqueraded, and to which address (into
  * masq)? A hairpin connection (a pod reaching itself through its service) always is, or its
  * replies would never leave the pod, as kube-proxy's KUBE-MARK-MASQ hairpin rule does; an external
@@ -419,6 +460,8 @@ static __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_p
 	ncp = &s->nc;
 	pick->local_only = !!(vip->flags & KP_VIP_F_LOCAL);
 	pick->be = kp_maglev_pick(key, vip, cfg->hash_seed, &pick->be_id, &pick->be_addr);
+	if (vip->flags & KP_VIP_F_AFFINITY)
+		kp_affinity_pick(key, vip, pick);
 	if (!pick->be)
 		return KP_CT_NO_SERVER;
 	masq = kp_ct_masq_addr(key, vip, pick->be, s);

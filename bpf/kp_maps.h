@@ -133,6 +133,8 @@ struct kp_scratch {
 	struct kp_vip_pfx_key pk; /* and as a prefix key */
 	struct kp_src_key sk;    /* the packet's source, for a VIP's source ranges */
 	__u8 masq[KP_ADDR_LEN];  /* a new connection's masquerade address */
+	struct kp_affinity_key ak; /* a new connection's client, for session affinity */
+	struct kp_affinity av;
 	__u32 masq_lo;           /* and the port range it takes a port from */
 	__u32 masq_span;
 };
@@ -150,6 +152,22 @@ static __always_inline struct kp_scratch *kp_scratch_get(void)
 
 	return bpf_map_lookup_elem(&kp_scratch, &zero);
 }
+
+/* Session affinity: (VIP id, client address) -> the backend of its last new connection. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KP_MAX_AFFINITY);
+	__type(key, struct kp_affinity_key);
+	__type(value, struct kp_affinity);
+} kp_affinity SEC(".maps");
+
+/* vip id -> its session affinity timeout in seconds (read for VIPs flagged KP_VIP_F_AFFINITY). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KP_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, __u32);
+} kp_vip_affinity SEC(".maps");
 
 /* The node's own sockets' translations (kp_sock.h), an entry each way per (socket, VIP). */
 struct {

@@ -40,6 +40,9 @@
 #define KP_MAX_ADDRS (KP_MAX_VIPS + KP_MAX_BACKENDS)
 #define KP_MAX_SRC_RANGES 65536 /* allowed source prefixes, all VIPs together */
 #endif
+#ifndef KP_MAX_AFFINITY
+#define KP_MAX_AFFINITY 131072 /* (VIP, client) pairs with session affinity */
+#endif
 #ifndef KP_MAX_SOCKS
 #define KP_MAX_SOCKS 131072 /* node sockets' translations (two entries each) */
 #endif
@@ -218,6 +221,8 @@ _Static_assert(sizeof(struct kp_vip_pfx_key) == 24, "kp_vip_pfx_key size");
                                    without a local endpoint the packet is dropped, not rejected */
 #define KP_VIP_F_ETP_LOCAL 0x40 /* externalTrafficPolicy local (for listing: the entries say LOCAL) */
 #define KP_VIP_F_ITP_LOCAL 0x80 /* internalTrafficPolicy local (for listing) */
+#define KP_VIP_F_AFFINITY 0x200 /* session affinity ClientIP: a client's new connections go to its last
+                                   backend while kp_vip_affinity[id] seconds have not passed */
 #define KP_VIP_F_MASQ 0x100     /* an external entry under externalTrafficPolicy cluster: a connection to
                                    a backend on another node is masqueraded (node port entries to the
                                    node address dialled, others to kp_masq's address) */
@@ -235,6 +240,7 @@ struct kp_vip {
 _Static_assert(sizeof(struct kp_vip) == 16, "kp_vip size");
 
 #define KP_BACKEND_F_LOCAL 0x1 /* on this node: eligible under a local traffic policy */
+#define KP_BACKEND_F_TERMINATING 0x2 /* serving but terminating: in the table only while no ready backend is (control plane) */
 
 /* Backend states */
 #define KP_BACKEND_FREE 0     /* slot unused */
@@ -283,11 +289,11 @@ struct kp_settings {
 _Static_assert(sizeof(struct kp_settings) == 8 + 20 * KP_NODEPORT_PREFIXES, "kp_settings size");
 
 /* Value of kp_masq (one entry): where masqueraded connections come from. The source port is
- * allocated from [port_min, port_max], a range the node's own sockets never use (outside
+ * allocated from [port_min, port_max], a range the node's own sockets never connect from (outside
  * ip_local_port_range and the node port range), so a masqueraded reply can never be a reply to
  * the node's own connection. */
-#define KP_MASQ_PORT_MIN 61000 /* Linux's ephemeral range ends at 60999 */
-#define KP_MASQ_PORT_MAX 65535
+#define KP_MASQ_PORT_MIN 1024  /* below the node port range and Linux's ephemeral range (32768-60999) */
+#define KP_MASQ_PORT_MAX 29999
 struct kp_masq {
 	__u8 addr[KP_ADDR_LEN]; /* masquerade address of LoadBalancer/external IPs and hairpin
 	                           connections; all zero: those keep the client's address */
@@ -296,6 +302,22 @@ struct kp_masq {
 	__u32 pad;
 };
 _Static_assert(sizeof(struct kp_masq) == 24, "kp_masq size");
+
+/* Key of kp_affinity: a client of a VIP with session affinity (Kubernetes' ClientIP). */
+struct kp_affinity_key {
+	__u32 vip_id;
+	__u32 pad;
+	__u8 addr[KP_ADDR_LEN]; /* the client's address */
+};
+_Static_assert(sizeof(struct kp_affinity_key) == 24, "kp_affinity_key size");
+
+/* Value of kp_affinity: the backend of the client's last new connection, and when. */
+struct kp_affinity {
+	__u32 backend_id;
+	__u32 backend_gen;
+	__u64 last_ns;          /* kp_now() of that connection's first packet */
+};
+_Static_assert(sizeof(struct kp_affinity) == 16, "kp_affinity size");
 
 /* Key of kp_sock: the node's own socket (cookie) talking to an address. dir KP_DIR_ORIG: addr and
  * port are the VIP the socket dialled (value: the backend it was given); KP_DIR_REPLY: the backend

@@ -112,7 +112,7 @@ export async function bench(o: BenchOptions): Promise<Results> {
       // The same traffic through a node port, beside kube-proxy's NodePort rules (the forwarding
       // baselines do no NAT, so they have no node port to measure).
       const translating = opts.dataplanes.filter((d) => d !== 'kernel-fwd' && d !== 'xdp-fwd');
-      res.e2eNodePort = await runE2e({ ...opts, sizes: nodePortSizes, dataplanes: translating, via: 'nodeport', modes: ['new', 'established'], loadCapMs: capMs, bpffs: fs.dir, log: say });
+      res.e2eNodePort = await runE2e({ ...opts, sizes: nodePortSizes, dataplanes: translating, via: 'nodeport', modes: ['established', 'new'], loadCapMs: capMs, bpffs: fs.dir, log: say });
     }
   } finally {
     for (const ns of staleNamespaces()) await run(['ip', 'netns', 'del', ns], { allowFail: true });

@@ -212,7 +212,7 @@ function reading(res: Results): string[] {
     'diffing the whole config, one inner Maglev map per VIP published in batched outer-map writes). At 10k services a full load takes about ' +
     'as long as iptables-restore and far less than nft; at 1k services start-up and the state read make it slower than all three. ' +
     'For a one-endpoint change the fixed cost of about a second dominates, where ' +
-    'iptables-nft and nft apply a delta in about 0.1 s. A long-running kpbpf holding the state in memory (planned) removes that fixed cost.');
+    'iptables-nft and nft apply a delta in about 0.1 s. This table measures the one-shot CLI; `kpbpf run` keeps the state in memory and applies a changed file without that start-up.');
   return out;
 }
 

@@ -11,12 +11,12 @@ function vipWords(words: string[], extra: Record<string, ((v: string) => unknown
 }
 
 function addBackends(ctx: CliContext, prefix: string, words: string[], cmd: string): void {
-  const { opts, rest } = vipWords(words, { weight: (v) => parseUint(v, 'weight', 1, 65535), local: null });
+  const { opts, rest } = vipWords(words, { weight: (v) => parseUint(v, 'weight', 1, 65535), local: null, terminating: null });
   if (!rest.length) throw new KpError('KP_ERR_ARG', `${cmd}: expected at least one backend address`);
   const control = ctx.dataplane({ load: false });
   const vip = control.findVip({ prefix, protocol: opts.protocol as 'tcp' | 'udp' | undefined, port: opts.port as number | undefined });
-  const added = control.addBackends(vip, rest, (opts.weight as number) ?? 1, { local: Boolean(opts.local) });
-  ctx.print(added, () => added.map((b) => `backend ${b.address}:${b.port} weight ${b.weight}${b.local ? ' local' : ''} (id ${b.id})\n`).join(''));
+  const added = control.addBackends(vip, rest, (opts.weight as number) ?? 1, { local: Boolean(opts.local), terminating: Boolean(opts.terminating) });
+  ctx.print(added, () => added.map((b) => `backend ${b.address}:${b.port} weight ${b.weight}${b.local ? ' local' : ''}${b.terminating ? ' terminating' : ''} (id ${b.id})\n`).join(''));
 }
 
 function delBackends(ctx: CliContext, prefix: string, words: string[], cmd: string): void {
@@ -42,7 +42,7 @@ export function registerBackend(program: Command, ctx: CliContext): void {
     .command('add')
     .description('add backends; existing connections keep theirs, new ones spread over all')
     .argument('<vip>', 'VIP prefix, e.g. 198.18.100.10/32')
-    .argument('<words...>', '[protocol tcp|udp] [port N] [weight W] [local] ADDRESS...  (local: on this node, for local traffic policies)')
+    .argument('<words...>', '[protocol tcp|udp] [port N] [weight W] [local] [terminating] ADDRESS...  (local: on this node, for local traffic policies; terminating: serving but terminating, used only while no ready backend exists)')
     .addHelpText('after', '\nExamples:\n  kpbpf backend add 198.18.100.10/32 protocol tcp port 80 198.18.1.2 198.18.2.2\n  kpbpf backend add 198.18.100.10/32 port 80 local 198.18.1.2\n')
     .action((prefix: string, words: string[]) => addBackends(ctx, prefix, words, 'backend add'));
 

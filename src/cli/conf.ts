@@ -121,7 +121,7 @@ export function registerConf(program: Command, ctx: CliContext): void {
     )
     .addHelpText(
       'after',
-      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n  kpbpf conf hash_seed 3735928559\n  kpbpf conf nodeport_addresses 198.18.0.0/24 nodeport_range 30000-32767\n  kpbpf conf masquerade_address 198.18.0.1 masquerade_ports 61000-65535\n',
+      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n  kpbpf conf hash_seed 3735928559\n  kpbpf conf nodeport_addresses 198.18.0.0/24 nodeport_range 30000-32767\n  kpbpf conf masquerade_address 198.18.0.1 masquerade_ports 1024-29999\n',
     )
     .action((words: string[]) => {
       const args = parseConfWords(words);

@@ -10,6 +10,7 @@ import { registerBackend } from './backend.js';
 import { registerShow } from './show.js';
 import { registerApply } from './apply.js';
 import { registerSet } from './set.js';
+import { registerRun } from './run.js';
 
 const stdio: CliIo = {
   out: (t) => process.stdout.write(t),
@@ -26,7 +27,7 @@ export function buildProgram(io: CliIo = stdio): { program: Command; ctx: CliCon
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showHelpAfterError('(run kpbpf help <command> for usage)');
-  for (const register of [registerAttach, registerDetach, registerConf, registerVip, registerBackend, registerShow, registerApply, registerSet]) {
+  for (const register of [registerAttach, registerDetach, registerConf, registerVip, registerBackend, registerShow, registerApply, registerSet, registerRun]) {
     register(program, ctx);
   }
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });

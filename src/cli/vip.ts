@@ -6,6 +6,8 @@ import { parseProtocol, parseUint, parseWords } from './words.js';
 import { KpError } from '../errors.js';
 import { KP_MAGLEV_DEFAULT_LEN, KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
+import { newLenError } from '../config/validate.js';
+import { AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_MAX } from '../dataplane/vips.js';
 
 const port = (name: string) => (v: string) => parseUint(v, name, 1, 65535);
 
@@ -17,18 +19,29 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> & { e
       protocol: parseProtocol,
       port: port('port'),
       target_port: port('target'),
-      new_len: (v) => parseUint(v, 'new_len', KP_MAGLEV_MIN_LEN, KP_MAGLEV_MAX_LEN),
+      new_len: (v) => {
+        const n = parseUint(v, 'new_len', KP_MAGLEV_MIN_LEN, KP_MAGLEV_MAX_LEN);
+        const err = newLenError(n);
+        if (err) throw new KpError('KP_ERR_ARG', `new_len: ${err}`);
+        return n;
+      },
       node_port: port('nodeport'), // the data plane checks it against the node port range
       type: parseVipType,
       encap: parseEncap,
       external_traffic_policy: parsePolicy('external_traffic_policy'),
       internal_traffic_policy: parsePolicy('internal_traffic_policy'),
       source_ranges: (v) => v.split(',').filter(Boolean),
+      affinity: (v) => {
+        if (!['clientip', 'none'].includes(v.toLowerCase())) throw new KpError('KP_ERR_ARG', `affinity: expected clientip or none, got '${v}'`);
+        return v.toLowerCase();
+      },
+      affinity_timeout: (v) => parseUint(v, 'affinity_timeout', 1, AFFINITY_TIMEOUT_MAX),
     },
     { target: 'target_port', newlen: 'new_len', nodeport: 'node_port', source_range: 'source_ranges', etp: 'external_traffic_policy', itp: 'internal_traffic_policy' },
   );
-  if (rest.length) throw new KpError('KP_ERR_ARG', `vip add: unexpected argument '${rest[0]}' (expected protocol, port, target, new_len, nodeport, type or source_ranges)`);
+  if (rest.length) throw new KpError('KP_ERR_ARG', `vip add: unexpected argument '${rest[0]}' (expected protocol, port, target, new_len, nodeport, type, source_ranges, etp, itp, affinity or affinity_timeout)`);
   if (opts.port === undefined) throw new KpError('KP_ERR_ARG', 'vip add: port: expected a port number (e.g. port 80)');
+  if (opts.affinity_timeout !== undefined && opts.affinity !== 'clientip') throw new KpError('KP_ERR_ARG', 'affinity_timeout: applies to affinity clientip');
   return {
     protocol: (opts.protocol as 'tcp' | 'udp') ?? 'tcp',
     port: opts.port as number,
@@ -40,6 +53,7 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> & { e
     ...(opts.encap ? { encap: opts.encap as string } : {}),
     ...(opts.external_traffic_policy ? { externalTrafficPolicy: opts.external_traffic_policy as TrafficPolicy } : {}),
     ...(opts.internal_traffic_policy ? { internalTrafficPolicy: opts.internal_traffic_policy as TrafficPolicy } : {}),
+    ...(opts.affinity === 'clientip' ? { sessionAffinityTimeout: (opts.affinity_timeout as number) ?? AFFINITY_TIMEOUT_DEFAULT } : {}),
   };
 }
 
@@ -74,7 +88,8 @@ export function vipLine(v: VipView): string {
   const type = v.type && v.type !== 'clusterip' && !(v.type === 'nodeport' && v.nodePort) ? ` type ${v.type}` : '';
   const ranges = v.sourceRanges?.length ? ` source_ranges ${v.sourceRanges.join(',')}` : '';
   const pol = `${v.externalTrafficPolicy === 'local' ? ' etp local' : ''}${v.internalTrafficPolicy === 'local' ? ' itp local' : ''}`;
-  return `vip ${v.prefix} ${v.protocol} port ${v.port} target ${v.targetPort} new_len ${v.newLen}${np}${type}${ranges}${pol}`;
+  const aff = v.sessionAffinityTimeout ? ` affinity clientip affinity_timeout ${v.sessionAffinityTimeout}` : '';
+  return `vip ${v.prefix} ${v.protocol} port ${v.port} target ${v.targetPort} new_len ${v.newLen}${np}${type}${ranges}${pol}${aff}`;
 }
 
 export function registerVip(program: Command, ctx: CliContext): void {
@@ -84,7 +99,7 @@ export function registerVip(program: Command, ctx: CliContext): void {
     .command('add')
     .description('add a VIP, or change the target port / new_len / node port of an existing one')
     .argument('<prefix>', 'VIP address or prefix, e.g. 198.18.100.10/32 or 198.18.64.0/24')
-    .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N, nodeport N (in the node port range, ${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX} unless conf nodeport_range says otherwise; on every node address), type ${VIP_TYPES.join('|')}, source_ranges PREFIX[,PREFIX...] (loadbalancer), etp|external_traffic_policy cluster|local, itp|internal_traffic_policy cluster|local`)
+    .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N, nodeport N (in the node port range, ${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX} unless conf nodeport_range says otherwise; on every node address), type ${VIP_TYPES.join('|')}, source_ranges PREFIX[,PREFIX...] (loadbalancer), etp|external_traffic_policy cluster|local, itp|internal_traffic_policy cluster|local, affinity clientip|none, affinity_timeout S (1-86400, default 10800)`)
     .addHelpText('after', '\nExamples:\n  kpbpf vip add 198.18.100.10/32 protocol tcp port 80 target 8080 new_len 1021\n  kpbpf vip add 90.1.2.1/32 port 3306 target 3307 nodeport 30964\n  kpbpf vip add 198.18.200.1/32 port 443 target 8443 type loadbalancer source_ranges 198.18.0.0/24\n')
     .action((prefix: string, words: string[]) => {
       const { encap, ...rest } = parseVipAddWords(words); // before anything is loaded

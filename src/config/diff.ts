@@ -10,6 +10,7 @@ export interface RunningBackend {
   weight: number;
   state: BackendState;
   local?: boolean;
+  terminating?: boolean;
 }
 
 export interface RunningVip extends VipRef, VipSettings {
@@ -39,7 +40,10 @@ export interface VipRef {
 }
 
 /** What a VIP is besides its identity and backends (the config's fields of the same names). */
-export type VipSettings = Pick<KpVipConfig, 'target_port' | 'new_len' | 'node_port' | 'type' | 'source_ranges' | 'external_traffic_policy' | 'internal_traffic_policy'>;
+export type VipSettings = Pick<
+  KpVipConfig,
+  'target_port' | 'new_len' | 'node_port' | 'type' | 'source_ranges' | 'external_traffic_policy' | 'internal_traffic_policy' | 'session_affinity_timeout'
+>;
 
 type ConfChange = 'buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_addresses' | 'masquerade_address' | 'masquerade_ports' | TimeoutName;
 
@@ -59,8 +63,8 @@ export type PlanOp =
   | { op: 'delVip'; vip: VipRef }
   | ({ op: 'addVip'; vip: VipRef } & VipSettings)
   | ({ op: 'updateVip'; vip: VipRef; changed: (keyof VipSettings)[] } & VipSettings)
-  | { op: 'addBackend'; vip: VipRef; address: string; weight: number; reactivate: boolean; local?: boolean }
-  | { op: 'setWeight'; vip: VipRef; address: string; weight: number; from: number; local?: boolean }
+  | { op: 'addBackend'; vip: VipRef; address: string; weight: number; reactivate: boolean; local?: boolean; terminating?: boolean }
+  | { op: 'setWeight'; vip: VipRef; address: string; weight: number; from: number; local?: boolean; terminating?: boolean }
   | { op: 'delBackend'; vip: VipRef; address: string }
   | { op: 'attach'; name: string; mode: XdpMode; redirect: boolean }
   | { op: 'setRedirect'; name: string; redirect: boolean };
@@ -86,6 +90,7 @@ const settingsOf = (v: VipSettings): VipSettings => ({
   type: v.type,
   source_ranges: [...v.source_ranges].sort(),
   ...(v.external_traffic_policy === 'local' ? { external_traffic_policy: 'local' as const } : {}),
+  ...(v.session_affinity_timeout ? { session_affinity_timeout: v.session_affinity_timeout } : {}),
   ...(v.internal_traffic_policy === 'local' ? { internal_traffic_policy: 'local' as const } : {}),
 });
 
@@ -94,7 +99,12 @@ const settingsText = (op: VipSettings): string =>
   `target ${op.target_port} new_len ${op.new_len}${op.node_port ? ` nodeport ${op.node_port}` : ''}` +
   `${op.type !== 'clusterip' && !(op.type === 'nodeport' && op.node_port) ? ` type ${op.type}` : ''}` +
   `${op.source_ranges.length ? ` source_ranges ${op.source_ranges.join(',')}` : ''}` +
-  `${op.external_traffic_policy ? ' etp local' : ''}${op.internal_traffic_policy ? ' itp local' : ''}`;
+  `${op.external_traffic_policy ? ' etp local' : ''}${op.internal_traffic_policy ? ' itp local' : ''}` +
+  `${op.session_affinity_timeout ? ` affinity clientip affinity_timeout ${op.session_affinity_timeout}` : ''}`;
+
+/** A backend's marks, as ops carry them (left out when false). */
+const marks = (b: { local?: boolean; terminating?: boolean }) => ({ ...(b.local ? { local: true } : {}), ...(b.terminating ? { terminating: true } : {}) });
+const marksText = (b: { local?: boolean; terminating?: boolean }) => `${b.local ? ' local' : ''}${b.terminating ? ' terminating' : ''}`;
 
 export function diffConfig(desired: KpConfig, running: RunningState): Plan {
   const plan: Plan = [];
@@ -143,7 +153,7 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
     if (!r) {
       plan.push({ op: 'addVip', vip, ...settingsOf(d) });
       for (const b of d.backends) {
-        plan.push({ op: 'addBackend', vip, address: canonicalAddress(b.address), weight: b.weight, reactivate: false, ...(b.local ? { local: true } : {}) });
+        plan.push({ op: 'addBackend', vip, address: canonicalAddress(b.address), weight: b.weight, reactivate: false, ...marks(b) });
       }
       continue;
     }
@@ -167,9 +177,9 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
       wantBe.add(address);
       const rb = runBe.get(address);
       if (!rb || rb.state === 'draining') {
-        plan.push({ op: 'addBackend', vip, address, weight: b.weight, reactivate: rb !== undefined, ...(b.local ? { local: true } : {}) });
-      } else if (rb.weight !== b.weight || Boolean(rb.local) !== Boolean(b.local)) {
-        weights.push({ op: 'setWeight', vip, address, weight: b.weight, from: rb.weight, ...(b.local ? { local: true } : {}) });
+        plan.push({ op: 'addBackend', vip, address, weight: b.weight, reactivate: rb !== undefined, ...marks(b) });
+      } else if (rb.weight !== b.weight || Boolean(rb.local) !== Boolean(b.local) || Boolean(rb.terminating) !== Boolean(b.terminating)) {
+        weights.push({ op: 'setWeight', vip, address, weight: b.weight, from: rb.weight, ...marks(b) });
       }
     }
     plan.push(...weights);
@@ -217,9 +227,9 @@ export function formatOp(op: PlanOp): string {
     case 'updateVip':
       return `vip update ${vipText(op.vip)} ${settingsText(op)}`;
     case 'addBackend':
-      return `backend ${op.reactivate ? 'reactivate' : 'add'} ${vipText(op.vip)} ${op.address} weight ${op.weight}${op.local ? ' local' : ''}`;
+      return `backend ${op.reactivate ? 'reactivate' : 'add'} ${vipText(op.vip)} ${op.address} weight ${op.weight}${marksText(op)}`;
     case 'setWeight':
-      return `backend weight ${vipText(op.vip)} ${op.address} ${op.from} -> ${op.weight}${op.local ? ' local' : ''}`;
+      return `backend weight ${vipText(op.vip)} ${op.address} ${op.from} -> ${op.weight}${marksText(op)}`;
     case 'delBackend':
       return `backend del ${vipText(op.vip)} ${op.address}`;
   }

@@ -2,9 +2,11 @@
 // JSON config, so both accept and refuse the same values with the same words.
 import { parseAddress } from './address.js';
 
-/** Masqueraded connections take their source port from here: above Linux's ephemeral range (32768-60999). */
-export const KP_MASQ_PORT_MIN = 61000;
-export const KP_MASQ_PORT_MAX = 65535;
+/** Masqueraded connections take their source port from here: above the privileged ports, below the
+ * node port range (30000-32767) and Linux's ephemeral range (32768-60999), where the node's own
+ * sockets never get a port to connect from. 28,976 ports per (masquerade address, backend). */
+export const KP_MASQ_PORT_MIN = 1024;
+export const KP_MASQ_PORT_MAX = 29999;
 /** Ports below this are services' own. */
 const LOWEST_MASQ_PORT = 1024;
 

@@ -73,6 +73,9 @@ export const configSchema = {
           source_ranges: { type: 'array', items: { type: 'string', minLength: 1 } },
           external_traffic_policy: { enum: ['cluster', 'local'] },
           internal_traffic_policy: { enum: ['cluster', 'local'] },
+          // Kubernetes' sessionAffinity and sessionAffinityConfig.clientIP.timeoutSeconds.
+          session_affinity: { enum: ['ClientIP', 'None', 'clientip', 'none'] },
+          session_affinity_timeout: { type: 'integer', minimum: 1, maximum: 86400 },
           new_len: { type: 'integer', minimum: KP_MAGLEV_MIN_LEN, maximum: KP_MAGLEV_MAX_LEN },
           backends: {
             type: 'array',
@@ -87,6 +90,7 @@ export const configSchema = {
                 address: { type: 'string', minLength: 1 },
                 weight: { type: 'integer', minimum: 1, maximum: KP_WEIGHT_MAX },
                 local: { type: 'boolean' },
+                terminating: { type: 'boolean' },
               },
             },
           },

@@ -38,6 +38,8 @@ export interface KpBackendConfig {
   weight: number;
   /** on this node (eligible under a local traffic policy); left out when false */
   local?: boolean;
+  /** serving but terminating (KEP-1669): new connections only while no ready backend exists; left out when false */
+  terminating?: boolean;
 }
 
 export interface KpVipConfig {
@@ -57,6 +59,8 @@ export interface KpVipConfig {
   /** left out: cluster */
   external_traffic_policy?: 'local';
   internal_traffic_policy?: 'local';
+  /** session affinity ClientIP with this timeout in seconds; left out: none */
+  session_affinity_timeout?: number;
   backends: KpBackendConfig[];
 }
 

@@ -6,6 +6,8 @@ import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { KpError } from '../errors.js';
 import { isPrime } from '../maglev/primes.js';
 import { parseAddress, parsePrefix } from './address.js';
+import { scanJson } from './jsonscan.js';
+import { AFFINITY_TIMEOUT_DEFAULT } from '../dataplane/vips.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqAddress, parseMasqPorts } from './masq.js';
 import { localPortRange } from '../dataplane/nodeaddrs.js';
 import { configSchema, PATTERN_TEXT } from './schema.js';
@@ -32,7 +34,18 @@ function schemaValidator(): ValidateFunction {
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const show = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v));
+/** A value as an error message echoes it: JSON, cut short (a 3 MB wrong value is not echoed whole). */
+export const SHOW_MAX = 80;
+const show = (v: unknown): string => {
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length <= SHOW_MAX ? s : `${s.slice(0, SHOW_MAX)}... (${s.length.toLocaleString('en-US')} characters)`;
+};
+
+/** A Maglev table size's error (the CLI and the file say the same), or undefined. */
+export function newLenError(n: number): string | undefined {
+  return isPrime(n) ? undefined : `must be a prime number, got ${n}`;
+}
 
 function formatAjvError(e: ErrorObject): string {
   const at = e.instancePath || '/';
@@ -105,6 +118,9 @@ function semanticErrors(doc: unknown): string[] {
   }
   const ifSeen = new Map<string, string>();
   arr(doc.interfaces).forEach((it, i) => {
+    if (isObj(it) && it.mode === 'generic' && it.redirect === true) {
+      errs.push(`/interfaces/${i}/redirect: not with mode generic (a redirected skb-mode frame keeps CHECKSUM_PARTIAL with a finished checksum); use mode native or auto, or redirect false`);
+    }
     if (!isObj(it) || typeof it.name !== 'string') return;
     const path = `/interfaces/${i}/name`;
     if (it.name === '.' || it.name === '..') errs.push(`${path}: '${it.name}' is not a valid interface name`);
@@ -127,6 +143,10 @@ function semanticErrors(doc: unknown): string[] {
     }
     if (v.external_traffic_policy === 'local' && type === 'clusterip') {
       errs.push(`${at}/external_traffic_policy: a clusterip VIP has no external traffic (type nodeport, loadbalancer or externalip)`);
+    }
+    const affinity = typeof v.session_affinity === 'string' && v.session_affinity.toLowerCase() === 'clientip';
+    if (v.session_affinity_timeout !== undefined && !affinity) {
+      errs.push(`${at}/session_affinity_timeout: applies to session_affinity ClientIP`);
     }
     if (v.internal_traffic_policy === 'local' && (type === 'loadbalancer' || type === 'externalip')) {
       errs.push(`${at}/internal_traffic_policy: applies to cluster IPs, and this VIP is a ${type}`);
@@ -165,9 +185,8 @@ function semanticErrors(doc: unknown): string[] {
         if (typeof p !== 'string' && p.family === 6) errs.push(`${at}/node_port: IPv6 node ports are not supported yet`);
       }
     }
-    if (Number.isInteger(v.new_len) && !isPrime(v.new_len as number)) {
-      errs.push(`${at}/new_len: must be a prime number, got ${v.new_len as number}`);
-    }
+    const lenErr = Number.isInteger(v.new_len) ? newLenError(v.new_len as number) : undefined;
+    if (lenErr) errs.push(`${at}/new_len: ${lenErr}`);
     let family: 4 | 6 | undefined;
     if (typeof v.prefix === 'string' && v.prefix !== '') {
       const p = parsePrefix(v.prefix);
@@ -222,7 +241,7 @@ function build(doc: Json): KpConfig {
     if (typeof p === 'string') throw new Error(`unreachable: ${p}`);
     const backends: KpBackendConfig[] = arr(v.backends).map((b) => {
       const o = typeof b === 'string' ? { address: b } : (b as Json);
-      return { address: (parseAddress(o.address as string) as { text: string }).text, weight: (o.weight as number) ?? D.weight, ...(o.local === true ? { local: true } : {}) };
+      return { address: (parseAddress(o.address as string) as { text: string }).text, weight: (o.weight as number) ?? D.weight, ...(o.local === true ? { local: true } : {}), ...(o.terminating === true ? { terminating: true } : {}) };
     });
     return {
       prefix: p.prefix,
@@ -235,6 +254,9 @@ function build(doc: Json): KpConfig {
       type: (v.type as VipType) ?? (v.node_port ? 'nodeport' : 'clusterip'),
       source_ranges: [...new Set(arr(v.source_ranges).map((r) => (parsePrefix(r as string) as { prefix: string }).prefix))].sort(),
       ...(v.external_traffic_policy === 'local' ? { external_traffic_policy: 'local' as const } : {}),
+      ...(typeof v.session_affinity === 'string' && v.session_affinity.toLowerCase() === 'clientip'
+        ? { session_affinity_timeout: (v.session_affinity_timeout as number) ?? AFFINITY_TIMEOUT_DEFAULT }
+        : {}),
       ...(v.internal_traffic_policy === 'local' ? { internal_traffic_policy: 'local' as const } : {}),
       backends,
     };
@@ -278,13 +300,33 @@ function lineCol(text: string, pos: number): string {
 
 /** Read, parse and validate a config file; every failure is a KP_ERR_CONFIG naming the file. */
 export function loadConfigFile(path: string): KpConfig {
+  return loadConfigSource(path).config;
+}
+
+/** A config file read once ('-' is standard input, as is /dev/stdin, which cannot be read twice). */
+export interface ConfigSource {
+  config: KpConfig;
+  /** the file lists its interfaces (even as []): attachments are managed by it */
+  manageInterfaces: boolean;
+  text: string;
+}
+
+export function loadConfigSource(path: string): ConfigSource {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    // Standard input by its fd: /dev/stdin cannot be opened again when it is a socket (as a spawned
+    // process's often is), and a pipe can be read only once anyway.
+    text = readFileSync(path === '-' || path === '/dev/stdin' ? 0 : path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
     throw new KpError('KP_ERR_CONFIG', `cannot read config file ${path}: ${code}`, { op: 'read' });
   }
+  const name = path === '-' ? '(stdin)' : path;
+  return parseConfigText(text, name);
+}
+
+/** A config from its text: JSON syntax, then structure (duplicate keys, depth), then the schema. */
+export function parseConfigText(text: string, path: string): ConfigSource {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -294,8 +336,13 @@ export function loadConfigFile(path: string): KpConfig {
     const where = lineCol(text, m ? Number(m[1]) : text.length);
     throw new KpError('KP_ERR_CONFIG', `${path}:${where}: invalid JSON: ${msg}`, { details: [`${path}:${where}: ${msg}`] });
   }
+  const structure = scanJson(text);
+  if (structure.length) {
+    throw new KpError('KP_ERR_CONFIG', `${path}: ${structure.length} error(s) in the config; nothing was applied`, { details: structure });
+  }
   try {
-    return parseConfig(json);
+    const manageInterfaces = isObj(json) && 'interfaces' in json;
+    return { config: parseConfig(json), manageInterfaces, text };
   } catch (e) {
     if (e instanceof KpError && e.code === 'KP_ERR_CONFIG') {
       throw new KpError('KP_ERR_CONFIG', `${path}: ${e.message}`, { details: e.details });

@@ -5,6 +5,7 @@ import { KP_CONFIG_DEFAULTS, KP_NODEPORT_MAX, KP_NODEPORT_MIN, type KpConfig } f
 import { DEFAULT_TIMEOUTS } from '../config/timeouts.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN } from '../config/masq.js';
 import type { Control } from './control.js';
+import { KP_MAX_SRC_RANGES, KP_MAX_VIP_PREFIXES, KP_MAX_VIPS } from './vips.js';
 import { ifNameToIndex } from '../loader/libbpf.js';
 
 export interface ApplyResult {
@@ -44,8 +45,9 @@ export function runningState(control: Control, desired?: KpConfig): RunningState
       type: v.type ?? 'clusterip',
       source_ranges: v.sourceRanges ?? [],
       ...(v.externalTrafficPolicy === 'local' ? { external_traffic_policy: 'local' as const } : {}),
+      ...(v.sessionAffinityTimeout ? { session_affinity_timeout: v.sessionAffinityTimeout } : {}),
       ...(v.internalTrafficPolicy === 'local' ? { internal_traffic_policy: 'local' as const } : {}),
-      backends: v.backends.map((b) => ({ address: b.address, weight: b.weight, state: b.state, ...(b.local ? { local: true } : {}) })),
+      backends: v.backends.map((b) => ({ address: b.address, weight: b.weight, state: b.state, ...(b.local ? { local: true } : {}), ...(b.terminating ? { terminating: true } : {}) })),
     })),
   };
 }
@@ -66,14 +68,15 @@ function asConfig(s: RunningState): KpConfig {
       type: v.type,
       source_ranges: v.source_ranges,
       ...(v.external_traffic_policy ? { external_traffic_policy: v.external_traffic_policy } : {}),
+      ...(v.session_affinity_timeout ? { session_affinity_timeout: v.session_affinity_timeout } : {}),
       ...(v.internal_traffic_policy ? { internal_traffic_policy: v.internal_traffic_policy } : {}),
-      backends: v.backends.filter((b) => b.state === 'active').map((b) => ({ address: b.address, weight: b.weight, ...(b.local ? { local: true } : {}) })),
+      backends: v.backends.filter((b) => b.state === 'active').map((b) => ({ address: b.address, weight: b.weight, ...(b.local ? { local: true } : {}), ...(b.terminating ? { terminating: true } : {}) })),
     })),
   };
 }
 
 /** Interfaces to attach must exist: found out before anything changes, not after the VIPs. */
-function checkInterfaces(plan: PlanOp[]): void {
+export function checkInterfaces(plan: PlanOp[]): void {
   const missing = plan.flatMap((o) => (o.op === 'attach' && !ifNameToIndex(o.name) ? [o.name] : []));
   if (missing.length) {
     throw new KpError('KP_ERR_CONFIG', `interfaces not found: ${missing.join(', ')}; nothing was applied`, {
@@ -82,7 +85,24 @@ function checkInterfaces(plan: PlanOp[]): void {
   }
 }
 
-function checkCapacity(control: Control, plan: PlanOp[]): void {
+/** Every map the config fills, checked against its size before anything changes: a capacity
+ * found half way would leave live VIPs deleted and re-created. */
+function checkCapacity(control: Control, plan: PlanOp[], desired: KpConfig): void {
+  // Config prefixes are canonical "addr/len".
+  const isPrefix = (p: string) => Number(p.split('/')[1]) < (p.includes(':') ? 128 : 32);
+  const prefixes = desired.vips.filter((v) => isPrefix(v.prefix)).length;
+  if (prefixes > KP_MAX_VIP_PREFIXES) {
+    throw new KpError('KP_ERR_CONFIG', `the config has ${prefixes} prefix VIPs but kp_vip_pfx holds ${KP_MAX_VIP_PREFIXES}; nothing was applied`);
+  }
+  const nodeAddrs = desired.vips.some((v) => v.node_port) ? control.nodeAddresses().length : 0;
+  const exact = desired.vips.filter((v) => !isPrefix(v.prefix)).reduce((n, v) => n + 1 + (v.node_port ? nodeAddrs : 0), 0);
+  if (exact > KP_MAX_VIPS) {
+    throw new KpError('KP_ERR_CONFIG', `the config needs ${exact} kp_vips entries (VIPs, and node ports on ${nodeAddrs} node addresses) but kp_vips holds ${KP_MAX_VIPS}; nothing was applied`);
+  }
+  const ranges = desired.vips.reduce((n, v) => n + v.source_ranges.length, 0);
+  if (ranges > KP_MAX_SRC_RANGES) {
+    throw new KpError('KP_ERR_CONFIG', `the config has ${ranges} source ranges but kp_src_ranges holds ${KP_MAX_SRC_RANGES}; nothing was applied`);
+  }
   const cap = control.vips.capacity();
   const newVips = plan.filter((o) => o.op === 'addVip').length;
   const freedVips = plan.filter((o) => o.op === 'delVip').length;
@@ -139,11 +159,12 @@ function execute(control: Control, plan: PlanOp[]): void {
             sourceRanges: op.source_ranges,
             externalTrafficPolicy: op.external_traffic_policy ?? 'cluster',
             internalTrafficPolicy: op.internal_traffic_policy ?? 'cluster',
+            sessionAffinityTimeout: op.session_affinity_timeout ?? 0,
           });
           break;
         case 'addBackend':
         case 'setWeight':
-          control.vips.addBackends(vipOf(op.vip), [op.address], op.weight, { defer: true, local: op.local });
+          control.vips.addBackends(vipOf(op.vip), [op.address], op.weight, { defer: true, local: op.local, terminating: op.terminating });
           break;
         case 'delBackend':
           control.vips.delBackends(vipOf(op.vip), [op.address], { flush: false, defer: true });
@@ -182,9 +203,11 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
   const before = runningState(control, desired);
   const plan = planConfig(desired, before, o.manageInterfaces);
   const ops = plan.map(formatOp);
-  if (o.dryRun || !plan.length) return { ops, plan };
+  if (!plan.length) return { ops, plan };
+  // A dry run makes every check a real run makes before it changes anything.
   checkInterfaces(plan);
-  checkCapacity(control, plan);
+  checkCapacity(control, plan, desired);
+  if (o.dryRun) return { ops, plan };
   try {
     execute(control, plan);
   } catch (e) {

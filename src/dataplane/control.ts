@@ -49,6 +49,8 @@ export interface OpenOptions {
   objectPath?: string;
   /** take the writer lock (every command that changes the data plane) */
   write?: boolean;
+  /** hold the lock as this long-running owner (the daemon): other writers are refused at once */
+  owner?: string;
   /** when already loaded with another flow table size, reload to `buckets` (default true) */
   reload?: boolean;
 }
@@ -71,7 +73,7 @@ export class Control {
   static open(o: OpenOptions): Control {
     const pinDir = pinRoot({ bpffs: o.bpffs });
     ensureBpffs(pinDir.slice(0, pinDir.lastIndexOf('/')) || '/');
-    const lock = o.write ? lockWriter(pinDir) : undefined;
+    const lock = o.write || o.owner ? lockWriter(pinDir, undefined, o.owner) : undefined;
     try {
       const control = Control.openLocked(o, pinDir);
       control.lock = lock;
@@ -252,7 +254,7 @@ export class Control {
   delVip(v: VipView): void {
     this.vips.del(v);
   }
-  addBackends(v: VipView, addrs: string[], weight: number, o: { local?: boolean } = {}): BackendView[] {
+  addBackends(v: VipView, addrs: string[], weight: number, o: { local?: boolean; terminating?: boolean } = {}): BackendView[] {
     return this.vips.addBackends(v, addrs, weight, o);
   }
   delBackends(v: VipView, addrs: string[], o: { flush: boolean }): RemovedBackend[] {
@@ -286,6 +288,13 @@ export class Control {
         const already = existsSync(path);
         if (!already) {
           const link = attachXdp(this.dp.progFd, t.name, o.mode);
+          if (link.mode === 'generic' && o.redirect) {
+            closeFd(link.linkFd); // the only reference: the program comes off the interface
+            throw new KpError(
+              'KP_ERR_STATE',
+              `attach ${t.name}: it got generic (skb) XDP, and --redirect is refused there: a redirected frame would keep its CHECKSUM_PARTIAL mark with its checksum already finished, and a NIC that offloads checksums would compute it again; attach it without --redirect (the kernel forwards), or where native XDP works`,
+            );
+          }
           try {
             pinLink(link.linkFd, path);
           } finally {

@@ -28,28 +28,35 @@ export function lockPath(pinDir: string, root = LOCK_ROOT): string {
   return `${root}/kpbpf-${createHash('sha256').update(pinDir).digest('hex').slice(0, 12)}.lock`;
 }
 
-/** Take the writer lock of a pin directory, waiting up to 10 s; a dead holder's lock is taken over. */
-export function lockWriter(pinDir: string, root = LOCK_ROOT): WriterLock {
+/**
+ * Take the writer lock of a pin directory, waiting up to 10 s; a dead holder's lock is taken over.
+ * `owner` marks a long-running holder (the daemon): others are refused at once with its words.
+ */
+export function lockWriter(pinDir: string, root = LOCK_ROOT, owner?: string): WriterLock {
   const path = lockPath(pinDir, root);
   const deadline = Date.now() + WAIT_MS;
   for (;;) {
     try {
       mkdirSync(path);
       writeFileSync(`${path}/pid`, String(process.pid));
+      if (owner) writeFileSync(`${path}/owner`, owner);
       return { path, release: () => rmSync(path, { recursive: true, force: true }) };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
     let holder = NaN;
+    let holderOwner = '';
     try {
       holder = Number(readFileSync(`${path}/pid`, 'utf8'));
+      holderOwner = readFileSync(`${path}/owner`, 'utf8');
     } catch {
-      // being created or released right now
+      // being created or released right now, or a command's lock (no owner)
     }
     if (Number.isInteger(holder) && !alive(holder)) {
       rmSync(path, { recursive: true, force: true });
       continue;
     }
+    if (holderOwner) throw new KpError('KP_ERR_STATE', `${holderOwner} (pid ${holder}) owns ${pinDir}: change its config file instead (it reloads on change and on SIGHUP), or stop it`);
     if (Date.now() > deadline) {
       throw new KpError('KP_ERR_STATE', `another kpbpf (pid ${holder}) is changing ${pinDir}; gave up after ${WAIT_MS / 1000} s (lock ${path})`);
     }

@@ -23,6 +23,8 @@ export interface VipSpec {
   externalTrafficPolicy?: TrafficPolicy;
   /** internalTrafficPolicy (cluster IP traffic) */
   internalTrafficPolicy?: TrafficPolicy;
+  /** session affinity ClientIP with this timeout in seconds (sessionAffinityConfig); 0 or left out: none */
+  sessionAffinityTimeout?: number;
 }
 
 export type TrafficPolicy = 'cluster' | 'local';
@@ -36,6 +38,8 @@ export interface BackendView {
   gen: number;
   /** on this node (eligible under a local traffic policy) */
   local?: boolean;
+  /** serving but terminating: new connections only while no ready backend exists */
+  terminating?: boolean;
   /** Maglev slots it holds (only when asked for) */
   slots?: number;
 }

@@ -13,6 +13,9 @@ import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 
 // Mirrors of bpf/kp_shared.h constants.
 export const KP_MAX_VIPS = 65536;
+/** kp_vip_pfx and kp_src_ranges sizes (bpf/kp_shared.h). */
+export const KP_MAX_VIP_PREFIXES = 4096;
+export const KP_MAX_SRC_RANGES = 65536;
 export const KP_VIP_F_PREFIX = 0x1;
 export const KP_VIP_F_NODEPORT = 0x2;
 export const KP_VIP_F_SRC_RANGES = 0x4;
@@ -22,6 +25,10 @@ export const KP_VIP_F_LOCAL = 0x20;
 export const KP_VIP_F_ETP_LOCAL = 0x40;
 export const KP_VIP_F_ITP_LOCAL = 0x80;
 export const KP_VIP_F_MASQ = 0x100;
+export const KP_VIP_F_AFFINITY = 0x200;
+/** Kubernetes' sessionAffinityConfig.clientIP.timeoutSeconds: default and bounds. */
+export const AFFINITY_TIMEOUT_DEFAULT = 10800;
+export const AFFINITY_TIMEOUT_MAX = 86400;
 
 const POLICY_LOCAL = KP_VIP_F_ETP_LOCAL | KP_VIP_F_ITP_LOCAL;
 
@@ -81,6 +88,15 @@ interface VipRecord {
   /** "protocol/node port" it holds in the node port index */
   nodePortKey?: string;
   backendIds: Set<number>;
+  /** session affinity timeout in seconds (kp_vip_affinity), when flagged KP_VIP_F_AFFINITY */
+  affinity?: number;
+}
+
+/** A spec's session affinity timeout: 0 for none, else 1 to AFFINITY_TIMEOUT_MAX. */
+function affinityOf(spec: VipSpec): number {
+  const t = spec.sessionAffinityTimeout ?? 0;
+  if (!Number.isInteger(t) || t < 0 || t > AFFINITY_TIMEOUT_MAX) throw new KpError('KP_ERR_ARG', `affinity_timeout: expected 1 to ${AFFINITY_TIMEOUT_MAX} seconds, got ${t}`);
+  return t;
 }
 
 export interface RemovedBackend extends BackendView {
@@ -133,6 +149,7 @@ export class VipTable {
     const vips = new Map<number, VipRecord>();
     const add = (v: Vip, prefix: string, proto: number, port: number, location: VipLocation) => {
       const rec: VipRecord = { id: v.id, prefix, protocol: PROTO_NAME[proto] ?? (String(proto) as Protocol), port, value: v, location, nodeKeys: [], sourceRanges: [], backendIds: new Set() };
+      if (v.flags & KP_VIP_F_AFFINITY) rec.affinity = this.maps.vipAffinity.lookup(v.id) ?? 0;
       vips.set(v.id, rec);
       this.byIdentity.set(vipIdentity(prefix, rec.protocol, port), v.id);
     };
@@ -221,6 +238,7 @@ export class VipTable {
       state: b.state === BACKEND_STATE.active ? 'active' : 'draining',
       gen: b.gen,
       ...(b.local ? { local: true } : {}),
+      ...(b.terminating ? { terminating: true } : {}),
       ...(withSlots ? { slots: withSlots.get(id) ?? 0 } : {}),
     };
   }
@@ -243,6 +261,7 @@ export class VipTable {
       ...(rec.sourceRanges.length ? { sourceRanges: [...rec.sourceRanges] } : {}),
       ...(rec.value.flags & KP_VIP_F_ETP_LOCAL ? { externalTrafficPolicy: 'local' as const } : {}),
       ...(rec.value.flags & KP_VIP_F_ITP_LOCAL ? { internalTrafficPolicy: 'local' as const } : {}),
+      ...(rec.value.flags & KP_VIP_F_AFFINITY && rec.affinity ? { sessionAffinityTimeout: rec.affinity } : {}),
       backends: [...rec.backendIds].sort((a, b) => a - b).map((id) => this.backendView(id, count)),
     };
   }
@@ -296,8 +315,10 @@ export class VipTable {
     const type = specType(spec);
     const ranges = this.canonicalRanges(spec.sourceRanges ?? [], p.family);
     this.nodeKeysFor(id, spec.protocol, spec.nodePort ?? 0); // refused before anything is written
-    const flags = (prefix ? KP_VIP_F_PREFIX : 0) | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own;
+    const affinity = affinityOf(spec);
+    const flags = (prefix ? KP_VIP_F_PREFIX : 0) | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own | (affinity ? KP_VIP_F_AFFINITY : 0);
     const value: Vip = { id, tableLen: spec.newLen, flags, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
+    if (affinity) this.maps.vipAffinity.update(id, affinity); // before the VIP is visible with the flag
     // Counters and table of a re-used id start clean before the VIP becomes visible.
     this.maps.vipStats.update(id, zeroVipStats());
     // Each write to the outer map waits for an RCU grace period: skip it when the slot is empty.
@@ -308,7 +329,7 @@ export class VipTable {
     const location: VipLocation = prefix
       ? { kind: 'prefix', key: { addr, len128: p.len128, port: spec.port, proto } }
       : { kind: 'exact', key: { addr, port: spec.port, proto } };
-    const rec: VipRecord = { id, prefix: p.text, protocol: spec.protocol, port: spec.port, value, location, nodeKeys: [], sourceRanges: [], backendIds: new Set() };
+    const rec: VipRecord = { id, prefix: p.text, protocol: spec.protocol, port: spec.port, value, location, nodeKeys: [], sourceRanges: [], backendIds: new Set(), ...(affinity ? { affinity } : {}) };
     this.setRanges(rec, ranges); // before the VIP is visible with KP_VIP_F_SRC_RANGES
     if (location.kind === 'prefix') {
       this.maps.vipPfx.update(location.key, value);
@@ -397,7 +418,11 @@ export class VipTable {
     const ranges = this.canonicalRanges(spec.sourceRanges ?? [], rec.prefix.includes(':') ? 6 : 4);
     this.nodeKeysFor(rec.id, rec.protocol, spec.nodePort ?? 0); // refused before anything is written
     const keep = rec.value.flags & KP_VIP_F_PREFIX;
-    const flags = keep | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own;
+    const affinity = affinityOf(spec);
+    const flags = keep | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own | (affinity ? KP_VIP_F_AFFINITY : 0);
+    // The timeout is in place before the flag that makes the data path read it.
+    if (affinity && affinity !== rec.affinity) this.maps.vipAffinity.update(rec.id, affinity);
+    rec.affinity = affinity || undefined;
     const policyChanged = (flags ^ rec.value.flags) & POLICY_LOCAL;
     if (policyChanged && flags & POLICY_LOCAL) this.syncLocalTable(rec, true); // before an entry picks from it
     const value: Vip = { ...rec.value, flags, tableLen: spec.newLen, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
@@ -499,7 +524,7 @@ export class VipTable {
    * table yet, so no packet can pick it early); the VIP's table is published by publishPending(),
    * right away unless `defer` is set, so that `apply` publishes every changed table in one batch.
    */
-  addBackends(v: VipView, addrs: string[], weight: number, o: { defer?: boolean; local?: boolean } = {}): BackendView[] {
+  addBackends(v: VipView, addrs: string[], weight: number, o: { defer?: boolean; local?: boolean; terminating?: boolean } = {}): BackendView[] {
     const rec = this.record(v);
     const canon = this.canonicalFor(rec, addrs);
     const fresh = canon.filter((a) => this.backendByAddr(rec, a) === undefined);
@@ -512,8 +537,8 @@ export class VipTable {
       if (known !== undefined) {
         // Re-activating a draining backend keeps its gen: its existing flows simply continue.
         this.pendingRemovals.delete(known);
-        const { local: _was, ...b } = this.slots[known]!;
-        this.writeBackend(known, { ...b, state: BACKEND_STATE.active, weight, ...(o.local ? { local: true } : {}) });
+        const { local: _was, terminating: _wasT, ...b } = this.slots[known]!;
+        this.writeBackend(known, { ...b, state: BACKEND_STATE.active, weight, ...(o.local ? { local: true } : {}), ...(o.terminating ? { terminating: true } : {}) });
         ids.push(known);
         continue;
       }
@@ -527,6 +552,7 @@ export class VipTable {
         vipId: rec.id,
         weight,
         ...(o.local ? { local: true } : {}),
+        ...(o.terminating ? { terminating: true } : {}),
       });
       rec.backendIds.add(id);
       ids.push(id);
@@ -575,8 +601,11 @@ export class VipTable {
     const active = [...rec.backendIds]
       .map((id) => ({ id, b: this.slots[id]! }))
       .filter(({ b }) => b.state === BACKEND_STATE.active && (!localOnly || b.local));
-    if (!active.length) return undefined;
-    return buildMaglevTable(active.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight })), size);
+    // Terminating endpoints (KEP-1669) take new connections only while no ready one exists.
+    const ready = active.filter(({ b }) => !b.terminating);
+    const use = ready.length ? ready : active;
+    if (!use.length) return undefined;
+    return buildMaglevTable(use.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight })), size);
   }
 
   private publishTable(rec: VipRecord, size: number): void {

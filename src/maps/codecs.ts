@@ -38,6 +38,8 @@ export const LAYOUTS = {
   },
   kp_ct_hop: { size: 16, fields: { ifindex: [0, 4], dmac: [4, 6], smac: [10, 6] } },
   kp_masq: { size: 24, fields: { addr: [0, 16], port_min: [16, 2], port_max: [18, 2], pad: [20, 4] } },
+  kp_affinity_key: { size: 24, fields: { vip_id: [0, 4], pad: [4, 4], addr: [8, 16] } },
+  kp_affinity: { size: 16, fields: { backend_id: [0, 4], backend_gen: [4, 4], last_ns: [8, 8] } },
   kp_sock_key: { size: 32, fields: { cookie: [0, 8], addr: [8, 16], port: [24, 2], proto: [26, 1], dir: [27, 1], pad: [28, 4] } },
   kp_sock_nat: { size: 40, fields: { addr: [0, 16], port: [16, 2], pad: [18, 2], backend_id: [20, 4], backend_gen: [24, 4], vip_id: [28, 4], last_seen_ns: [32, 8] } },
   kp_frag_key: { size: 40, fields: { saddr: [0, 16], daddr: [16, 16], id: [32, 4], proto: [36, 1], pad: [37, 3] } },
@@ -91,6 +93,8 @@ export const NET_ORDER_FIELDS: Record<keyof typeof LAYOUTS, readonly string[]> =
   kp_ct: ['vip_port', 'client_port'],
   kp_ct_hop: [],
   kp_masq: [],
+  kp_affinity_key: [],
+  kp_affinity: [],
   kp_sock_key: ['port'],
   kp_sock_nat: ['port'],
   kp_frag_key: ['id'],
@@ -214,7 +218,7 @@ export interface Vip {
   nodePort?: number;
 }
 /** kp_backend.flags (KP_BACKEND_F_*). */
-export const BACKEND_FLAG = { local: 0x1 } as const;
+export const BACKEND_FLAG = { local: 0x1, terminating: 0x2 } as const;
 export interface Backend {
   addr: string;
   port: number;
@@ -224,6 +228,8 @@ export interface Backend {
   weight: number;
   /** on this node: eligible under a local traffic policy */
   local?: boolean;
+  /** serving but terminating (KEP-1669): new connections only while no ready backend exists */
+  terminating?: boolean;
 }
 export interface Config {
   /** idle timeout in seconds per enum kp_ct_state (CT_TIMEOUT_SLOTS entries; 0 = never) */
@@ -383,6 +389,36 @@ export const sockNat = codec<SockNat>(
   }),
 );
 
+/** kp_affinity: a client of a VIP with session affinity, and its backend. */
+export interface AffinityKey {
+  vipId: number;
+  addr: string;
+}
+export interface Affinity {
+  backendId: number;
+  backendGen: number;
+  lastNs: bigint;
+}
+const AK = LAYOUTS.kp_affinity_key;
+export const affinityKey = codec<AffinityKey>(
+  AK.size,
+  (v, b) => {
+    b.writeUInt32LE(v.vipId, off(AK, 'vip_id'));
+    putAddr(b, off(AK, 'addr'), v.addr);
+  },
+  (b, o) => ({ vipId: b.readUInt32LE(o + off(AK, 'vip_id')), addr: getAddr(b, o + off(AK, 'addr')) }),
+);
+const AV = LAYOUTS.kp_affinity;
+export const affinity = codec<Affinity>(
+  AV.size,
+  (v, b) => {
+    b.writeUInt32LE(v.backendId, off(AV, 'backend_id'));
+    b.writeUInt32LE(v.backendGen, off(AV, 'backend_gen'));
+    b.writeBigUInt64LE(v.lastNs, off(AV, 'last_ns'));
+  },
+  (b, o) => ({ backendId: b.readUInt32LE(o + off(AV, 'backend_id')), backendGen: b.readUInt32LE(o + off(AV, 'backend_gen')), lastNs: b.readBigUInt64LE(o + off(AV, 'last_ns')) }),
+);
+
 const MQ = LAYOUTS.kp_masq;
 /** kp_masq: where masqueraded connections come from. Address '' (all zero) = none; ports 0 = defaults. */
 export interface Masq {
@@ -390,7 +426,6 @@ export interface Masq {
   portMin: number;
   portMax: number;
 }
-export const MASQ_PORTS_DEFAULT = { min: 61000, max: 65535 } as const;
 export const masq = codec<Masq>(
   MQ.size,
   (v, b) => {
@@ -573,7 +608,7 @@ export const backend = codec<Backend>(
     putAddr(b, off(BE, 'addr'), v.addr);
     b.writeUInt16BE(v.port, off(BE, 'port'));
     b.writeUInt8(v.state, off(BE, 'state'));
-    b.writeUInt8(v.local ? BACKEND_FLAG.local : 0, off(BE, 'flags'));
+    b.writeUInt8((v.local ? BACKEND_FLAG.local : 0) | (v.terminating ? BACKEND_FLAG.terminating : 0), off(BE, 'flags'));
     b.writeUInt32LE(v.gen, off(BE, 'gen'));
     b.writeUInt32LE(v.vipId, off(BE, 'vip_id'));
     b.writeUInt16LE(v.weight, off(BE, 'weight'));
@@ -586,6 +621,7 @@ export const backend = codec<Backend>(
     vipId: b.readUInt32LE(o + off(BE, 'vip_id')),
     weight: b.readUInt16LE(o + off(BE, 'weight')),
     ...(b.readUInt8(o + off(BE, 'flags')) & BACKEND_FLAG.local ? { local: true } : {}),
+    ...(b.readUInt8(o + off(BE, 'flags')) & BACKEND_FLAG.terminating ? { terminating: true } : {}),
   }),
 );
 

@@ -20,6 +20,8 @@ export const KP_MAP_NAMES = [
   'kp_settings',
   'kp_masq',
   'kp_sock',
+  'kp_affinity',
+  'kp_vip_affinity',
   'kp_vip_stats',
   'kp_be_stats',
   'kp_stats',
@@ -53,6 +55,10 @@ export interface KpMaps {
   masq: BpfMap<number, c.Masq>;
   /** the node's own sockets' translations */
   sock: BpfMap<c.SockKey, c.SockNat>;
+  /** session affinity: (vip id, client) -> backend */
+  affinity: BpfMap<c.AffinityKey, c.Affinity>;
+  /** vip id -> session affinity timeout, seconds */
+  vipAffinity: BpfMap<number, number>;
   config: BpfMap<number, c.Config>;
   vipStats: PerCpuMap<number, c.VipStats>;
   beStats: PerCpuMap<number, c.BackendStats>;
@@ -86,6 +92,8 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
       settings: open('kp_settings', (fd) => new BpfMap(fd, c.u32, c.settings, 'kp_settings')),
       masq: open('kp_masq', (fd) => new BpfMap(fd, c.u32, c.masq, 'kp_masq')),
       sock: open('kp_sock', (fd) => new BpfMap(fd, c.sockKey, c.sockNat, 'kp_sock')),
+      affinity: open('kp_affinity', (fd) => new BpfMap(fd, c.affinityKey, c.affinity, 'kp_affinity')),
+      vipAffinity: open('kp_vip_affinity', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_vip_affinity')),
       vipStats: open('kp_vip_stats', (fd) => new PerCpuMap(fd, c.u32, c.vipStats, 'kp_vip_stats')),
       beStats: open('kp_be_stats', (fd) => new PerCpuMap(fd, c.u32, c.backendStats, 'kp_be_stats')),
       stats: open('kp_stats', (fd) => new PerCpuMap(fd, c.u32, c.u64, 'kp_stats')),

@@ -106,6 +106,14 @@ abstract class MapBase<K, V> {
     }
   }
 
+  /** How many entries the map holds now (raw batches, nothing decoded). */
+  count(): number {
+    let n = 0;
+    if (this.scanBatch(() => n++)) return n;
+    for (const _ of this.keys()) n++; // eslint-disable-line @typescript-eslint/no-unused-vars
+    return n;
+  }
+
   /** Every entry through bpf_map_lookup_batch, or undefined when the map type has no batch ops. */
   lookupBatch(): Array<[K, V]> | undefined {
     const out: Array<[K, V]> = [];

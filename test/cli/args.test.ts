@@ -1,7 +1,11 @@
 // CLI argument errors: named argument, what was expected, non-zero exit, nothing touched.
 // A bpffs path that does not exist proves nothing was touched: any data plane access would fail differently.
 import t from 'tap';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KPBPF as KPBPF_BIN } from '../helpers/e2e.js';
 import { parseSetWords } from '../../src/cli/set.js';
 import { parseVipAddWords } from '../../src/cli/vip.js';
 import { main } from '../../src/cli/main.js';
@@ -62,6 +66,7 @@ const cases: [string, string[], RegExp][] = [
   ['set interface with a stray word', ['set', 'interface', 'nat4', 'in', 'eth0', 'now'], /unexpected argument 'now'/],
   ['attach --cgroup to a file', ['attach', '--cgroup', '/proc/self/status'], /cgroup: \/proc\/self\/status is not a directory/],
   ['as flush without del', ['as', '198.18.100.1/32', 'port', '80', '198.18.1.2', 'flush'], /as: flush applies to a removal \(\.\.\. del flush\)/],
+  ['vip add new_len not a prime', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'new_len', '1000'], /new_len: must be a prime number, got 1000/],
   ['show unknown', ['show', 'everything'], /show: expected one of vips, backends, flows, stats, conf, interfaces, cgroups, got 'everything'/],
 ];
 
@@ -122,6 +127,46 @@ t.test("the design card's NodePort command parses exactly as written", async (t)
     type: 'loadbalancer',
     sourceRanges: ['198.18.0.0/24', '198.18.9.0/24'],
   });
+});
+
+t.test('apply -f - reads the config from standard input, once', async (t) => {
+  const cfg = JSON.stringify({ vips: [{ prefix: '198.18.100.10/32', port: 80, backends: ['198.18.1.2'] }] });
+  const r = spawnSync(process.execPath, [KPBPF_BIN, '--bpffs', '/nonexistent-kpbpf-test', 'apply', '-f', '-', '--dry-run'], { input: cfg, encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /would vip add 198\.18\.100\.10\/32 tcp port 80/);
+  const s = spawnSync(process.execPath, [KPBPF_BIN, '--bpffs', '/nonexistent-kpbpf-test', 'apply', '-f', '/dev/stdin', '--dry-run'], { input: cfg, encoding: 'utf8' });
+  t.equal(s.status, 0, `/dev/stdin too: ${s.stderr}`);
+});
+
+t.test('bad files: duplicate keys, deep nesting and a huge wrong value get paths, not stack traces', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kpbpf-bad-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  const dup = await run('apply', '--dry-run', '-f', file('dup.json', '{"vips": [], "vips": [{"prefix": "198.18.100.1/32", "port": 80}]}'));
+  t.equal(dup.code, 1);
+  t.match(dup.err, /\/vips: the key "vips" is given twice in one object/);
+  const deep = await run('apply', '--dry-run', '-f', file('deep.json', `{"vips": ${'['.repeat(50000)}${']'.repeat(50000)}}`));
+  t.equal(deep.code, 1);
+  t.match(deep.err, /nested deeper than 32 levels/);
+  t.notMatch(deep.err, /RangeError|Maximum call stack/);
+  const huge = await run('apply', '--dry-run', '-f', file('huge.json', JSON.stringify({ vips: [{ prefix: '198.18.100.1/32', port: 'x'.repeat(3_000_000) }] })));
+  t.equal(huge.code, 1);
+  t.ok(huge.err.length < 2000, `the error is short (${huge.err.length} characters)`);
+  t.match(huge.err, /\/vips\/0\/port: must be integer, got "xxxx.*\.\.\. \(3,000,002 characters\)/);
+});
+
+t.test('a dry run refuses a missing interface as apply does', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kpbpf-if-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const p = join(dir, 'c.json');
+  writeFileSync(p, JSON.stringify({ interfaces: [{ name: 'kpnosuch0' }], vips: [] }));
+  const r = await run('apply', '--dry-run', '-f', p);
+  t.equal(r.code, 1);
+  t.match(r.err, /interfaces not found: kpnosuch0/);
 });
 
 t.test('no case reached the data plane: the bpffs path was never created', async (t) => {

@@ -193,7 +193,7 @@ function run() {
     const out = (await kp('show', 'conf')).out;
     t.match(out, /^masquerade_address 198\.18\.0\.77$/m);
     t.match(out, /^masquerade_ports 62000-63000$/m);
-    t.match(await json('conf', 'masquerade_address', 'none', 'masquerade_ports', '61000-65535'), { masqueradeAddress: 'none', masqueradePorts: '61000-65535' });
+    t.match(await json('conf', 'masquerade_address', 'none', 'masquerade_ports', '1024-29999'), { masqueradeAddress: 'none', masqueradePorts: '1024-29999' });
     t.equal(withControl((c) => c.dp.maps.masq.lookup(0)!.addr), '', 'none: all zero, LoadBalancer and hairpin connections keep their client address');
   });
 
@@ -204,6 +204,19 @@ function run() {
       { prefix: '198.18.100.20', protocol: 'udp', port: 53, target_port: 5353, backends: ['198.18.1.2'] },
     ],
   };
+
+  t.test('capacity is checked before anything changes, in a dry run too: 4,097 prefix VIPs', async (t) => {
+    const before = await json('show', 'vips');
+    const vips = Array.from({ length: 4097 }, (_, i) => ({ prefix: `198.18.${i >> 6}.${(i & 63) << 2}/30`, port: 80, backends: [] }));
+    const file = `${tmp}/prefixes.json`;
+    writeFileSync(file, JSON.stringify({ vips }));
+    for (const dry of [['--dry-run'], []]) {
+      const r = await kp('apply', '-f', file, ...dry);
+      t.equal(r.code, 1, `refused${dry.length ? ' (dry run)' : ''}`);
+      t.match(r.err, /the config has 4097 prefix VIPs but kp_vip_pfx holds 4096; nothing was applied/);
+    }
+    t.same(await json('show', 'vips'), before, 'nothing changed');
+  });
 
   t.test('apply: full sync, then no-op, then a one-backend change', async (t) => {
     const file = `${tmp}/a.json`;

@@ -19,11 +19,11 @@ const full = (): KpConfig =>
     ],
   });
 
-const empty = (): RunningState => ({ conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767] as [number, number], nodeport_addresses: [] as string[], masquerade_ports: [61000, 65535] as [number, number] }, interfaces: [], vips: [] });
+const empty = (): RunningState => ({ conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767] as [number, number], nodeport_addresses: [] as string[], masquerade_ports: [1024, 29999] as [number, number] }, interfaces: [], vips: [] });
 
 /** The running state that `full()` leaves behind. */
 const fullRunning = (): RunningState => ({
-  conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767] as [number, number], nodeport_addresses: [] as string[], masquerade_ports: [61000, 65535] as [number, number] },
+  conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767] as [number, number], nodeport_addresses: [] as string[], masquerade_ports: [1024, 29999] as [number, number] },
   interfaces: [
     { name: 'eth0', mode: 'native', redirect: true },
     { name: 'eth1', mode: 'generic', redirect: false },
@@ -134,11 +134,11 @@ t.test('no-op when equal', async (t) => {
 t.test('conf change', async (t) => {
   const want = full();
   want.conf.timeouts.udp = 120;
-  t.same(diffConfig(want, fullRunning()), [{ op: 'setConf', buckets: 131072, timeouts: { ...T, udp: 120 }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [61000, 65535], changed: ['udp'] }]);
+  t.same(diffConfig(want, fullRunning()), [{ op: 'setConf', buckets: 131072, timeouts: { ...T, udp: 120 }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [1024, 29999], changed: ['udp'] }]);
   want.conf.buckets = 1024;
   want.conf.timeouts.tcp_established = 7200;
   const plan = diffConfig(want, fullRunning());
-  t.same(plan, [{ op: 'setConf', buckets: 1024, timeouts: { ...T, udp: 120, tcp_established: 7200 }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [61000, 65535], changed: ['buckets', 'tcp_established', 'udp'] }]);
+  t.same(plan, [{ op: 'setConf', buckets: 1024, timeouts: { ...T, udp: 120, tcp_established: 7200 }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [1024, 29999], changed: ['buckets', 'tcp_established', 'udp'] }]);
   t.same(plan.map(formatOp), ['conf buckets 1024 timeout tcp_established 7200 timeout udp 120']);
 });
 
@@ -151,7 +151,7 @@ t.test('hash_seed: set when the config gives one that differs, kept when it give
   t.same(diffConfig(want, running), [], 'the same seed: nothing to do');
   want.conf.hash_seed = 3735928559;
   const plan = diffConfig(want, running);
-  t.same(plan, [{ op: 'setConf', buckets: 131072, timeouts: T, hash_seed: 3735928559, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [61000, 65535], changed: ['hash_seed'] }]);
+  t.same(plan, [{ op: 'setConf', buckets: 131072, timeouts: T, hash_seed: 3735928559, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [1024, 29999], changed: ['hash_seed'] }]);
   t.same(plan.map(formatOp), ['conf hash_seed 3735928559']);
 });
 

@@ -51,9 +51,15 @@ t.test("README's config example is valid, as printed there", async (t) => {
   t.equal(c.conf.hash_seed, 3735928559);
 });
 
+t.test("the shipped example config (deploy/config.example.json) is valid", async (t) => {
+  const c = loadConfigFile(new URL('../../deploy/config.example.json', import.meta.url).pathname);
+  t.equal(c.vips.length, 2);
+  t.same(c.conf.masquerade_ports, [1024, 29999]);
+});
+
 t.test('the README example is accepted, as given', async (t) => {
   t.same(parseConfig(example()), {
-    conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [61000, 65535] },
+    conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [1024, 29999] },
     interfaces: [{ name: 'eth0', mode: 'auto', redirect: true }],
     vips: [
       {
@@ -76,13 +82,13 @@ t.test('the README example is accepted, as given', async (t) => {
 });
 
 t.test('defaults are filled', async (t) => {
-  t.same(parseConfig({}), { conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [61000, 65535] }, interfaces: [], vips: [] });
+  t.same(parseConfig({}), { conf: { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [1024, 29999] }, interfaces: [], vips: [] });
   const c = parseConfig({
     conf: { timeout: 7 },
     interfaces: [{ name: 'veth-node0' }],
     vips: [{ prefix: '198.18.100.1', port: 53 }, { prefix: '2001:db8:100::1', port: 443, backends: ['2001:db8:1::2'] }],
   });
-  t.same(c.conf, { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS, udp: 7 }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [61000, 65535] }, 'timeout is the UDP timeout');
+  t.same(c.conf, { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS, udp: 7 }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [1024, 29999] }, 'timeout is the UDP timeout');
   t.same(parseConfig({ conf: { timeouts: { tcp_established: 3600, tcp_close: 5 } } }).conf.timeouts, { ...DEFAULT_TIMEOUTS, tcp_established: 3600, tcp_close: 5 });
   t.same(c.interfaces, [{ name: 'veth-node0', mode: 'auto', redirect: false }]);
   t.same(c.vips[0], { prefix: '198.18.100.1/32', family: 4, protocol: 'tcp', port: 53, target_port: 53, new_len: 1021, node_port: 0, type: 'clusterip', source_ranges: [], backends: [] });
@@ -187,6 +193,7 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['interface name with a slash', (d) => (d.interfaces[0].name = 'eth/0'), `/interfaces/0/name: must not contain '/', ':' or whitespace, got "eth/0"`],
     ['interface name with a space', (d) => (d.interfaces[0].name = 'eth 0'), `/interfaces/0/name: must not contain '/', ':' or whitespace, got "eth 0"`],
     ['interface name ..', (d) => (d.interfaces[0].name = '..'), `/interfaces/0/name: '..' is not a valid interface name`],
+    ['redirect on generic', (d) => ((d.interfaces[0].mode = 'generic'), (d.interfaces[0].redirect = true)), '/interfaces/0/redirect: not with mode generic (a redirected skb-mode frame keeps CHECKSUM_PARTIAL with a finished checksum); use mode native or auto, or redirect false'],
     ['bad mode', (d) => (d.interfaces[0].mode = 'offload'), '/interfaces/0/mode: must be one of "native", "generic", "auto", got "offload"'],
     ['redirect not boolean', (d) => ((d.interfaces[0] as any).redirect = 'yes'), '/interfaces/0/redirect: must be boolean, got "yes"'],
     ['interfaces not an array', (d) => ((d as any).interfaces = { eth0: {} }), '/interfaces: must be array, got {"eth0":{}}'],

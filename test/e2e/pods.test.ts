@@ -68,4 +68,15 @@ function run() {
       t.ok(kpJson('show', 'stats').global.masq - before >= 10, 'each connection masqueraded');
     });
   }
+
+  t.test('--redirect is refused on an attachment that got generic XDP (lo has no native XDP)', async (t) => {
+    let err = '';
+    try {
+      kp('attach', 'lo', '--redirect');
+    } catch (e) {
+      err = String((e as { stderr?: string }).stderr);
+    }
+    t.match(err, /attach lo: it got generic \(skb\) XDP, and --redirect is refused there/);
+    t.notOk((kpJson('show', 'interfaces') as { ifname: string }[]).some((i) => i.ifname === 'lo'), 'nothing left attached to lo');
+  });
 }

@@ -81,7 +81,7 @@ t.test('every codec size equals its layout size, and fields tile the struct', as
     ['kp_flow_key', c.flowKey], ['kp_ct', c.ct], ['kp_frag_key', c.fragKey], ['kp_frag', c.frag], ['kp_hop', { size: 20 } as c.Codec<unknown>], ['kp_nexthop', c.nextHop], ['kp_vip_key', c.vipKey],
     ['kp_vip_pfx_key', c.vipPfxKey], ['kp_src_key', c.srcKey], ['kp_settings', c.settings], ['kp_vip', c.vip], ['kp_backend', c.backend], ['kp_config', c.config],
     ['kp_vip_stats', c.vipStats], ['kp_backend_stats', c.backendStats], ['bpf_devmap_val', c.devmapVal],
-    ['kp_ct_hop', { size: 16 } as c.Codec<unknown>], ['kp_masq', c.masq], ['kp_sock_key', c.sockKey], ['kp_sock_nat', c.sockNat],
+    ['kp_ct_hop', { size: 16 } as c.Codec<unknown>], ['kp_masq', c.masq], ['kp_sock_key', c.sockKey], ['kp_sock_nat', c.sockNat], ['kp_affinity_key', c.affinityKey], ['kp_affinity', c.affinity],
   ];
   t.equal(pairs.length, Object.keys(c.LAYOUTS).length, 'a codec for every layout');
   for (const [name, codec] of pairs) {

@@ -1,0 +1,196 @@
+// kpbpf run -f FILE: the long-running mode. Loads or adopts the pinned data plane, applies the file,
+// then keeps running: the file is applied again when it changes and on SIGHUP, only its difference
+// to the running state (`apply`'s reconciler, against the state this process keeps in memory). An
+// invalid or failing file changes nothing; the next valid one applies. SIGTERM leaves the data plane
+// forwarding (it is pinned) unless --detach-on-exit.
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { createServer, type Server } from 'node:http';
+import type { Logger } from 'pino';
+import { KpError } from '../errors.js';
+import { Control } from '../dataplane/control.js';
+import { loadConfigSource } from '../config/validate.js';
+import { createMetrics, type DaemonMetrics } from './metrics.js';
+
+/** Changes of the file within this window are applied once (editors write in several steps). */
+const SETTLE_MS = 150;
+
+export interface RunOptions {
+  file: string;
+  bpffs?: string;
+  /** ADDR:PORT of /metrics and /healthz; undefined: no HTTP server */
+  metrics?: string;
+  detachOnExit: boolean;
+  log: Logger;
+}
+
+export interface HealthView {
+  healthy: boolean;
+  attached: string[];
+  cgroups: number;
+  lastApplied?: string;
+  lastSync?: string;
+  lastError?: string;
+}
+
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:(\[[0-9a-fA-F:]+\]|[^:]+):)?(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : -1;
+  if (!m || port > 65535) throw new KpError('KP_ERR_ARG', `--metrics: expected [ADDR:]PORT (e.g. 127.0.0.1:10249), got '${text}'`);
+  return { host: (m[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port };
+}
+
+export class Daemon {
+  private control!: Control;
+  private metrics!: DaemonMetrics;
+  private server?: Server;
+  private watcher?: FSWatcher;
+  private timer?: NodeJS.Timeout;
+  private applying = false;
+  private again = false;
+  private lastSync?: Date;
+  private lastApplied?: string;
+  private lastError?: string;
+  private stopped!: Promise<void>;
+  private stop!: () => void;
+  readonly file: string;
+
+  constructor(private readonly o: RunOptions) {
+    this.file = resolve(o.file);
+  }
+
+  /** Runs until SIGTERM or SIGINT. */
+  async run(): Promise<void> {
+    const log = this.o.log;
+    this.stopped = new Promise((r) => (this.stop = r));
+    // The writer lock, held for the daemon's life: other writers are told who owns the data plane.
+    // A first load takes the file's table size, so that applying it does not reload at once.
+    let buckets: number | undefined;
+    try {
+      buckets = loadConfigSource(this.file).config.conf.buckets;
+    } catch {
+      buckets = undefined; // applyFile reports it
+    }
+    this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets, reload: false, owner: `kpbpf run -f ${this.file}` });
+    log.info({ pinDir: this.control.pinDir, file: this.file }, 'data plane ready');
+    this.metrics = createMetrics(() => this.control);
+    this.applyFile('start');
+    // The directory, not the file: an editor's save or a ConfigMap update replaces the file.
+    this.watcher = watch(dirname(this.file), (_ev, name) => {
+      if (name === null || name === basename(this.file)) this.schedule('file changed');
+    });
+    const onHup = () => this.schedule('SIGHUP');
+    const onTerm = (sig: string) => () => {
+      log.info({ signal: sig }, 'stopping');
+      this.stop();
+    };
+    const term = onTerm('SIGTERM');
+    const int = onTerm('SIGINT');
+    process.on('SIGHUP', onHup);
+    process.on('SIGTERM', term);
+    process.on('SIGINT', int);
+    if (this.o.metrics) await this.listen(this.o.metrics);
+    try {
+      await this.stopped;
+    } finally {
+      process.off('SIGHUP', onHup);
+      process.off('SIGTERM', term);
+      process.off('SIGINT', int);
+      this.watcher.close();
+      clearTimeout(this.timer);
+      await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+      if (this.o.detachOnExit) {
+        const gone = this.control.detach();
+        const cgroups = this.control.detachCgroups();
+        log.info({ interfaces: gone, cgroups }, 'detached (--detach-on-exit); the maps stay pinned');
+      } else {
+        log.info('the data plane keeps forwarding (pinned); run kpbpf detach to stop it');
+      }
+      this.control.close();
+    }
+  }
+
+  private schedule(why: string): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.applyFile(why), SETTLE_MS);
+  }
+
+  /** Apply the file now; a change that arrives meanwhile is applied right after. */
+  private applyFile(why: string): void {
+    if (this.applying) {
+      this.again = true;
+      return;
+    }
+    this.applying = true;
+    const log = this.o.log;
+    const end = this.metrics.applySeconds.startTimer();
+    try {
+      const src = loadConfigSource(this.file);
+      const r = this.control.apply(src.config, { dryRun: false, manageInterfaces: src.manageInterfaces });
+      end();
+      this.metrics.reloads.inc();
+      this.lastSync = new Date();
+      this.lastApplied = why;
+      this.lastError = undefined;
+      this.metrics.lastSync.set(this.lastSync.getTime() / 1000);
+      log.info({ why, changes: r.ops.length, ops: r.ops.slice(0, 50) }, r.ops.length ? 'applied' : 'no changes');
+    } catch (e) {
+      end();
+      this.metrics.reloadFailures.inc();
+      const err = e as KpError;
+      this.lastError = err.message;
+      log.error({ why, error: err.message, details: err.details?.slice(0, 200) }, 'config refused; the running state is unchanged');
+    } finally {
+      this.applying = false;
+    }
+    if (this.again) {
+      this.again = false;
+      this.applyFile('changed while applying');
+    }
+  }
+
+  health(): HealthView {
+    const attached = this.control.links().map((l) => l.ifname);
+    const cgroups = this.control.cgroups().length;
+    return {
+      // kube-proxy's healthz: serving, and the last sync done; here also: something is attached.
+      healthy: this.lastSync !== undefined && this.lastError === undefined && (attached.length > 0 || cgroups > 0),
+      attached,
+      cgroups,
+      ...(this.lastApplied ? { lastApplied: this.lastApplied } : {}),
+      ...(this.lastSync ? { lastSync: this.lastSync.toISOString() } : {}),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  private async listen(text: string): Promise<void> {
+    const { host, port } = parseListen(text);
+    this.server = createServer((req, res) => {
+      void (async () => {
+        try {
+          if (req.url === '/metrics') {
+            const body = await this.metrics.registry.metrics();
+            res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+            res.end(body);
+          } else if (req.url === '/healthz') {
+            const h = this.health();
+            res.writeHead(h.healthy ? 200 : 503, { 'content-type': 'application/json' });
+            res.end(JSON.stringify(h) + '\n');
+          } else {
+            res.writeHead(404, { 'content-type': 'text/plain' });
+            res.end('not found: /metrics, /healthz\n');
+          }
+        } catch (e) {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`${(e as Error).message}\n`);
+        }
+      })();
+    });
+    await new Promise<void>((ok, fail) => {
+      this.server!.once('error', (e) => fail(new KpError('KP_ERR_NET', `--metrics ${text}: ${(e as Error).message}`)));
+      this.server!.listen(port, host, () => ok());
+    });
+    const addr = this.server.address();
+    this.o.log.info({ metrics: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : text }, 'serving /metrics and /healthz');
+  }
+}

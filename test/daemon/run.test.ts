@@ -1,0 +1,199 @@
+// kpbpf run against a private bpffs (no interface attached, packets through BPF_PROG_TEST_RUN):
+// applies the file, reloads on change and on SIGHUP, refuses an invalid file and keeps the running
+// state, refuses other writers with its name, serves /metrics whose values match the maps after
+// traffic and /healthz, and leaves the data plane pinned and forwarding on SIGTERM and SIGKILL.
+import t from 'tap';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_OBJECT, openPinned, testRun } from '../../src/loader/index.js';
+import { KPBPF } from '../helpers/e2e.js';
+import { skipUnlessCi } from '../helpers/ci.js';
+import { buildPacket } from '../helpers/packet.js';
+
+const skip = skipUnlessCi(process.getuid?.() !== 0 ? 'needs root (bpffs, BPF maps)' : !existsSync(DEFAULT_OBJECT) ? `${DEFAULT_OBJECT} missing: run npm run build` : undefined);
+if (skip) t.test('kpbpf run', { skip }, async () => {});
+else run();
+
+interface Proc {
+  child: ChildProcess;
+  logs: () => Array<Record<string, unknown>>;
+  waitLog: (pred: (l: Record<string, unknown>) => boolean, ms?: number) => Promise<Record<string, unknown>>;
+  exited: Promise<number | null>;
+}
+
+function run() {
+  const tag = randomBytes(3).toString('hex');
+  const bpffs = `/run/kpbpf-run-${tag}`;
+  const dir = `/tmp/kpbpf-run-${tag}`;
+  const file = `${dir}/config.json`;
+  const procs: ChildProcess[] = [];
+  mkdirSync(bpffs, { recursive: true });
+  mkdirSync(dir, { recursive: true });
+  execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]);
+  t.teardown(() => {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    try {
+      execFileSync(process.execPath, [KPBPF, '--bpffs', bpffs, 'detach', '--purge'], { stdio: 'ignore' });
+    } catch {
+      // nothing pinned
+    }
+    execFileSync('umount', [bpffs]);
+    rmdirSync(bpffs);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const kp = (...args: string[]) => {
+    try {
+      return { code: 0, out: execFileSync(process.execPath, [KPBPF, '--bpffs', bpffs, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }), err: '' };
+    } catch (e) {
+      const x = e as { status: number; stdout: string; stderr: string };
+      return { code: x.status, out: x.stdout, err: x.stderr };
+    }
+  };
+  const vips = () => JSON.parse(kp('--json', 'show', 'vips').out) as Array<{ prefix: string; port: number; backends: { address: string }[] }>;
+  /** Write the config as an editor or a ConfigMap update does: a new file renamed over the old. */
+  const writeConfig = (c: unknown) => {
+    writeFileSync(`${file}.tmp`, typeof c === 'string' ? c : JSON.stringify(c));
+    renameSync(`${file}.tmp`, file);
+  };
+  const start = (...extra: string[]): Proc => {
+    const child = spawn(process.execPath, [KPBPF, '--bpffs', bpffs, 'run', '-f', file, '--metrics', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+    procs.push(child);
+    let buf = '';
+    const lines: Array<Record<string, unknown>> = [];
+    child.stderr!.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          lines.push(JSON.parse(line));
+        } catch {
+          lines.push({ msg: `not JSON: ${line}` });
+        }
+      }
+    });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const waitLog = async (pred: (l: Record<string, unknown>) => boolean, ms = 10_000) => {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const found = lines.find(pred);
+        if (found) return found;
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no such log line; got: ${JSON.stringify(lines).slice(0, 2000)}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    };
+    return { child, logs: () => lines, waitLog, exited };
+  };
+  const svc = (backends: string[]) => ({ vips: [{ prefix: '198.18.100.10/32', protocol: 'udp', port: 53, target_port: 5353, backends }] });
+  let metricsAt = '';
+  const scrape = async (path = '/metrics') => {
+    const r = await fetch(`http://${metricsAt}${path}`);
+    return { status: r.status, text: await r.text() };
+  };
+  const metric = (text: string, name: string, labels = ''): number => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}` : ''}`) && (labels || /^\S+ /.test(l)));
+    return line ? Number(line.split(' ').pop()) : NaN;
+  };
+
+  let d: Proc;
+  t.test('starts, applies the file and logs JSON lines', async (t) => {
+    writeConfig(svc(['198.18.1.2']));
+    d = start();
+    const served = await d.waitLog((l) => typeof l.metrics === 'string');
+    metricsAt = served.metrics as string;
+    await d.waitLog((l) => l.msg === 'applied');
+    t.match(vips(), [{ prefix: '198.18.100.10/32', port: 53, backends: [{ address: '198.18.1.2' }] }]);
+    t.ok(d.logs().every((l) => typeof l.level === 'number' && typeof l.time === 'string'), 'pino lines: level and time on every one');
+  });
+
+  t.test('another writer is refused with the owner named; show keeps working', async (t) => {
+    const r = kp('vip', 'del', '198.18.100.10/32');
+    t.equal(r.code, 1);
+    t.match(r.err, /kpbpf run -f \S+config\.json \(pid \d+\) owns .*: change its config file instead/);
+    t.equal(vips().length, 1, 'show works and nothing changed');
+  });
+
+  t.test('a changed file is applied: only its difference', async (t) => {
+    writeConfig(svc(['198.18.1.2', '198.18.2.2']));
+    const l = await d.waitLog((x) => x.msg === 'applied' && x.why === 'file changed');
+    t.same(l.ops, ['backend add 198.18.100.10/32 udp port 53 198.18.2.2 weight 1']);
+    t.same(vips()[0].backends.map((b) => b.address), ['198.18.1.2', '198.18.2.2']);
+  });
+
+  t.test('an invalid file is refused with every error, and the running state stays', async (t) => {
+    const before = vips();
+    writeConfig('{"vips": [{"prefix": "198.18.100.10/32", "port": 99999, "new_len": 1000}]}');
+    const l = await d.waitLog((x) => x.msg === 'config refused; the running state is unchanged');
+    t.match([...(l.details as string[])].sort(), [/\/vips\/0\/new_len: must be a prime number, got 1000/, /\/vips\/0\/port: must be <= 65535, got 99999/], 'both errors, with their paths');
+    t.same(vips(), before);
+    writeConfig('{"vips": [], "vips": []}');
+    const dup = await d.waitLog((x) => x.msg === 'config refused; the running state is unchanged' && JSON.stringify(x.details).includes('given twice'));
+    t.ok(dup, 'duplicate keys too');
+    t.same(vips(), before);
+    const h = await scrape('/healthz');
+    t.equal(h.status, 503, 'unhealthy while the last file failed');
+    t.match(JSON.parse(h.text), { healthy: false, lastError: /error/ });
+  });
+
+  t.test('SIGHUP applies the file again; the next valid file applies', async (t) => {
+    writeFileSync(file, JSON.stringify(svc(['198.18.2.2'])));
+    d.child.kill('SIGHUP');
+    await d.waitLog((x) => x.msg === 'applied' && x.why === 'SIGHUP');
+    t.same(vips()[0].backends.map((b) => b.address), ['198.18.2.2']);
+  });
+
+  t.test('/metrics: counters equal the maps after traffic, reloads and apply latency', async (t) => {
+    const dp = openPinned(`${bpffs}/kpbpf`);
+    try {
+      for (let i = 0; i < 5; i++) testRun(dp.progFd, buildPacket({ src: '198.18.0.9', dst: '198.18.100.10', proto: 'udp', sport: 40000 + i, dport: 53, payload: Buffer.from('q') }));
+    } finally {
+      dp.close();
+    }
+    const stats = JSON.parse(kp('--json', 'show', 'stats').out);
+    const m = (await scrape()).text;
+    const labels = 'vip="198.18.100.10/32",protocol="udp",port="53"';
+    t.equal(metric(m, 'kpbpf_vip_packets_total', `${labels},kind="first"`), stats.vips[0].counters.firstPkts);
+    t.equal(stats.vips[0].counters.firstPkts, 5, 'five new flows');
+    t.equal(metric(m, 'kpbpf_vip_bytes_total', labels), stats.vips[0].counters.bytes);
+    t.equal(metric(m, 'kpbpf_backend_packets_total', `${labels},backend="198.18.2.2:5353"`), 5);
+    t.equal(metric(m, 'kpbpf_packets_total', 'reason="dnat"'), stats.global.dnat);
+    t.equal(metric(m, 'kpbpf_conntrack_entries'), 10, 'two entries per connection');
+    t.ok(metric(m, 'kpbpf_reloads_total') >= 3, 'start, change, SIGHUP');
+    t.equal(metric(m, 'kpbpf_reload_failures_total'), 2);
+    t.ok(metric(m, 'kpbpf_apply_duration_seconds_count') >= 5);
+    const h = await scrape('/healthz');
+    t.equal(h.status, 503, 'nothing attached: not healthy');
+    t.match(JSON.parse(h.text), { healthy: false, attached: [], lastSync: /T/ });
+  });
+
+  t.test('SIGTERM: exits, the data plane stays pinned with its state', async (t) => {
+    d.child.kill('SIGTERM');
+    t.equal(await d.exited, 0);
+    t.same(vips()[0].backends.map((b) => b.address), ['198.18.2.2'], 'still there');
+    t.equal(kp('vip', 'add', '198.18.100.20/32', 'port', '80').code, 0, 'the lock is released');
+    kp('vip', 'del', '198.18.100.20/32');
+  });
+
+  t.test('SIGKILL, then a new daemon adopts the pins without touching connections', async (t) => {
+    const a = start();
+    await a.waitLog((l) => l.msg === 'no changes' || l.msg === 'applied');
+    a.child.kill('SIGKILL');
+    await a.exited;
+    const before = JSON.parse(kp('--json', 'show', 'flows', '--limit', '100').out);
+    t.equal(before.length, 5, 'the five connections');
+    const b = start();
+    const l = await b.waitLog((x) => x.msg === 'no changes' || x.msg === 'applied');
+    t.equal(l.msg, 'no changes', 'the pinned state already matches the file');
+    t.same(JSON.parse(kp('--json', 'show', 'flows', '--limit', '100').out).map((f: { client: string; backend: string }) => [f.client, f.backend]), before.map((f: { client: string; backend: string }) => [f.client, f.backend]));
+    b.child.kill('SIGTERM');
+    t.equal(await b.exited, 0);
+  });
+
+  t.test('a bad --metrics is refused before anything runs', async (t) => {
+    const r = kp('run', '-f', file, '--metrics', 'localhost:notaport');
+    t.equal(r.code, 2);
+    t.match(r.err, /--metrics: expected \[ADDR:\]PORT/);
+  });
+}
