@@ -201,6 +201,19 @@ static __noinline int kp_reject(struct xdp_md *ctx, struct kp_pkt *pkt, const st
 	return kp_transmit(ctx, pkt, cfg);
 }
 
+/* A new masqueraded connection: counted, and so is a port taken from an unreplied UDP flow
+ * (kp_ct_claim leaves that in the scratch). A subprogram: new masqueraded connections only. */
+static __noinline void kp_masq_count(void)
+{
+	struct kp_scratch *s = kp_scratch_get();
+
+	kp_stat_inc(KP_STAT_MASQ);
+	if (s && s->evicted) {
+		s->evicted = 0;
+		kp_stat_inc(KP_STAT_MASQ_EVICT);
+	}
+}
+
 /* Not an XDP action: the VIP has no serving endpoint; the caller rejects the packet. */
 #define KP_TX_REJECT 0x101
 
@@ -243,7 +256,7 @@ static __always_inline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt
 	if (pick->remapped)
 		kp_stat_inc(KP_STAT_CT_REMAP);
 	if (pick->masq)
-		kp_stat_inc(KP_STAT_MASQ);
+		kp_masq_count();
 	kp_dnat_ipv4(pkt, pick->be_addr, pick->be->port);
 	if (pick->masq_addr)
 		kp_nat_ipv4_more(pkt, &pkt->ip->saddr, &pkt->ports[0], pick->masq_addr, pick->nat_port);

@@ -217,7 +217,9 @@ static __always_inline int kp_ct_same_conn(const struct kp_ct *a, const struct k
 }
 
 /* Takes the reply tuple rk for the connection rv describes: 0 if it is now ours, -1 if a live,
- * open connection of another VIP or client port holds it. */
+ * open connection of another VIP or client port holds it. With the scratch's evict set, a UDP connection that never
+ * saw a reply gives the tuple up (its record goes, so its next packet is a new connection): under
+ * port pressure, as netfilter's early drop gives up connections that are not assured. */
 static __noinline int kp_ct_claim(const struct kp_flow_key *rk, const struct kp_ct *rv,
 				  const struct kp_config *cfg, __u64 now)
 {
@@ -231,8 +233,12 @@ static __noinline int kp_ct_claim(const struct kp_flow_key *rk, const struct kp_
 		struct kp_scratch *s = kp_scratch_get();
 		struct kp_ct *owner = s ? kp_ct_owner_in(rk, old, cfg, now, &s->fk) : NULL;
 
-		if (owner && !kp_ct_closed(owner))
-			return -1;
+		if (owner && !kp_ct_closed(owner)) {
+			if (!s->evict || rk->proto != IPPROTO_UDP || owner->state != KP_CT_UDP)
+				return -1;
+			bpf_map_delete_elem(&kp_ct, &s->fk);
+			s->evicted = 1; /* counted by the caller: this frame is at the deepest stack */
+		}
 	}
 	return bpf_map_update_elem(&kp_ct, rk, rv, BPF_ANY) ? -1 : 0;
 }
@@ -288,8 +294,13 @@ static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, co
 		if (i >= tries)
 			break;
 		s->rk.dport = bpf_htons(lo + (h + i * KP_REMAP_STRIDE) % span);
-		if (!kp_ct_claim(&s->rk, &s->rv, cfg, now))
+		/* Every masquerade port tried is held: the last try may take an unreplied UDP flow's. */
+		s->evict = masq && i == tries - 1;
+		if (!kp_ct_claim(&s->rk, &s->rv, cfg, now)) {
+			s->evict = 0;
 			return s->rk.dport;
+		}
+		s->evict = 0;
 	}
 	return 0;
 }

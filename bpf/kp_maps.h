@@ -135,6 +135,8 @@ struct kp_scratch {
 	__u8 masq[KP_ADDR_LEN];  /* a new connection's masquerade address */
 	struct kp_affinity_key ak; /* a new connection's client, for session affinity */
 	struct kp_affinity av;
+	__u32 evict;             /* kp_ct_claim may take a tuple from an unreplied UDP flow */
+	__u32 evicted;           /* it did (counted, then cleared, by kp_vip_forward) */
 	__u32 masq_lo;           /* and the port range it takes a port from */
 	__u32 masq_span;
 };
@@ -193,6 +195,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct kp_masq);
 } kp_masq SEC(".maps");
+
+/* kp_layout[0]: the KP_LAYOUT_VERSION of the kpbpf that created the pins (written by the loader). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} kp_layout SEC(".maps");
 
 /* Runtime knobs, one entry at key 0. */
 struct {

@@ -11,6 +11,11 @@
 
 #include <linux/types.h>
 
+/* The meaning of the pinned maps: bumped whenever a shared struct or a map's use changes in a way a
+ * size check cannot see (a field reinterpreted, a flag moved). A kpbpf of another version refuses
+ * pins of this one; test/maps/btf-layout.test.ts keeps src/maps/codecs.ts LAYOUT_VERSION equal. */
+#define KP_LAYOUT_VERSION 2
+
 /* Addresses are always 16 bytes: IPv6 as is, IPv4 as ::ffff:a.b.c.d (RFC 4291 2.5.5.2). */
 #define KP_ADDR_LEN 16
 
@@ -396,7 +401,8 @@ enum kp_stat {
 	KP_STAT_DROP_MASQ_PORTS = 25, /* a new masqueraded connection found no free port to take */
 	KP_STAT_SOCK_XLATE = 26,     /* a socket of the node's own connected to or sent to a backend instead of a VIP */
 	KP_STAT_SOCK_NO_BACKEND = 27, /* a socket of the node's own refused: its VIP has no serving endpoint */
-	KP_STAT_MAX = 28,
+	KP_STAT_MASQ_EVICT = 28,      /* a masquerade port taken from a UDP flow that never saw a reply (every candidate was held) */
+	KP_STAT_MAX = 29,
 };
 
 #endif /* KP_SHARED_H */

@@ -11,6 +11,7 @@ import { registerShow } from './show.js';
 import { registerApply } from './apply.js';
 import { registerSet } from './set.js';
 import { registerRun } from './run.js';
+import { registerExplain } from './explain.js';
 
 const stdio: CliIo = {
   out: (t) => process.stdout.write(t),
@@ -27,7 +28,7 @@ export function buildProgram(io: CliIo = stdio): { program: Command; ctx: CliCon
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showHelpAfterError('(run kpbpf help <command> for usage)');
-  for (const register of [registerAttach, registerDetach, registerConf, registerVip, registerBackend, registerShow, registerApply, registerSet, registerRun]) {
+  for (const register of [registerAttach, registerDetach, registerConf, registerVip, registerBackend, registerShow, registerApply, registerSet, registerRun, registerExplain]) {
     register(program, ctx);
   }
   for (const cmd of program.commands) cmd.exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });

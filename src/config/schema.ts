@@ -76,6 +76,9 @@ export const configSchema = {
           // Kubernetes' sessionAffinity and sessionAffinityConfig.clientIP.timeoutSeconds.
           session_affinity: { enum: ['ClientIP', 'None', 'clientip', 'none'] },
           session_affinity_timeout: { type: 'integer', minimum: 1, maximum: 86400 },
+          // kube-proxy's healthCheckNodePort: answered by kpbpf run (validate.ts: local policy only).
+          health_check_node_port: port,
+          name: { type: 'string', minLength: 1, maxLength: 253 },
           new_len: { type: 'integer', minimum: KP_MAGLEV_MIN_LEN, maximum: KP_MAGLEV_MAX_LEN },
           backends: {
             type: 'array',

@@ -61,6 +61,10 @@ export interface KpVipConfig {
   internal_traffic_policy?: 'local';
   /** session affinity ClientIP with this timeout in seconds; left out: none */
   session_affinity_timeout?: number;
+  /** externalTrafficPolicy local: the port `kpbpf run` answers load balancers' health checks on */
+  health_check_node_port?: number;
+  /** the service's name, for health-check answers ("namespace/name") */
+  name?: string;
   backends: KpBackendConfig[];
 }
 

@@ -133,6 +133,7 @@ function semanticErrors(doc: unknown): string[] {
   });
   const vipSeen = new Map<string, string>();
   const nodePortSeen = new Map<string, string>();
+  const healthPortSeen = new Map<number, string>();
   arr(doc.vips).forEach((v, i) => {
     if (!isObj(v)) return;
     const at = `/vips/${i}`;
@@ -143,6 +144,15 @@ function semanticErrors(doc: unknown): string[] {
     }
     if (v.external_traffic_policy === 'local' && type === 'clusterip') {
       errs.push(`${at}/external_traffic_policy: a clusterip VIP has no external traffic (type nodeport, loadbalancer or externalip)`);
+    }
+    if (v.health_check_node_port !== undefined && v.external_traffic_policy !== 'local') {
+      errs.push(`${at}/health_check_node_port: only a VIP with external_traffic_policy local has one`);
+    }
+    if (Number.isInteger(v.health_check_node_port)) {
+      const hc = v.health_check_node_port as number;
+      const first = healthPortSeen.get(hc);
+      if (first) errs.push(`${at}/health_check_node_port: port ${hc} is already ${first}`);
+      else healthPortSeen.set(hc, `${at}/health_check_node_port`);
     }
     const affinity = typeof v.session_affinity === 'string' && v.session_affinity.toLowerCase() === 'clientip';
     if (v.session_affinity_timeout !== undefined && !affinity) {
@@ -221,6 +231,12 @@ function semanticErrors(doc: unknown): string[] {
       else beSeen.set(a.text, path);
     });
   });
+  // A health-check port is a TCP listener on the node: it cannot also be a TCP node port.
+  for (const [port, at] of healthPortSeen) {
+    const np = nodePortSeen.get(`tcp ${port}`);
+    if (np) errs.push(`${at}: port ${port} is already ${np}'s node port`);
+  }
+
   return errs;
 }
 
@@ -254,6 +270,8 @@ function build(doc: Json): KpConfig {
       type: (v.type as VipType) ?? (v.node_port ? 'nodeport' : 'clusterip'),
       source_ranges: [...new Set(arr(v.source_ranges).map((r) => (parsePrefix(r as string) as { prefix: string }).prefix))].sort(),
       ...(v.external_traffic_policy === 'local' ? { external_traffic_policy: 'local' as const } : {}),
+      ...(Number.isInteger(v.health_check_node_port) ? { health_check_node_port: v.health_check_node_port as number } : {}),
+      ...(typeof v.name === 'string' ? { name: v.name } : {}),
       ...(typeof v.session_affinity === 'string' && v.session_affinity.toLowerCase() === 'clientip'
         ? { session_affinity_timeout: (v.session_affinity_timeout as number) ?? AFFINITY_TIMEOUT_DEFAULT }
         : {}),

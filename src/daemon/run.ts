@@ -10,10 +10,11 @@ import type { Logger } from 'pino';
 import { KpError } from '../errors.js';
 import { Control } from '../dataplane/control.js';
 import { loadConfigSource } from '../config/validate.js';
+import type { KpConfig } from '../config/types.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
 
 /** Changes of the file within this window are applied once (editors write in several steps). */
-const SETTLE_MS = 150;
+const SETTLE_MS = 50;
 
 export interface RunOptions {
   file: string;
@@ -21,7 +22,17 @@ export interface RunOptions {
   /** ADDR:PORT of /metrics and /healthz; undefined: no HTTP server */
   metrics?: string;
   detachOnExit: boolean;
+  /** where health-check node ports listen (kube-proxy: the node's addresses) */
+  healthCheckAddress?: string;
   log: Logger;
+}
+
+/** A VIP's health-check node port, as its file gives it. */
+interface HealthCheck {
+  port: number;
+  vip: { prefix: string; protocol: 'tcp' | 'udp'; port: number };
+  name: string;
+  server: Server;
 }
 
 export interface HealthView {
@@ -52,6 +63,7 @@ export class Daemon {
   private lastApplied?: string;
   private lastError?: string;
   private stopped!: Promise<void>;
+  private healthChecks = new Map<number, HealthCheck>();
   private stop!: () => void;
   readonly file: string;
 
@@ -71,7 +83,9 @@ export class Daemon {
     } catch {
       buckets = undefined; // applyFile reports it
     }
-    this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets, reload: false, owner: `kpbpf run -f ${this.file}` });
+    // A restart or a new version takes over the pins: its program replaces the running one over the
+    // same maps (connections kept), or the pins are refused if their layout differs.
+    this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets, reload: false, upgrade: true, owner: `kpbpf run -f ${this.file}` });
     log.info({ pinDir: this.control.pinDir, file: this.file }, 'data plane ready');
     this.metrics = createMetrics(() => this.control);
     this.applyFile('start');
@@ -99,6 +113,7 @@ export class Daemon {
       this.watcher.close();
       clearTimeout(this.timer);
       await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+      await Promise.all([...this.healthChecks.values()].map((h) => new Promise<void>((r) => h.server.close(() => r()))));
       if (this.o.detachOnExit) {
         const gone = this.control.detach();
         const cgroups = this.control.detachCgroups();
@@ -134,6 +149,7 @@ export class Daemon {
       this.lastError = undefined;
       this.metrics.lastSync.set(this.lastSync.getTime() / 1000);
       log.info({ why, changes: r.ops.length, ops: r.ops.slice(0, 50) }, r.ops.length ? 'applied' : 'no changes');
+      void this.syncHealthChecks(src.config.vips);
     } catch (e) {
       end();
       this.metrics.reloadFailures.inc();
@@ -147,6 +163,49 @@ export class Daemon {
       this.again = false;
       this.applyFile('changed while applying');
     }
+  }
+
+  /**
+   * kube-proxy's health-check node ports, for VIPs with externalTrafficPolicy local: 200 with the
+   * count of local serving endpoints, 503 with none, so that a cloud load balancer sends traffic
+   * only to nodes that have one.
+   */
+  private async syncHealthChecks(vips: KpConfig['vips']): Promise<void> {
+    const want = new Map(vips.filter((v) => v.health_check_node_port).map((v) => [v.health_check_node_port!, v]));
+    for (const [port, h] of this.healthChecks) {
+      const v = want.get(port);
+      if (!v || v.prefix !== h.vip.prefix || v.protocol !== h.vip.protocol || v.port !== h.vip.port) {
+        this.healthChecks.delete(port);
+        h.server.close();
+        this.o.log.info({ healthCheckNodePort: port }, 'health check closed');
+      }
+    }
+    for (const [port, v] of want) {
+      if (this.healthChecks.has(port)) {
+        this.healthChecks.get(port)!.name = v.name ?? v.prefix;
+        continue;
+      }
+      const h: HealthCheck = { port, vip: { prefix: v.prefix, protocol: v.protocol, port: v.port }, name: v.name ?? v.prefix, server: createServer((_req, res) => this.answerHealthCheck(h, res)) };
+      this.healthChecks.set(port, h);
+      try {
+        await new Promise<void>((ok, fail) => {
+          h.server.once('error', fail);
+          h.server.listen(port, this.o.healthCheckAddress ?? '0.0.0.0', () => ok());
+        });
+        this.o.log.info({ healthCheckNodePort: port, vip: v.prefix }, 'health check listening');
+      } catch (e) {
+        this.healthChecks.delete(port);
+        this.o.log.error({ healthCheckNodePort: port, error: (e as Error).message }, 'health check cannot listen');
+      }
+    }
+  }
+
+  private answerHealthCheck(h: HealthCheck, res: import('node:http').ServerResponse): void {
+    const v = this.control.vips.lookup(h.vip.prefix, h.vip.protocol, h.vip.port);
+    const local = v ? v.backends.filter((b) => b.state === 'active' && b.local).length : 0;
+    const [namespace, name] = h.name.includes('/') ? h.name.split('/', 2) : ['', h.name];
+    res.writeHead(local > 0 ? 200 : 503, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff' });
+    res.end(JSON.stringify({ service: { namespace, name }, localEndpoints: local, serviceProxyHealthy: this.health().healthy }) + '\n');
   }
 
   health(): HealthView {

@@ -18,7 +18,8 @@ import {
   type Dataplane,
   type XdpMode,
 } from '../loader/index.js';
-import { closeFd, ifNameToIndex } from '../loader/libbpf.js';
+import { closeFd, ifNameToIndex, lb } from '../loader/libbpf.js';
+import { mapInfo } from '../loader/info.js';
 import { attachCgroup, cgroupId, CGLINKS_SUBDIR, detachCgroups, listCgroups, SOCK_HOOKS, sockProgPin, updateCgroupLinks, type CgroupAttachment } from '../loader/cgroup.js';
 import { KP_INTERNAL_MAPS, KP_MAP_NAMES } from '../maps/kpmaps.js';
 import { flushNextHops } from './nexthops.js';
@@ -51,6 +52,12 @@ export interface OpenOptions {
   write?: boolean;
   /** hold the lock as this long-running owner (the daemon): other writers are refused at once */
   owner?: string;
+  /**
+   * Load this kpbpf's program over pinned maps of the same layout (an upgrade or a restart takes
+   * over): compatible maps are kept, with their connections, missing ones created, and the links
+   * switch to the new program atomically.
+   */
+  upgrade?: boolean;
   /** when already loaded with another flow table size, reload to `buckets` (default true) */
   reload?: boolean;
 }
@@ -85,6 +92,13 @@ export class Control {
   }
 
   private static openLocked(o: OpenOptions, pinDir: string): Control {
+    if (existsSync(join(pinDir, PROG_PIN)) && o.upgrade) {
+      const ct = join(pinDir, 'kp_ct');
+      const buckets = existsSync(ct) ? pinnedMaxEntries(ct) / 2 : o.buckets;
+      const control = new Control(loadDataplane({ pinDir, buckets, objectPath: o.objectPath ?? process.env.KPBPF_OBJECT }), pinDir);
+      control.initConfig();
+      return control;
+    }
     if (existsSync(join(pinDir, PROG_PIN))) {
       const control = new Control(openPinned(pinDir), pinDir);
       try {
@@ -409,6 +423,17 @@ export class Control {
     } finally {
       this.lock?.release();
     }
+  }
+}
+
+/** A pinned map's max_entries. */
+function pinnedMaxEntries(path: string): number {
+  const fd = lb.bpf_obj_get(path);
+  if (fd < 0) throw new KpError('KP_ERR_STATE', `cannot open ${path}`);
+  try {
+    return mapInfo(fd).maxEntries;
+  } finally {
+    closeFd(fd);
   }
 }
 

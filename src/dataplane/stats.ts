@@ -34,6 +34,7 @@ export const KP_STAT_NAMES = [
   'drop_masq_ports',
   'sock_xlate',
   'sock_no_backend',
+  'masq_evict',
 ] as const;
 
 const num = (x: bigint) => Number(x);

@@ -3,7 +3,7 @@ import { existsSync, unlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KpError } from '../errors.js';
-import { u32 } from '../maps/codecs.js';
+import { LAYOUT_VERSION, u32 } from '../maps/codecs.js';
 import { BpfMap } from '../maps/map.js';
 import { KP_MAP_NAMES, kpMapsFromFds, type KpMapName, type KpMaps } from '../maps/kpmaps.js';
 import { BPF_F_INNER_MAP, BPF_MAP_TYPE, check, closeFd, dupFd, lb, MapCreateOpts, opts } from './libbpf.js';
@@ -56,8 +56,37 @@ export interface LoadOptions {
   keepLinks?: boolean;
 }
 
+/** The layout version pinned in pinDir: undefined when nothing is pinned, 1 for pins made before
+ * versions were kept (they lack kp_layout). */
+export function pinnedLayout(pinDir: string): number | undefined {
+  const p = join(pinDir, 'kp_layout');
+  if (!existsSync(p)) return KP_MAP_NAMES.some((n) => n !== 'kp_layout' && existsSync(join(pinDir, n))) ? 1 : undefined;
+  const fd = check('bpf_obj_get', lb.bpf_obj_get(p), p);
+  const m = new BpfMap(fd, u32, u32, 'kp_layout');
+  try {
+    return m.lookup(0) || 1;
+  } finally {
+    m.close();
+  }
+}
+
+/** Pins of another layout mean something else: refused, naming both versions. */
+export function checkLayout(pinDir: string): void {
+  const v = pinnedLayout(pinDir);
+  if (v !== undefined && v !== LAYOUT_VERSION) {
+    throw new KpError(
+      'KP_ERR_STATE',
+      `the data plane pinned in ${pinDir} has map layout version ${v}, this kpbpf has ${LAYOUT_VERSION}: its maps' fields mean other things; ` +
+        'use the kpbpf that made them, or run kpbpf detach --purge (connections are lost) and load again',
+    );
+  }
+}
+
 export function loadDataplane(o: LoadOptions = {}): Dataplane {
-  if (o.pinDir) preparePinDir(o.pinDir);
+  if (o.pinDir) {
+    preparePinDir(o.pinDir);
+    checkLayout(o.pinDir);
+  }
   const obj = BpfObject.open(o.objectPath ?? DEFAULT_OBJECT);
   const fds: number[] = [];
   try {
@@ -98,7 +127,9 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
       fds.push(mapFds[n]);
     }
     fds.length = sockProgs ? 1 + SOCK_HOOKS.length : 1; // the maps now own their fds
-    return makeDataplane(progFd, kpMapsFromFds(mapFds), o.pinDir, sockProgs);
+    const maps = kpMapsFromFds(mapFds);
+    maps.layout.update(0, LAYOUT_VERSION);
+    return makeDataplane(progFd, maps, o.pinDir, sockProgs);
   } catch (e) {
     fds.forEach(closeFd);
     throw e;
@@ -109,6 +140,7 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
 
 /** The data plane a previous `kpbpf attach` loaded and pinned. */
 export function openPinned(pinDir: string): Dataplane {
+  checkLayout(pinDir);
   const present = KP_MAP_NAMES.filter((n) => existsSync(join(pinDir, n)));
   if (present.length === 0 || !existsSync(join(pinDir, PROG_PIN))) {
     throw new KpError('KP_ERR_STATE', `the data plane is not loaded (nothing pinned in ${pinDir}): run kpbpf attach first`);

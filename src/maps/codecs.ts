@@ -14,6 +14,9 @@ export interface StructLayout {
   fields: Record<string, readonly [number, number]>;
 }
 
+/** KP_LAYOUT_VERSION of bpf/kp_shared.h: what the pinned maps mean (checked against the header in a test). */
+export const LAYOUT_VERSION = 2;
+
 export const LAYOUTS = {
   kp_flow_key: {
     size: 40,

@@ -22,6 +22,7 @@ export const KP_MAP_NAMES = [
   'kp_sock',
   'kp_affinity',
   'kp_vip_affinity',
+  'kp_layout',
   'kp_vip_stats',
   'kp_be_stats',
   'kp_stats',
@@ -59,6 +60,8 @@ export interface KpMaps {
   affinity: BpfMap<c.AffinityKey, c.Affinity>;
   /** vip id -> session affinity timeout, seconds */
   vipAffinity: BpfMap<number, number>;
+  /** [0]: the layout version of the kpbpf that created the pins */
+  layout: BpfMap<number, number>;
   config: BpfMap<number, c.Config>;
   vipStats: PerCpuMap<number, c.VipStats>;
   beStats: PerCpuMap<number, c.BackendStats>;
@@ -94,6 +97,7 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
       sock: open('kp_sock', (fd) => new BpfMap(fd, c.sockKey, c.sockNat, 'kp_sock')),
       affinity: open('kp_affinity', (fd) => new BpfMap(fd, c.affinityKey, c.affinity, 'kp_affinity')),
       vipAffinity: open('kp_vip_affinity', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_vip_affinity')),
+      layout: open('kp_layout', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_layout')),
       vipStats: open('kp_vip_stats', (fd) => new PerCpuMap(fd, c.u32, c.vipStats, 'kp_vip_stats')),
       beStats: open('kp_be_stats', (fd) => new PerCpuMap(fd, c.u32, c.backendStats, 'kp_be_stats')),
       stats: open('kp_stats', (fd) => new PerCpuMap(fd, c.u32, c.u64, 'kp_stats')),

@@ -49,7 +49,7 @@ t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
     const eps = Object.entries(row.results[0].perEndpoint).filter(([k, v]) => k !== 'other' && v > 0);
     t.equal(eps.length, 8, `${row.dataplane}: DNAT reached all 8 endpoints`);
   }
-  t.equal(res.control.length, 4, 'control rows for kpbpf, iptables-legacy, iptables-nft, nft');
+  t.equal(res.control.length, 5, 'control rows for kpbpf, kpbpf run, iptables-legacy, iptables-nft, nft');
   for (const c of res.control.filter((c) => !c.unavailable)) t.ok(c.fullMs! > 0 && c.changeMs! > 0, `${c.tool}: timed`);
   t.ok(res.maglev.length > 0, 'maglev rows');
   t.ok(res.datapath && res.datapath.rows.length === 18 && res.datapath.rows.every((r) => r.nsPerPacket > 0), 'data path rows (baselines, kpbpf paths with node port and masquerade, insert floors), each verified');

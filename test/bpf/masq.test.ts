@@ -161,6 +161,25 @@ function run() {
     t.equal(back.data.toString('hex'), icmpError(atBackendReply, 3, 3, undefined, { src: NODE }).toString('hex'), "the client's port unreachable: to the backend, from and quoting the masquerade source");
   });
 
+  t.test('under port pressure a UDP flow that never saw a reply gives its port up; one that did keeps it', async (t) => {
+    add({ proto: 'udp', backend: REMOTE });
+    dp.maps.masq.update(0, { addr: MASQ_ADDR, portMin: 61001, portMax: 61001 });
+    const q = (src: string, sport: number) => forward({ src, dst: NODE, proto: 'udp', sport, dport: nodePort, payload: Buffer.from('q') });
+    t.equal(q(CLIENT, 40080).got.sport, 61001, 'the one port');
+    const e0 = stat('MASQ_EVICT');
+    const b = q(CLIENT2, 40081);
+    t.equal(b.got.sport, 61001, 'taken from the unreplied flow');
+    t.equal(stat('MASQ_EVICT') - e0, 1n, 'counted');
+    t.notOk(dp.maps.ct.lookup({ saddr: CLIENT, daddr: NODE, sport: 40080, dport: nodePort, proto: 17 }), "the evicted flow's record is gone");
+    const reply = testRun(dp.progFd, buildPacket({ src: REMOTE, dst: NODE, proto: 'udp', sport: 8080, dport: 61001, payload: Buffer.from('a') }));
+    t.match(parsePacket(reply.data), { dst: CLIENT2, dport: 40081 }, "the reply goes to the port's new holder");
+    const d0 = stat('DROP_MASQ_PORTS');
+    const c = q('198.18.0.12', 40082);
+    t.equal(c.retval, XDP.DROP, 'a flow that saw a reply keeps its port');
+    t.equal(stat('DROP_MASQ_PORTS') - d0, 1n);
+    dp.maps.masq.update(0, { addr: MASQ_ADDR, portMin: PORTS[0], portMax: PORTS[1] });
+  });
+
   t.test('with every port of the range taken, a new masqueraded connection is dropped and counted', async (t) => {
     add({ proto: 'tcp', backend: REMOTE });
     dp.maps.masq.update(0, { addr: MASQ_ADDR, portMin: 61000, portMax: 61000 });

@@ -8,7 +8,11 @@ import { main } from '../../src/cli/main.js';
 import { Control } from '../../src/dataplane/control.js';
 import { lockPath } from '../../src/dataplane/lock.js';
 import { VipTable } from '../../src/dataplane/vips.js';
-import { DEFAULT_OBJECT } from '../../src/loader/index.js';
+import { DEFAULT_OBJECT, testRun } from '../../src/loader/index.js';
+import { buildPacket, parsePacket } from '../helpers/packet.js';
+import { lb } from '../../src/loader/libbpf.js';
+import { BpfMap } from '../../src/maps/map.js';
+import { u32 } from '../../src/maps/codecs.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
 const skip = skipUnlessCi(process.getuid?.() !== 0 ? 'needs root (bpffs, BPF maps)' : !existsSync(DEFAULT_OBJECT) ? `${DEFAULT_OBJECT} missing: run npm run build` : undefined);
@@ -204,6 +208,50 @@ function run() {
       { prefix: '198.18.100.20', protocol: 'udp', port: 53, target_port: 5353, backends: ['198.18.1.2'] },
     ],
   };
+
+  t.test('explain: the matching VIP, the connection record, and the new-connection pick the program makes', async (t) => {
+    await json('vip', 'add', '198.18.100.90/32', 'protocol', 'udp', 'port', '53', 'target', '5353', 'new_len', '251');
+    await json('backend', 'add', '198.18.100.90/32', 'protocol', 'udp', 'port', '53', '198.18.1.2', '198.18.2.2', '198.18.3.2');
+    for (let i = 0; i < 12; i++) {
+      const client = `198.18.0.2:${41000 + i}`;
+      const e = await json('explain', client, '198.18.100.90:53', 'udp');
+      t.match(e, { match: { vip: '198.18.100.90/32', via: 'exact', type: 'clusterip' }, newConnection: { tableLen: 251, table: 'all backends' } });
+      t.notOk(e.connection, 'no record yet');
+      // The program's own pick for that flow, on the loaded (unattached) data plane.
+      const got = withControl((c) =>
+        parsePacket(testRun(c.dp.progFd, buildPacket({ src: '198.18.0.2', dst: '198.18.100.90', proto: 'udp', sport: 41000 + i, dport: 53, payload: Buffer.from('q') })).data).dst,
+      );
+      t.equal(e.newConnection.backend.address, got, `${client}: explain predicts the backend the program picks`);
+      const again = await json('explain', client, '198.18.100.90:53', 'udp');
+      t.match(again.connection, { backend: `${got}:5353`, state: 'udp', live: true }, 'and then shows its record');
+    }
+    const none = await kp('explain', '198.18.0.2:41000', '198.18.100.91:53', 'udp');
+    t.equal(none.code, 0);
+    t.match(none.out, /no VIP matches 198\.18\.100\.91:53 udp/);
+    const bad = await kp('explain', '198.18.0.2', '198.18.100.90:53');
+    t.equal(bad.code, 2);
+    t.match(bad.err, /client: expected ADDRESS:PORT/);
+    await json('vip', 'del', '198.18.100.90/32', 'protocol', 'udp', 'port', '53');
+    // The test's connections go too: later tests count the table.
+    withControl((c) => {
+      for (const [k, v] of [...c.dp.maps.ct.entries()]) if (k.daddr === '198.18.100.90' || v.vipAddr === '198.18.100.90') c.dp.maps.ct.delete(k);
+    });
+  });
+
+  t.test('pins of another layout version are refused, naming both versions', async (t) => {
+    withControl((c) => c.dp.maps.layout.update(0, 1));
+    const r = await kp('show', 'vips');
+    t.equal(r.code, 1);
+    t.match(r.err, /has map layout version 1, this kpbpf has 2: its maps' fields mean other things/);
+    const a = await kp('attach', '--cgroup', '/proc/self/status');
+    t.equal(a.code, 2, 'argument errors still come first');
+    // Put the version back through the raw pin (the Control refuses to open it now).
+    const fd = lb.bpf_obj_get(`${bpffs}/kpbpf/kp_layout`);
+    const m = new BpfMap(fd, u32, u32, 'kp_layout');
+    m.update(0, 2);
+    m.close();
+    t.equal((await kp('show', 'vips')).code, 0, 'the same version again: opens');
+  });
 
   t.test('capacity is checked before anything changes, in a dry run too: 4,097 prefix VIPs', async (t) => {
     const before = await json('show', 'vips');

@@ -18,7 +18,8 @@ else run();
 interface Proc {
   child: ChildProcess;
   logs: () => Array<Record<string, unknown>>;
-  waitLog: (pred: (l: Record<string, unknown>) => boolean, ms?: number) => Promise<Record<string, unknown>>;
+  /** the first log line (from index `from` on) that pred accepts */
+  waitLog: (pred: (l: Record<string, unknown>) => boolean, ms?: number, from?: number) => Promise<Record<string, unknown>>;
   exited: Promise<number | null>;
 }
 
@@ -57,7 +58,7 @@ function run() {
     renameSync(`${file}.tmp`, file);
   };
   const start = (...extra: string[]): Proc => {
-    const child = spawn(process.execPath, [KPBPF, '--bpffs', bpffs, 'run', '-f', file, '--metrics', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [KPBPF, '--bpffs', bpffs, 'run', '-f', file, '--metrics', '127.0.0.1:0', '--healthcheck-address', '127.0.0.1', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
     procs.push(child);
     let buf = '';
     const lines: Array<Record<string, unknown>> = [];
@@ -75,10 +76,10 @@ function run() {
       }
     });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const waitLog = async (pred: (l: Record<string, unknown>) => boolean, ms = 10_000) => {
+    const waitLog = async (pred: (l: Record<string, unknown>) => boolean, ms = 10_000, from = 0) => {
       const deadline = Date.now() + ms;
       for (;;) {
-        const found = lines.find(pred);
+        const found = lines.slice(from).find(pred);
         if (found) return found;
         if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no such log line; got: ${JSON.stringify(lines).slice(0, 2000)}`);
         await new Promise((r) => setTimeout(r, 25));
@@ -142,6 +143,31 @@ function run() {
     d.child.kill('SIGHUP');
     await d.waitLog((x) => x.msg === 'applied' && x.why === 'SIGHUP');
     t.same(vips()[0].backends.map((b) => b.address), ['198.18.2.2']);
+  });
+
+  t.test("a health-check node port answers with the VIP's local endpoints: 200 with some, 503 with none", async (t) => {
+    const HC = 30999;
+    const withHc = (local: boolean) => ({
+      vips: [
+        ...svc(['198.18.2.2']).vips,
+        { prefix: '198.18.100.11/32', protocol: 'tcp', port: 80, node_port: 30998, external_traffic_policy: 'local', health_check_node_port: HC, name: 'default/web', backends: [{ address: '198.18.3.2', local }] },
+      ],
+    });
+    writeConfig(withHc(true));
+    await d.waitLog((x) => x.msg === 'health check listening' && x.healthCheckNodePort === HC);
+    let r = await fetch(`http://127.0.0.1:${HC}/healthz`);
+    t.equal(r.status, 200);
+    t.match(await r.json(), { service: { namespace: 'default', name: 'web' }, localEndpoints: 1 });
+    const mark = d.logs().length;
+    writeConfig(withHc(false));
+    await d.waitLog((x) => x.msg === 'applied' && JSON.stringify(x.ops).includes('198.18.3.2'), 10_000, mark);
+    r = await fetch(`http://127.0.0.1:${HC}/healthz`);
+    t.equal(r.status, 503, 'no local endpoint');
+    t.match(await r.json(), { localEndpoints: 0 });
+    writeConfig(svc(['198.18.2.2']));
+    await d.waitLog((x) => x.msg === 'health check closed' && x.healthCheckNodePort === HC);
+    await t.rejects(fetch(`http://127.0.0.1:${HC}/healthz`), 'closed with its VIP');
+    t.same(vips().map((v) => v.prefix), ['198.18.100.10/32']);
   });
 
   t.test('/metrics: counters equal the maps after traffic, reloads and apply latency', async (t) => {

@@ -2,8 +2,8 @@
 // the codecs use (src/maps/codecs.ts LAYOUTS), and network-order fields are the __be ones.
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { LAYOUTS, NET_ORDER_FIELDS } from '../../src/maps/codecs.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { LAYOUT_VERSION, LAYOUTS, NET_ORDER_FIELDS } from '../../src/maps/codecs.js';
 import { buildFixture, REAL_OBJECT, removeFixture } from '../loader/fixtures/helpers.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
@@ -68,4 +68,11 @@ t.test('fixture object built from kp_shared.h', async (t) => {
 const noObject = skipUnlessCi(existsSync(REAL_OBJECT) ? false : `${REAL_OBJECT} is missing: run npm run build:bpf first`);
 t.test('the data plane object build/kp.bpf.o', { skip: noObject }, async (t) => {
   checkObject(t, REAL_OBJECT);
+});
+
+t.test('the layout version of the codecs is the header\'s KP_LAYOUT_VERSION', async (t) => {
+  const header = readFileSync(new URL('../../bpf/kp_shared.h', import.meta.url), 'utf8');
+  const m = /#define KP_LAYOUT_VERSION (\d+)/.exec(header);
+  t.ok(m, 'defined in kp_shared.h');
+  t.equal(LAYOUT_VERSION, Number(m![1]));
 });
