@@ -102,6 +102,9 @@ function run() {
   t.test('one UDP socket keeps its backend while it drains, and picks again when it is flushed', async (t) => {
     // One socket: datagrams 0-2, pause; 3-5 (its backend draining), pause; 6-8 (its backend flushed).
     const pause = `/tmp/kpbpf-udp-${randomBytes(3).toString('hex')}`;
+    t.teardown(() => {
+      for (const i of [3, 6]) rmSync(`${pause}.${i}`, { force: true });
+    });
     const script = `
       const dgram = require('node:dgram'), fs = require('node:fs');
       const [vip, port, pause] = process.argv.slice(1);
@@ -135,7 +138,6 @@ function run() {
     kp('backend', 'del', `${VIP}/32`, 'protocol', 'udp', 'port', '53', 'flush', mine.addr); // flushed: the socket picks again
     writeFileSync(`${pause}.6`, '');
     await w.exited;
-    for (const i of [3, 6]) rmSync(`${pause}.${i}`, { force: true });
     t.same(answers(), [...Array(6).fill(mine.name), ...Array(3).fill(other.name)], 'draining: still its backend; flushed: the other one');
     kp('backend', 'add', `${VIP}/32`, 'protocol', 'udp', 'port', '53', mine.addr);
   });
