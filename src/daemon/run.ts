@@ -4,8 +4,8 @@
 // invalid or failing file changes nothing; the next valid one applies. SIGTERM leaves the data plane
 // forwarding (it is pinned) unless --detach-on-exit.
 import { watch, type FSWatcher } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
-import { createServer, type Server } from 'node:http';
+import { dirname, resolve } from 'node:path';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { KpError } from '../errors.js';
 import { Control } from '../dataplane/control.js';
@@ -64,6 +64,8 @@ export class Daemon {
   private lastError?: string;
   private stopped!: Promise<void>;
   private healthChecks = new Map<number, HealthCheck>();
+  /** the text of the last file applied, so that events that change nothing are skipped */
+  private appliedText?: string;
   private stop!: () => void;
   readonly file: string;
 
@@ -89,10 +91,9 @@ export class Daemon {
     log.info({ pinDir: this.control.pinDir, file: this.file }, 'data plane ready');
     this.metrics = createMetrics(() => this.control);
     this.applyFile('start');
-    // The directory, not the file: an editor's save or a ConfigMap update replaces the file.
-    this.watcher = watch(dirname(this.file), (_ev, name) => {
-      if (name === null || name === basename(this.file)) this.schedule('file changed');
-    });
+    // The directory, not the file: an editor's save replaces the file, and a ConfigMap volume swaps
+    // its `..data` symlink, so any event there may be a new config; an unchanged text is skipped.
+    this.watcher = watch(dirname(this.file), () => this.schedule('file changed'));
     const onHup = () => this.schedule('SIGHUP');
     const onTerm = (sig: string) => () => {
       log.info({ signal: sig }, 'stopping');
@@ -141,7 +142,9 @@ export class Daemon {
     const end = this.metrics.applySeconds.startTimer();
     try {
       const src = loadConfigSource(this.file);
+      if (why === 'file changed' && src.text === this.appliedText) return; // another file of the directory changed, or the same text again
       const r = this.control.apply(src.config, { dryRun: false, manageInterfaces: src.manageInterfaces });
+      this.appliedText = src.text;
       end();
       this.metrics.reloads.inc();
       this.lastSync = new Date();
@@ -200,7 +203,7 @@ export class Daemon {
     }
   }
 
-  private answerHealthCheck(h: HealthCheck, res: import('node:http').ServerResponse): void {
+  private answerHealthCheck(h: HealthCheck, res: ServerResponse): void {
     const v = this.control.vips.lookup(h.vip.prefix, h.vip.protocol, h.vip.port);
     const local = v ? v.backends.filter((b) => b.state === 'active' && b.local).length : 0;
     const [namespace, name] = h.name.includes('/') ? h.name.split('/', 2) : ['', h.name];

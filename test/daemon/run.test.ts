@@ -4,7 +4,7 @@
 // traffic and /healthz, and leaves the data plane pinned and forwarding on SIGTERM and SIGKILL.
 import t from 'tap';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmdirSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync, rmSync, writeFileSync, renameSync, symlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_OBJECT, openPinned, testRun } from '../../src/loader/index.js';
 import { KPBPF } from '../helpers/e2e.js';
@@ -215,6 +215,32 @@ function run() {
     t.same(JSON.parse(kp('--json', 'show', 'flows', '--limit', '100').out).map((f: { client: string; backend: string }) => [f.client, f.backend]), before.map((f: { client: string; backend: string }) => [f.client, f.backend]));
     b.child.kill('SIGTERM');
     t.equal(await b.exited, 0);
+  });
+
+  t.test('a ConfigMap volume update (its ..data symlink swapped) is applied', async (t) => {
+    // The kubelet's layout: config.json -> ..data/config.json, ..data -> ..<timestamp>/, swapped at once.
+    const cm = `${dir}/cm`;
+    mkdirSync(`${cm}/..v1`, { recursive: true });
+    writeFileSync(`${cm}/..v1/config.json`, JSON.stringify(svc(['198.18.2.2'])));
+    symlinkSync('..v1', `${cm}/..data`);
+    symlinkSync('..data/config.json', `${cm}/config.json`);
+    const child = spawn(process.execPath, [KPBPF, '--bpffs', bpffs, 'run', '-f', `${cm}/config.json`, '--no-metrics'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    procs.push(child);
+    let log = '';
+    child.stderr!.on('data', (x) => (log += x));
+    const wait = async (re: RegExp) => {
+      for (let i = 0; i < 400 && !re.test(log); i++) await new Promise((r) => setTimeout(r, 25));
+      return re.test(log);
+    };
+    t.ok(await wait(/"msg":"(no changes|applied)"/), 'started');
+    mkdirSync(`${cm}/..v2`);
+    writeFileSync(`${cm}/..v2/config.json`, JSON.stringify(svc(['198.18.2.2', '198.18.4.2'])));
+    symlinkSync('..v2', `${cm}/..data_tmp`);
+    renameSync(`${cm}/..data_tmp`, `${cm}/..data`);
+    t.ok(await wait(/"why":"file changed".*"msg":"applied"|"msg":"applied".*"why":"file changed"/), `the swap was seen: ${log.slice(-400)}`);
+    t.same(vips()[0].backends.map((b) => b.address).sort(), ['198.18.2.2', '198.18.4.2']);
+    child.kill('SIGTERM');
+    await new Promise((r) => child.on('exit', r));
   });
 
   t.test('a bad --metrics is refused before anything runs', async (t) => {
