@@ -7,7 +7,7 @@ import { KpError } from '../errors.js';
 import { KP_MAGLEV_DEFAULT_LEN, KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 import { newLenError } from '../config/validate.js';
-import { AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_MAX } from '../dataplane/vips.js';
+import { AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_MAX } from '../config/types.js';
 
 const port = (name: string) => (v: string) => parseUint(v, name, 1, 65535);
 

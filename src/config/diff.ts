@@ -49,17 +49,7 @@ type ConfChange = 'buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_address
 
 export type PlanOp =
   | { op: 'detach'; name: string }
-  | {
-      op: 'setConf';
-      buckets: number;
-      timeouts: CtTimeouts;
-      hash_seed?: number;
-      nodeport_range: [number, number];
-      nodeport_addresses: string[];
-      masquerade_address?: string;
-      masquerade_ports: [number, number];
-      changed: ConfChange[];
-    }
+  | ({ op: 'setConf'; changed: ConfChange[] } & KpConfConfig)
   | { op: 'delVip'; vip: VipRef }
   | ({ op: 'addVip'; vip: VipRef } & VipSettings)
   | ({ op: 'updateVip'; vip: VipRef; changed: (keyof VipSettings)[] } & VipSettings)

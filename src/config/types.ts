@@ -89,6 +89,9 @@ export { KP_TIMEOUT_MAX } from './timeouts.js';
 export const KP_WEIGHT_MAX = 65535;
 export const KP_HASH_SEED_MAX = 0xffffffff;
 /** Kubernetes' default service-node-port-range. */
+/** Kubernetes' sessionAffinityConfig.clientIP.timeoutSeconds: default and bounds. */
+export const AFFINITY_TIMEOUT_DEFAULT = 10800;
+export const AFFINITY_TIMEOUT_MAX = 86400;
 export const KP_NODEPORT_MIN = 30000;
 export const KP_NODEPORT_MAX = 32767;
 /** IFNAMSIZ - 1: Linux interface names are at most 15 bytes. */

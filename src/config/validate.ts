@@ -7,7 +7,7 @@ import { KpError } from '../errors.js';
 import { isPrime } from '../maglev/primes.js';
 import { parseAddress, parsePrefix } from './address.js';
 import { scanJson } from './jsonscan.js';
-import { AFFINITY_TIMEOUT_DEFAULT } from '../dataplane/vips.js';
+import { AFFINITY_TIMEOUT_DEFAULT } from './types.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqAddress, parseMasqPorts } from './masq.js';
 import { localPortRange } from '../dataplane/nodeaddrs.js';
 import { configSchema, PATTERN_TEXT } from './schema.js';

@@ -9,7 +9,7 @@ import { buildMaglevTable } from '../maglev/table.js';
 import type { BackendView, Protocol, VipSpec, VipType, VipView } from './types.js';
 import type { CtTimeouts } from '../config/timeouts.js';
 import { backendsInUse } from './connections.js';
-import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
+import { AFFINITY_TIMEOUT_MAX, KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 
 // Mirrors of bpf/kp_shared.h constants.
 export const KP_MAX_VIPS = 65536;
@@ -26,9 +26,7 @@ export const KP_VIP_F_ETP_LOCAL = 0x40;
 export const KP_VIP_F_ITP_LOCAL = 0x80;
 export const KP_VIP_F_MASQ = 0x100;
 export const KP_VIP_F_AFFINITY = 0x200;
-/** Kubernetes' sessionAffinityConfig.clientIP.timeoutSeconds: default and bounds. */
-export const AFFINITY_TIMEOUT_DEFAULT = 10800;
-export const AFFINITY_TIMEOUT_MAX = 86400;
+
 
 const POLICY_LOCAL = KP_VIP_F_ETP_LOCAL | KP_VIP_F_ITP_LOCAL;
 
