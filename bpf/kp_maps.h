@@ -34,11 +34,12 @@ struct {
 	__type(value, __u32);
 } kp_src_ranges SEC(".maps");
 
-/* Template of a VIP's Maglev table: slot -> backend id; inner maps may have any size. */
+/* Template of a VIP's Maglev table: slot -> backend id; inner maps may have any size. Mappable, so
+ * that the control plane fills a new table with one copy instead of a write per slot. */
 struct kp_maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, KP_MAGLEV_DEFAULT_LEN);
-	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u32);
 };

@@ -14,7 +14,7 @@
 /* The meaning of the pinned maps: bumped whenever a shared struct or a map's use changes in a way a
  * size check cannot see (a field reinterpreted, a flag moved). A kpbpf of another version refuses
  * pins of this one; test/maps/btf-layout.test.ts keeps src/maps/codecs.ts LAYOUT_VERSION equal. */
-#define KP_LAYOUT_VERSION 2
+#define KP_LAYOUT_VERSION 3
 
 /* Addresses are always 16 bytes: IPv6 as is, IPv4 as ::ffff:a.b.c.d (RFC 4291 2.5.5.2). */
 #define KP_ADDR_LEN 16

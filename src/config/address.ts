@@ -22,7 +22,7 @@ export interface ParsedPrefix extends ParsedAddress {
  * in the diff, and parsing dominated `apply` time. Results are immutable; each cache is bounded. */
 const PARSE_CACHE_MAX = 1 << 20;
 
-function memo<T>(f: (s: string) => T): (s: string) => T {
+export function memo<T>(f: (s: string) => T): (s: string) => T {
   const cache = new Map<string, T>();
   return (s) => {
     let r = cache.get(s);

@@ -12,9 +12,15 @@ import { Control } from '../dataplane/control.js';
 import { loadConfigSource } from '../config/validate.js';
 import type { KpConfig } from '../config/types.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
+import { changedVips, type Applied } from './incremental.js';
 
-/** Changes of the file within this window are applied once (editors write in several steps). */
+/**
+ * A change is applied at once; a file that is not valid JSON is read again after this window before
+ * it is reported, since an editor that writes in place may be half way through.
+ */
 const SETTLE_MS = 50;
+/** How often drained backends that no connection uses any more are freed (a walk of kp_ct). */
+const COLLECT_MS = 5000;
 
 export interface RunOptions {
   file: string;
@@ -44,6 +50,8 @@ export interface HealthView {
   lastError?: string;
 }
 
+const round = (ms: number) => Math.round(ms * 100) / 100;
+
 export function parseListen(text: string): { host: string; port: number } {
   const m = /^(?:(\[[0-9a-fA-F:]+\]|[^:]+):)?(\d{1,5})$/.exec(text);
   const port = m ? Number(m[2]) : -1;
@@ -66,6 +74,9 @@ export class Daemon {
   private healthChecks = new Map<number, HealthCheck>();
   /** the text of the last file applied, so that events that change nothing are skipped */
   private appliedText?: string;
+  /** what the maps hold as this daemon applied it; undefined: compare everything */
+  private applied?: Applied;
+  private collector?: NodeJS.Timeout;
   private stop!: () => void;
   readonly file: string;
 
@@ -94,6 +105,7 @@ export class Daemon {
     // The directory, not the file: an editor's save replaces the file, and a ConfigMap volume swaps
     // its `..data` symlink, so any event there may be a new config; an unchanged text is skipped.
     this.watcher = watch(dirname(this.file), () => this.schedule('file changed'));
+    this.collector = setInterval(() => this.collect(), COLLECT_MS);
     const onHup = () => this.schedule('SIGHUP');
     const onTerm = (sig: string) => () => {
       log.info({ signal: sig }, 'stopping');
@@ -113,6 +125,7 @@ export class Daemon {
       process.off('SIGINT', int);
       this.watcher.close();
       clearTimeout(this.timer);
+      clearInterval(this.collector);
       await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
       await Promise.all([...this.healthChecks.values()].map((h) => new Promise<void>((r) => h.server.close(() => r()))));
       if (this.o.detachOnExit) {
@@ -126,9 +139,21 @@ export class Daemon {
     }
   }
 
-  private schedule(why: string): void {
+  /** The events of one save (a rename gives two or three) are applied once, at the next turn. */
+  private schedule(why: string, delay = 0): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.applyFile(why), SETTLE_MS);
+    this.timer = setTimeout(() => this.applyFile(why), delay);
+  }
+
+  /** Free drained backends no connection uses; by the timer, or right after an apply removed some. */
+  private collect(afterApply = false): void {
+    if (this.applying && !afterApply) return;
+    try {
+      const freed = this.control.vips.collectDrained(this.control.conf().timeouts);
+      if (freed.length) this.o.log.info({ backends: freed }, 'drained backends freed (no connection uses them)');
+    } catch (e) {
+      this.o.log.error({ error: (e as Error).message }, 'freeing drained backends failed');
+    }
   }
 
   /** Apply the file now; a change that arrives meanwhile is applied right after. */
@@ -141,9 +166,24 @@ export class Daemon {
     const log = this.o.log;
     const end = this.metrics.applySeconds.startTimer();
     try {
-      const src = loadConfigSource(this.file);
-      if (why === 'file changed' && src.text === this.appliedText) return; // another file of the directory changed, or the same text again
-      const r = this.control.apply(src.config, { dryRun: false, manageInterfaces: src.manageInterfaces });
+      const t0 = performance.now();
+      let src;
+      try {
+        src = loadConfigSource(this.file);
+      } catch (e) {
+        // Half written? Read it again after the settle window before calling it invalid.
+        if (why === 'file changed' && /invalid JSON/.test((e as Error).message)) {
+          this.schedule('file changed (read again)', SETTLE_MS);
+          return;
+        }
+        throw e;
+      }
+      if (why.startsWith('file changed') && src.text === this.appliedText) return; // another file of the directory changed, or the same text again
+      const t1 = performance.now();
+      const { only, applied } = changedVips(this.applied, src.config);
+      this.applied = undefined; // until this apply is done: a failed one may leave other VIPs changed
+      const r = this.control.apply(src.config, { dryRun: false, manageInterfaces: src.manageInterfaces, onlyVips: only, collectDrained: false });
+      this.applied = applied;
       this.appliedText = src.text;
       end();
       this.metrics.reloads.inc();
@@ -151,8 +191,11 @@ export class Daemon {
       this.lastApplied = why;
       this.lastError = undefined;
       this.metrics.lastSync.set(this.lastSync.getTime() / 1000);
-      log.info({ why, changes: r.ops.length, ops: r.ops.slice(0, 50) }, r.ops.length ? 'applied' : 'no changes');
+      const ms = { read: round(t1 - t0), apply: round(performance.now() - t1) };
+      log.info({ why, changes: r.ops.length, ops: r.ops.slice(0, 50), vipsCompared: only?.length ?? 'all', ms }, r.ops.length ? 'applied' : 'no changes');
       void this.syncHealthChecks(src.config.vips);
+      // After the log line: the change is in the maps, this is housekeeping (a walk of kp_ct).
+      if (r.plan.some((o) => o.op === 'delBackend' || o.op === 'delVip')) this.collect(true);
     } catch (e) {
       end();
       this.metrics.reloadFailures.inc();

@@ -17,10 +17,25 @@ export interface ApplyOptions {
   dryRun: boolean;
   /** manage attachments only when the config says which interfaces it wants */
   manageInterfaces?: boolean;
+  /**
+   * Only these VIPs can differ from the running state (the daemon knows what it applied last):
+   * the others are neither read back nor compared. Capacity is still checked on the whole config.
+   */
+  onlyVips?: VipRef[];
+  /** free drained backends no connection uses now (a walk of kp_ct); default true. The daemon
+   * does it on a timer instead of at every reload. */
+  collectDrained?: boolean;
 }
 
-export function runningState(control: Control, desired?: KpConfig): RunningState {
+/** The running state; with `only`, of those VIPs alone (those that exist). */
+export function runningState(control: Control, desired?: KpConfig, only?: VipRef[]): RunningState {
   const conf = control.conf();
+  const views = only
+    ? only.flatMap((r) => {
+        const v = control.vips.lookup(r.prefix, r.protocol, r.port);
+        return v ? [v] : [];
+      })
+    : control.listVips();
   const wanted = new Map((desired?.interfaces ?? []).map((i) => [i.name, i]));
   return {
     conf: {
@@ -35,7 +50,7 @@ export function runningState(control: Control, desired?: KpConfig): RunningState
     // The kernel does not report a link's XDP mode through bpf_link_info; an attached interface is
     // taken to be in the mode the config asks for.
     interfaces: control.links().map((l) => ({ name: l.ifname, mode: wanted.get(l.ifname)?.mode ?? 'auto', redirect: l.redirect })),
-    vips: control.listVips().map((v) => ({
+    vips: views.map((v) => ({
       prefix: v.prefix,
       protocol: v.protocol,
       port: v.port,
@@ -51,6 +66,9 @@ export function runningState(control: Control, desired?: KpConfig): RunningState
     })),
   };
 }
+
+/** A VIP's identity as text (prefixes are canonical in configs and running states). */
+export const vipRefKey = (v: VipRef) => `${v.prefix} ${v.protocol} ${v.port}`;
 
 /** The running state as a config, to roll back to. */
 function asConfig(s: RunningState): KpConfig {
@@ -119,7 +137,7 @@ function checkCapacity(control: Control, plan: PlanOp[], desired: KpConfig): voi
 function execute(control: Control, plan: PlanOp[]): void {
   // control.vips is read at every use: a flow-table resize (setConf) reloads the data plane.
   const vipOf = (v: VipRef) => {
-    const found = control.vips.lookup(v.prefix, v.protocol, v.port);
+    const found = control.vips.handle(v.prefix, v.protocol, v.port);
     if (!found) throw new KpError('KP_ERR_STATE', `vip ${v.prefix} ${v.protocol} port ${v.port} vanished during apply`);
     return found;
   };
@@ -200,8 +218,10 @@ export const EMPTY_STATE: RunningState = {
 };
 
 export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions): ApplyResult {
-  const before = runningState(control, desired);
-  const plan = planConfig(desired, before, o.manageInterfaces);
+  const only = o.onlyVips;
+  const before = runningState(control, desired, only);
+  const wanted = only ? new Set(only.map(vipRefKey)) : undefined;
+  const plan = planConfig(wanted ? { ...desired, vips: desired.vips.filter((v) => wanted.has(vipRefKey(v))) } : desired, before, o.manageInterfaces);
   const ops = plan.map(formatOp);
   if (!plan.length) return { ops, plan };
   // A dry run makes every check a real run makes before it changes anything.
@@ -213,13 +233,13 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
   } catch (e) {
     const reason = (e as Error).message;
     try {
-      execute(control, planConfig(asConfig(before), runningState(control), o.manageInterfaces));
+      execute(control, planConfig(asConfig(before), runningState(control, undefined, only), o.manageInterfaces));
       control.vips.collectDrained(control.conf().timeouts); // backends the failed apply added, unless used
     } catch (e2) {
       throw new KpError('KP_ERR_STATE', `apply failed (${reason}) and rolling back failed too (${(e2 as Error).message}): check kpbpf show vips`);
     }
     throw new KpError(e instanceof KpError ? e.code : 'KP_ERR_STATE', `apply failed, running state restored: ${reason}`);
   }
-  control.vips.collectDrained(control.conf().timeouts);
+  if (o.collectDrained !== false) control.vips.collectDrained(control.conf().timeouts);
   return { ops, plan };
 }

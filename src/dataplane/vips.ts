@@ -10,6 +10,7 @@ import type { BackendView, Protocol, VipSpec, VipType, VipView } from './types.j
 import type { CtTimeouts } from '../config/timeouts.js';
 import { backendsInUse } from './connections.js';
 import { AFFINITY_TIMEOUT_MAX, KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
+import { memo } from '../config/address.js';
 
 // Mirrors of bpf/kp_shared.h constants.
 export const KP_MAX_VIPS = 65536;
@@ -106,8 +107,14 @@ function prefixText(addr: string, len128: number): string {
 }
 
 /** Canonical text of an address, so '2001:DB8::0:1' and '2001:db8::1' are the same backend. */
-export function canonicalAddr(a: string): string {
-  return bytesToAddr(addrToBytes(a));
+export const canonicalAddr: (a: string) => string = memo((a) => bytesToAddr(addrToBytes(a)));
+
+/** Canonical text of a prefix (throws on a bad one, as parsePrefix does). */
+const canonicalPrefixText: (p: string) => string = memo((p) => parsePrefix(p).text);
+
+/** What the write operations need of a VIP: its id (a VipView is one). */
+export interface VipHandle {
+  id: number;
 }
 
 const vipIdentity = (prefix: string, protocol: string, port: number) => `${prefix}|${protocol}|${port}`;
@@ -125,6 +132,13 @@ export class VipTable {
   private pendingRemovals = new Map<number, boolean>();
   /** "protocol/node port" -> the VIP id that has it */
   private nodePortOwner = new Map<string, number>();
+  /**
+   * Writes of a deferred batch (apply), made by publishPending() before the tables that use them:
+   * tens of thousands of backends then cost a few batch syscalls instead of one each.
+   */
+  private writes?: { backends: Map<number, Backend>; zeroStats: Set<number>; addrs: Map<string, number> };
+  /** no VIP id below this one is free (ids are handed out lowest first) */
+  private vipIdFloor = 1;
 
   /** nodeAddresses: the node's IPv4 addresses, where node ports are served (asked at each change). */
   constructor(
@@ -222,7 +236,8 @@ export class VipTable {
     this.countAddr(addr, kind, delta);
     const after = this.addrFlags(addr);
     if (after === before) return;
-    if (after) this.maps.addrs.update(addr, after);
+    if (this.writes) this.writes.addrs.set(addr, after);
+    else if (after) this.maps.addrs.update(addr, after);
     else this.maps.addrs.delete(addr);
   }
 
@@ -275,9 +290,15 @@ export class VipTable {
   }
 
   lookup(prefix: string, protocol: Protocol, port: number): VipView | undefined {
+    const h = this.handle(prefix, protocol, port);
+    return h && this.view(this.record(h));
+  }
+
+  /** A VIP's id without building its view (apply looks one up for every backend it changes). */
+  handle(prefix: string, protocol: Protocol, port: number): VipHandle | undefined {
     this.load();
-    const id = this.byIdentity.get(vipIdentity(parsePrefix(prefix).text, protocol, port));
-    return id === undefined ? undefined : this.view(this.record({ id }));
+    const id = this.byIdentity.get(vipIdentity(canonicalPrefixText(prefix), protocol, port));
+    return id === undefined ? undefined : { id };
   }
 
   find(q: { prefix: string; protocol?: Protocol; port?: number }): VipView {
@@ -298,7 +319,11 @@ export class VipTable {
 
   private nextVipId(): number {
     const used = this.load();
-    for (let id = 1; id < KP_MAX_VIPS; id++) if (!used.has(id)) return id;
+    for (let id = this.vipIdFloor; id < KP_MAX_VIPS; id++) {
+      if (used.has(id)) continue;
+      this.vipIdFloor = id; // taken once the VIP is added; a failed add leaves it free
+      return id;
+    }
     throw new KpError('KP_ERR_STATE', `no free VIP id: all ${KP_MAX_VIPS - 1} are in use`);
   }
 
@@ -451,7 +476,7 @@ export class VipTable {
     this.maps.config.update(0, { ...c, nVipPrefixes: Math.max(0, c.nVipPrefixes + delta) });
   }
 
-  del(v: VipView): void {
+  del(v: VipHandle): void {
     const rec = this.record(v);
     // Unreachable first, then its table and backends: no packet sees a half-deleted VIP.
     for (const k of rec.nodeKeys) this.maps.vips.delete(k);
@@ -473,12 +498,14 @@ export class VipTable {
     }
     this.dirty.delete(rec.id);
     this.load().delete(rec.id);
+    this.vipIdFloor = Math.min(this.vipIdFloor, rec.id);
     this.byIdentity.delete(vipIdentity(rec.prefix, rec.protocol, rec.port));
   }
 
   private writeBackend(id: number, b: Backend): void {
     const old = this.slots[id];
-    this.maps.backends.update(id, b);
+    if (this.writes) this.writes.backends.set(id, b);
+    else this.maps.backends.update(id, b);
     this.slots[id] = b;
     const was = old && old.state !== BACKEND_STATE.free ? old.addr : undefined;
     const is = b.state !== BACKEND_STATE.free ? b.addr : undefined;
@@ -522,9 +549,10 @@ export class VipTable {
    * table yet, so no packet can pick it early); the VIP's table is published by publishPending(),
    * right away unless `defer` is set, so that `apply` publishes every changed table in one batch.
    */
-  addBackends(v: VipView, addrs: string[], weight: number, o: { defer?: boolean; local?: boolean; terminating?: boolean } = {}): BackendView[] {
+  addBackends(v: VipHandle, addrs: string[], weight: number, o: { defer?: boolean; local?: boolean; terminating?: boolean } = {}): BackendView[] {
     const rec = this.record(v);
     const canon = this.canonicalFor(rec, addrs);
+    if (o.defer) this.writes ??= { backends: new Map(), zeroStats: new Set(), addrs: new Map() };
     const fresh = canon.filter((a) => this.backendByAddr(rec, a) === undefined);
     if (fresh.length > this.freeIds.length) {
       throw new KpError('KP_ERR_STATE', `no free backend slots: ${fresh.length} needed, ${this.freeIds.length} free`);
@@ -541,7 +569,8 @@ export class VipTable {
         continue;
       }
       const id = this.freeIds.pop()!;
-      this.maps.beStats.update(id, { packets: 0n, bytes: 0n });
+      if (this.writes) this.writes.zeroStats.add(id);
+      else this.maps.beStats.update(id, { packets: 0n, bytes: 0n });
       this.writeBackend(id, {
         addr: a,
         port: rec.value.targetPort,
@@ -565,7 +594,7 @@ export class VipTable {
    * draining (existing flows stay) or freed (`flush`). Marking them earlier would make packets that
    * still pick them from the old table find no server.
    */
-  delBackends(v: VipView, addrs: string[], o: { flush: boolean; defer?: boolean }): RemovedBackend[] {
+  delBackends(v: VipHandle, addrs: string[], o: { flush: boolean; defer?: boolean }): RemovedBackend[] {
     const rec = this.record(v);
     const ids = this.canonicalFor(rec, addrs).map((a) => {
       const id = this.backendByAddr(rec, a);
@@ -583,7 +612,7 @@ export class VipTable {
   }
 
   /** Compile and atomically publish a VIP's Maglev table from its active backends. */
-  publish(v: VipView): void {
+  publish(v: VipHandle): void {
     this.dirty.add(this.record(v).id);
     this.publishPending();
   }
@@ -617,6 +646,7 @@ export class VipTable {
    * an RCU grace period), then settle the removed backends.
    */
   publishPending(): void {
+    this.flushWrites();
     const vips = this.load();
     const tables: [number, Uint32Array][] = [];
     for (const id of this.dirty) {
@@ -644,6 +674,18 @@ export class VipTable {
       else this.writeBackend(id, { ...this.slots[id]!, state: BACKEND_STATE.draining });
     }
     this.pendingRemovals.clear();
+  }
+
+  /** The deferred writes, backends and their counters before the addresses that point at them. */
+  private flushWrites(): void {
+    const w = this.writes;
+    if (!w) return;
+    this.writes = undefined;
+    this.maps.beStats.updateBatch([...w.zeroStats].map((id) => [id, { packets: 0n, bytes: 0n }] as const));
+    this.maps.backends.updateBatch([...w.backends]);
+    const set = [...w.addrs].filter(([, f]) => f !== 0);
+    if (set.length) this.maps.addrs.updateBatch(set);
+    for (const [addr, f] of w.addrs) if (f === 0) this.maps.addrs.delete(addr);
   }
 
   /**

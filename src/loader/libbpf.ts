@@ -144,6 +144,8 @@ export const libcFns = {
   if_indextoname: libc.func('void *if_indextoname(uint32_t index, void *buf)'),
   mount: libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const void *data)'),
   open: libc.func('int open(const char *path, int flags)'),
+  mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
+  munmap: libc.func('int munmap(void *addr, size_t len)'),
 };
 
 // Constants from <linux/bpf.h> and <linux/if_link.h>.
@@ -167,6 +169,12 @@ export const PERCPU_MAP_TYPES: readonly number[] = [
 ];
 export const BPF_F_NO_PREALLOC = 0x1;
 export const BPF_F_INNER_MAP = 0x1000;
+export const BPF_F_MMAPABLE = 0x400;
+// <sys/mman.h>
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 1;
+export const MAP_FAILED = 0xffffffffffffffffn;
 export const BPF_F_RDONLY_PROG = 0x80;
 export const BPF_ANY = 0n;
 export const BPF_NOEXIST = 1n;

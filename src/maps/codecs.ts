@@ -15,7 +15,7 @@ export interface StructLayout {
 }
 
 /** KP_LAYOUT_VERSION of bpf/kp_shared.h: what the pinned maps mean (checked against the header in a test). */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 export const LAYOUTS = {
   kp_flow_key: {

@@ -14,8 +14,6 @@ import {
 } from '../loader/libbpf.js';
 import type { Codec } from './codecs.js';
 
-/** Entries per batch syscall for updates. */
-const BATCH_CHUNK = 256;
 /** Entries per batch syscall for already encoded updates (the kernel copies them in one go). */
 const BATCH_CHUNK_RAW = 65536;
 /** Entries per bpf_map_lookup_batch call: about 1 MiB of keys and values, within [64, 8192]. */
@@ -91,7 +89,7 @@ abstract class MapBase<K, V> {
     }
   }
 
-  /** All entries; one syscall per BATCH_CHUNK entries when the map type supports batches. */
+  /** All entries; read in batches when the map type supports batches. */
   *entries(): Generator<[K, V]> {
     if (this.batchOk) {
       const all = this.lookupBatch();
@@ -153,6 +151,23 @@ abstract class MapBase<K, V> {
     }
   }
 
+  /**
+   * Already encoded keys and values (count of each, back to back) in one syscall per chunk; returns
+   * false, having written nothing, when the map type has no batch update.
+   */
+  updateBatchRaw(keys: Buffer, vals: Buffer, count: number, flags: bigint = BPF_ANY): boolean {
+    const ks = this.kc.size;
+    const vs = this.rawValueSize;
+    for (let i = 0; i < count; i += BATCH_CHUNK_RAW) {
+      const n = Math.min(BATCH_CHUNK_RAW, count - i);
+      const c = [n];
+      const r = lb.bpf_map_update_batch(this.fd, keys.subarray(i * ks, (i + n) * ks), vals.subarray(i * vs, (i + n) * vs), c, opts(BatchOpts, { elem_flags: flags, flags: 0n }));
+      if (r < 0 && i === 0 && c[0] === 0 && [EINVAL, ENOTSUPP, EOPNOTSUPP].includes(-r)) return false;
+      check('bpf_map_update_batch', r, `${this.info.name}, ${c[0]} of ${n} written`);
+    }
+    return true;
+  }
+
   close(): void {
     closeFd(this.fd);
     (this as { fd: number }).fd = -1;
@@ -190,37 +205,20 @@ export class BpfMap<K, V> extends MapBase<K, V> {
     check('bpf_map_update_elem', lb.bpf_map_update_elem(this.fd, this.kc.encode(k), this.vc.encode(v), flags), this.info.name);
   }
 
-  /** Many entries in one syscall (per BATCH_CHUNK); falls back to single updates if unsupported. */
-  /**
-   * Already encoded keys and values (count of each, back to back) in one syscall per chunk; returns
-   * false, having written nothing, when the map type has no batch update.
-   */
-  updateBatchRaw(keys: Buffer, vals: Buffer, count: number, flags: bigint = BPF_ANY): boolean {
+  /** Many entries in few syscalls (up to BATCH_CHUNK_RAW each); single updates where the map has no batch. */
+  updateBatch(entries: ReadonlyArray<readonly [K, V]>, flags: bigint = BPF_ANY): void {
+    if (!entries.length) return;
     const ks = this.kc.size;
     const vs = this.vc.size;
-    for (let i = 0; i < count; i += BATCH_CHUNK_RAW) {
-      const n = Math.min(BATCH_CHUNK_RAW, count - i);
-      const c = [n];
-      const r = lb.bpf_map_update_batch(this.fd, keys.subarray(i * ks, (i + n) * ks), vals.subarray(i * vs, (i + n) * vs), c, opts(BatchOpts, { elem_flags: flags, flags: 0n }));
-      if (r < 0 && i === 0 && c[0] === 0 && [EINVAL, ENOTSUPP, EOPNOTSUPP].includes(-r)) return false;
-      check('bpf_map_update_batch', r, `${this.info.name}, ${c[0]} of ${n} written`);
-    }
-    return true;
-  }
-
-  updateBatch(entries: ReadonlyArray<readonly [K, V]>, flags: bigint = BPF_ANY): void {
-    for (let i = 0; i < entries.length; i += BATCH_CHUNK) {
-      const chunk = entries.slice(i, i + BATCH_CHUNK);
-      const keys = Buffer.concat(chunk.map(([k]) => this.kc.encode(k)));
-      const vals = Buffer.concat(chunk.map(([, v]) => this.vc.encode(v)));
-      const count = [chunk.length];
-      const r = lb.bpf_map_update_batch(this.fd, keys, vals, count, opts(BatchOpts, { elem_flags: flags, flags: 0n }));
-      if (r < 0 && [EINVAL, ENOTSUPP, EOPNOTSUPP].includes(-r) && count[0] === 0) {
-        for (const [k, v] of chunk) this.update(k, v, flags);
-        continue;
-      }
-      check('bpf_map_update_batch', r, `${this.info.name}, ${count[0]} of ${chunk.length} written`);
-    }
+    const keys = Buffer.alloc(ks * entries.length);
+    const vals = Buffer.alloc(vs * entries.length);
+    entries.forEach(([k, v], i) => {
+      this.kc.encode(k).copy(keys, i * ks);
+      this.vc.encode(v).copy(vals, i * vs);
+    });
+    // One syscall for up to BATCH_CHUNK_RAW entries: a map of maps waits for an RCU grace period
+    // after each update syscall, so fewer calls are much faster.
+    if (!this.updateBatchRaw(keys, vals, entries.length, flags)) for (const [k, v] of entries) this.update(k, v, flags);
   }
 }
 
@@ -260,6 +258,20 @@ export class PerCpuMap<K, V> extends MapBase<K, V[]> {
     const buf = Buffer.alloc(this.rawValueSize);
     for (let c = 0; c < this.ncpus; c++) this.vc.encode(Array.isArray(v) ? v[c] : v).copy(buf, c * this.slot);
     check('bpf_map_update_elem', lb.bpf_map_update_elem(this.fd, this.kc.encode(k), buf, flags), this.info.name);
+  }
+
+  /** The same value on every CPU for each key, in one syscall per chunk where the map allows it. */
+  updateBatch(entries: ReadonlyArray<readonly [K, V]>, flags: bigint = BPF_ANY): void {
+    if (!entries.length) return;
+    const ks = this.kc.size;
+    const keys = Buffer.alloc(ks * entries.length);
+    const vals = Buffer.alloc(this.rawValueSize * entries.length);
+    entries.forEach(([k, v], i) => {
+      this.kc.encode(k).copy(keys, i * ks);
+      const enc = this.vc.encode(v);
+      for (let c = 0; c < this.ncpus; c++) enc.copy(vals, i * this.rawValueSize + c * this.slot);
+    });
+    if (!this.updateBatchRaw(keys, vals, entries.length, flags)) for (const [k, v] of entries) this.update(k, v, flags);
   }
 
   /** Sum over CPUs with `add`, or undefined if the key is absent. */

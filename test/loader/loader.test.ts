@@ -51,12 +51,28 @@ t.test('fixture object: load, test run, Maglev publish and clear', { skip }, asy
   t.equal(out.retval, XDP_TX, 'the program sees the published table');
   t.equal(out.data.readUInt32LE(0), 42, 'slot 0 of the table');
 
+  const slotOf = (slot: number) => {
+    const p = arp();
+    p.writeUInt16LE(slot, 4);
+    return testRun(dp.progFd, p).data.readUInt32LE(0);
+  };
+  t.same([0, 1, 6].map(slotOf), [42, 7, 7], 'every slot as written (an array map keeps 8 bytes per value)');
+
+  // The same size again: only the changed slots are rewritten in place, the inner map stays (a
+  // write to the outer map would wait for an RCU grace period).
+  const inner = dp.maps.maglev.lookup(1);
+  dp.setMaglevTable(1, [42, 7, 9, 7, 7, 7, 11]);
+  t.equal(dp.maps.maglev.lookup(1), inner, 'patched in place');
+  t.same([0, 1, 2, 6].map(slotOf), [42, 7, 9, 11], 'the program sees the patched slots');
+
   // Republish with another size: one outer update swaps the whole table.
   const big = new Uint32Array(1021).map((_, i) => i + 1000);
   dp.setMaglevTable(1, big);
+  t.not(dp.maps.maglev.lookup(1), inner, 'another size: a new inner map');
   t.same(dp.getMaglevTable(1), big);
   out = testRun(dp.progFd, arp());
   t.equal(out.data.readUInt32LE(0), 1000);
+  t.same([511, 1020].map(slotOf), [1511, 2020], 'its last slots too');
 
   // The kernel refuses a test packet shorter than an Ethernet header.
   t.throws(() => testRun(dp.progFd, Buffer.alloc(2)), { code: 'KP_ERR_BPF', errnoName: 'EINVAL' });
