@@ -228,6 +228,8 @@ _Static_assert(sizeof(struct kp_vip_pfx_key) == 24, "kp_vip_pfx_key size");
 #define KP_VIP_F_ITP_LOCAL 0x80 /* internalTrafficPolicy local (for listing) */
 #define KP_VIP_F_AFFINITY 0x200 /* session affinity ClientIP: a client's new connections go to its last
                                    backend while kp_vip_affinity[id] seconds have not passed */
+#define KP_VIP_F_AUTO_LEN 0x400 /* table_len follows the backend count ("new_len auto"); control plane
+                                   only, the data path ignores it */
 #define KP_VIP_F_MASQ 0x100     /* an external entry under externalTrafficPolicy cluster: a connection to
                                    a backend on another node is masqueraded (node port entries to the
                                    node address dialled, others to kp_masq's address) */

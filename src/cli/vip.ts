@@ -4,7 +4,7 @@ import type { CliContext } from './context.js';
 import { VIP_TYPES, type TrafficPolicy, type VipSpec, type VipType, type VipView } from '../dataplane/types.js';
 import { parseProtocol, parseUint, parseWords } from './words.js';
 import { KpError } from '../errors.js';
-import { KP_MAGLEV_DEFAULT_LEN, KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
+import { KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 import { newLenError } from '../config/validate.js';
 import { AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_MAX } from '../config/types.js';
@@ -20,6 +20,7 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> & { e
       port: port('port'),
       target_port: port('target'),
       new_len: (v) => {
+        if (v === 'auto') return 'auto';
         const n = parseUint(v, 'new_len', KP_MAGLEV_MIN_LEN, KP_MAGLEV_MAX_LEN);
         const err = newLenError(n);
         if (err) throw new KpError('KP_ERR_ARG', `new_len: ${err}`);
@@ -46,7 +47,8 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> & { e
     protocol: (opts.protocol as 'tcp' | 'udp') ?? 'tcp',
     port: opts.port as number,
     targetPort: (opts.target_port as number) ?? (opts.port as number),
-    newLen: (opts.new_len as number) ?? KP_MAGLEV_DEFAULT_LEN,
+    // Left out or "auto": a prime >= 100 x backends, following the backend count.
+    ...(typeof opts.new_len === 'number' ? { newLen: opts.new_len } : {}),
     nodePort: opts.node_port as number | undefined,
     ...(opts.type ? { type: opts.type as VipType } : {}),
     ...(opts.source_ranges ? { sourceRanges: opts.source_ranges as string[] } : {}),
@@ -89,7 +91,7 @@ export function vipLine(v: VipView): string {
   const ranges = v.sourceRanges?.length ? ` source_ranges ${v.sourceRanges.join(',')}` : '';
   const pol = `${v.externalTrafficPolicy === 'local' ? ' etp local' : ''}${v.internalTrafficPolicy === 'local' ? ' itp local' : ''}`;
   const aff = v.sessionAffinityTimeout ? ` affinity clientip affinity_timeout ${v.sessionAffinityTimeout}` : '';
-  return `vip ${v.prefix} ${v.protocol} port ${v.port} target ${v.targetPort} new_len ${v.newLen}${np}${type}${ranges}${pol}${aff}`;
+  return `vip ${v.prefix} ${v.protocol} port ${v.port} target ${v.targetPort} new_len ${v.newLen}${v.newLenAuto ? ' (auto)' : ''}${np}${type}${ranges}${pol}${aff}`;
 }
 
 export function registerVip(program: Command, ctx: CliContext): void {
@@ -99,7 +101,7 @@ export function registerVip(program: Command, ctx: CliContext): void {
     .command('add')
     .description('add a VIP, or change the target port / new_len / node port of an existing one')
     .argument('<prefix>', 'VIP address or prefix, e.g. 198.18.100.10/32 or 198.18.64.0/24')
-    .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N, nodeport N (in the node port range, ${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX} unless conf nodeport_range says otherwise; on every node address), type ${VIP_TYPES.join('|')}, source_ranges PREFIX[,PREFIX...] (loadbalancer), etp|external_traffic_policy cluster|local, itp|internal_traffic_policy cluster|local, affinity clientip|none, affinity_timeout S (1-86400, default 10800)`)
+    .argument('[words...]', `protocol tcp|udp, port N, target N, new_len N|auto (prime; default auto: >= 100 x backends), nodeport N (in the node port range, ${KP_NODEPORT_MIN}-${KP_NODEPORT_MAX} unless conf nodeport_range says otherwise; on every node address), type ${VIP_TYPES.join('|')}, source_ranges PREFIX[,PREFIX...] (loadbalancer), etp|external_traffic_policy cluster|local, itp|internal_traffic_policy cluster|local, affinity clientip|none, affinity_timeout S (1-86400, default 10800)`)
     .addHelpText('after', '\nExamples:\n  kpbpf vip add 198.18.100.10/32 protocol tcp port 80 target 8080 new_len 1021\n  kpbpf vip add 90.1.2.1/32 port 3306 target 3307 nodeport 30964\n  kpbpf vip add 198.18.200.1/32 port 443 target 8443 type loadbalancer source_ranges 198.18.0.0/24\n')
     .action((prefix: string, words: string[]) => {
       const { encap, ...rest } = parseVipAddWords(words); // before anything is loaded

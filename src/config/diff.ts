@@ -75,7 +75,7 @@ function modeMatches(desired: XdpMode, running: XdpMode): boolean {
 
 const settingsOf = (v: VipSettings): VipSettings => ({
   target_port: v.target_port,
-  new_len: v.new_len,
+  ...(v.new_len !== undefined ? { new_len: v.new_len } : {}),
   node_port: v.node_port,
   type: v.type,
   source_ranges: [...v.source_ranges].sort(),
@@ -86,7 +86,7 @@ const settingsOf = (v: VipSettings): VipSettings => ({
 
 /** The words `vip add` takes for the settings that are not the defaults. */
 const settingsText = (op: VipSettings): string =>
-  `target ${op.target_port} new_len ${op.new_len}${op.node_port ? ` nodeport ${op.node_port}` : ''}` +
+  `target ${op.target_port} new_len ${op.new_len ?? 'auto'}${op.node_port ? ` nodeport ${op.node_port}` : ''}` +
   `${op.type !== 'clusterip' && !(op.type === 'nodeport' && op.node_port) ? ` type ${op.type}` : ''}` +
   `${op.source_ranges.length ? ` source_ranges ${op.source_ranges.join(',')}` : ''}` +
   `${op.external_traffic_policy ? ' etp local' : ''}${op.internal_traffic_policy ? ' itp local' : ''}` +

@@ -49,7 +49,8 @@ export interface KpVipConfig {
   protocol: L4Protocol;
   port: number;
   target_port: number;
-  new_len: number;
+  /** Maglev table size (prime); left out: automatic, a prime >= 100 x backends */
+  new_len?: number;
   /** 0: none; else served on every node address too */
   node_port: number;
   /** Kubernetes' service type: forwarding is the same; node_port and source_ranges must fit it */
@@ -79,7 +80,6 @@ export const KP_CONFIG_DEFAULTS = {
   mode: 'auto' as XdpMode,
   redirect: false,
   protocol: 'tcp' as L4Protocol,
-  new_len: 1021, // KP_MAGLEV_DEFAULT_LEN
   weight: 1,
 } as const;
 

@@ -6,7 +6,7 @@ import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { KpError } from '../errors.js';
 import { isPrime } from '../maglev/primes.js';
 import { parseAddress, parsePrefix } from './address.js';
-import { scanJson } from './jsonscan.js';
+import { scanJsonText } from './jsonscan.js';
 import { AFFINITY_TIMEOUT_DEFAULT } from './types.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqAddress, parseMasqPorts } from './masq.js';
 import { localPortRange } from '../dataplane/nodeaddrs.js';
@@ -81,7 +81,7 @@ function byPath(a: string, b: string): number {
 }
 
 /** Checks ajv cannot do; each reads the raw document defensively (it may also be invalid). */
-function semanticErrors(doc: unknown): string[] {
+function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
   const errs: string[] = [];
   if (!isObj(doc)) return errs;
   const conf = doc.conf;
@@ -137,6 +137,27 @@ function semanticErrors(doc: unknown): string[] {
   arr(doc.vips).forEach((v, i) => {
     if (!isObj(v)) return;
     const at = `/vips/${i}`;
+    const done = reuse?.built.get(reuse.texts[i]);
+    if (done) {
+      // Its text passed every check of its own before: only what involves other VIPs or conf.
+      if (done.health_check_node_port) {
+        const first = healthPortSeen.get(done.health_check_node_port);
+        if (first) errs.push(`${at}/health_check_node_port: port ${done.health_check_node_port} is already ${first}`);
+        else healthPortSeen.set(done.health_check_node_port, `${at}/health_check_node_port`);
+      }
+      if (done.node_port) {
+        if (done.node_port < npMin || done.node_port > npMax) errs.push(`${at}/node_port: must be within the node port range ${npMin}-${npMax}, got ${done.node_port}`);
+        const id = `${done.protocol} ${done.node_port}`;
+        const first = nodePortSeen.get(id);
+        if (first) errs.push(`${at}/node_port: node port ${done.node_port} for ${done.protocol} is already ${first}'s`);
+        else nodePortSeen.set(id, `${at}/node_port`);
+      }
+      const id = `${done.prefix} ${done.protocol} port ${done.port}`;
+      const first = vipSeen.get(id);
+      if (first) errs.push(`${at}: duplicate VIP ${id} (first at ${first})`);
+      else vipSeen.set(id, at);
+      return;
+    }
     const type = typeof v.type === 'string' ? v.type : Number.isInteger(v.node_port) ? 'nodeport' : 'clusterip';
     if (type === 'nodeport' && !Number.isInteger(v.node_port)) errs.push(`${at}/type: nodeport needs ${at}/node_port`);
     if (Number.isInteger(v.node_port) && type !== 'nodeport' && type !== 'loadbalancer') {
@@ -249,10 +270,21 @@ function buildTimeouts(conf: Json): CtTimeouts {
   return t;
 }
 
+/**
+ * Built VIPs by their text in the file, from an earlier parse: a VIP whose text is unchanged is not
+ * built again (every check still runs on the whole document).
+ */
+export interface VipReuse {
+  texts: string[];
+  built: ReadonlyMap<string, KpVipConfig>;
+}
+
 /** Only called on a document that passed every check: fill defaults, canonicalise. */
-function build(doc: Json): KpConfig {
+function build(doc: Json, reuse?: VipReuse): KpConfig {
   const conf = isObj(doc.conf) ? doc.conf : {};
-  const vip = (v: Json): KpVipConfig => {
+  const vip = (v: Json, i: number): KpVipConfig => {
+    const done = reuse?.built.get(reuse.texts[i]);
+    if (done) return done;
     const p = parsePrefix(v.prefix as string);
     if (typeof p === 'string') throw new Error(`unreachable: ${p}`);
     const backends: KpBackendConfig[] = arr(v.backends).map((b) => {
@@ -265,7 +297,7 @@ function build(doc: Json): KpConfig {
       protocol: (v.protocol as L4Protocol) ?? D.protocol,
       port: v.port as number,
       target_port: (v.target_port as number) ?? (v.port as number),
-      new_len: (v.new_len as number) ?? D.new_len,
+      ...(v.new_len !== undefined ? { new_len: v.new_len as number } : {}),
       node_port: (v.node_port as number) ?? 0,
       type: (v.type as VipType) ?? (v.node_port ? 'nodeport' : 'clusterip'),
       source_ranges: [...new Set(arr(v.source_ranges).map((r) => (parsePrefix(r as string) as { prefix: string }).prefix))].sort(),
@@ -293,21 +325,21 @@ function build(doc: Json): KpConfig {
       const it = x as Json;
       return { name: it.name as string, mode: (it.mode as XdpMode) ?? D.mode, redirect: (it.redirect as boolean) ?? D.redirect };
     }),
-    vips: arr(doc.vips).map((v) => vip(v as Json)),
+    vips: arr(doc.vips).map((v, i) => vip(v as Json, i)),
   };
 }
 
 /** Validate a parsed JSON document; throws KP_ERR_CONFIG listing every problem in `details`. */
-export function parseConfig(json: unknown): KpConfig {
+export function parseConfig(json: unknown, reuse?: VipReuse): KpConfig {
   const validate = schemaValidator();
   const errs = validate(json) ? [] : (validate.errors ?? []).map(formatAjvError);
-  errs.push(...semanticErrors(json));
+  errs.push(...semanticErrors(json, reuse));
   if (errs.length > 0) {
     const details = [...new Set(errs)].sort(byPath);
     const n = details.length;
     throw new KpError('KP_ERR_CONFIG', `invalid config, ${n} problem${n > 1 ? 's' : ''}:\n  ${details.join('\n  ')}`, { details });
   }
-  return build(json as Json);
+  return build(json as Json, reuse);
 }
 
 /** Line and column (1-based) of a character offset. */
@@ -327,9 +359,11 @@ export interface ConfigSource {
   /** the file lists its interfaces (even as []): attachments are managed by it */
   manageInterfaces: boolean;
   text: string;
+  /** each VIP's text in the file, by index */
+  vipTexts: string[];
 }
 
-export function loadConfigSource(path: string): ConfigSource {
+export function loadConfigSource(path: string, built?: ReadonlyMap<string, KpVipConfig>): ConfigSource {
   let text: string;
   try {
     // Standard input by its fd: /dev/stdin cannot be opened again when it is a socket (as a spawned
@@ -340,11 +374,11 @@ export function loadConfigSource(path: string): ConfigSource {
     throw new KpError('KP_ERR_CONFIG', `cannot read config file ${path}: ${code}`, { op: 'read' });
   }
   const name = path === '-' ? '(stdin)' : path;
-  return parseConfigText(text, name);
+  return parseConfigText(text, name, built);
 }
 
 /** A config from its text: JSON syntax, then structure (duplicate keys, depth), then the schema. */
-export function parseConfigText(text: string, path: string): ConfigSource {
+export function parseConfigText(text: string, path: string, built?: ReadonlyMap<string, KpVipConfig>): ConfigSource {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -354,13 +388,13 @@ export function parseConfigText(text: string, path: string): ConfigSource {
     const where = lineCol(text, m ? Number(m[1]) : text.length);
     throw new KpError('KP_ERR_CONFIG', `${path}:${where}: invalid JSON: ${msg}`, { details: [`${path}:${where}: ${msg}`] });
   }
-  const structure = scanJson(text);
+  const { errors: structure, vipTexts } = scanJsonText(text);
   if (structure.length) {
     throw new KpError('KP_ERR_CONFIG', `${path}: ${structure.length} error(s) in the config; nothing was applied`, { details: structure });
   }
   try {
     const manageInterfaces = isObj(json) && 'interfaces' in json;
-    return { config: parseConfig(json), manageInterfaces, text };
+    return { config: parseConfig(json, built && { texts: vipTexts, built }), manageInterfaces, text, vipTexts };
   } catch (e) {
     if (e instanceof KpError && e.code === 'KP_ERR_CONFIG') {
       throw new KpError('KP_ERR_CONFIG', `${path}: ${e.message}`, { details: e.details });

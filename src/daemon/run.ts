@@ -13,6 +13,7 @@ import { loadConfigSource } from '../config/validate.js';
 import type { KpConfig } from '../config/types.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { changedVips, type Applied } from './incremental.js';
+import { formatOp } from '../config/diff.js';
 
 /**
  * A change is applied at once; a file that is not valid JSON is read again after this window before
@@ -169,7 +170,7 @@ export class Daemon {
       const t0 = performance.now();
       let src;
       try {
-        src = loadConfigSource(this.file);
+        src = loadConfigSource(this.file, this.applied?.built);
       } catch (e) {
         // Half written? Read it again after the settle window before calling it invalid.
         if (why === 'file changed' && /invalid JSON/.test((e as Error).message)) {
@@ -180,7 +181,7 @@ export class Daemon {
       }
       if (why.startsWith('file changed') && src.text === this.appliedText) return; // another file of the directory changed, or the same text again
       const t1 = performance.now();
-      const { only, applied } = changedVips(this.applied, src.config);
+      const { only, applied } = changedVips(this.applied, src);
       this.applied = undefined; // until this apply is done: a failed one may leave other VIPs changed
       const r = this.control.apply(src.config, { dryRun: false, manageInterfaces: src.manageInterfaces, onlyVips: only, collectDrained: false });
       this.applied = applied;
@@ -192,7 +193,7 @@ export class Daemon {
       this.lastError = undefined;
       this.metrics.lastSync.set(this.lastSync.getTime() / 1000);
       const ms = { read: round(t1 - t0), apply: round(performance.now() - t1) };
-      log.info({ why, changes: r.ops.length, ops: r.ops.slice(0, 50), vipsCompared: only?.length ?? 'all', ms }, r.ops.length ? 'applied' : 'no changes');
+      log.info({ why, changes: r.plan.length, ops: r.plan.slice(0, 50).map(formatOp), vipsCompared: only?.length ?? 'all', ms }, r.plan.length ? 'applied' : 'no changes');
       void this.syncHealthChecks(src.config.vips);
       // After the log line: the change is in the maps, this is housekeeping (a walk of kp_ct).
       if (r.plan.some((o) => o.op === 'delBackend' || o.op === 'delVip')) this.collect(true);

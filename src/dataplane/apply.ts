@@ -9,8 +9,19 @@ import { KP_MAX_SRC_RANGES, KP_MAX_VIP_PREFIXES, KP_MAX_VIPS } from './vips.js';
 import { ifNameToIndex } from '../loader/libbpf.js';
 
 export interface ApplyResult {
-  ops: string[];
+  /** the plan in the CLI's words (made when first read: 90k lines for a full sync of 10k VIPs) */
+  readonly ops: string[];
   plan: PlanOp[];
+}
+
+function result(plan: PlanOp[]): ApplyResult {
+  let ops: string[] | undefined;
+  return {
+    plan,
+    get ops() {
+      return (ops ??= plan.map(formatOp));
+    },
+  };
 }
 
 export interface ApplyOptions {
@@ -55,7 +66,7 @@ export function runningState(control: Control, desired?: KpConfig, only?: VipRef
       protocol: v.protocol,
       port: v.port,
       target_port: v.targetPort,
-      new_len: v.newLen,
+      ...(v.newLenAuto ? {} : { new_len: v.newLen }),
       node_port: v.nodePort ?? 0,
       type: v.type ?? 'clusterip',
       source_ranges: v.sourceRanges ?? [],
@@ -81,7 +92,7 @@ function asConfig(s: RunningState): KpConfig {
       protocol: v.protocol,
       port: v.port,
       target_port: v.target_port,
-      new_len: v.new_len,
+      ...(v.new_len !== undefined ? { new_len: v.new_len } : {}),
       node_port: v.node_port,
       type: v.type,
       source_ranges: v.source_ranges,
@@ -107,7 +118,7 @@ export function checkInterfaces(plan: PlanOp[]): void {
  * found half way would leave live VIPs deleted and re-created. */
 function checkCapacity(control: Control, plan: PlanOp[], desired: KpConfig): void {
   // Config prefixes are canonical "addr/len".
-  const isPrefix = (p: string) => Number(p.split('/')[1]) < (p.includes(':') ? 128 : 32);
+  const isPrefix = (p: string) => Number(p.slice(p.lastIndexOf('/') + 1)) < (p.includes(':') ? 128 : 32);
   const prefixes = desired.vips.filter((v) => isPrefix(v.prefix)).length;
   if (prefixes > KP_MAX_VIP_PREFIXES) {
     throw new KpError('KP_ERR_CONFIG', `the config has ${prefixes} prefix VIPs but kp_vip_pfx holds ${KP_MAX_VIP_PREFIXES}; nothing was applied`);
@@ -222,12 +233,11 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
   const before = runningState(control, desired, only);
   const wanted = only ? new Set(only.map(vipRefKey)) : undefined;
   const plan = planConfig(wanted ? { ...desired, vips: desired.vips.filter((v) => wanted.has(vipRefKey(v))) } : desired, before, o.manageInterfaces);
-  const ops = plan.map(formatOp);
-  if (!plan.length) return { ops, plan };
+  if (!plan.length) return result(plan);
   // A dry run makes every check a real run makes before it changes anything.
   checkInterfaces(plan);
   checkCapacity(control, plan, desired);
-  if (o.dryRun) return { ops, plan };
+  if (o.dryRun) return result(plan);
   try {
     execute(control, plan);
   } catch (e) {
@@ -241,5 +251,5 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
     throw new KpError(e instanceof KpError ? e.code : 'KP_ERR_STATE', `apply failed, running state restored: ${reason}`);
   }
   if (o.collectDrained !== false) control.vips.collectDrained(control.conf().timeouts);
-  return { ops, plan };
+  return result(plan);
 }

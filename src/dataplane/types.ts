@@ -12,7 +12,8 @@ export interface VipSpec {
   protocol: Protocol;
   port: number;
   targetPort: number;
-  newLen: number;
+  /** Maglev table size (prime); left out: automatic, a prime >= 100 x backends (autoTableLen) */
+  newLen?: number;
   /** its node port, served on every node address (0 or left out: none) */
   nodePort?: number;
   /** left out: nodeport if it has a node port, else clusterip */
@@ -46,6 +47,10 @@ export interface BackendView {
 
 export interface VipView extends VipSpec {
   id: number;
+  /** the table's size now */
+  newLen: number;
+  /** the size follows the backend count (new_len left out) */
+  newLenAuto?: true;
   /** the node addresses its node port is served on */
   nodeAddresses?: string[];
   backends: BackendView[];

@@ -6,6 +6,7 @@ import type { Dataplane } from '../loader/index.js';
 import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr } from '../maps/addr.js';
 import { ADDR_FLAG, LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
 import { buildMaglevTable } from '../maglev/table.js';
+import { autoTableFits, autoTableLen } from '../maglev/primes.js';
 import type { BackendView, Protocol, VipSpec, VipType, VipView } from './types.js';
 import type { CtTimeouts } from '../config/timeouts.js';
 import { backendsInUse } from './connections.js';
@@ -27,6 +28,7 @@ export const KP_VIP_F_ETP_LOCAL = 0x40;
 export const KP_VIP_F_ITP_LOCAL = 0x80;
 export const KP_VIP_F_MASQ = 0x100;
 export const KP_VIP_F_AFFINITY = 0x200;
+export const KP_VIP_F_AUTO_LEN = 0x400;
 
 
 const POLICY_LOCAL = KP_VIP_F_ETP_LOCAL | KP_VIP_F_ITP_LOCAL;
@@ -89,6 +91,8 @@ interface VipRecord {
   backendIds: Set<number>;
   /** session affinity timeout in seconds (kp_vip_affinity), when flagged KP_VIP_F_AFFINITY */
   affinity?: number;
+  /** the larger automatic size its tables are being published with (publishPending) */
+  pendingLen?: number;
 }
 
 /** A spec's session affinity timeout: 0 for none, else 1 to AFFINITY_TIMEOUT_MAX. */
@@ -269,6 +273,7 @@ export class VipTable {
       port: rec.port,
       targetPort: rec.value.targetPort,
       newLen: rec.value.tableLen,
+      ...(rec.value.flags & KP_VIP_F_AUTO_LEN ? { newLenAuto: true as const } : {}),
       type: vipType(rec.value),
       ...(rec.value.nodePort ? { nodePort: rec.value.nodePort, nodeAddresses: rec.nodeKeys.map((k) => k.addr).sort() } : {}),
       ...(rec.sourceRanges.length ? { sourceRanges: [...rec.sourceRanges] } : {}),
@@ -339,8 +344,10 @@ export class VipTable {
     const ranges = this.canonicalRanges(spec.sourceRanges ?? [], p.family);
     this.nodeKeysFor(id, spec.protocol, spec.nodePort ?? 0); // refused before anything is written
     const affinity = affinityOf(spec);
-    const flags = (prefix ? KP_VIP_F_PREFIX : 0) | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own | (affinity ? KP_VIP_F_AFFINITY : 0);
-    const value: Vip = { id, tableLen: spec.newLen, flags, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
+    const auto = spec.newLen === undefined ? KP_VIP_F_AUTO_LEN : 0;
+    const flags = (prefix ? KP_VIP_F_PREFIX : 0) | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own | (affinity ? KP_VIP_F_AFFINITY : 0) | auto;
+    // An automatic size is settled when its first backends are published.
+    const value: Vip = { id, tableLen: spec.newLen ?? autoTableLen(1), flags, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
     if (affinity) this.maps.vipAffinity.update(id, affinity); // before the VIP is visible with the flag
     // Counters and table of a re-used id start clean before the VIP becomes visible.
     this.maps.vipStats.update(id, zeroVipStats());
@@ -442,22 +449,26 @@ export class VipTable {
     this.nodeKeysFor(rec.id, rec.protocol, spec.nodePort ?? 0); // refused before anything is written
     const keep = rec.value.flags & KP_VIP_F_PREFIX;
     const affinity = affinityOf(spec);
-    const flags = keep | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own | (affinity ? KP_VIP_F_AFFINITY : 0);
+    const auto = spec.newLen === undefined ? KP_VIP_F_AUTO_LEN : 0;
+    const flags = keep | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own | (affinity ? KP_VIP_F_AFFINITY : 0) | auto;
+    // Automatic: the size stays while it suits the backends, else the one they ask for.
+    const n = this.tableBackends(rec).length;
+    const newLen = spec.newLen ?? (autoTableFits(rec.value.tableLen, n) ? rec.value.tableLen : autoTableLen(n));
     // The timeout is in place before the flag that makes the data path read it.
     if (affinity && affinity !== rec.affinity) this.maps.vipAffinity.update(rec.id, affinity);
     rec.affinity = affinity || undefined;
     const policyChanged = (flags ^ rec.value.flags) & POLICY_LOCAL;
     if (policyChanged && flags & POLICY_LOCAL) this.syncLocalTable(rec, true); // before an entry picks from it
-    const value: Vip = { ...rec.value, flags, tableLen: spec.newLen, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
+    const value: Vip = { ...rec.value, flags, tableLen: newLen, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
     // Ranges that are added are in place before the flag that makes the data path look them up;
     // ranges that go are removed after it (below).
     this.setRanges(rec, [...new Set([...rec.sourceRanges, ...ranges])].sort());
-    const grows = spec.newLen > rec.value.tableLen;
+    const grows = newLen > rec.value.tableLen;
     // The program reads table_len from the VIP, then indexes the table: publish so that the index is
     // always in range (a larger table before the larger length, a smaller one after the smaller length).
-    if (grows) this.publishTable(rec, spec.newLen);
+    if (grows) this.publishTable(rec, newLen);
     this.writeVip(rec, value);
-    if (!grows && spec.newLen !== v.newLen) this.publishTable(rec, spec.newLen);
+    if (!grows && newLen !== v.newLen) this.publishTable(rec, newLen);
     if (policyChanged && !(flags & POLICY_LOCAL)) this.syncLocalTable(rec, false); // after no entry picks from it
     this.setRanges(rec, ranges);
     return this.view(rec);
@@ -624,13 +635,18 @@ export class VipTable {
     else if (this.maps.maglevLocal.lookup(rec.id) !== undefined) this.dp.clearMaglevTable(rec.id, true);
   }
 
-  private buildTable(rec: VipRecord, size: number, localOnly = false): Uint32Array | undefined {
+  /** The backends a VIP's table is made of (all, or its local ones). */
+  private tableBackends(rec: VipRecord, localOnly = false): { id: number; b: Backend }[] {
     const active = [...rec.backendIds]
       .map((id) => ({ id, b: this.slots[id]! }))
       .filter(({ b }) => b.state === BACKEND_STATE.active && (!localOnly || b.local));
     // Terminating endpoints (KEP-1669) take new connections only while no ready one exists.
     const ready = active.filter(({ b }) => !b.terminating);
-    const use = ready.length ? ready : active;
+    return ready.length ? ready : active;
+  }
+
+  private buildTable(rec: VipRecord, size: number, localOnly = false): Uint32Array | undefined {
+    const use = this.tableBackends(rec, localOnly);
     if (!use.length) return undefined;
     return buildMaglevTable(use.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight })), size);
   }
@@ -648,11 +664,27 @@ export class VipTable {
   publishPending(): void {
     this.flushWrites();
     const vips = this.load();
+    // Automatic sizes that no longer suit the backends: the length the program reads changes so that
+    // every index stays in range, shorter before the smaller tables, longer after the larger ones.
+    const grown: VipRecord[] = [];
+    for (const id of this.dirty) {
+      const rec = vips.get(id);
+      if (!rec || !(rec.value.flags & KP_VIP_F_AUTO_LEN)) continue;
+      const n = this.tableBackends(rec).length;
+      if (autoTableFits(rec.value.tableLen, n)) continue;
+      const size = autoTableLen(n);
+      if (size > rec.value.tableLen) {
+        rec.pendingLen = size;
+        grown.push(rec);
+      } else {
+        this.writeVip(rec, { ...rec.value, tableLen: size });
+      }
+    }
     const tables: [number, Uint32Array][] = [];
     for (const id of this.dirty) {
       const rec = vips.get(id);
       if (!rec) continue;
-      const table = this.buildTable(rec, rec.value.tableLen);
+      const table = this.buildTable(rec, rec.pendingLen ?? rec.value.tableLen);
       if (table) tables.push([id, table]);
       else if (this.maps.maglev.lookup(id) !== undefined) this.dp.clearMaglevTable(id);
     }
@@ -663,11 +695,15 @@ export class VipTable {
     for (const id of this.dirty) {
       const rec = vips.get(id);
       if (!rec || !(rec.value.flags & POLICY_LOCAL)) continue;
-      const table = this.buildTable(rec, rec.value.tableLen, true);
+      const table = this.buildTable(rec, rec.pendingLen ?? rec.value.tableLen, true);
       if (table) local.push([id, table]);
       else if (this.maps.maglevLocal.lookup(id) !== undefined) this.dp.clearMaglevTable(id, true);
     }
     if (local.length) this.dp.setMaglevTables(local, true);
+    for (const rec of grown) {
+      this.writeVip(rec, { ...rec.value, tableLen: rec.pendingLen! });
+      rec.pendingLen = undefined;
+    }
     this.dirty.clear();
     for (const [id, flush] of this.pendingRemovals) {
       if (flush) this.freeBackend(id);

@@ -220,7 +220,9 @@ function innerTable(vipId: number, slots: Uint32Array): number {
   const what = `Maglev table of VIP ${vipId}, ${slots.length} slots`;
   const fd = check('bpf_map_create', lb.bpf_map_create(BPF_MAP_TYPE.ARRAY, 'kp_maglev_in', 4, 4, slots.length, opts(MapCreateOpts, { map_flags: BPF_F_INNER_MAP | BPF_F_MMAPABLE })), what);
   try {
-    withSlots(fd, slots.length, 'write', what, (w) => slots.forEach((b, i) => (w[2 * i] = b)));
+    withSlots(fd, slots.length, 'write', what, (w) => {
+      for (let i = 0; i < slots.length; i++) w[2 * i] = slots[i];
+    });
     return fd;
   } catch (e) {
     closeFd(fd);

@@ -118,9 +118,10 @@ t.test("the design card's NodePort command parses exactly as written", async (t)
     protocol: 'tcp',
     port: 3306,
     targetPort: 3307,
-    newLen: 1021,
     nodePort: 30964,
   });
+  t.equal(parseVipAddWords(['port', '80', 'new_len', 'auto']).newLen, undefined, 'new_len auto: left to the backend count');
+  t.equal(parseVipAddWords(['port', '80', 'new_len', '251']).newLen, 251);
   t.equal(parseVipAddWords(['port', '53', 'protocol', 'udp', 'node_port', '30053']).nodePort, 30053, 'the seed spelling node_port');
   t.equal(parseVipAddWords(['port', '80']).nodePort, undefined, 'none unless given');
   t.match(parseVipAddWords(['port', '443', 'type', 'loadbalancer', 'source_ranges', '198.18.0.0/24,198.18.9.0/24']), {

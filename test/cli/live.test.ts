@@ -63,7 +63,7 @@ function run() {
     const file = `${tmp}/first.json`;
     writeFileSync(file, JSON.stringify({ vips: [{ prefix: '198.18.100.50/32', port: 80, backends: ['198.18.1.2'] }] }));
     const dry = await json('apply', '-f', file, '--dry-run');
-    t.same(dry.ops, ['vip add 198.18.100.50/32 tcp port 80 target 80 new_len 1021', 'backend add 198.18.100.50/32 tcp port 80 198.18.1.2 weight 1']);
+    t.same(dry.ops, ['vip add 198.18.100.50/32 tcp port 80 target 80 new_len auto', 'backend add 198.18.100.50/32 tcp port 80 198.18.1.2 weight 1']);
     t.notOk(existsSync(`${bpffs}/kpbpf/prog`), 'the dry run loaded nothing');
   });
 
@@ -86,6 +86,28 @@ function run() {
     t.equal(vips[0].newLen, 2039);
     t.equal(vips[0].backends.reduce((a: number, b: { slots: number }) => a + b.slots, 0), 2039, 'the table was rebuilt at the new size');
     t.same(vips[0].backends.map((b: { port: number }) => b.port), [8081, 8081]);
+  });
+
+  t.test('new_len left out: a prime >= 100 x backends, grown and shrunk with them, said by show', async (t) => {
+    const V = '198.18.100.95/32';
+    t.teardown(() => kp('vip', 'del', V, 'flush'));
+    t.match(await json('vip', 'add', V, 'port', '80'), { newLen: 101, newLenAuto: true });
+    const table = async () => {
+      const [v] = (await json('show', 'backends')).filter((x: { prefix: string }) => x.prefix === V);
+      return { len: v.newLen, slots: v.backends.reduce((a: number, b: { slots: number }) => a + b.slots, 0), auto: v.newLenAuto };
+    };
+    const be = (i: number) => `198.18.30.${i}`;
+    await json('backend', 'add', V, be(1), be(2), be(3));
+    t.same(await table(), { len: 307, slots: 307, auto: true }, '3 backends: 307, every slot filled');
+    await json('backend', 'add', V, ...[4, 5, 6, 7, 8, 9, 10].map(be));
+    t.same(await table(), { len: 1009, slots: 1009, auto: true }, '10 backends: 1009');
+    await json('backend', 'del', V, be(10), be(9));
+    t.equal((await table()).len, 1009, '8 backends still fit a table of 1009 (no resize back and forth)');
+    await json('backend', 'del', V, 'flush', ...[3, 4, 5, 6, 7, 8].map(be));
+    t.same(await table(), { len: 211, slots: 211, auto: true }, '2 backends: shrunk to 211');
+    t.match((await kp('show', 'vips')).out, /198\.18\.100\.95\/32 tcp port 80 target 80 new_len 211 \(auto\)/, 'show says so');
+    await json('vip', 'add', V, 'port', '80', 'new_len', '13');
+    t.same(await table(), { len: 13, slots: 13, auto: undefined }, 'a given size is kept');
   });
 
   t.test('a VIP prefix is stored in the LPM trie and counted for the data plane', async (t) => {
@@ -276,7 +298,7 @@ function run() {
     t.ok(r.ops.some((o: string) => o.startsWith('vip add 198.18.100.20/32 udp port 53')), 'the UDP VIP is added');
     const vips = await json('show', 'backends');
     t.same(
-      vips.map((v: { prefix: string; protocol: string; port: number; targetPort: number; backends: { address: string; weight: number }[] }) => [v.prefix, v.protocol, v.port, v.targetPort, v.backends.map((b) => `${b.address}*${b.weight}`)]),
+      vips.map((v: { prefix: string; protocol: string; port: number; targetPort: number; backends: { address: string; weight: number }[] }) => [v.prefix, v.protocol, v.port, v.targetPort, v.backends.map((b) => `${b.address}*${b.weight}`).sort()]),
       [
         ['198.18.100.10/32', 'tcp', 80, 8080, ['198.18.1.2*1', '198.18.2.2*3']],
         ['198.18.100.20/32', 'udp', 53, 5353, ['198.18.1.2*1']],

@@ -32,7 +32,6 @@ const fullRunning = (): RunningState => ({
     {
       ...vip80,
       target_port: 8080,
-      new_len: 1021,
       node_port: 0,
       type: 'clusterip',
       source_ranges: [],
@@ -104,7 +103,7 @@ function apply(state: RunningState, plan: Plan): RunningState {
 t.test('empty to full', async (t) => {
   const plan = diffConfig(full(), empty());
   t.same(plan, [
-    { op: 'addVip', vip: vip80, target_port: 8080, new_len: 1021, node_port: 0, type: 'clusterip', source_ranges: [] },
+    { op: 'addVip', vip: vip80, target_port: 8080, node_port: 0, type: 'clusterip', source_ranges: [] },
     { op: 'addBackend', vip: vip80, address: '198.18.1.2', weight: 1, reactivate: false },
     { op: 'addBackend', vip: vip80, address: '198.18.1.3', weight: 2, reactivate: false },
     { op: 'addVip', vip: vip53, target_port: 53, new_len: 251, node_port: 0, type: 'clusterip', source_ranges: [] },
@@ -215,8 +214,8 @@ t.test('a node port added, changed and removed updates the VIP in place', async 
   const want = full();
   want.vips[0].node_port = 30080;
   const plan = diffConfig(want, fullRunning());
-  t.same(plan, [{ op: 'updateVip', vip: vip80, target_port: 8080, new_len: 1021, node_port: 30080, type: 'clusterip', source_ranges: [], changed: ['node_port'] }]);
-  t.same(plan.map(formatOp), ['vip update 198.18.100.1/32 tcp port 80 target 8080 new_len 1021 nodeport 30080']);
+  t.same(plan, [{ op: 'updateVip', vip: vip80, target_port: 8080, node_port: 30080, type: 'clusterip', source_ranges: [], changed: ['node_port'] }]);
+  t.same(plan.map(formatOp), ['vip update 198.18.100.1/32 tcp port 80 target 8080 new_len auto nodeport 30080']);
   const running = apply(fullRunning(), plan);
   t.same(diffConfig(want, running), []);
   want.vips[0].node_port = 0;
@@ -229,7 +228,7 @@ t.test('a backend marked local, and a policy set to local, are changes in place'
   want.vips[0].external_traffic_policy = 'local';
   const plan = diffConfig(want, fullRunning());
   t.same(plan.map(formatOp), [
-    'vip update 198.18.100.1/32 tcp port 80 target 8080 new_len 1021 etp local',
+    'vip update 198.18.100.1/32 tcp port 80 target 8080 new_len auto etp local',
     'backend weight 198.18.100.1/32 tcp port 80 198.18.1.2 1 -> 1 local',
   ]);
   t.same(diffConfig(want, apply(fullRunning(), plan)), []);
@@ -242,7 +241,7 @@ t.test('VIP identity is (prefix, protocol, port)', async (t) => {
   const udp80 = { ...vip80, protocol: 'udp' };
   t.same(plan, [
     { op: 'delVip', vip: vip80 },
-    { op: 'addVip', vip: udp80, target_port: 8080, new_len: 1021, node_port: 0, type: 'clusterip', source_ranges: [] },
+    { op: 'addVip', vip: udp80, target_port: 8080, node_port: 0, type: 'clusterip', source_ranges: [] },
     { op: 'addBackend', vip: udp80, address: '198.18.1.2', weight: 1, reactivate: false },
     { op: 'addBackend', vip: udp80, address: '198.18.1.3', weight: 2, reactivate: false },
   ]);
@@ -300,7 +299,7 @@ t.test('a mixed change, in order, reaches the desired state', async (t) => {
     'backend add 198.18.100.1/32 tcp port 80 198.18.1.5 weight 1',
     'backend weight 198.18.100.1/32 tcp port 80 198.18.1.3 2 -> 3',
     'backend del 198.18.100.1/32 tcp port 80 198.18.1.2',
-    'vip add 198.18.200.0/24 udp port 5353 target 5353 new_len 1021',
+    'vip add 198.18.200.0/24 udp port 5353 target 5353 new_len auto',
     'backend add 198.18.200.0/24 udp port 5353 198.18.2.1 weight 1',
     'attach eth2 mode generic',
   ]);

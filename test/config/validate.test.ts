@@ -4,7 +4,8 @@ import { DEFAULT_TIMEOUTS } from '../../src/config/timeouts.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig, loadConfigFile } from '../../src/config/validate.js';
+import { parseConfig, parseConfigText, loadConfigFile } from '../../src/config/validate.js';
+import { appliedOf, changedVips } from '../../src/daemon/incremental.js';
 import { configSchema } from '../../src/config/schema.js';
 import { KpError } from '../../src/errors.js';
 import { localPortRange } from '../../src/dataplane/nodeaddrs.js';
@@ -91,7 +92,7 @@ t.test('defaults are filled', async (t) => {
   t.same(c.conf, { buckets: 131072, timeouts: { ...DEFAULT_TIMEOUTS, udp: 7 }, nodeport_range: [30000, 32767], nodeport_addresses: [], masquerade_ports: [1024, 29999] }, 'timeout is the UDP timeout');
   t.same(parseConfig({ conf: { timeouts: { tcp_established: 3600, tcp_close: 5 } } }).conf.timeouts, { ...DEFAULT_TIMEOUTS, tcp_established: 3600, tcp_close: 5 });
   t.same(c.interfaces, [{ name: 'veth-node0', mode: 'auto', redirect: false }]);
-  t.same(c.vips[0], { prefix: '198.18.100.1/32', family: 4, protocol: 'tcp', port: 53, target_port: 53, new_len: 1021, node_port: 0, type: 'clusterip', source_ranges: [], backends: [] });
+  t.same(c.vips[0], { prefix: '198.18.100.1/32', family: 4, protocol: 'tcp', port: 53, target_port: 53, node_port: 0, type: 'clusterip', source_ranges: [], backends: [] });
   t.same(c.vips[1].backends, [{ address: '2001:db8:1::2', weight: 1 }]);
   t.equal(c.vips[1].prefix, '2001:db8:100::1/128');
   t.equal(c.vips[1].family, 6);
@@ -314,4 +315,47 @@ t.test('loadConfigFile', async (t) => {
     message: new RegExp(`^${bad}: invalid config, 2 problems`),
     details: ['/conf/timeout: must be >= 1, got 0', '/vips/0/new_len: must be a prime number, got 9'],
   });
+});
+
+t.test('a reparse that reuses unchanged VIPs gives the same config and still finds what involves other VIPs', async (t) => {
+  const doc = {
+    conf: { nodeport_range: '30000-32767' },
+    vips: [
+      { prefix: '198.18.100.1/32', protocol: 'udp', port: 53, backends: ['198.18.1.1'] },
+      { prefix: '198.18.100.2', port: 80, node_port: 30080, type: 'nodeport', backends: [{ address: '198.18.1.2', weight: 3 }] },
+    ],
+  };
+  const first = parseConfigText(JSON.stringify(doc), 'a.json');
+  const built = appliedOf(first).built;
+  const again = parseConfigText(JSON.stringify(doc), 'a.json', built);
+  t.same(again.config, first.config, 'equal to a fresh parse');
+  t.equal(again.config.vips[1], first.config.vips[1], 'the unchanged VIP is the one built before');
+  const changed = { ...doc, vips: [doc.vips[0], { ...doc.vips[1], backends: ['198.18.1.3'] }] };
+  t.same(parseConfigText(JSON.stringify(changed), 'a.json', built).config, parseConfigText(JSON.stringify(changed), 'a.json').config, 'a changed VIP is built again');
+  // The same texts, now with a copy of the first VIP and a node port outside a narrowed range.
+  const clash = { conf: { nodeport_range: '31000-32767' }, vips: [...doc.vips, doc.vips[0], { ...doc.vips[1], prefix: '198.18.100.3' }] };
+  const err = (() => {
+    try {
+      parseConfigText(JSON.stringify(clash), 'a.json', built);
+    } catch (e) {
+      return e as KpError;
+    }
+  })();
+  t.match(err?.details, [
+    '/vips/1/node_port: must be within the node port range 31000-32767, got 30080',
+    '/vips/2: duplicate VIP 198.18.100.1/32 udp port 53 (first at /vips/0)',
+    '/vips/3/node_port: must be within the node port range 31000-32767, got 30080',
+    "/vips/3/node_port: node port 30080 for tcp is already /vips/1/node_port's",
+  ]);
+});
+
+t.test('changedVips: only the VIPs whose text changed, added or removed; everything when conf changed', async (t) => {
+  const v = (i: number, be = '198.18.1.1') => ({ prefix: `198.18.100.${i}/32`, port: 80, backends: [be] });
+  const parse = (o: object) => parseConfigText(JSON.stringify(o), 'a.json');
+  const a = changedVips(undefined, parse({ vips: [v(1), v(2), v(3)] }));
+  t.equal(a.only, undefined, 'nothing applied yet: compare everything');
+  const b = changedVips(a.applied, parse({ vips: [v(1), v(2, '198.18.1.9'), v(4)] }));
+  t.same(b.only!.map((r) => r.prefix).sort(), ['198.18.100.2/32', '198.18.100.3/32', '198.18.100.4/32']);
+  t.same(changedVips(b.applied, parse({ vips: [v(4), v(1), v(2, '198.18.1.9')] })).only, [], 'reordered: nothing');
+  t.equal(changedVips(b.applied, parse({ conf: { buckets: 4096 }, vips: [v(1)] })).only, undefined, 'conf changed: everything');
 });
