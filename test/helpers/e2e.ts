@@ -38,6 +38,8 @@ export interface Watched {
 
 export interface E2e {
   readonly topo: Topology;
+  /** the private bpffs the kpbpf calls pin under */
+  readonly bpffs: string;
   /** child processes to kill at teardown */
   readonly children: ChildProcess[];
   /** the kpbpf CLI in the node namespace; its stdout */
@@ -110,6 +112,7 @@ export function e2eHarness(t: Test, tag: string, backends: number): E2e {
   };
   return {
     topo: made,
+    bpffs,
     children,
     watch,
     kp,
