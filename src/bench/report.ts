@@ -179,7 +179,10 @@ function reading(res: Results): string[] {
     if (!kp?.fullMs) continue;
     const others = ctl.filter((c) => c.tool !== 'kpbpf' && c.tool !== 'kpbpf run' && c.services === n && c.changeMs !== undefined);
     const daemon = ctl.find((c) => c.tool === 'kpbpf run' && c.services === n && c.changeMs !== undefined);
-    out.push(`- Control plane, ${n.toLocaleString('en-US')} services: kpbpf full apply ${fmtInt(kp.fullMs)} ms vs ${others.map((o) => `${o.tool} ${fmtInt(o.fullMs)} ms`).join(', ')}; one-endpoint change ${fmtInt(kp.changeMs)} ms${daemon ? ` (${fmtInt(daemon.changeMs)} ms through kpbpf run)` : ''} vs ${others.map((o) => `${o.tool} ${fmtInt(o.changeMs)} ms`).join(', ')}.`);
+    const ms = (v?: number) => (v === undefined ? '?' : v < 10 ? v.toFixed(1) : fmtInt(v));
+    out.push(`- Control plane, ${n.toLocaleString('en-US')} services: kpbpf full apply ${fmtInt(kp.fullMs)} ms${daemon?.syncMs ? ` (${fmtInt(daemon.syncMs)} ms within kpbpf run)` : ''} vs ${others.map((o) => `${o.tool} ${fmtInt(o.fullMs)} ms`).join(', ')}; ` +
+      `one-endpoint change ${fmtInt(kp.changeMs)} ms${daemon ? ` (${ms(daemon.changeMs)} ms through kpbpf run, file write to maps)` : ''} vs ${others.map((o) => `${o.tool} ${ms(o.changeMs)} ms`).join(', ')}` +
+      `${daemon?.rssBytes ? `; kpbpf run resident ${(daemon.rssBytes / 2 ** 20).toFixed(0)} MiB` : ''}.`);
   }
   for (const r of res.datapath?.rows.filter((x) => x.anchor) ?? []) {
     const a = res.datapath!.rows.find((x) => x.path === r.anchor);
@@ -233,12 +236,14 @@ export function renderMarkdown(res: Results, chartFile: string): string {
     `![forwarded packets/s vs services](${chartFile})`, '', ...e2eTables(res.e2e), ...nodePortTable(res)];
   if (res.datapath) out.push(...datapathSection(res.datapath));
   else if (res.datapathError) out.push('## Data path per packet (BPF_PROG_TEST_RUN)', '', `Not measured in this run: ${res.datapathError}`, '');
-  out.push('## Control plane', '', '| tool | services | full load ms | one-endpoint change ms | verified | kpbpf map bytes (memlock) | note |', '|---|---:|---:|---:|---|---:|---|');
+  out.push('## Control plane', '', '| tool | services | full load ms | one-endpoint change ms | kpbpf run: own full sync ms | kpbpf run: resident MiB | verified | kpbpf map bytes (memlock) | note |', '|---|---:|---:|---:|---:|---:|---|---:|---|');
+  const fmtMs = (v?: number) => (v === undefined ? '' : v < 10 ? v.toFixed(1) : fmtInt(v));
   for (const c of res.control) {
-    out.push(`| ${c.tool} | ${c.services.toLocaleString('en-US')} | ${fmtInt(c.fullMs)}${c.capped ? ' (cap reached)' : ''} | ${fmtInt(c.changeMs)} | ${c.verified ?? ''} | ${fmtInt(c.mapBytes)} | ${c.unavailable ?? c.error ?? ''} |`);
+    out.push(`| ${c.tool} | ${c.services.toLocaleString('en-US')} | ${fmtInt(c.fullMs)}${c.capped ? ' (cap reached)' : ''} | ${fmtMs(c.changeMs)} | ${fmtInt(c.syncMs)} | ${c.rssBytes ? (c.rssBytes / 2 ** 20).toFixed(0) : ''} | ${c.verified ?? ''} | ${fmtInt(c.mapBytes)} | ${c.unavailable ?? c.error ?? ''} |`);
   }
   out.push('', 'kpbpf times are whole `kpbpf apply -f` invocations (Node start-up included) after the program was loaded by an empty apply; ' +
-    'kpbpf run times are the long-running mode: from its start to its first "applied" log line (program load included), then from replacing the file to the change\'s "applied" line; ' +
+    'kpbpf run times are the long-running mode: from its start to its first "applied" log line (Node start-up and program load included), its own time for that full sync (read, validate, diff, maps), ' +
+    'then the median of nine one-endpoint changes from replacing the file to the change\'s "applied" line as the log arrives; its resident memory after the full sync; ' +
     'iptables times are `iptables-*-restore` of the whole nat table, then `--noflush` of the changed chains; nft times are `nft -f` of the table, then one transaction.', '');
   out.push('## Maglev', '', '| table size | backends | compile ms | balance (max/mean) | moved on remove | moved on add | ideal 1/N |', '|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of res.maglev) {

@@ -24,11 +24,31 @@ import {
 
 // ajv is CommonJS: under NodeNext its default export is the module object.
 const Ajv = AjvModule.default;
-let compiled: ValidateFunction | undefined;
+let compiled: { whole: ValidateFunction; head: ValidateFunction; vip: ValidateFunction } | undefined;
 
-function schemaValidator(): ValidateFunction {
-  compiled ??= new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true }).compile(configSchema);
+/** The whole schema; and for a reparse that reuses VIPs, everything but the VIPs, and one VIP. */
+function validators() {
+  if (compiled) return compiled;
+  const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
+  const { vips, ...rest } = configSchema.properties;
+  compiled = {
+    whole: ajv.compile(configSchema),
+    head: ajv.compile({ ...configSchema, $id: `${configSchema.$id}#head`, properties: { ...rest, vips: { type: 'array' } } }),
+    vip: ajv.compile(vips.items),
+  };
   return compiled;
+}
+
+/** ajv's errors for a document; VIPs whose text passed before are not validated again. */
+function schemaErrors(json: unknown, reuse?: VipReuse): string[] {
+  const v = validators();
+  if (!reuse) return v.whole(json) ? [] : (v.whole.errors ?? []).map(formatAjvError);
+  const errs = v.head(json) ? [] : (v.head.errors ?? []).map(formatAjvError);
+  arr(isObj(json) ? json.vips : undefined).forEach((vip, i) => {
+    if (reuse.built.has(reuse.texts[i]) || v.vip(vip)) return;
+    for (const e of v.vip.errors ?? []) errs.push(formatAjvError({ ...e, instancePath: `/vips/${i}${e.instancePath}` }));
+  });
+  return errs;
 }
 
 type Json = Record<string, unknown>;
@@ -331,8 +351,7 @@ function build(doc: Json, reuse?: VipReuse): KpConfig {
 
 /** Validate a parsed JSON document; throws KP_ERR_CONFIG listing every problem in `details`. */
 export function parseConfig(json: unknown, reuse?: VipReuse): KpConfig {
-  const validate = schemaValidator();
-  const errs = validate(json) ? [] : (validate.errors ?? []).map(formatAjvError);
+  const errs = schemaErrors(json, reuse);
   errs.push(...semanticErrors(json, reuse));
   if (errs.length > 0) {
     const details = [...new Set(errs)].sort(byPath);

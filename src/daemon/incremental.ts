@@ -9,25 +9,23 @@ import { vipRefKey } from '../dataplane/apply.js';
 export interface Applied {
   /** conf and interfaces as text: when they differ, everything is compared */
   head: string;
-  /** VIP identity -> its text in the file */
-  vips: Map<string, { text: string; ref: VipRef }>;
+  /** each VIP's text in the file, by index (a VIP without one gets a text no file has) */
+  texts: string[];
+  vips: KpVipConfig[];
   /** VIP text -> its built config, for the next parse to reuse */
   built: Map<string, KpVipConfig>;
 }
 
 const headOf = (c: KpConfig) => JSON.stringify([c.conf, c.interfaces]);
 const refOf = (v: KpVipConfig): VipRef => ({ prefix: v.prefix, protocol: v.protocol, port: v.port });
+const textsOf = (src: Pick<ConfigSource, 'config' | 'vipTexts'>) => src.config.vips.map((_, i) => src.vipTexts[i] || `\0${i}`);
 
-export function appliedOf(src: Pick<ConfigSource, 'config' | 'vipTexts'>): Applied {
-  const vips = new Map<string, { text: string; ref: VipRef }>();
-  const built = new Map<string, KpVipConfig>();
-  src.config.vips.forEach((v, i) => {
-    // A VIP without its own text (not an object in the file: impossible once valid) is never equal.
-    const text = src.vipTexts[i] || `\0${i}`;
-    vips.set(vipRefKey(v), { text, ref: refOf(v) });
-    built.set(text, v);
-  });
-  return { head: headOf(src.config), vips, built };
+export function appliedOf(src: Pick<ConfigSource, 'config' | 'vipTexts'>, texts = textsOf(src), reuse?: Map<string, KpVipConfig>): Applied {
+  let built = reuse;
+  // Kept across reloads, rebuilt when stale texts would make it grow past twice the VIPs.
+  if (!built || built.size > 2 * texts.length + 16) built = new Map();
+  texts.forEach((text, i) => built!.set(text, src.config.vips[i]));
+  return { head: headOf(src.config), texts, vips: src.config.vips, built };
 }
 
 /**
@@ -35,10 +33,47 @@ export function appliedOf(src: Pick<ConfigSource, 'config' | 'vipTexts'>): Appli
  * compared (nothing applied yet, or conf or interfaces changed).
  */
 export function changedVips(last: Applied | undefined, src: Pick<ConfigSource, 'config' | 'vipTexts'>): { only?: VipRef[]; applied: Applied } {
-  const applied = appliedOf(src);
-  if (!last || last.head !== applied.head) return { applied };
+  const texts = textsOf(src);
+  if (!last) return { applied: appliedOf(src, texts) };
+  const head = headOf(src.config);
+  if (head !== last.head) return { applied: appliedOf(src, texts) };
+  const next = src.config.vips;
   const only: VipRef[] = [];
-  for (const [k, v] of applied.vips) if (last.vips.get(k)?.text !== v.text) only.push(v.ref);
-  for (const [k, v] of last.vips) if (!applied.vips.has(k)) only.push(v.ref);
-  return { only, applied };
+  const fresh = new Map<string, KpVipConfig>();
+  if (texts.length === last.texts.length) {
+    // The usual reload: the same VIPs in the same order, a few of them changed.
+    for (let i = 0; i < texts.length; i++) {
+      if (texts[i] === last.texts[i]) continue;
+      only.push(refOf(last.vips[i]), refOf(next[i]));
+      fresh.set(texts[i], next[i]);
+    }
+  } else {
+    const before = new Map(last.vips.map((v, i) => [vipRefKey(v), last.texts[i]]));
+    const now = new Set<string>();
+    next.forEach((v, i) => {
+      const k = vipRefKey(v);
+      now.add(k);
+      if (before.get(k) !== texts[i]) {
+        only.push(refOf(v));
+        fresh.set(texts[i], v);
+      }
+    });
+    for (const v of last.vips) if (!now.has(vipRefKey(v))) only.push(refOf(v));
+  }
+  // A VIP that moved is compared at both of its places: `only` may name one twice, which is harmless.
+  const built = last.built.size > 2 * texts.length + 16 ? undefined : last.built;
+  const applied: Applied = built
+    ? { head, texts, vips: next, built: fresh.size ? (fresh.forEach((v, k) => built.set(k, v)), built) : built }
+    : appliedOf(src, texts);
+  return { only: dedupe(only), applied };
+}
+
+function dedupe(refs: VipRef[]): VipRef[] {
+  const seen = new Set<string>();
+  return refs.filter((r) => {
+    const k = vipRefKey(r);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
 }

@@ -66,6 +66,7 @@ export class Daemon {
   private server?: Server;
   private watcher?: FSWatcher;
   private timer?: NodeJS.Timeout;
+  private immediate?: NodeJS.Immediate;
   private applying = false;
   private again = false;
   private lastSync?: Date;
@@ -126,6 +127,7 @@ export class Daemon {
       process.off('SIGINT', int);
       this.watcher.close();
       clearTimeout(this.timer);
+      clearImmediate(this.immediate);
       clearInterval(this.collector);
       await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
       await Promise.all([...this.healthChecks.values()].map((h) => new Promise<void>((r) => h.server.close(() => r()))));
@@ -143,7 +145,10 @@ export class Daemon {
   /** The events of one save (a rename gives two or three) are applied once, at the next turn. */
   private schedule(why: string, delay = 0): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.applyFile(why), delay);
+    clearImmediate(this.immediate);
+    // setTimeout(0) waits at least 1 ms; the next turn of the loop is enough to merge a save's events.
+    if (delay) this.timer = setTimeout(() => this.applyFile(why), delay);
+    else this.immediate = setImmediate(() => this.applyFile(why));
   }
 
   /** Free drained backends no connection uses; by the timer, or right after an apply removed some. */

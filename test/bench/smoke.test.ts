@@ -51,6 +51,8 @@ t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
   }
   t.equal(res.control.length, 5, 'control rows for kpbpf, kpbpf run, iptables-legacy, iptables-nft, nft');
   for (const c of res.control.filter((c) => !c.unavailable)) t.ok(c.fullMs! > 0 && c.changeMs! > 0, `${c.tool}: timed`);
+  const daemon = res.control.find((c) => c.tool === 'kpbpf run');
+  t.ok(daemon?.unavailable || (daemon!.syncMs! > 0 && daemon!.rssBytes! > 10 * 2 ** 20 && daemon!.changeSamples!.length === 9), 'kpbpf run: its own sync time, resident memory and nine changes');
   t.ok(res.maglev.length > 0, 'maglev rows');
   t.ok(res.datapath && res.datapath.rows.length === 18 && res.datapath.rows.every((r) => r.nsPerPacket > 0), 'data path rows (baselines, kpbpf paths with node port and masquerade, insert floors), each verified');
   t.ok(res.datapath?.rows.some((r) => r.path.startsWith('kpbpf established, 1 hot flow') && r.verified.includes('XDP_REDIRECT')), 'established DNAT measured with its forwarding decision');

@@ -356,6 +356,8 @@ t.test('changedVips: only the VIPs whose text changed, added or removed; everyth
   t.equal(a.only, undefined, 'nothing applied yet: compare everything');
   const b = changedVips(a.applied, parse({ vips: [v(1), v(2, '198.18.1.9'), v(4)] }));
   t.same(b.only!.map((r) => r.prefix).sort(), ['198.18.100.2/32', '198.18.100.3/32', '198.18.100.4/32']);
-  t.same(changedVips(b.applied, parse({ vips: [v(4), v(1), v(2, '198.18.1.9')] })).only, [], 'reordered: nothing');
+  const moved = changedVips(b.applied, parse({ vips: [v(1), v(4), v(2, '198.18.1.9')] }));
+  t.same(moved.only!.map((r) => r.prefix).sort(), ['198.18.100.2/32', '198.18.100.4/32'], 'reordered: the moved VIPs are compared (and found equal), the others not');
+  t.same(changedVips(moved.applied, parse({ vips: [v(1), v(4), v(2, '198.18.1.9')] })).only, [], 'the same file again: nothing');
   t.equal(changedVips(b.applied, parse({ conf: { buckets: 4096 }, vips: [v(1)] })).only, undefined, 'conf changed: everything');
 });
