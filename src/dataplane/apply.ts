@@ -145,6 +145,41 @@ function checkCapacity(control: Control, plan: PlanOp[], desired: KpConfig): voi
   }
 }
 
+/**
+ * Whole VIPs are deleted last, so that an apply failing on the way leaves them as they were (a
+ * deleted VIP re-created by the rollback would get new backend ids and generations, resetting its
+ * connections). They go first only when what they free is needed: the ids, slots or map entries
+ * the config's new VIPs take while the old ones still exist, or a node port a VIP takes over.
+ */
+export function orderDeletes(control: Control, plan: PlanOp[], desired: KpConfig): PlanOp[] {
+  const dels = plan.filter((o) => o.op === 'delVip');
+  if (!dels.length) return plan;
+  const isPrefix = (p: string) => Number(p.slice(p.lastIndexOf('/') + 1)) < (p.includes(':') ? 128 : 32);
+  const adds = plan.filter((o): o is Extract<PlanOp, { op: 'addVip' }> => o.op === 'addVip');
+  const cap = control.vips.capacity();
+  const used = control.vips.usage();
+  const nodeAddrs = adds.some((a) => a.node_port) ? control.nodeAddresses().length : 0;
+  const wanted = new Map(desired.vips.map((v) => [vipRefKey(v), v]));
+  const newRanges = adds.reduce((n, a) => n + a.source_ranges.length, 0);
+  const roomWithoutDeletes =
+    adds.length <= cap.vipIds &&
+    plan.filter((o) => o.op === 'addBackend' && !o.reactivate).length <= cap.backendSlots &&
+    used.prefixes + adds.filter((a) => isPrefix(a.vip.prefix)).length <= KP_MAX_VIP_PREFIXES &&
+    used.exactEntries + adds.filter((a) => !isPrefix(a.vip.prefix)).reduce((n, a) => n + 1 + (a.node_port ? nodeAddrs : 0), 0) <= KP_MAX_VIPS &&
+    used.srcRanges + newRanges <= KP_MAX_SRC_RANGES;
+  if (!roomWithoutDeletes) return [...dels, ...plan.filter((o) => o.op !== 'delVip')];
+  // Node ports the config gives to VIPs that keep or take them; a deleted VIP holding one goes first.
+  const taken = new Set(plan.flatMap((o) => ((o.op === 'addVip' || o.op === 'updateVip') && o.node_port ? [`${o.vip.protocol}/${o.node_port}`] : [])));
+  const first = dels.filter((d) => {
+    const running = control.vips.lookup(d.vip.prefix, d.vip.protocol, d.vip.port);
+    return running?.nodePort !== undefined && taken.has(`${d.vip.protocol}/${running.nodePort}`) && !wanted.has(vipRefKey(d.vip));
+  });
+  const rest = plan.filter((o) => o.op !== 'delVip');
+  const lastVipOp = rest.reduce((i, o, j) => (['attach', 'setRedirect'].includes(o.op) ? i : j), -1);
+  const late = dels.filter((d) => !first.includes(d));
+  return [...first, ...rest.slice(0, lastVipOp + 1), ...late, ...rest.slice(lastVipOp + 1)];
+}
+
 function execute(control: Control, plan: PlanOp[]): void {
   // control.vips is read at every use: a flow-table resize (setConf) reloads the data plane.
   const vipOf = (v: VipRef) => {
@@ -239,7 +274,7 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
   checkCapacity(control, plan, desired);
   if (o.dryRun) return result(plan);
   try {
-    execute(control, plan);
+    execute(control, orderDeletes(control, plan, desired));
   } catch (e) {
     const reason = (e as Error).message;
     try {

@@ -317,6 +317,20 @@ export class VipTable {
     throw new KpError('KP_ERR_ARG', `vip ${want} is ambiguous: give protocol and port (${have(hits)})`);
   }
 
+  /** What the VIPs hold now of the maps with a fixed size. */
+  usage(): { prefixes: number; exactEntries: number; srcRanges: number } {
+    let prefixes = 0;
+    let exactEntries = 0;
+    let srcRanges = 0;
+    for (const rec of this.load().values()) {
+      if (rec.location.kind === 'prefix') prefixes++;
+      else exactEntries++;
+      exactEntries += rec.nodeKeys.length;
+      srcRanges += rec.sourceRanges.length;
+    }
+    return { prefixes, exactEntries, srcRanges };
+  }
+
   /** How many VIP ids and backend slots are free: `apply` checks capacity before changing anything. */
   capacity(): { vipIds: number; backendSlots: number } {
     return { vipIds: KP_MAX_VIPS - 1 - this.load().size, backendSlots: this.freeIds.length };

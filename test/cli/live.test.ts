@@ -347,6 +347,45 @@ function run() {
     t.same(draining, [], 'backends the failed apply added are freed again (no flow used them)');
   });
 
+  t.test('a failed apply leaves a VIP it would have deleted exactly as it was: ids and generations', async (t) => {
+    const before = await json('show', 'backends');
+    const victim = before.find((v: { prefix: string }) => v.prefix === '198.18.100.20/32');
+    t.ok(victim, 'the VIP the file leaves out');
+    const file = `${tmp}/delete-then-fail.json`;
+    const next = { ...config, vips: [config.vips[0], { prefix: '198.18.100.61/32', protocol: 'tcp', port: 80, backends: ['198.18.1.2', '198.18.2.2'] }] };
+    writeFileSync(file, JSON.stringify(next));
+    const real = VipTable.prototype.addBackends;
+    VipTable.prototype.addBackends = function (this: VipTable, ...args: Parameters<typeof real>) {
+      if (args[1][0] === '198.18.2.2' && (args[0] as { id: number }).id !== before[0].id) throw new Error('injected failure');
+      return real.apply(this, args);
+    };
+    let r;
+    try {
+      r = await kp('apply', '-f', file);
+    } finally {
+      VipTable.prototype.addBackends = real;
+    }
+    t.match(r.err, /apply failed, running state restored: injected failure/);
+    const after = await json('show', 'backends');
+    const same = after.find((v: { prefix: string }) => v.prefix === '198.18.100.20/32');
+    t.same(same, victim, 'same VIP id, backend ids, generations and slots: its connections go on');
+    t.notOk(after.find((v: { prefix: string }) => v.prefix === '198.18.100.61/32'), 'the new VIP is gone again');
+  });
+
+  t.test('a node port handed from a deleted VIP to a new one in one apply: the old one goes first', async (t) => {
+    const file = `${tmp}/nodeport-handover.json`;
+    const np = (prefix: string) => ({ ...config, vips: [...config.vips, { prefix, protocol: 'tcp', port: 80, node_port: 30990, backends: ['198.18.1.2'] }] });
+    writeFileSync(file, JSON.stringify(np('198.18.100.62/32')));
+    t.equal((await kp('apply', '-f', file)).code, 0);
+    writeFileSync(file, JSON.stringify(np('198.18.100.63/32')));
+    const r = await kp('apply', '-f', file);
+    t.equal(r.code, 0, r.err);
+    const vips = await json('show', 'vips');
+    t.same(vips.filter((v: { nodePort?: number }) => v.nodePort === 30990).map((v: { prefix: string }) => v.prefix), ['198.18.100.63/32']);
+    writeFileSync(file, JSON.stringify(config));
+    t.equal((await kp('apply', '-f', file)).code, 0);
+  });
+
   t.test('apply naming an interface that does not exist changes nothing', async (t) => {
     const before = await json('show', 'backends');
     const file = `${tmp}/noif.json`;
