@@ -180,6 +180,15 @@ export function orderDeletes(control: Control, plan: PlanOp[], desired: KpConfig
   return [...first, ...rest.slice(0, lastVipOp + 1), ...late, ...rest.slice(lastVipOp + 1)];
 }
 
+/** Whether `next` adds a backend to the same VIP with the same weight and marks as `op`. */
+function sameBackendGroup(op: Extract<PlanOp, { op: 'addBackend' | 'setWeight' }>, next: PlanOp): boolean {
+  return (
+    (next.op === 'addBackend' || next.op === 'setWeight') &&
+    next.vip.prefix === op.vip.prefix && next.vip.protocol === op.vip.protocol && next.vip.port === op.vip.port &&
+    next.weight === op.weight && Boolean(next.local) === Boolean(op.local) && Boolean(next.terminating) === Boolean(op.terminating)
+  );
+}
+
 function execute(control: Control, plan: PlanOp[]): void {
   // control.vips is read at every use: a flow-table resize (setConf) reloads the data plane.
   const vipOf = (v: VipRef) => {
@@ -188,7 +197,8 @@ function execute(control: Control, plan: PlanOp[]): void {
     return found;
   };
   try {
-    for (const op of plan) {
+    for (let i = 0; i < plan.length; i++) {
+      const op = plan[i];
       switch (op.op) {
         case 'detach':
           control.detach([op.name]);
@@ -227,9 +237,13 @@ function execute(control: Control, plan: PlanOp[]): void {
           });
           break;
         case 'addBackend':
-        case 'setWeight':
-          control.vips.addBackends(vipOf(op.vip), [op.address], op.weight, { defer: true, local: op.local, terminating: op.terminating });
+        case 'setWeight': {
+          // The VIP's next backends with the same weight and marks go in one call (a full sync adds 80k).
+          const addrs = [op.address];
+          while (i + 1 < plan.length && sameBackendGroup(op, plan[i + 1])) addrs.push((plan[++i] as typeof op).address);
+          control.vips.addBackends(vipOf(op.vip), addrs, op.weight, { defer: true, local: op.local, terminating: op.terminating });
           break;
+        }
         case 'delBackend':
           control.vips.delBackends(vipOf(op.vip), [op.address], { flush: false, defer: true });
           break;

@@ -323,11 +323,13 @@ function run() {
       ],
     };
     writeFileSync(file, JSON.stringify(bigger));
-    // The fourth backend added fails, as a full map or a kernel error would.
+    // Adding the new VIP's backends fails, as a full map or a kernel error would, after a backend
+    // was added to the first VIP and the new VIP was made.
     const real = VipTable.prototype.addBackends;
     let calls = 0;
     VipTable.prototype.addBackends = function (this: VipTable, ...args: Parameters<typeof real>) {
-      if (++calls === 4) throw new Error('injected failure');
+      calls++;
+      if (args[1].includes('198.18.3.2')) throw new Error('injected failure');
       return real.apply(this, args);
     };
     let r;
@@ -342,7 +344,7 @@ function run() {
     const shape = (vs: { prefix: string; protocol: string; port: number; targetPort: number; newLen: number; backends: { address: string; weight: number; state: string }[] }[]) =>
       vs.map((v) => [v.prefix, v.protocol, v.port, v.targetPort, v.newLen, v.backends.filter((b) => b.state === 'active').map((b) => `${b.address}*${b.weight}`).sort()]);
     t.same(shape(after), shape(before), 'same VIPs and active backends as before the apply');
-    t.ok(calls >= 4, 'the failure happened after changes had been made');
+    t.ok(calls >= 2, 'the failure happened after changes had been made');
     const draining = after.flatMap((v: { backends: { address: string; state: string }[] }) => v.backends.filter((b) => b.state === 'draining').map((b) => b.address));
     t.same(draining, [], 'backends the failed apply added are freed again (no flow used them)');
   });
@@ -356,7 +358,7 @@ function run() {
     writeFileSync(file, JSON.stringify(next));
     const real = VipTable.prototype.addBackends;
     VipTable.prototype.addBackends = function (this: VipTable, ...args: Parameters<typeof real>) {
-      if (args[1][0] === '198.18.2.2' && (args[0] as { id: number }).id !== before[0].id) throw new Error('injected failure');
+      if (args[1].includes('198.18.2.2') && (args[0] as { id: number }).id !== before[0].id) throw new Error('injected failure');
       return real.apply(this, args);
     };
     let r;
