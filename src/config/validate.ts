@@ -7,6 +7,7 @@ import { KpError } from '../errors.js';
 import { isPrime } from '../maglev/primes.js';
 import { parseAddress, parsePrefix } from './address.js';
 import { scanJsonText } from './jsonscan.js';
+import { encodingProblem, jsonErrorAt } from './jsonerror.js';
 import { AFFINITY_TIMEOUT_DEFAULT } from './types.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqAddress, parseMasqPorts } from './masq.js';
 import { localPortRange } from '../dataplane/nodeaddrs.js';
@@ -356,7 +357,7 @@ export function parseConfig(json: unknown, reuse?: VipReuse): KpConfig {
   if (errs.length > 0) {
     const details = [...new Set(errs)].sort(byPath);
     const n = details.length;
-    throw new KpError('KP_ERR_CONFIG', `invalid config, ${n} problem${n > 1 ? 's' : ''}:\n  ${details.join('\n  ')}`, { details });
+    throw new KpError('KP_ERR_CONFIG', `invalid config, ${n} problem${n > 1 ? 's' : ''}; nothing was applied:`, { details });
   }
   return build(json as Json, reuse);
 }
@@ -383,33 +384,39 @@ export interface ConfigSource {
 }
 
 export function loadConfigSource(path: string, built?: ReadonlyMap<string, KpVipConfig>): ConfigSource {
-  let text: string;
+  let bytes: Buffer;
   try {
     // Standard input by its fd: /dev/stdin cannot be opened again when it is a socket (as a spawned
     // process's often is), and a pipe can be read only once anyway.
-    text = readFileSync(path === '-' || path === '/dev/stdin' ? 0 : path, 'utf8');
+    bytes = readFileSync(path === '-' || path === '/dev/stdin' ? 0 : path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
     throw new KpError('KP_ERR_CONFIG', `cannot read config file ${path}: ${code}`, { op: 'read' });
   }
   const name = path === '-' ? '(stdin)' : path;
-  return parseConfigText(text, name, built);
+  const bad = encodingProblem(bytes);
+  if (bad) throw new KpError('KP_ERR_CONFIG', `${name} ${bad}; nothing was applied`);
+  return parseConfigText(bytes.toString('utf8'), name, built);
 }
 
 /** A config from its text: JSON syntax, then structure (duplicate keys, depth), then the schema. */
 export function parseConfigText(text: string, path: string, built?: ReadonlyMap<string, KpVipConfig>): ConfigSource {
   let json: unknown;
+  if (text.charCodeAt(0) === 0xfeff) throw new KpError('KP_ERR_CONFIG', `${path} starts with a byte order mark (U+FEFF): save it as UTF-8 without a BOM; nothing was applied`);
   try {
     json = JSON.parse(text);
   } catch (e) {
-    const msg = (e as Error).message;
-    const m = /at position (\d+)/.exec(msg);
-    const where = lineCol(text, m ? Number(m[1]) : text.length);
-    throw new KpError('KP_ERR_CONFIG', `${path}:${where}: invalid JSON: ${msg}`, { details: [`${path}:${where}: ${msg}`] });
+    // V8's message, without its echo of the text (which may be long, or invisible characters).
+    const msg = (e as Error).message.replace(/, "[\s\S]*" is not valid JSON$/, '').replace(/ in JSON at position \d+.*$/, '');
+    const at = jsonErrorAt(text);
+    const where = lineCol(text, at >= 0 ? at : text.length);
+    const near = at >= 0 && at < text.length ? ` (at ${JSON.stringify(text.slice(at, at + 12))})` : at >= text.length ? ' (the text ends early)' : '';
+    throw new KpError('KP_ERR_CONFIG', `${path}:${where}: invalid JSON: ${msg}${near}; nothing was applied`);
   }
   const { errors: structure, vipTexts } = scanJsonText(text);
   if (structure.length) {
-    throw new KpError('KP_ERR_CONFIG', `${path}: ${structure.length} error(s) in the config; nothing was applied`, { details: structure });
+    const n = structure.length;
+    throw new KpError('KP_ERR_CONFIG', `${path}: invalid config, ${n} problem${n > 1 ? 's' : ''}; nothing was applied:`, { details: structure });
   }
   try {
     const manageInterfaces = isObj(json) && 'interfaces' in json;

@@ -67,6 +67,8 @@ export class Daemon {
   private watcher?: FSWatcher;
   private timer?: NodeJS.Timeout;
   private immediate?: NodeJS.Immediate;
+  /** the reason of the apply scheduled and not run yet */
+  private pendingWhy?: string;
   private applying = false;
   private again = false;
   private lastSync?: Date;
@@ -144,6 +146,9 @@ export class Daemon {
 
   /** The events of one save (a rename gives two or three) are applied once, at the next turn. */
   private schedule(why: string, delay = 0): void {
+    // A SIGHUP applies the file even when its text is unchanged: merged with a file event, it stays.
+    if (this.pendingWhy === 'SIGHUP') why = 'SIGHUP';
+    this.pendingWhy = why;
     clearTimeout(this.timer);
     clearImmediate(this.immediate);
     // setTimeout(0) waits at least 1 ms; the next turn of the loop is enough to merge a save's events.
@@ -164,6 +169,7 @@ export class Daemon {
 
   /** Apply the file now; a change that arrives meanwhile is applied right after. */
   private applyFile(why: string): void {
+    this.pendingWhy = undefined;
     if (this.applying) {
       this.again = true;
       return;
@@ -206,7 +212,7 @@ export class Daemon {
       end();
       this.metrics.reloadFailures.inc();
       const err = e as KpError;
-      this.lastError = err.message;
+      this.lastError = [err.message, ...(err.details ?? []).slice(0, 5)].join(' ');
       log.error({ why, error: err.message, details: err.details?.slice(0, 200) }, 'config refused; the running state is unchanged');
     } finally {
       this.applying = false;

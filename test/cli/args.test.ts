@@ -9,6 +9,7 @@ import { KPBPF as KPBPF_BIN } from '../helpers/e2e.js';
 import { parseSetWords } from '../../src/cli/set.js';
 import { parseVipAddWords } from '../../src/cli/vip.js';
 import { main } from '../../src/cli/main.js';
+import { BAD_CONFIGS } from '../helpers/bad-configs.js';
 import { parseWords, parseUint, parseProtocol } from '../../src/cli/words.js';
 
 async function run(...argv: string[]) {
@@ -158,6 +159,24 @@ t.test('bad files: duplicate keys, deep nesting and a huge wrong value get paths
   t.equal(huge.code, 1);
   t.ok(huge.err.length < 2000, `the error is short (${huge.err.length} characters)`);
   t.match(huge.err, /\/vips\/0\/port: must be integer, got "xxxx.*\.\.\. \(3,000,002 characters\)/);
+});
+
+t.test('the corpus of bad files: each refused with where and what, once, no stack trace, exit 1', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kpbpf-corpus-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const [i, c] of BAD_CONFIGS.entries()) {
+    const p = join(dir, `bad${i}.json`);
+    writeFileSync(p, c.body);
+    for (const dry of [['--dry-run'], []]) {
+      const r = await run('apply', ...dry, '-f', p);
+      t.equal(r.code, 1, `${c.name}${dry.length ? ' (dry run)' : ''}: exit 1`);
+      t.match(r.err, c.want, `${c.name}: ${r.err.split('\n').slice(0, 3).join(' | ').slice(0, 200)}`);
+      t.notMatch(r.err, /^\s+at |Error:|RangeError/m, `${c.name}: no stack trace`);
+      t.ok(r.err.length < 4000, `${c.name}: a short message (${r.err.length} characters)`);
+      const lines = r.err.split('\n').filter((l) => /^\s*\//.test(l) || /invalid JSON/.test(l));
+      t.equal(new Set(lines).size, lines.length, `${c.name}: each problem once`);
+    }
+  }
 });
 
 t.test('a dry run refuses a missing interface as apply does', async (t) => {

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { DEFAULT_OBJECT, openPinned, testRun } from '../../src/loader/index.js';
 import { KPBPF } from '../helpers/e2e.js';
 import { skipUnlessCi } from '../helpers/ci.js';
+import { BAD_CONFIGS } from '../helpers/bad-configs.js';
 import { buildPacket } from '../helpers/packet.js';
 
 const skip = skipUnlessCi(process.getuid?.() !== 0 ? 'needs root (bpffs, BPF maps)' : !existsSync(DEFAULT_OBJECT) ? `${DEFAULT_OBJECT} missing: run npm run build` : undefined);
@@ -135,7 +136,21 @@ function run() {
     t.same(vips(), before);
     const h = await scrape('/healthz');
     t.equal(h.status, 503, 'unhealthy while the last file failed');
-    t.match(JSON.parse(h.text), { healthy: false, lastError: /error/ });
+    t.match(JSON.parse(h.text), { healthy: false, lastError: /invalid config, 1 problem; nothing was applied: \/vips: the key "vips" is given twice/ });
+  });
+
+  t.test('the corpus of bad files: each refused with where and what, the running state unchanged', async (t) => {
+    const before = vips();
+    let from = d.logs().length;
+    for (const c of BAD_CONFIGS) {
+      writeFileSync(file, c.body);
+      d.child.kill('SIGHUP'); // also for a file whose text equals the last refused one
+      const l = await d.waitLog((x) => x.msg === 'config refused; the running state is unchanged' && x.why === 'SIGHUP', 10_000, from);
+      from = d.logs().indexOf(l) + 1;
+      t.match([l.error, ...((l.details as string[]) ?? [])].join('\n'), c.want, c.name);
+    }
+    t.same(vips(), before, 'nothing changed');
+    t.equal(d.logs().filter((l) => /^not JSON/.test(String(l.msg))).length, 0, 'every log line is JSON (no stack trace)');
   });
 
   t.test('SIGHUP applies the file again; the next valid file applies', async (t) => {
@@ -190,7 +205,7 @@ function run() {
     t.equal(metric(m, 'kpbpf_packets_total', 'reason="dnat"'), stats.global.dnat);
     t.equal(metric(m, 'kpbpf_conntrack_entries'), 10, 'two entries per connection');
     t.ok(metric(m, 'kpbpf_reloads_total') >= 3, 'start, change, SIGHUP');
-    t.equal(metric(m, 'kpbpf_reload_failures_total'), 2);
+    t.ok(metric(m, 'kpbpf_reload_failures_total') >= 2 + BAD_CONFIGS.length, 'two refused files, then the corpus');
     t.ok(metric(m, 'kpbpf_apply_duration_seconds_count') >= 5);
     const h = await scrape('/healthz');
     t.equal(h.status, 503, 'nothing attached: not healthy');
