@@ -7,6 +7,7 @@ import { KpError } from '../errors.js';
 import { KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 import { newLenError } from '../config/validate.js';
+import { IPV6_VIP_UNSUPPORTED } from '../config/support.js';
 import { AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_MAX } from '../config/types.js';
 
 const port = (name: string) => (v: string) => parseUint(v, name, 1, 65535);
@@ -106,6 +107,7 @@ export function registerVip(program: Command, ctx: CliContext): void {
     .action((prefix: string, words: string[]) => {
       const { encap, ...rest } = parseVipAddWords(words); // before anything is loaded
       if (encap) checkEncap(encap, prefix.includes(':') ? 6 : 4);
+      if (prefix.includes(':')) throw new KpError('KP_ERR_ARG', `vip add ${prefix}: ${IPV6_VIP_UNSUPPORTED}`);
       const spec = { prefix, ...rest };
       const view = ctx.dataplane().addVip(spec);
       ctx.print(view, () => `${vipLine(view)} (id ${view.id})\n`);

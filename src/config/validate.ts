@@ -8,6 +8,7 @@ import { isPrime } from '../maglev/primes.js';
 import { parseAddress, parsePrefix } from './address.js';
 import { scanJsonText } from './jsonscan.js';
 import { encodingProblem, jsonErrorAt } from './jsonerror.js';
+import { unsupportedErrors } from './support.js';
 import { AFFINITY_TIMEOUT_DEFAULT } from './types.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqAddress, parseMasqPorts } from './masq.js';
 import { localPortRange } from '../dataplane/nodeaddrs.js';
@@ -420,7 +421,13 @@ export function parseConfigText(text: string, path: string, built?: ReadonlyMap<
   }
   try {
     const manageInterfaces = isObj(json) && 'interfaces' in json;
-    return { config: parseConfig(json, built && { texts: vipTexts, built }), manageInterfaces, text, vipTexts };
+    const config = parseConfig(json, built && { texts: vipTexts, built });
+    const unsupported = unsupportedErrors(config);
+    if (unsupported.length) {
+      const n = unsupported.length;
+      throw new KpError('KP_ERR_CONFIG', `not supported yet, ${n} problem${n > 1 ? 's' : ''}; nothing was applied:`, { details: unsupported });
+    }
+    return { config, manageInterfaces, text, vipTexts };
   } catch (e) {
     if (e instanceof KpError && e.code === 'KP_ERR_CONFIG') {
       throw new KpError('KP_ERR_CONFIG', `${path}: ${e.message}`, { details: e.details });

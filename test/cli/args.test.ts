@@ -33,6 +33,7 @@ t.test('keyword parsing', async (t) => {
 
 const cases: [string, string[], RegExp][] = [
   ['vip add without port', ['vip', 'add', '198.18.100.10/32'], /port: expected a port number/],
+  ['vip add of an IPv6 VIP (accepted and doing nothing before)', ['vip', 'add', '2004::/16', 'port', '6306', 'target', '6307'], /vip add 2004::\/16: IPv6 VIPs are not forwarded yet: kpbpf does NAT44/],
   ['vip add bad port', ['vip', 'add', '198.18.100.10/32', 'port', '0'], /port: expected an integer from 1 to 65535, got 0/],
   ['vip add bad protocol', ['vip', 'add', '198.18.100.10/32', 'protocol', 'icmp', 'port', '80'], /protocol: expected tcp or udp, got 'icmp'/],
   ['vip add bad target', ['vip', 'add', '198.18.100.10/32', 'port', '80', 'target', 'x'], /target: expected an integer from 1 to 65535, got 'x'/],

@@ -50,6 +50,7 @@ export const BAD_CONFIGS: BadConfig[] = [
   { name: 'source ranges on a cluster IP', body: withVip({ source_ranges: ['198.18.0.0/24'] }), want: /\/vips\/0\/source_ranges: only a loadbalancer VIP has source ranges/ },
   { name: 'etp local on a cluster IP', body: withVip({ external_traffic_policy: 'local' }), want: /\/vips\/0\/external_traffic_policy: a clusterip VIP has no external traffic/ },
   { name: 'affinity timeout without affinity', body: withVip({ session_affinity_timeout: 60 }), want: /\/vips\/0\/session_affinity_timeout: applies to session_affinity ClientIP/ },
+  { name: 'an IPv6 VIP (the seed\'s 2004::/16), not forwarded yet', body: json({ vips: [{ prefix: '2004::/16', port: 6306, target_port: 6307, backends: ['2001:db8::2'] }] }), want: /\/vips\/0\/prefix: IPv6 VIPs are not forwarded yet/ },
   { name: 'NAT46 asked for', body: withVip({ encap: 'nat46' }), want: /\/vips\/0\/encap: NAT46 is not supported yet/ },
   { name: 'buckets not a power of two', body: json({ conf: { buckets: 100000 }, vips: [] }), want: /\/conf\/buckets: must be a power of two, got 100000/ },
   { name: 'timeout 0', body: json({ conf: { timeout: 0 }, vips: [] }), want: /\/conf\/timeout: must be >= 1, got 0/ },
