@@ -235,6 +235,27 @@ function run() {
     t.equal(await b.exited, 0);
   });
 
+  t.test('conf buckets changed in the file: the connection table is resized, its connections kept', async (t) => {
+    const flows = () => (JSON.parse(kp('--json', 'show', 'flows', '--limit', '100').out) as { client: string; backend: string }[]).map((f) => `${f.client} ${f.backend}`).sort();
+    const before = flows();
+    t.equal(before.length, 5);
+    writeConfig(svc(['198.18.2.2']));
+    const d2 = start();
+    await d2.waitLog((x) => x.msg === 'no changes' || x.msg === 'applied');
+    const from = d2.logs().length;
+    const buckets = JSON.parse(kp('--json', 'show', 'conf').out).buckets as number;
+    writeConfig({ conf: { buckets: buckets * 2 }, ...svc(['198.18.2.2']) });
+    const l = await d2.waitLog((x) => x.msg === 'applied' && x.why === 'file changed', 10_000, from);
+    t.match(l.ops, [`conf buckets ${buckets * 2}`]);
+    t.equal(JSON.parse(kp('--json', 'show', 'conf').out).buckets, buckets * 2, 'resized (a reload of the program over the other maps)');
+    t.same(flows(), before, 'the connections, on their backends');
+    writeConfig(svc(['198.18.2.2'])); // back to the default size
+    await d2.waitLog((x) => x.msg === 'applied' && x.why === 'file changed' && JSON.stringify(x.ops).includes('conf buckets'), 10_000, from + 1);
+    t.same(flows(), before, 'and back');
+    d2.child.kill('SIGTERM');
+    t.equal(await d2.exited, 0);
+  });
+
   t.test('a ConfigMap volume update (its ..data symlink swapped) is applied', async (t) => {
     // The kubelet's layout: config.json -> ..data/config.json, ..data -> ..<timestamp>/, swapped at once.
     const cm = `${dir}/cm`;
