@@ -1,9 +1,16 @@
-// Test packets: build Ethernet (+802.1Q) / IPv4 / TCP or UDP frames from fields, parse them back,
-// and verify checksums computed from scratch (RFC 1071), independently of the data plane's
-// incremental updates.
-import { isIPv4 } from 'node:net';
+// Test packets: build Ethernet (+802.1Q) / IPv4 or IPv6 / TCP or UDP frames from fields, parse them
+// back, and verify checksums computed from scratch (RFC 1071; RFC 8200's pseudo-header for IPv6),
+// independently of the data plane's incremental updates.
+import { isIPv4, isIPv6 } from 'node:net';
 
 export const ETH_P_IP = 0x0800;
+export const ETH_P_IPV6 = 0x86dd;
+export const IPPROTO_ICMPV6 = 58;
+/** IPv6 extension headers kpbpf walks (RFC 8200 4.1): hop-by-hop, routing, destination options; fragment. */
+export const IPV6_HOPOPTS = 0;
+export const IPV6_ROUTING = 43;
+export const IPV6_FRAGMENT = 44;
+export const IPV6_DSTOPTS = 60;
 export const ETH_P_ARP = 0x0806;
 export const ETH_P_8021Q = 0x8100;
 export const IPPROTO_TCP = 6;
@@ -14,6 +21,7 @@ export const TCP_ACK = 0x10;
 const ETH_HLEN = 14;
 const VLAN_HLEN = 4;
 const IPV4_HLEN = 20;
+const IPV6_HLEN = 40;
 const TCP_HLEN = 20;
 const UDP_HLEN = 8;
 const IP_MF = 0x2000;
@@ -49,6 +57,11 @@ export interface PacketSpec {
   /** CHECKSUM_PARTIAL as a sender with TX checksum offload leaves it: the L4 check field holds
    * fold(pseudo-header sum), uncomplemented; completeChecksum() finishes it like a NIC would */
   l4Partial?: boolean;
+  /** IPv6 only: extension headers between the IPv6 header and the L4 one, in order (a fragment
+   * header takes `fragOffset`, `mf` and `id`; the others are 8 bytes of padding options) */
+  ext6?: number[];
+  /** IPv6 only: the flow label */
+  flowLabel?: number;
 }
 
 export interface ParsedPacket {
@@ -87,6 +100,38 @@ export function bytesToMac(b: Buffer): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
+/** 16 bytes of an IPv6 address. */
+export function v6ToBytes(a: string): Buffer {
+  if (!isIPv6(a)) throw new Error(`not an IPv6 address: ${a}`);
+  let [head, tail] = a.includes('::') ? a.split('::') : [a, undefined];
+  const words = (x: string | undefined) => (x ? x.split(':') : []);
+  const h = words(head);
+  const t = words(tail);
+  if (t.length && t[t.length - 1].includes('.')) {
+    const v4 = v4ToBytes(t.pop()!);
+    t.push(v4.readUInt16BE(0).toString(16), v4.readUInt16BE(2).toString(16));
+  }
+  const all = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const out = Buffer.alloc(16);
+  all.forEach((w, i) => out.writeUInt16BE(parseInt(w, 16), 2 * i));
+  return out;
+}
+
+/** The RFC 5952 text of 16 bytes (zeros compressed, lower case). */
+export function bytesToV6(b: Buffer): string {
+  const g = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(2 * i));
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  return best < 0 ? hex(g) : `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+}
+
 function v4ToBytes(a: string): Buffer {
   if (!isIPv4(a)) throw new Error(`not an IPv4 address: ${a}`);
   return Buffer.from(a.split('.').map(Number));
@@ -110,8 +155,18 @@ export function inetChecksum(data: Buffer, initial = 0): number {
   return ~csumFold(sum) & 0xffff;
 }
 
-/** Ones' complement sum of the IPv4 pseudo-header, not folded or complemented. */
+/** Ones' complement sum of the IPv4 (4-byte addresses) or IPv6 (16-byte, RFC 8200 8.1) pseudo-header, not folded or complemented. */
 function pseudoHeaderSum(src: Buffer, dst: Buffer, proto: number, l4Len: number): number {
+  if (src.length === 16) {
+    const ph = Buffer.alloc(40);
+    src.copy(ph, 0);
+    dst.copy(ph, 16);
+    ph.writeUInt32BE(l4Len, 32);
+    ph.writeUInt8(proto, 39);
+    let sum = 0;
+    for (let i = 0; i < 40; i += 2) sum += ph.readUInt16BE(i);
+    return sum;
+  }
   const ph = Buffer.alloc(12);
   src.copy(ph, 0);
   dst.copy(ph, 4);
@@ -163,6 +218,7 @@ function l4Segment(spec: PacketSpec, src: Buffer, dst: Buffer): { proto: number;
     if (spec.l4Partial) {
       seg.writeUInt16BE(csumFold(ph), 6);
     } else if (!spec.udpNoChecksum) {
+      // (an IPv6 UDP checksum of 0 is illegal, RFC 8200 8.1: udpNoChecksum crafts one)
       const c = inetChecksum(seg, ph);
       seg.writeUInt16BE(c === 0 ? 0xffff : c, 6);
     }
@@ -171,8 +227,38 @@ function l4Segment(spec: PacketSpec, src: Buffer, dst: Buffer): { proto: number;
   return { proto: spec.proto, seg: payload };
 }
 
-/** A complete frame with correct IPv4 and L4 checksums. */
+/** An IPv6 frame: the header, the extension headers of spec.ext6, then TCP/UDP (or the payload). */
+function buildPacket6(spec: PacketSpec): Buffer {
+  const src = v6ToBytes(spec.src);
+  const dst = v6ToBytes(spec.dst);
+  const { proto, seg } = l4Segment(spec, src, dst);
+  const ext = spec.ext6 ?? [];
+  const exts = ext.map((type, i) => {
+    const h = Buffer.alloc(8);
+    h.writeUInt8(i + 1 < ext.length ? ext[i + 1] : proto, 0);
+    if (type === IPV6_FRAGMENT) {
+      h.writeUInt16BE((((spec.fragOffset ?? 0) & 0x1fff) << 3) | (spec.mf ? 1 : 0), 2);
+      h.writeUInt32BE(spec.id ?? 0x1234, 4);
+    } else {
+      h.writeUInt8(0, 1); // 8 bytes: next header, length 0, a PadN option of 4 bytes
+      h.writeUInt8(1, 2);
+      h.writeUInt8(4, 3);
+    }
+    return h;
+  });
+  const ip = Buffer.alloc(IPV6_HLEN);
+  ip.writeUInt32BE((6 << 28) | ((spec.tos ?? 0) << 20) | ((spec.flowLabel ?? 0) & 0xfffff), 0);
+  ip.writeUInt16BE(exts.reduce((n, h) => n + h.length, 0) + seg.length, 4);
+  ip.writeUInt8(ext.length ? ext[0] : proto, 6);
+  ip.writeUInt8(spec.ttl ?? 64, 7);
+  src.copy(ip, 8);
+  dst.copy(ip, 24);
+  return ethernet(ETH_P_IPV6, Buffer.concat([ip, ...exts, seg]), spec);
+}
+
+/** A complete frame with correct IPv4 (or, for IPv6 addresses, IPv6) and L4 checksums. */
 export function buildPacket(spec: PacketSpec): Buffer {
+  if (spec.src.includes(':')) return buildPacket6(spec);
   const src = v4ToBytes(spec.src);
   const dst = v4ToBytes(spec.dst);
   const opts = spec.ipOptions ?? Buffer.alloc(0);
@@ -203,13 +289,35 @@ export function layout(buf: Buffer): { l3: number; l4: number; end: number; vlan
     ethertype = buf.readUInt16BE(16);
     l3 += VLAN_HLEN;
   }
+  if (ethertype === ETH_P_IPV6) {
+    const { l4 } = walk6(buf, l3);
+    return { l3, l4, end: Math.min(buf.length, l3 + IPV6_HLEN + buf.readUInt16BE(l3 + 4)), vlan, ethertype };
+  }
   if (ethertype !== ETH_P_IP) return { l3, l4: l3, end: buf.length, vlan, ethertype };
   const ihl = buf[l3] & 0x0f;
   const end = Math.min(buf.length, l3 + buf.readUInt16BE(l3 + 2));
   return { l3, l4: l3 + ihl * 4, end, vlan, ethertype };
 }
 
+/** The upper-layer protocol of an IPv6 packet and where it starts, past its extension headers. */
+function walk6(buf: Buffer, l3: number): { proto: number; l4: number; frag?: { offset: number; mf: boolean; id: number } } {
+  let next = buf[l3 + 6];
+  let off = l3 + IPV6_HLEN;
+  let frag: { offset: number; mf: boolean; id: number } | undefined;
+  while ([IPV6_HOPOPTS, IPV6_ROUTING, IPV6_DSTOPTS, IPV6_FRAGMENT].includes(next) && off + 8 <= buf.length) {
+    if (next === IPV6_FRAGMENT) {
+      const w = buf.readUInt16BE(off + 2);
+      frag = { offset: w >> 3, mf: (w & 1) === 1, id: buf.readUInt32BE(off + 4) };
+    }
+    const len = next === IPV6_FRAGMENT ? 8 : (buf[off + 1] + 1) * 8;
+    next = buf[off];
+    off += len;
+  }
+  return { proto: next, l4: off, frag };
+}
+
 export function parsePacket(buf: Buffer): ParsedPacket {
+  if (layout(buf).ethertype === ETH_P_IPV6) return parsePacket6(buf);
   const { l3, l4, end, vlan, ethertype } = layout(buf);
   if (ethertype !== ETH_P_IP) throw new Error(`not IPv4: ethertype 0x${ethertype.toString(16)}`);
   const frag = buf.readUInt16BE(l3 + 6);
@@ -249,8 +357,57 @@ export function parsePacket(buf: Buffer): ParsedPacket {
   return p;
 }
 
-/** Recomputes both checksums from scratch; a UDP checksum of 0 (none) counts as valid. */
+function parsePacket6(buf: Buffer): ParsedPacket {
+  const { l3, end, vlan, ethertype } = layout(buf);
+  const { proto, l4, frag } = walk6(buf, l3);
+  const w = buf.readUInt32BE(l3);
+  const p: ParsedPacket = {
+    dstMac: bytesToMac(buf.subarray(0, 6)),
+    srcMac: bytesToMac(buf.subarray(6, 12)),
+    vlan,
+    ethertype,
+    ihl: 0,
+    tos: (w >> 20) & 0xff,
+    totalLength: IPV6_HLEN + buf.readUInt16BE(l3 + 4),
+    id: frag?.id ?? 0,
+    df: false,
+    mf: frag?.mf ?? false,
+    fragOffset: frag?.offset ?? 0,
+    ttl: buf[l3 + 7],
+    proto,
+    ipChecksum: 0,
+    src: bytesToV6(buf.subarray(l3 + 8, l3 + 24)),
+    dst: bytesToV6(buf.subarray(l3 + 24, l3 + 40)),
+    payload: buf.subarray(l4, end),
+  };
+  if ((proto === IPPROTO_TCP || proto === IPPROTO_UDP) && !(frag && frag.offset)) {
+    p.sport = buf.readUInt16BE(l4);
+    p.dport = buf.readUInt16BE(l4 + 2);
+    if (proto === IPPROTO_TCP) {
+      p.seq = buf.readUInt32BE(l4 + 4);
+      p.ack = buf.readUInt32BE(l4 + 8);
+      p.tcpFlags = buf[l4 + 13];
+      p.l4Checksum = buf.readUInt16BE(l4 + 16);
+      p.payload = buf.subarray(l4 + (buf[l4 + 12] >> 4) * 4, end);
+    } else {
+      p.l4Checksum = buf.readUInt16BE(l4 + 6);
+      p.payload = buf.subarray(l4 + UDP_HLEN, end);
+    }
+  }
+  return p;
+}
+
+/** Recomputes both checksums from scratch; a UDP checksum of 0 (none) counts as valid for IPv4 and
+ * as invalid for IPv6 (RFC 8200 8.1). IPv6 has no header checksum (`ip` is then always true). */
 export function verifyChecksums(buf: Buffer): { ip: boolean; l4: boolean } {
+  if (layout(buf).ethertype === ETH_P_IPV6) {
+    const { l3, l4, end } = layout(buf);
+    const { proto } = walk6(buf, l3);
+    const seg = buf.subarray(l4, end);
+    if (proto !== IPPROTO_UDP && proto !== IPPROTO_TCP && proto !== IPPROTO_ICMPV6) return { ip: true, l4: true };
+    if (proto === IPPROTO_UDP && seg.readUInt16BE(6) === 0) return { ip: true, l4: false };
+    return { ip: true, l4: inetChecksum(seg, pseudoHeaderSum(buf.subarray(l3 + 8, l3 + 24), buf.subarray(l3 + 24, l3 + 40), proto, seg.length)) === 0 };
+  }
   const { l3, l4, end } = layout(buf);
   const ip = inetChecksum(buf.subarray(l3, l4)) === 0;
   const proto = buf[l3 + 9];
