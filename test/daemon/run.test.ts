@@ -241,6 +241,10 @@ function run() {
     t.equal(before.length, 5);
     writeConfig(svc(['198.18.2.2']));
     const d2 = start();
+    t.teardown(async () => {
+      if (d2.child.exitCode === null) d2.child.kill('SIGTERM');
+      await d2.exited;
+    });
     await d2.waitLog((x) => x.msg === 'no changes' || x.msg === 'applied');
     const from = d2.logs().length;
     const buckets = JSON.parse(kp('--json', 'show', 'conf').out).buckets as number;
@@ -250,7 +254,8 @@ function run() {
     t.equal(JSON.parse(kp('--json', 'show', 'conf').out).buckets, buckets * 2, 'resized (a reload of the program over the other maps)');
     t.same(flows(), before, 'the connections, on their backends');
     writeConfig(svc(['198.18.2.2'])); // back to the default size
-    await d2.waitLog((x) => x.msg === 'applied' && x.why === 'file changed' && JSON.stringify(x.ops).includes('conf buckets'), 10_000, from + 1);
+    const next = d2.logs().indexOf(l) + 1; // after the first resize's line
+    await d2.waitLog((x) => x.msg === 'applied' && x.why === 'file changed' && JSON.stringify(x.ops).includes('conf buckets'), 10_000, next);
     t.same(flows(), before, 'and back');
     d2.child.kill('SIGTERM');
     t.equal(await d2.exited, 0);
