@@ -142,8 +142,17 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
 }
 
 /** The data plane a previous `kpbpf attach` loaded and pinned. */
+/** How long a reader waits for a connection-table resize (kp_ct set aside as kp_ct_old) to end. */
+const RESIZE_WAIT_MS = 5000;
+
 export function openPinned(pinDir: string): Dataplane {
   checkLayout(pinDir);
+  // A resize (Control.reload) sets kp_ct aside while the new program and table load: a reader
+  // (writers wait for the lock) waits for it rather than calling the pins incomplete.
+  const resizing = () => !existsSync(join(pinDir, CT_MAP)) && existsSync(join(pinDir, `${CT_MAP}_old`));
+  const until = Date.now() + RESIZE_WAIT_MS;
+  while (resizing() && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  if (resizing()) throw new KpError('KP_ERR_STATE', `the connection table in ${pinDir} is being resized (kp_ct_old is pinned) for more than ${RESIZE_WAIT_MS / 1000} s; try again, or if no kpbpf is running, rename kp_ct_old back to kp_ct`);
   const present = KP_MAP_NAMES.filter((n) => existsSync(join(pinDir, n)));
   if (present.length === 0 || !existsSync(join(pinDir, PROG_PIN))) {
     throw new KpError('KP_ERR_STATE', `the data plane is not loaded (nothing pinned in ${pinDir}): run kpbpf attach first`);

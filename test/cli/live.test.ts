@@ -1,7 +1,7 @@
 // The CLI against a live (loaded, unattached) data plane in a private bpffs: every command's effect is
 // read back from the maps. Needs root and build/kp.bpf.o.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmdirSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { main } from '../../src/cli/main.js';
@@ -14,6 +14,7 @@ import { lb } from '../../src/loader/libbpf.js';
 import { BpfMap } from '../../src/maps/map.js';
 import { LAYOUT_VERSION, u32 } from '../../src/maps/codecs.js';
 import { skipUnlessCi } from '../helpers/ci.js';
+import { KPBPF } from '../helpers/e2e.js';
 
 const skip = skipUnlessCi(process.getuid?.() !== 0 ? 'needs root (bpffs, BPF maps)' : !existsSync(DEFAULT_OBJECT) ? `${DEFAULT_OBJECT} missing: run npm run build` : undefined);
 
@@ -258,6 +259,31 @@ function run() {
     withControl((c) => {
       for (const [k, v] of [...c.dp.maps.ct.entries()]) if (k.daddr === '198.18.100.90' || v.vipAddr === '198.18.100.90') c.dp.maps.ct.delete(k);
     });
+  });
+
+  t.test('show during a connection-table resize waits for it instead of calling the pins incomplete', async (t) => {
+    // What Control.reload does for a moment: kp_ct set aside while the new table loads.
+    const pins = `${bpffs}/kpbpf`;
+    execFileSync('mv', [`${pins}/kp_ct`, `${pins}/kp_ct_old`]);
+    let restored = false;
+    const restore = () => {
+      if (!restored) execFileSync('mv', [`${pins}/kp_ct_old`, `${pins}/kp_ct`]);
+      restored = true;
+    };
+    t.teardown(restore);
+    const show = new Promise<{ code: number | null; out: string; err: string }>((ok) => {
+      const c = spawn(process.execPath, [KPBPF, '--bpffs', bpffs, '--json', 'show', 'vips'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      c.stdout.on('data', (d) => (out += d));
+      c.stderr.on('data', (d) => (err += d));
+      c.on('exit', (code) => ok({ code, out, err }));
+    });
+    await new Promise((r) => setTimeout(r, 700));
+    restore();
+    const r = await show;
+    t.equal(r.code, 0, r.err);
+    t.ok(Array.isArray(JSON.parse(r.out)), 'the VIPs, once the table was back');
   });
 
   t.test('pins of another layout version are refused, naming both versions', async (t) => {
