@@ -8,6 +8,8 @@ const CT_COUNT_MAX_AGE_MS = 30_000;
 
 export interface DaemonMetrics {
   registry: Registry;
+  /** The exposition text: the per-VIP and per-backend families, then the registry's metrics. */
+  text(): Promise<string>;
   reloads: Counter;
   reloadFailures: Counter;
   applySeconds: Histogram;
@@ -28,6 +30,47 @@ function mapCounter(registry: Registry, name: string, help: string, labelNames: 
   });
 }
 
+/** A label value in the exposition format (backslash, double quote and newline escaped). */
+const esc = (v: string | number) => String(v).replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
+
+/**
+ * The per-VIP and per-backend counter families, written straight in the exposition format: with
+ * 10k VIPs and 80k backends that is 230k samples, which prom-client's labelled counters took 2 s to
+ * build (blocking the loop that applies config changes).
+ */
+function vipFamilies(stats: ReturnType<Control['stats']>): string {
+  const out: string[] = [];
+  const family = (name: string, help: string, rows: () => void) => {
+    out.push(`# HELP ${name} ${help}\n# TYPE ${name} counter\n`);
+    rows();
+  };
+  const vipLabel = (v: { prefix: string; protocol: string; port: number }) => `vip="${esc(v.prefix)}",protocol="${v.protocol}",port="${v.port}"`;
+  const kinds = { existingPkts: 'existing', firstPkts: 'first', untrackedPkts: 'untracked', noServerPkts: 'no_server' } as const;
+  family('kpbpf_vip_packets_total', "Packets to a VIP by VPP's kind: existing (packet from existing sessions), first (first session packet), untracked, no_server", () => {
+    for (const v of stats.vips) {
+      const l = vipLabel(v);
+      for (const [k, kind] of Object.entries(kinds)) out.push(`kpbpf_vip_packets_total{${l},kind="${kind}"} ${v.counters[k as keyof typeof kinds]}\n`);
+    }
+  });
+  const perVip = (name: string, help: string, value: (c: (typeof stats.vips)[number]['counters']) => number) =>
+    family(name, help, () => {
+      for (const v of stats.vips) out.push(`${name}{${vipLabel(v)}} ${value(v.counters)}\n`);
+    });
+  perVip('kpbpf_vip_bytes_total', 'Bytes to a VIP', (c) => c.bytes);
+  perVip('kpbpf_vip_reply_packets_total', 'Replies translated back to a VIP', (c) => c.replyPkts);
+  perVip('kpbpf_vip_reply_bytes_total', 'Bytes of replies translated back to a VIP', (c) => c.replyBytes);
+  const perBackend = (name: string, help: string, value: (b: (typeof stats.vips)[number]['backends'][number]) => number) =>
+    family(name, help, () => {
+      for (const v of stats.vips) {
+        const l = vipLabel(v);
+        for (const b of v.backends) out.push(`${name}{${l},backend="${esc(`${b.address}:${b.port}`)}"} ${value(b)}\n`);
+      }
+    });
+  perBackend('kpbpf_backend_packets_total', 'Packets sent to a backend', (b) => b.packets);
+  perBackend('kpbpf_backend_bytes_total', 'Bytes sent to a backend', (b) => b.bytes);
+  return out.join('');
+}
+
 export function createMetrics(control: () => Control): DaemonMetrics {
   const registry = new Registry();
   let stats: ReturnType<Control['stats']> | undefined;
@@ -40,26 +83,6 @@ export function createMetrics(control: () => Control): DaemonMetrics {
     }
     return stats;
   };
-  const vipLabels = (v: { prefix: string; protocol: string; port: number }) => ({ vip: v.prefix, protocol: v.protocol, port: v.port });
-  const kinds = { existingPkts: 'existing', firstPkts: 'first', untrackedPkts: 'untracked', noServerPkts: 'no_server' } as const;
-  mapCounter(registry, 'kpbpf_vip_packets_total', "Packets to a VIP by VPP's kind: existing (packet from existing sessions), first (first session packet), untracked, no_server", ['vip', 'protocol', 'port', 'kind'], (set) => {
-    for (const v of current().vips) for (const [k, kind] of Object.entries(kinds)) set({ ...vipLabels(v), kind }, v.counters[k as keyof typeof kinds]);
-  });
-  mapCounter(registry, 'kpbpf_vip_bytes_total', 'Bytes to a VIP', ['vip', 'protocol', 'port'], (set) => {
-    for (const v of current().vips) set(vipLabels(v), v.counters.bytes);
-  });
-  mapCounter(registry, 'kpbpf_vip_reply_packets_total', 'Replies translated back to a VIP', ['vip', 'protocol', 'port'], (set) => {
-    for (const v of current().vips) set(vipLabels(v), v.counters.replyPkts);
-  });
-  mapCounter(registry, 'kpbpf_vip_reply_bytes_total', 'Bytes of replies translated back to a VIP', ['vip', 'protocol', 'port'], (set) => {
-    for (const v of current().vips) set(vipLabels(v), v.counters.replyBytes);
-  });
-  mapCounter(registry, 'kpbpf_backend_packets_total', 'Packets sent to a backend', ['vip', 'protocol', 'port', 'backend'], (set) => {
-    for (const v of current().vips) for (const b of v.backends) set({ ...vipLabels(v), backend: `${b.address}:${b.port}` }, b.packets);
-  });
-  mapCounter(registry, 'kpbpf_backend_bytes_total', 'Bytes sent to a backend', ['vip', 'protocol', 'port', 'backend'], (set) => {
-    for (const v of current().vips) for (const b of v.backends) set({ ...vipLabels(v), backend: `${b.address}:${b.port}` }, b.bytes);
-  });
   mapCounter(registry, 'kpbpf_packets_total', "Packets by the decision that gave their verdict, and rewrites (kpbpf show stats' global counters)", ['reason'], (set) => {
     for (const [reason, v] of Object.entries(current().global)) set({ reason }, v);
   });
@@ -83,6 +106,7 @@ export function createMetrics(control: () => Control): DaemonMetrics {
   });
   return {
     registry,
+    text: async () => vipFamilies(current()) + (await registry.metrics()),
     reloads: new Counter({ name: 'kpbpf_reloads_total', help: 'Config files applied (the first one, changes, SIGHUP)', registers: [registry] }),
     reloadFailures: new Counter({ name: 'kpbpf_reload_failures_total', help: 'Config files refused or failed (the running state stayed as it was)', registers: [registry] }),
     applySeconds: new Histogram({

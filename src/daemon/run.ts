@@ -286,7 +286,7 @@ export class Daemon {
       void (async () => {
         try {
           if (req.url === '/metrics') {
-            const body = await this.metrics.registry.metrics();
+            const body = await this.metrics.text();
             res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
             res.end(body);
           } else if (req.url === '/healthz') {

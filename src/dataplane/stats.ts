@@ -1,8 +1,8 @@
 // Counters read back from the per-CPU maps, summed over CPUs.
 import type { Dataplane } from '../loader/index.js';
-import { addRecords, addU64 } from '../maps/map.js';
+import { addRecords, addU64, type PerCpuMap } from '../maps/map.js';
+import { LAYOUTS, type StructLayout } from '../maps/codecs.js';
 import type { StatsView, VipView } from './types.js';
-import { zeroVipStats } from './vips.js';
 
 /** enum kp_stat in bpf/kp_shared.h, by index. */
 export const KP_STAT_NAMES = [
@@ -39,13 +39,39 @@ export const KP_STAT_NAMES = [
 
 const num = (x: bigint) => Number(x);
 
+/** Counters of many ids (u64 fields by their layout offsets, as Numbers): one batched walk of the
+ * map when there are many, a lookup each when few. */
+function sums<V extends object>(map: PerCpuMap<number, V>, ids: number[], layout: StructLayout, names: Record<string, keyof V>): (id: number) => Record<keyof V, number> | undefined {
+  if (ids.length > 64) {
+    const want = new Set(ids);
+    const all = map.sumCountersBatch((k) => want.has(k));
+    if (all) {
+      const at = Object.entries(names).map(([field, key]) => [key, layout.fields[field][0] / 8] as const);
+      return (id) => {
+        const a = all.get(id);
+        return a && (Object.fromEntries(at.map(([key, i]) => [key, a[i]])) as Record<keyof V, number>);
+      };
+    }
+  }
+  return (id) => {
+    const v = map.sum(id, addRecords as (a: V, b: V) => V);
+    return v && (Object.fromEntries(Object.entries(v).map(([k, x]) => [k, Number(x)])) as Record<keyof V, number>);
+  };
+}
+
+/** kp_vip_stats' fields and their names in VipStats. */
+const VIP_STAT_FIELDS = { existing_pkts: 'existingPkts', first_pkts: 'firstPkts', untracked_pkts: 'untrackedPkts', no_server_pkts: 'noServerPkts', bytes: 'bytes', reply_pkts: 'replyPkts', reply_bytes: 'replyBytes' } as const;
+const ZERO_VIP = Object.fromEntries(Object.values(VIP_STAT_FIELDS).map((k) => [k, 0])) as Record<(typeof VIP_STAT_FIELDS)[keyof typeof VIP_STAT_FIELDS], number>;
+
 export function readStats(dp: Dataplane, vips: VipView[]): StatsView {
   const global: Record<string, number> = {};
   KP_STAT_NAMES.forEach((name, i) => (global[name] = num(dp.maps.stats.sum(i, addU64) ?? 0n)));
+  const vipSum = sums(dp.maps.vipStats, vips.map((v) => v.id), LAYOUTS.kp_vip_stats, VIP_STAT_FIELDS);
+  const beSum = sums(dp.maps.beStats, vips.flatMap((v) => v.backends.map((b) => b.id)), LAYOUTS.kp_backend_stats, { packets: 'packets', bytes: 'bytes' });
   return {
     global,
     vips: vips.map((v) => {
-      const c = dp.maps.vipStats.sum(v.id, addRecords) ?? zeroVipStats();
+      const c = vipSum(v.id) ?? ZERO_VIP;
       return {
         id: v.id,
         prefix: v.prefix,
@@ -54,17 +80,17 @@ export function readStats(dp: Dataplane, vips: VipView[]): StatsView {
         targetPort: v.targetPort,
         newLen: v.newLen,
         counters: {
-          existingPkts: num(c.existingPkts),
-          firstPkts: num(c.firstPkts),
-          untrackedPkts: num(c.untrackedPkts),
-          noServerPkts: num(c.noServerPkts),
-          bytes: num(c.bytes),
-          replyPkts: num(c.replyPkts),
-          replyBytes: num(c.replyBytes),
+          existingPkts: c.existingPkts,
+          firstPkts: c.firstPkts,
+          untrackedPkts: c.untrackedPkts,
+          noServerPkts: c.noServerPkts,
+          bytes: c.bytes,
+          replyPkts: c.replyPkts,
+          replyBytes: c.replyBytes,
         },
         backends: v.backends.map((b) => {
-          const s = dp.maps.beStats.sum(b.id, addRecords) ?? { packets: 0n, bytes: 0n };
-          return { address: b.address, port: b.port, packets: num(s.packets), bytes: num(s.bytes) };
+          const s = beSum(b.id) ?? { packets: 0, bytes: 0 };
+          return { address: b.address, port: b.port, packets: s.packets, bytes: s.bytes };
         }),
       };
     }),

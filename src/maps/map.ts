@@ -274,6 +274,28 @@ export class PerCpuMap<K, V> extends MapBase<K, V[]> {
     if (!this.updateBatchRaw(keys, vals, entries.length, flags)) for (const [k, v] of entries) this.update(k, v, flags);
   }
 
+  /**
+   * For values that are all u64 counters: each wanted key's fields (by 8-byte index) summed over
+   * the CPUs as Numbers, in one batched walk of the map (a syscall per 1 MiB instead of one per
+   * key; 90k counters of 10k VIPs took 0.5 s one by one, and BigInt sums most of the rest).
+   * Undefined when the map type has no batch ops.
+   */
+  sumCountersBatch(want: (k: number) => boolean): Map<number, Float64Array> | undefined {
+    const out = new Map<number, Float64Array>();
+    const fields = this.vc.size / 8;
+    const ok = this.scanBatch((keys, ko, vals, vo) => {
+      const k = keys.readUInt32LE(ko);
+      if (!want(k)) return;
+      const acc = new Float64Array(fields);
+      for (let c = 0; c < this.ncpus; c++) {
+        const base = vo + c * this.slot;
+        for (let f = 0; f < fields; f++) acc[f] += vals.readUInt32LE(base + 8 * f) + vals.readUInt32LE(base + 8 * f + 4) * 2 ** 32;
+      }
+      out.set(k, acc);
+    });
+    return ok ? out : undefined;
+  }
+
   /** Sum over CPUs with `add`, or undefined if the key is absent. */
   sum(k: K, add: (a: V, b: V) => V): V | undefined {
     const vals = this.lookup(k);
