@@ -76,6 +76,12 @@ t.test('per-CPU array: one value per possible CPU, sums', { skip }, async (t) =>
   t.same(m.lookup(1), Array(ncpu).fill({ packets: 0n, bytes: 0n }), 'array slots start at zero');
   t.equal(m.lookup(9), undefined, 'out of range is a miss');
   t.equal([...m.entries()].length, 4);
+  // One batched walk: the wanted keys' fields summed over CPUs as Numbers, above 2^32 too.
+  m.update(3, Array.from({ length: ncpu }, () => ({ packets: 2n ** 33n + 1n, bytes: 7n })));
+  const batch = m.sumCountersBatch((k) => k !== 1);
+  t.same([...batch!.keys()].sort(), [0, 2, 3], 'the wanted keys');
+  t.same([...batch!.get(2)!], [Number(tri), Number(100n * tri)], 'equal to sum()');
+  t.same([...batch!.get(3)!], [ncpu * (2 ** 33 + 1), 7 * ncpu]);
 
   // __u64 values in a per-CPU map are already 8 bytes; a 4-byte value is padded to 8 per CPU.
   const s = PerCpuMap.fromFd(create(BPF_MAP_TYPE.PERCPU_ARRAY, 4, 8, 2), c.u32, c.u64);
