@@ -47,7 +47,7 @@ function schemaErrors(json: unknown, reuse?: VipReuse): string[] {
   if (!reuse) return v.whole(json) ? [] : (v.whole.errors ?? []).map(formatAjvError);
   const errs = v.head(json) ? [] : (v.head.errors ?? []).map(formatAjvError);
   arr(isObj(json) ? json.vips : undefined).forEach((vip, i) => {
-    if (reuse.built.has(reuse.texts[i]) || v.vip(vip)) return;
+    if (reuse.done[i] || v.vip(vip)) return;
     for (const e of v.vip.errors ?? []) errs.push(formatAjvError({ ...e, instancePath: `/vips/${i}${e.instancePath}` }));
   });
   return errs;
@@ -159,7 +159,7 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
   arr(doc.vips).forEach((v, i) => {
     if (!isObj(v)) return;
     const at = `/vips/${i}`;
-    const done = reuse?.built.get(reuse.texts[i]);
+    const done = reuse?.done[i];
     if (done) {
       // Its text passed every check of its own before: only what involves other VIPs or conf.
       if (done.health_check_node_port) {
@@ -297,15 +297,15 @@ function buildTimeouts(conf: Json): CtTimeouts {
  * built again (every check still runs on the whole document).
  */
 export interface VipReuse {
-  texts: string[];
-  built: ReadonlyMap<string, KpVipConfig>;
+  /** by index: the VIP built before from the same text, if any */
+  done: (KpVipConfig | undefined)[];
 }
 
 /** Only called on a document that passed every check: fill defaults, canonicalise. */
 function build(doc: Json, reuse?: VipReuse): KpConfig {
   const conf = isObj(doc.conf) ? doc.conf : {};
   const vip = (v: Json, i: number): KpVipConfig => {
-    const done = reuse?.built.get(reuse.texts[i]);
+    const done = reuse?.done[i];
     if (done) return done;
     const p = parsePrefix(v.prefix as string);
     if (typeof p === 'string') throw new Error(`unreachable: ${p}`);
@@ -421,7 +421,7 @@ export function parseConfigText(text: string, path: string, built?: ReadonlyMap<
   }
   try {
     const manageInterfaces = isObj(json) && 'interfaces' in json;
-    const config = parseConfig(json, built && { texts: vipTexts, built });
+    const config = parseConfig(json, built && { done: vipTexts.map((t) => built.get(t)) });
     const unsupported = unsupportedErrors(config);
     if (unsupported.length) {
       const n = unsupported.length;

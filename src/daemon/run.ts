@@ -67,8 +67,9 @@ export class Daemon {
   private watcher?: FSWatcher;
   private timer?: NodeJS.Timeout;
   private immediate?: NodeJS.Immediate;
-  /** the reason of the apply scheduled and not run yet */
+  /** the reason of the apply scheduled and not run yet, and when its first event came */
   private pendingWhy?: string;
+  private pendingSince?: number;
   private applying = false;
   private again = false;
   private lastSync?: Date;
@@ -148,6 +149,7 @@ export class Daemon {
   private schedule(why: string, delay = 0): void {
     // A SIGHUP applies the file even when its text is unchanged: merged with a file event, it stays.
     if (this.pendingWhy === 'SIGHUP') why = 'SIGHUP';
+    if (this.pendingWhy === undefined) this.pendingSince = performance.now();
     this.pendingWhy = why;
     clearTimeout(this.timer);
     clearImmediate(this.immediate);
@@ -169,7 +171,9 @@ export class Daemon {
 
   /** Apply the file now; a change that arrives meanwhile is applied right after. */
   private applyFile(why: string): void {
+    const queued = this.pendingSince === undefined ? 0 : performance.now() - this.pendingSince;
     this.pendingWhy = undefined;
+    this.pendingSince = undefined;
     if (this.applying) {
       this.again = true;
       return;
@@ -203,7 +207,7 @@ export class Daemon {
       this.lastApplied = why;
       this.lastError = undefined;
       this.metrics.lastSync.set(this.lastSync.getTime() / 1000);
-      const ms = { read: round(t1 - t0), apply: round(performance.now() - t1) };
+      const ms = { queued: round(queued), read: round(t1 - t0), apply: round(performance.now() - t1) };
       log.info({ why, changes: r.plan.length, ops: r.plan.slice(0, 50).map(formatOp), vipsCompared: only?.length ?? 'all', ms }, r.plan.length ? 'applied' : 'no changes');
       void this.syncHealthChecks(src.config.vips);
       // After the log line: the change is in the maps, this is housekeeping (a walk of kp_ct).
