@@ -10,6 +10,7 @@ import { DEFAULT_OBJECT, openPinned, testRun } from '../../src/loader/index.js';
 import { KPBPF } from '../helpers/e2e.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 import { BAD_CONFIGS } from '../helpers/bad-configs.js';
+import { watchLog } from '../helpers/daemon-log.js';
 import { buildPacket } from '../helpers/packet.js';
 
 const skip = skipUnlessCi(process.getuid?.() !== 0 ? 'needs root (bpffs, BPF maps)' : !existsSync(DEFAULT_OBJECT) ? `${DEFAULT_OBJECT} missing: run npm run build` : undefined);
@@ -61,31 +62,8 @@ function run() {
   const start = (...extra: string[]): Proc => {
     const child = spawn(process.execPath, [KPBPF, '--bpffs', bpffs, 'run', '-f', file, '--metrics', '127.0.0.1:0', '--healthcheck-address', '127.0.0.1', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
     procs.push(child);
-    let buf = '';
-    const lines: Array<Record<string, unknown>> = [];
-    child.stderr!.on('data', (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          lines.push(JSON.parse(line));
-        } catch {
-          lines.push({ msg: `not JSON: ${line}` });
-        }
-      }
-    });
+    const { lines, waitLog } = watchLog(child);
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const waitLog = async (pred: (l: Record<string, unknown>) => boolean, ms = 10_000, from = 0) => {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const found = lines.slice(from).find(pred);
-        if (found) return found;
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no such log line; got: ${JSON.stringify(lines).slice(0, 2000)}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    };
     return { child, logs: () => lines, waitLog, exited };
   };
   const svc = (backends: string[]) => ({ vips: [{ prefix: '198.18.100.10/32', protocol: 'udp', port: 53, target_port: 5353, backends }] });

@@ -13,6 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Backend } from '../../src/testbed/topology.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 import { CLIENT, e2eHarness, e2eSkipReason, KPBPF } from '../helpers/e2e.js';
+import { watchLog, type DaemonLog } from '../helpers/daemon-log.js';
 
 const VIP = '198.18.100.40';
 const VIP_EXTRA = '198.18.100.41';
@@ -105,39 +106,15 @@ function run() {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
   // The daemon, its JSON log lines as they come.
-  let daemon: { child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> } | undefined;
+  let daemon: (DaemonLog & { child: ChildProcess; exited: Promise<number | null> }) | undefined;
   const startDaemon = (env: Record<string, string> = {}) => {
     const child = topo.spawn(topo.node.ns, ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, KPBPF, '--bpffs', bpffs, 'run', '-f', file, '--no-metrics']);
     children.push(child);
-    const lines: Record<string, unknown>[] = [];
-    let buf = '';
-    child.stderr!.on('data', (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          lines.push(JSON.parse(line));
-        } catch {
-          lines.push({ msg: `not JSON: ${line}` });
-        }
-      }
-    });
-    daemon = { child, lines, exited: new Promise((r) => child.on('exit', (code) => r(code))) };
+    daemon = { child, ...watchLog(child), exited: new Promise((r) => child.on('exit', (code) => r(code))) };
     return daemon;
   };
   /** The next log line (after `from`) that `pred` accepts. */
-  const waitLog = async (pred: (l: Record<string, unknown>) => boolean, from = 0, ms = 20_000) => {
-    const d = daemon!;
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = d.lines.slice(from).find(pred);
-      if (found) return found;
-      if (Date.now() > deadline || d.child.exitCode !== null) throw new Error(`no such log line; got: ${JSON.stringify(d.lines.slice(-10)).slice(0, 3000)}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
+  const waitLog = (pred: (l: Record<string, unknown>) => boolean, from = 0, ms = 20_000) => daemon!.waitLog(pred, ms, from);
   const synced = (l: Record<string, unknown>) => l.msg === 'applied' || l.msg === 'no changes';
 
   let backends: Backend[] = [...topo.backends];

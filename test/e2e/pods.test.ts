@@ -65,7 +65,10 @@ function run() {
       t.equal(r.ok, 10, `all answered (errors: ${(r.errors ?? []).join('; ')})`);
       t.same(r.remotes, [`${SELF_VIP}:${port}`], 'replies from the service address');
       t.same(r.seenBy, { [pod.name]: [masq] }, 'the pod saw itself as the masquerade address');
-      t.ok(kpJson('show', 'stats').global.masq - before >= 10, 'each connection masqueraded');
+      // A UDP socket the kernel gives a port it gave before is the same flow (and masqueraded once).
+      const flows = mode === 'udp' ? r.flows : 10;
+      const masqed = kpJson('show', 'stats').global.masq - before;
+      t.ok(masqed >= flows, `each connection masqueraded (${masqed} for ${flows} flows)`);
     });
   }
 
