@@ -3,7 +3,7 @@
 // to the running state (`apply`'s reconciler, against the state this process keeps in memory). An
 // invalid or failing file changes nothing; the next valid one applies. SIGTERM leaves the data plane
 // forwarding (it is pinned) unless --detach-on-exit.
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -65,6 +65,8 @@ export class Daemon {
   private metrics!: DaemonMetrics;
   private server?: Server;
   private watcher?: FSWatcher;
+  /** the inode of the watched directory: a directory replaced or removed needs a new watch */
+  private dirIno?: number;
   private timer?: NodeJS.Timeout;
   private immediate?: NodeJS.Immediate;
   /** the reason of the apply scheduled and not run yet, and when its first event came */
@@ -109,8 +111,11 @@ export class Daemon {
     this.applyFile('start');
     // The directory, not the file: an editor's save replaces the file, and a ConfigMap volume swaps
     // its `..data` symlink, so any event there may be a new config; an unchanged text is skipped.
-    this.watcher = watch(dirname(this.file), () => this.schedule('file changed'));
-    this.collector = setInterval(() => this.collect(), COLLECT_MS);
+    this.watchDir();
+    this.collector = setInterval(() => {
+      this.checkDir();
+      this.collect();
+    }, COLLECT_MS);
     const onHup = () => this.schedule('SIGHUP');
     const onTerm = (sig: string) => () => {
       log.info({ signal: sig }, 'stopping');
@@ -128,7 +133,7 @@ export class Daemon {
       process.off('SIGHUP', onHup);
       process.off('SIGTERM', term);
       process.off('SIGINT', int);
-      this.watcher.close();
+      this.watcher?.close();
       clearTimeout(this.timer);
       clearImmediate(this.immediate);
       clearInterval(this.collector);
@@ -142,6 +147,45 @@ export class Daemon {
         log.info('the data plane keeps forwarding (pinned); run kpbpf detach to stop it');
       }
       this.control.close();
+    }
+  }
+
+  /**
+   * Watch the config's directory. An inotify watch follows the directory's inode: when the directory
+   * is removed or replaced (a tool that swaps the whole directory), events stop, so the watch is made
+   * again (on its own rename event, or at the next check) and the file applied.
+   */
+  private watchDir(): void {
+    const dir = dirname(this.file);
+    this.watcher?.close();
+    this.watcher = undefined;
+    try {
+      this.dirIno = statSync(dir).ino;
+      this.watcher = watch(dir, () => {
+        this.checkDir();
+        this.schedule('file changed');
+      });
+      this.watcher.on('error', (e) => this.o.log.error({ dir, error: e.message }, 'watching the config directory failed; checked again every 5 s'));
+    } catch (e) {
+      this.dirIno = undefined;
+      this.o.log.error({ dir, error: (e as Error).message }, 'the config directory is gone; checked again every 5 s (SIGHUP applies the file at once)');
+    }
+  }
+
+  private checkDir(): void {
+    let ino: number | undefined;
+    try {
+      ino = statSync(dirname(this.file)).ino;
+    } catch {
+      ino = undefined;
+    }
+    if (ino === this.dirIno && this.watcher) return;
+    if (ino !== undefined) {
+      this.o.log.info({ dir: dirname(this.file) }, 'the config directory was replaced: watching the new one');
+      this.watchDir();
+      this.schedule('file changed');
+    } else if (this.watcher) {
+      this.watchDir(); // logs that it is gone
     }
   }
 

@@ -190,6 +190,21 @@ function run() {
     t.match(JSON.parse(h.text), { healthy: false, attached: [], lastSync: /T/ });
   });
 
+  t.test('the config directory replaced whole: the new one is watched and its file applied', async (t) => {
+    const from = d.logs().length;
+    const next = `${dir}-next`;
+    mkdirSync(next);
+    writeFileSync(`${next}/config.json`, JSON.stringify(svc(['198.18.2.2', '198.18.5.2'])));
+    rmSync(dir, { recursive: true, force: true }); // its watch ends with it
+    renameSync(next, dir);
+    const l = await d.waitLog((x) => x.msg === 'applied' && String(x.why).startsWith('file changed'), 15_000, from);
+    t.same(l.ops, ['backend add 198.18.100.10/32 udp port 53 198.18.5.2 weight 1']);
+    const later = d.logs().length;
+    writeConfig(svc(['198.18.2.2'])); // a change in the new directory is seen at once
+    const back = await d.waitLog((x) => x.msg === 'applied' && x.why === 'file changed', 5_000, later);
+    t.same(back.ops, ['backend del 198.18.100.10/32 udp port 53 198.18.5.2']);
+  });
+
   t.test('SIGTERM: exits, the data plane stays pinned with its state', async (t) => {
     d.child.kill('SIGTERM');
     t.equal(await d.exited, 0);
