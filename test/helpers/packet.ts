@@ -157,23 +157,15 @@ export function inetChecksum(data: Buffer, initial = 0): number {
 
 /** Ones' complement sum of the IPv4 (4-byte addresses) or IPv6 (16-byte, RFC 8200 8.1) pseudo-header, not folded or complemented. */
 function pseudoHeaderSum(src: Buffer, dst: Buffer, proto: number, l4Len: number): number {
-  if (src.length === 16) {
-    const ph = Buffer.alloc(40);
-    src.copy(ph, 0);
-    dst.copy(ph, 16);
-    ph.writeUInt32BE(l4Len, 32);
-    ph.writeUInt8(proto, 39);
-    let sum = 0;
-    for (let i = 0; i < 40; i += 2) sum += ph.readUInt16BE(i);
-    return sum;
-  }
-  const ph = Buffer.alloc(12);
+  const a = src.length; // 4 or 16
+  const ph = Buffer.alloc(a === 16 ? 40 : 12);
   src.copy(ph, 0);
-  dst.copy(ph, 4);
-  ph.writeUInt8(proto, 9);
-  ph.writeUInt16BE(l4Len, 10);
+  dst.copy(ph, a);
+  if (a === 16) ph.writeUInt32BE(l4Len, 32); // IPv6: a 32-bit length, then zeros and the next header
+  else ph.writeUInt16BE(l4Len, 10);
+  ph.writeUInt8(proto, ph.length - (a === 16 ? 1 : 3));
   let sum = 0;
-  for (let i = 0; i < 12; i += 2) sum += ph.readUInt16BE(i);
+  for (let i = 0; i < ph.length; i += 2) sum += ph.readUInt16BE(i);
   return sum;
 }
 
