@@ -41,17 +41,17 @@ static __always_inline int kp_unhandled(int rc)
  * KP_TX_FRAG_NEEDED (with *mtu) when the packet is too big for its route; nothing counted then.
  * A reply takes its connection's own next hop (ct), a forward packet its backend's (be, be_id). */
 static __always_inline int kp_route(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, __u32 *mtu,
-				    __u64 now, struct kp_ct *ct, const struct kp_backend *be, __u32 be_id)
+				    __u64 now, struct kp_ct *ct, const struct kp_backend *be, __u32 be_id, const int v6)
 {
 	int act = XDP_PASS;
 
 	if (!(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan && pkt->l4_csum_state != KP_L4_CSUM_UNREAD) {
 		if (ct)
-			act = kp_fib_redirect_ct(ctx, pkt, mtu, now, ct);
+			act = kp_fib_redirect_ct(ctx, pkt, mtu, now, ct, v6);
 		else if (be)
-			act = kp_fib_redirect_be(ctx, pkt, mtu, now, be_id, be->gen, cfg->hop_gen);
+			act = kp_fib_redirect_be(ctx, pkt, mtu, now, be_id, be->gen, cfg->hop_gen, v6);
 		else
-			act = kp_fib_redirect(ctx, pkt, mtu, now);
+			act = kp_fib_redirect(ctx, pkt, mtu, now, v6);
 	}
 	if (act == KP_TX_FRAG_NEEDED)
 		return act;
@@ -63,13 +63,13 @@ static __always_inline int kp_route(struct xdp_md *ctx, struct kp_pkt *pkt, cons
 
 /* Routes a packet kpbpf wrote or rewrote only in its IP header (an ICMP message, a later
  * fragment): no L4 checksum to finish, and too big for the route goes to the kernel. */
-static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, const int v6)
 {
 	__u32 mtu = 0;
 	int act = XDP_PASS;
 
 	if (!(cfg->flags & KP_CONF_F_NO_FIB) && !pkt->vlan)
-		act = kp_fib_redirect(ctx, pkt, &mtu, kp_now());
+		act = kp_fib_redirect(ctx, pkt, &mtu, kp_now(), v6);
 	if (act != XDP_REDIRECT)
 		act = XDP_PASS;
 	kp_stat_inc(act == XDP_REDIRECT ? KP_STAT_TX_REDIRECT : KP_STAT_TX_PASS);
@@ -81,12 +81,18 @@ static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, c
  * sender cannot match to its socket (XDP never sees that egress ICMP): answer here instead and
  * translate the quote back, so path-MTU discovery through a VIP works. Without DF the kernel
  * fragments it. */
-static __noinline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, __u32 mtu, int dir)
+static __noinline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, int dir, const int v6)
 {
+	__u32 mtu = pkt->mtu;
 	__u64 now = kp_now();
 	struct kp_icmp_err e;
 	__u32 ok;
 
+	if (v6) {
+		/* to do: ICMPv6 packet too big, translated back; until then the kernel answers */
+		kp_stat_inc(KP_STAT_TX_PASS);
+		return XDP_PASS;
+	}
 	if (!(pkt->ip->frag_off & bpf_htons(KP_IP_DF))) {
 		kp_stat_inc(KP_STAT_TX_PASS);
 		return XDP_PASS;
@@ -102,7 +108,37 @@ static __noinline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const s
 		return XDP_DROP;
 	}
 	kp_stat_inc(KP_STAT_ICMP_TOO_BIG);
-	return kp_transmit(ctx, pkt, cfg);
+	return kp_transmit(ctx, pkt, cfg, v6);
+}
+
+/* IPv6 rewrites are subprograms: their 16-byte fields would otherwise take room in the IPv6 program's
+ * frame, which every call chain (kp_ct_new's deepest) shares. */
+
+/* DNAT of a forward packet to backend be, the source port (and address, if masqueraded: the
+ * scratch's masq) being what the backend sees. */
+static __noinline void kp_dnat6(struct kp_pkt *pkt, const struct kp_backend *be, __be16 nat_port, int masq)
+{
+	struct kp_scratch *s = masq ? kp_scratch_get() : NULL;
+
+	kp_nat_ipv6(pkt, pkt->ip6->daddr.in6_u.u6_addr8, &pkt->ports[1], be->addr, be->port);
+	if (s)
+		kp_nat_ipv6_more(pkt, pkt->ip6->saddr.in6_u.u6_addr8, &pkt->ports[0], s->masq, nat_port);
+	else if (nat_port != pkt->ports[0])
+		kp_nat_port(pkt, &pkt->ports[0], nat_port);
+	kp_nat6_done(pkt);
+}
+
+/* SNAT of a reply of the connection whose reply entry is rv: from the VIP, to the client's port (and
+ * address, if masqueraded). */
+static __noinline void kp_snat6(struct kp_pkt *pkt, const struct kp_ct *rv)
+{
+	kp_nat_ipv6(pkt, pkt->ip6->saddr.in6_u.u6_addr8, &pkt->ports[0], rv->vip_addr, rv->vip_port);
+	if (rv->flags & KP_CT_F_MASQ)
+		kp_nat_ipv6_more(pkt, pkt->ip6->daddr.in6_u.u6_addr8, &pkt->ports[1], rv->peer.client_addr,
+				 rv->client_port);
+	else if (rv->client_port != pkt->ports[1])
+		kp_nat_port(pkt, &pkt->ports[1], rv->client_port);
+	kp_nat6_done(pkt);
 }
 
 /* Step 3: rv is the reply entry of the packet's tuple (s->rk). A reply from a backend of a live NATed connection gets its source set back to the VIP
@@ -130,7 +166,7 @@ static __noinline int kp_reply_slow(const struct kp_pkt *pkt, struct kp_scratch 
 }
 
 static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pkt, struct kp_scratch *s,
-					   const struct kp_config *cfg, struct kp_ct *rv)
+					   const struct kp_config *cfg, struct kp_ct *rv, const int v6)
 {
 	__u64 now = pkt->now;
 	struct kp_vip_stats *vs;
@@ -145,24 +181,31 @@ static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pk
 	}
 	if (rv->last_seen_ns != now)
 		rv->last_seen_ns = now;
-	if (kp_addr_to_v4(rv->vip_addr, &vip_addr)) {
+	masq = rv->flags & KP_CT_F_MASQ;
+	if (v6) {
+		if (kp_addr_is_v4(rv->vip_addr)) {
+			kp_stat_inc(KP_STAT_PASS_NO_MATCH);
+			return XDP_PASS;
+		}
+		kp_snat6(pkt, rv);
+	} else if (kp_addr_to_v4(rv->vip_addr, &vip_addr)) {
 		kp_stat_inc(KP_STAT_PASS_NO_MATCH);
 		return XDP_PASS;
-	}
-	kp_snat_ipv4(pkt, vip_addr, rv->vip_port);
-	masq = rv->flags & KP_CT_F_MASQ;
-	if (masq) {
-		/* Back to the client's own address; its next hop is looked up by destination, as the
-		 * entry keeps that address where others cache their hop. */
-		__be32 client;
+	} else {
+		kp_snat_ipv4(pkt, vip_addr, rv->vip_port);
+		if (masq) {
+			/* Back to the client's own address; its next hop is looked up by destination, as
+			 * the entry keeps that address where others cache their hop. */
+			__be32 client;
 
-		if (kp_addr_to_v4(rv->peer.client_addr, &client)) {
-			kp_stat_inc(KP_STAT_DROP_MALFORMED);
-			return XDP_DROP;
+			if (kp_addr_to_v4(rv->peer.client_addr, &client)) {
+				kp_stat_inc(KP_STAT_DROP_MALFORMED);
+				return XDP_DROP;
+			}
+			kp_nat_ipv4_more(pkt, &pkt->ip->daddr, &pkt->ports[1], client, rv->client_port);
+		} else if (rv->client_port != pkt->ports[1]) {
+			kp_nat_port(pkt, &pkt->ports[1], rv->client_port);
 		}
-		kp_nat_ipv4_more(pkt, &pkt->ip->daddr, &pkt->ports[1], client, rv->client_port);
-	} else if (rv->client_port != pkt->ports[1]) {
-		kp_nat_port(pkt, &pkt->ports[1], rv->client_port);
 	}
 	kp_stat_inc(KP_STAT_SNAT);
 	vs = kp_vip_stats_get(rv->vip_id);
@@ -170,7 +213,7 @@ static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pk
 		vs->reply_pkts += 1;
 		vs->reply_bytes += pkt->len;
 	}
-	act = kp_route(ctx, pkt, cfg, &mtu, now, masq ? NULL : rv, NULL, 0);
+	act = kp_route(ctx, pkt, cfg, &mtu, now, masq ? NULL : rv, NULL, 0, v6);
 	pkt->mtu = mtu;
 	return act; /* KP_TX_FRAG_NEEDED: the caller answers */
 }
@@ -191,14 +234,14 @@ static __noinline int kp_handle_no_match(const struct kp_pkt *pkt, const struct 
 }
 
 /* A VIP without a serving endpoint: ICMP port unreachable to the client, as kube-proxy rejects. */
-static __noinline int kp_reject(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+static __noinline int kp_reject(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, const int v6)
 {
-	if (kp_icmp_error(ctx, pkt, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0)) {
+	if (v6 || kp_icmp_error(ctx, pkt, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0)) {
 		kp_stat_inc(KP_STAT_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
 	kp_stat_inc(KP_STAT_REJECT);
-	return kp_transmit(ctx, pkt, cfg);
+	return kp_transmit(ctx, pkt, cfg, v6);
 }
 
 /* A new masqueraded connection: counted, and so is a port taken from an unreplied UDP flow
@@ -220,7 +263,7 @@ static __noinline void kp_masq_count(void)
 /* Steps 5-6: the VIP packet's connection is known (pick): count it, DNAT to its backend, route.
  * KP_TX_REJECT or KP_TX_FRAG_NEEDED leave the answer to the caller, whose stack has room for it. */
 static __always_inline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 vip_id,
-				     const struct kp_config *cfg, const struct kp_ct_pick *pick)
+				     const struct kp_config *cfg, const struct kp_ct_pick *pick, const int v6)
 {
 	struct kp_vip_stats *vs;
 	int kind = pick->kind;
@@ -257,25 +300,29 @@ static __always_inline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt
 		kp_stat_inc(KP_STAT_CT_REMAP);
 	if (pick->masq)
 		kp_masq_count();
-	kp_dnat_ipv4(pkt, pick->be_addr, pick->be->port);
-	if (pick->masq_addr)
-		kp_nat_ipv4_more(pkt, &pkt->ip->saddr, &pkt->ports[0], pick->masq_addr, pick->nat_port);
-	else if (pick->nat_port != pkt->ports[0])
-		kp_nat_port(pkt, &pkt->ports[0], pick->nat_port);
+	if (v6) {
+		kp_dnat6(pkt, pick->be, pick->nat_port, pick->masq6);
+	} else {
+		kp_dnat_ipv4(pkt, pick->be_addr, pick->be->port);
+		if (pick->masq_addr)
+			kp_nat_ipv4_more(pkt, &pkt->ip->saddr, &pkt->ports[0], pick->masq_addr, pick->nat_port);
+		else if (pick->nat_port != pkt->ports[0])
+			kp_nat_port(pkt, &pkt->ports[0], pick->nat_port);
+	}
 	kp_stat_inc(KP_STAT_DNAT);
 	kp_be_stats_add(pick->be_id, pkt->len);
-	act = kp_route(ctx, pkt, cfg, &mtu, pick->now, NULL, pick->be, pick->be_id);
+	act = kp_route(ctx, pkt, cfg, &mtu, pick->now, NULL, pick->be, pick->be_id, v6);
 	pkt->mtu = mtu;
 	return act;
 }
 
 /* ICMP: an error about a NATed connection is translated both ways; anything else passes. */
-static __noinline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+static __noinline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, const int v6)
 {
 	struct kp_icmp_err e;
 	__u64 now;
 
-	if (kp_icmp_err_parse(pkt, &e)) {
+	if (v6 || kp_icmp_err_parse(pkt, &e)) { /* to do: ICMPv6 errors */
 		kp_stat_inc(KP_STAT_PASS_NOT_L4);
 		return XDP_PASS;
 	}
@@ -285,13 +332,13 @@ static __noinline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt, con
 		return XDP_PASS;
 	}
 	kp_stat_inc(KP_STAT_ICMP_XLATE);
-	return kp_transmit(ctx, pkt, cfg);
+	return kp_transmit(ctx, pkt, cfg, v6);
 }
 
 /* A fragment after the first: translated as its datagram's first fragment was (addresses only,
  * the ports and L4 checksum are in the first). One whose first fragment is unknown (lost, out of
  * order, or a new connection refused) is dropped if it is kpbpf's, passed if it is transit. */
-static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, const int v6)
 {
 	__u64 now = kp_now();
 	struct kp_flow_key key, rk;
@@ -301,7 +348,7 @@ static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt,
 	struct kp_vip *vip;
 	__be32 addr;
 
-	if (kp_frag_flow_key(pkt, &key, now)) {
+	if (kp_frag_flow_key(pkt, &key, now, v6)) {
 		if (kp_frag_is_ours(&key))
 			goto drop;
 		kp_stat_inc(KP_STAT_PASS_FRAGMENT);
@@ -312,14 +359,21 @@ static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt,
 		ct = bpf_map_lookup_elem(&kp_ct, &key);
 		if (!ct || kp_ct_expired(ct, cfg, now))
 			goto drop;
-		be = kp_ct_backend(ct, &addr);
+		be = kp_ct_backend(ct, v6, &addr);
 		if (!be)
 			goto drop;
 		if (ct->last_seen_ns != now)
 			ct->last_seen_ns = now;
-		kp_nat_ipv4_addr(pkt->ip, &pkt->ip->daddr, addr);
-		if ((ct->flags & KP_CT_F_MASQ) && !kp_addr_to_v4(ct->vip_addr, &addr))
-			kp_nat_ipv4_addr(pkt->ip, &pkt->ip->saddr, addr);
+		if (v6) {
+			/* No header checksum; the L4 checksum is in the first fragment. */
+			__builtin_memcpy(pkt->ip6->daddr.in6_u.u6_addr8, be->addr, KP_ADDR_LEN);
+			if (ct->flags & KP_CT_F_MASQ)
+				__builtin_memcpy(pkt->ip6->saddr.in6_u.u6_addr8, ct->vip_addr, KP_ADDR_LEN);
+		} else {
+			kp_nat_ipv4_addr(pkt->ip, &pkt->ip->daddr, addr);
+			if ((ct->flags & KP_CT_F_MASQ) && !kp_addr_to_v4(ct->vip_addr, &addr))
+				kp_nat_ipv4_addr(pkt->ip, &pkt->ip->saddr, addr);
+		}
 		kp_be_stats_add(ct->backend_id, pkt->len);
 		vs = kp_vip_stats_get(vip->id);
 		if (vs) {
@@ -327,7 +381,7 @@ static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt,
 			vs->bytes += pkt->len;
 		}
 		kp_stat_inc(KP_STAT_FRAG_XLATE);
-		return kp_transmit(ctx, pkt, cfg);
+		return kp_transmit(ctx, pkt, cfg, v6);
 	}
 	kp_ct_reply_key(&rk, &key);
 	rv = bpf_map_lookup_elem(&kp_ct, &rk);
@@ -336,20 +390,27 @@ static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt,
 		return XDP_PASS;
 	}
 	ct = kp_ct_owner(&rk, rv, cfg, now);
-	if (!ct || kp_addr_to_v4(rv->vip_addr, &addr))
+	if (!ct || kp_addr_is_v4(rv->vip_addr) == !!v6)
 		goto drop;
 	if (ct->last_seen_ns != now)
 		ct->last_seen_ns = now;
-	kp_nat_ipv4_addr(pkt->ip, &pkt->ip->saddr, addr);
-	if ((rv->flags & KP_CT_F_MASQ) && !kp_addr_to_v4(rv->peer.client_addr, &addr))
-		kp_nat_ipv4_addr(pkt->ip, &pkt->ip->daddr, addr);
+	if (v6) {
+		__builtin_memcpy(pkt->ip6->saddr.in6_u.u6_addr8, rv->vip_addr, KP_ADDR_LEN);
+		if (rv->flags & KP_CT_F_MASQ)
+			__builtin_memcpy(pkt->ip6->daddr.in6_u.u6_addr8, rv->peer.client_addr, KP_ADDR_LEN);
+	} else {
+		kp_addr_to_v4(rv->vip_addr, &addr);
+		kp_nat_ipv4_addr(pkt->ip, &pkt->ip->saddr, addr);
+		if ((rv->flags & KP_CT_F_MASQ) && !kp_addr_to_v4(rv->peer.client_addr, &addr))
+			kp_nat_ipv4_addr(pkt->ip, &pkt->ip->daddr, addr);
+	}
 	vs = kp_vip_stats_get(rv->vip_id);
 	if (vs) {
 		vs->reply_pkts += 1;
 		vs->reply_bytes += pkt->len;
 	}
 	kp_stat_inc(KP_STAT_FRAG_XLATE);
-	return kp_transmit(ctx, pkt, cfg);
+	return kp_transmit(ctx, pkt, cfg, v6);
 drop:
 	kp_stat_inc(KP_STAT_DROP_FRAG);
 	return XDP_DROP;
@@ -357,12 +418,12 @@ drop:
 
 /* A TCP/UDP header that does not parse: dropped when kpbpf would rewrite the packet (a VIP's or a
  * reply's), passed untouched otherwise, since a router forwards what it does not understand. */
-static __noinline int kp_handle_malformed_l4(struct kp_pkt *pkt, const struct kp_config *cfg)
+static __noinline int kp_handle_malformed_l4(struct kp_pkt *pkt, const struct kp_config *cfg, const int v6)
 {
 	struct kp_flow_key key;
 
 	if (pkt->ports) {
-		kp_flow_key_ipv4(&key, pkt);
+		kp_flow_key_of(&key, pkt, v6);
 		if (kp_vip_lookup(&key, cfg)) {
 			kp_stat_inc(KP_STAT_DROP_MALFORMED);
 			return XDP_DROP;
@@ -393,10 +454,10 @@ static __noinline int kp_src_allowed(__u32 vip_id, const struct kp_flow_key *key
 }
 
 /* kp_handle_reply's verdict, with the answer it leaves to the caller. */
-static __always_inline int kp_reply_done(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, int act)
+static __always_inline int kp_reply_done(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, int act, const int v6)
 {
 	if (act == KP_TX_FRAG_NEEDED)
-		return kp_too_big(ctx, pkt, cfg, pkt->mtu, KP_DIR_REPLY);
+		return kp_too_big(ctx, pkt, cfg, KP_DIR_REPLY, v6);
 	return act;
 }
 
@@ -419,53 +480,39 @@ static __always_inline int kp_port_reply_first(__be16 port)
 	return p >= m->port_min && p <= m->port_max;
 }
 
-SEC("xdp")
-int kp_xdp(struct xdp_md *ctx)
+/* Steps 2-7 for a parsed TCP/UDP packet of either family (v6): its connection, VIP or reply. */
+static __always_inline int kp_handle_l4(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
+					struct kp_scratch *s, const int v6)
 {
 	struct kp_ct_pick pick = {};
-	struct kp_scratch *s;
-	struct kp_config *cfg;
-	struct kp_pkt pkt;
 	struct kp_vip *vip;
 	struct kp_ct *ct, *rv;
-	__u32 zero = 0, vip_id = 0;
+	__u32 vip_id = 0;
 	int reply_looked_up = 0;
-	int rc, act;
+	int act;
 
-	rc = kp_parse(ctx, &pkt);
-	if (rc != KP_PARSE_OK && rc != KP_PARSE_L4_MALFORMED && rc != KP_PARSE_ICMP && rc != KP_PARSE_FRAGMENT)
-		return kp_unhandled(rc);
-	cfg = bpf_map_lookup_elem(&kp_config, &zero);
-	s = kp_scratch_get();
-	if (!cfg || !s)
-		return XDP_PASS; /* one-entry arrays always have key 0 */
-	if (rc == KP_PARSE_FRAGMENT)
-		return kp_handle_fragment(ctx, &pkt, cfg);
-	if (rc == KP_PARSE_L4_MALFORMED)
-		return kp_handle_malformed_l4(&pkt, cfg);
-	if (rc == KP_PARSE_ICMP)
-		return kp_handle_icmp(ctx, &pkt, cfg);
 	/* The tuple lives in the per-CPU scratch: the stack is kept for the call chains below. */
-	kp_flow_key_ipv4(&s->key, &pkt);
-	pkt.now = kp_now();
-	if (pkt.frag_first)
-		kp_frag_record(&pkt, &s->key, pkt.now);
+	kp_flow_key_of(&s->key, pkt, v6);
+	pkt->now = kp_now();
+	if (pkt->frag_first)
+		kp_frag_record(pkt, &s->key, pkt->now, v6);
 	/* A packet of a known connection needs neither the VIP nor a pick (a record of a VIP that was
 	 * deleted has lost its backend slots, so it is not taken for one). A destination port in the
 	 * ephemeral range is likely a client's: such a packet looks for its reply entry first, any other
 	 * for its forward record first, so most packets of a connection make one lookup. */
-	if (kp_port_reply_first(pkt.ports[1])) {
+	if (kp_port_reply_first(pkt->ports[1])) {
 		kp_ct_reply_key(&s->rk, &s->key);
 		rv = bpf_map_lookup_elem(&kp_ct, &s->rk);
 		if (rv)
-			return kp_reply_done(ctx, &pkt, cfg, kp_handle_reply(ctx, &pkt, s, cfg, rv));
+			return kp_reply_done(ctx, pkt, cfg, kp_handle_reply(ctx, pkt, s, cfg, rv, v6), v6);
 		reply_looked_up = 1;
 	}
-	pick.now = pkt.now;
+	pick.now = pkt->now;
 	pick.kind = -1;
+	pick.v6 = v6;
 	ct = bpf_map_lookup_elem(&kp_ct, &s->key);
 	if (ct) {
-		pick.kind = kp_ct_existing(ct, &s->key, &pkt, cfg, &pick);
+		pick.kind = kp_ct_existing(ct, &s->key, pkt, cfg, &pick);
 		vip_id = ct->vip_id;
 	}
 	if (pick.kind < 0) {
@@ -477,22 +524,83 @@ int kp_xdp(struct xdp_md *ctx)
 				rv = bpf_map_lookup_elem(&kp_ct, &s->rk);
 			}
 			if (!rv)
-				return kp_handle_no_match(&pkt, &s->key, cfg);
-			return kp_reply_done(ctx, &pkt, cfg, kp_handle_reply(ctx, &pkt, s, cfg, rv));
+				return kp_handle_no_match(pkt, &s->key, cfg);
+			return kp_reply_done(ctx, pkt, cfg, kp_handle_reply(ctx, pkt, s, cfg, rv, v6), v6);
 		}
 		vip_id = vip->id;
 		if ((vip->flags & KP_VIP_F_SRC_RANGES) && !kp_src_allowed(vip_id, &s->key)) {
 			kp_stat_inc(KP_STAT_DROP_SRC_RANGE);
 			return XDP_DROP;
 		}
-		pick.kind = kp_ct_new(&s->key, &pkt, vip, cfg, &pick);
+		pick.proto = pkt->proto;
+		pick.tcp_flags = pkt->tcp_flags;
+		pick.kind = kp_ct_new(&s->key, vip, cfg, &pick);
+		pick.be = pick.kind == KP_CT_NO_SERVER ? NULL : kp_backend_of(pick.be_id, v6, &pick.be_addr);
 	}
-	act = kp_vip_forward(ctx, &pkt, vip_id, cfg, &pick);
+	act = kp_vip_forward(ctx, pkt, vip_id, cfg, &pick, v6);
 	if (act == KP_TX_REJECT)
-		return kp_reject(ctx, &pkt, cfg);
+		return kp_reject(ctx, pkt, cfg, v6);
 	if (act == KP_TX_FRAG_NEEDED)
-		return kp_too_big(ctx, &pkt, cfg, pkt.mtu, KP_DIR_ORIG);
+		return kp_too_big(ctx, pkt, cfg, KP_DIR_ORIG, v6);
 	return act;
+}
+
+/* The IPv6 program, reached from kp_xdp by a tail call (kp_progs[KP_PROG_IPV6]): a fresh stack, and
+ * the IPv4 path keeps its instructions. Not attached by itself. */
+#ifndef KP_NO_XDP6
+SEC("xdp")
+int kp_xdp6(struct xdp_md *ctx)
+{
+	struct kp_scratch *s;
+	struct kp_config *cfg;
+	struct kp_pkt pkt;
+	__u32 zero = 0;
+	int rc;
+
+	rc = kp_parse6(ctx, &pkt);
+	if (rc != KP_PARSE_OK && rc != KP_PARSE_L4_MALFORMED && rc != KP_PARSE_ICMP && rc != KP_PARSE_FRAGMENT)
+		return kp_unhandled(rc);
+	cfg = bpf_map_lookup_elem(&kp_config, &zero);
+	s = kp_scratch_get();
+	if (!cfg || !s)
+		return XDP_PASS;
+	if (rc == KP_PARSE_FRAGMENT)
+		return kp_handle_fragment(ctx, &pkt, cfg, 1);
+	if (rc == KP_PARSE_L4_MALFORMED)
+		return kp_handle_malformed_l4(&pkt, cfg, 1);
+	if (rc == KP_PARSE_ICMP)
+		return kp_handle_icmp(ctx, &pkt, cfg, 1);
+	return kp_handle_l4(ctx, &pkt, cfg, s, 1);
+}
+#endif
+
+SEC("xdp")
+int kp_xdp(struct xdp_md *ctx)
+{
+	struct kp_scratch *s;
+	struct kp_config *cfg;
+	struct kp_pkt pkt;
+	__u32 zero = 0;
+	int rc;
+
+	rc = kp_parse(ctx, &pkt);
+	if (rc == KP_PARSE_IPV6) {
+		bpf_tail_call(ctx, &kp_progs, KP_PROG_IPV6);
+		rc = KP_PARSE_NOT_IP; /* no IPv6 program loaded: passed untouched */
+	}
+	if (rc != KP_PARSE_OK && rc != KP_PARSE_L4_MALFORMED && rc != KP_PARSE_ICMP && rc != KP_PARSE_FRAGMENT)
+		return kp_unhandled(rc);
+	cfg = bpf_map_lookup_elem(&kp_config, &zero);
+	s = kp_scratch_get();
+	if (!cfg || !s)
+		return XDP_PASS; /* one-entry arrays always have key 0 */
+	if (rc == KP_PARSE_FRAGMENT)
+		return kp_handle_fragment(ctx, &pkt, cfg, 0);
+	if (rc == KP_PARSE_L4_MALFORMED)
+		return kp_handle_malformed_l4(&pkt, cfg, 0);
+	if (rc == KP_PARSE_ICMP)
+		return kp_handle_icmp(ctx, &pkt, cfg, 0);
+	return kp_handle_l4(ctx, &pkt, cfg, s, 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -32,6 +32,26 @@ static __always_inline __u32 kp_pseudo_sum_v4(__be32 saddr, __be32 daddr, __u8 p
 	       bpf_htons((__u16)proto) + bpf_htons(l4_len);
 }
 
+/* Unfolded sum of the IPv6 pseudo-header (RFC 8200 8.1): both addresses, the upper-layer length
+ * (below 65536 here, so one word) and the next header. Summed as 32-bit words: ones' complement
+ * sums fold the same either way. */
+static __always_inline __u64 kp_pseudo_sum_v6(const __u8 *saddr, const __u8 *daddr, __u8 proto, __u16 l4_len)
+{
+	__u64 sum = bpf_htons((__u16)proto) + bpf_htons(l4_len);
+	int i;
+
+#pragma unroll
+	for (i = 0; i < KP_ADDR_WORDS16 / 2; i++) {
+		__u32 a, b;
+
+		__builtin_memcpy(&a, saddr + 4 * i, sizeof(a));
+		__builtin_memcpy(&b, daddr + 4 * i, sizeof(b));
+		sum += a;
+		sum += b;
+	}
+	return sum;
+}
+
 /* HC' = ~(~HC + ~m + m') for one 16-bit word; works on network order values as is. */
 static __always_inline __sum16 kp_csum_replace2(__sum16 check, __be16 old, __be16 new)
 {
@@ -63,6 +83,24 @@ static __always_inline __sum16 kp_csum_partial_replace4(__sum16 check, __be32 ol
 	sum += (__u16)~(old >> 16);
 	sum += new & 0xffff;
 	sum += new >> 16;
+	return (__sum16)kp_csum_fold(sum);
+}
+
+/* The same for a 16-byte address in a CHECKSUM_PARTIAL field. */
+static __always_inline __sum16 kp_csum_partial_replace16(__sum16 check, const __u8 *old, const __u8 *new)
+{
+	__u32 sum = (__u16)check;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < KP_ADDR_WORDS16; i++) {
+		__u16 o, n;
+
+		__builtin_memcpy(&o, old + 2 * i, sizeof(o));
+		__builtin_memcpy(&n, new + 2 * i, sizeof(n));
+		sum += (__u16)~o;
+		sum += n;
+	}
 	return (__sum16)kp_csum_fold(sum);
 }
 

@@ -40,13 +40,17 @@ struct kp_ct_pick {
 	__u64 now;
 	__u32 be_id;
 	__be32 be_addr;
-	__be32 masq_addr; /* 0, or the source address to send to the backend (masqueraded) */
+	__be32 masq_addr; /* 0, or the source address to send to the backend (masqueraded, IPv4) */
 	__be16 nat_port; /* the source port to send to the backend */
 	__u8 loose;      /* a new record for a mid-connection packet */
 	__u8 remapped;
 	__u8 local_only; /* the VIP entry picks local endpoints only: none is a drop, not a reject */
 	__u8 masq;       /* a new connection that is masqueraded (masq_addr is set for every one) */
 	__s8 kind;       /* enum kp_ct_kind, or -1 while unknown */
+	__u8 v6;         /* set by the caller: an IPv6 packet, whose backends are IPv6 */
+	__u8 masq6;      /* IPv6 and masqueraded: the source address to send is the scratch's masq */
+	__u8 proto;      /* the packet's, for kp_ct_new (which must not see the packet's pointers) */
+	__u8 tcp_flags;
 };
 
 /* `then` is longer ago than state's timeout (0: never expires). */
@@ -80,19 +84,23 @@ static __always_inline int kp_ct_closed(const struct kp_ct *ct)
 	return ct->state == KP_CT_TIME_WAIT || ct->state == KP_CT_CLOSE;
 }
 
-static __always_inline int kp_tcp_pure_syn(const struct kp_pkt *pkt)
+static __always_inline int kp_tcp_pure_syn_of(__u8 proto, __u8 tf)
 {
-	return pkt->proto == IPPROTO_TCP &&
-	       (pkt->tcp_flags & (KP_TCP_SYN | KP_TCP_ACK | KP_TCP_RST | KP_TCP_FIN)) == KP_TCP_SYN;
+	return proto == IPPROTO_TCP && (tf & (KP_TCP_SYN | KP_TCP_ACK | KP_TCP_RST | KP_TCP_FIN)) == KP_TCP_SYN;
 }
 
-/* The state after one packet in direction dir, as conntrack moves it. flags gets the FIN bits. */
-static __always_inline __u8 kp_ct_next_state(__u8 state, __u8 *flags, const struct kp_pkt *pkt, int dir)
+static __always_inline int kp_tcp_pure_syn(const struct kp_pkt *pkt)
 {
-	__u8 tf = pkt->tcp_flags;
+	return kp_tcp_pure_syn_of(pkt->proto, pkt->tcp_flags);
+}
+
+/* The state after one packet (protocol, TCP flags tf) in direction dir, as conntrack moves it. flags
+ * gets the FIN bits. */
+static __always_inline __u8 kp_ct_next_state_of(__u8 state, __u8 *flags, __u8 proto, __u8 tf, int dir)
+{
 	__u8 fin_dir = dir == KP_DIR_ORIG ? KP_CT_F_FIN_ORIG : KP_CT_F_FIN_REPLY;
 
-	if (pkt->proto != IPPROTO_TCP)
+	if (proto != IPPROTO_TCP)
 		return dir == KP_DIR_REPLY ? KP_CT_UDP_STREAM : state;
 	if (tf & KP_TCP_RST)
 		return KP_CT_CLOSE;
@@ -116,6 +124,11 @@ static __always_inline __u8 kp_ct_next_state(__u8 state, __u8 *flags, const stru
 	if (state == KP_CT_LAST_ACK)
 		return KP_CT_TIME_WAIT;
 	return state;
+}
+
+static __always_inline __u8 kp_ct_next_state(__u8 state, __u8 *flags, const struct kp_pkt *pkt, int dir)
+{
+	return kp_ct_next_state_of(state, flags, pkt->proto, pkt->tcp_flags, dir);
 }
 
 /* One packet of the connection in direction dir: state and last-seen time. The record is shared
@@ -153,6 +166,17 @@ static __always_inline int kp_addr_is_zero(const __u8 *a)
 	__builtin_memcpy(&a0, a, 8);
 	__builtin_memcpy(&a1, a + 8, 8);
 	return !(a0 | a1);
+}
+
+/* ::ffff:a.b.c.d (read in registers: kp_addr_to_v4's out-parameter would take a stack slot). */
+static __always_inline int kp_addr_is_v4(const __u8 *a)
+{
+	__u64 lo;
+	__u32 mid;
+
+	__builtin_memcpy(&lo, a, sizeof(lo));
+	__builtin_memcpy(&mid, a + sizeof(lo), sizeof(mid));
+	return lo == 0 && mid == bpf_htonl(0x0000ffff);
 }
 
 static __always_inline int kp_addr_eq(const __u8 *a, const __u8 *b)
@@ -274,14 +298,15 @@ static __always_inline void kp_ct_reply_entry(struct kp_flow_key *rk, struct kp_
  * never use one, so only another masqueraded connection can hold the tuple, and the claim is
  * atomic. Returns the port the backend will see, or 0 when every candidate is held by a live
  * connection. */
-static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, const struct kp_ct_pick *pick, __u32 vip_id,
+static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, const struct kp_ct_pick *pick,
+					       const struct kp_backend *be, __u32 vip_id,
 					       const struct kp_config *cfg, struct kp_scratch *s, int masq)
 {
 	__u32 h, lo = KP_REMAP_PORT_MIN, span = KP_REMAP_PORT_SPAN, tries = KP_REMAP_TRIES;
 	__u64 now = pick->now;
 	int i;
 
-	kp_ct_reply_entry(&s->rk, &s->rv, key, pick->be, pick->be_id, vip_id, key->sport, masq ? s->masq : NULL);
+	kp_ct_reply_entry(&s->rk, &s->rv, key, be, pick->be_id, vip_id, key->sport, masq ? s->masq : NULL);
 	if (masq) {
 		lo = s->masq_lo;
 		span = s->masq_span ? s->masq_span : 1;
@@ -357,9 +382,9 @@ static __noinline int kp_ct_replies_alive(const struct kp_flow_key *key, const s
 }
 
 /* The backend a forward packet's record holds, if that backend still serves the connection. */
-static __always_inline struct kp_backend *kp_ct_backend(const struct kp_ct *ct, __be32 *addr)
+static __always_inline struct kp_backend *kp_ct_backend(const struct kp_ct *ct, int v6, __be32 *addr)
 {
-	struct kp_backend *be = kp_backend_v4(ct->backend_id, addr);
+	struct kp_backend *be = kp_backend_of(ct->backend_id, v6, addr);
 
 	if (!be || be->gen != ct->backend_gen)
 		return NULL;
@@ -388,7 +413,8 @@ static __noinline void kp_ct_reply_refresh(const struct kp_flow_key *key, const 
  * flushed or removed one is picked again), eligible for the entry (local under a local policy) and not
  * terminating while Maglev found a ready one. Otherwise Maglev's pick stands and is remembered. As
  * iptables' recent match, only new connections refresh it. A subprogram: affinity VIPs only. */
-static __noinline void kp_affinity_pick(const struct kp_flow_key *key, const struct kp_vip *vip, struct kp_ct_pick *pick)
+static __noinline void kp_affinity_pick(const struct kp_flow_key *key, const struct kp_vip *vip, struct kp_ct_pick *pick,
+					struct kp_backend **pbe)
 {
 	struct kp_scratch *s = kp_scratch_get();
 	struct kp_backend *be;
@@ -404,11 +430,11 @@ static __noinline void kp_affinity_pick(const struct kp_flow_key *key, const str
 	__builtin_memcpy(s->ak.addr, key->saddr, KP_ADDR_LEN);
 	a = bpf_map_lookup_elem(&kp_affinity, &s->ak);
 	if (a && timeout && pick->now - a->last_ns <= (__u64)*timeout * KP_NS_PER_S) {
-		be = kp_backend_v4(a->backend_id, &addr);
+		be = kp_backend_of(a->backend_id, pick->v6, &addr);
 		if (be && be->gen == a->backend_gen && be->state == KP_BACKEND_ACTIVE &&
 		    (!(vip->flags & KP_VIP_F_LOCAL) || (be->flags & KP_BACKEND_F_LOCAL)) &&
-		    !((be->flags & KP_BACKEND_F_TERMINATING) && pick->be && !(pick->be->flags & KP_BACKEND_F_TERMINATING))) {
-			pick->be = be;
+		    !((be->flags & KP_BACKEND_F_TERMINATING) && *pbe && !((*pbe)->flags & KP_BACKEND_F_TERMINATING))) {
+			*pbe = be;
 			pick->be_id = a->backend_id;
 			pick->be_addr = addr;
 			if (a->last_ns != pick->now)
@@ -416,10 +442,11 @@ static __noinline void kp_affinity_pick(const struct kp_flow_key *key, const str
 			return;
 		}
 	}
-	if (!pick->be)
+	be = *pbe;
+	if (!be)
 		return;
 	s->av.backend_id = pick->be_id;
-	s->av.backend_gen = pick->be->gen;
+	s->av.backend_gen = be->gen;
 	s->av.last_ns = pick->now;
 	bpf_map_update_elem(&kp_affinity, &s->ak, &s->av, BPF_ANY);
 }
@@ -450,38 +477,47 @@ static __noinline int kp_ct_masq_addr(const struct kp_flow_key *key, const struc
 		__builtin_memcpy(s->masq, key->daddr, KP_ADDR_LEN);
 		return 1;
 	}
-	if (!m || kp_addr_is_zero(m->addr))
-		return 0;
+	if (!m || kp_addr_is_zero(m->addr) || kp_addr_is_v4(m->addr) != kp_addr_is_v4(key->daddr))
+		return 0; /* none set, or not of the connection's family */
 	__builtin_memcpy(s->masq, m->addr, KP_ADDR_LEN);
 	return 1;
 }
 
 /* A new connection (or one whose record expired, closed or lost its backend): Maglev's pick, the
  * reply tuple claimed (the client port remapped if it is taken), the record written. Returns an
- * enum kp_ct_kind. A subprogram, so its locals stay off the established path's stack. */
-static __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_pkt *pkt, const struct kp_vip *vip,
-				const struct kp_config *cfg, struct kp_ct_pick *pick)
+ * enum kp_ct_kind, and the backend's id in pick (the caller looks the backend up: this writes no
+ * pointer into the pick). A global function, so the verifier checks it once, on its own, rather than
+ * again for every state the packet paths reach it in (thousands of times, with its port-claim loop,
+ * past the verifier's limit with two programs); and its locals stay off the established path's stack. */
+__noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_vip *vip, const struct kp_config *cfg,
+			 struct kp_ct_pick *pick)
 {
 	struct kp_scratch *s = kp_scratch_get();
+	struct kp_backend *be;
 	struct kp_ct *ncp;
 	int masq;
 
-	if (!s)
+	if (!s || !key || !vip || !cfg || !pick) /* a global function's pointers may be NULL to the verifier */
 		return KP_CT_NO_SERVER;
 	ncp = &s->nc;
 	pick->local_only = !!(vip->flags & KP_VIP_F_LOCAL);
-	pick->be = kp_maglev_pick(key, vip, cfg->hash_seed, &pick->be_id, &pick->be_addr);
+	be = kp_maglev_pick(key, vip, cfg->hash_seed, &pick->be_id, &pick->be_addr, pick->v6);
 	if (vip->flags & KP_VIP_F_AFFINITY)
-		kp_affinity_pick(key, vip, pick);
-	if (!pick->be)
+		kp_affinity_pick(key, vip, pick, &be);
+	if (!be) {
+		pick->be_id = KP_BACKEND_NONE;
 		return KP_CT_NO_SERVER;
-	masq = kp_ct_masq_addr(key, vip, pick->be, s);
-	pick->nat_port = kp_ct_claim_port(key, pick, vip->id, cfg, s, masq);
+	}
+	masq = kp_ct_masq_addr(key, vip, be, s);
+	pick->nat_port = kp_ct_claim_port(key, pick, be, vip->id, cfg, s, masq);
 	pick->masq = masq;
 	if (!pick->nat_port)
 		return KP_CT_CLASH;
 	if (masq) {
-		kp_addr_to_v4(s->masq, &pick->masq_addr);
+		if (pick->v6)
+			pick->masq6 = 1;
+		else
+			kp_addr_to_v4(s->masq, &pick->masq_addr);
 	} else {
 		pick->remapped = pick->nat_port != key->sport;
 	}
@@ -491,15 +527,15 @@ static __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_p
 		__builtin_memcpy(ncp->vip_addr, s->masq, KP_ADDR_LEN);
 	}
 	ncp->backend_id = pick->be_id;
-	ncp->backend_gen = pick->be->gen;
+	ncp->backend_gen = be->gen;
 	ncp->vip_id = vip->id;
 	ncp->client_port = pick->nat_port;
 	ncp->last_seen_ns = pick->now;
 	if (pick->remapped)
 		ncp->flags |= KP_CT_F_REMAP;
-	if (pkt->proto != IPPROTO_TCP) {
+	if (pick->proto != IPPROTO_TCP) {
 		ncp->state = KP_CT_UDP;
-	} else if (kp_tcp_pure_syn(pkt)) {
+	} else if (kp_tcp_pure_syn_of(pick->proto, pick->tcp_flags)) {
 		ncp->state = KP_CT_SYN_SENT;
 	} else {
 		/* Loose pick-up (conntrack's tcp_loose): a mid-stream packet, e.g. after an eviction or a
@@ -507,12 +543,24 @@ static __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_p
 		__u8 flags = ncp->flags | KP_CT_F_LOOSE;
 
 		pick->loose = 1;
-		ncp->state = kp_ct_next_state(KP_CT_ESTABLISHED, &flags, pkt, KP_DIR_ORIG);
+		ncp->state = kp_ct_next_state_of(KP_CT_ESTABLISHED, &flags, pick->proto, pick->tcp_flags, KP_DIR_ORIG);
 		ncp->flags = flags;
 	}
 	if (bpf_map_update_elem(&kp_ct, key, ncp, BPF_ANY))
 		return KP_CT_UNTRACKED;
 	return KP_CT_FIRST;
+}
+
+/* An existing IPv6 masqueraded connection: its masquerade address goes to the scratch (a pointer in
+ * the pick would grow kp_xdp's frame past the stack limit of its call chains). */
+static __always_inline void kp_masq6_from(const struct kp_ct *ct, struct kp_ct_pick *pick)
+{
+	struct kp_scratch *s = kp_scratch_get();
+
+	if (!s)
+		return;
+	__builtin_memcpy(s->masq, ct->vip_addr, KP_ADDR_LEN);
+	pick->masq6 = 1;
 }
 
 /* KP_CT_EXISTING if the forward record ct of a packet is a live connection whose backend still
@@ -525,7 +573,7 @@ static __always_inline int kp_ct_existing(struct kp_ct *ct, const struct kp_flow
 
 	if (kp_ct_closed(ct) && kp_tcp_pure_syn(pkt))
 		return -1;
-	pick->be = kp_ct_backend(ct, &pick->be_addr);
+	pick->be = kp_ct_backend(ct, pick->v6, &pick->be_addr);
 	if (!pick->be)
 		return -1;
 	if (kp_ct_expired(ct, cfg, now) && !kp_ct_replies_alive(key, ct, pick->be, cfg))
@@ -538,8 +586,12 @@ static __always_inline int kp_ct_existing(struct kp_ct *ct, const struct kp_flow
 		kp_ct_mirror(key, ct, pick->be);
 	pick->be_id = ct->backend_id;
 	pick->nat_port = ct->client_port;
-	if (ct->flags & KP_CT_F_MASQ)
-		kp_addr_to_v4(ct->vip_addr, &pick->masq_addr);
+	if (ct->flags & KP_CT_F_MASQ) {
+		if (pick->v6)
+			kp_masq6_from(ct, pick);
+		else
+			kp_addr_to_v4(ct->vip_addr, &pick->masq_addr);
+	}
 	return KP_CT_EXISTING;
 }
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* kp_fib.h: route a rewritten IPv4 packet with a cached bpf_fib_lookup result and redirect it
+/* kp_fib.h: route a rewritten IPv4 or IPv6 packet with a cached bpf_fib_lookup result and redirect it
  * via kp_tx_ports. */
 #ifndef KP_FIB_H
 #define KP_FIB_H
@@ -19,6 +19,8 @@ static __always_inline void kp_fib_addr_key(__u8 *key, __be32 v4)
 }
 
 #define KP_AF_INET 2
+#define KP_AF_INET6 10
+#define KP_IPV6_FLOWINFO_MASK 0x0FFFFFFF
 /* Not an XDP action: the packet is larger than the route's MTU (*mtu); the caller decides. */
 #define KP_TX_FRAG_NEEDED 0x100
 
@@ -51,19 +53,62 @@ static __noinline int kp_fib_resolve(struct xdp_md *ctx, const struct iphdr *ip,
 	return rc;
 }
 
+/* The same for an IPv6 packet (l4 is the protocol after its extension headers). */
+static __noinline int kp_fib_resolve6(struct xdp_md *ctx, const struct ipv6hdr *ip6, __u8 l4, struct kp_hop *h,
+				      __u32 *mtu)
+{
+	struct bpf_fib_lookup fib = {};
+	__be32 flow;
+	int rc;
+
+	fib.family = KP_AF_INET6;
+	__builtin_memcpy(&flow, ip6, sizeof(flow));
+	fib.flowinfo = flow & bpf_htonl(KP_IPV6_FLOWINFO_MASK);
+	fib.l4_protocol = l4;
+	fib.tot_len = KP_IPV6_HLEN + bpf_ntohs(ip6->payload_len);
+	__builtin_memcpy(fib.ipv6_src, ip6->saddr.in6_u.u6_addr8, KP_ADDR_LEN);
+	__builtin_memcpy(fib.ipv6_dst, ip6->daddr.in6_u.u6_addr8, KP_ADDR_LEN);
+	fib.ifindex = ctx->ingress_ifindex;
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	kp_stat_inc(KP_STAT_FIB_LOOKUP);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		*mtu = fib.mtu_result;
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return rc;
+	h->ifindex = fib.ifindex;
+	__builtin_memcpy(h->dmac, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(h->smac, fib.smac, ETH_ALEN);
+	h->mtu = fib.mtu_result;
+	h->redirect = bpf_redirect_map(&kp_tx_ports, fib.ifindex, XDP_PASS) == XDP_REDIRECT;
+	return rc;
+}
+
+/* The packet's hop limit (TTL): at 1 or below the kernel answers time exceeded, kpbpf passes it. */
+static __always_inline int kp_hops_left(const struct kp_pkt *pkt, const int v6)
+{
+	return v6 ? pkt->ip6->hop_limit > 1 : pkt->ip->ttl > 1;
+}
+
 /* Sends the packet to next hop h: XDP_REDIRECT with TTL and MACs rewritten, XDP_PASS (left as it
  * is) when h may not be redirected to, KP_TX_FRAG_NEEDED (*mtu set) when it is bigger than h's MTU. */
-static __always_inline int kp_hop_send(struct kp_pkt *pkt, const struct kp_hop *h, __u32 *mtu)
+static __always_inline int kp_hop_send(struct kp_pkt *pkt, const struct kp_hop *h, __u32 *mtu, const int v6)
 {
 	struct iphdr *ip = pkt->ip;
 	__be16 old_word, new_word;
+	__u32 len = v6 ? KP_IPV6_HLEN + bpf_ntohs(pkt->ip6->payload_len) : bpf_ntohs(ip->tot_len);
 
-	if (bpf_ntohs(ip->tot_len) > h->mtu) {
+	if (len > h->mtu) {
 		*mtu = h->mtu;
 		return KP_TX_FRAG_NEEDED;
 	}
 	if (!h->redirect || bpf_redirect_map(&kp_tx_ports, h->ifindex, XDP_PASS) != XDP_REDIRECT)
 		return XDP_PASS;
+	if (v6) {
+		pkt->ip6->hop_limit--; /* no header checksum */
+		__builtin_memcpy(pkt->eth->h_dest, h->dmac, ETH_ALEN);
+		__builtin_memcpy(pkt->eth->h_source, h->smac, ETH_ALEN);
+		return XDP_REDIRECT;
+	}
 	/* TTL shares a 16-bit checksum word with the protocol. */
 	__builtin_memcpy(&old_word, &ip->ttl, sizeof(old_word));
 	ip->ttl--;
@@ -78,7 +123,7 @@ static __always_inline int kp_hop_send(struct kp_pkt *pkt, const struct kp_hop *
  * KP_NEXTHOP_TTL_MS, else from a FIB lookup (stored for the next packets). NULL with *act set to
  * XDP_PASS or KP_TX_FRAG_NEEDED (*mtu) when there is no usable route. */
 static __always_inline struct kp_nexthop *kp_nexthop_get(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu,
-							 __u64 now, int *act)
+							 __u64 now, int *act, const int v6)
 {
 	struct kp_nexthop *nh;
 	struct kp_scratch *s;
@@ -86,7 +131,10 @@ static __always_inline struct kp_nexthop *kp_nexthop_get(struct xdp_md *ctx, str
 	int rc;
 
 	*act = XDP_PASS;
-	kp_fib_addr_key(daddr, pkt->ip->daddr);
+	if (v6)
+		__builtin_memcpy(daddr, pkt->ip6->daddr.in6_u.u6_addr8, KP_ADDR_LEN);
+	else
+		kp_fib_addr_key(daddr, pkt->ip->daddr);
 	nh = bpf_map_lookup_elem(&kp_nexthop, daddr);
 	if (nh && now - nh->checked_ns <= KP_NEXTHOP_TTL_MS * 1000000ULL)
 		return nh;
@@ -94,7 +142,10 @@ static __always_inline struct kp_nexthop *kp_nexthop_get(struct xdp_md *ctx, str
 	if (!s)
 		return NULL;
 	__builtin_memset(&s->nh, 0, sizeof(s->nh));
-	rc = kp_fib_resolve(ctx, pkt->ip, &s->nh.hop, mtu);
+	if (v6)
+		rc = kp_fib_resolve6(ctx, pkt->ip6, pkt->proto, &s->nh.hop, mtu);
+	else
+		rc = kp_fib_resolve(ctx, pkt->ip, &s->nh.hop, mtu);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		*act = KP_TX_FRAG_NEEDED;
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
@@ -107,34 +158,34 @@ static __always_inline struct kp_nexthop *kp_nexthop_get(struct xdp_md *ctx, str
 /* Routes a packet with the next hop of its destination (kp_nexthop_get), so most packets make no
  * FIB lookup; a route or neighbour change takes effect within KP_NEXTHOP_TTL_MS. The kernel sends
  * ICMP time exceeded for TTL 1; kpbpf passes such packets. */
-static __always_inline int kp_fib_redirect(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now)
+static __always_inline int kp_fib_redirect(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now, const int v6)
 {
 	struct kp_nexthop *nh;
 	int act;
 
-	if (pkt->ip->ttl <= 1)
+	if (!kp_hops_left(pkt, v6))
 		return XDP_PASS;
-	nh = kp_nexthop_get(ctx, pkt, mtu, now, &act);
+	nh = kp_nexthop_get(ctx, pkt, mtu, now, &act, v6);
 	if (!nh)
 		return act;
-	return kp_hop_send(pkt, &nh->hop, mtu);
+	return kp_hop_send(pkt, &nh->hop, mtu, v6);
 }
 
 /* The same with the next hop kept in a reply entry (its connection's way to the client), copied
  * from the destination's cache: a busy connection reads only its own entry, a new one costs a
  * lookup in the small destination cache rather than a FIB lookup per connection. */
 static __always_inline int kp_fib_redirect_ct(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now,
-					      struct kp_ct *ct)
+					      struct kp_ct *ct, const int v6)
 {
 	__u32 stamp = (__u32)(now >> 20) | 1; /* about ms; never 0 (0 = not looked up) */
 	struct kp_nexthop *nh;
 	struct kp_hop h = {};
 	int act;
 
-	if (pkt->ip->ttl <= 1)
+	if (!kp_hops_left(pkt, v6))
 		return XDP_PASS;
 	if (!ct->hop_checked || stamp - ct->hop_checked > KP_NEXTHOP_TTL_MS) {
-		nh = kp_nexthop_get(ctx, pkt, mtu, now, &act);
+		nh = kp_nexthop_get(ctx, pkt, mtu, now, &act, v6);
 		if (!nh)
 			return act;
 		h = nh->hop;
@@ -155,7 +206,7 @@ static __always_inline int kp_fib_redirect_ct(struct xdp_md *ctx, struct kp_pkt 
 		h.mtu = ct->hop_mtu;
 		h.redirect = !!(ct->flags & KP_CT_F_HOP_REDIRECT);
 	}
-	return kp_hop_send(pkt, &h, mtu);
+	return kp_hop_send(pkt, &h, mtu, v6);
 }
 
 /* The same toward a forward packet's backend, with the next hop kept per backend in an array: an
@@ -165,13 +216,13 @@ static __always_inline int kp_fib_redirect_ct(struct xdp_md *ctx, struct kp_pkt 
  * neighbour changes just then, a packet may leave with a mix of the old and new next hop. */
 /* Refreshes a per-backend copy from the destination cache: 0, or the action when there is no
  * usable route. A subprogram: once a second per backend, and its locals stay off the hot stack. */
-static __noinline int kp_be_hop_refresh(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now,
-					struct kp_be_hop *bh)
+static __noinline int kp_be_hop_refresh(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, struct kp_be_hop *bh,
+					 const int v6)
 {
 	struct kp_nexthop *nh;
 	int act;
 
-	nh = kp_nexthop_get(ctx, pkt, mtu, now, &act);
+	nh = kp_nexthop_get(ctx, pkt, mtu, pkt->now, &act, v6);
 	if (!nh)
 		return act;
 	bh->hop = nh->hop;
@@ -180,24 +231,24 @@ static __noinline int kp_be_hop_refresh(struct xdp_md *ctx, struct kp_pkt *pkt, 
 }
 
 static __always_inline int kp_fib_redirect_be(struct xdp_md *ctx, struct kp_pkt *pkt, __u32 *mtu, __u64 now,
-					      __u32 be_id, __u32 be_gen, __u32 hop_gen)
+					      __u32 be_id, __u32 be_gen, __u32 hop_gen, const int v6)
 {
 	struct kp_be_hop *bh = bpf_map_lookup_elem(&kp_be_hops, &be_id);
 	int act;
 
 	if (!bh)
-		return kp_fib_redirect(ctx, pkt, mtu, now);
-	if (pkt->ip->ttl <= 1)
+		return kp_fib_redirect(ctx, pkt, mtu, now, v6);
+	if (!kp_hops_left(pkt, v6))
 		return XDP_PASS;
 	if (!bh->checked_ns || bh->hop_gen != hop_gen || bh->be_gen != be_gen ||
 	    now - bh->checked_ns > KP_NEXTHOP_TTL_MS * 1000000ULL) {
-		act = kp_be_hop_refresh(ctx, pkt, mtu, now, bh);
+		act = kp_be_hop_refresh(ctx, pkt, mtu, bh, v6);
 		if (act)
 			return act;
 		bh->hop_gen = hop_gen;
 		bh->be_gen = be_gen;
 	}
-	return kp_hop_send(pkt, &bh->hop, mtu);
+	return kp_hop_send(pkt, &bh->hop, mtu, v6);
 }
 
 #endif /* KP_FIB_H */

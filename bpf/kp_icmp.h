@@ -25,7 +25,7 @@
  * frame cannot be resized; pkt then points into the new frame (pkt->l4 at the ICMP header). */
 static __always_inline int kp_icmp_error(struct xdp_md *ctx, struct kp_pkt *pkt, __u8 type, __u8 code, __be32 rest)
 {
-	__u32 l2 = (void *)pkt->ip - pkt->data;
+	__u32 l2 = (void *)pkt->ip - (void *)pkt->eth;
 	__u32 keep = l2 + KP_IPV4_HLEN + KP_ICMP_QUOTE_L4;
 	__u8 l2hdr[ETH_HLEN + sizeof(struct kp_vlan_hdr)];
 	__be32 client = pkt->ip->saddr;
@@ -38,9 +38,9 @@ static __always_inline int kp_icmp_error(struct xdp_md *ctx, struct kp_pkt *pkt,
 
 	if (pkt->ip->ihl != KP_IPV4_MIN_IHL || (l2 != ETH_HLEN && l2 != ETH_HLEN + sizeof(struct kp_vlan_hdr)))
 		return -1;
-	if (pkt->data + sizeof(l2hdr) > pkt->data_end)
+	if ((void *)pkt->eth + sizeof(l2hdr) > pkt->data_end)
 		return -1; /* cannot happen: TCP/UDP follow */
-	__builtin_memcpy(l2hdr, pkt->data, sizeof(l2hdr));
+	__builtin_memcpy(l2hdr, pkt->eth, sizeof(l2hdr));
 	if (pkt->len > keep && bpf_xdp_adjust_tail(ctx, -(int)(pkt->len - keep)))
 		return -1;
 	if (bpf_xdp_adjust_head(ctx, -(int)(KP_IPV4_HLEN + KP_ICMP_HLEN)))
@@ -80,7 +80,6 @@ static __always_inline int kp_icmp_error(struct xdp_md *ctx, struct kp_pkt *pkt,
 	sum = bpf_csum_diff(NULL, 0, (void *)icmp, KP_ICMP_BODY, 0);
 	icmp->checksum = (__sum16)~kp_csum_fold((__u32)sum);
 
-	pkt->data = data;
 	pkt->data_end = end;
 	pkt->eth = data;
 	pkt->ip = ip;

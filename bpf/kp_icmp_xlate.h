@@ -153,7 +153,7 @@ static __always_inline __u32 kp_icmp_to_backend(struct kp_pkt *pkt, struct kp_ic
 	ct = bpf_map_lookup_elem(&kp_ct, &fk);
 	if (!ct || kp_ct_expired(ct, cfg, now))
 		return 0;
-	be = kp_ct_backend(ct, &be_addr);
+	be = kp_ct_backend(ct, 0, &be_addr);
 	if (!be)
 		return 0;
 	if (pkt->ip->daddr == vip)

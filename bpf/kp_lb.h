@@ -9,12 +9,17 @@
 
 #define KP_VIP_PFX_FULL_LEN (32 + 8 * KP_ADDR_LEN) /* proto/pad/port + 128 address bits */
 
-/* Packet tuple of an IPv4 TCP/UDP packet as a flow key; pad stays zero for hashing. */
-static __always_inline void kp_flow_key_ipv4(struct kp_flow_key *key, const struct kp_pkt *pkt)
+/* Packet tuple of a TCP/UDP packet as a flow key; pad stays zero for hashing. */
+static __always_inline void kp_flow_key_of(struct kp_flow_key *key, const struct kp_pkt *pkt, const int v6)
 {
 	__builtin_memset(key, 0, sizeof(*key));
-	kp_addr_from_v4(key->saddr, pkt->ip->saddr);
-	kp_addr_from_v4(key->daddr, pkt->ip->daddr);
+	if (v6) {
+		__builtin_memcpy(key->saddr, pkt->ip6->saddr.in6_u.u6_addr8, KP_ADDR_LEN);
+		__builtin_memcpy(key->daddr, pkt->ip6->daddr.in6_u.u6_addr8, KP_ADDR_LEN);
+	} else {
+		kp_addr_from_v4(key->saddr, pkt->ip->saddr);
+		kp_addr_from_v4(key->daddr, pkt->ip->daddr);
+	}
 	key->sport = pkt->ports[0];
 	key->dport = pkt->ports[1];
 	key->proto = pkt->proto;
@@ -70,23 +75,29 @@ static __always_inline struct kp_vip *kp_vip_lookup_stack(const struct kp_flow_k
 	return bpf_map_lookup_elem(&kp_vip_pfx, &pk);
 }
 
-/* A backend an IPv4 packet can be sent to: the slot is live and the address is v4-mapped. */
-static __always_inline struct kp_backend *kp_backend_v4(__u32 id, __be32 *addr)
+/* A backend a packet of its family can be sent to: the slot is live and its address is v4-mapped
+ * (IPv4, into *addr) or not (IPv6, v6 set). */
+static __always_inline struct kp_backend *kp_backend_of(__u32 id, int v6, __be32 *addr)
 {
 	struct kp_backend *be;
 
 	if (id == KP_BACKEND_NONE)
 		return NULL;
 	be = bpf_map_lookup_elem(&kp_backends, &id);
-	if (!be || be->state == KP_BACKEND_FREE || kp_addr_to_v4(be->addr, addr))
+	if (!be || be->state == KP_BACKEND_FREE || !kp_addr_to_v4(be->addr, addr) == !!v6)
 		return NULL;
 	return be;
+}
+
+static __always_inline struct kp_backend *kp_backend_v4(__u32 id, __be32 *addr)
+{
+	return kp_backend_of(id, 0, addr);
 }
 
 /* Maglev: slot = hash % table_len of this VIP's inner map; only ACTIVE backends are picked. */
 static __always_inline struct kp_backend *kp_maglev_pick(const struct kp_flow_key *key,
 							 const struct kp_vip *vip, __u32 seed,
-							 __u32 *id, __be32 *addr)
+							 __u32 *id, __be32 *addr, int v6)
 {
 	struct kp_backend *be;
 	__u32 vip_id = vip->id;
@@ -107,7 +118,7 @@ static __always_inline struct kp_backend *kp_maglev_pick(const struct kp_flow_ke
 	if (!bid)
 		return NULL;
 	*id = *bid;
-	be = kp_backend_v4(*id, addr);
+	be = kp_backend_of(*id, v6, addr);
 	if (!be || be->state != KP_BACKEND_ACTIVE)
 		return NULL;
 	return be;

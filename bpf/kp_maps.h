@@ -34,6 +34,15 @@ struct {
 	__type(value, __u32);
 } kp_src_ranges SEC(".maps");
 
+/* Programs kp_xdp tail-calls: KP_PROG_* -> program, filled by the loader after each load. Pinned, as
+ * a program array loses its entries when no process or pin holds it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, KP_MAX_PROGS);
+	__type(key, __u32);
+	__type(value, __u32);
+} kp_progs SEC(".maps");
+
 /* Template of a VIP's Maglev table: slot -> backend id; inner maps may have any size. Mappable, so
  * that the control plane fills a new table with one copy instead of a write per slot. */
 struct kp_maglev_inner {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* kp_nat.h: IPv4 address + L4 port rewrites with incremental checksum updates. */
+/* kp_nat.h: IPv4 and IPv6 address + L4 port rewrites with incremental checksum updates. */
 #ifndef KP_NAT_H
 #define KP_NAT_H
 
+#include "kp_shared.h"
 #include "kp_parse.h"
 #include "kp_csum.h"
 #include "kp_l4csum.h"
@@ -47,7 +48,7 @@ static __always_inline void kp_nat_ipv4(struct kp_pkt *pkt, __be32 *addr_field, 
 
 	/* Fragments are made after the checksum is complete: never partial. */
 	if (!none && !pkt->frag_first)
-		state = kp_l4_csum_classify(pkt); /* before the addresses change */
+		state = kp_l4_csum_classify(pkt, 0); /* before the addresses change */
 	ip->check = kp_csum_replace4(ip->check, old_addr, addr);
 	*addr_field = addr;
 	*port_field = port;
@@ -131,6 +132,91 @@ static __always_inline void kp_dnat_ipv4(struct kp_pkt *pkt, __be32 addr, __be16
 static __always_inline void kp_snat_ipv4(struct kp_pkt *pkt, __be32 addr, __be16 port)
 {
 	kp_nat_ipv4(pkt, &pkt->ip->saddr, &pkt->ports[0], addr, port);
+}
+
+/* IPv6: an address field of the header and one port, the L4 checksum updated for the pseudo-header
+ * (IPv6 has no header checksum). A UDP checksum of 0 is not valid in IPv6 and is computed whole by
+ * kp_nat6_done, after every field is rewritten. Partial checksums as kp_nat_ipv4. */
+/* Writes a 16-byte address into a packet field word by word, returning ~old + new summed over its
+ * words (RFC 1624's terms): no copy of the old address on the stack, which the IPv6 program's
+ * call chains have no room for. */
+static __always_inline __u32 kp_addr_swap16(__u8 *field, const __u8 *addr)
+{
+	__u32 delta = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < KP_ADDR_WORDS16; i++) {
+		__u16 o, n;
+
+		__builtin_memcpy(&o, field + 2 * i, sizeof(o));
+		__builtin_memcpy(&n, addr + 2 * i, sizeof(n));
+		delta += (__u16)~o;
+		delta += n;
+		__builtin_memcpy(field + 2 * i, &n, sizeof(n));
+	}
+	return delta;
+}
+
+static __always_inline void kp_nat_ipv6(struct kp_pkt *pkt, __u8 *addr_field, __be16 *port_field, const __u8 *addr,
+					__be16 port)
+{
+	__sum16 check = *pkt->l4_csum;
+	__be16 old_port = *port_field;
+	int state = KP_L4_CSUM_COMPLETE;
+	__u32 delta;
+
+	if (pkt->proto == IPPROTO_UDP && check == 0) {
+		kp_addr_swap16(addr_field, addr);
+		*port_field = port;
+		return;
+	}
+	if (!pkt->frag_first)
+		state = kp_l4_csum_classify(pkt, 1);
+	delta = kp_addr_swap16(addr_field, addr);
+	*port_field = port;
+	if (state != KP_L4_CSUM_COMPLETE) {
+		__sum16 partial = (__sum16)kp_csum_fold((__u16)check + delta);
+
+		*pkt->l4_csum = partial;
+		pkt->l4_sum += (__u16)~check + (__u16)partial + (__u16)~old_port + (__u16)port;
+		pkt->l4_csum_state = state;
+		return;
+	}
+	check = (__sum16)~kp_csum_fold((__u16)~check + delta);
+	check = kp_csum_replace2(check, old_port, port);
+	if (pkt->proto == IPPROTO_UDP)
+		check = kp_udp_csum_fixup(check);
+	*pkt->l4_csum = check;
+}
+
+/* A second IPv6 address and port (masquerade) after kp_nat_ipv6 classified the checksum. */
+static __always_inline void kp_nat_ipv6_more(struct kp_pkt *pkt, __u8 *addr_field, __be16 *port_field,
+					     const __u8 *addr, __be16 port)
+{
+	__sum16 check = *pkt->l4_csum;
+	__u32 delta = kp_addr_swap16(addr_field, addr);
+
+	if (pkt->l4_csum_state != KP_L4_CSUM_COMPLETE) {
+		__sum16 partial = (__sum16)kp_csum_fold((__u16)check + delta);
+
+		*pkt->l4_csum = partial;
+		pkt->l4_sum += (__u16)~check + (__u16)partial;
+	} else if (!(pkt->proto == IPPROTO_UDP && check == 0)) {
+		check = (__sum16)~kp_csum_fold((__u16)~check + delta);
+		if (pkt->proto == IPPROTO_UDP)
+			check = kp_udp_csum_fixup(check);
+		*pkt->l4_csum = check;
+	}
+	kp_nat_port(pkt, port_field, port);
+}
+
+/* After an IPv6 rewrite: a UDP checksum of 0 is computed (a first fragment's covers data kpbpf does
+ * not see; it stays 0, as invalid as it came). */
+static __always_inline void kp_nat6_done(struct kp_pkt *pkt)
+{
+	if (pkt->proto == IPPROTO_UDP && *pkt->l4_csum == 0 && !pkt->frag_first)
+		kp_udp6_csum_fill(pkt);
 }
 
 #endif /* KP_NAT_H */

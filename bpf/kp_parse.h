@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* kp_parse.h: cursor parsing of Ethernet, one VLAN tag, IPv4 and TCP/UDP; every read checked. */
+/* kp_parse.h: cursor parsing of Ethernet, one VLAN tag, IPv4 or IPv6 (with its extension headers)
+ * and TCP/UDP; every read checked. */
 #ifndef KP_PARSE_H
 #define KP_PARSE_H
 
@@ -7,6 +8,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
@@ -20,6 +22,26 @@
 #define KP_IP_MF 0x2000
 #define KP_IP_OFFSET 0x1FFF
 #define KP_TCP_FLAGS_OFF 13
+#define KP_IPV6_HLEN 40
+/* Extension headers walked before TCP/UDP; a deeper chain passes untouched (RFC 8200 4.1 orders
+ * them: hop-by-hop, destination options, routing, fragment, destination options). */
+#define KP_IPV6_MAX_EXT 4
+#define KP_IPV6_FRAG_OFFSET 0xFFF8 /* fragment header: offset in 8-byte units, then 2 bits, then M */
+#define KP_IPV6_FRAG_MF 0x0001
+#define KP_NEXTHDR_HOP 0
+#define KP_NEXTHDR_ROUTING 43
+#define KP_NEXTHDR_FRAGMENT 44
+#define KP_NEXTHDR_DEST 60
+#define KP_NEXTHDR_ICMP6 58
+#define KP_IPV6_MAX_L4_OFF 512 /* TCP/UDP further into the frame than this passes untouched */
+
+/* One u32 the IPv6 parser stores the L4 offset through (kp_l4_offset). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} kp_l4_off SEC(".maps");
 
 /* Parse results: 0 means a TCP/UDP over IPv4 packet we may handle. */
 enum kp_parse_rc {
@@ -29,7 +51,16 @@ enum kp_parse_rc {
 	KP_PARSE_FRAGMENT = -3,
 	KP_PARSE_MALFORMED = -4,
 	KP_PARSE_L4_MALFORMED = -5, /* IPv4 is sound, the TCP/UDP header is not; pkt->ports if readable */
-	KP_PARSE_ICMP = -6,         /* ICMP; pkt->ip and pkt->l4 are set */
+	KP_PARSE_ICMP = -6,         /* ICMP (ICMPv6 in kp_parse6); pkt->ip and pkt->l4 are set */
+	KP_PARSE_IPV6 = -7,         /* kp_parse: an IPv6 frame, for kp_parse6 (the IPv6 program) */
+};
+
+/* IPv6 fragment header (RFC 8200 4.5). */
+struct kp_frag6_hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;
+	__be32 id;
 };
 
 /* 802.1Q/802.1ad tag after the MAC addresses (not in the uapi headers). */
@@ -40,17 +71,27 @@ struct kp_vlan_hdr {
 
 /* Where the headers of one packet are; pointers are valid up to data_end. */
 struct kp_pkt {
-	void *data;
+	struct xdp_md *ctx; /* for the global functions, which see the packet only through it */
 	void *data_end;
-	struct ethhdr *eth;
-	struct iphdr *ip;
-	void *l4;        /* the header after IPv4 (and its options) */
-	__be16 *ports;   /* sport, dport: the first 4 bytes of TCP and UDP */
+	struct ethhdr *eth; /* the frame's start (data) */
+	union {
+		struct iphdr *ip;     /* IPv4 frames */
+		struct ipv6hdr *ip6;  /* IPv6 frames (the IPv6 program's) */
+	};
+	/* One pointer (a frame byte saved for the call chains' stack): the header after IPv4 (and its
+	 * options) or IPv6 (and its extension headers) of an ICMP packet, or the ports of TCP and UDP
+	 * (sport, dport, their first 4 bytes), NULL when they are not readable. */
+	union {
+		void *l4;
+		__be16 *ports;
+	};
 	__sum16 *l4_csum;
 	__u64 l4_sum;    /* KP_L4_CSUM_PARTIAL only: ones' complement sum of the segment as it is now */
 	__u64 now;       /* kp_now() when the packet arrived */
-	__u32 mtu;       /* KP_TX_FRAG_NEEDED: the route's MTU */
-	__u32 len;       /* frame length */
+	__u16 mtu;       /* KP_TX_FRAG_NEEDED: the route's MTU */
+	__u16 len;       /* frame length (no multi-buffer frames: at most a jumbo frame) */
+	__be32 frag_id;  /* IPv6 fragments: the fragment header's identification */
+	__u16 l4_len;    /* bytes from the TCP/UDP header to the end of the IP datagram */
 	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 vlan;       /* 1 if the frame carried a VLAN tag */
 	__u8 l4_csum_state; /* enum kp_l4_csum_state (kp_l4csum.h), set by the NAT */
@@ -62,7 +103,7 @@ struct kp_pkt {
 /* Ethernet and at most one VLAN tag; returns the inner EtherType (host order) or < 0. */
 static __always_inline int kp_parse_eth(struct kp_pkt *pkt, void **cursor)
 {
-	struct ethhdr *eth = pkt->data;
+	struct ethhdr *eth = pkt->eth;
 	__u16 proto;
 
 	if ((void *)(eth + 1) > pkt->data_end)
@@ -96,6 +137,7 @@ static __always_inline int kp_parse_ipv4(struct kp_pkt *pkt, void **cursor)
 	if ((void *)ip + hlen > pkt->data_end || bpf_ntohs(ip->tot_len) < hlen)
 		return KP_PARSE_MALFORMED;
 	pkt->ip = ip;
+	pkt->l4_len = bpf_ntohs(ip->tot_len) - hlen;
 	*cursor = (void *)ip + hlen;
 	/* A first fragment carries the ports and is handled as a packet; the others cannot be. */
 	if (ip->frag_off & bpf_htons(KP_IP_OFFSET))
@@ -108,18 +150,18 @@ static __always_inline int kp_parse_ipv4(struct kp_pkt *pkt, void **cursor)
  * but inconsistent (data offset < 5, longer than the datagram) is KP_PARSE_L4_MALFORMED with
  * pkt->ports set, so the caller can tell transit traffic (passed, as a router would) from VIP
  * traffic (dropped). */
-static __always_inline int kp_parse_l4(struct kp_pkt *pkt, void *cursor, __u8 proto)
+static __always_inline int kp_parse_l4(struct kp_pkt *pkt, void *cursor, __u8 proto, const int v6)
 {
-	__u32 l3_len = bpf_ntohs(pkt->ip->tot_len) - pkt->ip->ihl * 4;
+	__u32 l3_len = pkt->l4_len;
 
-	pkt->ports = NULL;
 	pkt->proto = proto;
 	pkt->tcp_flags = 0;
 	pkt->l4 = cursor;
-	if (proto == IPPROTO_ICMP)
+	if (proto == (v6 ? KP_NEXTHDR_ICMP6 : IPPROTO_ICMP))
 		return KP_PARSE_ICMP;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return KP_PARSE_NOT_L4;
+	pkt->ports = NULL;
 	if (cursor + 2 * sizeof(__be16) <= pkt->data_end && l3_len >= 2 * sizeof(__be16))
 		pkt->ports = cursor;
 	if (proto == IPPROTO_TCP) {
@@ -151,21 +193,125 @@ static __always_inline int kp_parse(struct xdp_md *ctx, struct kp_pkt *pkt)
 	void *cursor;
 	int rc;
 
-	pkt->data = (void *)(long)ctx->data;
+	pkt->ctx = ctx;
+	pkt->eth = (void *)(long)ctx->data;
 	pkt->data_end = (void *)(long)ctx->data_end;
-	pkt->len = pkt->data_end - pkt->data;
+	pkt->len = pkt->data_end - (void *)pkt->eth;
 	pkt->vlan = 0;
 	pkt->frag_first = 0;
 	pkt->l4_csum_state = 0; /* KP_L4_CSUM_COMPLETE */
 	rc = kp_parse_eth(pkt, &cursor);
 	if (rc < 0)
 		return rc;
+	if (rc == ETH_P_IPV6)
+		return KP_PARSE_IPV6;
 	if (rc != ETH_P_IP)
 		return KP_PARSE_NOT_IP;
 	rc = kp_parse_ipv4(pkt, &cursor);
 	if (rc < 0)
 		return rc;
-	return kp_parse_l4(pkt, cursor, rc);
+	return kp_parse_l4(pkt, cursor, rc, 0);
+}
+
+/* The L4 header at off, as a pointer the verifier knows only to be within KP_IPV6_MAX_L4_OFF: every
+ * chain of extension headers is a path of its own to the verifier, with its own pointer offsets, and
+ * the whole program after it would be verified once per path (past the 1M instruction limit). Stored
+ * and read back through a map value, the offset is one unknown number on every path, so they merge. */
+static __always_inline void *kp_l4_offset(const struct kp_pkt *pkt, __u32 off)
+{
+	__u32 zero = 0;
+	__u32 *slot = bpf_map_lookup_elem(&kp_l4_off, &zero);
+
+	if (!slot)
+		return NULL;
+	*(volatile __u32 *)slot = off;
+	off = *(volatile __u32 *)slot;
+	if (off > KP_IPV6_MAX_L4_OFF)
+		return NULL;
+	return (void *)pkt->eth + off;
+}
+
+/* IPv6 header and its extension headers up to TCP/UDP/ICMPv6; returns that protocol or < 0. A later
+ * fragment is KP_PARSE_FRAGMENT (pkt->frag_id and pkt->proto set); a packet with a routing header
+ * that has segments left is not addressed to its final destination yet: KP_PARSE_NOT_L4. */
+static __always_inline int kp_parse_ipv6(struct kp_pkt *pkt, void **cursor)
+{
+	struct ipv6hdr *ip6 = *cursor;
+	void *l3, *cur;
+	__u32 plen, ext;
+	__u8 next;
+	int i;
+
+	if ((void *)(ip6 + 1) > pkt->data_end || ip6->version != 6)
+		return KP_PARSE_MALFORMED;
+	pkt->ip6 = ip6;
+	plen = bpf_ntohs(ip6->payload_len);
+	next = ip6->nexthdr;
+	l3 = (void *)(ip6 + 1);
+	cur = l3;
+#pragma unroll
+	for (i = 0; i < KP_IPV6_MAX_EXT; i++) {
+		if (next == KP_NEXTHDR_FRAGMENT) {
+			struct kp_frag6_hdr *fh = cur;
+
+			if ((void *)(fh + 1) > pkt->data_end)
+				return KP_PARSE_MALFORMED;
+			next = fh->nexthdr;
+			pkt->frag_id = fh->id;
+			cur = fh + 1;
+			if (fh->frag_off & bpf_htons(KP_IPV6_FRAG_OFFSET)) {
+				pkt->proto = next;
+				return KP_PARSE_FRAGMENT;
+			}
+			pkt->frag_first = !!(fh->frag_off & bpf_htons(KP_IPV6_FRAG_MF));
+		} else if (next == KP_NEXTHDR_HOP || next == KP_NEXTHDR_ROUTING || next == KP_NEXTHDR_DEST) {
+			__u8 *h = cur;
+
+			if ((void *)(h + 8) > pkt->data_end)
+				return KP_PARSE_MALFORMED;
+			if (next == KP_NEXTHDR_ROUTING && h[3] != 0)
+				return KP_PARSE_NOT_L4; /* segments left: not at its destination yet */
+			next = h[0];
+			cur = h + (h[1] + 1) * 8;
+		} else {
+			break;
+		}
+	}
+	if (next == KP_NEXTHDR_HOP || next == KP_NEXTHDR_ROUTING || next == KP_NEXTHDR_DEST || next == KP_NEXTHDR_FRAGMENT)
+		return KP_PARSE_NOT_L4; /* a longer chain than kpbpf walks */
+	ext = cur - l3;
+	if (ext > plen)
+		return KP_PARSE_MALFORMED;
+	pkt->l4_len = plen - ext;
+	*cursor = kp_l4_offset(pkt, cur - (void *)pkt->eth);
+	if (!*cursor)
+		return KP_PARSE_NOT_L4;
+	return next;
+}
+
+/* kp_parse for the IPv6 program: the frame kp_parse found to be IPv6. */
+static __always_inline int kp_parse6(struct xdp_md *ctx, struct kp_pkt *pkt)
+{
+	void *cursor;
+	int rc;
+
+	pkt->ctx = ctx;
+	pkt->eth = (void *)(long)ctx->data;
+	pkt->data_end = (void *)(long)ctx->data_end;
+	pkt->len = pkt->data_end - (void *)pkt->eth;
+	pkt->vlan = 0;
+	pkt->frag_first = 0;
+	pkt->frag_id = 0;
+	pkt->l4_csum_state = 0;
+	rc = kp_parse_eth(pkt, &cursor);
+	if (rc < 0)
+		return rc;
+	if (rc != ETH_P_IPV6)
+		return KP_PARSE_NOT_IP;
+	rc = kp_parse_ipv6(pkt, &cursor);
+	if (rc < 0)
+		return rc;
+	return kp_parse_l4(pkt, cursor, rc, 1);
 }
 
 #endif /* KP_PARSE_H */

@@ -55,6 +55,10 @@
 #define KP_MAX_TX_PORTS 256
 #endif
 
+/* Slots of kp_progs, the programs kp_xdp tail-calls. */
+#define KP_PROG_IPV6 0  /* kp_xdp6: every IPv6 frame */
+#define KP_MAX_PROGS 4
+
 /* Maglev tables: prime sizes between these bounds (VPP's new_len). */
 #define KP_MAGLEV_MIN_LEN 7
 #define KP_MAGLEV_MAX_LEN 131071

@@ -72,7 +72,7 @@ static __always_inline int kp_sock_to_backend(struct bpf_sock_addr *ctx)
 		be = kp_backend_v4(be_id, &be_addr);
 	} else {
 		/* Maglev over the socket: its source port is not chosen yet, its cookie stands for it. */
-		be = kp_maglev_pick(&fk, vip, cfg->hash_seed ^ (__u32)cookie ^ (__u32)(cookie >> 32), &be_id, &be_addr);
+		be = kp_maglev_pick(&fk, vip, cfg->hash_seed ^ (__u32)cookie ^ (__u32)(cookie >> 32), &be_id, &be_addr, 0);
 	}
 	if (!be) {
 		kp_sock_stat(KP_STAT_SOCK_NO_BACKEND);

@@ -247,6 +247,7 @@ export class Control {
       throw e;
     }
     copyConnections(this.dp.maps.ct, dp.maps.ct);
+    dp.linkTailCalls(); // the old program's IPv6 frames now meet the new table, copied already
     updateLinks(this.pinDir, dp.progFd);
     if (dp.sockProgs) updateCgroupLinks(this.pinDir, dp.sockProgs);
     unlinkSync(oldPin);

@@ -17,6 +17,11 @@ import { SOCK_HOOKS, sockProgPin, updateCgroupLinks, type SockProgs } from './cg
 /** The XDP program of kp.bpf.o (the object also holds the socket hooks' programs). */
 export const XDP_PROG = 'kp_xdp';
 
+/** The IPv6 program, which kp_xdp tail-calls through kp_progs (KP_PROG_IPV6). */
+export const XDP6_PROG = 'kp_xdp6';
+const PROGS_MAP = 'kp_progs';
+const KP_PROG_IPV6 = 0;
+
 export const PROG_PIN = 'prog';
 /** The connection table; `buckets` connections take two entries each (forward and reply). */
 export const CT_MAP = 'kp_ct';
@@ -40,6 +45,11 @@ export interface Dataplane {
   setMaglevTables(tables: ReadonlyArray<readonly [number, Uint32Array]>, local?: boolean): void;
   clearMaglevTable(vipId: number, local?: boolean): void;
   getMaglevTable(vipId: number, local?: boolean): Uint32Array | undefined;
+  /**
+   * Point kp_progs at this load's tail-called programs (the IPv6 program). loadDataplane does it
+   * itself unless keepLinks; a reload calls it when the new program's maps are ready.
+   */
+  linkTailCalls(): void;
   close(): void;
 }
 
@@ -92,6 +102,7 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
   }
   const obj = BpfObject.open(o.objectPath ?? DEFAULT_OBJECT);
   const fds: number[] = [];
+  let tail: TailCalls | undefined;
   try {
     if (o.buckets !== undefined) obj.setMaxEntries(CT_MAP, 2 * o.buckets);
     const names = obj.maps().map((m) => m.name);
@@ -103,6 +114,9 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
     if (pinDir) for (const n of fresh) obj.pinMap(n, join(pinDir, n));
     const progFd = dupFd(obj.progFd(o.progName ?? (obj.hasProgram(XDP_PROG) ? XDP_PROG : undefined)));
     fds.push(progFd);
+    // The array keeps its entries while an fd or a pin holds it: a load without pins keeps the fd.
+    tail = obj.hasProgram(XDP6_PROG) && names.includes(PROGS_MAP) ? new TailCalls(dupFd(obj.mapFd(PROGS_MAP)), [[KP_PROG_IPV6, dupFd(obj.progFd(XDP6_PROG))]]) : undefined;
+    if (tail && !o.keepLinks) tail.link();
     let sockProgs: SockProgs | undefined;
     if (SOCK_HOOKS.every((h) => obj.hasProgram(h.prog))) {
       sockProgs = {} as SockProgs;
@@ -132,9 +146,10 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
     fds.length = sockProgs ? 1 + SOCK_HOOKS.length : 1; // the maps now own their fds
     const maps = kpMapsFromFds(mapFds);
     maps.layout.update(0, LAYOUT_VERSION);
-    return makeDataplane(progFd, maps, o.pinDir, sockProgs);
+    return makeDataplane(progFd, maps, o.pinDir, sockProgs, tail);
   } catch (e) {
     fds.forEach(closeFd);
+    tail?.close();
     throw e;
   } finally {
     obj.close();
@@ -184,7 +199,22 @@ export function openPinned(pinDir: string): Dataplane {
   }
 }
 
-function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string, sockProgs?: SockProgs): Dataplane {
+/** kp_progs of one load and the programs to put in it; owns their fds. */
+class TailCalls {
+  private readonly progs: BpfMap<number, number>;
+  constructor(mapFd: number, private readonly entries: Array<[number, number]>) {
+    this.progs = new BpfMap(mapFd, u32, u32, PROGS_MAP);
+  }
+  link(): void {
+    for (const [slot, fd] of this.entries) this.progs.update(slot, fd);
+  }
+  close(): void {
+    this.progs.close();
+    for (const [, fd] of this.entries) closeFd(fd);
+  }
+}
+
+function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string, sockProgs?: SockProgs, tail?: TailCalls): Dataplane {
   return {
     progFd,
     sockProgs,
@@ -194,8 +224,10 @@ function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string, sockProgs?
     setMaglevTables: (tables, local) => setMaglevTables(outer(maps, local), tables),
     clearMaglevTable: (vipId, local) => void outer(maps, local).delete(vipId),
     getMaglevTable: (vipId, local) => getMaglevTable(outer(maps, local), vipId),
+    linkTailCalls: () => tail?.link(),
     close() {
       maps.close();
+      tail?.close();
       closeFd(progFd);
       if (sockProgs) Object.values(sockProgs).forEach(closeFd);
     },
