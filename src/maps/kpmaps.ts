@@ -30,7 +30,7 @@ export const KP_MAP_NAMES = [
 ] as const;
 export type KpMapName = (typeof KP_MAP_NAMES)[number];
 /** Maps the program keeps for itself (pinned with the rest, never read by the control plane). */
-export const KP_INTERNAL_MAPS = ['kp_scratch', 'kp_be_hops', 'kp_progs'] as const;
+export const KP_INTERNAL_MAPS = ['kp_scratch', 'kp_be_hops', 'kp_progs', 'kp_l4_off', 'kp_csum_acc'] as const;
 
 export interface KpMaps {
   vips: BpfMap<c.VipKey, c.Vip>;

@@ -3,7 +3,7 @@ import t from 'tap';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfObject, DEFAULT_OBJECT, ensureBpffs, loadDataplane, openPinned, pinRoot, testRun } from '../../src/loader/index.js';
-import { KP_MAP_NAMES } from '../../src/maps/kpmaps.js';
+import { KP_INTERNAL_MAPS, KP_MAP_NAMES } from '../../src/maps/kpmaps.js';
 import { buildFixture, notRootReason, privateBpffs, REAL_OBJECT, removeFixture } from './fixtures/helpers.js';
 
 const XDP_PASS = 2;
@@ -151,4 +151,12 @@ t.test('the real data plane loads and passes non-IP traffic', { skip: noReal }, 
   t.equal(r.retval, XDP_PASS);
   t.same(r.data, arp(), 'not one byte changed');
   t.equal(dp.maps.stats.sum(KP_STAT_PASS_NOT_IP, (a, b) => a + b), 3n, 'counted as PASS_NOT_IP once per run');
+});
+
+t.test('every map of kp.bpf.o is named in KP_MAP_NAMES or KP_INTERNAL_MAPS (detach --purge removes those pins)', { skip: noReal }, async (t) => {
+  const obj = BpfObject.open(REAL_OBJECT);
+  t.teardown(() => obj.close());
+  const known = new Set<string>([...KP_MAP_NAMES, ...KP_INTERNAL_MAPS]);
+  const names = obj.maps().map((m) => m.name).filter((n) => !n.startsWith('.')); // .rodata, .kconfig: libbpf's own
+  t.same(names.filter((n) => !known.has(n)), [], 'no unlisted map');
 });
