@@ -545,49 +545,13 @@ static __always_inline int kp_handle_l4(struct xdp_md *ctx, struct kp_pkt *pkt, 
 	return act;
 }
 
-/* The IPv6 program, reached from kp_xdp by a tail call (kp_progs[KP_PROG_IPV6]): a fresh stack, and
- * the IPv4 path keeps its instructions. Not attached by itself. */
-#ifndef KP_NO_XDP6
-SEC("xdp")
-int kp_xdp6(struct xdp_md *ctx)
+/* A parsed packet of either family to its handler. */
+static __always_inline int kp_dispatch(struct xdp_md *ctx, struct kp_pkt *pkt, int rc, const int v6)
 {
 	struct kp_scratch *s;
 	struct kp_config *cfg;
-	struct kp_pkt pkt;
 	__u32 zero = 0;
-	int rc;
 
-	rc = kp_parse6(ctx, &pkt);
-	if (rc != KP_PARSE_OK && rc != KP_PARSE_L4_MALFORMED && rc != KP_PARSE_ICMP && rc != KP_PARSE_FRAGMENT)
-		return kp_unhandled(rc);
-	cfg = bpf_map_lookup_elem(&kp_config, &zero);
-	s = kp_scratch_get();
-	if (!cfg || !s)
-		return XDP_PASS;
-	if (rc == KP_PARSE_FRAGMENT)
-		return kp_handle_fragment(ctx, &pkt, cfg, 1);
-	if (rc == KP_PARSE_L4_MALFORMED)
-		return kp_handle_malformed_l4(&pkt, cfg, 1);
-	if (rc == KP_PARSE_ICMP)
-		return kp_handle_icmp(ctx, &pkt, cfg, 1);
-	return kp_handle_l4(ctx, &pkt, cfg, s, 1);
-}
-#endif
-
-SEC("xdp")
-int kp_xdp(struct xdp_md *ctx)
-{
-	struct kp_scratch *s;
-	struct kp_config *cfg;
-	struct kp_pkt pkt;
-	__u32 zero = 0;
-	int rc;
-
-	rc = kp_parse(ctx, &pkt);
-	if (rc == KP_PARSE_IPV6) {
-		bpf_tail_call(ctx, &kp_progs, KP_PROG_IPV6);
-		rc = KP_PARSE_NOT_IP; /* no IPv6 program loaded: passed untouched */
-	}
 	if (rc != KP_PARSE_OK && rc != KP_PARSE_L4_MALFORMED && rc != KP_PARSE_ICMP && rc != KP_PARSE_FRAGMENT)
 		return kp_unhandled(rc);
 	cfg = bpf_map_lookup_elem(&kp_config, &zero);
@@ -595,12 +559,38 @@ int kp_xdp(struct xdp_md *ctx)
 	if (!cfg || !s)
 		return XDP_PASS; /* one-entry arrays always have key 0 */
 	if (rc == KP_PARSE_FRAGMENT)
-		return kp_handle_fragment(ctx, &pkt, cfg, 0);
+		return kp_handle_fragment(ctx, pkt, cfg, v6);
 	if (rc == KP_PARSE_L4_MALFORMED)
-		return kp_handle_malformed_l4(&pkt, cfg, 0);
+		return kp_handle_malformed_l4(pkt, cfg, v6);
 	if (rc == KP_PARSE_ICMP)
-		return kp_handle_icmp(ctx, &pkt, cfg, 0);
-	return kp_handle_l4(ctx, &pkt, cfg, s, 0);
+		return kp_handle_icmp(ctx, pkt, cfg, v6);
+	return kp_handle_l4(ctx, pkt, cfg, s, v6);
+}
+
+/* The IPv6 program, reached from kp_xdp by a tail call (kp_progs[KP_PROG_IPV6]): a fresh stack, and
+ * the IPv4 path keeps its instructions. Not attached by itself. */
+SEC("xdp")
+int kp_xdp6(struct xdp_md *ctx)
+{
+	struct kp_pkt pkt;
+	int rc;
+
+	rc = kp_parse6(ctx, &pkt);
+	return kp_dispatch(ctx, &pkt, rc, 1);
+}
+
+SEC("xdp")
+int kp_xdp(struct xdp_md *ctx)
+{
+	struct kp_pkt pkt;
+	int rc;
+
+	rc = kp_parse(ctx, &pkt);
+	if (rc == KP_PARSE_IPV6) {
+		bpf_tail_call(ctx, &kp_progs, KP_PROG_IPV6);
+		rc = KP_PARSE_NOT_IP; /* no IPv6 program loaded: passed untouched */
+	}
+	return kp_dispatch(ctx, &pkt, rc, 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -24,13 +24,30 @@ static __always_inline void kp_fib_addr_key(__u8 *key, __be32 v4)
 /* Not an XDP action: the packet is larger than the route's MTU (*mtu); the caller decides. */
 #define KP_TX_FRAG_NEEDED 0x100
 
+/* bpf_fib_lookup of a filled request into *h; the BPF_FIB_LKUP_RET_* code. */
+static __always_inline int kp_fib_lookup(struct xdp_md *ctx, struct bpf_fib_lookup *fib, struct kp_hop *h, __u32 *mtu)
+{
+	int rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+
+	kp_stat_inc(KP_STAT_FIB_LOOKUP);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		*mtu = fib->mtu_result;
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return rc;
+	h->ifindex = fib->ifindex;
+	__builtin_memcpy(h->dmac, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(h->smac, fib->smac, ETH_ALEN);
+	h->mtu = fib->mtu_result;
+	h->redirect = bpf_redirect_map(&kp_tx_ports, fib->ifindex, XDP_PASS) == XDP_REDIRECT;
+	return rc;
+}
+
 /* A FIB lookup for the packet's destination into *h; the BPF_FIB_LKUP_RET_* code. Whether the
  * egress may be redirected to is decided here, before the packet is touched. A subprogram: a
  * cache miss, once a second per destination, and its lookup struct stays off the hot stack. */
 static __noinline int kp_fib_resolve(struct xdp_md *ctx, const struct iphdr *ip, struct kp_hop *h, __u32 *mtu)
 {
 	struct bpf_fib_lookup fib = {};
-	int rc;
 
 	fib.family = KP_AF_INET;
 	fib.tos = ip->tos;
@@ -39,18 +56,7 @@ static __noinline int kp_fib_resolve(struct xdp_md *ctx, const struct iphdr *ip,
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = ip->daddr;
 	fib.ifindex = ctx->ingress_ifindex;
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	kp_stat_inc(KP_STAT_FIB_LOOKUP);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-		*mtu = fib.mtu_result;
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return rc;
-	h->ifindex = fib.ifindex;
-	__builtin_memcpy(h->dmac, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(h->smac, fib.smac, ETH_ALEN);
-	h->mtu = fib.mtu_result;
-	h->redirect = bpf_redirect_map(&kp_tx_ports, fib.ifindex, XDP_PASS) == XDP_REDIRECT;
-	return rc;
+	return kp_fib_lookup(ctx, &fib, h, mtu);
 }
 
 /* The same for an IPv6 packet (l4 is the protocol after its extension headers). */
@@ -59,7 +65,6 @@ static __noinline int kp_fib_resolve6(struct xdp_md *ctx, const struct ipv6hdr *
 {
 	struct bpf_fib_lookup fib = {};
 	__be32 flow;
-	int rc;
 
 	fib.family = KP_AF_INET6;
 	__builtin_memcpy(&flow, ip6, sizeof(flow));
@@ -69,18 +74,7 @@ static __noinline int kp_fib_resolve6(struct xdp_md *ctx, const struct ipv6hdr *
 	__builtin_memcpy(fib.ipv6_src, ip6->saddr.in6_u.u6_addr8, KP_ADDR_LEN);
 	__builtin_memcpy(fib.ipv6_dst, ip6->daddr.in6_u.u6_addr8, KP_ADDR_LEN);
 	fib.ifindex = ctx->ingress_ifindex;
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	kp_stat_inc(KP_STAT_FIB_LOOKUP);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-		*mtu = fib.mtu_result;
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return rc;
-	h->ifindex = fib.ifindex;
-	__builtin_memcpy(h->dmac, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(h->smac, fib.smac, ETH_ALEN);
-	h->mtu = fib.mtu_result;
-	h->redirect = bpf_redirect_map(&kp_tx_ports, fib.ifindex, XDP_PASS) == XDP_REDIRECT;
-	return rc;
+	return kp_fib_lookup(ctx, &fib, h, mtu);
 }
 
 /* The packet's hop limit (TTL): at 1 or below the kernel answers time exceeded, kpbpf passes it. */

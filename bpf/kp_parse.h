@@ -186,6 +186,20 @@ static __always_inline int kp_parse_l4(struct kp_pkt *pkt, void *cursor, __u8 pr
 	return KP_PARSE_OK;
 }
 
+/* The frame's bounds and Ethernet header into pkt; returns the inner EtherType or < 0. */
+static __always_inline int kp_parse_start(struct xdp_md *ctx, struct kp_pkt *pkt, void **cursor)
+{
+	pkt->ctx = ctx;
+	pkt->eth = (void *)(long)ctx->data;
+	pkt->data_end = (void *)(long)ctx->data_end;
+	pkt->len = pkt->data_end - (void *)pkt->eth;
+	pkt->vlan = 0;
+	pkt->frag_first = 0;
+	pkt->frag_id = 0;
+	pkt->l4_csum_state = 0; /* KP_L4_CSUM_COMPLETE */
+	return kp_parse_eth(pkt, cursor);
+}
+
 /* Fills pkt for a TCP/UDP over IPv4 frame; writes nothing to the packet. pkt->ip is set from
  * KP_PARSE_FRAGMENT and KP_PARSE_L4_MALFORMED on. */
 static __always_inline int kp_parse(struct xdp_md *ctx, struct kp_pkt *pkt)
@@ -193,14 +207,7 @@ static __always_inline int kp_parse(struct xdp_md *ctx, struct kp_pkt *pkt)
 	void *cursor;
 	int rc;
 
-	pkt->ctx = ctx;
-	pkt->eth = (void *)(long)ctx->data;
-	pkt->data_end = (void *)(long)ctx->data_end;
-	pkt->len = pkt->data_end - (void *)pkt->eth;
-	pkt->vlan = 0;
-	pkt->frag_first = 0;
-	pkt->l4_csum_state = 0; /* KP_L4_CSUM_COMPLETE */
-	rc = kp_parse_eth(pkt, &cursor);
+	rc = kp_parse_start(ctx, pkt, &cursor);
 	if (rc < 0)
 		return rc;
 	if (rc == ETH_P_IPV6)
@@ -295,15 +302,7 @@ static __always_inline int kp_parse6(struct xdp_md *ctx, struct kp_pkt *pkt)
 	void *cursor;
 	int rc;
 
-	pkt->ctx = ctx;
-	pkt->eth = (void *)(long)ctx->data;
-	pkt->data_end = (void *)(long)ctx->data_end;
-	pkt->len = pkt->data_end - (void *)pkt->eth;
-	pkt->vlan = 0;
-	pkt->frag_first = 0;
-	pkt->frag_id = 0;
-	pkt->l4_csum_state = 0;
-	rc = kp_parse_eth(pkt, &cursor);
+	rc = kp_parse_start(ctx, pkt, &cursor);
 	if (rc < 0)
 		return rc;
 	if (rc != ETH_P_IPV6)
