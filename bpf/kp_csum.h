@@ -86,24 +86,6 @@ static __always_inline __sum16 kp_csum_partial_replace4(__sum16 check, __be32 ol
 	return (__sum16)kp_csum_fold(sum);
 }
 
-/* A 16-byte address replacement (IPv6 pseudo-header). */
-static __always_inline __sum16 kp_csum_replace16(__sum16 check, const __u8 *old, const __u8 *new)
-{
-	__u32 sum = (__u16)~check;
-	int i;
-
-#pragma unroll
-	for (i = 0; i < KP_ADDR_WORDS16; i++) {
-		__u16 o, n;
-
-		__builtin_memcpy(&o, old + 2 * i, sizeof(o));
-		__builtin_memcpy(&n, new + 2 * i, sizeof(n));
-		sum += (__u16)~o;
-		sum += n;
-	}
-	return (__sum16)~kp_csum_fold(sum);
-}
-
 /* UDP: a zero checksum means "none" and stays zero; a computed zero is sent as 0xffff. */
 static __always_inline __sum16 kp_udp_csum_fixup(__sum16 check)
 {
