@@ -12,6 +12,7 @@
 #include "kp_ct.h"
 #include "kp_icmp.h"
 #include "kp_icmp_xlate.h"
+#include "kp_icmp6.h"
 #include "kp_frag.h"
 #include "kp_fib.h"
 #include "kp_sock.h"
@@ -76,6 +77,34 @@ static __always_inline int kp_transmit(struct xdp_md *ctx, struct kp_pkt *pkt, c
 	return act;
 }
 
+/* IPv6 routers never fragment: a translated packet too big for its route always gets "packet too
+ * big" (RFC 8201), its quote translated back. One with extension headers goes to the kernel, whose
+ * answer the sender cannot match (their quote is not translated). */
+static __always_inline int kp_too_big6(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, int dir)
+{
+	struct kp_scratch *s = kp_scratch_get();
+	__u32 mtu = pkt->mtu;
+	__u64 now = kp_now();
+	struct kp_icmp6_err e;
+	__u32 ok;
+
+	if (!s || !kp_icmp6_quotable(pkt)) {
+		kp_stat_inc(KP_STAT_TX_PASS);
+		return XDP_PASS;
+	}
+	if (kp_icmp6_error(ctx, pkt, ICMPV6_PKT_TOOBIG, 0, bpf_htonl(mtu)) || kp_icmp6_err_parse(pkt, &e)) {
+		kp_stat_inc(KP_STAT_DROP_MALFORMED);
+		return XDP_DROP;
+	}
+	ok = dir == KP_DIR_ORIG ? kp_icmp6_to_client(pkt, &e, s, cfg, now) : kp_icmp6_to_backend(pkt, &e, s, cfg, now);
+	if (!ok) {
+		kp_stat_inc(KP_STAT_DROP_MALFORMED);
+		return XDP_DROP;
+	}
+	kp_stat_inc(KP_STAT_ICMP_TOO_BIG);
+	return kp_transmit(ctx, pkt, cfg, 1);
+}
+
 /* A translated packet too big for the route to its backend (dir ORIG) or client (dir REPLY). With
  * DF, the kernel would answer "fragmentation needed" quoting the translated packet, which the
  * sender cannot match to its socket (XDP never sees that egress ICMP): answer here instead and
@@ -88,11 +117,8 @@ static __noinline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const s
 	struct kp_icmp_err e;
 	__u32 ok;
 
-	if (v6) {
-		/* to do: ICMPv6 packet too big, translated back; until then the kernel answers */
-		kp_stat_inc(KP_STAT_TX_PASS);
-		return XDP_PASS;
-	}
+	if (v6)
+		return kp_too_big6(ctx, pkt, cfg, dir);
 	if (!(pkt->ip->frag_off & bpf_htons(KP_IP_DF))) {
 		kp_stat_inc(KP_STAT_TX_PASS);
 		return XDP_PASS;
@@ -236,7 +262,8 @@ static __noinline int kp_handle_no_match(const struct kp_pkt *pkt, const struct 
 /* A VIP without a serving endpoint: ICMP port unreachable to the client, as kube-proxy rejects. */
 static __noinline int kp_reject(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, const int v6)
 {
-	if (v6 || kp_icmp_error(ctx, pkt, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0)) {
+	if (v6 ? !kp_icmp6_quotable(pkt) || kp_icmp6_error(ctx, pkt, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0)
+	       : kp_icmp_error(ctx, pkt, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0)) {
 		kp_stat_inc(KP_STAT_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
@@ -316,13 +343,35 @@ static __always_inline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt
 	return act;
 }
 
+/* ICMPv6: as ICMP below; neighbour discovery, echo and the rest pass. */
+static __always_inline int kp_handle_icmp6(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+{
+	struct kp_scratch *s = kp_scratch_get();
+	struct kp_icmp6_err e;
+	__u64 now;
+
+	if (!s || kp_icmp6_err_parse(pkt, &e)) {
+		kp_stat_inc(KP_STAT_PASS_NOT_L4);
+		return XDP_PASS;
+	}
+	now = kp_now();
+	if (!kp_icmp6_to_client(pkt, &e, s, cfg, now) && !kp_icmp6_to_backend(pkt, &e, s, cfg, now)) {
+		kp_stat_inc(KP_STAT_PASS_NOT_L4);
+		return XDP_PASS;
+	}
+	kp_stat_inc(KP_STAT_ICMP_XLATE);
+	return kp_transmit(ctx, pkt, cfg, 1);
+}
+
 /* ICMP: an error about a NATed connection is translated both ways; anything else passes. */
 static __noinline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, const int v6)
 {
 	struct kp_icmp_err e;
 	__u64 now;
 
-	if (v6 || kp_icmp_err_parse(pkt, &e)) { /* to do: ICMPv6 errors */
+	if (v6)
+		return kp_handle_icmp6(ctx, pkt, cfg);
+	if (kp_icmp_err_parse(pkt, &e)) {
 		kp_stat_inc(KP_STAT_PASS_NOT_L4);
 		return XDP_PASS;
 	}

@@ -10,7 +10,7 @@ import t from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import { addU64 } from '../../src/maps/map.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildPacket, icmpError, mtuWord, parsePacket, TCP_ACK, TCP_SYN, verifyChecksums, verifyIcmp, type PacketSpec } from '../helpers/packet.js';
+import { buildPacket, icmp6Error, icmpError, mtuWord, word32, parsePacket, TCP_ACK, TCP_SYN, verifyChecksums, verifyIcmp, type PacketSpec } from '../helpers/packet.js';
 import { testConfig, BACKEND_STATE, bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, pinToCpu, XDP } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 import { flushNextHops as flushMaps } from '../../src/dataplane/nexthops.js';
@@ -20,6 +20,9 @@ const CLONE_NEWNET = 0x40000000;
 const NEIGH_MAC = '02:00:00:00:20:01';
 const BACKEND = { addr: '198.18.20.1', port: 8080 };
 const VIP = { addr: '198.18.10.1', port: 80 };
+const BACKEND6 = { addr: '2001:db8:20::1', port: 8080 };
+const VIP6 = { addr: '2001:db8:10::1', port: 80 };
+const CLIENT6 = '2001:db8:1::10';
 
 function skipReason(): string | undefined {
   const reason = bpfSkipReason('network namespaces and BPF_PROG_TEST_RUN');
@@ -50,8 +53,11 @@ function makeNamespace(): void {
   ip('-n', NS, 'link', 'set', 'kpa', 'up');
   ip('-n', NS, 'link', 'set', 'kpb', 'up');
   ip('-n', NS, 'neigh', 'replace', BACKEND.addr, 'lladdr', NEIGH_MAC, 'dev', 'kpa', 'nud', 'permanent');
+  ip('-n', NS, 'addr', 'add', '2001:db8:20::fe/64', 'dev', 'kpa', 'nodad');
+  ip('-n', NS, 'addr', 'add', '2001:db8:1::fe/64', 'dev', 'kpb', 'nodad');
+  ip('-n', NS, 'neigh', 'replace', BACKEND6.addr, 'lladdr', NEIGH_MAC, 'dev', 'kpa', 'nud', 'permanent');
   // bpf_fib_lookup refuses to route for an ingress device without forwarding.
-  execFileSync('ip', ['netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.conf.all.forwarding=1']);
+  execFileSync('ip', ['netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.conf.all.forwarding=1', 'net.ipv6.conf.all.forwarding=1']);
 }
 
 const setns = koffi.load('libc.so.6').func('int setns(int fd, int nstype)');
@@ -104,6 +110,9 @@ if (reason) {
   dp.maps.vips.update({ addr: VIP.addr, port: VIP.port, proto: 6 }, { id: 1, tableLen: 7, flags: 0, targetPort: BACKEND.port });
   dp.maps.backends.update(1, { addr: BACKEND.addr, port: BACKEND.port, state: BACKEND_STATE.active, gen: 1, vipId: 1, weight: 1 });
   dp.setMaglevTable(1, Array(7).fill(1));
+  dp.maps.vips.update({ addr: VIP6.addr, port: VIP6.port, proto: 6 }, { id: 2, tableLen: 7, flags: 0, targetPort: BACKEND6.port });
+  dp.maps.backends.update(2, { addr: BACKEND6.addr, port: BACKEND6.port, state: BACKEND_STATE.active, gen: 1, vipId: 2, weight: 1 });
+  dp.setMaglevTable(2, Array(7).fill(2));
   const live = dp;
   /** As the control plane does after a kp_tx_ports change; a test that changes routes or MTUs does it too. */
   const flushNextHops = () => {
@@ -249,6 +258,44 @@ if (reason) {
     const want = icmpError(buildPacket(reply), 3, 4, mtuWord(1280), { ttl: 63, srcMac: kpaMac, dstMac: NEIGH_MAC });
     t.equal(res.data.toString('hex'), want.toString('hex'), 'client -> backend, the reply as the backend sent it quoted');
     t.same(verifyIcmp(res.data), { icmp: true, quotedIp: true });
+  });
+
+  const syn6 = (sport: number, extra: Partial<PacketSpec> = {}): PacketSpec => ({ ...syn(sport), src: CLIENT6, dst: VIP6.addr, ...extra });
+
+  t.test('IPv6: DNATed and redirected with the hop limit decremented and MACs from the FIB', async (t) => {
+    const p = syn6(40050);
+    const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
+    t.equal(res.retval, XDP.REDIRECT);
+    const want = buildPacket({ ...p, dst: BACKEND6.addr, dport: BACKEND6.port, ttl: 63, srcMac: kpaMac, dstMac: NEIGH_MAC });
+    t.equal(res.data.toString('hex'), want.toString('hex'));
+  });
+
+  t.test('IPv6: a packet too big for the route to its backend gets packet too big from the VIP, its quote the packet the client sent', async (t) => {
+    ip('-n', NS, 'link', 'set', 'kpa', 'mtu', '1280');
+    flushNextHops();
+    t.teardown(() => (ip('-n', NS, 'link', 'set', 'kpa', 'mtu', '1500'), flushNextHops()));
+    const p = syn6(40051, { tcpFlags: TCP_ACK, payload: Buffer.alloc(1300, 0x63) });
+    const tooBig = () => live.maps.stats.sum(KP_STAT.ICMP_TOO_BIG, addU64)!;
+    const before = tooBig();
+    const res = testRun(live.progFd, buildPacket(p), { ingressIfindex: kpb });
+    t.equal(res.retval, XDP.PASS, 'no neighbour for the client in this namespace: the kernel forwards it');
+    t.equal(res.data.toString('hex'), icmp6Error(buildPacket(p), 2, 0, word32(1280)).toString('hex'), 'type 2, MTU 1280, VIP -> client, quoted up to 1232 bytes');
+    t.same(verifyChecksums(res.data), { ip: true, l4: true });
+    t.equal(tooBig() - before, 1n, 'ICMP_TOO_BIG counted');
+  });
+
+  t.test('IPv6: a reply too big for the route to the client: packet too big to the backend, quoting the reply as the backend sent it', async (t) => {
+    const sport = 40052;
+    testRun(live.progFd, buildPacket(syn6(sport)), { ingressIfindex: kpb });
+    ip('-n', NS, 'link', 'set', 'kpb', 'mtu', '1280');
+    flushNextHops();
+    t.teardown(() => (ip('-n', NS, 'link', 'set', 'kpb', 'mtu', '1500'), flushNextHops()));
+    const reply: PacketSpec = { srcMac: NEIGH_MAC, dstMac: kpaMac, src: BACKEND6.addr, dst: CLIENT6, proto: 'tcp', sport: BACKEND6.port, dport: sport, tcpFlags: TCP_ACK, payload: Buffer.alloc(1300, 0x64) };
+    const res = testRun(live.progFd, buildPacket(reply), { ingressIfindex: kpa });
+    t.equal(res.retval, XDP.REDIRECT, 'routed to the backend over the vetted interface');
+    const want = icmp6Error(buildPacket(reply), 2, 0, word32(1280), { ttl: 63, srcMac: kpaMac, dstMac: NEIGH_MAC, src: CLIENT6 });
+    t.equal(res.data.toString('hex'), want.toString('hex'), 'client -> backend, hop limit 63');
+    t.same(verifyChecksums(res.data), { ip: true, l4: true });
   });
 
   t.test('KP_CONF_F_NO_FIB: XDP_PASS even though a redirect is possible', async (t) => {

@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import { addU64 } from '../../src/maps/map.js';
 import { VipTable } from '../../src/dataplane/vips.js';
-import { buildPacket, IPV6_DSTOPTS, IPV6_HOPOPTS, TCP_ACK, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
+import { buildPacket, icmp6Error, IPPROTO_ICMPV6, IPV6_DSTOPTS, IPV6_HOPOPTS, TCP_ACK, TCP_SYN, verifyChecksums, word32, type PacketSpec } from '../helpers/packet.js';
 import { bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, testConfig, XDP } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
@@ -18,6 +18,8 @@ const PFX = '2001:db8:40::'; // a /48 of VIPs
 const BACKEND = '2001:db8:20::1';
 const BACKEND_UDP = '2001:db8:20::2';
 const BACKEND_PFX = '2001:db8:20::3';
+const VIP_EMPTY = '2001:db8:10::3'; // no endpoints
+const ROUTER = '2001:db8:30::fe'; // a router on the way, which sends ICMPv6 errors
 const V4_CLIENT = '198.18.0.10';
 const V4_BACKEND = '198.18.20.1';
 
@@ -36,6 +38,7 @@ function run() {
   vips.addBackends(udp, [BACKEND_UDP], 1);
   const pfx = vips.add({ prefix: `${PFX}/48`, protocol: 'tcp', port: 443, targetPort: 8443, newLen: 7 });
   vips.addBackends(pfx, [BACKEND_PFX], 1);
+  vips.add({ prefix: `${VIP_EMPTY}/128`, protocol: 'tcp', port: 80, targetPort: 8080, newLen: 7 });
   const v4 = vips.add({ prefix: '198.18.10.1/32', protocol: 'tcp', port: 80, targetPort: 8080, newLen: 7 });
   vips.addBackends(v4, [V4_BACKEND], 1);
 
@@ -110,6 +113,69 @@ function run() {
     const p = syn(40005, { dst: '2001:db8:99::1' });
     const d = deltas(COUNTED, () => expectFrame(t, p, 'input'));
     t.same(d, { DNAT: 0, SNAT: 0, TX_PASS: 0, PASS_NO_MATCH: 1, PASS_NOT_IP: 0, DROP_MALFORMED: 0 });
+  });
+
+  const ICMP_COUNTED: Array<keyof typeof KP_STAT> = ['REJECT', 'ICMP_XLATE', 'DROP_NO_BACKEND', 'PASS_NOT_L4', 'TX_PASS'];
+
+  t.test('a VIP without endpoints: ICMPv6 port unreachable from the VIP, quoting the packet (kube-proxy\'s REJECT)', async (t) => {
+    const p = syn(40020, { dst: VIP_EMPTY });
+    const r = testRun(dp.progFd, buildPacket(p));
+    t.equal(r.retval, XDP.PASS, 'to the kernel, which routes it to the client');
+    t.equal(r.data.toString('hex'), icmp6Error(buildPacket(p), 1, 4).toString('hex'), 'type 1 code 4, VIP -> client');
+    t.same(verifyChecksums(r.data), { ip: true, l4: true }, 'ICMPv6 checksum over the pseudo-header');
+    const big = syn(40021, { dst: VIP_EMPTY, tcpFlags: TCP_ACK, payload: Buffer.alloc(1400, 0x61) });
+    const r2 = testRun(dp.progFd, buildPacket(big));
+    t.equal(r2.data.length, 14 + 1280, 'a long packet is quoted up to the 1280-byte minimum MTU');
+    t.equal(r2.data.toString('hex'), icmp6Error(buildPacket(big), 1, 4).toString('hex'));
+    const d = deltas(ICMP_COUNTED, () => {
+      const ext = syn(40022, { dst: VIP_EMPTY, ext6: [IPV6_DSTOPTS] });
+      t.equal(testRun(dp.progFd, buildPacket(ext)).retval, XDP.DROP, 'with extension headers (a quote kpbpf does not translate): dropped');
+      testRun(dp.progFd, buildPacket(syn(40023, { dst: VIP_EMPTY })));
+    });
+    t.same(d, { REJECT: 1, ICMP_XLATE: 0, DROP_NO_BACKEND: 1, PASS_NOT_L4: 0, TX_PASS: 1 });
+  });
+
+  t.test('an ICMPv6 error about a DNATed packet, to the client: the quote shows the VIP, the backend\'s own address becomes the VIP', async (t) => {
+    const p = syn(40030, { payload: Buffer.from('hello') });
+    expectFrame(t, p, { ...p, dst: BACKEND, dport: 8080 });
+    const sent = buildPacket({ ...p, dst: BACKEND, dport: 8080 });
+    let d = deltas(ICMP_COUNTED, () => {
+      const r = testRun(dp.progFd, icmp6Error(sent, 3, 0, Buffer.alloc(4), { src: ROUTER }));
+      t.equal(r.retval, XDP.PASS);
+      t.equal(r.data.toString('hex'), icmp6Error(buildPacket(p), 3, 0, Buffer.alloc(4), { src: ROUTER }).toString('hex'), 'time exceeded from a router: its source kept, the quote client -> VIP:80');
+      t.same(verifyChecksums(r.data), { ip: true, l4: true });
+    });
+    t.same(d, { REJECT: 0, ICMP_XLATE: 1, DROP_NO_BACKEND: 0, PASS_NOT_L4: 0, TX_PASS: 1 });
+    const r = testRun(dp.progFd, icmp6Error(sent, 1, 4));
+    t.equal(r.data.toString('hex'), icmp6Error(buildPacket(p), 1, 4).toString('hex'), 'port unreachable from the backend: from the VIP');
+    d = deltas(ICMP_COUNTED, () => {
+      const other = buildPacket({ ...p, sport: 40031, dst: BACKEND, dport: 8080 });
+      const e = icmp6Error(other, 3, 0, Buffer.alloc(4), { src: ROUTER });
+      t.equal(testRun(dp.progFd, e).data.toString('hex'), e.toString('hex'), 'about a connection kpbpf does not know: untouched');
+    });
+    t.same(d, { REJECT: 0, ICMP_XLATE: 0, DROP_NO_BACKEND: 0, PASS_NOT_L4: 1, TX_PASS: 0 });
+  });
+
+  t.test('an ICMPv6 error about a SNATed reply, to the VIP: to the backend, the quote showing what the backend sent', async (t) => {
+    const q: PacketSpec = { src: CLIENT, dst: VIP_UDP, proto: 'udp', sport: 33340, dport: 53, payload: Buffer.from('q') };
+    expectFrame(t, q, { ...q, dst: BACKEND_UDP, dport: 5353 });
+    const rep: PacketSpec = { src: BACKEND_UDP, dst: CLIENT, proto: 'udp', sport: 5353, dport: 33340, payload: Buffer.from('a long answer') };
+    const snatted = { ...rep, src: VIP_UDP, sport: 53 };
+    expectFrame(t, rep, snatted);
+    const r = testRun(dp.progFd, icmp6Error(buildPacket(snatted), 2, 0, word32(1280), { src: ROUTER }));
+    t.equal(r.retval, XDP.PASS);
+    t.equal(r.data.toString('hex'), icmp6Error(buildPacket(rep), 2, 0, word32(1280), { src: ROUTER, dst: BACKEND_UDP }).toString('hex'),
+      'packet too big: to the backend, quoting backend:5353 -> client with its UDP checksum updated');
+    t.same(verifyChecksums(r.data), { ip: true, l4: true });
+  });
+
+  t.test('neighbour discovery and echo pass untouched', async (t) => {
+    const ns: PacketSpec = { src: CLIENT, dst: 'ff02::1:ff00:1', proto: IPPROTO_ICMPV6, payload: Buffer.from('870000000000000020010db8002000000000000000000001', 'hex'), ttl: 255 };
+    const echo: PacketSpec = { src: CLIENT, dst: VIP, proto: IPPROTO_ICMPV6, payload: Buffer.from('80000000abcd0001', 'hex') };
+    const d = deltas(ICMP_COUNTED, () => {
+      for (const p of [ns, echo]) t.equal(testRun(dp.progFd, buildPacket(p)).data.toString('hex'), buildPacket(p).toString('hex'));
+    });
+    t.same(d, { REJECT: 0, ICMP_XLATE: 0, DROP_NO_BACKEND: 0, PASS_NOT_L4: 2, TX_PASS: 0 });
   });
 
   t.test('IPv4 beside it is unchanged', async (t) => {

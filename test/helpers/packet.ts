@@ -457,6 +457,28 @@ export function icmpError(orig: Buffer, type: number, code: number, rest: Buffer
   return buildPacket({ srcMac: p.srcMac, dstMac: p.dstMac, vlan: p.vlan, src: p.dst, dst: p.src, proto: IPPROTO_ICMP, payload: icmp, tos: 0xc0, id: 0, df: false, ttl: 64, ...outer });
 }
 
+/** The ICMPv6 error (RFC 4443) a router sends about `orig`, an IPv6 frame built here, as kpbpf
+ * writes it: same MACs and tag, IPv6 from orig's destination to its source (traffic class 0, no
+ * flow label, hop limit 64), type/code with `rest` (4 bytes: unused, or the MTU), quoting orig from
+ * its IPv6 header on, up to the 1280-byte minimum MTU. The checksum from scratch over the
+ * pseudo-header of the addresses in `outer` (or the swapped ones). */
+export function icmp6Error(orig: Buffer, type: number, code: number, rest: Buffer<ArrayBufferLike> = Buffer.alloc(4), outer: Partial<PacketSpec> = {}): Buffer {
+  const p = parsePacket(orig);
+  const { l3, end } = layout(orig);
+  const msg = Buffer.concat([Buffer.from([type, code, 0, 0]), rest, orig.subarray(l3, Math.min(end, l3 + 1280 - 48))]);
+  const src = outer.src ?? p.dst;
+  const dst = outer.dst ?? p.src;
+  msg.writeUInt16BE(inetChecksum(msg, pseudoHeaderSum(v6ToBytes(src), v6ToBytes(dst), IPPROTO_ICMPV6, msg.length)), 2);
+  return buildPacket({ srcMac: p.srcMac, dstMac: p.dstMac, vlan: p.vlan, proto: IPPROTO_ICMPV6, payload: msg, ttl: 64, ...outer, src, dst });
+}
+
+/** A 32-bit word in network order (ICMPv6 packet too big's MTU). */
+export function word32(v: number): Buffer<ArrayBufferLike> {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v, 0);
+  return b;
+}
+
 /** The next-hop MTU word of a "fragmentation needed" (ICMP type 3 code 4). */
 export function mtuWord(mtu: number): Buffer<ArrayBufferLike> {
   const b = Buffer.alloc(4);
