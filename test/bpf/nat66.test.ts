@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
 import { addU64 } from '../../src/maps/map.js';
 import { VipTable } from '../../src/dataplane/vips.js';
-import { buildPacket, icmp6Error, IPPROTO_ICMPV6, IPV6_DSTOPTS, IPV6_HOPOPTS, TCP_ACK, TCP_SYN, verifyChecksums, word32, type PacketSpec } from '../helpers/packet.js';
+import { buildPacket, fragments, icmp6Error, IPPROTO_ICMPV6, IPV6_DSTOPTS, IPV6_HOPOPTS, TCP_ACK, TCP_SYN, verifyChecksums, word32, type PacketSpec } from '../helpers/packet.js';
 import { bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, testConfig, XDP } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
@@ -167,6 +167,36 @@ function run() {
     t.equal(r.data.toString('hex'), icmp6Error(buildPacket(rep), 2, 0, word32(1280), { src: ROUTER, dst: BACKEND_UDP }).toString('hex'),
       'packet too big: to the backend, quoting backend:5353 -> client with its UDP checksum updated');
     t.same(verifyChecksums(r.data), { ip: true, l4: true });
+  });
+
+  t.test('IPv6 fragments: the first is DNATed as a packet, a later one follows it to the same backend and back', async (t) => {
+    const FRAG_COUNTED: Array<keyof typeof KP_STAT> = ['DNAT', 'SNAT', 'FRAG_XLATE', 'DROP_FRAG', 'PASS_FRAGMENT'];
+    const q: PacketSpec = { src: CLIENT, dst: VIP_UDP, proto: 'udp', sport: 33350, dport: 53, payload: Buffer.alloc(64, 0x71), id: 0x5150 };
+    const [f1, f2] = fragments(q, 16);
+    const [w1, w2] = fragments({ ...q, dst: BACKEND_UDP, dport: 5353 }, 16);
+    let d = deltas(FRAG_COUNTED, () => {
+      const r1 = testRun(dp.progFd, f1);
+      t.equal(r1.data.toString('hex'), w1.toString('hex'), 'first fragment: DNAT, the checksum of the whole datagram updated');
+      const r2 = testRun(dp.progFd, f2);
+      t.equal(r2.retval, XDP.PASS);
+      t.equal(r2.data.toString('hex'), w2.toString('hex'), 'later fragment: its addresses only');
+    });
+    t.same(d, { DNAT: 1, SNAT: 0, FRAG_XLATE: 1, DROP_FRAG: 0, PASS_FRAGMENT: 0 });
+    const rep: PacketSpec = { src: BACKEND_UDP, dst: CLIENT, proto: 'udp', sport: 5353, dport: 33350, payload: Buffer.alloc(40, 0x72), id: 0x6160 };
+    const [g1, g2] = fragments(rep, 24);
+    const [v1, v2] = fragments({ ...rep, src: VIP_UDP, sport: 53 }, 24);
+    d = deltas(FRAG_COUNTED, () => {
+      t.equal(testRun(dp.progFd, g1).data.toString('hex'), v1.toString('hex'), 'reply, first fragment: SNAT');
+      t.equal(testRun(dp.progFd, g2).data.toString('hex'), v2.toString('hex'), 'reply, later fragment: from the VIP');
+    });
+    t.same(d, { DNAT: 0, SNAT: 1, FRAG_XLATE: 1, DROP_FRAG: 0, PASS_FRAGMENT: 0 });
+    d = deltas(FRAG_COUNTED, () => {
+      const [, orphan] = fragments({ ...q, sport: 33351, id: 0x7170 }, 16);
+      t.equal(testRun(dp.progFd, orphan).retval, XDP.DROP, 'a later fragment to a VIP whose first was never seen: dropped');
+      const [, transit] = fragments({ ...q, dst: '2001:db8:99::1', id: 0x7171 }, 16);
+      t.equal(testRun(dp.progFd, transit).data.toString('hex'), transit.toString('hex'), 'transit: untouched');
+    });
+    t.same(d, { DNAT: 0, SNAT: 0, FRAG_XLATE: 0, DROP_FRAG: 1, PASS_FRAGMENT: 1 });
   });
 
   t.test('neighbour discovery and echo pass untouched', async (t) => {

@@ -500,6 +500,13 @@ export function fragments(spec: PacketSpec, firstLen: number): [Buffer, Buffer] 
   const whole = buildPacket({ ...spec, df: false });
   const { l3, l4, end } = layout(whole);
   const seg = whole.subarray(l4, end);
+  if (layout(whole).ethertype === ETH_P_IPV6) {
+    // A fragment header (RFC 8200 4.5) after the IPv6 header, its next header the L4 protocol.
+    const proto = walk6(whole, l3).proto;
+    const part6 = (data: Buffer, mf: boolean, offset: number): Buffer =>
+      buildPacket({ ...spec, ext6: [IPV6_FRAGMENT], mf, fragOffset: offset / 8, proto, payload: data });
+    return [part6(seg.subarray(0, firstLen), true, 0), part6(seg.subarray(firstLen), false, firstLen)];
+  }
   const part = (data: Buffer, mf: boolean, offset: number): Buffer =>
     buildPacket({ ...spec, df: false, mf, fragOffset: offset / 8, proto: whole[l3 + 9], payload: data, ipOptions: undefined });
   return [part(seg.subarray(0, firstLen), true, 0), part(seg.subarray(firstLen), false, firstLen)];
