@@ -460,9 +460,10 @@ static __noinline void kp_affinity_pick(const struct kp_flow_key *key, const str
 static __noinline int kp_ct_masq_addr(const struct kp_flow_key *key, const struct kp_vip *vip,
 				      const struct kp_backend *be, struct kp_scratch *s)
 {
-	__u32 zero = 0, lo = KP_MASQ_PORT_MIN, hi = KP_MASQ_PORT_MAX;
+	__u32 zero = KP_MASQ_V4, lo = KP_MASQ_PORT_MIN, hi = KP_MASQ_PORT_MAX;
 	int hairpin = kp_addr_eq(key->saddr, be->addr);
 	struct kp_masq *m;
+	__u32 fam;
 
 	if (!hairpin && (!(vip->flags & KP_VIP_F_MASQ) || (be->flags & KP_BACKEND_F_LOCAL)))
 		return 0;
@@ -477,8 +478,11 @@ static __noinline int kp_ct_masq_addr(const struct kp_flow_key *key, const struc
 		__builtin_memcpy(s->masq, key->daddr, KP_ADDR_LEN);
 		return 1;
 	}
-	if (!m || kp_addr_is_zero(m->addr) || kp_addr_is_v4(m->addr) != kp_addr_is_v4(key->daddr))
-		return 0; /* none set, or not of the connection's family */
+	fam = kp_addr_is_v4(key->daddr) ? KP_MASQ_V4 : KP_MASQ_V6;
+	if (fam != KP_MASQ_V4)
+		m = bpf_map_lookup_elem(&kp_masq, &fam);
+	if (!m || kp_addr_is_zero(m->addr) || kp_addr_is_v4(m->addr) != (fam == KP_MASQ_V4))
+		return 0; /* none set for the connection's family */
 	__builtin_memcpy(s->masq, m->addr, KP_ADDR_LEN);
 	return 1;
 }

@@ -197,11 +197,11 @@ struct {
 	__type(value, struct kp_settings);
 } kp_settings SEC(".maps");
 
-/* Where masqueraded connections come from (kp_shared.h), one entry at key 0; read by new
- * masqueraded connections only. */
+/* Where masqueraded connections come from (kp_shared.h): the IPv4 address and the port range at
+ * KP_MASQ_V4, the IPv6 address at KP_MASQ_V6; read by new masqueraded connections only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, KP_MASQ_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct kp_masq);
 } kp_masq SEC(".maps");

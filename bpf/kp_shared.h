@@ -14,7 +14,7 @@
 /* The meaning of the pinned maps: bumped whenever a shared struct or a map's use changes in a way a
  * size check cannot see (a field reinterpreted, a flag moved). A kpbpf of another version refuses
  * pins of this one; test/maps/btf-layout.test.ts keeps src/maps/codecs.ts LAYOUT_VERSION equal. */
-#define KP_LAYOUT_VERSION 3
+#define KP_LAYOUT_VERSION 4
 
 /* Addresses are always 16 bytes: IPv6 as is, IPv4 as ::ffff:a.b.c.d (RFC 4291 2.5.5.2). */
 #define KP_ADDR_LEN 16
@@ -313,6 +313,9 @@ struct kp_masq {
 	__u32 pad;
 };
 _Static_assert(sizeof(struct kp_masq) == 24, "kp_masq size");
+#define KP_MASQ_V4 0 /* kp_masq's keys: one address per family; the port range is the IPv4 entry's */
+#define KP_MASQ_V6 1
+#define KP_MASQ_ENTRIES 2
 
 /* Key of kp_affinity: a client of a VIP with session affinity (Kubernetes' ClientIP). */
 struct kp_affinity_key {

@@ -31,6 +31,7 @@ export interface ConfArgs {
   nodePortAddresses?: string[];
   /** an IPv4 address or 'none' */
   masqueradeAddress?: string;
+  masqueradeAddress6?: string;
   masqueradePorts?: [number, number];
 }
 
@@ -73,11 +74,7 @@ export function parseConfWords(words: string[]): ConfArgs {
       if (out.nodePortAddresses) throw new KpError('KP_ERR_ARG', 'nodeport_addresses: given more than once');
       if (i + 1 >= words.length) throw missing(w);
       const v = words[++i];
-      out.nodePortAddresses = v === 'all' ? [] : v.split(',').filter(Boolean).map((p) => {
-        const pr = parsePrefix(p);
-        if (pr.family !== 4) throw new KpError('KP_ERR_ARG', `nodeport_addresses: ${p}: IPv6 node addresses are not supported yet`);
-        return pr.text;
-      });
+      out.nodePortAddresses = v === 'all' ? [] : v.split(',').filter(Boolean).map((p) => parsePrefix(p).text);
       if (out.nodePortAddresses.length > KP_NODEPORT_PREFIXES) throw new KpError('KP_ERR_ARG', `nodeport_addresses: at most ${KP_NODEPORT_PREFIXES} prefixes`);
     } else if (w === 'masquerade_address') {
       if (out.masqueradeAddress !== undefined) throw new KpError('KP_ERR_ARG', 'masquerade_address: given more than once');
@@ -85,6 +82,12 @@ export function parseConfWords(words: string[]): ConfArgs {
       const a = parseMasqAddress(words[++i]);
       if (typeof a !== 'string') throw new KpError('KP_ERR_ARG', `masquerade_address: ${a.error}`);
       out.masqueradeAddress = a;
+    } else if (w === 'masquerade_address6') {
+      if (out.masqueradeAddress6 !== undefined) throw new KpError('KP_ERR_ARG', 'masquerade_address6: given more than once');
+      if (i + 1 >= words.length) throw missing(w);
+      const a = parseMasqAddress(words[++i], 6);
+      if (typeof a !== 'string') throw new KpError('KP_ERR_ARG', `masquerade_address6: ${a.error}`);
+      out.masqueradeAddress6 = a;
     } else if (w === 'masquerade_ports') {
       if (out.masqueradePorts) throw new KpError('KP_ERR_ARG', 'masquerade_ports: given more than once');
       if (i + 1 >= words.length) throw missing(w);
@@ -94,7 +97,7 @@ export function parseConfWords(words: string[]): ConfArgs {
     } else {
       throw new KpError(
         'KP_ERR_ARG',
-        `conf: unexpected argument '${w}' (expected buckets, timeout, hash_seed, nodeport_range, nodeport_addresses, masquerade_address or masquerade_ports)`,
+        `conf: unexpected argument '${w}' (expected buckets, timeout, hash_seed, nodeport_range, nodeport_addresses, masquerade_address, masquerade_address6 or masquerade_ports)`,
       );
     }
   }
@@ -106,7 +109,7 @@ export function formatConf(conf: ConfView): string {
   return (
     `buckets ${conf.buckets}\n${TIMEOUT_NAMES.map((n) => `timeout ${n} ${conf.timeouts[n]}\n`).join('')}hash_seed ${conf.hashSeed}\n` +
     `nodeport_range ${conf.nodePortRange}\nnodeport_addresses ${conf.nodePortAddresses.length ? conf.nodePortAddresses.join(',') : 'all'}\n` +
-    `masquerade_address ${conf.masqueradeAddress}\nmasquerade_ports ${conf.masqueradePorts}\n`
+    `masquerade_address ${conf.masqueradeAddress}\nmasquerade_address6 ${conf.masqueradeAddress6}\nmasquerade_ports ${conf.masqueradePorts}\n`
   );
 }
 
@@ -117,18 +120,20 @@ export function registerConf(program: Command, ctx: CliContext): void {
     .argument(
       '[words...]',
       `buckets N, timeout S (UDP), timeout STATE S with STATE one of ${TIMEOUT_NAMES.join(', ')}, hash_seed N (0-${KP_HASH_SEED_MAX}; one value per cluster), ` +
-        'nodeport_range MIN-MAX, nodeport_addresses PREFIX[,PREFIX...]|all, masquerade_address ADDR|none, masquerade_ports MIN-MAX',
+        'nodeport_range MIN-MAX, nodeport_addresses PREFIX[,PREFIX...]|all, masquerade_address ADDR|none, masquerade_address6 ADDR6|none, masquerade_ports MIN-MAX',
     )
     .addHelpText(
       'after',
-      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n  kpbpf conf hash_seed 3735928559\n  kpbpf conf nodeport_addresses 198.18.0.0/24 nodeport_range 30000-32767\n  kpbpf conf masquerade_address 198.18.0.1 masquerade_ports 1024-29999\n',
+      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n  kpbpf conf hash_seed 3735928559\n  kpbpf conf nodeport_addresses 198.18.0.0/24 nodeport_range 30000-32767\n  kpbpf conf masquerade_address 198.18.0.1 masquerade_ports 1024-29999\n  kpbpf conf masquerade_address6 2001:db8::1\n',
     )
     .action((words: string[]) => {
       const args = parseConfWords(words);
       const control = ctx.dataplane({ load: true, buckets: args.buckets });
       if (args.buckets !== undefined || Object.keys(args.timeouts).length || args.hashSeed !== undefined) control.setConf(args);
       if (args.nodePortRange || args.nodePortAddresses) control.setNodePorts({ range: args.nodePortRange, addresses: args.nodePortAddresses });
-      if (args.masqueradeAddress !== undefined || args.masqueradePorts) control.setMasq({ address: args.masqueradeAddress, ports: args.masqueradePorts });
+      if (args.masqueradeAddress !== undefined || args.masqueradeAddress6 !== undefined || args.masqueradePorts) {
+        control.setMasq({ address: args.masqueradeAddress, address6: args.masqueradeAddress6, ports: args.masqueradePorts });
+      }
       const conf = control.conf();
       ctx.print(conf, () => formatConf(conf));
     });

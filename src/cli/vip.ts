@@ -7,7 +7,6 @@ import { KpError } from '../errors.js';
 import { KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 import { newLenError } from '../config/validate.js';
-import { IPV6_VIP_UNSUPPORTED } from '../config/support.js';
 import { AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_MAX } from '../config/types.js';
 
 const port = (name: string) => (v: string) => parseUint(v, name, 1, 65535);
@@ -77,7 +76,7 @@ export function checkEncap(encap: string, vipFamily: 4 | 6): void {
   const from = encap.length === 5 ? Number(encap[3]) : vipFamily;
   const to = Number(encap[encap.length - 1]);
   if (from !== vipFamily) throw new KpError('KP_ERR_ARG', `encap ${encap}: an IPv${from} VIP's NAT, and this VIP is IPv${vipFamily}`);
-  if (from !== 4 || to !== 4) throw new KpError('KP_ERR_ARG', `encap ${encap}: NAT${from}${to} is not supported yet (kpbpf does NAT44)`);
+  if (from !== to) throw new KpError('KP_ERR_ARG', `encap ${encap}: NAT${from}${to} is not supported yet (kpbpf does NAT44 and NAT66)`);
 }
 
 function parseVipType(v: string): VipType {
@@ -107,7 +106,6 @@ export function registerVip(program: Command, ctx: CliContext): void {
     .action((prefix: string, words: string[]) => {
       const { encap, ...rest } = parseVipAddWords(words); // before anything is loaded
       if (encap) checkEncap(encap, prefix.includes(':') ? 6 : 4);
-      if (prefix.includes(':')) throw new KpError('KP_ERR_ARG', `vip add ${prefix}: ${IPV6_VIP_UNSUPPORTED}`);
       const spec = { prefix, ...rest };
       const view = ctx.dataplane().addVip(spec);
       ctx.print(view, () => `${vipLine(view)} (id ${view.id})\n`);

@@ -45,7 +45,7 @@ export type VipSettings = Pick<
   'target_port' | 'new_len' | 'node_port' | 'type' | 'source_ranges' | 'external_traffic_policy' | 'internal_traffic_policy' | 'session_affinity_timeout'
 >;
 
-type ConfChange = 'buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_addresses' | 'masquerade_address' | 'masquerade_ports' | TimeoutName;
+type ConfChange = 'buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_addresses' | 'masquerade_address' | 'masquerade_address6' | 'masquerade_ports' | TimeoutName;
 
 export type PlanOp =
   | { op: 'detach'; name: string }
@@ -115,6 +115,8 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
   if (desired.conf.nodeport_addresses.join() !== running.conf.nodeport_addresses.join()) changed.push('nodeport_addresses');
   const masqAddr = desired.conf.masquerade_address; // left out: the running one stays
   if (masqAddr !== undefined && masqAddr !== running.conf.masquerade_address) changed.push('masquerade_address');
+  const masqAddr6 = desired.conf.masquerade_address6;
+  if (masqAddr6 !== undefined && masqAddr6 !== running.conf.masquerade_address6) changed.push('masquerade_address6');
   if (desired.conf.masquerade_ports.join('-') !== running.conf.masquerade_ports.join('-')) changed.push('masquerade_ports');
   if (changed.length) {
     plan.push({
@@ -125,6 +127,7 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
       nodeport_range: [...desired.conf.nodeport_range],
       nodeport_addresses: [...desired.conf.nodeport_addresses],
       ...(masqAddr !== undefined ? { masquerade_address: masqAddr } : {}),
+      ...(masqAddr6 !== undefined ? { masquerade_address6: masqAddr6 } : {}),
       masquerade_ports: [...desired.conf.masquerade_ports],
       changed,
     });
@@ -206,6 +209,7 @@ export function formatOp(op: PlanOp): string {
           if (c === 'nodeport_range') return `nodeport_range ${op.nodeport_range.join('-')}`;
           if (c === 'nodeport_addresses') return `nodeport_addresses ${op.nodeport_addresses.length ? op.nodeport_addresses.join(',') : 'all'}`;
           if (c === 'masquerade_address') return `masquerade_address ${op.masquerade_address}`;
+          if (c === 'masquerade_address6') return `masquerade_address6 ${op.masquerade_address6}`;
           if (c === 'masquerade_ports') return `masquerade_ports ${op.masquerade_ports.join('-')}`;
           return `timeout ${c} ${op.timeouts[c]}`;
         })

@@ -10,12 +10,15 @@ export const KP_MASQ_PORT_MAX = 29999;
 /** Ports below this are services' own. */
 const LOWEST_MASQ_PORT = 1024;
 
-/** `none`, or an IPv4 address (canonical text); an error message otherwise. */
-export function parseMasqAddress(text: string): string | { error: string } {
+/** `none`, or an address of the family (canonical text): masquerade_address takes IPv4,
+ * masquerade_address6 IPv6. An error message otherwise. */
+export function parseMasqAddress(text: string, family: 4 | 6 = 4): string | { error: string } {
   if (text === 'none') return 'none';
   const a = parseAddress(text);
-  if (typeof a === 'string') return { error: `expected an IPv4 address or none: ${a}` };
-  if (a.family !== 4) return { error: `IPv6 masquerade addresses are not supported yet, got '${text}'` };
+  if (typeof a === 'string') return { error: `expected an IPv${family} address or none: ${a}` };
+  if (a.family !== family) {
+    return { error: `expected an IPv${family} address or none, got the IPv${a.family} address '${text}'${family === 4 ? ' (IPv6: masquerade_address6)' : ' (IPv4: masquerade_address)'}` };
+  }
   return a.text;
 }
 

@@ -31,6 +31,7 @@ export const configSchema = {
         nodeport_range: { type: 'string', pattern: NODEPORT_RANGE_PATTERN },
         nodeport_addresses: { type: 'array', maxItems: 16, items: { type: 'string', minLength: 1 } },
         masquerade_address: { type: 'string', minLength: 1 }, // an IPv4 address or "none" (validate.ts)
+        masquerade_address6: { type: 'string', minLength: 1 }, // an IPv6 address or "none" (validate.ts)
         masquerade_ports: { type: 'string', pattern: NODEPORT_RANGE_PATTERN }, // MIN-MAX (validate.ts)
         // VPP's `timeout`: the same as timeouts.udp.
         timeout: seconds,

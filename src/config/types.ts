@@ -21,6 +21,8 @@ export interface KpConfConfig {
   nodeport_addresses: string[];
   /** source of masqueraded LoadBalancer/external IP and hairpin connections, or 'none'; left out, the running one stays */
   masquerade_address?: string;
+  /** the same for IPv6 VIPs, or 'none'; left out, the running one stays */
+  masquerade_address6?: string;
   /** source ports of masqueraded connections, [min, max] */
   masquerade_ports: [number, number];
 }

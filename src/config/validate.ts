@@ -8,7 +8,6 @@ import { isPrime } from '../maglev/primes.js';
 import { parseAddress, parsePrefix } from './address.js';
 import { scanJsonText } from './jsonscan.js';
 import { encodingProblem, jsonErrorAt } from './jsonerror.js';
-import { unsupportedErrors } from './support.js';
 import { AFFINITY_TIMEOUT_DEFAULT } from './types.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqAddress, parseMasqPorts } from './masq.js';
 import { localPortRange } from '../dataplane/nodeaddrs.js';
@@ -126,6 +125,10 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
     const a = parseMasqAddress(conf.masquerade_address);
     if (typeof a !== 'string') errs.push(`/conf/masquerade_address: ${a.error}`);
   }
+  if (isObj(conf) && typeof conf.masquerade_address6 === 'string' && conf.masquerade_address6) {
+    const a = parseMasqAddress(conf.masquerade_address6, 6);
+    if (typeof a !== 'string') errs.push(`/conf/masquerade_address6: ${a.error}`);
+  }
   if (isObj(conf) && typeof conf.masquerade_ports === 'string' && /^[0-9]{1,5}-[0-9]{1,5}$/.test(conf.masquerade_ports)) {
     const r = parseMasqPorts(conf.masquerade_ports, [npMin, npMax], localPortRange());
     if (!Array.isArray(r)) errs.push(`/conf/masquerade_ports: ${r.error}`);
@@ -135,7 +138,6 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
       if (typeof r !== 'string' || r === '') return;
       const p = parsePrefix(r);
       if (typeof p === 'string') errs.push(`/conf/nodeport_addresses/${j}: ${p}`);
-      else if (p.family !== 4) errs.push(`/conf/nodeport_addresses/${j}: IPv6 node addresses are not supported yet`);
     });
   }
   const ifSeen = new Map<string, string>();
@@ -212,7 +214,7 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
       const from = v.encap.length === 5 ? Number(v.encap[3]) : vipFamily;
       const to = Number(v.encap[v.encap.length - 1]);
       if (from !== vipFamily) errs.push(`${at}/encap: ${v.encap} is an IPv${from} VIP's NAT, and this VIP is IPv${vipFamily}`);
-      else if (from !== 4 || to !== 4) errs.push(`${at}/encap: NAT${from}${to} is not supported yet (kpbpf does NAT44)`);
+      else if (from !== to) errs.push(`${at}/encap: NAT${from}${to} is not supported yet (kpbpf does NAT44 and NAT66)`);
     }
     const rangeSeen = new Map<string, string>();
     arr(v.source_ranges).forEach((r, j) => {
@@ -228,14 +230,15 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
       errs.push(`${at}/node_port: must be within the node port range ${npMin}-${npMax}, got ${v.node_port as number}`);
     }
     if (Number.isInteger(v.node_port)) {
-      const id = `${(v.protocol as string) ?? D.protocol} ${v.node_port as number}`;
+      // A dual-stack service's two VIPs share their node port: one holder per family.
+      const fam = typeof v.prefix === 'string' && v.prefix.includes(':') ? ' (IPv6)' : '';
+      const id = `${(v.protocol as string) ?? D.protocol} ${v.node_port as number}${fam}`;
       const first = nodePortSeen.get(id);
       if (first) errs.push(`${at}/node_port: node port ${v.node_port as number} for ${(v.protocol as string) ?? D.protocol} is already ${first}'s`);
       else nodePortSeen.set(id, `${at}/node_port`);
       if (typeof v.prefix === 'string') {
         const p = parsePrefix(v.prefix);
         if (typeof p !== 'string' && p.len !== (p.family === 4 ? 32 : 128)) errs.push(`${at}/node_port: needs a single-address VIP, not the prefix ${p.prefix}`);
-        if (typeof p !== 'string' && p.family === 6) errs.push(`${at}/node_port: IPv6 node ports are not supported yet`);
       }
     }
     const lenErr = Number.isInteger(v.new_len) ? newLenError(v.new_len as number) : undefined;
@@ -267,7 +270,7 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
       const a = parseAddress(text);
       if (typeof a === 'string') return void errs.push(`${path}: ${a}`);
       if (family !== undefined && a.family !== family) {
-        errs.push(`${path}: IPv${a.family} backend ${a.text} for an IPv${family} VIP (same family required)`);
+        errs.push(`${path}: IPv${a.family} backend ${a.text} for an IPv${family} VIP (same family required: NAT46/NAT64 is not supported yet)`);
       }
       const first = beSeen.get(a.text);
       if (first) errs.push(`${path}: duplicate backend ${a.text} (first at ${first})`);
@@ -341,6 +344,7 @@ function build(doc: Json, reuse?: VipReuse): KpConfig {
       nodeport_range: typeof conf.nodeport_range === 'string' ? (conf.nodeport_range.split('-').map(Number) as [number, number]) : [KP_NODEPORT_MIN, KP_NODEPORT_MAX],
       nodeport_addresses: [...new Set(arr(conf.nodeport_addresses).map((r) => (parsePrefix(r as string) as { prefix: string }).prefix))].sort(),
       ...(typeof conf.masquerade_address === 'string' ? { masquerade_address: parseMasqAddress(conf.masquerade_address) as string } : {}),
+      ...(typeof conf.masquerade_address6 === 'string' ? { masquerade_address6: parseMasqAddress(conf.masquerade_address6, 6) as string } : {}),
       masquerade_ports: typeof conf.masquerade_ports === 'string' ? (conf.masquerade_ports.split('-').map(Number) as [number, number]) : [KP_MASQ_PORT_MIN, KP_MASQ_PORT_MAX],
     },
     interfaces: arr(doc.interfaces).map((x) => {
@@ -422,11 +426,6 @@ export function parseConfigText(text: string, path: string, built?: ReadonlyMap<
   try {
     const manageInterfaces = isObj(json) && 'interfaces' in json;
     const config = parseConfig(json, built && { done: vipTexts.map((t) => built.get(t)) });
-    const unsupported = unsupportedErrors(config);
-    if (unsupported.length) {
-      const n = unsupported.length;
-      throw new KpError('KP_ERR_CONFIG', `not supported yet, ${n} problem${n > 1 ? 's' : ''}; nothing was applied:`, { details: unsupported });
-    }
     return { config, manageInterfaces, text, vipTexts };
   } catch (e) {
     if (e instanceof KpError && e.code === 'KP_ERR_CONFIG') {

@@ -56,6 +56,7 @@ export function runningState(control: Control, desired?: KpConfig, only?: VipRef
       nodeport_range: conf.nodePortRange.split('-').map(Number) as [number, number],
       nodeport_addresses: conf.nodePortAddresses,
       masquerade_address: conf.masqueradeAddress,
+      masquerade_address6: conf.masqueradeAddress6,
       masquerade_ports: conf.masqueradePorts.split('-').map(Number) as [number, number],
     },
     // The kernel does not report a link's XDP mode through bpf_link_info; an attached interface is
@@ -212,9 +213,10 @@ function execute(control: Control, plan: PlanOp[]): void {
           if (op.changed.includes('nodeport_range') || op.changed.includes('nodeport_addresses')) {
             control.setNodePorts({ range: op.nodeport_range, addresses: op.nodeport_addresses, vipsChecked: true });
           }
-          if (op.changed.includes('masquerade_address') || op.changed.includes('masquerade_ports')) {
+          if (op.changed.includes('masquerade_address') || op.changed.includes('masquerade_address6') || op.changed.includes('masquerade_ports')) {
             control.setMasq({
               address: op.changed.includes('masquerade_address') ? op.masquerade_address : undefined,
+              address6: op.changed.includes('masquerade_address6') ? op.masquerade_address6 : undefined,
               ports: op.changed.includes('masquerade_ports') ? op.masquerade_ports : undefined,
             });
           }

@@ -23,7 +23,7 @@ import { mapInfo } from '../loader/info.js';
 import { attachCgroup, cgroupId, CGLINKS_SUBDIR, detachCgroups, listCgroups, SOCK_HOOKS, sockProgPin, updateCgroupLinks, type CgroupAttachment } from '../loader/cgroup.js';
 import { KP_INTERNAL_MAPS, KP_MAP_NAMES } from '../maps/kpmaps.js';
 import { flushNextHops } from './nexthops.js';
-import { inPrefixes, nodeIpv4Addresses } from './nodeaddrs.js';
+import { inPrefixes, nodeAddressesOfHost } from './nodeaddrs.js';
 import { parsePrefix } from '../maps/addr.js';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 import type { Config, Masq, Settings } from '../maps/codecs.js';
@@ -37,7 +37,7 @@ import type { ConfView, FlowView, LinkView, StatsView, VipSpec, VipView, Backend
 import type { KpConfig } from '../config/types.js';
 import { DEFAULT_TIMEOUTS, timeoutSlots, timeoutsFromSlots, type CtTimeouts } from '../config/timeouts.js';
 import { BpfMap } from '../maps/map.js';
-import { ct as ctCodec, flowKey } from '../maps/codecs.js';
+import { ct as ctCodec, flowKey, MASQ_V4, MASQ_V6 } from '../maps/codecs.js';
 import { applyConfig, type ApplyOptions, type ApplyResult } from './apply.js';
 
 export const DEFAULT_BUCKETS = 131072;
@@ -122,8 +122,10 @@ export class Control {
   private initConfig(): void {
     const cur = this.dp.maps.config.lookup(0);
     if (cur && cur.timeoutS.some((t) => t !== 0)) return; // maps were reused from pins
-    // Masquerade from the first node address, as kube-proxy's MASQUERADE picks an interface's.
-    this.dp.maps.masq.update(0, { addr: this.nodeAddresses()[0] ?? '', portMin: KP_MASQ_PORT_MIN, portMax: KP_MASQ_PORT_MAX });
+    // Masquerade from the first node address of each family, as kube-proxy's MASQUERADE picks an interface's.
+    const addrs = this.nodeAddresses();
+    this.dp.maps.masq.update(MASQ_V4, { addr: addrs.find((a) => !a.includes(':')) ?? '', portMin: KP_MASQ_PORT_MIN, portMax: KP_MASQ_PORT_MAX });
+    this.dp.maps.masq.update(MASQ_V6, { addr: addrs.find((a) => a.includes(':')) ?? '', portMin: 0, portMax: 0 });
     this.dp.maps.config.update(0, {
       timeoutS: timeoutSlots(DEFAULT_TIMEOUTS),
       hashSeed: randomBytes(4).readUInt32LE(0),
@@ -138,7 +140,8 @@ export class Control {
 
   conf(): ConfView {
     const c = this.rawConfig();
-    const m = this.masq();
+    const m = this.masq(MASQ_V4);
+    const m6 = this.masq(MASQ_V6);
     const timeouts = timeoutsFromSlots(c.timeoutS);
     const [min, max] = this.nodePortRange();
     return {
@@ -149,27 +152,30 @@ export class Control {
       nodePortRange: `${min}-${max}`,
       nodePortAddresses: this.settings().nodePortAddresses,
       masqueradeAddress: m.addr || 'none',
+      masqueradeAddress6: m6.addr || 'none',
       masqueradePorts: `${m.portMin || KP_MASQ_PORT_MIN}-${m.portMax || KP_MASQ_PORT_MAX}`,
     };
   }
 
-  private masq(): Masq {
-    return this.dp.maps.masq.lookup(0) ?? { addr: '', portMin: 0, portMax: 0 };
+  private masq(key: number): Masq {
+    return this.dp.maps.masq.lookup(key) ?? { addr: '', portMin: 0, portMax: 0 };
   }
 
   /**
-   * Masquerade address ('none': LoadBalancer/external IP and hairpin connections keep the client's
-   * address) and/or port range. New connections only: live ones keep the source they were given.
+   * Masquerade addresses, IPv4 and IPv6 ('none': LoadBalancer/external IP and hairpin connections of
+   * that family keep the client's address), and/or the port range (both families). New connections
+   * only: live ones keep the source they were given.
    */
-  setMasq(o: { address?: string; ports?: [number, number] }): void {
-    const next = { ...this.masq() };
+  setMasq(o: { address?: string; address6?: string; ports?: [number, number] }): void {
+    const next = { ...this.masq(MASQ_V4) };
     if (o.address !== undefined) next.addr = o.address === 'none' ? '' : o.address;
     if (o.ports) {
       const r = parseMasqPorts(o.ports.join('-'), this.nodePortRange(), localPortRange());
       if (!Array.isArray(r)) throw new KpError('KP_ERR_ARG', `masquerade_ports: ${r.error}`);
       [next.portMin, next.portMax] = r;
     }
-    this.dp.maps.masq.update(0, next);
+    if (o.address6 !== undefined) this.dp.maps.masq.update(MASQ_V6, { addr: o.address6 === 'none' ? '' : o.address6, portMin: 0, portMax: 0 });
+    this.dp.maps.masq.update(MASQ_V4, next);
   }
 
   private settings(): Settings {
@@ -182,10 +188,10 @@ export class Control {
     return s.nodePortMin ? [s.nodePortMin, s.nodePortMax] : [KP_NODEPORT_MIN, KP_NODEPORT_MAX];
   }
 
-  /** The node addresses node ports are served on: the node's IPv4 addresses within the set prefixes. */
+  /** The node addresses node ports are served on: the node's IPv4 and global IPv6 addresses within the set prefixes. */
   nodeAddresses(): string[] {
     const prefixes = this.settings().nodePortAddresses;
-    const all = nodeIpv4Addresses();
+    const all = nodeAddressesOfHost();
     return prefixes.length ? all.filter((a) => inPrefixes(a, prefixes)) : all;
   }
 

@@ -4,10 +4,16 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { addrToBytes, parsePrefix } from '../maps/addr.js';
 
-export function nodeIpv4Addresses(): string[] {
+/** The node's IPv4 and global IPv6 addresses. Link-local IPv6 (fe80::/10) is left out: it means
+ * something on one link only, and kp_vips keys carry no interface. */
+export function nodeAddressesOfHost(): string[] {
   const out: string[] = [];
   for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) out.push(a.address);
+    for (const a of list ?? []) {
+      if (a.internal) continue;
+      if (a.family === 'IPv4') out.push(a.address);
+      else if (a.family === 'IPv6' && !/^fe[89ab]/i.test(a.address)) out.push(a.address);
+    }
   }
   return [...new Set(out)].sort();
 }

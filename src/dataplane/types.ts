@@ -69,6 +69,8 @@ export interface ConfView {
   nodePortAddresses: string[];
   /** source address of masqueraded LoadBalancer/external IP and hairpin connections, or 'none' */
   masqueradeAddress: string;
+  /** the same for IPv6 VIPs, or 'none' */
+  masqueradeAddress6: string;
   /** "min-max": the source ports masqueraded connections take */
   masqueradePorts: string;
 }

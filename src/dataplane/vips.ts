@@ -75,6 +75,13 @@ const FREE_SLOT: Backend = { addr: '::', port: 0, state: 0, gen: 0, vipId: 0, we
 
 type VipLocation = { kind: 'exact'; key: VipKey } | { kind: 'prefix'; key: VipPfxKey };
 
+/** A VIP's or address's family, from its text. */
+const familyOf = (text: string): 4 | 6 => (text.includes(':') ? 6 : 4);
+
+/** The node port index's key: a dual-stack service's two VIPs (one per family) share their node
+ * port number, as Kubernetes gives one nodePort to both. */
+const nodePortKey = (family: 4 | 6, protocol: Protocol, port: number): string => `${protocol}/${port}/${family}`;
+
 interface VipRecord {
   id: number;
   prefix: string;
@@ -144,7 +151,7 @@ export class VipTable {
   /** no VIP id below this one is free (ids are handed out lowest first) */
   private vipIdFloor = 1;
 
-  /** nodeAddresses: the node's IPv4 addresses, where node ports are served (asked at each change). */
+  /** nodeAddresses: the node's addresses where node ports are served, both families (asked at each change). */
   constructor(
     private readonly dp: Dataplane,
     private readonly nodeAddresses: () => string[] = () => [],
@@ -182,7 +189,7 @@ export class VipTable {
     }
     for (const rec of vips.values()) {
       rec.sourceRanges.sort();
-      this.ownNodePort(rec, rec.value.nodePort ? `${rec.protocol}/${rec.value.nodePort}` : undefined);
+      this.ownNodePort(rec, rec.value.nodePort ? nodePortKey(familyOf(rec.prefix), rec.protocol, rec.value.nodePort) : undefined);
     }
     for (const [k, v] of nodeEntries) {
       const rec = vips.get(v.id);
@@ -356,7 +363,7 @@ export class VipTable {
     if (prefix && spec.nodePort) throw new KpError('KP_ERR_ARG', `node port: needs a single-address VIP, not the prefix ${p.text}`);
     const type = specType(spec);
     const ranges = this.canonicalRanges(spec.sourceRanges ?? [], p.family);
-    this.nodeKeysFor(id, spec.protocol, spec.nodePort ?? 0); // refused before anything is written
+    this.nodeKeysFor(id, p.family, spec.protocol, spec.nodePort ?? 0); // refused before anything is written
     const affinity = affinityOf(spec);
     const auto = spec.newLen === undefined ? KP_VIP_F_AUTO_LEN : 0;
     const flags = (prefix ? KP_VIP_F_PREFIX : 0) | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own | (affinity ? KP_VIP_F_AFFINITY : 0) | auto;
@@ -409,7 +416,7 @@ export class VipTable {
     rec.sourceRanges = ranges;
   }
 
-  /** The VIP now holds node port `key` ("protocol/port") or none. */
+  /** The VIP now holds node port `key` (nodePortKey) or none. */
   private ownNodePort(rec: VipRecord, key: string | undefined): void {
     if (rec.nodePortKey === key) return;
     if (rec.nodePortKey && this.nodePortOwner.get(rec.nodePortKey) === rec.id) this.nodePortOwner.delete(rec.nodePortKey);
@@ -418,14 +425,15 @@ export class VipTable {
   }
 
   /** The node port entries VIP `id` should have; throws if another VIP holds one of them. */
-  private nodeKeysFor(id: number, protocol: Protocol, port: number): VipKey[] {
+  private nodeKeysFor(id: number, family: 4 | 6, protocol: Protocol, port: number): VipKey[] {
     if (!port) return [];
     const [min, max] = this.nodePortRange();
     if (port < min || port > max) throw new KpError('KP_ERR_ARG', `node port ${port}: outside the node port range ${min}-${max}`);
-    const owner = this.nodePortOwner.get(`${protocol}/${port}`);
+    const owner = this.nodePortOwner.get(nodePortKey(family, protocol, port));
     const r = owner !== undefined && owner !== id ? this.load().get(owner) : undefined;
     if (r) throw new KpError('KP_ERR_STATE', `node port ${port}/${protocol} is already vip ${r.prefix} ${r.protocol} port ${r.port}'s`);
-    const keys = [...new Set(this.nodeAddresses().map(canonicalAddr))].map((addr) => ({ addr, port, proto: PROTO_NUM[protocol] }));
+    const own = this.nodeAddresses().filter((a) => familyOf(a) === family);
+    const keys = [...new Set(own.map(canonicalAddr))].map((addr) => ({ addr, port, proto: PROTO_NUM[protocol] }));
     for (const k of keys) {
       const held = this.maps.vips.lookup(k);
       if (held && (held.id !== id || !(held.flags & KP_VIP_F_NODEPORT))) {
@@ -442,8 +450,8 @@ export class VipTable {
    * not kpbpf's, so its unmatched fragments pass.
    */
   private syncNodeKeys(rec: VipRecord): void {
-    const want = this.nodeKeysFor(rec.id, rec.protocol, rec.value.nodePort ?? 0);
-    this.ownNodePort(rec, rec.value.nodePort ? `${rec.protocol}/${rec.value.nodePort}` : undefined);
+    const want = this.nodeKeysFor(rec.id, familyOf(rec.prefix), rec.protocol, rec.value.nodePort ?? 0);
+    this.ownNodePort(rec, rec.value.nodePort ? nodePortKey(familyOf(rec.prefix), rec.protocol, rec.value.nodePort) : undefined);
     const same = (a: VipKey, b: VipKey) => a.addr === b.addr && a.port === b.port && a.proto === b.proto;
     const etp = rec.value.flags & KP_VIP_F_ETP_LOCAL ? KP_VIP_F_LOCAL : KP_VIP_F_MASQ;
     const nodeValue: Vip = { ...rec.value, flags: (rec.value.flags & ~(KP_VIP_F_LOCAL | KP_VIP_F_MASQ)) | KP_VIP_F_NODEPORT | etp };
@@ -460,7 +468,7 @@ export class VipTable {
     if (rec.location.kind === 'prefix' && spec.nodePort) throw new KpError('KP_ERR_ARG', `node port: needs a single-address VIP, not the prefix ${rec.prefix}`);
     const type = specType(spec);
     const ranges = this.canonicalRanges(spec.sourceRanges ?? [], rec.prefix.includes(':') ? 6 : 4);
-    this.nodeKeysFor(rec.id, rec.protocol, spec.nodePort ?? 0); // refused before anything is written
+    this.nodeKeysFor(rec.id, familyOf(rec.prefix), rec.protocol, spec.nodePort ?? 0); // refused before anything is written
     const keep = rec.value.flags & KP_VIP_F_PREFIX;
     const affinity = affinityOf(spec);
     const auto = spec.newLen === undefined ? KP_VIP_F_AUTO_LEN : 0;

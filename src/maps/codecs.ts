@@ -15,7 +15,7 @@ export interface StructLayout {
 }
 
 /** KP_LAYOUT_VERSION of bpf/kp_shared.h: what the pinned maps mean (checked against the header in a test). */
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 
 export const LAYOUTS = {
   kp_flow_key: {
@@ -422,6 +422,9 @@ export const affinity = codec<Affinity>(
   (b, o) => ({ backendId: b.readUInt32LE(o + off(AV, 'backend_id')), backendGen: b.readUInt32LE(o + off(AV, 'backend_gen')), lastNs: b.readBigUInt64LE(o + off(AV, 'last_ns')) }),
 );
 
+/** kp_masq's keys: one address per family; the port range is the IPv4 entry's (KP_MASQ_V4/V6). */
+export const MASQ_V4 = 0;
+export const MASQ_V6 = 1;
 const MQ = LAYOUTS.kp_masq;
 /** kp_masq: where masqueraded connections come from. Address '' (all zero) = none; ports 0 = defaults. */
 export interface Masq {

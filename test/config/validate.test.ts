@@ -177,9 +177,10 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['node_port outside a configured range', (d) => (((d.vips[0] as any).node_port = 30080), ((d.conf as any).nodeport_range = '31000-31999')), '/vips/0/node_port: must be within the node port range 31000-31999, got 30080'],
     ['nodeport_range backwards', (d) => ((d.conf as any).nodeport_range = '32000-31000'), '/conf/nodeport_range: must be MIN-MAX with 1 <= MIN <= MAX <= 65535, got "32000-31000"'],
     ['nodeport_range not a range', (d) => ((d.conf as any).nodeport_range = '30000'), '/conf/nodeport_range: must be MIN-MAX, e.g. 30000-32767, got "30000"'],
-    ['nodeport_addresses an IPv6 prefix', (d) => ((d.conf as any).nodeport_addresses = ['2001:db8::/32']), '/conf/nodeport_addresses/0: IPv6 node addresses are not supported yet'],
+    ['masquerade_address6 an IPv4 address', (d) => ((d.conf as any).masquerade_address6 = '198.18.0.1'), "/conf/masquerade_address6: expected an IPv6 address or none, got the IPv4 address '198.18.0.1' (IPv4: masquerade_address)"],
+    ['masquerade_address an IPv6 address', (d) => ((d.conf as any).masquerade_address = '2001:db8::1'), "/conf/masquerade_address: expected an IPv4 address or none, got the IPv6 address '2001:db8::1' (IPv6: masquerade_address6)"],
     ['node_port on a prefix VIP', (d) => ((d.vips[0] as any).node_port = 30080, (d.vips[0].prefix = '198.18.100.0/24')), '/vips/0/node_port: needs a single-address VIP, not the prefix 198.18.100.0/24'],
-    ['encap nat6 (NAT46) not yet', (d) => ((d.vips[0] as any).encap = 'nat6'), '/vips/0/encap: NAT46 is not supported yet (kpbpf does NAT44)'],
+    ['encap nat6 (NAT46) not yet', (d) => ((d.vips[0] as any).encap = 'nat6'), '/vips/0/encap: NAT46 is not supported yet (kpbpf does NAT44 and NAT66)'],
     ['encap of the other family', (d) => ((d.vips[0] as any).encap = 'nat66'), "/vips/0/encap: nat66 is an IPv6 VIP's NAT, and this VIP is IPv4"],
     ['masquerade_address not an address', (d) => ((d.conf as any).masquerade_address = 'node1'), "/conf/masquerade_address: expected an IPv4 address or none: 'node1' is not an IPv4 (198.18.0.1) or IPv6 (2001:db8::1) address"],
     ['masquerade_ports in the node port range', (d) => ((d.conf as any).masquerade_ports = '30500-30600'), '/conf/masquerade_ports: 30500-30600 overlaps the node port range 30000-32767'],
@@ -220,7 +221,7 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['backend address missing', (d) => ((d.vips[0].backends as unknown[])[1] = { weight: 2 }), '/vips/0/backends/1/address: is required'],
     ['unknown backend key', (d) => ((d.vips[0].backends as unknown[])[1] = { address: '198.18.1.3', port: 1 }), '/vips/0/backends/1/port: unknown property'],
     ['backend with a prefix', (d) => (d.vips[0].backends[0] = '198.18.1.2/32'), `/vips/0/backends/0: '198.18.1.2/32' is not`],
-    ['IPv6 backend of an IPv4 VIP', (d) => (d.vips[0].backends[0] = '2001:db8::2'), '/vips/0/backends/0: IPv6 backend 2001:db8::2 for an IPv4 VIP (same family required)'],
+    ['IPv6 backend of an IPv4 VIP', (d) => (d.vips[0].backends[0] = '2001:db8::2'), '/vips/0/backends/0: IPv6 backend 2001:db8::2 for an IPv4 VIP (same family required: NAT46/NAT64 is not supported yet)'],
     ['duplicate backend', (d) => (d.vips[0].backends[1] = { address: '::ffff:198.18.1.2', weight: 2 }), '/vips/0/backends/1/address: duplicate backend 198.18.1.2 (first at /vips/0/backends/0)'],
     ['duplicate interface', (d) => d.interfaces.push({ name: 'eth0', mode: 'native', redirect: false }), '/interfaces/1/name: duplicate interface eth0 (first at /interfaces/0/name)'],
     ['duplicate VIP', (d) => d.vips.push({ ...d.vips[0], prefix: '198.18.100.1', target_port: 9090 }), '/vips/1: duplicate VIP 198.18.100.1/32 tcp port 80 (first at /vips/0)'],
@@ -257,7 +258,7 @@ t.test('every problem is listed at once, in document order', async (t) => {
     '/conf/timeout: must be >= 1, got -1',
     '/interfaces/0/mode: must be one of "native", "generic", "auto", got "fast"',
     '/interfaces/1/name: duplicate interface eth0 (first at /interfaces/0/name)',
-    '/vips/0/backends/0: IPv6 backend 2001:db8::1 for an IPv4 VIP (same family required)',
+    '/vips/0/backends/0: IPv6 backend 2001:db8::1 for an IPv4 VIP (same family required: NAT46/NAT64 is not supported yet)',
     '/vips/0/backends/2: duplicate backend 198.18.1.1 (first at /vips/0/backends/1)',
     '/vips/0/new_len: must be a prime number, got 1000',
     '/vips/0/prefix: host bits are set after /24 (the network is 198.18.100.0/24)',
@@ -282,7 +283,7 @@ t.test('IPv6 VIPs with IPv6 backends', async (t) => {
   ]);
   t.equal(c.vips[0].prefix, '2001:db8:100::/48');
   t.same(problems(t, { vips: [{ prefix: '2001:db8:100::/48', port: 53, backends: ['198.18.1.2'] }] }), [
-    '/vips/0/backends/0: IPv4 backend 198.18.1.2 for an IPv6 VIP (same family required)',
+    '/vips/0/backends/0: IPv4 backend 198.18.1.2 for an IPv6 VIP (same family required: NAT46/NAT64 is not supported yet)',
   ]);
 });
 
