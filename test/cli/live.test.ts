@@ -12,7 +12,7 @@ import { DEFAULT_OBJECT, testRun } from '../../src/loader/index.js';
 import { buildPacket, parsePacket } from '../helpers/packet.js';
 import { lb } from '../../src/loader/libbpf.js';
 import { BpfMap } from '../../src/maps/map.js';
-import { LAYOUT_VERSION, u32 } from '../../src/maps/codecs.js';
+import { LAYOUT_VERSION, MASQ_V4, MASQ_V6, u32 } from '../../src/maps/codecs.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 import { KPBPF } from '../helpers/e2e.js';
 
@@ -222,6 +222,21 @@ function run() {
     t.match(out, /^masquerade_ports 62000-63000$/m);
     t.match(await json('conf', 'masquerade_address', 'none', 'masquerade_ports', '1024-29999'), { masqueradeAddress: 'none', masqueradePorts: '1024-29999' });
     t.equal(withControl((c) => c.dp.maps.masq.lookup(0)!.addr), '', 'none: all zero, LoadBalancer and hairpin connections keep their client address');
+  });
+
+  t.test('conf masquerade_address6: written to kp_masq entry 1, the IPv4 entry and its port range kept', async (t) => {
+    await json('conf', 'masquerade_address', '198.18.0.77', 'masquerade_ports', '62000-63000');
+    t.match(await json('conf', 'masquerade_address6', '2001:DB8::77'), { masqueradeAddress: '198.18.0.77', masqueradeAddress6: '2001:db8::77', masqueradePorts: '62000-63000' });
+    t.same(withControl((c) => c.dp.maps.masq.lookup(MASQ_V6)), { addr: '2001:db8::77', portMin: 0, portMax: 0 });
+    t.same(withControl((c) => c.dp.maps.masq.lookup(MASQ_V4)), { addr: '198.18.0.77', portMin: 62000, portMax: 63000 });
+    t.match((await kp('show', 'conf')).out, /^masquerade_address6 2001:db8::77$/m);
+    const bad = await kp('conf', 'masquerade_address6', '198.18.0.5');
+    t.equal(bad.code, 2);
+    t.match(bad.err, /masquerade_address6: expected an IPv6 address or none, got the IPv4 address/);
+    t.equal(withControl((c) => c.dp.maps.masq.lookup(MASQ_V6)!.addr), '2001:db8::77', 'a refused value changes nothing');
+    t.match(await json('conf', 'masquerade_address6', 'none'), { masqueradeAddress6: 'none' });
+    t.equal(withControl((c) => c.dp.maps.masq.lookup(MASQ_V6)!.addr), '');
+    await json('conf', 'masquerade_address', 'none', 'masquerade_ports', '1024-29999');
   });
 
   const config = {

@@ -64,7 +64,7 @@ function apply(state: RunningState, plan: Plan): RunningState {
         s.interfaces.find((i) => i.name === op.name)!.redirect = op.redirect;
         break;
       case 'setConf':
-        s.conf = { buckets: op.buckets, timeouts: { ...op.timeouts }, nodeport_range: op.nodeport_range, nodeport_addresses: op.nodeport_addresses, masquerade_ports: op.masquerade_ports, ...(op.masquerade_address !== undefined ? { masquerade_address: op.masquerade_address } : {}), ...(op.hash_seed !== undefined ? { hash_seed: op.hash_seed } : {}) };
+        s.conf = { buckets: op.buckets, timeouts: { ...op.timeouts }, nodeport_range: op.nodeport_range, nodeport_addresses: op.nodeport_addresses, masquerade_ports: op.masquerade_ports, ...(op.masquerade_address !== undefined ? { masquerade_address: op.masquerade_address } : {}), ...(op.masquerade_address6 !== undefined ? { masquerade_address6: op.masquerade_address6 } : {}), ...(op.hash_seed !== undefined ? { hash_seed: op.hash_seed } : {}) };
         break;
       case 'addVip':
         s.vips.push({ ...op.vip, target_port: op.target_port, new_len: op.new_len, node_port: op.node_port, type: op.type, source_ranges: op.source_ranges, backends: [] });
