@@ -236,10 +236,6 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
       const first = nodePortSeen.get(id);
       if (first) errs.push(`${at}/node_port: node port ${v.node_port as number} for ${(v.protocol as string) ?? D.protocol} is already ${first}'s`);
       else nodePortSeen.set(id, `${at}/node_port`);
-      if (typeof v.prefix === 'string') {
-        const p = parsePrefix(v.prefix);
-        if (typeof p !== 'string' && p.len !== (p.family === 4 ? 32 : 128)) errs.push(`${at}/node_port: needs a single-address VIP, not the prefix ${p.prefix}`);
-      }
     }
     const lenErr = Number.isInteger(v.new_len) ? newLenError(v.new_len as number) : undefined;
     if (lenErr) errs.push(`${at}/new_len: ${lenErr}`);

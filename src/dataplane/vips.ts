@@ -360,7 +360,6 @@ export class VipTable {
     if (existing) return this.update(existing, spec);
     const id = this.nextVipId();
     const prefix = p.len128 < 128;
-    if (prefix && spec.nodePort) throw new KpError('KP_ERR_ARG', `node port: needs a single-address VIP, not the prefix ${p.text}`);
     const type = specType(spec);
     const ranges = this.canonicalRanges(spec.sourceRanges ?? [], p.family);
     this.nodeKeysFor(id, p.family, spec.protocol, spec.nodePort ?? 0); // refused before anything is written
@@ -465,7 +464,6 @@ export class VipTable {
     if (rec.value.targetPort !== spec.targetPort) {
       for (const id of rec.backendIds) this.writeBackend(id, { ...this.slots[id]!, port: spec.targetPort });
     }
-    if (rec.location.kind === 'prefix' && spec.nodePort) throw new KpError('KP_ERR_ARG', `node port: needs a single-address VIP, not the prefix ${rec.prefix}`);
     const type = specType(spec);
     const ranges = this.canonicalRanges(spec.sourceRanges ?? [], rec.prefix.includes(':') ? 6 : 4);
     this.nodeKeysFor(rec.id, familyOf(rec.prefix), rec.protocol, spec.nodePort ?? 0); // refused before anything is written

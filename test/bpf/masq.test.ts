@@ -285,4 +285,18 @@ function run() {
     const atBackendReply = buildPacket({ ...answer, src: REMOTE6, sport: 8080, dst: NODE6, dport: f.got.sport });
     t.equal(back.data.toString('hex'), icmp6Error(atBackendReply, 1, 4, undefined, { src: NODE6 }).toString('hex'), "the client's port unreachable: to the backend, from and quoting the masquerade source");
   });
+  t.test("a prefix VIP with a node port (the seed's 2004::/16 shape): the prefix and the node's IPv6 address reach the same backends", async (t) => {
+    const np = 30966;
+    const v = vips.add({ prefix: '2001:db8:4000::/36', protocol: 'tcp', port: 6306, targetPort: 6307, newLen: 1021, nodePort: np, externalTrafficPolicy: 'cluster' });
+    vips.addBackends(v, [REMOTE6], 1);
+    const inPrefix = forward({ src: CLIENT6, dst: '2001:db8:4abc::7', proto: 'tcp', sport: 41050, dport: 6306, tcpFlags: TCP_SYN });
+    t.match(inPrefix.got, { src: CLIENT6, dst: REMOTE6, dport: 6307 }, 'an address inside the prefix: DNAT to the backend, client kept');
+    const viaNode = forward({ src: CLIENT6, dst: NODE6, proto: 'tcp', sport: 41051, dport: np, tcpFlags: TCP_SYN });
+    t.match(viaNode.got, { src: NODE6, dst: REMOTE6, dport: 6307 }, 'the node port: DNAT to the backend, masqueraded to the node address');
+    const r = parsePacket(testRun(dp.progFd, buildPacket({ src: REMOTE6, dst: NODE6, proto: 'tcp', sport: 6307, dport: viaNode.got.sport!, tcpFlags: TCP_SYN | TCP_ACK })).data);
+    t.match(r, { src: NODE6, sport: np, dst: CLIENT6, dport: 41051 }, 'its reply leaves from the node port');
+    t.match(vips.list().find((x) => x.prefix === '2001:db8:4000::/36'), { nodePort: np, nodeAddresses: [NODE6] });
+    vips.del(v);
+    t.notOk(dp.maps.vips.lookup({ addr: NODE6, port: np, proto: 6 }), 'deleting the VIP removes its node port entry');
+  });
 }

@@ -179,7 +179,6 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['nodeport_range not a range', (d) => ((d.conf as any).nodeport_range = '30000'), '/conf/nodeport_range: must be MIN-MAX, e.g. 30000-32767, got "30000"'],
     ['masquerade_address6 an IPv4 address', (d) => ((d.conf as any).masquerade_address6 = '198.18.0.1'), "/conf/masquerade_address6: expected an IPv6 address or none, got the IPv4 address '198.18.0.1' (IPv4: masquerade_address)"],
     ['masquerade_address an IPv6 address', (d) => ((d.conf as any).masquerade_address = '2001:db8::1'), "/conf/masquerade_address: expected an IPv4 address or none, got the IPv6 address '2001:db8::1' (IPv6: masquerade_address6)"],
-    ['node_port on a prefix VIP', (d) => ((d.vips[0] as any).node_port = 30080, (d.vips[0].prefix = '198.18.100.0/24')), '/vips/0/node_port: needs a single-address VIP, not the prefix 198.18.100.0/24'],
     ['encap nat6 (NAT46) not yet', (d) => ((d.vips[0] as any).encap = 'nat6'), '/vips/0/encap: NAT46 is not supported yet (kpbpf does NAT44 and NAT66)'],
     ['encap of the other family', (d) => ((d.vips[0] as any).encap = 'nat66'), "/vips/0/encap: nat66 is an IPv6 VIP's NAT, and this VIP is IPv4"],
     ['masquerade_address not an address', (d) => ((d.conf as any).masquerade_address = 'node1'), "/conf/masquerade_address: expected an IPv4 address or none: 'node1' is not an IPv4 (198.18.0.1) or IPv6 (2001:db8::1) address"],
