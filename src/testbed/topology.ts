@@ -1,5 +1,6 @@
 // A client / node / backends topology in network namespaces, for the demo and end-to-end tests.
-// Addresses come from 198.18.0.0/15 only. Everything made here is removed by destroy().
+// Addresses come from 198.18.0.0/15 (and, with ipv6, 2001:db8::/32) only. Everything made here is
+// removed by destroy().
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
@@ -12,13 +13,14 @@ export interface Backend {
   ns: string;
   name: string;
   addr: string; // backend's address, e.g. 198.18.1.2
+  addr6?: string; // with ipv6: its IPv6 address, e.g. 2001:db8:1::2
   nodeIf: string; // node-side veth, e.g. n1
 }
 
 export interface Topology {
   tag: string;
-  client: { ns: string; addr: string };
-  node: { ns: string; clientIf: string; addr: string };
+  client: { ns: string; addr: string; addr6?: string };
+  node: { ns: string; clientIf: string; addr: string; addr6?: string };
   backends: Backend[];
   /** Node interfaces XDP should be attached to: the client side and every backend side. */
   nodeIfs(): string[];
@@ -32,6 +34,8 @@ export interface Topology {
 }
 
 export const VIP_SUBNET = '198.18.100.0/24';
+/** With ipv6: the client routes 2001:db8::/32 through the node; VIPs go in 2001:db8:100::/48. */
+export const VIP6_SUBNET = '2001:db8:100::/48';
 
 function sh(cmd: string[], opts: { input?: string; allowFail?: boolean } = {}): string {
   try {
@@ -44,7 +48,7 @@ function sh(cmd: string[], opts: { input?: string; allowFail?: boolean } = {}): 
 }
 
 /** Namespaces are named kp<tag>-<role>; a short random tag keeps parallel runs apart. */
-export function createTopology(opts: { backends?: number; tag?: string } = {}): Topology {
+export function createTopology(opts: { backends?: number; tag?: string; ipv6?: boolean } = {}): Topology {
   const tag = opts.tag ?? randomBytes(3).toString('hex');
   const made: string[] = [];
   const children: ChildProcess[] = [];
@@ -63,8 +67,11 @@ export function createTopology(opts: { backends?: number; tag?: string } = {}): 
     exec(ns, ['ethtool', '-K', 'eth0', 'gro', 'on'], { allowFail: true });
   };
 
-  const client = { ns: nsName('cl'), addr: '198.18.0.2' };
-  const node = { ns: nsName('nd'), clientIf: 'n0', addr: '198.18.0.1' };
+  const v6 = opts.ipv6 === true;
+  const client = { ns: nsName('cl'), addr: '198.18.0.2', ...(v6 ? { addr6: '2001:db8::2' } : {}) };
+  const node = { ns: nsName('nd'), clientIf: 'n0', addr: '198.18.0.1', ...(v6 ? { addr6: '2001:db8::1' } : {}) };
+  // nodad: an address is usable at once (duplicate address detection would hold it for a second).
+  const addAddr6 = (ns: string, addr: string, dev: string) => exec(ns, ['ip', '-6', 'addr', 'add', `${addr}/64`, 'dev', dev, 'nodad']);
   const backends: Backend[] = [];
 
   const topo: Topology = {
@@ -91,13 +98,20 @@ export function createTopology(opts: { backends?: number; tag?: string } = {}): 
       exec(ns, ['ip', 'addr', 'add', `198.18.${i}.2/24`, 'dev', 'eth0']);
       exec(ns, ['ip', 'link', 'set', 'eth0', 'up']);
       exec(ns, ['ip', 'route', 'add', 'default', 'via', `198.18.${i}.1`]);
+      const net6 = `2001:db8:${i.toString(16)}::`;
+      if (v6) {
+        addAddr6(node.ns, `${net6}1`, nodeIf);
+        addAddr6(ns, `${net6}2`, 'eth0');
+        exec(ns, ['ip', '-6', 'route', 'add', 'default', 'via', `${net6}1`]);
+      }
       enableGro(ns);
-      const b = { ns, name, addr: `198.18.${i}.2`, nodeIf };
+      const b = { ns, name, addr: `198.18.${i}.2`, nodeIf, ...(v6 ? { addr6: `${net6}2` } : {}) };
       backends.push(b);
       return b;
     },
     startServers(b, ports = { tcp: 8080, udp: 5353 }) {
-      const child = topo.spawn(b.ns, [process.execPath, SERVERS, '--name', b.name, '--tcp', String(ports.tcp), '--udp', String(ports.udp)]);
+      // With ipv6 the UDP socket is dual-stack (udp6 on ::), as the HTTP server always is.
+      const child = topo.spawn(b.ns, [process.execPath, SERVERS, '--name', b.name, '--tcp', String(ports.tcp), '--udp', String(ports.udp), ...(v6 ? ['--udp6'] : [])]);
       return new Promise<void>((ok, fail) => {
         let seen = '';
         const timer = setTimeout(() => fail(new Error(`servers in ${b.ns} did not start: ${seen}`)), 10_000);
@@ -133,6 +147,12 @@ export function createTopology(opts: { backends?: number; tag?: string } = {}): 
     exec(client.ns, ['ip', 'link', 'set', 'eth0', 'up']);
     exec(client.ns, ['ip', 'route', 'add', VIP_SUBNET, 'via', node.addr]);
     exec(client.ns, ['ip', 'route', 'add', '198.18.0.0/15', 'via', node.addr]);
+    if (v6) {
+      for (const k of ['all', 'default']) exec(node.ns, ['sysctl', '-qw', `net.ipv6.conf.${k}.forwarding=1`]);
+      addAddr6(node.ns, node.addr6!, node.clientIf);
+      addAddr6(client.ns, client.addr6!, 'eth0');
+      exec(client.ns, ['ip', '-6', 'route', 'add', '2001:db8::/32', 'via', node.addr6!]);
+    }
     enableGro(client.ns);
     for (let i = 0; i < (opts.backends ?? 2); i++) topo.addBackend(`b${i + 1}`);
   } catch (e) {
