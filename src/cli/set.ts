@@ -1,5 +1,6 @@
-// kpbpf set interface nat4 in <ifname> [del]: the seed plugin's SNAT interface. kpbpf translates
-// replies wherever it is attached, so this is `attach <ifname>` (and `detach <ifname>` with del).
+// kpbpf set interface nat4|nat6 in <ifname> [del]: the seed plugin's SNAT interface. kpbpf
+// translates replies of both families wherever it is attached, so either is `attach <ifname>` (and
+// `detach <ifname>` with del).
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { KpError } from '../errors.js';
@@ -11,14 +12,13 @@ export interface SetInterfaceArgs {
 
 export function parseSetWords(words: string[]): SetInterfaceArgs {
   const [what, nat, dir, ifname, ...rest] = words;
-  const usage = 'expected: set interface nat4 in <ifname> [del]';
+  const usage = 'expected: set interface nat4|nat6 in <ifname> [del]';
   if (what !== 'interface') throw new KpError('KP_ERR_ARG', `set: unknown setting '${what ?? ''}' (${usage})`);
-  if (nat === 'nat6') throw new KpError('KP_ERR_ARG', 'set interface nat6: IPv6 is not supported yet');
-  if (nat !== 'nat4') throw new KpError('KP_ERR_ARG', `set interface: expected nat4, got '${nat ?? ''}' (${usage})`);
-  if (dir !== 'in') throw new KpError('KP_ERR_ARG', `set interface nat4: expected 'in', got '${dir ?? ''}' (${usage})`);
-  if (!ifname) throw new KpError('KP_ERR_ARG', `set interface nat4 in: expected an interface name (${usage})`);
+  if (nat !== 'nat4' && nat !== 'nat6') throw new KpError('KP_ERR_ARG', `set interface: expected nat4 or nat6, got '${nat ?? ''}' (${usage})`);
+  if (dir !== 'in') throw new KpError('KP_ERR_ARG', `set interface ${nat}: expected 'in', got '${dir ?? ''}' (${usage})`);
+  if (!ifname) throw new KpError('KP_ERR_ARG', `set interface ${nat} in: expected an interface name (${usage})`);
   if (rest.length > 1 || (rest.length === 1 && rest[0] !== 'del')) {
-    throw new KpError('KP_ERR_ARG', `set interface nat4 in ${ifname}: unexpected argument '${rest[rest[0] === 'del' ? 1 : 0]}' (${usage})`);
+    throw new KpError('KP_ERR_ARG', `set interface ${nat} in ${ifname}: unexpected argument '${rest[rest[0] === 'del' ? 1 : 0]}' (${usage})`);
   }
   return { ifname, del: rest[0] === 'del' };
 }
@@ -26,9 +26,9 @@ export function parseSetWords(words: string[]): SetInterfaceArgs {
 export function registerSet(program: Command, ctx: CliContext): void {
   program
     .command('set')
-    .description("the seed plugin's `set interface nat4 in <ifname> [del]`: attach to (or detach from) the interface replies arrive on")
-    .argument('<words...>', 'interface nat4 in <ifname> [del]')
-    .addHelpText('after', '\nExamples:\n  kpbpf set interface nat4 in eth1        (= kpbpf attach eth1)\n  kpbpf set interface nat4 in eth1 del    (= kpbpf detach eth1)\n')
+    .description("the seed plugin's `set interface nat4|nat6 in <ifname> [del]`: attach to (or detach from) the interface replies arrive on")
+    .argument('<words...>', 'interface nat4|nat6 in <ifname> [del]')
+    .addHelpText('after', '\nExamples:\n  kpbpf set interface nat4 in eth1        (= kpbpf attach eth1)\n  kpbpf set interface nat6 in eth1        (the same: one attachment serves both families)\n  kpbpf set interface nat4 in eth1 del    (= kpbpf detach eth1)\n')
     .action((words: string[]) => {
       const a = parseSetWords(words);
       if (a.del) {

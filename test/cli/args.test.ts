@@ -62,8 +62,8 @@ const cases: [string, string[], RegExp][] = [
   ['vip add encap nat6 (NAT46)', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'encap', 'nat6'], /encap nat6: NAT46 is not supported yet \(kpbpf does NAT44 and NAT66\)/],
   ['vip add encap nat64 on an IPv4 VIP', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'encap', 'nat64'], /encap nat64: an IPv6 VIP's NAT, and this VIP is IPv4/],
   ['vip add encap unknown', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'encap', 'gre'], /encap: expected one of nat4, nat6, nat44, nat46, nat64, nat66, got 'gre'/],
-  ['set without interface', ['set', 'route'], /set: unknown setting 'route' \(expected: set interface nat4 in <ifname> \[del\]\)/],
-  ['set interface nat6', ['set', 'interface', 'nat6', 'in', 'eth0'], /set interface nat6: IPv6 is not supported yet/],
+  ['set without interface', ['set', 'route'], /set: unknown setting 'route' \(expected: set interface nat4\|nat6 in <ifname> \[del\]\)/],
+  ['set interface nat5', ['set', 'interface', 'nat5', 'in', 'eth0'], /set interface: expected nat4 or nat6, got 'nat5'/],
   ['set interface without in', ['set', 'interface', 'nat4', 'out', 'eth0'], /set interface nat4: expected 'in', got 'out'/],
   ['set interface with a stray word', ['set', 'interface', 'nat4', 'in', 'eth0', 'now'], /unexpected argument 'now'/],
   ['attach --cgroup to a file', ['attach', '--cgroup', '/proc/self/status'], /cgroup: \/proc\/self\/status is not a directory/],
@@ -112,6 +112,7 @@ t.test('help lists every command with an example', async (t) => {
 t.test("the seed's set interface nat4 is attach (or detach with del)", async (t) => {
   t.same(parseSetWords(['interface', 'nat4', 'in', 'eth1']), { ifname: 'eth1', del: false });
   t.same(parseSetWords(['interface', 'nat4', 'in', 'eth1', 'del']), { ifname: 'eth1', del: true });
+  t.same(parseSetWords(['interface', 'nat6', 'in', 'eth1']), { ifname: 'eth1', del: false }, 'nat6 too: one attachment serves both families');
   t.match(parseVipAddWords(['port', '80', 'encap', 'nat4']), { encap: 'nat4', port: 80 }, 'encap nat4 parses (NAT44, checked against the prefix)');
 });
 
