@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { parseProtocol, parseUint, parseWords } from './words.js';
 import { KpError } from '../errors.js';
+import { hostPort } from '../maps/addr.js';
 
 function vipWords(words: string[], extra: Record<string, ((v: string) => unknown) | null>) {
   return parseWords(words, { protocol: parseProtocol, port: (v) => parseUint(v, 'port', 1, 65535), ...extra });
@@ -16,7 +17,7 @@ function addBackends(ctx: CliContext, prefix: string, words: string[], cmd: stri
   const control = ctx.dataplane({ load: false });
   const vip = control.findVip({ prefix, protocol: opts.protocol as 'tcp' | 'udp' | undefined, port: opts.port as number | undefined });
   const added = control.addBackends(vip, rest, (opts.weight as number) ?? 1, { local: Boolean(opts.local), terminating: Boolean(opts.terminating) });
-  ctx.print(added, () => added.map((b) => `backend ${b.address}:${b.port} weight ${b.weight}${b.local ? ' local' : ''}${b.terminating ? ' terminating' : ''} (id ${b.id})\n`).join(''));
+  ctx.print(added, () => added.map((b) => `backend ${hostPort(b.address, b.port)} weight ${b.weight}${b.local ? ' local' : ''}${b.terminating ? ' terminating' : ''} (id ${b.id})\n`).join(''));
 }
 
 function delBackends(ctx: CliContext, prefix: string, words: string[], cmd: string): void {
@@ -25,7 +26,7 @@ function delBackends(ctx: CliContext, prefix: string, words: string[], cmd: stri
   const control = ctx.dataplane({ load: false });
   const vip = control.findVip({ prefix, protocol: opts.protocol as 'tcp' | 'udp' | undefined, port: opts.port as number | undefined });
   const removed = control.delBackends(vip, rest, { flush: Boolean(opts.flush) });
-  ctx.print(removed, () => removed.map((b) => `backend ${b.address}:${b.port} ${b.flushed ? 'flushed' : 'draining'}\n`).join(''));
+  ctx.print(removed, () => removed.map((b) => `backend ${hostPort(b.address, b.port)} ${b.flushed ? 'flushed' : 'draining'}\n`).join(''));
 }
 
 /** The seed's `as` words: `del` anywhere makes it a removal, `flush` needs `del`. */

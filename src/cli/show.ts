@@ -6,6 +6,7 @@ import { KpError } from '../errors.js';
 import { parseUint } from './words.js';
 import type { StatsView, VipView } from '../dataplane/types.js';
 import { defaultCgroupPath } from '../dataplane/cgroups.js';
+import { hostPort } from '../maps/addr.js';
 
 const WHAT = ['vips', 'backends', 'flows', 'stats', 'conf', 'interfaces', 'cgroups'] as const;
 type What = (typeof WHAT)[number];
@@ -43,7 +44,7 @@ function formatBackends(vips: VipView[]): string {
   for (const v of vips) {
     lines.push(`${vipName(v)}\n`);
     if (!v.backends.length) lines.push('  (no backends)\n');
-    for (const b of v.backends) lines.push(`  ${b.address}:${b.port} weight ${b.weight} ${b.state} slots ${b.slots ?? 0}\n`);
+    for (const b of v.backends) lines.push(`  ${hostPort(b.address, b.port)} weight ${b.weight} ${b.state} slots ${b.slots ?? 0}\n`);
   }
   return lines.join('') || 'no vips\n';
 }
@@ -56,7 +57,7 @@ function formatStats(s: StatsView): string {
     for (const [key, label] of Object.entries(VPP_COUNTER_NAMES)) {
       lines.push(`  ${label.padEnd(30)} ${v.counters[key as keyof typeof v.counters]}\n`);
     }
-    for (const b of v.backends) lines.push(`  backend ${`${b.address}:${b.port}`.padEnd(22)} packets ${b.packets} bytes ${b.bytes}\n`);
+    for (const b of v.backends) lines.push(`  backend ${hostPort(b.address, b.port).padEnd(22)} packets ${b.packets} bytes ${b.bytes}\n`);
   }
   return lines.join('');
 }

@@ -2,6 +2,7 @@
 // scrape, and the daemon's own reload counters and apply latency.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Control } from '../dataplane/control.js';
+import { hostPort } from '../maps/addr.js';
 
 /** How often the connection table is counted at most (a walk of up to 2 x buckets entries). */
 const CT_COUNT_MAX_AGE_MS = 30_000;
@@ -63,7 +64,7 @@ function vipFamilies(stats: ReturnType<Control['stats']>): string {
     family(name, help, () => {
       for (const v of stats.vips) {
         const l = vipLabel(v);
-        for (const b of v.backends) out.push(`${name}{${l},backend="${esc(`${b.address}:${b.port}`)}"} ${value(b)}\n`);
+        for (const b of v.backends) out.push(`${name}{${l},backend="${esc(hostPort(b.address, b.port))}"} ${value(b)}\n`);
       }
     });
   perBackend('kpbpf_backend_packets_total', 'Packets sent to a backend', (b) => b.packets);

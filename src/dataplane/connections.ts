@@ -5,6 +5,7 @@ import type { Dataplane } from '../loader/index.js';
 import { CT_FLAG, CT_STATES, type Ct, type FlowKey } from '../maps/codecs.js';
 import { timeoutOfState, type CtTimeouts } from '../config/timeouts.js';
 import type { FlowView, VipView } from './types.js';
+import { hostPort } from '../maps/addr.js';
 
 const NS_PER_S = 1_000_000_000n;
 
@@ -57,7 +58,6 @@ export function backendsInUse(dp: Dataplane, timeouts: CtTimeouts): Map<number, 
   return inUse;
 }
 
-const hostPort = (addr: string, port: number) => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
 
 /** Live and lingering connections, one row each. */
 export function readFlows(dp: Dataplane, vips: VipView[], timeouts: CtTimeouts, limit: number): FlowView[] {

@@ -9,6 +9,7 @@ import { parseAddress } from '../config/address.js';
 import type { Control } from './control.js';
 import type { Protocol, VipView } from './types.js';
 import { PROTO_NUM } from './vips.js';
+import { hostPort } from '../maps/addr.js';
 
 export interface ExplainView {
   client: string;
@@ -37,7 +38,6 @@ export function parseHostPort(text: string, what: string): { addr: string; port:
   return { addr: a.text, port };
 }
 
-const hostPort = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
 
 function inPrefix(addr: string, prefix: string): boolean {
   const [net, lenText] = prefix.split('/');
@@ -140,7 +140,7 @@ export function formatExplain(e: ExplainView): string {
   if (n) {
     const b = n.backend;
     lines.push(
-      `new connection: slot ${n.slot} of ${n.tableLen} (${n.table})${b ? ` -> ${b.address}:${b.port} (id ${b.id}, weight ${b.weight}, ${b.state}${b.local ? ', local' : ''}${b.terminating ? ', terminating' : ''}, ${b.slots} slots)` : ''}`,
+      `new connection: slot ${n.slot} of ${n.tableLen} (${n.table})${b ? ` -> ${hostPort(b.address, b.port)} (id ${b.id}, weight ${b.weight}, ${b.state}${b.local ? ', local' : ''}${b.terminating ? ', terminating' : ''}, ${b.slots} slots)` : ''}`,
     );
     if (n.affinity) lines.push(`session affinity: ${n.affinity.backend}, last ${n.affinity.ageSeconds} s ago of ${n.affinity.timeoutSeconds}: ${n.affinity.used ? 'used instead' : 'not used'}`);
   }

@@ -109,3 +109,8 @@ export function maskPrefix(addr: Buffer, len128: number): Buffer {
   for (let bit = len128; bit < 128; bit++) out[bit >> 3] &= ~(0x80 >> (bit & 7));
   return out;
 }
+
+/** "addr:port", with IPv6 addresses in brackets (RFC 3986) so that the port stays readable. */
+export function hostPort(addr: string, port: number): string {
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
