@@ -16,6 +16,7 @@ import { REPO } from './dataplanes.js';
 import { KatranAnchor, katranFlowKey } from './katran.js';
 import { enterRoutedNetns } from './netns.js';
 import { kpbpfConfig, makeServices, ipv4ToInt } from './rulesets.js';
+import { addrToBytes } from '../maps/addr.js';
 
 export interface DatapathRow {
   path: string;
@@ -43,6 +44,11 @@ const XDP_REDIRECT = 4;
 /** Where the endpoints of makeServices live and where the benchmark's clients come from. */
 const ENDPOINT_NET = '198.18.128.0/17';
 const CLIENT_NET = '198.18.64.0/18';
+/** The IPv6 service's endpoints and clients (NAT66 rows). */
+const ENDPOINT_NET6 = '2001:db8:80::/48';
+const CLIENT_NET6 = '2001:db8:40::/48';
+const VIP6 = '2001:db8:100::1';
+const VIP6_BACKENDS = Array.from({ length: 8 }, (_, i) => `2001:db8:80::${i + 1}`);
 
 function csum(b: Buffer, sum = 0): number {
   for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
@@ -72,6 +78,28 @@ export function udpPacket(saddr: string, daddr: string, sport: number, dport: nu
   udp.writeUInt16BE(~csum(udp, csum(pseudo)) & 0xffff || 0xffff, 6);
   return p;
 }
+
+/** Ethernet + IPv6 + UDP (18 bytes payload, as udpPacket's) with a valid checksum: 80 bytes. */
+export function udp6Packet(saddr: string, daddr: string, sport: number, dport: number): Buffer {
+  const p = Buffer.alloc(80);
+  p.writeUInt16BE(0x86dd, 12);
+  const ip = p.subarray(14, 54);
+  ip[0] = 0x60;
+  ip.writeUInt16BE(26, 4);
+  ip[6] = 17;
+  ip[7] = 64;
+  addrToBytes(saddr).copy(ip, 8);
+  addrToBytes(daddr).copy(ip, 24);
+  const udp = p.subarray(54);
+  udp.writeUInt16BE(sport, 0);
+  udp.writeUInt16BE(dport, 2);
+  udp.writeUInt16BE(26, 4);
+  const pseudo = Buffer.concat([ip.subarray(8, 40), Buffer.from([0, 0, 0, 26, 0, 0, 0, 17])]);
+  udp.writeUInt16BE(~csum(udp, csum(pseudo)) & 0xffff || 0xffff, 6);
+  return p;
+}
+
+const client6Addr = (i: number) => `2001:db8:40::${((i >> 8) & 0xffff).toString(16)}:${(i & 255).toString(16)}`;
 
 const clientAddr = (i: number) => `198.18.${64 + ((i >> 16) & 63)}.${(i >> 8) & 255}`;
 // Clients send from the ephemeral range (32768-60999), as Linux clients do.
@@ -143,7 +171,7 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
   const services = makeServices(o.vips);
   const target = services[services.length - 1];
   const n = o.iterations;
-  const ns = enterRoutedNetns(`kpbdp${process.pid}`, ENDPOINT_NET, CLIENT_NET);
+  const ns = enterRoutedNetns(`kpbdp${process.pid}`, ENDPOINT_NET, CLIENT_NET, { backendNet: ENDPOINT_NET6, clientNet: CLIENT_NET6 });
   const rows: DatapathRow[] = [];
   let control: Control | undefined;
   let katran: KatranAnchor | undefined;
@@ -162,6 +190,8 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     cfg.vips[last] = { ...cfg.vips[last], node_port: NODE_PORT, backends: cfg.vips[last].backends.map((a) => ({ address: a, local: true })) } as never;
     cfg.vips[last - 1] = { ...cfg.vips[last - 1], node_port: MASQ_NODE_PORT } as (typeof cfg.vips)[number];
     (cfg.conf as Record<string, unknown>).masquerade_ports = MASQ_PORTS.join('-');
+    // One IPv6 service (NAT66) beside them, for the IPv6 rows.
+    cfg.vips.push({ ...cfg.vips[0], prefix: `${VIP6}/128`, backends: VIP6_BACKENDS } as (typeof cfg.vips)[number]);
     control.apply(parseConfig(cfg), { dryRun: false });
     const dp = control.dp;
     // The forwarding decision is real: both ends of the namespace's veth pair may be redirected to.
@@ -170,7 +200,9 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     const vip = control.listVips().find((v) => v.prefix === `${target.vip}/32`)!;
     const be = vip.backends[0];
     const vipAddr = target.vip;
-    const existing = () => control!.stats().vips.find((x) => x.id === vip.id)!.counters;
+    const countersOf = (id: number) => () => control!.stats().vips.find((x) => x.id === id)!.counters;
+    const existing = countersOf(vip.id);
+    const vip6 = control.listVips().find((v) => v.prefix === `${VIP6}/128`)!;
     const run = (progFd: number, pkts: Buffer[], expect: number) => measure([{ progFd, pkts, expect }], ns.clientIf)[0];
     const fresh = (net: number) => Array.from({ length: n }, (_, i) => udpPacket(`198.18.${net}.${i & 255}`, vipAddr, 40000 + (i >> 8), target.port));
     if (o.katran) {
@@ -194,15 +226,15 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
       before: () => () => string;
     }
     /** kpbpf's counter `name` (and VIP counter `vipField`) must move by exactly n (`shared`: n per row of the group). */
-    const kp = (path: string, pkts: Buffer[], name: string, vipField?: 'existingPkts' | 'firstPkts', anchor?: string, shared = 1): Row => ({
+    const kp = (path: string, pkts: Buffer[], name: string, vipField?: 'existingPkts' | 'firstPkts', anchor?: string, shared = 1, counters = existing): Row => ({
       path, anchor, progFd: dp.progFd, pkts, expect: XDP_REDIRECT,
       before: () => {
         const b = stat(name);
-        const v0 = vipField ? existing()[vipField] : 0;
+        const v0 = vipField ? counters()[vipField] : 0;
         return () => {
           const d = stat(name) - b;
           if (d !== shared * n) throw new Error(`${path}: ${name} moved by ${d}, expected ${shared * n}`);
-          if (vipField && existing()[vipField] - v0 !== n) throw new Error(`${path}: ${vipField} did not move by the iteration count`);
+          if (vipField && counters()[vipField] - v0 !== n) throw new Error(`${path}: ${vipField} did not move by the iteration count`);
           return `${name} +${d}${shared > 1 ? ` (its group's ${shared} rows)` : ''}${vipField ? `, ${vipField === 'firstPkts' ? 'first' : 'existing'} +${n}` : ''}, XDP_REDIRECT`;
         };
       },
@@ -263,16 +295,28 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     run(fd, [hotReply], XDP_REDIRECT);
     if (katran) katran.preload([katranFlowKey('198.18.100.1', vipAddr, HOT_PORT, target.port, 17)]);
     const hots = Array.from({ length: n }, () => hot);
+    // Its IPv6 twin (NAT66): the same UDP flow to an IPv6 VIP, and its reply, measured with them.
+    const hot6 = udp6Packet('2001:db8:40::1', VIP6, HOT_PORT, target.port);
+    run(fd, [hot6], XDP_REDIRECT);
+    const hot6Conn = dp.maps.ct.lookup({ saddr: '2001:db8:40::1', daddr: VIP6, sport: HOT_PORT, dport: target.port, proto: 17 })!;
+    const hot6Be = vip6.backends.find((x) => x.id === hot6Conn.backendId)!;
+    const hot6Reply = udp6Packet(hot6Be.address, '2001:db8:40::1', hot6Be.port, HOT_PORT);
+    run(fd, [hot6Reply], XDP_REDIRECT);
+    const existing6 = countersOf(vip6.id);
     group([
-      kp('kpbpf established, 1 hot flow', hots, 'DNAT', 'existingPkts', 'katran established, 1 hot flow'),
-      kp('kpbpf reply SNAT, 1 hot flow', Array.from({ length: n }, () => hotReply), 'SNAT', undefined, 'kpbpf established, 1 hot flow'),
+      kp('kpbpf established, 1 hot flow', hots, 'DNAT', 'existingPkts', 'katran established, 1 hot flow', 2),
+      kp('kpbpf reply SNAT, 1 hot flow', Array.from({ length: n }, () => hotReply), 'SNAT', undefined, 'kpbpf established, 1 hot flow', 2),
       ...(katran ? [kt('katran established, 1 hot flow', hots, 0n)] : []),
+      kp('kpbpf IPv6 established, 1 hot flow', Array.from({ length: n }, () => hot6), 'DNAT', 'existingPkts', 'kpbpf established, 1 hot flow', 2, existing6),
+      kp('kpbpf IPv6 reply SNAT, 1 hot flow', Array.from({ length: n }, () => hot6Reply), 'SNAT', undefined, 'kpbpf reply SNAT, 1 hot flow', 2),
     ]);
+    const fresh6 = (net: number) => Array.from({ length: n }, (_, i) => udp6Packet(client6Addr(net * 65536 + i), VIP6, 40000 + (i >> 8), target.port));
     group([
-      kp('kpbpf first packet, empty table', fresh(127), 'DNAT', 'firstPkts', 'katran new flow, empty LRU'),
+      kp('kpbpf first packet, empty table', fresh(127), 'DNAT', 'firstPkts', 'katran new flow, empty LRU', 2),
       ...(katran ? [kt('katran new flow, empty LRU', fresh(127), BigInt(n))] : []),
       ins(1, 'floor: one LRU insert, empty table', fresh(127)),
       ins(2, 'floor: two LRU inserts, empty table', fresh(125)),
+      kp('kpbpf IPv6 first packet, empty table', fresh6(1), 'DNAT', 'firstPkts', 'kpbpf first packet, empty table', 2, existing6),
     ]);
 
     // The same service through its node port on the node's address, beside its cluster IP.
@@ -358,7 +402,7 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
         `both sized for ${buckets.toLocaleString('en-US')} connections, kp_ct with two entries each; Katran holds its own single VIP, as its map holds at most 512). ` +
         'kpbpf runs with its forwarding decision: in a private namespace with routes and permanent neighbours, every rewritten packet is redirected ' +
         '(XDP_REDIRECT) through its next-hop cache; Katran encapsulates (IPIP) and sends with XDP_TX to its configured router MAC. Both get the same ' +
-        'packets (60-byte UDP frames). Each path is verified by counters moving by exactly the iteration count and by its verdict. A repeat = 1 ' +
+        'packets (60-byte UDP frames; the IPv6 rows, NAT66 to an IPv6 VIP with 8 IPv6 backends, 80-byte frames of the same UDP payload, measured in the group of the IPv4 rows they are compared with). Each path is verified by counters moving by exactly the iteration count and by its verdict. A repeat = 1 ' +
         "duration includes the kernel's per-run timing overhead, which every row shares.",
       connectionMemory,
       vips: o.vips,

@@ -28,8 +28,9 @@ export interface RoutedNetns {
   leave(): void;
 }
 
-/** Creates namespace `name` routing `backendNet` out of one veth end and `clientNet` out of the other. */
-export function enterRoutedNetns(name: string, backendNet: string, clientNet: string): RoutedNetns {
+/** Creates namespace `name` routing `backendNet` out of one veth end and `clientNet` out of the other
+ * (and, given `v6`, the IPv6 nets the same way, through IPv6 neighbours with the same MACs). */
+export function enterRoutedNetns(name: string, backendNet: string, clientNet: string, v6?: { backendNet: string; clientNet: string }): RoutedNetns {
   const ip = (...a: string[]) => execFileSync('ip', ['-n', name, ...a], { encoding: 'utf8' });
   const home = openSync('/proc/self/ns/net', 'r');
   execFileSync('ip', ['netns', 'add', name]);
@@ -46,6 +47,15 @@ export function enterRoutedNetns(name: string, backendNet: string, clientNet: st
     ip('route', 'add', backendNet, 'via', '198.19.254.2', 'dev', 'kbb');
     ip('route', 'add', clientNet, 'via', '198.19.254.6', 'dev', 'kbc');
     execFileSync('ip', ['netns', 'exec', name, 'sysctl', '-qw', 'net.ipv4.conf.all.forwarding=1']);
+    if (v6) {
+      ip('-6', 'addr', 'add', '2001:db8:fe::1/64', 'dev', 'kbb', 'nodad');
+      ip('-6', 'addr', 'add', '2001:db8:fe:1::1/64', 'dev', 'kbc', 'nodad');
+      ip('-6', 'neigh', 'replace', '2001:db8:fe::2', 'lladdr', backendGwMac, 'dev', 'kbb', 'nud', 'permanent');
+      ip('-6', 'neigh', 'replace', '2001:db8:fe:1::2', 'lladdr', clientGwMac, 'dev', 'kbc', 'nud', 'permanent');
+      ip('-6', 'route', 'add', v6.backendNet, 'via', '2001:db8:fe::2', 'dev', 'kbb');
+      ip('-6', 'route', 'add', v6.clientNet, 'via', '2001:db8:fe:1::2', 'dev', 'kbc');
+      execFileSync('ip', ['netns', 'exec', name, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+    }
     const idx = (d: string) => JSON.parse(ip('-j', 'link', 'show', d))[0].ifindex as number;
     const r = { clientIf: idx('kbc'), backendIf: idx('kbb'), backendGwMac, clientGwMac };
     setns(`/run/netns/${name}`);

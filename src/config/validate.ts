@@ -171,7 +171,7 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
       }
       if (done.node_port) {
         if (done.node_port < npMin || done.node_port > npMax) errs.push(`${at}/node_port: must be within the node port range ${npMin}-${npMax}, got ${done.node_port}`);
-        const id = `${done.protocol} ${done.node_port}`;
+        const id = `${done.protocol} ${done.node_port}${done.family === 6 ? ' (IPv6)' : ''}`;
         const first = nodePortSeen.get(id);
         if (first) errs.push(`${at}/node_port: node port ${done.node_port} for ${done.protocol} is already ${first}'s`);
         else nodePortSeen.set(id, `${at}/node_port`);

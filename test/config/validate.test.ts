@@ -49,8 +49,9 @@ t.test("README's config example is valid, as printed there", async (t) => {
   const section = readme.slice(readme.indexOf('## Config'));
   const json = /```json\n([\s\S]*?)```/.exec(section)![1];
   const c = parseConfig(JSON.parse(json));
-  t.same(c.vips.map((v) => [v.type, v.node_port, v.source_ranges]), [['clusterip', 0, []], ['nodeport', 30964, []], ['loadbalancer', 0, ['198.18.0.0/24']]]);
+  t.same(c.vips.map((v) => [v.type, v.node_port, v.source_ranges]), [['clusterip', 0, []], ['nodeport', 30964, []], ['loadbalancer', 0, ['198.18.0.0/24']], ['clusterip', 0, []]]);
   t.equal(c.conf.hash_seed, 3735928559);
+  t.same([c.conf.masquerade_address6, c.vips[3].family, c.vips[3].backends.length], ['2001:db8::1', 6, 2], 'and its IPv6 parts');
 });
 
 t.test("the shipped example config (deploy/config.example.json) is valid", async (t) => {
@@ -316,6 +317,20 @@ t.test('loadConfigFile', async (t) => {
     message: new RegExp(`^${bad}: invalid config, 2 problems`),
     details: ['/conf/timeout: must be >= 1, got 0', '/vips/0/new_len: must be a prime number, got 9'],
   });
+});
+
+t.test('a dual-stack pair sharing a node port passes a reparse that reuses both VIPs (as a daemon reload does)', async (t) => {
+  const doc = {
+    vips: [
+      { prefix: '198.18.100.5', port: 80, node_port: 30090, backends: ['198.18.1.5'] },
+      { prefix: '2001:db8:100::5', port: 80, node_port: 30090, backends: ['2001:db8:1::5'] },
+    ],
+  };
+  const first = parseConfigText(JSON.stringify(doc), 'a.json');
+  const again = parseConfigText(JSON.stringify(doc), 'a.json', appliedOf(first).built);
+  t.same(again.config, first.config);
+  const twice = { vips: [...doc.vips, { ...doc.vips[1], prefix: '2001:db8:100::6' }] };
+  t.throws(() => parseConfigText(JSON.stringify(twice), 'a.json', appliedOf(first).built), { details: ["/vips/2/node_port: node port 30090 for tcp is already /vips/1/node_port's"] }, 'two IPv6 VIPs on one node port are still refused');
 });
 
 t.test('a reparse that reuses unchanged VIPs gives the same config and still finds what involves other VIPs', async (t) => {
