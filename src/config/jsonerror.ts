@@ -95,17 +95,23 @@ export function jsonErrorAt(text: string): number {
 
 /** What is wrong with a file's bytes as UTF-8 JSON, or undefined. */
 export function encodingProblem(bytes: Uint8Array): string | undefined {
+  const r = decodeConfigBytes(bytes);
+  return typeof r === 'string' ? undefined : r.problem;
+}
+
+/** A file's bytes as text, decoded once (a 2 MB config is checked and decoded in one pass), or what
+ * is wrong with them as UTF-8 JSON. */
+export function decodeConfigBytes(bytes: Uint8Array): string | { problem: string } {
   const [a, b, c] = bytes;
-  if (a === 0xef && b === 0xbb && c === 0xbf) return 'starts with a UTF-8 byte order mark (EF BB BF): save it as UTF-8 without a BOM';
-  if ((a === 0xff && b === 0xfe) || (a === 0xfe && b === 0xff)) return `is UTF-16 (byte order mark ${hex(a)} ${hex(b)}): save it as UTF-8`;
+  if (a === 0xef && b === 0xbb && c === 0xbf) return { problem: 'starts with a UTF-8 byte order mark (EF BB BF): save it as UTF-8 without a BOM' };
+  if ((a === 0xff && b === 0xfe) || (a === 0xfe && b === 0xff)) return { problem: `is UTF-16 (byte order mark ${hex(a)} ${hex(b)}): save it as UTF-8` };
   // UTF-16 without a mark: JSON starts with ASCII, so every other byte of the first ones is zero.
-  if (bytes.length >= 2 && (bytes[0] === 0 || bytes[1] === 0)) return 'looks like UTF-16 or UTF-32 (zero bytes between its first characters): save it as UTF-8';
+  if (bytes.length >= 2 && (bytes[0] === 0 || bytes[1] === 0)) return { problem: 'looks like UTF-16 or UTF-32 (zero bytes between its first characters): save it as UTF-8' };
   try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    return `is not valid UTF-8 (from byte ${firstBadUtf8(bytes)}): save it as UTF-8`;
+    return { problem: `is not valid UTF-8 (from byte ${firstBadUtf8(bytes)}): save it as UTF-8` };
   }
-  return undefined;
 }
 
 const hex = (x: number) => x.toString(16).toUpperCase().padStart(2, '0');

@@ -24,6 +24,8 @@ export interface JsonScan {
   errors: string[];
   /** the text of each object in the top-level "vips" array, by index ("" for a non-object) */
   vipTexts: string[];
+  /** where each of those texts starts in the document (-1 for a non-object) */
+  vipStarts: number[];
 }
 
 const escapePointer = (k: string) => k.replace(/~/g, '~0').replace(/\//g, '~1');
@@ -57,6 +59,7 @@ function stringEnd(text: string, i: number): number {
 export function scanJsonText(text: string, maxDepth = MAX_JSON_DEPTH): JsonScan {
   const errors: string[] = [];
   const vipTexts: string[] = [];
+  const vipStarts: number[] = [];
   const stack: Frame[] = [];
   let top: Frame | undefined;
   let expectKey = false;
@@ -80,7 +83,7 @@ export function scanJsonText(text: string, maxDepth = MAX_JSON_DEPTH): JsonScan 
       if (stack.length >= maxDepth) {
         const f: Frame = { array: false, parent: top, at, index: 0, start: i };
         errors.push(`${pointer(f) || '/'}: nested deeper than ${maxDepth} levels`);
-        return { errors, vipTexts };
+        return { errors, vipTexts, vipStarts };
       }
       top = { array: c === LBRACKET, parent: top, at, index: 0, start: i, ...(c === LBRACE ? { keys: new Set<string>() } : {}) };
       stack.push(top);
@@ -91,6 +94,7 @@ export function scanJsonText(text: string, maxDepth = MAX_JSON_DEPTH): JsonScan 
       // An element of /vips: the root object, its "vips" array, then the element.
       if (done && c === RBRACE && stack.length === 2 && top!.array && top!.at === 'vips' && !stack[0].array) {
         vipTexts[done.at as number] = text.slice(done.start, i + 1);
+        vipStarts[done.at as number] = done.start;
       }
       expectKey = false;
     } else if (c === COMMA) {
@@ -98,8 +102,11 @@ export function scanJsonText(text: string, maxDepth = MAX_JSON_DEPTH): JsonScan 
       else expectKey = true;
     }
   }
-  for (let k = 0; k < vipTexts.length; k++) vipTexts[k] ??= '';
-  return { errors, vipTexts };
+  for (let k = 0; k < vipTexts.length; k++) {
+    vipTexts[k] ??= '';
+    vipStarts[k] ??= -1;
+  }
+  return { errors, vipTexts, vipStarts };
 }
 
 /** Errors as `PATH: message` (JSON Pointer paths, as ajv's); [] when the structure is fine. */

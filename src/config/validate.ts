@@ -7,7 +7,7 @@ import { KpError } from '../errors.js';
 import { isPrime } from '../maglev/primes.js';
 import { parseAddress, parsePrefix } from './address.js';
 import { scanJsonText } from './jsonscan.js';
-import { encodingProblem, jsonErrorAt } from './jsonerror.js';
+import { decodeConfigBytes, jsonErrorAt } from './jsonerror.js';
 import { AFFINITY_TIMEOUT_DEFAULT } from './types.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqAddress, parseMasqPorts } from './masq.js';
 import { localPortRange } from '../dataplane/nodeaddrs.js';
@@ -382,9 +382,19 @@ export interface ConfigSource {
   text: string;
   /** each VIP's text in the file, by index */
   vipTexts: string[];
+  /** where each VIP's text starts in `text` (-1: not an object) */
+  vipStarts: number[];
+  /** the file's conf object as written (a reparse of one VIP checks it against the same conf) */
+  rawConf: unknown;
 }
 
 export function loadConfigSource(path: string, built?: ReadonlyMap<string, KpVipConfig>): ConfigSource {
+  const { text, name } = readConfigText(path);
+  return parseConfigText(text, name, built);
+}
+
+/** A config file's text; unreadable files and encodings other than UTF-8 are KP_ERR_CONFIG. */
+export function readConfigText(path: string): { text: string; name: string } {
   let bytes: Buffer;
   try {
     // Standard input by its fd: /dev/stdin cannot be opened again when it is a socket (as a spawned
@@ -395,9 +405,9 @@ export function loadConfigSource(path: string, built?: ReadonlyMap<string, KpVip
     throw new KpError('KP_ERR_CONFIG', `cannot read config file ${path}: ${code}`, { op: 'read' });
   }
   const name = path === '-' ? '(stdin)' : path;
-  const bad = encodingProblem(bytes);
-  if (bad) throw new KpError('KP_ERR_CONFIG', `${name} ${bad}; nothing was applied`);
-  return parseConfigText(bytes.toString('utf8'), name, built);
+  const text = decodeConfigBytes(bytes);
+  if (typeof text !== 'string') throw new KpError('KP_ERR_CONFIG', `${name} ${text.problem}; nothing was applied`);
+  return { text, name };
 }
 
 /** A config from its text: JSON syntax, then structure (duplicate keys, depth), then the schema. */
@@ -414,7 +424,7 @@ export function parseConfigText(text: string, path: string, built?: ReadonlyMap<
     const near = at >= 0 && at < text.length ? ` (at ${JSON.stringify(text.slice(at, at + 12))})` : at >= text.length ? ' (the text ends early)' : '';
     throw new KpError('KP_ERR_CONFIG', `${path}:${where}: invalid JSON: ${msg}${near}; nothing was applied`);
   }
-  const { errors: structure, vipTexts } = scanJsonText(text);
+  const { errors: structure, vipTexts, vipStarts } = scanJsonText(text);
   if (structure.length) {
     const n = structure.length;
     throw new KpError('KP_ERR_CONFIG', `${path}: invalid config, ${n} problem${n > 1 ? 's' : ''}; nothing was applied:`, { details: structure });
@@ -422,7 +432,7 @@ export function parseConfigText(text: string, path: string, built?: ReadonlyMap<
   try {
     const manageInterfaces = isObj(json) && 'interfaces' in json;
     const config = parseConfig(json, built && { done: vipTexts.map((t) => built.get(t)) });
-    return { config, manageInterfaces, text, vipTexts };
+    return { config, manageInterfaces, text, vipTexts, vipStarts, rawConf: isObj(json) ? json.conf : undefined };
   } catch (e) {
     if (e instanceof KpError && e.code === 'KP_ERR_CONFIG') {
       throw new KpError('KP_ERR_CONFIG', `${path}: ${e.message}`, { details: e.details });

@@ -68,6 +68,15 @@ export function changedVips(last: Applied | undefined, src: Pick<ConfigSource, '
   return { only: dedupe(only), applied };
 }
 
+/** changedVips for a source whose VIP `i` alone changed (config/reparse.ts found it), without
+ * comparing every VIP's text. */
+export function replacedVip(last: Applied, src: Pick<ConfigSource, 'config' | 'vipTexts'>, i: number): { only: VipRef[]; applied: Applied } {
+  const texts = last.texts.slice();
+  texts[i] = src.vipTexts[i] || `\0${i}`;
+  const built = last.built.size > 2 * texts.length + 16 ? new Map(texts.map((t, j) => [t, src.config.vips[j]])) : last.built.set(texts[i], src.config.vips[i]);
+  return { only: dedupe([refOf(last.vips[i]), refOf(src.config.vips[i])]), applied: { head: last.head, texts, vips: src.config.vips, built } };
+}
+
 function dedupe(refs: VipRef[]): VipRef[] {
   const seen = new Set<string>();
   return refs.filter((r) => {

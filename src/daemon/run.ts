@@ -9,10 +9,12 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { KpError } from '../errors.js';
 import { Control } from '../dataplane/control.js';
-import { loadConfigSource } from '../config/validate.js';
+import { loadConfigSource, parseConfigText, readConfigText, type ConfigSource } from '../config/validate.js';
+import { crossIndex, reparseOneVip, type CrossIndex } from '../config/reparse.js';
 import type { KpConfig } from '../config/types.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
-import { changedVips, type Applied } from './incremental.js';
+import { changedVips, replacedVip, type Applied } from './incremental.js';
+import type { VipRef } from '../config/diff.js';
 import { formatOp } from '../config/diff.js';
 
 /**
@@ -83,6 +85,9 @@ export class Daemon {
   private appliedText?: string;
   /** what the maps hold as this daemon applied it; undefined: compare everything */
   private applied?: Applied;
+  /** the source applied last and the index of what its VIPs hold, for a reload of one VIP */
+  private source?: ConfigSource;
+  private index?: CrossIndex;
   private collector?: NodeJS.Timeout;
   private stop!: () => void;
   readonly file: string;
@@ -227,24 +232,39 @@ export class Daemon {
     const end = this.metrics.applySeconds.startTimer();
     try {
       const t0 = performance.now();
-      let src;
-      try {
-        src = loadConfigSource(this.file, this.applied?.built);
-      } catch (e) {
-        // Half written? Read it again after the settle window before calling it invalid.
-        if (why === 'file changed' && /invalid JSON/.test((e as Error).message)) {
-          this.schedule('file changed (read again)', SETTLE_MS);
-          return;
+      const { text, name } = readConfigText(this.file);
+      if (why.startsWith('file changed') && text === this.appliedText) return; // another file of the directory changed, or the same text again
+      // One VIP's text changed (the usual reload): that VIP alone is parsed and checked.
+      const quick = this.applied && this.source && this.index ? reparseOneVip(this.source, this.index, text) : undefined;
+      let src: ConfigSource;
+      let change: { only?: VipRef[]; applied: Applied };
+      if (quick) {
+        src = quick.source;
+        change = replacedVip(this.applied!, src, quick.index);
+      } else {
+        try {
+          src = parseConfigText(text, name, this.applied?.built);
+        } catch (e) {
+          // Half written? Read it again after the settle window before calling it invalid.
+          if (why === 'file changed' && /invalid JSON/.test((e as Error).message)) {
+            this.schedule('file changed (read again)', SETTLE_MS);
+            return;
+          }
+          throw e;
         }
-        throw e;
+        change = changedVips(this.applied, src);
       }
-      if (why.startsWith('file changed') && src.text === this.appliedText) return; // another file of the directory changed, or the same text again
       const t1 = performance.now();
-      const { only, applied } = changedVips(this.applied, src);
+      const { only, applied } = change;
       this.applied = undefined; // until this apply is done: a failed one may leave other VIPs changed
+      this.source = undefined;
+      const index = quick ? this.index! : crossIndex(src.config.vips);
+      this.index = undefined;
       const r = this.control.apply(src.config, { dryRun: false, manageInterfaces: src.manageInterfaces, onlyVips: only, collectDrained: false });
       this.applied = applied;
       this.appliedText = src.text;
+      this.source = src;
+      this.index = index;
       end();
       this.metrics.reloads.inc();
       this.lastSync = new Date();
@@ -252,7 +272,7 @@ export class Daemon {
       this.lastError = undefined;
       this.metrics.lastSync.set(this.lastSync.getTime() / 1000);
       const ms = { queued: round(queued), read: round(t1 - t0), apply: round(performance.now() - t1) };
-      log.info({ why, changes: r.plan.length, ops: r.plan.slice(0, 50).map(formatOp), vipsCompared: only?.length ?? 'all', ms }, r.plan.length ? 'applied' : 'no changes');
+      log.info({ why, changes: r.plan.length, ops: r.plan.slice(0, 50).map(formatOp), vipsCompared: only?.length ?? 'all', parsed: quick ? 'one vip' : 'file', ms }, r.plan.length ? 'applied' : 'no changes');
       void this.syncHealthChecks(src.config.vips);
       // After the log line: the change is in the maps, this is housekeeping (a walk of kp_ct).
       if (r.plan.some((o) => o.op === 'delBackend' || o.op === 'delVip')) this.collect(true);

@@ -99,17 +99,31 @@ function run() {
     writeConfig(svc(['198.18.1.2', '198.18.2.2']));
     const l = await d.waitLog((x) => x.msg === 'applied' && x.why === 'file changed');
     t.same(l.ops, ['backend add 198.18.100.10/32 udp port 53 198.18.2.2 weight 1']);
+    t.equal(l.parsed, 'one vip', "one VIP's text changed: that VIP alone was parsed and checked");
     t.same(vips()[0].backends.map((b) => b.address), ['198.18.1.2', '198.18.2.2']);
+    // A bad value in that one VIP: the whole file is parsed and refused with the path, nothing changes.
+    let from = d.logs().length;
+    writeConfig({ vips: [{ ...svc([]).vips[0], port: 99999, backends: ['198.18.1.2', '198.18.2.2'] }] });
+    const bad = await d.waitLog((x) => x.msg === 'config refused; the running state is unchanged', 10_000, from);
+    t.match(bad.details, ['/vips/0/port: must be <= 65535, got 99999']);
+    t.same(vips()[0].backends.map((b) => b.address), ['198.18.1.2', '198.18.2.2']);
+    from = d.logs().length;
+    writeConfig(svc(['198.18.1.2', '198.18.2.2', '198.18.3.2']));
+    const next = await d.waitLog((x) => x.msg === 'applied' && x.why === 'file changed', 10_000, from);
+    t.same(next.ops, ['backend add 198.18.100.10/32 udp port 53 198.18.3.2 weight 1'], 'after a refused file the next one applies');
+    writeConfig(svc(['198.18.1.2', '198.18.2.2']));
+    await d.waitLog((x) => x.msg === 'applied' && x.why === 'file changed' && JSON.stringify(x.ops).includes('backend del'), 10_000, from);
   });
 
   t.test('an invalid file is refused with every error, and the running state stays', async (t) => {
     const before = vips();
+    const from = d.logs().length; // earlier tests were refused too
     writeConfig('{"vips": [{"prefix": "198.18.100.10/32", "port": 99999, "new_len": 1000}]}');
-    const l = await d.waitLog((x) => x.msg === 'config refused; the running state is unchanged');
+    const l = await d.waitLog((x) => x.msg === 'config refused; the running state is unchanged', 10_000, from);
     t.match([...(l.details as string[])].sort(), [/\/vips\/0\/new_len: must be a prime number, got 1000/, /\/vips\/0\/port: must be <= 65535, got 99999/], 'both errors, with their paths');
     t.same(vips(), before);
     writeConfig('{"vips": [], "vips": []}');
-    const dup = await d.waitLog((x) => x.msg === 'config refused; the running state is unchanged' && JSON.stringify(x.details).includes('given twice'));
+    const dup = await d.waitLog((x) => x.msg === 'config refused; the running state is unchanged' && JSON.stringify(x.details).includes('given twice'), 10_000, from);
     t.ok(dup, 'duplicate keys too');
     t.same(vips(), before);
     const h = await scrape('/healthz');
