@@ -2,7 +2,7 @@
 // "::ffff:198.18.0.1" and "198.18.0.1", which the data plane stores identically) compare equal.
 import { isIPv4, isIPv6 } from 'node:net';
 import { KpError } from '../errors.js';
-import { addrToBytes, bytesToAddr, isIPv4Mapped, V4_MAPPED_BITS } from '../maps/addr.js';
+import { addrToBytes, bytesToAddr, ipv4Value, isIPv4Mapped, V4_MAPPED_BITS } from '../maps/addr.js';
 
 export interface ParsedAddress {
   family: 4 | 6;
@@ -35,8 +35,21 @@ export function memo<T>(f: (s: string) => T): (s: string) => T {
   };
 }
 
-/** Parse a host address; returns an error text (without path) on failure. */
-export const parseAddress: (s: string) => ParsedAddress | string = memo(parseAddressUncached);
+const parseAddressMemo = memo(parseAddressUncached);
+
+/** Parse a host address; returns an error text (without path) on failure. A dotted quad is read
+ * directly (faster than a cache lookup of its text); anything else goes through the cache. */
+export function parseAddress(s: string): ParsedAddress | string {
+  const v4 = ipv4Value(s);
+  if (v4 === undefined) return parseAddressMemo(s);
+  // A dotted quad without leading zeros is its own canonical text.
+  const bytes = new Uint8Array(4);
+  bytes[0] = v4 >>> 24;
+  bytes[1] = (v4 >>> 16) & 255;
+  bytes[2] = (v4 >>> 8) & 255;
+  bytes[3] = v4 & 255;
+  return { family: 4, bytes, text: s };
+}
 
 function parseAddressUncached(s: string): ParsedAddress | string {
   if (!isIPv4(s) && (!isIPv6(s) || s.includes('%'))) {

@@ -3,7 +3,7 @@
 // config of 10k VIPs is applied without re-reading 262k backend slots per operation.
 import { KpError } from '../errors.js';
 import type { Dataplane } from '../loader/index.js';
-import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr } from '../maps/addr.js';
+import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr, ipv4Value } from '../maps/addr.js';
 import { ADDR_FLAG, LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
 import { buildMaglevTable } from '../maglev/table.js';
 import { autoTableFits, autoTableLen } from '../maglev/primes.js';
@@ -118,7 +118,9 @@ function prefixText(addr: string, len128: number): string {
 }
 
 /** Canonical text of an address, so '2001:DB8::0:1' and '2001:db8::1' are the same backend. */
-export const canonicalAddr: (a: string) => string = memo((a) => bytesToAddr(addrToBytes(a)));
+const canonicalAddrMemo = memo((a) => bytesToAddr(addrToBytes(a)));
+/** An address in the data plane's text form (a dotted quad without leading zeros is one already). */
+export const canonicalAddr = (a: string): string => (ipv4Value(a) !== undefined ? a : canonicalAddrMemo(a));
 
 /** Canonical text of a prefix (throws on a bad one, as parsePrefix does). */
 const canonicalPrefixText: (p: string) => string = memo((p) => parsePrefix(p).text);

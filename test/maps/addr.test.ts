@@ -1,5 +1,6 @@
+import { isIPv4 } from 'node:net';
 import t from 'tap';
-import { addrToBytes, bytesToAddr, isIPv4Mapped, parsePrefix } from '../../src/maps/addr.js';
+import { addrToBytes, bytesToAddr, ipv4Value, isIPv4Mapped, parsePrefix } from '../../src/maps/addr.js';
 
 t.test('IPv4 is stored as ::ffff:a.b.c.d', async (t) => {
   const b = addrToBytes('198.18.0.1');
@@ -57,4 +58,27 @@ t.test('prefix errors name the value and the problem', async (t) => {
   t.throws(() => parsePrefix('90.0.0.0/x'), { code: 'KP_ERR_ARG', message: /length 'x'/ });
   t.throws(() => parsePrefix('nope/8'), { code: 'KP_ERR_ARG', message: /'nope' is not an IPv4 or IPv6 address/ });
   t.throws(() => parsePrefix('2001:db8::1/32'), { code: 'KP_ERR_ARG', message: /host bits/ });
+});
+
+t.test('ipv4Value accepts exactly what node:net isIPv4 does', async (t) => {
+  const cases = ['0.0.0.0', '255.255.255.255', '198.18.0.1', '01.2.3.4', '1.2.3.04', '256.1.1.1', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.a', '1000.1.1.1', '00.0.0.0', '1.2.3.255', '1.2.3.256', '::ffff:1.2.3.4', ''];
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff), seed % n);
+  const chars = '0123456789..a';
+  for (let i = 0; i < 20000; i++) cases.push(Array.from({ length: 1 + rnd(16) }, () => chars[rnd(chars.length)]).join(''));
+  let agree = 0;
+  for (const c of cases) {
+    const v = ipv4Value(c);
+    if ((v !== undefined) !== isIPv4(c)) {
+      t.fail(`'${c}': ipv4Value ${v}, isIPv4 ${isIPv4(c)}`);
+      return;
+    }
+    if (v !== undefined && addrToBytes(c).readUInt32BE(12) !== v) {
+      t.fail(`'${c}': value ${v}`);
+      return;
+    }
+    agree++;
+  }
+  t.equal(agree, cases.length, `${cases.length} strings, ${cases.filter((c) => isIPv4(c)).length} of them addresses`);
+  t.equal(ipv4Value('198.18.0.1'), 0xc6120001);
 });
