@@ -145,4 +145,37 @@ function run() {
     t.equal(udp.counters.replyPkts, 40, 'UDP: the 40 replies SNATed');
     t.equal(tcp.counters.noServerPkts, 0);
   });
+  t.test('a config file: an IPv6 LoadBalancer IP with source ranges and an external IP, masqueraded to masquerade_address6', async (t) => {
+    const [b1, b2] = topo.backends;
+    const LB6 = '2001:db8:100::30';
+    const EXT6 = '2001:db8:100::31';
+    const file = `/tmp/kpbpf-e2e-n66-${randomBytes(3).toString('hex')}.json`;
+    const apply = (ranges: string[]) => {
+      writeFileSync(file, JSON.stringify({
+        conf: { masquerade_address6: node6 },
+        vips: [
+          { prefix: LB6, port: 443, target_port: 8080, type: 'loadbalancer', source_ranges: ranges, backends: [{ address: b1.addr6, local: true }, b2.addr6] },
+          { prefix: EXT6, port: 8443, target_port: 8080, type: 'externalip', backends: [{ address: b1.addr6, local: true }, b2.addr6] },
+        ],
+      }));
+      return kp('apply', '-f', file);
+    };
+    try {
+      apply([`${topo.client.addr6}/128`, '2001:db8:9::/48']);
+      t.match(kpJson('show', 'conf'), { masqueradeAddress6: node6 });
+      for (const [vip, port] of [[LB6, 443], [EXT6, 8443]] as const) {
+        const r = client('http', vip, port, 24); // both backends get some: all 24 on one is 1 in 8 million
+        t.equal(r.ok, 24, `${vip}: all connect (errors: ${(r.errors ?? []).join('; ')})`);
+        t.same(r.remotes, [remote(vip, port)], `${vip}: every reply from the address dialled`);
+        t.same(r.seenBy, { b1: [topo.client.addr6], b2: [node6] }, `${vip}: the other node's backend sees masquerade_address6`);
+      }
+      apply(['2001:db8:9::/48']);
+      const before = kpJson('show', 'stats').global.drop_src_range;
+      const denied = topo.exec(topo.client.ns, [process.execPath, CLIENT, 'http', '--vip', LB6, '--port', '443', '--count', '3', '--timeout', '700']);
+      t.equal(JSON.parse(denied.trim().split('\n').pop()!).ok, 0, 'from outside the ranges: none connects');
+      t.ok(kpJson('show', 'stats').global.drop_src_range - before >= 3, 'each SYN dropped and counted');
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
 }
