@@ -14,8 +14,7 @@ import { crossIndex, reparseOneVip, type CrossIndex } from '../config/reparse.js
 import type { KpConfig } from '../config/types.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { changedVips, replacedVip, type Applied } from './incremental.js';
-import type { VipRef } from '../config/diff.js';
-import { formatOp } from '../config/diff.js';
+import { formatOp, type VipRef } from '../config/diff.js';
 
 /**
  * A change is applied at once; a file that is not valid JSON is read again after this window before
