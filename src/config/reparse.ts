@@ -5,7 +5,7 @@
 // else (a change across VIP texts, in conf or interfaces, a VIP that fails a check) returns
 // undefined, and the caller parses the whole file, whose errors are the ones reported.
 import type { KpVipConfig } from './types.js';
-import { parseConfig, type ConfigSource } from './validate.js';
+import { nodePortId, parseConfig, type ConfigSource } from './validate.js';
 import { MAX_JSON_DEPTH, scanJsonText } from './jsonscan.js';
 
 /** What other VIPs hold, by the keys the whole-file checks compare; values are VIP indexes. */
@@ -16,8 +16,7 @@ export interface CrossIndex {
 }
 
 const identityKey = (v: KpVipConfig) => `${v.prefix} ${v.protocol} port ${v.port}`;
-/** As validate.ts's: one holder per protocol, port and family (a dual-stack pair shares a number). */
-const nodePortKey = (v: KpVipConfig) => `${v.protocol} ${v.node_port}${v.family === 6 ? ' (IPv6)' : ''}`;
+const nodePortKey = (v: KpVipConfig) => nodePortId(v.protocol, v.node_port, v.family);
 
 export function crossIndex(vips: readonly KpVipConfig[]): CrossIndex {
   const x: CrossIndex = { identity: new Map(), nodePort: new Map(), healthPort: new Map() };
@@ -38,7 +37,7 @@ function clashes(x: CrossIndex, i: number, v: KpVipConfig): boolean {
   if (hc && other(x.healthPort.get(hc))) return true;
   // A health-check port is a TCP listener: never an IPv4 TCP node port (its own included).
   const tcpNodePort = (port: number) => {
-    const held = x.nodePort.get(`tcp ${port}`);
+    const held = x.nodePort.get(nodePortId('tcp', port, 4));
     return held !== undefined && held !== i;
   };
   if (hc && (tcpNodePort(hc) || (v.protocol === 'tcp' && v.family === 4 && v.node_port === hc))) return true;

@@ -63,6 +63,12 @@ const show = (v: unknown): string => {
   return s.length <= SHOW_MAX ? s : `${s.slice(0, SHOW_MAX)}... (${s.length.toLocaleString('en-US')} characters)`;
 };
 
+/** Who holds a node port: one VIP per protocol, port and family (a dual-stack pair shares the
+ * number). The whole-file checks and config/reparse.ts's index use this one key. */
+export function nodePortId(protocol: string, port: number, family: 4 | 6): string {
+  return `${protocol} ${port}${family === 6 ? ' (IPv6)' : ''}`;
+}
+
 /** A Maglev table size's error (the CLI and the file say the same), or undefined. */
 export function newLenError(n: number): string | undefined {
   return isPrime(n) ? undefined : `must be a prime number, got ${n}`;
@@ -171,7 +177,7 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
       }
       if (done.node_port) {
         if (done.node_port < npMin || done.node_port > npMax) errs.push(`${at}/node_port: must be within the node port range ${npMin}-${npMax}, got ${done.node_port}`);
-        const id = `${done.protocol} ${done.node_port}${done.family === 6 ? ' (IPv6)' : ''}`;
+        const id = nodePortId(done.protocol, done.node_port, done.family);
         const first = nodePortSeen.get(id);
         if (first) errs.push(`${at}/node_port: node port ${done.node_port} for ${done.protocol} is already ${first}'s`);
         else nodePortSeen.set(id, `${at}/node_port`);
@@ -231,8 +237,7 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
     }
     if (Number.isInteger(v.node_port)) {
       // A dual-stack service's two VIPs share their node port: one holder per family.
-      const fam = typeof v.prefix === 'string' && v.prefix.includes(':') ? ' (IPv6)' : '';
-      const id = `${(v.protocol as string) ?? D.protocol} ${v.node_port as number}${fam}`;
+      const id = nodePortId((v.protocol as string) ?? D.protocol, v.node_port as number, typeof v.prefix === 'string' && v.prefix.includes(':') ? 6 : 4);
       const first = nodePortSeen.get(id);
       if (first) errs.push(`${at}/node_port: node port ${v.node_port as number} for ${(v.protocol as string) ?? D.protocol} is already ${first}'s`);
       else nodePortSeen.set(id, `${at}/node_port`);
@@ -275,7 +280,7 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
   });
   // A health-check port is a TCP listener on the node: it cannot also be a TCP node port.
   for (const [port, at] of healthPortSeen) {
-    const np = nodePortSeen.get(`tcp ${port}`);
+    const np = nodePortSeen.get(nodePortId('tcp', port, 4));
     if (np) errs.push(`${at}: port ${port} is already ${np}'s node port`);
   }
 

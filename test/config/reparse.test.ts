@@ -21,17 +21,20 @@ const doc = () => ({
 type Doc = ReturnType<typeof doc>;
 const text = (d: Doc) => JSON.stringify(d, null, 2);
 const full = (s: string) => parseConfigText(s, 'c.json');
+/** A parse of the whole file, or undefined where it refuses the file. */
+const wholeOrNone = (s: string): ConfigSource | undefined => {
+  try {
+    return full(s);
+  } catch {
+    return undefined;
+  }
+};
 
 /** The quick path from `before` to `after`, checked against a whole parse of `after`. */
 function step(t: Test, before: ConfigSource, after: string): ConfigSource | undefined {
   const index = crossIndex(before.config.vips);
   const q = reparseOneVip(before, index, after);
-  let whole: ConfigSource | undefined;
-  try {
-    whole = full(after);
-  } catch {
-    whole = undefined;
-  }
+  const whole = wholeOrNone(after);
   if (!q) return undefined;
   t.ok(whole, 'the quick path only passes what the whole file passes');
   if (!whole) return undefined;
@@ -119,12 +122,7 @@ t.test('random edits inside one VIP: the quick path agrees with the whole file, 
     const edited = base.slice(0, at) + put + base.slice(at + cut);
     const index = crossIndex(src.config.vips);
     const q = reparseOneVip(src, index, edited);
-    let whole: ConfigSource | undefined;
-    try {
-      whole = full(edited);
-    } catch {
-      whole = undefined;
-    }
+    const whole = wholeOrNone(edited);
     if (q) {
       taken++;
       if (!whole || JSON.stringify(q.source.config) !== JSON.stringify(whole.config)) {
