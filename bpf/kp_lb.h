@@ -5,6 +5,7 @@
 
 #include "kp_maps.h"
 #include "kp_hash.h"
+#include "kp_maglev.h"
 #include "kp_nat.h"
 
 #define KP_VIP_PFX_FULL_LEN (32 + 8 * KP_ADDR_LEN) /* proto/pad/port + 128 address bits */
@@ -94,30 +95,16 @@ static __always_inline struct kp_backend *kp_backend_v4(__u32 id, __be32 *addr)
 	return kp_backend_of(id, 0, addr);
 }
 
-/* Maglev: slot = hash % table_len of this VIP's inner map; only ACTIVE backends are picked. */
+/* Maglev: a new connection's backend from the VIP's table; only ACTIVE backends are picked. */
 static __always_inline struct kp_backend *kp_maglev_pick(const struct kp_flow_key *key,
 							 const struct kp_vip *vip, __u32 seed,
 							 __u32 *id, __be32 *addr, int v6)
 {
 	struct kp_backend *be;
-	__u32 vip_id = vip->id;
-	__u32 slot;
-	__u32 *bid;
-	void *table;
 
-	if (!vip->table_len)
+	*id = kp_maglev_backend_id(vip->id + (vip->flags & KP_VIP_F_LOCAL ? KP_MAGLEV_LOCAL : 0), kp_flow_hash(key, seed));
+	if (*id == KP_BACKEND_NONE)
 		return NULL;
-	if (vip->flags & KP_VIP_F_LOCAL)
-		table = bpf_map_lookup_elem(&kp_maglev_local, &vip_id);
-	else
-		table = bpf_map_lookup_elem(&kp_maglev, &vip_id);
-	if (!table)
-		return NULL;
-	slot = kp_flow_hash(key, seed) % vip->table_len;
-	bid = bpf_map_lookup_elem(table, &slot);
-	if (!bid)
-		return NULL;
-	*id = *bid;
 	be = kp_backend_of(*id, v6, addr);
 	if (!be || be->state != KP_BACKEND_ACTIVE)
 		return NULL;

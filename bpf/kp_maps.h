@@ -43,31 +43,36 @@ struct {
 	__type(value, __u32);
 } kp_progs SEC(".maps");
 
-/* Template of a VIP's Maglev table: slot -> backend id; inner maps may have any size. Mappable, so
- * that the control plane fills a new table with one copy instead of a write per slot. */
-struct kp_maglev_inner {
+/* The Maglev tables of every VIP, in one shared store of backend ids (Katran keeps its rings in one
+ * array too): a table is a run of words, published by one 8-byte store of its kp_maglev_ref entry,
+ * so a table changes all at once and no packet reads half of a new one. The store's words are
+ * grouped in chunks because an array spends round_up(value_size, 8) per entry. */
+struct kp_maglev_slots {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KP_MAGLEV_DEFAULT_LEN);
+	__uint(max_entries, 1);
 	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u32[KP_MAGLEV_CHUNK]);
 };
 
-/* vip id -> that VIP's Maglev table, swapped whole by the control plane. */
+/* [0] -> the store. An outer map so that the control plane grows the store (a larger copy, swapped
+ * in) without reloading the program. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, KP_MAX_VIPS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__array(values, struct kp_maglev_inner);
-} kp_maglev SEC(".maps");
+	__array(values, struct kp_maglev_slots);
+} kp_maglev_store SEC(".maps");
 
-/* vip id -> that VIP's table of its local backends only, for entries flagged KP_VIP_F_LOCAL. */
+/* vip id (+ KP_MAX_VIPS for the table of local backends only) -> KP_MAGLEV_REF(first word, length);
+ * 0 = no table. Mappable: the control plane publishes a table with one atomic store. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, KP_MAX_VIPS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * KP_MAX_VIPS);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
-	__array(values, struct kp_maglev_inner);
-} kp_maglev_local SEC(".maps");
+	__type(value, __u64);
+} kp_maglev_ref SEC(".maps");
 
 /* backend id -> backend. */
 struct {

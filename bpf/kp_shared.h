@@ -14,7 +14,7 @@
 /* The meaning of the pinned maps: bumped whenever a shared struct or a map's use changes in a way a
  * size check cannot see (a field reinterpreted, a flag moved). A kpbpf of another version refuses
  * pins of this one; test/maps/btf-layout.test.ts keeps src/maps/codecs.ts LAYOUT_VERSION equal. */
-#define KP_LAYOUT_VERSION 4
+#define KP_LAYOUT_VERSION 5
 
 /* Addresses are always 16 bytes: IPv6 as is, IPv4 as ::ffff:a.b.c.d (RFC 4291 2.5.5.2). */
 #define KP_ADDR_LEN 16
@@ -63,6 +63,16 @@
 #define KP_MAGLEV_MIN_LEN 7
 #define KP_MAGLEV_MAX_LEN 131071
 #define KP_MAGLEV_DEFAULT_LEN 1021
+
+/* The shared Maglev store (kp_maglev_store) holds backend ids in chunks of this many words. */
+#define KP_MAGLEV_CHUNK 16
+
+/* A kp_maglev_ref value: a table's first word in the store (low half) and its length (high half),
+ * read and written as one 8-byte word so that the two always belong together. */
+#define KP_MAGLEV_REF_FIRST(r) ((__u32)(r))
+#define KP_MAGLEV_REF_LEN(r) ((__u32)((r) >> 32))
+/* kp_maglev_ref key of a VIP's table of local backends only (traffic policy local) */
+#define KP_MAGLEV_LOCAL KP_MAX_VIPS
 
 /* Backend id 0 is never allocated, so a zeroed slot means "no backend". */
 #define KP_BACKEND_NONE 0
@@ -226,7 +236,7 @@ _Static_assert(sizeof(struct kp_vip_pfx_key) == 24, "kp_vip_pfx_key size");
 #define KP_VIP_F_SRC_RANGES 0x4 /* new connections only from the VIP's prefixes in kp_src_ranges */
 #define KP_VIP_F_LB 0x8         /* a LoadBalancer ingress IP (for listing; forwards as a cluster IP) */
 #define KP_VIP_F_EXTERNAL 0x10  /* an external IP (for listing; forwards as a cluster IP) */
-#define KP_VIP_F_LOCAL 0x20     /* this entry picks from the VIP's local-only table (kp_maglev_local);
+#define KP_VIP_F_LOCAL 0x20     /* this entry picks from the VIP's local-only table (KP_MAGLEV_LOCAL);
                                    without a local endpoint the packet is dropped, not rejected */
 #define KP_VIP_F_ETP_LOCAL 0x40 /* externalTrafficPolicy local (for listing: the entries say LOCAL) */
 #define KP_VIP_F_ITP_LOCAL 0x80 /* internalTrafficPolicy local (for listing) */
@@ -240,8 +250,9 @@ _Static_assert(sizeof(struct kp_vip_pfx_key) == 24, "kp_vip_pfx_key size");
 
 /* Value of kp_vips and kp_vip_pfx. */
 struct kp_vip {
-	__u32 id;        /* index into kp_maglev and kp_vip_stats; 0 is never used */
-	__u32 table_len; /* size of this VIP's Maglev table (prime) */
+	__u32 id;        /* index into kp_maglev_ref and kp_vip_stats; 0 is never used */
+	__u32 table_len; /* size of the VIP's Maglev tables (prime); control plane only: the data path
+	                    reads the length published with each table in kp_maglev_ref */
 	__u16 flags;     /* KP_VIP_F_* */
 	__be16 target_port; /* the VIP's target port, kept for listing (backends carry their own) */
 	__be16 node_port;   /* 0, or the VIP's node port: it also has an entry (node address, node_port)

@@ -19,7 +19,7 @@ export interface ControlRow {
   changeMs?: number;
   capped?: boolean;
   verified?: string; // how we know the state holds it
-  mapBytes?: number; // kpbpf: sum of bytes_memlock of its maps (incl. Maglev inner maps)
+  mapBytes?: number; // kpbpf: sum of bytes_memlock of its maps (incl. the Maglev store)
   /** kpbpf run: its own time for the full sync (read, validate, diff, apply; no start-up or program load) */
   syncMs?: number;
   /** kpbpf run: the changes measured (changeMs is their median) and their range */
@@ -38,7 +38,7 @@ async function timed(argv: string[], ns: string, input: string | undefined, capM
   return { ms: r.ms, capped: r.timedOut };
 }
 
-/** bytes_memlock of every map pinned in dir, plus the inner maps kp_maglev points to. */
+/** bytes_memlock of every map pinned in dir, plus the Maglev store kp_maglev_store points to. */
 export async function kpbpfMapBytes(dir: string): Promise<number> {
   const all = JSON.parse((await run(['bpftool', '-j', 'map', 'show'], { timeoutMs: 60_000 })).stdout) as { id: number; bytes_memlock?: number }[];
   const byId = new Map(all.map((m) => [m.id, m.bytes_memlock ?? 0]));
@@ -47,7 +47,7 @@ export async function kpbpfMapBytes(dir: string): Promise<number> {
     const r = await run(['bpftool', '-j', 'map', 'show', 'pinned', join(dir, name)], { allowFail: true });
     if (r.code === 0) ids.add(JSON.parse(r.stdout).id);
   }
-  const inner = await run(['bpftool', '-j', 'map', 'dump', 'pinned', join(dir, 'kp_maglev')], { allowFail: true, timeoutMs: 120_000 });
+  const inner = await run(['bpftool', '-j', 'map', 'dump', 'pinned', join(dir, 'kp_maglev_store')], { allowFail: true, timeoutMs: 120_000 });
   if (inner.code === 0) {
     for (const e of JSON.parse(inner.stdout) as { value?: unknown; formatted?: { value?: unknown } }[]) {
       const v = e.formatted?.value ?? e.value;

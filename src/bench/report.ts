@@ -213,13 +213,13 @@ function reading(res: Results): string[] {
     'than Katran\'s. For established flows kpbpf needs no insert and is above the kernel baselines; on veth an XDP_REDIRECT frame still ' +
     'becomes an skb at the backend veth, so XDP saves less than on a NIC. ' +
     'Control plane: `kpbpf apply` is a fresh Node process each time (start-up, reading the running state back from the maps, validating and ' +
-    'diffing the whole config, one inner Maglev map per VIP published in batched outer-map writes). At 10k services a full load is faster ' +
+    'diffing the whole config, every Maglev table copied into one shared mapped store). At 10k services a full load is faster ' +
     'than iptables-restore and far faster than nft; at 1k services start-up and the state read make it slower than all three. ' +
     'For a one-endpoint change its fixed cost of half a second to a second dominates, where ' +
     'iptables-nft and nft apply a delta in about 0.1 s. `kpbpf run` has no start-up per change: it keeps what it applied last, compares only the VIPs whose text ' +
-    'in the file changed, and rewrites a table of the same size in place (a swap of an inner map costs an RCU grace period, 10-30 ms here), so its ' +
-    'one-endpoint change is the time to read and check the whole file plus one VIP\'s work; its full sync is still dominated by one inner map and one ' +
-    'Maglev table per VIP.');
+    'in the file changed and publishes a table with one store into the shared Maglev store, so its ' +
+    'one-endpoint change is the time to read and check the whole file plus one VIP\'s work; its full sync is dominated by computing one ' +
+    'Maglev table per VIP (on two threads) and collection pauses.');
   return out;
 }
 

@@ -5,6 +5,7 @@ import { KP_CONFIG_DEFAULTS, KP_NODEPORT_MAX, KP_NODEPORT_MIN, type KpConfig } f
 import { DEFAULT_TIMEOUTS } from '../config/timeouts.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN } from '../config/masq.js';
 import type { Control } from './control.js';
+import { PARALLEL_MIN_JOBS, prepareMaglevHelper } from '../maglev/parallel.js';
 import { KP_MAX_SRC_RANGES, KP_MAX_VIP_PREFIXES, KP_MAX_VIPS } from './vips.js';
 import { ifNameToIndex } from '../loader/libbpf.js';
 
@@ -206,6 +207,8 @@ function sameBackendGroup(op: Extract<PlanOp, { op: 'addBackend' | 'setWeight' }
 }
 
 function execute(control: Control, plan: PlanOp[]): void {
+  // A large batch builds its tables on two threads: the helper starts now, while the maps are written.
+  if (plan.length >= PARALLEL_MIN_JOBS) prepareMaglevHelper();
   // control.vips is read at every use: a flow-table resize (setConf) reloads the data plane.
   const vipOf = (v: VipRef) => {
     const found = control.vips.handle(v.prefix, v.protocol, v.port);
@@ -251,7 +254,7 @@ function execute(control: Control, plan: PlanOp[]): void {
             externalTrafficPolicy: op.external_traffic_policy ?? 'cluster',
             internalTrafficPolicy: op.internal_traffic_policy ?? 'cluster',
             sessionAffinityTimeout: op.session_affinity_timeout ?? 0,
-          });
+          }, { defer: true });
           break;
         case 'addBackend':
         case 'setWeight': {

@@ -6,6 +6,7 @@ import type { Dataplane } from '../loader/index.js';
 import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr, ipv4Value } from '../maps/addr.js';
 import { ADDR_FLAG, LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
 import { buildMaglevTable } from '../maglev/table.js';
+import { buildMaglevTables } from '../maglev/parallel.js';
 import { autoTableFits, autoTableLen } from '../maglev/primes.js';
 import type { BackendView, Protocol, VipSpec, VipType, VipView } from './types.js';
 import type { CtTimeouts } from '../config/timeouts.js';
@@ -71,7 +72,8 @@ export const BACKEND_STATE = { free: 0, active: 1, draining: 2 } as const;
 export const PROTO_NUM: Record<Protocol, number> = { tcp: 6, udp: 17 };
 const PROTO_NAME: Record<number, Protocol> = { 6: 'tcp', 17: 'udp' };
 
-const FREE_SLOT: Backend = { addr: '::', port: 0, state: 0, gen: 0, vipId: 0, weight: 0 };
+/** Slots are replaced, never changed in place: every free slot of generation 0 shares this one. */
+const FREE_SLOT: Backend = Object.freeze({ addr: '::', port: 0, state: 0, gen: 0, vipId: 0, weight: 0 });
 
 type VipLocation = { kind: 'exact'; key: VipKey } | { kind: 'prefix'; key: VipPfxKey };
 
@@ -98,8 +100,6 @@ interface VipRecord {
   backendIds: Set<number>;
   /** session affinity timeout in seconds (kp_vip_affinity), when flagged KP_VIP_F_AFFINITY */
   affinity?: number;
-  /** the larger automatic size its tables are being published with (publishPending) */
-  pendingLen?: number;
 }
 
 /** A spec's session affinity timeout: 0 for none, else 1 to AFFINITY_TIMEOUT_MAX. */
@@ -130,6 +130,18 @@ export interface VipHandle {
   id: number;
 }
 
+/** Writes of a deferred batch: counters to zero, backend slots, address flags, exact VIP entries
+ * (undefined: delete), made in that order by flushWrites(). */
+interface Writes {
+  vipZeroStats: Set<number>;
+  zeroStats: Set<number>;
+  backends: Map<number, Backend>;
+  addrs: Map<string, number>;
+  vips: Map<string, [VipKey, Vip | undefined]>;
+}
+const newWrites = (): Writes => ({ vipZeroStats: new Set(), zeroStats: new Set(), backends: new Map(), addrs: new Map(), vips: new Map() });
+const vipKeyId = (k: VipKey) => `${k.addr}|${k.port}|${k.proto}`;
+
 const vipIdentity = (prefix: string, protocol: string, port: number) => `${prefix}|${protocol}|${port}`;
 
 export class VipTable {
@@ -149,7 +161,7 @@ export class VipTable {
    * Writes of a deferred batch (apply), made by publishPending() before the tables that use them:
    * tens of thousands of backends then cost a few batch syscalls instead of one each.
    */
-  private writes?: { backends: Map<number, Backend>; zeroStats: Set<number>; addrs: Map<string, number> };
+  private writes?: Writes;
   /** no VIP id below this one is free (ids are handed out lowest first) */
   private vipIdFloor = 1;
 
@@ -210,7 +222,10 @@ export class VipTable {
     const [genOff] = LAYOUTS.kp_backend.fields.gen;
     const scanned = this.maps.backends.scanBatch((keys, ko, vals, vo) => {
       const id = keys.readUInt32LE(ko);
-      if (vals[vo + stateOff] === BACKEND_STATE.free) use(id, { ...FREE_SLOT, gen: vals.readUInt32LE(vo + genOff) });
+      if (vals[vo + stateOff] === BACKEND_STATE.free) {
+        const gen = vals.readUInt32LE(vo + genOff);
+        use(id, gen ? { ...FREE_SLOT, gen } : FREE_SLOT);
+      }
       else use(id, backendCodec.decode(vals, vo));
     });
     if (!scanned) for (const [id, b] of this.maps.backends.entries()) use(id, b);
@@ -356,10 +371,11 @@ export class VipTable {
   }
 
   /** Add a VIP, or update the target port / new_len of an existing one (same prefix, protocol, port). */
-  add(spec: VipSpec): VipView {
+  add(spec: VipSpec, o: { defer?: boolean } = {}): VipView {
     const p = parsePrefix(spec.prefix);
     const existing = this.lookup(p.text, spec.protocol, spec.port);
     if (existing) return this.update(existing, spec);
+    if (o.defer) this.writes ??= newWrites(); // a full sync adds 10k VIPs: their entries in one batch
     const id = this.nextVipId();
     const prefix = p.len128 < 128;
     const type = specType(spec);
@@ -372,10 +388,10 @@ export class VipTable {
     const value: Vip = { id, tableLen: spec.newLen ?? autoTableLen(1), flags, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
     if (affinity) this.maps.vipAffinity.update(id, affinity); // before the VIP is visible with the flag
     // Counters and table of a re-used id start clean before the VIP becomes visible.
-    this.maps.vipStats.update(id, zeroVipStats());
-    // Each write to the outer map waits for an RCU grace period: skip it when the slot is empty.
-    if (this.maps.maglev.lookup(id) !== undefined) this.dp.clearMaglevTable(id);
-    if (this.maps.maglevLocal.lookup(id) !== undefined) this.dp.clearMaglevTable(id, true);
+    if (this.writes) this.writes.vipZeroStats.add(id);
+    else this.maps.vipStats.update(id, zeroVipStats());
+    if (this.dp.hasMaglevTable(id)) this.dp.clearMaglevTable(id);
+    if (this.dp.hasMaglevTable(id, true)) this.dp.clearMaglevTable(id, true);
     const proto = PROTO_NUM[spec.protocol];
     const addr = bytesToAddr(p.addr);
     const location: VipLocation = prefix
@@ -387,7 +403,7 @@ export class VipTable {
       this.maps.vipPfx.update(location.key, value);
       this.adjustPrefixCount(+1);
     } else {
-      this.maps.vips.update(location.key, value);
+      this.putVip(location.key, value);
       this.refAddr(addr, 'vip', 1);
     }
     this.load().set(id, rec);
@@ -485,19 +501,23 @@ export class VipTable {
     // Ranges that are added are in place before the flag that makes the data path look them up;
     // ranges that go are removed after it (below).
     this.setRanges(rec, [...new Set([...rec.sourceRanges, ...ranges])].sort());
-    const grows = newLen > rec.value.tableLen;
-    // The program reads table_len from the VIP, then indexes the table: publish so that the index is
-    // always in range (a larger table before the larger length, a smaller one after the smaller length).
-    if (grows) this.publishTable(rec, newLen);
+    // The data path takes a table's length from its ref, so the size and the table change in any order.
     this.writeVip(rec, value);
-    if (!grows && newLen !== v.newLen) this.publishTable(rec, newLen);
+    if (newLen !== v.newLen) this.publishTable(rec, newLen);
     if (policyChanged && !(flags & POLICY_LOCAL)) this.syncLocalTable(rec, false); // after no entry picks from it
     this.setRanges(rec, ranges);
     return this.view(rec);
   }
 
+  /** An exact VIP's entry written (or deleted), in the open batch if there is one. */
+  private putVip(key: VipKey, value: Vip | undefined): void {
+    if (this.writes) this.writes.vips.set(vipKeyId(key), [key, value]);
+    else if (value) this.maps.vips.update(key, value);
+    else this.maps.vips.delete(key);
+  }
+
   private writeVip(rec: VipRecord, value: Vip): void {
-    if (rec.location.kind === 'exact') this.maps.vips.update(rec.location.key, value);
+    if (rec.location.kind === 'exact') this.putVip(rec.location.key, value);
     else this.maps.vipPfx.update(rec.location.key, value);
     rec.value = value;
     this.syncNodeKeys(rec); // the node port entries carry the same value; addresses may have changed
@@ -516,14 +536,14 @@ export class VipTable {
     rec.nodeKeys = [];
     this.ownNodePort(rec, undefined);
     if (rec.location.kind === 'exact') {
-      this.maps.vips.delete(rec.location.key);
+      this.putVip(rec.location.key, undefined);
       this.refAddr(rec.location.key.addr, 'vip', -1);
     } else {
       this.maps.vipPfx.delete(rec.location.key);
       this.adjustPrefixCount(-1);
     }
-    if (this.maps.maglev.lookup(rec.id) !== undefined) this.dp.clearMaglevTable(rec.id);
-    if (this.maps.maglevLocal.lookup(rec.id) !== undefined) this.dp.clearMaglevTable(rec.id, true);
+    if (this.dp.hasMaglevTable(rec.id)) this.dp.clearMaglevTable(rec.id);
+    if (this.dp.hasMaglevTable(rec.id, true)) this.dp.clearMaglevTable(rec.id, true);
     this.setRanges(rec, []);
     for (const id of rec.backendIds) {
       this.pendingRemovals.delete(id);
@@ -585,7 +605,7 @@ export class VipTable {
   addBackends(v: VipHandle, addrs: string[], weight: number, o: { defer?: boolean; local?: boolean; terminating?: boolean } = {}): BackendView[] {
     const rec = this.record(v);
     const canon = this.canonicalFor(rec, addrs);
-    if (o.defer) this.writes ??= { backends: new Map(), zeroStats: new Set(), addrs: new Map() };
+    if (o.defer) this.writes ??= newWrites();
     const fresh = canon.filter((a) => this.backendByAddr(rec, a) === undefined);
     if (fresh.length > this.freeIds.length) {
       throw new KpError('KP_ERR_STATE', `no free backend slots: ${fresh.length} needed, ${this.freeIds.length} free`);
@@ -654,7 +674,7 @@ export class VipTable {
   private syncLocalTable(rec: VipRecord, want: boolean): void {
     const table = want ? this.buildTable(rec, rec.value.tableLen, true) : undefined;
     if (table) this.dp.setMaglevTables([[rec.id, table]], true);
-    else if (this.maps.maglevLocal.lookup(rec.id) !== undefined) this.dp.clearMaglevTable(rec.id, true);
+    else if (this.dp.hasMaglevTable(rec.id, true)) this.dp.clearMaglevTable(rec.id, true);
   }
 
   /** The backends a VIP's table is made of (all, or its local ones). */
@@ -670,7 +690,7 @@ export class VipTable {
   private buildTable(rec: VipRecord, size: number, localOnly = false): Uint32Array | undefined {
     const use = this.tableBackends(rec, localOnly);
     if (!use.length) return undefined;
-    return buildMaglevTable(use.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight })), size);
+    return buildMaglevTable(maglevBackends(use), size);
   }
 
   private publishTable(rec: VipRecord, size: number): void {
@@ -680,51 +700,35 @@ export class VipTable {
   }
 
   /**
-   * Publish every changed VIP's table (one batched write to the outer map: each write to it waits for
-   * an RCU grace period), then settle the removed backends.
+   * Publish every changed VIP's tables in one batch, then settle the removed backends.
    */
   publishPending(): void {
     this.flushWrites();
     const vips = this.load();
-    // Automatic sizes that no longer suit the backends: the length the program reads changes so that
-    // every index stays in range, shorter before the smaller tables, longer after the larger ones.
-    const grown: VipRecord[] = [];
+    // Automatic sizes that no longer suit the backends.
     for (const id of this.dirty) {
       const rec = vips.get(id);
       if (!rec || !(rec.value.flags & KP_VIP_F_AUTO_LEN)) continue;
       const n = this.tableBackends(rec).length;
-      if (autoTableFits(rec.value.tableLen, n)) continue;
-      const size = autoTableLen(n);
-      if (size > rec.value.tableLen) {
-        rec.pendingLen = size;
-        grown.push(rec);
-      } else {
-        this.writeVip(rec, { ...rec.value, tableLen: size });
-      }
+      if (!autoTableFits(rec.value.tableLen, n)) this.writeVip(rec, { ...rec.value, tableLen: autoTableLen(n) });
     }
-    const tables: [number, Uint32Array][] = [];
+    // Every table of the batch built at once (on two threads when there are many), then published:
+    // all backends first, then the local-only tables of VIPs with a local traffic policy (none with
+    // a local endpoint: no table, and their local entries drop new connections).
+    const wanted: { rec: VipRecord; local: boolean; use: { id: number; b: Backend }[] }[] = [];
     for (const id of this.dirty) {
       const rec = vips.get(id);
       if (!rec) continue;
-      const table = this.buildTable(rec, rec.pendingLen ?? rec.value.tableLen);
-      if (table) tables.push([id, table]);
-      else if (this.maps.maglev.lookup(id) !== undefined) this.dp.clearMaglevTable(id);
+      wanted.push({ rec, local: false, use: this.tableBackends(rec) });
+      if (rec.value.flags & POLICY_LOCAL) wanted.push({ rec, local: true, use: this.tableBackends(rec, true) });
     }
-    if (tables.length) this.dp.setMaglevTables(tables);
-    // The local-only tables of VIPs with a local traffic policy (none with a local endpoint: no table,
-    // and their local entries drop new connections).
-    const local: [number, Uint32Array][] = [];
-    for (const id of this.dirty) {
-      const rec = vips.get(id);
-      if (!rec || !(rec.value.flags & POLICY_LOCAL)) continue;
-      const table = this.buildTable(rec, rec.pendingLen ?? rec.value.tableLen, true);
-      if (table) local.push([id, table]);
-      else if (this.maps.maglevLocal.lookup(id) !== undefined) this.dp.clearMaglevTable(id, true);
-    }
-    if (local.length) this.dp.setMaglevTables(local, true);
-    for (const rec of grown) {
-      this.writeVip(rec, { ...rec.value, tableLen: rec.pendingLen! });
-      rec.pendingLen = undefined;
+    const jobs = wanted.filter((w) => w.use.length);
+    const built = buildMaglevTables(jobs.map((w) => ({ backends: maglevBackends(w.use), size: w.rec.value.tableLen })));
+    const tables = jobs.map((w, i) => [w.local, w.rec.id, built[i]] as const);
+    for (const local of [false, true]) {
+      const mine = tables.filter((x) => x[0] === local).map(([, id, t]) => [id, t] as const);
+      if (mine.length) this.dp.setMaglevTables(mine, local);
+      for (const w of wanted) if (w.local === local && !w.use.length && this.dp.hasMaglevTable(w.rec.id, local)) this.dp.clearMaglevTable(w.rec.id, local);
     }
     this.dirty.clear();
     for (const [id, flush] of this.pendingRemovals) {
@@ -734,16 +738,22 @@ export class VipTable {
     this.pendingRemovals.clear();
   }
 
-  /** The deferred writes, backends and their counters before the addresses that point at them. */
+  /** The deferred writes, backends and their counters before the addresses and VIPs that point at them. */
   private flushWrites(): void {
     const w = this.writes;
     if (!w) return;
     this.writes = undefined;
+    if (w.vipZeroStats.size) this.maps.vipStats.updateBatch([...w.vipZeroStats].map((id) => [id, zeroVipStats()] as const));
     this.maps.beStats.updateBatch([...w.zeroStats].map((id) => [id, { packets: 0n, bytes: 0n }] as const));
     this.maps.backends.updateBatch([...w.backends]);
     const set = [...w.addrs].filter(([, f]) => f !== 0);
     if (set.length) this.maps.addrs.updateBatch(set);
     for (const [addr, f] of w.addrs) if (f === 0) this.maps.addrs.delete(addr);
+    // The VIP entries last: a VIP becomes reachable once what it points at is in place.
+    const vips = [...w.vips.values()];
+    const put = vips.filter((e): e is [VipKey, Vip] => e[1] !== undefined);
+    if (put.length) this.maps.vips.updateBatch(put);
+    for (const [k, v] of vips) if (!v) this.maps.vips.delete(k);
   }
 
   /**
@@ -763,6 +773,8 @@ export class VipTable {
     return freed;
   }
 }
+
+const maglevBackends = (use: { id: number; b: Backend }[]) => use.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight }));
 
 export function zeroVipStats() {
   return { existingPkts: 0n, firstPkts: 0n, untrackedPkts: 0n, noServerPkts: 0n, bytes: 0n, replyPkts: 0n, replyBytes: 0n };

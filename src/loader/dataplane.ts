@@ -9,6 +9,7 @@ import { KP_MAP_NAMES, kpMapsFromFds, type KpMapName, type KpMaps } from '../map
 import koffi from 'koffi';
 import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, dupFd, lb, libcFns, MAP_FAILED, MAP_SHARED, MapCreateOpts, opts, PROT_READ, PROT_WRITE } from './libbpf.js';
 import { mapInfo } from './info.js';
+import { MaglevStore } from './maglevstore.js';
 import { BpfObject } from './object.js';
 import { preparePinDir } from './pins.js';
 import { updateLinks } from './xdp.js';
@@ -38,12 +39,12 @@ export interface Dataplane {
   /** Publish a VIP's Maglev table (as setMaglevTables). */
   setMaglevTable(vipId: number, slots: Uint32Array | number[], local?: boolean): void;
   /**
-   * Publish many tables (kp_maglev, or with `local` kp_maglev_local: the tables of local backends
-   * only). A VIP whose table has the same size gets only its changed slots rewritten, in place;
-   * the others get new inner maps, filled first, then one batched write of the outer map.
+   * Publish many tables (with `local`: the tables of local backends only) into the shared store
+   * (src/loader/maglevstore.ts); each VIP's table switches whole, with one atomic store.
    */
   setMaglevTables(tables: ReadonlyArray<readonly [number, Uint32Array]>, local?: boolean): void;
   clearMaglevTable(vipId: number, local?: boolean): void;
+  hasMaglevTable(vipId: number, local?: boolean): boolean;
   getMaglevTable(vipId: number, local?: boolean): Uint32Array | undefined;
   /**
    * Point kp_progs at this load's tail-called programs (the IPv6 program). loadDataplane does it
@@ -215,17 +216,20 @@ class TailCalls {
 }
 
 function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string, sockProgs?: SockProgs, tail?: TailCalls): Dataplane {
+  const maglev = new MaglevStore(maps.maglevRef.fd, maps.maglevStore);
   return {
     progFd,
     sockProgs,
     pinDir,
     maps,
-    setMaglevTable: (vipId, slots, local) => setMaglevTables(outer(maps, local), [[vipId, Uint32Array.from(slots)]]),
-    setMaglevTables: (tables, local) => setMaglevTables(outer(maps, local), tables),
-    clearMaglevTable: (vipId, local) => void outer(maps, local).delete(vipId),
-    getMaglevTable: (vipId, local) => getMaglevTable(outer(maps, local), vipId),
+    setMaglevTable: (vipId, slots, local) => maglev.set([[vipId, Uint32Array.from(slots)]], local),
+    setMaglevTables: (tables, local) => maglev.set(tables, local),
+    clearMaglevTable: (vipId, local) => maglev.clear(vipId, local),
+    hasMaglevTable: (vipId, local) => maglev.has(vipId, local),
+    getMaglevTable: (vipId, local) => maglev.get(vipId, local),
     linkTailCalls: () => tail?.link(),
     close() {
+      maglev.close();
       maps.close();
       tail?.close();
       closeFd(progFd);
@@ -234,91 +238,3 @@ function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string, sockProgs?
   };
 }
 
-/** An array map stores each value in 8 bytes (round_up(value_size, 8)); its mapping is whole pages. */
-const ELEM = 8;
-const mappedLength = (count: number) => Math.ceil((count * ELEM) / 4096) * 4096;
-
-/**
- * Run `use` on the mmap'ed value area of an inner map (BPF_F_MMAPABLE) as u32 words, slot i at
- * word 2i, and unmap it.
- */
-function withSlots<T>(fd: number, count: number, access: 'read' | 'write', what: string, use: (words: Uint32Array) => T): T {
-  const prot = access === 'read' ? PROT_READ : PROT_READ | PROT_WRITE;
-  const len = mappedLength(count);
-  const p = libcFns.mmap(null, len, prot, MAP_SHARED, fd, 0);
-  if (p === null || koffi.address(p) === MAP_FAILED) throw new KpError('KP_ERR_STATE', `mmap of ${what} failed (errno ${koffi.errno()})`);
-  try {
-    return use(new Uint32Array(koffi.view(p, count * ELEM)));
-  } finally {
-    libcFns.munmap(p, len);
-  }
-}
-
-/** A filled inner map (Maglev table) for one VIP; the caller closes the fd. Filled by one copy
- * into its mapping: a write per slot costs ~100 ns each, 1 s for 10k VIPs of 1021 slots. */
-function innerTable(vipId: number, slots: Uint32Array): number {
-  if (slots.length === 0) throw new KpError('KP_ERR_ARG', `Maglev table for VIP ${vipId} is empty`);
-  const what = `Maglev table of VIP ${vipId}, ${slots.length} slots`;
-  const fd = check('bpf_map_create', lb.bpf_map_create(BPF_MAP_TYPE.ARRAY, 'kp_maglev_in', 4, 4, slots.length, opts(MapCreateOpts, { map_flags: BPF_F_INNER_MAP | BPF_F_MMAPABLE })), what);
-  try {
-    withSlots(fd, slots.length, 'write', what, (w) => {
-      for (let i = 0; i < slots.length; i++) w[2 * i] = slots[i];
-    });
-    return fd;
-  } catch (e) {
-    closeFd(fd);
-    throw e;
-  }
-}
-
-const outer = (maps: KpMaps, local?: boolean): BpfMap<number, number> => (local ? maps.maglevLocal : maps.maglev);
-
-/**
- * Rewrite the slots of a VIP's current table that differ from `slots`, through its mapping; false
- * when it has no table of that size. Every write to an outer map waits for an RCU grace period
- * (10-30 ms here), which a one-endpoint change should not. Each 4-byte slot store is atomic, so a
- * new connection picks the old or the new backend of its slot, both live: callers mark removed
- * backends only after the publish, as with a swap. (Katran updates its rings the same way.)
- */
-function patchMaglevTable(outerMap: BpfMap<number, number>, vipId: number, slots: Uint32Array): boolean {
-  const id = outerMap.lookup(vipId);
-  if (id === undefined) return false;
-  const fd = lb.bpf_map_get_fd_by_id(id);
-  if (fd < 0) return false; // replaced meanwhile: swap instead
-  try {
-    const info = mapInfo(fd);
-    if (info.maxEntries !== slots.length || !(info.flags & BPF_F_MMAPABLE)) return false;
-    withSlots(fd, slots.length, 'write', `Maglev table of VIP ${vipId}`, (w) => {
-      for (let i = 0; i < slots.length; i++) if (w[2 * i] !== slots[i]) w[2 * i] = slots[i];
-    });
-    return true;
-  } finally {
-    closeFd(fd);
-  }
-}
-
-function setMaglevTables(outerMap: BpfMap<number, number>, all: ReadonlyArray<readonly [number, Uint32Array]>): void {
-  const tables = all.filter(([vipId, slots]) => !patchMaglevTable(outerMap, vipId, slots));
-  if (!tables.length) return;
-  const inners: number[] = [];
-  try {
-    for (const [vipId, slots] of tables) inners.push(innerTable(vipId, slots));
-    // The atomic publish of each table; batched because every write to an outer map makes the
-    // kernel wait for an RCU grace period (one wait per syscall, not per entry).
-    outerMap.updateBatch(tables.map(([vipId], i) => [vipId, inners[i]] as const));
-  } finally {
-    inners.forEach(closeFd); // the outer map holds its own references
-  }
-}
-
-function getMaglevTable(outerMap: BpfMap<number, number>, vipId: number): Uint32Array | undefined {
-  const id = outerMap.lookup(vipId);
-  if (id === undefined) return undefined;
-  const fd = check('bpf_map_get_fd_by_id', lb.bpf_map_get_fd_by_id(id), `Maglev table of VIP ${vipId}`);
-  try {
-    const count = mapInfo(fd).maxEntries;
-    return withSlots(fd, count, 'read', `Maglev table of VIP ${vipId}`, (w) => Uint32Array.from({ length: count }, (_, i) => w[2 * i]));
-  } finally {
-    closeFd(fd);
-  }
-}

@@ -58,6 +58,15 @@ function checkBackends(backends: readonly MaglevBackend[]): void {
   }
 }
 
+let scratch = new Uint8Array(0);
+/** A zeroed "slot taken" map of `size` bytes, reused: a full sync builds ten thousand tables. */
+function takenScratch(size: number): Uint8Array {
+  if (scratch.length < size) scratch = new Uint8Array(Math.max(size, 2 * scratch.length));
+  const t = scratch.subarray(0, size);
+  t.fill(0);
+  return t;
+}
+
 /**
  * Fill a table of `size` (prime) slots with backend ids. Backends take turns in key order;
  * weights follow the usual weighted variant: every round, a backend's credit grows by its
@@ -91,7 +100,7 @@ export function buildMaglevTable(backends: readonly MaglevBackend[], size: numbe
     maxWeight = Math.max(maxWeight, weights[i]);
   }
 
-  const taken = new Uint8Array(size);
+  const taken = takenScratch(size);
   let filled = 0;
   if (weights.every((w) => w === maxWeight)) {
     // Equal weights: plain Maglev, every backend takes a turn each round (a quarter faster).

@@ -15,7 +15,7 @@ export interface StructLayout {
 }
 
 /** KP_LAYOUT_VERSION of bpf/kp_shared.h: what the pinned maps mean (checked against the header in a test). */
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 5;
 
 export const LAYOUTS = {
   kp_flow_key: {

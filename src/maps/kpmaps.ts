@@ -9,8 +9,8 @@ export const KP_MAP_NAMES = [
   'kp_vips',
   'kp_vip_pfx',
   'kp_src_ranges',
-  'kp_maglev',
-  'kp_maglev_local',
+  'kp_maglev_store',
+  'kp_maglev_ref',
   'kp_backends',
   'kp_ct',
   'kp_frags',
@@ -37,10 +37,11 @@ export interface KpMaps {
   vipPfx: BpfMap<c.VipPfxKey, c.Vip>;
   /** (vip id, allowed source prefix) -> 1 */
   srcRanges: BpfMap<c.SrcKey, number>;
-  /** vip id → inner map: update takes an inner map fd, lookup returns the inner map id */
-  maglev: BpfMap<number, number>;
-  /** vip id → inner map of its local backends only (traffic policy local) */
-  maglevLocal: BpfMap<number, number>;
+  /** [0] → the shared Maglev store: update takes a map fd, lookup returns the map id */
+  maglevStore: BpfMap<number, number>;
+  /** vip id (+ the local base) → a table's first word and length; written through its mapping
+   * (src/loader/maglevstore.ts), this object only holds the fd */
+  maglevRef: BpfMap<number, bigint>;
   backends: BpfMap<number, c.Backend>;
   /** connections: forward entries (dir 0) and reply entries (dir 1) */
   ct: BpfMap<c.FlowKey, c.Ct>;
@@ -84,8 +85,8 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
       vips: open('kp_vips', (fd) => new BpfMap(fd, c.vipKey, c.vip, 'kp_vips')),
       vipPfx: open('kp_vip_pfx', (fd) => new BpfMap(fd, c.vipPfxKey, c.vip, 'kp_vip_pfx')),
       srcRanges: open('kp_src_ranges', (fd) => new BpfMap(fd, c.srcKey, c.u32, 'kp_src_ranges')),
-      maglev: open('kp_maglev', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_maglev')),
-      maglevLocal: open('kp_maglev_local', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_maglev_local')),
+      maglevStore: open('kp_maglev_store', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_maglev_store')),
+      maglevRef: open('kp_maglev_ref', (fd) => new BpfMap(fd, c.u32, c.u64, 'kp_maglev_ref')),
       backends: open('kp_backends', (fd) => new BpfMap(fd, c.u32, c.backend, 'kp_backends')),
       ct: open('kp_ct', (fd) => new BpfMap(fd, c.flowKey, c.ct, 'kp_ct')),
       frags: open('kp_frags', (fd) => new BpfMap(fd, c.fragKey, c.frag, 'kp_frags')),

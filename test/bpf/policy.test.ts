@@ -62,7 +62,7 @@ function run() {
     vips.add(spec);
     const c = spread(NODE, NODE_PORT);
     t.ok(c[LOCAL] > 5 && c[REMOTE] > 5, `node port connections on both: ${JSON.stringify(c)}`);
-    t.equal(dp.maps.maglevLocal.lookup(v.id), undefined);
+    t.equal(dp.getMaglevTable(v.id, true), undefined);
   });
 
   t.test('no local backend: a connection through a local entry is dropped and counted, the cluster IP still serves', async (t) => {

@@ -58,21 +58,25 @@ t.test('fixture object: load, test run, Maglev publish and clear', { skip }, asy
   };
   t.same([0, 1, 6].map(slotOf), [42, 7, 7], 'every slot as written (an array map keeps 8 bytes per value)');
 
-  // The same size again: only the changed slots are rewritten in place, the inner map stays (a
-  // write to the outer map would wait for an RCU grace period).
-  const inner = dp.maps.maglev.lookup(1);
+  // The same size again: a new run of the store, switched whole by one store of the ref.
   dp.setMaglevTable(1, [42, 7, 9, 7, 7, 7, 11]);
-  t.equal(dp.maps.maglev.lookup(1), inner, 'patched in place');
-  t.same([0, 1, 2, 6].map(slotOf), [42, 7, 9, 11], 'the program sees the patched slots');
+  t.same([0, 1, 2, 6].map(slotOf), [42, 7, 9, 11], 'the program sees the new table');
+  t.same([7, 8].map(slotOf), [42, 7], 'slot = hash % the published length');
 
-  // Republish with another size: one outer update swaps the whole table.
+  // Another size, then more tables than the first store holds: the store grows (a larger copy
+  // swapped in) and every table stays where the program finds it.
   const big = new Uint32Array(1021).map((_, i) => i + 1000);
   dp.setMaglevTable(1, big);
-  t.not(dp.maps.maglev.lookup(1), inner, 'another size: a new inner map');
   t.same(dp.getMaglevTable(1), big);
   out = testRun(dp.progFd, arp());
   t.equal(out.data.readUInt32LE(0), 1000);
   t.same([511, 1020].map(slotOf), [1511, 2020], 'its last slots too');
+  const firstStore = dp.maps.maglevStore.lookup(0);
+  const many = Array.from({ length: 80 }, (_, i) => [i + 2, new Uint32Array(1021).fill(i + 2)] as const);
+  dp.setMaglevTables(many);
+  t.not(dp.maps.maglevStore.lookup(0), firstStore, 'a larger store swapped in');
+  t.same([0, 511, 1020].map(slotOf), [1000, 1511, 2020], "VIP 1's table moved with the store");
+  t.same(dp.getMaglevTable(81)!.slice(0, 3), new Uint32Array([81, 81, 81]));
 
   // The kernel refuses a test packet shorter than an Ethernet header.
   t.throws(() => testRun(dp.progFd, Buffer.alloc(2)), { code: 'KP_ERR_BPF', errnoName: 'EINVAL' });
@@ -110,6 +114,10 @@ t.test('pins: maps and program pinned, reused on reload, found by openPinned', {
   t.equal(later.pinDir, pinDir);
   t.same(later.maps.vips.lookup(key)?.targetPort, 8080);
   t.same([...later.getMaglevTable(1)!], [5, 5, 5, 5, 5, 5, 5]);
+  // Another process publishes: it finds the words in use from the refs and leaves VIP 1's alone.
+  later.setMaglevTable(2, [6, 6, 6, 6, 6, 6, 6]);
+  t.same([...later.getMaglevTable(1)!], [5, 5, 5, 5, 5, 5, 5], "VIP 1's table untouched");
+  t.same([...later.getMaglevTable(2)!], [6, 6, 6, 6, 6, 6, 6]);
   t.equal(testRun(later.progFd, arp()).retval, XDP_TX, 'the pinned program is usable');
 
   t.throws(() => loadDataplane({ objectPath: obj, buckets: 4096, pinDir }), {

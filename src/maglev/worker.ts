@@ -1,0 +1,28 @@
+// The Maglev helper thread of parallel.ts: builds the tables it is sent and posts them back.
+import { parentPort, type MessagePort } from 'node:worker_threads';
+import { buildMaglevTable, type MaglevBackend } from './table.js';
+
+export interface TableJob {
+  backends: MaglevBackend[];
+  size: number;
+}
+
+export interface WorkRequest {
+  jobs: TableJob[];
+  /** Int32Array [0]: set to 1 and notified when the reply is on `reply` */
+  done: SharedArrayBuffer;
+  reply: MessagePort;
+}
+
+parentPort?.on('message', ({ jobs, done, reply }: WorkRequest) => {
+  let out: { tables: Uint32Array[] } | { error: string };
+  try {
+    out = { tables: jobs.map((j) => buildMaglevTable(j.backends, j.size)) };
+  } catch (e) {
+    out = { error: (e as Error).message };
+  }
+  reply.postMessage(out, 'tables' in out ? out.tables.map((t) => t.buffer as ArrayBuffer) : []);
+  const flag = new Int32Array(done);
+  Atomics.store(flag, 0, 1);
+  Atomics.notify(flag, 0);
+});
