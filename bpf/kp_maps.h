@@ -74,10 +74,11 @@ struct {
 	__type(value, __u64);
 } kp_maglev_ref SEC(".maps");
 
-/* backend id -> backend. */
+/* backend id -> backend. Mappable: the control plane reads and writes the slots in place. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, KP_MAX_BACKENDS);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct kp_backend);
 } kp_backends SEC(".maps");

@@ -1,6 +1,7 @@
 // Where a JSON text stops being JSON, and what is wrong with a file's encoding: Node 20's
 // JSON.parse gives no position for "Unexpected token", and a byte order mark or a UTF-16 file
 // shows up as an invisible token. Only run on text JSON.parse refused, so speed does not matter.
+import { isAscii } from 'node:buffer';
 
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
@@ -107,6 +108,8 @@ export function decodeConfigBytes(bytes: Uint8Array): string | { problem: string
   if ((a === 0xff && b === 0xfe) || (a === 0xfe && b === 0xff)) return { problem: `is UTF-16 (byte order mark ${hex(a)} ${hex(b)}): save it as UTF-8` };
   // UTF-16 without a mark: JSON starts with ASCII, so every other byte of the first ones is zero.
   if (bytes.length >= 2 && (bytes[0] === 0 || bytes[1] === 0)) return { problem: 'looks like UTF-16 or UTF-32 (zero bytes between its first characters): save it as UTF-8' };
+  // Nearly every config is ASCII, where UTF-8 and Latin-1 agree: that copy is ~50x faster than the checking decoder.
+  if (isAscii(bytes)) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {

@@ -399,7 +399,7 @@ export function loadConfigSource(path: string, built?: ReadonlyMap<string, KpVip
 }
 
 /** A config file's text; unreadable files and encodings other than UTF-8 are KP_ERR_CONFIG. */
-export function readConfigText(path: string): { text: string; name: string } {
+export function readConfigText(path: string): { text: string; name: string; bytes: Buffer } {
   let bytes: Buffer;
   try {
     // Standard input by its fd: /dev/stdin cannot be opened again when it is a socket (as a spawned
@@ -412,7 +412,7 @@ export function readConfigText(path: string): { text: string; name: string } {
   const name = path === '-' ? '(stdin)' : path;
   const text = decodeConfigBytes(bytes);
   if (typeof text !== 'string') throw new KpError('KP_ERR_CONFIG', `${name} ${text.problem}; nothing was applied`);
-  return { text, name };
+  return { text, name, bytes };
 }
 
 /** A config from its text: JSON syntax, then structure (duplicate keys, depth), then the schema. */

@@ -220,7 +220,9 @@ export class VipTable {
     // Most of the 262k slots are free: decode only the used ones (addresses are costly to decode).
     const [stateOff] = LAYOUTS.kp_backend.fields.state;
     const [genOff] = LAYOUTS.kp_backend.fields.gen;
-    const scanned = this.maps.backends.scanBatch((keys, ko, vals, vo) => {
+    const mapped = this.dp.backendSlots.mapped;
+    if (mapped) this.dp.backendSlots.scan((id, b, gen) => use(id, b ?? (gen ? { ...FREE_SLOT, gen } : FREE_SLOT)), BACKEND_STATE.free);
+    const scanned = mapped || this.maps.backends.scanBatch((keys, ko, vals, vo) => {
       const id = keys.readUInt32LE(ko);
       if (vals[vo + stateOff] === BACKEND_STATE.free) {
         const gen = vals.readUInt32LE(vo + genOff);
@@ -557,7 +559,10 @@ export class VipTable {
 
   private writeBackend(id: number, b: Backend): void {
     const old = this.slots[id];
-    if (this.writes) this.writes.backends.set(id, b);
+    // Through the mapping when there is one (no packet uses a slot until a table points at it, or a
+    // connection whose generation it checks); else batched in a deferred apply.
+    if (this.dp.backendSlots.mapped) this.dp.backendSlots.write(id, b);
+    else if (this.writes) this.writes.backends.set(id, b);
     else this.maps.backends.update(id, b);
     this.slots[id] = b;
     const was = old && old.state !== BACKEND_STATE.free ? old.addr : undefined;
@@ -745,7 +750,7 @@ export class VipTable {
     this.writes = undefined;
     if (w.vipZeroStats.size) this.maps.vipStats.updateBatch([...w.vipZeroStats].map((id) => [id, zeroVipStats()] as const));
     this.maps.beStats.updateBatch([...w.zeroStats].map((id) => [id, { packets: 0n, bytes: 0n }] as const));
-    this.maps.backends.updateBatch([...w.backends]);
+    if (w.backends.size) this.maps.backends.updateBatch([...w.backends]);
     const set = [...w.addrs].filter(([, f]) => f !== 0);
     if (set.length) this.maps.addrs.updateBatch(set);
     for (const [addr, f] of w.addrs) if (f === 0) this.maps.addrs.delete(addr);

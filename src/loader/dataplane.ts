@@ -10,6 +10,7 @@ import koffi from 'koffi';
 import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, dupFd, lb, libcFns, MAP_FAILED, MAP_SHARED, MapCreateOpts, opts, PROT_READ, PROT_WRITE } from './libbpf.js';
 import { mapInfo } from './info.js';
 import { MaglevStore } from './maglevstore.js';
+import { BackendSlots } from './backendslots.js';
 import { BpfObject } from './object.js';
 import { preparePinDir } from './pins.js';
 import { updateLinks } from './xdp.js';
@@ -45,6 +46,8 @@ export interface Dataplane {
   setMaglevTables(tables: ReadonlyArray<readonly [number, Uint32Array]>, local?: boolean): void;
   clearMaglevTable(vipId: number, local?: boolean): void;
   hasMaglevTable(vipId: number, local?: boolean): boolean;
+  /** kp_backends through its mapping */
+  backendSlots: BackendSlots;
   getMaglevTable(vipId: number, local?: boolean): Uint32Array | undefined;
   /**
    * Point kp_progs at this load's tail-called programs (the IPv6 program). loadDataplane does it
@@ -217,7 +220,9 @@ class TailCalls {
 
 function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string, sockProgs?: SockProgs, tail?: TailCalls): Dataplane {
   const maglev = new MaglevStore(maps.maglevRef.fd, maps.maglevStore);
+  const backendSlots = new BackendSlots(maps.backends);
   return {
+    backendSlots,
     progFd,
     sockProgs,
     pinDir,
@@ -230,6 +235,7 @@ function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string, sockProgs?
     linkTailCalls: () => tail?.link(),
     close() {
       maglev.close();
+      backendSlots.close();
       maps.close();
       tail?.close();
       closeFd(progFd);
