@@ -130,14 +130,15 @@ export interface VipHandle {
   id: number;
 }
 
-/** Writes of a deferred batch: counters to zero, backend slots, address flags, exact VIP entries
- * (undefined: delete), made in that order by flushWrites(). */
+/** Writes of a deferred batch: counters to zero, backend slots, address flags, the entries of new
+ * exact VIPs, made in that order by flushWrites(). */
 interface Writes {
   vipZeroStats: Set<number>;
   zeroStats: Set<number>;
   backends: Map<number, Backend>;
   addrs: Map<string, number>;
-  vips: Map<string, [VipKey, Vip | undefined]>;
+  /** entries of VIPs added in this batch */
+  vips: Map<string, [VipKey, Vip]>;
 }
 const newWrites = (): Writes => ({ vipZeroStats: new Set(), zeroStats: new Set(), backends: new Map(), addrs: new Map(), vips: new Map() });
 const vipKeyId = (k: VipKey) => `${k.addr}|${k.port}|${k.proto}`;
@@ -405,7 +406,7 @@ export class VipTable {
       this.maps.vipPfx.update(location.key, value);
       this.adjustPrefixCount(+1);
     } else {
-      this.putVip(location.key, value);
+      this.putVip(location.key, value, true);
       this.refAddr(addr, 'vip', 1);
     }
     this.load().set(id, rec);
@@ -511,11 +512,21 @@ export class VipTable {
     return this.view(rec);
   }
 
-  /** An exact VIP's entry written (or deleted), in the open batch if there is one. */
-  private putVip(key: VipKey, value: Vip | undefined): void {
-    if (this.writes) this.writes.vips.set(vipKeyId(key), [key, value]);
+  /**
+   * An exact VIP's entry. Only a VIP added in the open batch waits for the batch (nothing sees it
+   * yet); a live VIP's entry is written at once, as the steps around it are ordered against it
+   * (source ranges, the local-only table), and a deleted one goes first of all.
+   */
+  private putVip(key: VipKey, value: Vip | undefined, fresh = false): void {
+    const id = vipKeyId(key);
+    const queued = this.writes?.vips.get(id);
+    if (value && queued) queued[1] = value;
+    else if (value && fresh && this.writes) this.writes.vips.set(id, [key, value]);
     else if (value) this.maps.vips.update(key, value);
-    else this.maps.vips.delete(key);
+    else {
+      this.writes?.vips.delete(id);
+      this.maps.vips.delete(key);
+    }
   }
 
   private writeVip(rec: VipRecord, value: Vip): void {
@@ -755,10 +766,7 @@ export class VipTable {
     if (set.length) this.maps.addrs.updateBatch(set);
     for (const [addr, f] of w.addrs) if (f === 0) this.maps.addrs.delete(addr);
     // The VIP entries last: a VIP becomes reachable once what it points at is in place.
-    const vips = [...w.vips.values()];
-    const put = vips.filter((e): e is [VipKey, Vip] => e[1] !== undefined);
-    if (put.length) this.maps.vips.updateBatch(put);
-    for (const [k, v] of vips) if (!v) this.maps.vips.delete(k);
+    if (w.vips.size) this.maps.vips.updateBatch([...w.vips.values()]);
   }
 
   /**

@@ -105,8 +105,10 @@ export class MaglevStore {
   /** A larger store with the same words, swapped in whole; the old one is freed by the kernel. */
   private grow(minWords: number): void {
     const old = this.current();
-    let words = Math.max(MIN_WORDS, old?.words.length ?? 0);
-    while (words < minWords) words *= 2;
+    // A quarter of headroom (a republished table needs new words while its old ones wait), in
+    // whole 64k-word steps; at least half again the old size, so growing stays rare.
+    const want = Math.max(MIN_WORDS, minWords * 1.25, (old?.words.length ?? 0) * 1.5);
+    const words = Math.ceil(want / MIN_WORDS) * MIN_WORDS;
     if (words > MAX_WORDS) throw new KpError('KP_ERR_STATE', `the Maglev tables need ${minWords} slots, more than the store's ${MAX_WORDS}`);
     const what = `the Maglev store (${words} slots)`;
     const fd = check('bpf_map_create', lb.bpf_map_create(BPF_MAP_TYPE.ARRAY, 'kp_maglev_slots', 4, MAGLEV_CHUNK * 4, words / MAGLEV_CHUNK, opts(MapCreateOpts, { map_flags: BPF_F_INNER_MAP | BPF_F_MMAPABLE })), what);
