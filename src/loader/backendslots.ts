@@ -1,11 +1,11 @@
 // kp_backends through its mapping (BPF_F_MMAPABLE): the control plane reads the 262k slots at
 // start-up and writes a full sync's 80k backends without a syscall or a staging buffer each.
-import koffi from 'koffi';
 import { KpError } from '../errors.js';
 import { addrToBytes } from '../maps/addr.js';
 import { backend as backendCodec, BACKEND_FLAG, LAYOUTS, type Backend } from '../maps/codecs.js';
 import type { BpfMap } from '../maps/map.js';
-import { BPF_F_MMAPABLE, libcFns, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE } from './libbpf.js';
+import { BPF_F_MMAPABLE } from './libbpf.js';
+import { mapShared, unmap, type Mapping } from './mapping.js';
 
 const SIZE = LAYOUTS.kp_backend.size;
 const [STATE] = LAYOUTS.kp_backend.fields.state;
@@ -17,7 +17,7 @@ const [PORT] = LAYOUTS.kp_backend.fields.port;
 const [FLAGS] = LAYOUTS.kp_backend.fields.flags;
 
 export class BackendSlots {
-  private mapping?: { ptr: unknown; bytes: number; view: Buffer };
+  private mapping?: Mapping & { view: Buffer };
 
   constructor(private readonly map: BpfMap<number, Backend>) {}
 
@@ -28,10 +28,8 @@ export class BackendSlots {
 
   private view(): Buffer {
     if (!this.mapping) {
-      const bytes = Math.ceil((this.map.info.maxEntries * SIZE) / 4096) * 4096;
-      const ptr = libcFns.mmap(null, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, this.map.fd, 0);
-      if (ptr === null || koffi.address(ptr) === MAP_FAILED) throw new KpError('KP_ERR_STATE', `mmap of kp_backends failed (errno ${koffi.errno()})`);
-      this.mapping = { ptr, bytes, view: Buffer.from(koffi.view(ptr, bytes)) };
+      const m = mapShared(this.map.fd, this.map.info.maxEntries * SIZE, 'kp_backends');
+      this.mapping = { ...m, view: Buffer.from(m.buffer) };
     }
     return this.mapping.view;
   }
@@ -66,7 +64,7 @@ export class BackendSlots {
   }
 
   close(): void {
-    if (this.mapping) libcFns.munmap(this.mapping.ptr, this.mapping.bytes);
+    if (this.mapping) unmap(this.mapping);
     this.mapping = undefined;
   }
 }

@@ -1,11 +1,11 @@
 // The shared Maglev store (bpf/kp_maps.h): every VIP's table is a run of words in one mappable
 // array, published by one atomic 8-byte store of the VIP's kp_maglev_ref entry. Publishing costs
 // a copy into memory; no map is created and no syscall made per table.
-import koffi from 'koffi';
 import { KpError } from '../errors.js';
 import type { BpfMap } from '../maps/map.js';
-import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, lb, libcFns, MAP_FAILED, MAP_SHARED, MapCreateOpts, opts, PROT_READ, PROT_WRITE } from './libbpf.js';
+import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, lb, MapCreateOpts, opts } from './libbpf.js';
 import { mapInfo } from './info.js';
+import { mapShared, unmap, type Mapping } from './mapping.js';
 import { RunAllocator } from './runs.js';
 
 /** KP_MAGLEV_CHUNK of bpf/kp_shared.h: words per entry of the store (the kernel checks the
@@ -19,20 +19,6 @@ const MAX_WORDS = 1 << 28;
  * old ref finishes within microseconds (XDP runs under RCU); a second is far beyond it.
  */
 export const REUSE_AFTER_MS = 1000;
-
-interface Mapping {
-  ptr: unknown;
-  bytes: number;
-}
-
-function mapShared(fd: number, bytes: number, what: string): Mapping {
-  const len = Math.ceil(bytes / 4096) * 4096;
-  const ptr = libcFns.mmap(null, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (ptr === null || koffi.address(ptr) === MAP_FAILED) throw new KpError('KP_ERR_STATE', `mmap of ${what} failed (errno ${koffi.errno()})`);
-  return { ptr, bytes: len };
-}
-
-const unmap = (m: Mapping) => libcFns.munmap(m.ptr, m.bytes);
 
 interface Store {
   fd: number;
@@ -65,7 +51,7 @@ export class MaglevStore {
     if (this.refMap) return;
     const entries = mapInfo(this.refFd).maxEntries;
     this.refMap = mapShared(this.refFd, entries * 8, 'kp_maglev_ref');
-    const ab = koffi.view(this.refMap.ptr, entries * 8);
+    const ab = this.refMap.buffer;
     this.refWords = new Uint32Array(ab);
     this.refs = new BigUint64Array(ab);
     this.localBase = entries / 2;
@@ -81,7 +67,7 @@ export class MaglevStore {
         try {
           const chunks = mapInfo(fd).maxEntries;
           const map = mapShared(fd, chunks * MAGLEV_CHUNK * 4, 'the Maglev store');
-          this.store = { fd, map, words: new Uint32Array(koffi.view(map.ptr, chunks * MAGLEV_CHUNK * 4)) };
+          this.store = { fd, map, words: new Uint32Array(map.buffer) };
         } catch (e) {
           closeFd(fd);
           throw e;
@@ -115,7 +101,7 @@ export class MaglevStore {
     let map: Mapping | undefined;
     try {
       map = mapShared(fd, words * 4, what);
-      const next = new Uint32Array(koffi.view(map.ptr, words * 4));
+      const next = new Uint32Array(map.buffer);
       if (old) next.set(old.words);
       this.outer.update(0, fd);
       if (old) {
