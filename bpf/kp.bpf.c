@@ -16,6 +16,7 @@
 #include "kp_frag.h"
 #include "kp_fib.h"
 #include "kp_sock.h"
+#include "kp_xlate.h"
 
 /* The VIP and reply paths and the cold paths (ICMP, fragments, rejects, malformed headers, new
  * connections) are subprograms of their own: a frame is only on the stack while it runs, which
@@ -137,6 +138,189 @@ static __noinline int kp_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const s
 	return kp_transmit(ctx, pkt, cfg, v6);
 }
 
+/* NAT46 and NAT64 (RFC 7915): a connection's packets change family on the way, and so does the
+ * program that sees each direction, the client's family forward and the backend's for replies. The
+ * connection is masqueraded (kp_ct_xlate_src), so both entries are keyed in their own direction's
+ * family as any other connection's are. */
+
+/* A translated packet too big for its route (pkt->mtu): the error goes to its sender in the sender's
+ * family, quoting the packet as it was sent (the translation undone, to the addresses and ports of its
+ * tuple key), with the MTU it has on the sender's side: 20 bytes less towards IPv4, 20 more towards
+ * IPv6 (RFC 7915 4.4, 5.4). The packet is lost either way; without DF, an IPv4 sender ignores the
+ * answer. Subprograms, one per direction of translation, as each program reaches only its own; called
+ * from the top of the program (KP_TX_XLATE_TOO_BIG), where the stack has room for their chain. */
+static __always_inline int kp_xlate_too_big(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
+					    const int out_v6)
+{
+	struct kp_scratch *s = kp_scratch_get();
+	struct kp_flow_key *key;
+	__u32 mtu = pkt->mtu;
+	__be32 s4, d4;
+	int err;
+
+	if (!s) {
+		kp_stat_inc(KP_STAT_DROP_MALFORMED);
+		return XDP_DROP;
+	}
+	key = &s->key;
+	if (out_v6)
+		err = kp_addr_to_v4(key->saddr, &s4) || kp_addr_to_v4(key->daddr, &d4) || kp_xlate_6to4(pkt, s4, d4);
+	else
+		err = kp_xlate_4to6(pkt, key->saddr, key->daddr) < 0; /* a quote needs no UDP checksum */
+	if (err) {
+		kp_stat_inc(KP_STAT_DROP_MALFORMED);
+		return XDP_DROP;
+	}
+	kp_nat_port(pkt, &pkt->ports[0], key->sport);
+	kp_nat_port(pkt, &pkt->ports[1], key->dport);
+	if (out_v6) {
+		mtu = mtu > KP_IPV4_MIN_MTU + KP_XLATE_GROWTH ? mtu - KP_XLATE_GROWTH : KP_IPV4_MIN_MTU;
+		err = kp_icmp_error(ctx, pkt, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, bpf_htonl(mtu & 0xffff));
+	} else {
+		err = !kp_icmp6_quotable(pkt) ||
+		      kp_icmp6_error(ctx, pkt, ICMPV6_PKT_TOOBIG, 0, bpf_htonl((mtu & 0xffff) + KP_XLATE_GROWTH));
+	}
+	if (err) {
+		kp_stat_inc(KP_STAT_DROP_MALFORMED);
+		return XDP_DROP;
+	}
+	kp_stat_inc(KP_STAT_ICMP_TOO_BIG);
+	return kp_transmit(ctx, pkt, cfg, !out_v6);
+}
+
+static __noinline int kp_xlate_too_big_to4(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+{
+	return kp_xlate_too_big(ctx, pkt, cfg, 1);
+}
+
+static __noinline int kp_xlate_too_big_to6(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+{
+	return kp_xlate_too_big(ctx, pkt, cfg, 0);
+}
+
+/* Not an XDP action: a translated packet is too big for its route (pkt->mtu); the program's top
+ * answers its sender (kp_xlate_too_big_to4 or _to6, for the family the program received it in). */
+#define KP_TX_XLATE_TOO_BIG 0x102
+
+/* The end of a translation (rc from kp_xlate_*): the UDP checksum IPv6 needs, the verdict if the
+ * packet cannot go on, else 0. */
+static __always_inline int kp_xlate_check(struct kp_pkt *pkt, int rc)
+{
+	if (rc == KP_XLATE_OK_FILL)
+		rc = kp_udp6_csum_fill(pkt) ? KP_XLATE_BROKEN : KP_XLATE_OK;
+	if (rc == KP_XLATE_OK) {
+		kp_stat_inc(KP_STAT_XLATE);
+		return 0;
+	}
+	kp_stat_inc(rc == KP_XLATE_UNTOUCHED ? KP_STAT_DROP_XLATE : KP_STAT_DROP_MALFORMED);
+	return XDP_DROP;
+}
+
+/* Routes a translated packet, now of family out_v6, by its destination's next hop (not the
+ * backend's copy in kp_be_hops: that lookup would push these frames past the stack the call chains
+ * have). KP_TX_XLATE_TOO_BIG when it is too big for the route. */
+static __always_inline int kp_xlate_route(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
+					  __u64 now, const int out_v6)
+{
+	__u32 mtu = 0;
+	int act = kp_route(ctx, pkt, cfg, &mtu, now, NULL, NULL, 0, out_v6);
+
+	if (act != KP_TX_FRAG_NEEDED)
+		return act;
+	pkt->mtu = mtu;
+	return KP_TX_XLATE_TOO_BIG;
+}
+
+/* Steps 5-7 across families: the forward packet (of family v6) becomes the backend's, from the
+ * connection's source (pick->masq_addr, or the scratch's masq) to the backend. */
+static __always_inline int kp_xlate_forward(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
+					    const struct kp_ct_pick *pick, const int v6)
+{
+	struct kp_scratch *s = kp_scratch_get();
+	struct kp_backend *be = pick->be;
+	int rc;
+
+	if (!s || !be) {
+		kp_stat_inc(KP_STAT_DROP_MALFORMED);
+		return XDP_DROP;
+	}
+	rc = v6 ? kp_xlate_6to4(pkt, pick->masq_addr, pick->be_addr) : kp_xlate_4to6(pkt, s->masq, be->addr);
+	if (rc >= KP_XLATE_OK) {
+		kp_nat_port(pkt, &pkt->ports[1], be->port);
+		kp_nat_port(pkt, &pkt->ports[0], pick->nat_port);
+	}
+	rc = kp_xlate_check(pkt, rc);
+	if (rc)
+		return rc;
+	kp_stat_inc(KP_STAT_DNAT);
+	kp_be_stats_add(pick->be_id, pkt->len);
+	return kp_xlate_route(ctx, pkt, cfg, pick->now, !v6);
+}
+
+/* NAT46 (an IPv4 packet to an IPv6 backend) and NAT64. Subprograms: cross-family VIPs only. */
+static __noinline int kp_xlate_forward4(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
+					const struct kp_ct_pick *pick)
+{
+	return kp_xlate_forward(ctx, pkt, cfg, pick, 0);
+}
+
+static __noinline int kp_xlate_forward6(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
+					const struct kp_ct_pick *pick)
+{
+	return kp_xlate_forward(ctx, pkt, cfg, pick, 1);
+}
+
+/* A reply across families (rv is flagged KP_CT_F_XLATE): back to the client's family, from the VIP to
+ * the client's own address and port. */
+static __always_inline int kp_xlate_reply(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
+					  const struct kp_ct *rv, const int v6)
+{
+	struct kp_scratch *s = kp_scratch_get();
+	struct kp_vip_stats *vs;
+	__be32 vip4, client4;
+	int rc;
+
+	if (!s) {
+		kp_stat_inc(KP_STAT_DROP_MALFORMED);
+		return XDP_DROP;
+	}
+	if (v6) {
+		if (kp_addr_to_v4(rv->vip_addr, &vip4) || kp_addr_to_v4(rv->peer.client_addr, &client4))
+			rc = KP_XLATE_BROKEN; /* not a NAT46 entry: cannot happen */
+		else
+			rc = kp_xlate_6to4(pkt, vip4, client4);
+	} else {
+		rc = kp_addr_is_v4(rv->vip_addr) ? KP_XLATE_BROKEN : kp_xlate_4to6(pkt, rv->vip_addr, rv->peer.client_addr);
+	}
+	if (rc >= KP_XLATE_OK) {
+		kp_nat_port(pkt, &pkt->ports[0], rv->vip_port);
+		kp_nat_port(pkt, &pkt->ports[1], rv->client_port);
+	}
+	rc = kp_xlate_check(pkt, rc);
+	if (rc)
+		return rc;
+	kp_stat_inc(KP_STAT_SNAT);
+	vs = kp_vip_stats_get(rv->vip_id);
+	if (vs) {
+		vs->reply_pkts += 1;
+		vs->reply_bytes += pkt->len;
+	}
+	return kp_xlate_route(ctx, pkt, cfg, pkt->now, !v6);
+}
+
+/* A NAT46 reply (IPv6 from the backend) and a NAT64 one. Subprograms, as the forward ones. */
+static __noinline int kp_xlate_reply6(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
+				      const struct kp_ct *rv)
+{
+	return kp_xlate_reply(ctx, pkt, cfg, rv, 1);
+}
+
+static __noinline int kp_xlate_reply4(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
+				      const struct kp_ct *rv)
+{
+	return kp_xlate_reply(ctx, pkt, cfg, rv, 0);
+}
+
 /* IPv6 rewrites are subprograms: their 16-byte fields would otherwise take room in the IPv6 program's
  * frame, which every call chain (kp_ct_new's deepest) shares. */
 
@@ -207,6 +391,8 @@ static __always_inline int kp_handle_reply(struct xdp_md *ctx, struct kp_pkt *pk
 	}
 	if (rv->last_seen_ns != now)
 		rv->last_seen_ns = now;
+	if (rv->flags & KP_CT_F_XLATE)
+		return v6 ? kp_xlate_reply6(ctx, pkt, cfg, rv) : kp_xlate_reply4(ctx, pkt, cfg, rv);
 	masq = rv->flags & KP_CT_F_MASQ;
 	if (v6) {
 		if (kp_addr_is_v4(rv->vip_addr)) {
@@ -327,6 +513,8 @@ static __always_inline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt
 		kp_stat_inc(KP_STAT_CT_REMAP);
 	if (pick->masq)
 		kp_masq_count();
+	if (pick->v6 != v6)
+		return v6 ? kp_xlate_forward6(ctx, pkt, cfg, pick) : kp_xlate_forward4(ctx, pkt, cfg, pick);
 	if (v6) {
 		kp_dnat6(pkt, pick->be, pick->nat_port, pick->masq6);
 	} else {
@@ -507,6 +695,8 @@ static __always_inline int kp_reply_done(struct xdp_md *ctx, struct kp_pkt *pkt,
 {
 	if (act == KP_TX_FRAG_NEEDED)
 		return kp_too_big(ctx, pkt, cfg, KP_DIR_REPLY, v6);
+	if (act == KP_TX_XLATE_TOO_BIG)
+		return v6 ? kp_xlate_too_big_to6(ctx, pkt, cfg) : kp_xlate_too_big_to4(ctx, pkt, cfg);
 	return act;
 }
 
@@ -561,6 +751,7 @@ static __always_inline int kp_handle_l4(struct xdp_md *ctx, struct kp_pkt *pkt, 
 	pick.v6 = v6;
 	ct = bpf_map_lookup_elem(&kp_ct, &s->key);
 	if (ct) {
+		pick.v6 = v6 ^ !!(ct->flags & KP_CT_F_XLATE); /* the backend's family */
 		pick.kind = kp_ct_existing(ct, &s->key, pkt, cfg, &pick);
 		vip_id = ct->vip_id;
 	}
@@ -581,16 +772,19 @@ static __always_inline int kp_handle_l4(struct xdp_md *ctx, struct kp_pkt *pkt, 
 			kp_stat_inc(KP_STAT_DROP_SRC_RANGE);
 			return XDP_DROP;
 		}
+		pick.v6 = v6 ^ !!(vip->flags & KP_VIP_F_XLATE);
 		pick.proto = pkt->proto;
 		pick.tcp_flags = pkt->tcp_flags;
 		pick.kind = kp_ct_new(&s->key, vip, cfg, &pick);
-		pick.be = pick.kind == KP_CT_NO_SERVER ? NULL : kp_backend_of(pick.be_id, v6, &pick.be_addr);
+		pick.be = pick.kind == KP_CT_NO_SERVER ? NULL : kp_backend_of(pick.be_id, pick.v6, &pick.be_addr);
 	}
 	act = kp_vip_forward(ctx, pkt, vip_id, cfg, &pick, v6);
 	if (act == KP_TX_REJECT)
 		return kp_reject(ctx, pkt, cfg, v6);
 	if (act == KP_TX_FRAG_NEEDED)
 		return kp_too_big(ctx, pkt, cfg, KP_DIR_ORIG, v6);
+	if (act == KP_TX_XLATE_TOO_BIG)
+		return v6 ? kp_xlate_too_big_to6(ctx, pkt, cfg) : kp_xlate_too_big_to4(ctx, pkt, cfg);
 	return act;
 }
 

@@ -47,7 +47,8 @@ struct kp_ct_pick {
 	__u8 local_only; /* the VIP entry picks local endpoints only: none is a drop, not a reject */
 	__u8 masq;       /* a new connection that is masqueraded (masq_addr is set for every one) */
 	__s8 kind;       /* enum kp_ct_kind, or -1 while unknown */
-	__u8 v6;         /* set by the caller: an IPv6 packet, whose backends are IPv6 */
+	__u8 v6;         /* set by the caller: the backends are IPv6 (the packet is too, unless the
+	                    connection is across families: NAT46, NAT64) */
 	__u8 masq6;      /* IPv6 and masqueraded: the source address to send is the scratch's masq */
 	__u8 proto;      /* the packet's, for kp_ct_new (which must not see the packet's pointers) */
 	__u8 tcp_flags;
@@ -268,10 +269,11 @@ static __noinline int kp_ct_claim(const struct kp_flow_key *rk, const struct kp_
 }
 
 /* Reply entry of a connection from key to backend be, the backend seeing client port nat_port and,
- * if masq is not NULL, the masquerade address masq as the client's. */
+ * if masq is not NULL, the masquerade address masq as the client's; vip_flags: its VIP's (only
+ * KP_VIP_F_XLATE is read). */
 static __always_inline void kp_ct_reply_entry(struct kp_flow_key *rk, struct kp_ct *rv,
 					      const struct kp_flow_key *key, const struct kp_backend *be,
-					      __u32 be_id, __u32 vip_id, __be16 nat_port, const __u8 *masq)
+					      __u32 be_id, __u32 vip_id, __be16 nat_port, const __u8 *masq, __u16 vip_flags)
 {
 	__builtin_memset(rk, 0, sizeof(*rk));
 	__builtin_memset(rv, 0, sizeof(*rv));
@@ -289,7 +291,7 @@ static __always_inline void kp_ct_reply_entry(struct kp_flow_key *rk, struct kp_
 	rv->vip_id = vip_id;
 	rv->backend_id = be_id;
 	rv->backend_gen = be->gen;
-	rv->flags = KP_CT_F_REPLY | (masq ? KP_CT_F_MASQ : 0);
+	rv->flags = KP_CT_F_REPLY | (masq ? KP_CT_F_MASQ : 0) | (vip_flags & KP_VIP_F_XLATE ? KP_CT_F_XLATE : 0);
 }
 
 /* Claims the connection's reply tuple with the client's own port, or else with one of a few
@@ -299,14 +301,14 @@ static __always_inline void kp_ct_reply_entry(struct kp_flow_key *rk, struct kp_
  * atomic. Returns the port the backend will see, or 0 when every candidate is held by a live
  * connection. */
 static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, const struct kp_ct_pick *pick,
-					       const struct kp_backend *be, __u32 vip_id,
+					       const struct kp_backend *be, const struct kp_vip *vip,
 					       const struct kp_config *cfg, struct kp_scratch *s, int masq)
 {
 	__u32 h, lo = KP_REMAP_PORT_MIN, span = KP_REMAP_PORT_SPAN, tries = KP_REMAP_TRIES;
 	__u64 now = pick->now;
 	int i;
 
-	kp_ct_reply_entry(&s->rk, &s->rv, key, be, pick->be_id, vip_id, key->sport, masq ? s->masq : NULL);
+	kp_ct_reply_entry(&s->rk, &s->rv, key, be, pick->be_id, vip->id, key->sport, masq ? s->masq : NULL, vip->flags);
 	if (masq) {
 		lo = s->masq_lo;
 		span = s->masq_span ? s->masq_span : 1;
@@ -404,7 +406,7 @@ static __noinline void kp_ct_reply_refresh(const struct kp_flow_key *key, const 
 	if (!s || kp_ct_reply_of(key, ct, be, &s->rk))
 		return;
 	kp_ct_reply_entry(&s->rk, &s->rv, key, be, ct->backend_id, ct->vip_id, ct->client_port,
-			  (ct->flags & KP_CT_F_MASQ) ? ct->vip_addr : NULL);
+			  (ct->flags & KP_CT_F_MASQ) ? ct->vip_addr : NULL, ct->flags & KP_CT_F_XLATE ? KP_VIP_F_XLATE : 0);
 	kp_ct_claim(&s->rk, &s->rv, cfg, kp_now());
 }
 
@@ -449,6 +451,45 @@ static __noinline void kp_affinity_pick(const struct kp_flow_key *key, const str
 	s->av.backend_gen = be->gen;
 	s->av.last_ns = pick->now;
 	bpf_map_update_elem(&kp_affinity, &s->ak, &s->av, BPF_ANY);
+}
+
+/* The source a new connection across families comes from (into s->masq), with a port of kp_masq's
+ * range: 1, or -1 if there is none. NAT46: the client's IPv4 address embedded in the NAT46 prefix
+ * (RFC 6052 /96), so the backend can tell clients apart; NAT64: the node's IPv4 masquerade address,
+ * as NAT64 gateways do. A subprogram: new cross-family connections only. */
+static __noinline int kp_ct_xlate_src(const struct kp_flow_key *key, struct kp_scratch *s)
+{
+	__u32 k = KP_MASQ_NAT46;
+	struct kp_masq *m;
+
+	if (kp_addr_is_v4(key->saddr)) {
+		m = bpf_map_lookup_elem(&kp_masq, &k);
+		if (m && !kp_addr_is_zero(m->addr)) {
+			__builtin_memcpy(s->masq, m->addr, KP_V4MAPPED_PREFIX_LEN);
+		} else {
+			__builtin_memset(s->masq, 0, KP_V4MAPPED_PREFIX_LEN);
+			s->masq[1] = 0x64; /* 64:ff9b::/96, RFC 6052's well-known prefix */
+			s->masq[2] = 0xff;
+			s->masq[3] = 0x9b;
+		}
+		__builtin_memcpy(s->masq + KP_V4MAPPED_PREFIX_LEN, key->saddr + KP_V4MAPPED_PREFIX_LEN, 4);
+	}
+	k = KP_MASQ_V4;
+	m = bpf_map_lookup_elem(&kp_masq, &k); /* the port range, and NAT64's source address */
+	if (!m)
+		return -1;
+	if (!kp_addr_is_v4(key->saddr)) {
+		if (kp_addr_is_zero(m->addr) || !kp_addr_is_v4(m->addr))
+			return -1;
+		__builtin_memcpy(s->masq, m->addr, KP_ADDR_LEN);
+	}
+	s->masq_lo = KP_MASQ_PORT_MIN;
+	s->masq_span = KP_MASQ_PORT_MAX - KP_MASQ_PORT_MIN + 1;
+	if (m->port_min && m->port_max >= m->port_min) {
+		s->masq_lo = m->port_min;
+		s->masq_span = m->port_max - m->port_min + 1;
+	}
+	return 1;
 }
 
 /* Is a new connection to vip's entry, given backend be, masqueraded, and to which address (into
@@ -512,8 +553,14 @@ __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_vip *vip
 		pick->be_id = KP_BACKEND_NONE;
 		return KP_CT_NO_SERVER;
 	}
-	masq = kp_ct_masq_addr(key, vip, be, s);
-	pick->nat_port = kp_ct_claim_port(key, pick, be, vip->id, cfg, s, masq);
+	/* across families always (called from here: under kp_ct_masq_addr, its frame would take this
+	 * chain past 512 bytes) */
+	masq = vip->flags & KP_VIP_F_XLATE ? kp_ct_xlate_src(key, s) : kp_ct_masq_addr(key, vip, be, s);
+	if (masq < 0) {
+		pick->be_id = KP_BACKEND_NONE;
+		return KP_CT_NO_SERVER;
+	}
+	pick->nat_port = kp_ct_claim_port(key, pick, be, vip, cfg, s, masq);
 	pick->masq = masq;
 	if (!pick->nat_port)
 		return KP_CT_CLASH;
@@ -527,7 +574,7 @@ __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_vip *vip
 	}
 	__builtin_memset(ncp, 0, sizeof(*ncp));
 	if (masq) {
-		ncp->flags |= KP_CT_F_MASQ;
+		ncp->flags |= KP_CT_F_MASQ | (vip->flags & KP_VIP_F_XLATE ? KP_CT_F_XLATE : 0);
 		__builtin_memcpy(ncp->vip_addr, s->masq, KP_ADDR_LEN);
 	}
 	ncp->backend_id = pick->be_id;

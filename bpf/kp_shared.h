@@ -14,7 +14,7 @@
 /* The meaning of the pinned maps: bumped whenever a shared struct or a map's use changes in a way a
  * size check cannot see (a field reinterpreted, a flag moved). A kpbpf of another version refuses
  * pins of this one; test/maps/btf-layout.test.ts keeps src/maps/codecs.ts LAYOUT_VERSION equal. */
-#define KP_LAYOUT_VERSION 5
+#define KP_LAYOUT_VERSION 6
 
 /* Addresses are always 16 bytes: IPv6 as is, IPv4 as ::ffff:a.b.c.d (RFC 4291 2.5.5.2). */
 #define KP_ADDR_LEN 16
@@ -119,6 +119,8 @@ enum kp_ct_state {
 #define KP_CT_F_HOP_REDIRECT 0x20 /* reply: its next hop may be redirected to (kp_tx_ports) */
 #define KP_CT_F_MASQ 0x40     /* masqueraded: the backend sees vip_addr (forward) as the client,
                                  and the reply entry keeps the client's address in peer */
+#define KP_CT_F_XLATE 0x80    /* across families (NAT46, NAT64): the client's and the backend's
+                                 packets are of different families, and always KP_CT_F_MASQ */
 
 /* The tail of a reply entry: the cached next hop of its replies, or, for a masqueraded connection
  * (KP_CT_F_MASQ), the client's own address, which the backend never saw; those replies look their
@@ -244,6 +246,8 @@ _Static_assert(sizeof(struct kp_vip_pfx_key) == 24, "kp_vip_pfx_key size");
                                    backend while kp_vip_affinity[id] seconds have not passed */
 #define KP_VIP_F_AUTO_LEN 0x400 /* table_len follows the backend count ("new_len auto"); control plane
                                    only, the data path ignores it */
+#define KP_VIP_F_XLATE 0x800   /* the VIP's backends are of the other family: NAT46 (an IPv4 VIP) or NAT64
+                                   (an IPv6 VIP); every entry of the VIP carries it */
 #define KP_VIP_F_MASQ 0x100     /* an external entry under externalTrafficPolicy cluster: a connection to
                                    a backend on another node is masqueraded (node port entries to the
                                    node address dialled, others to kp_masq's address) */
@@ -326,7 +330,9 @@ struct kp_masq {
 _Static_assert(sizeof(struct kp_masq) == 24, "kp_masq size");
 #define KP_MASQ_V4 0 /* kp_masq's keys: one address per family; the port range is the IPv4 entry's */
 #define KP_MASQ_V6 1
-#define KP_MASQ_ENTRIES 2
+#define KP_MASQ_NAT46 2 /* addr: the /96 prefix NAT46 embeds a client's IPv4 address in (RFC 6052);
+                           all zero: 64:ff9b::/96. NAT64 connections come from KP_MASQ_V4's address. */
+#define KP_MASQ_ENTRIES 3
 
 /* Key of kp_affinity: a client of a VIP with session affinity (Kubernetes' ClientIP). */
 struct kp_affinity_key {
@@ -422,7 +428,10 @@ enum kp_stat {
 	KP_STAT_SOCK_XLATE = 26,     /* a socket of the node's own connected to or sent to a backend instead of a VIP */
 	KP_STAT_SOCK_NO_BACKEND = 27, /* a socket of the node's own refused: its VIP has no serving endpoint */
 	KP_STAT_MASQ_EVICT = 28,      /* a masquerade port taken from a UDP flow that never saw a reply (every candidate was held) */
-	KP_STAT_MAX = 29,
+	KP_STAT_XLATE = 29,          /* packets translated across families, NAT46 or NAT64 (also DNAT or SNAT) */
+	KP_STAT_DROP_XLATE = 30,     /* a cross-family connection's packet that cannot be translated (IPv4
+	                                options, fragments, IPv6 extension headers) */
+	KP_STAT_MAX = 31,
 };
 
 #endif /* KP_SHARED_H */

@@ -61,6 +61,11 @@ static __always_inline int kp_sock_to_backend(struct bpf_sock_addr *ctx)
 	vip = kp_vip_lookup_stack(&fk, cfg);
 	if (!vip)
 		return 1;
+	if (vip->flags & KP_VIP_F_XLATE) {
+		/* NAT46: a socket cannot change family, and XDP never sees the node's own egress. */
+		kp_sock_stat(KP_STAT_SOCK_NO_BACKEND);
+		return 0;
+	}
 	cookie = bpf_get_socket_cookie(ctx);
 	sk.cookie = cookie;
 	__builtin_memcpy(sk.addr, fk.daddr, KP_ADDR_LEN);

@@ -13,6 +13,7 @@
 #include "kp_l4csum.h"
 
 #define KP_XLATE_GROWTH 20 /* sizeof(struct ipv6hdr) - sizeof(struct iphdr) */
+#define KP_IPV4_MIN_MTU 68 /* RFC 791: every IPv4 link carries this much */
 
 /* Return values: translated; not translatable, the frame untouched (the caller passes it on);
  * the frame's start moved but its new headers are out of reach (cannot happen for a frame that
@@ -20,6 +21,10 @@
 #define KP_XLATE_OK 0
 #define KP_XLATE_UNTOUCHED (-1)
 #define KP_XLATE_BROKEN (-2)
+/* kp_xlate_4to6 only: translated, and the UDP checksum is 0, which IPv6 forbids; the caller computes
+ * it (kp_udp6_csum_fill) once it has set the ports. Left to the caller so that a translation with no
+ * use for a checksum (a quote) does not put the segment walk's frames on its call chain. */
+#define KP_XLATE_OK_FILL 1
 
 /* The L4 check field after its pseudo-header's addresses changed by delta (the sum of the old
  * words complemented and the new words), in the state the field is in. */
@@ -89,14 +94,14 @@ static __always_inline int kp_xlate_l4_ptrs(struct kp_pkt *pkt, void *data, void
 
 /* IPv4 -> IPv6 (RFC 7915 4.1): traffic class = TOS, flow label 0, hop limit = TTL, payload length
  * = total length - 20. Options and fragments are not translated (untouched: the caller passes them
- * to the kernel). A UDP checksum of 0, allowed in IPv4 and not in IPv6, is computed. */
+ * to the kernel). A UDP checksum of 0, allowed in IPv4 and not in IPv6, is left for the caller to
+ * compute (KP_XLATE_OK_FILL). */
 static __noinline int kp_xlate_4to6(struct kp_pkt *pkt, const __u8 *saddr, const __u8 *daddr)
 {
 	struct xdp_md *ctx = pkt->ctx;
 	struct iphdr *ip = pkt->ip;
 	int state = KP_L4_CSUM_COMPLETE, fill = 0;
 	struct ipv6hdr *ip6;
-	__u8 macs[2 * ETH_ALEN];
 	__u16 tot_len;
 	__u8 tos, ttl;
 	struct ethhdr *eth;
@@ -121,7 +126,6 @@ static __noinline int kp_xlate_4to6(struct kp_pkt *pkt, const __u8 *saddr, const
 		kp_xlate_l4_csum(pkt, state, delta);
 	tos = ip->tos;
 	ttl = ip->ttl;
-	__builtin_memcpy(macs, pkt->eth, sizeof(macs));
 
 	if (bpf_xdp_adjust_head(ctx, -KP_XLATE_GROWTH))
 		return KP_XLATE_UNTOUCHED;
@@ -131,7 +135,8 @@ static __noinline int kp_xlate_4to6(struct kp_pkt *pkt, const __u8 *saddr, const
 	ip6 = data + ETH_HLEN;
 	if ((void *)(ip6 + 1) > end)
 		return KP_XLATE_BROKEN;
-	__builtin_memcpy(eth, macs, sizeof(macs));
+	/* The old Ethernet header is now 20 bytes in, clear of the new one: no copy on the stack. */
+	__builtin_memcpy(eth, data + KP_XLATE_GROWTH, 2 * ETH_ALEN);
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	ip6->version = 6;
 	ip6->priority = tos >> 4;
@@ -147,9 +152,7 @@ static __noinline int kp_xlate_4to6(struct kp_pkt *pkt, const __u8 *saddr, const
 	pkt->len += KP_XLATE_GROWTH;
 	if (kp_xlate_l4_ptrs(pkt, data, end, ETH_HLEN + sizeof(*ip6)))
 		return KP_XLATE_BROKEN;
-	if (fill && kp_udp6_csum_fill(pkt))
-		return KP_XLATE_BROKEN;
-	return KP_XLATE_OK;
+	return fill ? KP_XLATE_OK_FILL : KP_XLATE_OK;
 }
 
 /* IPv6 -> IPv4 (RFC 7915 5.1): TOS = traffic class, TTL = hop limit, identification 0 and DF set (no
@@ -160,7 +163,6 @@ static __noinline int kp_xlate_6to4(struct kp_pkt *pkt, __be32 saddr, __be32 dad
 	struct xdp_md *ctx = pkt->ctx;
 	struct ipv6hdr *ip6 = pkt->ip6;
 	int state = KP_L4_CSUM_COMPLETE, none = 0;
-	__u8 macs[2 * ETH_ALEN];
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	void *data, *end;
@@ -186,7 +188,6 @@ static __noinline int kp_xlate_6to4(struct kp_pkt *pkt, __be32 saddr, __be32 dad
 	if (!none)
 		kp_xlate_l4_csum(pkt, state, delta);
 	tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
-	__builtin_memcpy(macs, pkt->eth, sizeof(macs));
 
 	/* The new headers go into the last 34 bytes before the L4 header, all read above. */
 	ip = (void *)(ip6 + 1) - sizeof(*ip);
@@ -204,7 +205,8 @@ static __noinline int kp_xlate_6to4(struct kp_pkt *pkt, __be32 saddr, __be32 dad
 	ip->daddr = daddr;
 	sum = bpf_csum_diff(NULL, 0, (void *)ip, sizeof(*ip), 0);
 	ip->check = (__sum16)~kp_csum_fold((__u32)sum);
-	__builtin_memcpy(eth, macs, sizeof(macs));
+	/* The new Ethernet header ends where the old IPv6 header's saddr does: clear of the old one. */
+	__builtin_memcpy(eth, pkt->eth, 2 * ETH_ALEN);
 	eth->h_proto = bpf_htons(ETH_P_IP);
 
 	if (bpf_xdp_adjust_head(ctx, KP_XLATE_GROWTH))

@@ -1,7 +1,8 @@
 // kpbpf vip add|del: services (VIP prefix, protocol, port) and their target port and Maglev table size.
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
-import { VIP_TYPES, type TrafficPolicy, type VipSpec, type VipType, type VipView } from '../dataplane/types.js';
+import { VIP_TYPES, type CrossEncap, type TrafficPolicy, type VipSpec, type VipType, type VipView } from '../dataplane/types.js';
+import type { Control } from '../dataplane/control.js';
 import { parseProtocol, parseUint, parseWords } from './words.js';
 import { KpError } from '../errors.js';
 import { KP_MAGLEV_MAX_LEN, KP_MAGLEV_MIN_LEN } from '../maglev/primes.js';
@@ -12,7 +13,7 @@ import { AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_MAX } from '../config/types.
 const port = (name: string) => (v: string) => parseUint(v, name, 1, 65535);
 
 /** The words after `vip add <prefix>`: everything of the VIP but its prefix. */
-export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> & { encap?: string } {
+export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix' | 'encap'> & { encap?: string } {
   const { opts, rest } = parseWords(
     words,
     {
@@ -40,7 +41,7 @@ export function parseVipAddWords(words: string[]): Omit<VipSpec, 'prefix'> & { e
     },
     { target: 'target_port', newlen: 'new_len', nodeport: 'node_port', source_range: 'source_ranges', etp: 'external_traffic_policy', itp: 'internal_traffic_policy' },
   );
-  if (rest.length) throw new KpError('KP_ERR_ARG', `vip add: unexpected argument '${rest[0]}' (expected protocol, port, target, new_len, nodeport, type, source_ranges, etp, itp, affinity or affinity_timeout)`);
+  if (rest.length) throw new KpError('KP_ERR_ARG', `vip add: unexpected argument '${rest[0]}' (expected protocol, port, target, new_len, nodeport, type, source_ranges, etp, itp, affinity, affinity_timeout or encap)`);
   if (opts.port === undefined) throw new KpError('KP_ERR_ARG', 'vip add: port: expected a port number (e.g. port 80)');
   if (opts.affinity_timeout !== undefined && opts.affinity !== 'clientip') throw new KpError('KP_ERR_ARG', 'affinity_timeout: applies to affinity clientip');
   return {
@@ -71,12 +72,13 @@ function parseEncap(v: string): string {
   return v;
 }
 
-/** An encap word for a VIP of this family: refused unless it is NAT44 (the one kpbpf does yet). */
-export function checkEncap(encap: string, vipFamily: 4 | 6): void {
+/** An encap word for a VIP of this family: its cross-family NAT (nat46, nat64), or undefined for the VIP's own family. */
+export function checkEncap(encap: string, vipFamily: 4 | 6): CrossEncap | undefined {
   const from = encap.length === 5 ? Number(encap[3]) : vipFamily;
   const to = Number(encap[encap.length - 1]);
   if (from !== vipFamily) throw new KpError('KP_ERR_ARG', `encap ${encap}: an IPv${from} VIP's NAT, and this VIP is IPv${vipFamily}`);
-  if (from !== to) throw new KpError('KP_ERR_ARG', `encap ${encap}: NAT${from}${to} is not supported yet (kpbpf does NAT44 and NAT66)`);
+  if (from === to) return undefined;
+  return vipFamily === 4 ? 'nat46' : 'nat64';
 }
 
 function parseVipType(v: string): VipType {
@@ -91,7 +93,16 @@ export function vipLine(v: VipView): string {
   const ranges = v.sourceRanges?.length ? ` source_ranges ${v.sourceRanges.join(',')}` : '';
   const pol = `${v.externalTrafficPolicy === 'local' ? ' etp local' : ''}${v.internalTrafficPolicy === 'local' ? ' itp local' : ''}`;
   const aff = v.sessionAffinityTimeout ? ` affinity clientip affinity_timeout ${v.sessionAffinityTimeout}` : '';
-  return `vip ${v.prefix} ${v.protocol} port ${v.port} target ${v.targetPort} new_len ${v.newLen}${v.newLenAuto ? ' (auto)' : ''}${np}${type}${ranges}${pol}${aff}`;
+  const encap = v.encap ? ` encap ${v.encap}` : '';
+  return `vip ${v.prefix} ${v.protocol} port ${v.port} target ${v.targetPort} new_len ${v.newLen}${v.newLenAuto ? ' (auto)' : ''}${np}${type}${ranges}${pol}${aff}${encap}`;
+}
+
+function existingEncap(control: Control, prefix: string, protocol: 'tcp' | 'udp', port: number): CrossEncap | undefined {
+  try {
+    return control.findVip({ prefix, protocol, port }).encap;
+  } catch {
+    return undefined; // a new VIP
+  }
 }
 
 export function registerVip(program: Command, ctx: CliContext): void {
@@ -105,9 +116,12 @@ export function registerVip(program: Command, ctx: CliContext): void {
     .addHelpText('after', '\nExamples:\n  kpbpf vip add 198.18.100.10/32 protocol tcp port 80 target 8080 new_len 1021\n  kpbpf vip add 90.1.2.1/32 port 3306 target 3307 nodeport 30964\n  kpbpf vip add 198.18.200.1/32 port 443 target 8443 type loadbalancer source_ranges 198.18.0.0/24\n')
     .action((prefix: string, words: string[]) => {
       const { encap, ...rest } = parseVipAddWords(words); // before anything is loaded
-      if (encap) checkEncap(encap, prefix.includes(':') ? 6 : 4);
-      const spec = { prefix, ...rest };
-      const view = ctx.dataplane().addVip(spec);
+      const cross = encap ? checkEncap(encap, prefix.includes(':') ? 6 : 4) : undefined;
+      const control = ctx.dataplane();
+      // Left out on an existing VIP, encap stays (a change of family drains every backend).
+      const kept = encap ? undefined : existingEncap(control, prefix, rest.protocol, rest.port);
+      const spec = { prefix, ...rest, ...(cross ?? kept ? { encap: cross ?? kept } : {}) };
+      const view = control.addVip(spec);
       ctx.print(view, () => `${vipLine(view)} (id ${view.id})\n`);
     });
 

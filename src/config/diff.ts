@@ -42,7 +42,7 @@ export interface VipRef {
 /** What a VIP is besides its identity and backends (the config's fields of the same names). */
 export type VipSettings = Pick<
   KpVipConfig,
-  'target_port' | 'new_len' | 'node_port' | 'type' | 'source_ranges' | 'external_traffic_policy' | 'internal_traffic_policy' | 'session_affinity_timeout'
+  'target_port' | 'new_len' | 'node_port' | 'type' | 'source_ranges' | 'external_traffic_policy' | 'internal_traffic_policy' | 'session_affinity_timeout' | 'encap'
 >;
 
 type ConfChange = 'buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_addresses' | 'masquerade_address' | 'masquerade_address6' | 'masquerade_ports' | TimeoutName;
@@ -82,6 +82,7 @@ const settingsOf = (v: VipSettings): VipSettings => ({
   ...(v.external_traffic_policy === 'local' ? { external_traffic_policy: 'local' as const } : {}),
   ...(v.session_affinity_timeout ? { session_affinity_timeout: v.session_affinity_timeout } : {}),
   ...(v.internal_traffic_policy === 'local' ? { internal_traffic_policy: 'local' as const } : {}),
+  ...(v.encap ? { encap: v.encap } : {}),
 });
 
 /** The words `vip add` takes for the settings that are not the defaults. */
@@ -90,7 +91,8 @@ const settingsText = (op: VipSettings): string =>
   `${op.type !== 'clusterip' && !(op.type === 'nodeport' && op.node_port) ? ` type ${op.type}` : ''}` +
   `${op.source_ranges.length ? ` source_ranges ${op.source_ranges.join(',')}` : ''}` +
   `${op.external_traffic_policy ? ' etp local' : ''}${op.internal_traffic_policy ? ' itp local' : ''}` +
-  `${op.session_affinity_timeout ? ` affinity clientip affinity_timeout ${op.session_affinity_timeout}` : ''}`;
+  `${op.session_affinity_timeout ? ` affinity clientip affinity_timeout ${op.session_affinity_timeout}` : ''}` +
+  `${op.encap ? ` encap ${op.encap}` : ''}`;
 
 /** A backend's marks, as ops carry them (left out when false). */
 const marks = (b: { local?: boolean; terminating?: boolean }) => ({ ...(b.local ? { local: true } : {}), ...(b.terminating ? { terminating: true } : {}) });

@@ -1,6 +1,6 @@
 // The validated config (`kpbpf apply -f FILE`), every default filled and addresses canonical.
 import type { CtTimeouts } from './timeouts.js';
-import type { VipType } from '../dataplane/types.js';
+import type { CrossEncap, VipType } from '../dataplane/types.js';
 
 export type XdpMode = 'native' | 'generic' | 'auto';
 export type L4Protocol = 'tcp' | 'udp';
@@ -68,6 +68,8 @@ export interface KpVipConfig {
   health_check_node_port?: number;
   /** the service's name, for health-check answers ("namespace/name") */
   name?: string;
+  /** backends of the other family (NAT46: an IPv4 VIP, NAT64: an IPv6 one); left out: the VIP's family */
+  encap?: CrossEncap;
   backends: KpBackendConfig[];
 }
 

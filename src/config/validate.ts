@@ -1,7 +1,7 @@
 // Config file → KpConfig: ajv schema plus semantic checks, every problem reported at once.
 import { readFileSync } from 'node:fs';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from './types.js';
-import type { VipType } from '../dataplane/types.js';
+import type { CrossEncap, VipType } from '../dataplane/types.js';
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { KpError } from '../errors.js';
 import { isPrime } from '../maglev/primes.js';
@@ -164,6 +164,8 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
   const vipSeen = new Map<string, string>();
   const nodePortSeen = new Map<string, string>();
   const healthPortSeen = new Map<number, string>();
+  const masqNone = isObj(conf) && conf.masquerade_address === 'none';
+  let nat64Warned = false;
   arr(doc.vips).forEach((v, i) => {
     if (!isObj(v)) return;
     const at = `/vips/${i}`;
@@ -216,11 +218,14 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
       errs.push(`${at}/source_ranges: only a loadbalancer VIP has source ranges (this one is ${type})`);
     }
     const vipFamily = typeof v.prefix === 'string' ? (v.prefix.includes(':') ? 6 : 4) : undefined;
+    // The backends' family: encap's, else the first backend's (all must share it).
+    let beFamily: 4 | 6 | undefined;
+    let beFamilyFrom = '';
     if (typeof v.encap === 'string' && vipFamily !== undefined && /^nat[46]{1,2}$/.test(v.encap)) {
       const from = v.encap.length === 5 ? Number(v.encap[3]) : vipFamily;
-      const to = Number(v.encap[v.encap.length - 1]);
+      const to = Number(v.encap[v.encap.length - 1]) as 4 | 6;
       if (from !== vipFamily) errs.push(`${at}/encap: ${v.encap} is an IPv${from} VIP's NAT, and this VIP is IPv${vipFamily}`);
-      else if (from !== to) errs.push(`${at}/encap: NAT${from}${to} is not supported yet (kpbpf does NAT44 and NAT66)`);
+      else [beFamily, beFamilyFrom] = [to, `${at}/encap ${v.encap}`];
     }
     const rangeSeen = new Map<string, string>();
     arr(v.source_ranges).forEach((r, j) => {
@@ -244,16 +249,11 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
     }
     const lenErr = Number.isInteger(v.new_len) ? newLenError(v.new_len as number) : undefined;
     if (lenErr) errs.push(`${at}/new_len: ${lenErr}`);
-    let family: 4 | 6 | undefined;
     if (typeof v.prefix === 'string' && v.prefix !== '') {
       const p = parsePrefix(v.prefix);
       if (typeof p === 'string') {
         errs.push(`${at}/prefix: ${p}`);
-        // Still check the backends' family against the address part, if that much is valid.
-        const a = parseAddress(v.prefix.split('/')[0]);
-        if (typeof a !== 'string') family = a.family;
       } else {
-        family = p.family;
         const protocol = v.protocol ?? D.protocol;
         if (Number.isInteger(v.port) && typeof protocol === 'string') {
           const id = `${p.prefix} ${protocol} port ${v.port as number}`;
@@ -270,8 +270,13 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
       if (typeof text !== 'string' || text === '') return;
       const a = parseAddress(text);
       if (typeof a === 'string') return void errs.push(`${path}: ${a}`);
-      if (family !== undefined && a.family !== family) {
-        errs.push(`${path}: IPv${a.family} backend ${a.text} for an IPv${family} VIP (same family required: NAT46/NAT64 is not supported yet)`);
+      if (beFamily === undefined) [beFamily, beFamilyFrom] = [a.family, path];
+      else if (a.family !== beFamily) {
+        errs.push(`${path}: IPv${a.family} backend ${a.text}, and this VIP's backends are IPv${beFamily} (${beFamilyFrom}): one family per VIP`);
+      }
+      if (vipFamily === 6 && a.family === 4 && masqNone && !nat64Warned) {
+        nat64Warned = true;
+        errs.push(`${path}: an IPv6 VIP with IPv4 backends (NAT64) comes from conf.masquerade_address, which is none`);
       }
       const first = beSeen.get(a.text);
       if (first) errs.push(`${path}: duplicate backend ${a.text} (first at ${first})`);
@@ -305,6 +310,13 @@ export interface VipReuse {
   done: (KpVipConfig | undefined)[];
 }
 
+/** `encap` of a VIP whose backends are of the other family (named, or the backends'), else nothing. */
+function crossEncap(family: 4 | 6, encap: unknown, backends: KpBackendConfig[]): { encap?: CrossEncap } {
+  const named = typeof encap === 'string' ? (Number(encap[encap.length - 1]) as 4 | 6) : undefined;
+  const to = named ?? (backends.length ? (backends[0].address.includes(':') ? 6 : 4) : family);
+  return to === family ? {} : { encap: family === 4 ? 'nat46' : 'nat64' };
+}
+
 /** Only called on a document that passed every check: fill defaults, canonicalise. */
 function build(doc: Json, reuse?: VipReuse): KpConfig {
   const conf = isObj(doc.conf) ? doc.conf : {};
@@ -334,6 +346,7 @@ function build(doc: Json, reuse?: VipReuse): KpConfig {
         ? { session_affinity_timeout: (v.session_affinity_timeout as number) ?? AFFINITY_TIMEOUT_DEFAULT }
         : {}),
       ...(v.internal_traffic_policy === 'local' ? { internal_traffic_policy: 'local' as const } : {}),
+      ...crossEncap(p.family, v.encap, backends),
       backends,
     };
   };

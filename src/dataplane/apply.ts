@@ -74,6 +74,7 @@ export function runningState(control: Control, desired?: KpConfig, only?: VipRef
       source_ranges: v.sourceRanges ?? [],
       ...(v.externalTrafficPolicy === 'local' ? { external_traffic_policy: 'local' as const } : {}),
       ...(v.sessionAffinityTimeout ? { session_affinity_timeout: v.sessionAffinityTimeout } : {}),
+      ...(v.encap ? { encap: v.encap } : {}),
       ...(v.internalTrafficPolicy === 'local' ? { internal_traffic_policy: 'local' as const } : {}),
       backends: v.backends.map((b) => ({ address: b.address, weight: b.weight, state: b.state, ...(b.local ? { local: true } : {}), ...(b.terminating ? { terminating: true } : {}) })),
     })),
@@ -254,6 +255,7 @@ function execute(control: Control, plan: PlanOp[]): void {
             externalTrafficPolicy: op.external_traffic_policy ?? 'cluster',
             internalTrafficPolicy: op.internal_traffic_policy ?? 'cluster',
             sessionAffinityTimeout: op.session_affinity_timeout ?? 0,
+            ...(op.encap ? { encap: op.encap } : {}),
           }, { defer: true });
           break;
         case 'addBackend':

@@ -35,6 +35,8 @@ export const KP_STAT_NAMES = [
   'sock_xlate',
   'sock_no_backend',
   'masq_evict',
+  'xlate',
+  'drop_xlate',
 ] as const;
 
 const num = (x: bigint) => Number(x);

@@ -26,7 +26,11 @@ export interface VipSpec {
   internalTrafficPolicy?: TrafficPolicy;
   /** session affinity ClientIP with this timeout in seconds (sessionAffinityConfig); 0 or left out: none */
   sessionAffinityTimeout?: number;
+  /** backends of the other family: NAT46 (an IPv4 VIP) or NAT64 (an IPv6 VIP); left out: the VIP's family */
+  encap?: CrossEncap;
 }
+
+export type CrossEncap = 'nat46' | 'nat64';
 
 export type TrafficPolicy = 'cluster' | 'local';
 

@@ -30,6 +30,7 @@ export const KP_VIP_F_ITP_LOCAL = 0x80;
 export const KP_VIP_F_MASQ = 0x100;
 export const KP_VIP_F_AFFINITY = 0x200;
 export const KP_VIP_F_AUTO_LEN = 0x400;
+export const KP_VIP_F_XLATE = 0x800;
 
 
 const POLICY_LOCAL = KP_VIP_F_ETP_LOCAL | KP_VIP_F_ITP_LOCAL;
@@ -79,6 +80,17 @@ type VipLocation = { kind: 'exact'; key: VipKey } | { kind: 'prefix'; key: VipPf
 
 /** A VIP's or address's family, from its text. */
 const familyOf = (text: string): 4 | 6 => (text.includes(':') ? 6 : 4);
+
+/** The flag of a VIP whose backends are of the other family, checked against the VIP's family. */
+function encapFlag(spec: VipSpec, family: 4 | 6): number {
+  if (!spec.encap) return 0;
+  const want = spec.encap === 'nat46' ? 4 : 6;
+  if (family !== want) throw new KpError('KP_ERR_ARG', `encap ${spec.encap}: an IPv${want} VIP's NAT, and this VIP is IPv${family}`);
+  return KP_VIP_F_XLATE;
+}
+
+/** The family of a VIP's backends (the VIP's own, unless it translates across families). */
+const backendFamily = (rec: VipRecord): 4 | 6 => (familyOf(rec.prefix) === 4) === !(rec.value.flags & KP_VIP_F_XLATE) ? 4 : 6;
 
 /** The node port index's key: a dual-stack service's two VIPs (one per family) share their node
  * port number, as Kubernetes gives one nodePort to both. */
@@ -307,6 +319,7 @@ export class VipTable {
       ...(rec.value.flags & KP_VIP_F_ETP_LOCAL ? { externalTrafficPolicy: 'local' as const } : {}),
       ...(rec.value.flags & KP_VIP_F_ITP_LOCAL ? { internalTrafficPolicy: 'local' as const } : {}),
       ...(rec.value.flags & KP_VIP_F_AFFINITY && rec.affinity ? { sessionAffinityTimeout: rec.affinity } : {}),
+      ...(rec.value.flags & KP_VIP_F_XLATE ? { encap: familyOf(rec.prefix) === 4 ? ('nat46' as const) : ('nat64' as const) } : {}),
       backends: [...rec.backendIds].sort((a, b) => a - b).map((id) => this.backendView(id, count)),
     };
   }
@@ -386,7 +399,8 @@ export class VipTable {
     this.nodeKeysFor(id, p.family, spec.protocol, spec.nodePort ?? 0); // refused before anything is written
     const affinity = affinityOf(spec);
     const auto = spec.newLen === undefined ? KP_VIP_F_AUTO_LEN : 0;
-    const flags = (prefix ? KP_VIP_F_PREFIX : 0) | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own | (affinity ? KP_VIP_F_AFFINITY : 0) | auto;
+    const xlate = encapFlag(spec, p.family);
+    const flags = (prefix ? KP_VIP_F_PREFIX : 0) | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own | (affinity ? KP_VIP_F_AFFINITY : 0) | auto | xlate;
     // An automatic size is settled when its first backends are published.
     const value: Vip = { id, tableLen: spec.newLen ?? autoTableLen(1), flags, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
     if (affinity) this.maps.vipAffinity.update(id, affinity); // before the VIP is visible with the flag
@@ -491,7 +505,14 @@ export class VipTable {
     const keep = rec.value.flags & KP_VIP_F_PREFIX;
     const affinity = affinityOf(spec);
     const auto = spec.newLen === undefined ? KP_VIP_F_AUTO_LEN : 0;
-    const flags = keep | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own | (affinity ? KP_VIP_F_AFFINITY : 0) | auto;
+    const xlate = encapFlag(spec, familyOf(rec.prefix));
+    if (xlate !== (rec.value.flags & KP_VIP_F_XLATE)) {
+      // The backends change family: the old ones leave the table (their connections go on) before
+      // the entries say the new family, so no new connection picks one of the wrong family.
+      const active = [...rec.backendIds].filter((id) => this.slots[id]!.state === BACKEND_STATE.active);
+      if (active.length) this.delBackends(v, active.map((id) => this.slots[id]!.addr), { flush: false });
+    }
+    const flags = keep | TYPE_FLAGS[type] | (ranges.length ? KP_VIP_F_SRC_RANGES : 0) | policyFlags(type, spec).own | (affinity ? KP_VIP_F_AFFINITY : 0) | auto | xlate;
     // Automatic: the size stays while it suits the backends, else the one they ask for.
     const n = this.tableBackends(rec).length;
     const newLen = spec.newLen ?? (autoTableFits(rec.value.tableLen, n) ? rec.value.tableLen : autoTableLen(n));
@@ -593,14 +614,17 @@ export class VipTable {
     this.freeIds.push(id);
   }
 
-  private canonicalFor(rec: VipRecord, addrs: string[]): string[] {
-    const vip4 = rec.prefix.includes('.');
+  /** Canonical addresses; with `family`, each checked to be of the VIP's backends' family. */
+  private canonicalFor(rec: VipRecord, addrs: string[], family = true): string[] {
+    const want = backendFamily(rec);
+    const vipFamily = familyOf(rec.prefix);
     return [
       ...new Set(
         addrs.map((a) => {
           const c = canonicalAddr(a);
-          if (c.includes('.') !== vip4) {
-            throw new KpError('KP_ERR_ARG', `backend ${a}: an IPv${vip4 ? 4 : 6} VIP needs IPv${vip4 ? 4 : 6} backends (NAT46/NAT64 is not supported yet)`);
+          if (family && familyOf(c) !== want) {
+            const how = want === vipFamily ? `(for IPv${familyOf(c)} backends: encap nat${vipFamily}${familyOf(c)})` : `(encap nat${vipFamily}${want})`;
+            throw new KpError('KP_ERR_ARG', `backend ${a}: this IPv${vipFamily} VIP needs IPv${want} backends ${how}`);
           }
           return c;
         }),
@@ -665,7 +689,7 @@ export class VipTable {
    */
   delBackends(v: VipHandle, addrs: string[], o: { flush: boolean; defer?: boolean }): RemovedBackend[] {
     const rec = this.record(v);
-    const ids = this.canonicalFor(rec, addrs).map((a) => {
+    const ids = this.canonicalFor(rec, addrs, false).map((a) => {
       const id = this.backendByAddr(rec, a);
       if (id === undefined) throw new KpError('KP_ERR_STATE', `backend ${a} is not a backend of vip ${rec.prefix} ${rec.protocol} port ${rec.port}`);
       return id;

@@ -15,7 +15,7 @@ export interface StructLayout {
 }
 
 /** KP_LAYOUT_VERSION of bpf/kp_shared.h: what the pinned maps mean (checked against the header in a test). */
-export const LAYOUT_VERSION = 5;
+export const LAYOUT_VERSION = 6;
 
 export const LAYOUTS = {
   kp_flow_key: {
@@ -425,6 +425,8 @@ export const affinity = codec<Affinity>(
 /** kp_masq's keys: one address per family; the port range is the IPv4 entry's (KP_MASQ_V4/V6). */
 export const MASQ_V4 = 0;
 export const MASQ_V6 = 1;
+/** kp_masq key of the NAT46 prefix (addr: the /96 prefix, all zero = 64:ff9b::/96). */
+export const MASQ_NAT46 = 2;
 const MQ = LAYOUTS.kp_masq;
 /** kp_masq: where masqueraded connections come from. Address '' (all zero) = none; ports 0 = defaults. */
 export interface Masq {

@@ -1,0 +1,187 @@
+// NAT46 and NAT64 in build/kp.bpf.o under BPF_PROG_TEST_RUN: a connection whose VIP and backends are
+// of different families. Forward packets are translated by the client family's program (kp_xdp for
+// NAT46, kp_xdp6 for NAT64), replies by the backend family's, and every output frame must equal the
+// frame test/helpers/packet.ts builds from fields for the other family, with checksums it computes
+// from scratch (so the translation's incremental and recomputed checksums are checked independently).
+import t, { type Test } from 'tap';
+import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.js';
+import { addU64 } from '../../src/maps/map.js';
+import { MASQ_NAT46, MASQ_V4 } from '../../src/maps/codecs.js';
+import { VipTable } from '../../src/dataplane/vips.js';
+import { buildPacket, parsePacket, TCP_ACK, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
+import { bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, testConfig, XDP } from '../helpers/bpf.js';
+import { skipUnlessCi } from '../helpers/ci.js';
+
+const NODE4 = '198.18.0.1'; // the masquerade address: NAT64's source
+const CLIENT4 = '198.18.0.10';
+const VIP46 = '198.18.46.1';
+const VIP46_UDP = '198.18.46.2';
+const BACKEND6 = '2001:db8:46::10';
+const BACKEND6_UDP = '2001:db8:46::11';
+const PREFIX46 = '2001:db8:ff46::'; // the NAT46 prefix set below (a /96)
+const CLIENT6 = '2001:db8:1::10';
+const VIP64 = '2001:db8:64::1';
+const VIP64_UDP = '2001:db8:64::2';
+const BACKEND4 = '198.18.64.10';
+const BACKEND4_UDP = '198.18.64.11';
+const TCP = 6;
+const UDP = 17;
+
+/** a.b.c.d embedded in a /96 prefix (RFC 6052). */
+const embed = (prefix: string, v4: string) => {
+  const [a, b, c, d] = v4.split('.').map(Number);
+  return `${prefix}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+};
+
+const reason = skipUnlessCi(bpfSkipReason());
+if (reason) t.test('NAT46/NAT64 fixtures', { skip: reason }, async () => {});
+else run();
+
+function run() {
+  const dp: Dataplane = loadDataplane({ objectPath: KP_OBJECT, buckets: 1024 });
+  t.teardown(() => dp.close());
+  dp.maps.config.update(0, testConfig({ hashSeed: 9, flags: KP_CONF_F_NO_FIB }));
+  dp.maps.masq.update(MASQ_V4, { addr: NODE4, portMin: 20000, portMax: 20999 });
+  const vips = new VipTable(dp);
+  const add = (vip: string, proto: 'tcp' | 'udp', port: number, target: number, backend: string, encap: 'nat46' | 'nat64') => {
+    const v = vips.add({ prefix: `${vip}/${vip.includes(':') ? 128 : 32}`, protocol: proto, port, targetPort: target, newLen: 7, encap });
+    vips.addBackends(v, [backend], 1);
+    return v;
+  };
+  add(VIP46, 'tcp', 80, 8080, BACKEND6, 'nat46');
+  add(VIP46_UDP, 'udp', 53, 5353, BACKEND6_UDP, 'nat46');
+  add(VIP64, 'tcp', 80, 8080, BACKEND4, 'nat64');
+  add(VIP64_UDP, 'udp', 53, 5353, BACKEND4_UDP, 'nat64');
+
+  const stat = (name: keyof typeof KP_STAT) => dp.maps.stats.sum(KP_STAT[name], addU64)!;
+  const deltas = (names: Array<keyof typeof KP_STAT>, f: () => void): Record<string, number> => {
+    const before = names.map(stat);
+    f();
+    return Object.fromEntries(names.map((n, i) => [n, Number(stat(n) - before[i])]));
+  };
+  const COUNTED: Array<keyof typeof KP_STAT> = ['XLATE', 'DNAT', 'SNAT', 'MASQ', 'TX_PASS', 'DROP_XLATE', 'DROP_MALFORMED'];
+  const expectFrame = (t: Test, input: PacketSpec, want: PacketSpec, verdict = XDP.PASS) => {
+    const r = testRun(dp.progFd, buildPacket(input));
+    t.equal(r.retval, verdict, 'verdict');
+    t.equal(r.data.toString('hex'), buildPacket(want).toString('hex'), 'output bytes');
+    t.same(verifyChecksums(r.data), { ip: true, l4: true }, 'checksums verify');
+    return r;
+  };
+  /** The source port the backend sees: the forward record's. */
+  const natPort = (client: string, vip: string, sport: number, dport: number, proto: number) => {
+    const rec = dp.maps.ct.lookup({ saddr: client, daddr: vip, sport, dport, proto });
+    if (!rec) throw new Error(`no forward record for ${client}:${sport} -> ${vip}:${dport}`);
+    return rec.clientPort;
+  };
+  // What RFC 7915 puts in an IPv4 header it builds: identification 0, DF.
+  const v4out = { id: 0, df: true };
+
+  t.test('NAT46 TCP: the SYN becomes IPv6 from the client embedded in the default prefix', async (t) => {
+    const syn: PacketSpec = { src: CLIENT4, dst: VIP46, proto: 'tcp', sport: 40001, dport: 80, tcpFlags: TCP_SYN, seq: 1000, tos: 0x28, ttl: 60 };
+    const out = testRun(dp.progFd, buildPacket(syn));
+    const port = natPort(CLIENT4, VIP46, 40001, 80, TCP);
+    t.ok(port >= 20000 && port <= 20999, `a masquerade port (${port})`);
+    t.equal(out.data.toString('hex'), buildPacket({ ...syn, src: embed('64:ff9b::', CLIENT4), dst: BACKEND6, sport: port, dport: 8080 }).toString('hex'), '64:ff9b::/96 when no prefix is set');
+    const rec = dp.maps.ct.lookup({ saddr: CLIENT4, daddr: VIP46, sport: 40001, dport: 80, proto: TCP })!;
+    t.ok(rec.flags & 0x80 && rec.flags & 0x40, 'the record is flagged XLATE and MASQ');
+  });
+
+  t.test('NAT46 with a configured prefix, and its reply back to IPv4', async (t) => {
+    dp.maps.masq.update(MASQ_NAT46, { addr: PREFIX46, portMin: 0, portMax: 0 });
+    const src6 = embed(PREFIX46, CLIENT4);
+    const syn: PacketSpec = { src: CLIENT4, dst: VIP46, proto: 'tcp', sport: 40002, dport: 80, tcpFlags: TCP_SYN, seq: 1000, tos: 0x28, ttl: 60, payload: Buffer.from('hello') };
+    let port = 0;
+    let d = deltas(COUNTED, () => {
+      const out = testRun(dp.progFd, buildPacket(syn));
+      port = natPort(CLIENT4, VIP46, 40002, 80, TCP);
+      t.equal(out.retval, XDP.PASS);
+      t.equal(out.data.toString('hex'), buildPacket({ ...syn, src: src6, dst: BACKEND6, sport: port, dport: 8080 }).toString('hex'), 'the configured /96');
+    });
+    t.same(d, { XLATE: 1, DNAT: 1, SNAT: 0, MASQ: 1, TX_PASS: 1, DROP_XLATE: 0, DROP_MALFORMED: 0 });
+    const rep: PacketSpec = { src: BACKEND6, dst: src6, proto: 'tcp', sport: 8080, dport: port, tcpFlags: TCP_SYN | TCP_ACK, seq: 5000, ack: 1006, tos: 0x10, ttl: 63, payload: Buffer.from('welcome') };
+    d = deltas(COUNTED, () => expectFrame(t, rep, { ...rep, ...v4out, src: VIP46, dst: CLIENT4, sport: 80, dport: 40002 }));
+    t.same(d, { XLATE: 1, DNAT: 0, SNAT: 1, MASQ: 0, TX_PASS: 1, DROP_XLATE: 0, DROP_MALFORMED: 0 });
+    const ack: PacketSpec = { ...syn, tcpFlags: TCP_ACK, seq: 1006, ack: 5008, payload: Buffer.from('GET /') };
+    d = deltas(COUNTED, () => expectFrame(t, ack, { ...ack, src: src6, dst: BACKEND6, sport: port, dport: 8080 }));
+    t.same(d, { XLATE: 1, DNAT: 1, SNAT: 0, MASQ: 0, TX_PASS: 1, DROP_XLATE: 0, DROP_MALFORMED: 0 }, 'the record takes it: no new masquerade');
+    const rec = dp.maps.ct.lookup({ saddr: CLIENT4, daddr: VIP46, sport: 40002, dport: 80, proto: TCP })!;
+    t.equal(rec.state, 3, 'ESTABLISHED');
+    const fast: PacketSpec = { ...rep, tcpFlags: TCP_ACK, seq: 5008, ack: 1011, payload: Buffer.from('data') };
+    expectFrame(t, fast, { ...fast, ...v4out, src: VIP46, dst: CLIENT4, sport: 80, dport: 40002 });
+  });
+
+  t.test('NAT46 UDP: a checksum of 0 (IPv4 "none") is computed for IPv6; the reply keeps its own', async (t) => {
+    const src6 = embed(PREFIX46, CLIENT4);
+    const q: PacketSpec = { src: CLIENT4, dst: VIP46_UDP, proto: 'udp', sport: 33333, dport: 53, payload: Buffer.from('odd'), udpNoChecksum: true };
+    const out = testRun(dp.progFd, buildPacket(q));
+    const port = natPort(CLIENT4, VIP46_UDP, 33333, 53, UDP);
+    t.equal(out.data.toString('hex'), buildPacket({ ...q, src: src6, dst: BACKEND6_UDP, sport: port, dport: 5353, udpNoChecksum: false }).toString('hex'));
+    t.same(verifyChecksums(out.data), { ip: true, l4: true });
+    const withSum: PacketSpec = { ...q, udpNoChecksum: false, payload: Buffer.from('even') };
+    expectFrame(t, withSum, { ...withSum, src: src6, dst: BACKEND6_UDP, sport: port, dport: 5353 });
+    const rep: PacketSpec = { src: BACKEND6_UDP, dst: src6, proto: 'udp', sport: 5353, dport: port, payload: Buffer.from('answer') };
+    expectFrame(t, rep, { ...rep, ...v4out, src: VIP46_UDP, dst: CLIENT4, sport: 53, dport: 33333 });
+  });
+
+  t.test('NAT64 TCP: the SYN becomes IPv4 from the node address and a masquerade port, and its reply IPv6', async (t) => {
+    const syn: PacketSpec = { src: CLIENT6, dst: VIP64, proto: 'tcp', sport: 41001, dport: 80, tcpFlags: TCP_SYN, seq: 77, tos: 0x48, ttl: 50, payload: Buffer.from('hi') };
+    let port = 0;
+    let d = deltas(COUNTED, () => {
+      const out = testRun(dp.progFd, buildPacket(syn));
+      port = natPort(CLIENT6, VIP64, 41001, 80, TCP);
+      t.equal(out.retval, XDP.PASS);
+      t.equal(out.data.toString('hex'), buildPacket({ ...syn, ...v4out, src: NODE4, dst: BACKEND4, sport: port, dport: 8080 }).toString('hex'));
+      t.same(verifyChecksums(out.data), { ip: true, l4: true });
+    });
+    t.ok(port >= 20000 && port <= 20999, `a port of the masquerade range (${port})`);
+    t.same(d, { XLATE: 1, DNAT: 1, SNAT: 0, MASQ: 1, TX_PASS: 1, DROP_XLATE: 0, DROP_MALFORMED: 0 });
+    const rep: PacketSpec = { src: BACKEND4, dst: NODE4, proto: 'tcp', sport: 8080, dport: port, tcpFlags: TCP_SYN | TCP_ACK, seq: 900, ack: 80, tos: 0x20, ttl: 62 };
+    d = deltas(COUNTED, () => expectFrame(t, rep, { ...rep, src: VIP64, dst: CLIENT6, sport: 80, dport: 41001 }));
+    t.same(d, { XLATE: 1, DNAT: 0, SNAT: 1, MASQ: 0, TX_PASS: 1, DROP_XLATE: 0, DROP_MALFORMED: 0 });
+    const ack: PacketSpec = { ...syn, tcpFlags: TCP_ACK, seq: 80, ack: 901, payload: undefined };
+    expectFrame(t, ack, { ...ack, ...v4out, src: NODE4, dst: BACKEND4, sport: port, dport: 8080 });
+  });
+
+  t.test('NAT64 UDP both ways; an IPv4 reply without a checksum gets one in IPv6', async (t) => {
+    const q: PacketSpec = { src: CLIENT6, dst: VIP64_UDP, proto: 'udp', sport: 41002, dport: 53, payload: Buffer.from('query?') };
+    const out = testRun(dp.progFd, buildPacket(q));
+    const port = natPort(CLIENT6, VIP64_UDP, 41002, 53, UDP);
+    t.equal(out.data.toString('hex'), buildPacket({ ...q, ...v4out, src: NODE4, dst: BACKEND4_UDP, sport: port, dport: 5353 }).toString('hex'));
+    const rep: PacketSpec = { src: BACKEND4_UDP, dst: NODE4, proto: 'udp', sport: 5353, dport: port, payload: Buffer.from('odd'), udpNoChecksum: true };
+    expectFrame(t, rep, { ...rep, src: VIP64_UDP, dst: CLIENT6, sport: 53, dport: 41002, udpNoChecksum: false });
+  });
+
+  t.test('what cannot be translated is dropped and counted: IPv4 options, a first fragment', async (t) => {
+    const opts: PacketSpec = { src: CLIENT4, dst: VIP46, proto: 'tcp', sport: 40010, dport: 80, tcpFlags: TCP_SYN, ipOptions: Buffer.from([1, 1, 1, 0]) };
+    let d = deltas(['DROP_XLATE', 'XLATE'], () => t.equal(testRun(dp.progFd, buildPacket(opts)).retval, XDP.DROP));
+    t.same(d, { DROP_XLATE: 1, XLATE: 0 });
+    const frag: PacketSpec = { src: CLIENT4, dst: VIP46_UDP, proto: 'udp', sport: 40011, dport: 53, mf: true, id: 7, payload: Buffer.alloc(64, 1) };
+    d = deltas(['DROP_XLATE', 'XLATE'], () => t.equal(testRun(dp.progFd, buildPacket(frag)).retval, XDP.DROP));
+    t.same(d, { DROP_XLATE: 1, XLATE: 0 });
+  });
+
+  t.test('NAT64 with no IPv4 masquerade address: nothing can reach the backends (port unreachable)', async (t) => {
+    dp.maps.masq.update(MASQ_V4, { addr: '', portMin: 20000, portMax: 20999 });
+    t.teardown(() => dp.maps.masq.update(MASQ_V4, { addr: NODE4, portMin: 20000, portMax: 20999 }));
+    const syn: PacketSpec = { src: CLIENT6, dst: VIP64, proto: 'tcp', sport: 41003, dport: 80, tcpFlags: TCP_SYN, seq: 1 };
+    const d = deltas(['REJECT', 'XLATE'], () => {
+      const out = testRun(dp.progFd, buildPacket(syn));
+      t.equal(out.retval, XDP.PASS);
+      const p = parsePacket(out.data);
+      t.equal(p.proto, 58, 'ICMPv6');
+      t.equal(p.dst, CLIENT6);
+    });
+    t.same(d, { REJECT: 1, XLATE: 0 });
+  });
+
+  t.test('show: the VIPs say their encap', async (t) => {
+    const list = vips.list();
+    t.same(list.map((v) => [v.prefix, v.encap]), [
+      [`${VIP46}/32`, 'nat46'],
+      [`${VIP46_UDP}/32`, 'nat46'],
+      [`${VIP64}/128`, 'nat64'],
+      [`${VIP64_UDP}/128`, 'nat64'],
+    ]);
+    t.throws(() => vips.addBackends(list[0], ['198.18.46.99'], 1), /needs IPv6 backends/, 'a NAT46 VIP takes IPv6 backends only');
+  });
+}
