@@ -9,7 +9,7 @@ import { KP_HASH_SEED_MAX } from '../config/types.js';
 import type { ConfView } from '../dataplane/types.js';
 import { parsePrefix } from '../maps/addr.js';
 import { KP_NODEPORT_PREFIXES } from '../maps/codecs.js';
-import { parseMasqAddress, parseMasqPorts } from '../config/masq.js';
+import { parseMasqAddress, parseMasqPorts, parseNat46Prefix } from '../config/masq.js';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 import { localPortRange } from '../dataplane/nodeaddrs.js';
 
@@ -32,6 +32,7 @@ export interface ConfArgs {
   /** an IPv4 address or 'none' */
   masqueradeAddress?: string;
   masqueradeAddress6?: string;
+  nat46Prefix?: string;
   masqueradePorts?: [number, number];
 }
 
@@ -88,6 +89,12 @@ export function parseConfWords(words: string[]): ConfArgs {
       const a = parseMasqAddress(words[++i], 6);
       if (typeof a !== 'string') throw new KpError('KP_ERR_ARG', `masquerade_address6: ${a.error}`);
       out.masqueradeAddress6 = a;
+    } else if (w === 'nat46_prefix') {
+      if (out.nat46Prefix !== undefined) throw new KpError('KP_ERR_ARG', 'nat46_prefix: given more than once');
+      if (i + 1 >= words.length) throw missing(w);
+      const p = parseNat46Prefix(words[++i]);
+      if (typeof p !== 'string') throw new KpError('KP_ERR_ARG', `nat46_prefix: ${p.error}`);
+      out.nat46Prefix = p;
     } else if (w === 'masquerade_ports') {
       if (out.masqueradePorts) throw new KpError('KP_ERR_ARG', 'masquerade_ports: given more than once');
       if (i + 1 >= words.length) throw missing(w);
@@ -97,7 +104,7 @@ export function parseConfWords(words: string[]): ConfArgs {
     } else {
       throw new KpError(
         'KP_ERR_ARG',
-        `conf: unexpected argument '${w}' (expected buckets, timeout, hash_seed, nodeport_range, nodeport_addresses, masquerade_address, masquerade_address6 or masquerade_ports)`,
+        `conf: unexpected argument '${w}' (expected buckets, timeout, hash_seed, nodeport_range, nodeport_addresses, masquerade_address, masquerade_address6, masquerade_ports or nat46_prefix)`,
       );
     }
   }
@@ -109,7 +116,7 @@ export function formatConf(conf: ConfView): string {
   return (
     `buckets ${conf.buckets}\n${TIMEOUT_NAMES.map((n) => `timeout ${n} ${conf.timeouts[n]}\n`).join('')}hash_seed ${conf.hashSeed}\n` +
     `nodeport_range ${conf.nodePortRange}\nnodeport_addresses ${conf.nodePortAddresses.length ? conf.nodePortAddresses.join(',') : 'all'}\n` +
-    `masquerade_address ${conf.masqueradeAddress}\nmasquerade_address6 ${conf.masqueradeAddress6}\nmasquerade_ports ${conf.masqueradePorts}\n`
+    `masquerade_address ${conf.masqueradeAddress}\nmasquerade_address6 ${conf.masqueradeAddress6}\nmasquerade_ports ${conf.masqueradePorts}\nnat46_prefix ${conf.nat46Prefix}\n`
   );
 }
 
@@ -120,19 +127,19 @@ export function registerConf(program: Command, ctx: CliContext): void {
     .argument(
       '[words...]',
       `buckets N, timeout S (UDP), timeout STATE S with STATE one of ${TIMEOUT_NAMES.join(', ')}, hash_seed N (0-${KP_HASH_SEED_MAX}; one value per cluster), ` +
-        'nodeport_range MIN-MAX, nodeport_addresses PREFIX[,PREFIX...]|all, masquerade_address ADDR|none, masquerade_address6 ADDR6|none, masquerade_ports MIN-MAX',
+        'nodeport_range MIN-MAX, nodeport_addresses PREFIX[,PREFIX...]|all, masquerade_address ADDR|none, masquerade_address6 ADDR6|none, masquerade_ports MIN-MAX, nat46_prefix PREFIX/96 (NAT46 clients\' IPv4 addresses are embedded in it; default 64:ff9b::/96)',
     )
     .addHelpText(
       'after',
-      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n  kpbpf conf hash_seed 3735928559\n  kpbpf conf nodeport_addresses 198.18.0.0/24 nodeport_range 30000-32767\n  kpbpf conf masquerade_address 198.18.0.1 masquerade_ports 1024-29999\n  kpbpf conf masquerade_address6 2001:db8::1\n',
+      '\nExamples:\n  kpbpf conf\n  kpbpf conf buckets 262144 timeout 30\n  kpbpf conf timeout tcp_established 86400 timeout tcp_close_wait 3600\n  kpbpf conf hash_seed 3735928559\n  kpbpf conf nodeport_addresses 198.18.0.0/24 nodeport_range 30000-32767\n  kpbpf conf masquerade_address 198.18.0.1 masquerade_ports 1024-29999\n  kpbpf conf masquerade_address6 2001:db8::1\n  kpbpf conf nat46_prefix 2001:db8:ff46::/96\n',
     )
     .action((words: string[]) => {
       const args = parseConfWords(words);
       const control = ctx.dataplane({ load: true, buckets: args.buckets });
       if (args.buckets !== undefined || Object.keys(args.timeouts).length || args.hashSeed !== undefined) control.setConf(args);
       if (args.nodePortRange || args.nodePortAddresses) control.setNodePorts({ range: args.nodePortRange, addresses: args.nodePortAddresses });
-      if (args.masqueradeAddress !== undefined || args.masqueradeAddress6 !== undefined || args.masqueradePorts) {
-        control.setMasq({ address: args.masqueradeAddress, address6: args.masqueradeAddress6, ports: args.masqueradePorts });
+      if (args.masqueradeAddress !== undefined || args.masqueradeAddress6 !== undefined || args.masqueradePorts || args.nat46Prefix !== undefined) {
+        control.setMasq({ address: args.masqueradeAddress, address6: args.masqueradeAddress6, ports: args.masqueradePorts, nat46Prefix: args.nat46Prefix });
       }
       const conf = control.conf();
       ctx.print(conf, () => formatConf(conf));

@@ -34,7 +34,8 @@ function formatVips(vips: VipView[]): string {
       const np = v.nodePort ? ` nodeport ${v.nodePort} on ${v.nodeAddresses?.length ? v.nodeAddresses.join(',') : 'no node address'}` : '';
       const type = v.type && v.type !== 'clusterip' && !(v.type === 'nodeport' && v.nodePort) ? ` type ${v.type}` : '';
       const ranges = v.sourceRanges?.length ? ` source_ranges ${v.sourceRanges.join(',')}` : '';
-      return `${vipName(v)} target ${v.targetPort} new_len ${v.newLen}${v.newLenAuto ? ' (auto)' : ''}${np}${type}${ranges} backends ${active}${draining ? ` (+${draining} draining)` : ''}\n`;
+      const encap = v.encap ? ` encap ${v.encap}` : '';
+      return `${vipName(v)} target ${v.targetPort} new_len ${v.newLen}${v.newLenAuto ? ' (auto)' : ''}${np}${type}${ranges}${encap} backends ${active}${draining ? ` (+${draining} draining)` : ''}\n`;
     })
     .join('');
 }

@@ -45,7 +45,7 @@ export type VipSettings = Pick<
   'target_port' | 'new_len' | 'node_port' | 'type' | 'source_ranges' | 'external_traffic_policy' | 'internal_traffic_policy' | 'session_affinity_timeout' | 'encap'
 >;
 
-type ConfChange = 'buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_addresses' | 'masquerade_address' | 'masquerade_address6' | 'masquerade_ports' | TimeoutName;
+type ConfChange = 'buckets' | 'hash_seed' | 'nodeport_range' | 'nodeport_addresses' | 'masquerade_address' | 'masquerade_address6' | 'masquerade_ports' | 'nat46_prefix' | TimeoutName;
 
 export type PlanOp =
   | { op: 'detach'; name: string }
@@ -120,6 +120,8 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
   const masqAddr6 = desired.conf.masquerade_address6;
   if (masqAddr6 !== undefined && masqAddr6 !== running.conf.masquerade_address6) changed.push('masquerade_address6');
   if (desired.conf.masquerade_ports.join('-') !== running.conf.masquerade_ports.join('-')) changed.push('masquerade_ports');
+  const nat46 = desired.conf.nat46_prefix; // left out: the running one stays
+  if (nat46 !== undefined && nat46 !== running.conf.nat46_prefix) changed.push('nat46_prefix');
   if (changed.length) {
     plan.push({
       op: 'setConf',
@@ -130,6 +132,7 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
       nodeport_addresses: [...desired.conf.nodeport_addresses],
       ...(masqAddr !== undefined ? { masquerade_address: masqAddr } : {}),
       ...(masqAddr6 !== undefined ? { masquerade_address6: masqAddr6 } : {}),
+      ...(nat46 !== undefined ? { nat46_prefix: nat46 } : {}),
       masquerade_ports: [...desired.conf.masquerade_ports],
       changed,
     });
@@ -212,6 +215,7 @@ export function formatOp(op: PlanOp): string {
           if (c === 'nodeport_addresses') return `nodeport_addresses ${op.nodeport_addresses.length ? op.nodeport_addresses.join(',') : 'all'}`;
           if (c === 'masquerade_address') return `masquerade_address ${op.masquerade_address}`;
           if (c === 'masquerade_address6') return `masquerade_address6 ${op.masquerade_address6}`;
+          if (c === 'nat46_prefix') return `nat46_prefix ${op.nat46_prefix}`;
           if (c === 'masquerade_ports') return `masquerade_ports ${op.masquerade_ports.join('-')}`;
           return `timeout ${c} ${op.timeouts[c]}`;
         })

@@ -22,6 +22,20 @@ export function parseMasqAddress(text: string, family: 4 | 6 = 4): string | { er
   return a.text;
 }
 
+/** RFC 6052's well-known prefix: NAT46 sources when none is set. */
+export const NAT46_PREFIX_DEFAULT = '64:ff9b::/96';
+
+/** A NAT46 prefix: an IPv6 /96 (canonical text) a client's IPv4 address is embedded in. */
+export function parseNat46Prefix(text: string): string | { error: string } {
+  const [addr, len, more] = text.split('/');
+  if (more !== undefined || len !== '96') return { error: `expected an IPv6 /96 prefix (RFC 6052, e.g. ${NAT46_PREFIX_DEFAULT}), got '${text}'` };
+  const a = parseAddress(addr);
+  if (typeof a === 'string' || a.family !== 6) return { error: `expected an IPv6 /96 prefix (RFC 6052, e.g. ${NAT46_PREFIX_DEFAULT}), got '${text}'` };
+  if (a.bytes.subarray(12).some((b) => b !== 0)) return { error: `${text}: the last 32 bits of a /96 prefix are the client's IPv4 address, so they must be 0` };
+  if (a.bytes.subarray(0, 12).every((b) => b === 0)) return { error: `${text}: ::/96 cannot be a NAT46 prefix (it is all zero)` };
+  return `${a.text}/96`;
+}
+
 const overlaps = (a: [number, number], b: [number, number]) => a[0] <= b[1] && b[0] <= a[1];
 
 /**

@@ -33,6 +33,7 @@ export const configSchema = {
         masquerade_address: { type: 'string', minLength: 1 }, // an IPv4 address or "none" (validate.ts)
         masquerade_address6: { type: 'string', minLength: 1 }, // an IPv6 address or "none" (validate.ts)
         masquerade_ports: { type: 'string', pattern: NODEPORT_RANGE_PATTERN }, // MIN-MAX (validate.ts)
+        nat46_prefix: { type: 'string', minLength: 1 }, // an IPv6 /96 (validate.ts)
         // VPP's `timeout`: the same as timeouts.udp.
         timeout: seconds,
         timeouts: {

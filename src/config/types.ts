@@ -25,6 +25,8 @@ export interface KpConfConfig {
   masquerade_address6?: string;
   /** source ports of masqueraded connections, [min, max] */
   masquerade_ports: [number, number];
+  /** the IPv6 /96 NAT46 embeds clients' IPv4 addresses in (canonical); left out, the running one stays (first: 64:ff9b::/96) */
+  nat46_prefix?: string;
 }
 
 export interface KpInterfaceConfig {

@@ -9,7 +9,7 @@ import { parseAddress, parsePrefix } from './address.js';
 import { scanJsonText } from './jsonscan.js';
 import { decodeConfigBytes, jsonErrorAt } from './jsonerror.js';
 import { AFFINITY_TIMEOUT_DEFAULT } from './types.js';
-import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqAddress, parseMasqPorts } from './masq.js';
+import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqAddress, parseMasqPorts, parseNat46Prefix } from './masq.js';
 import { localPortRange } from '../dataplane/nodeaddrs.js';
 import { configSchema, PATTERN_TEXT } from './schema.js';
 import { DEFAULT_TIMEOUTS, TIMEOUT_NAMES, type CtTimeouts } from './timeouts.js';
@@ -130,6 +130,10 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
   if (isObj(conf) && typeof conf.masquerade_address === 'string' && conf.masquerade_address) {
     const a = parseMasqAddress(conf.masquerade_address);
     if (typeof a !== 'string') errs.push(`/conf/masquerade_address: ${a.error}`);
+  }
+  if (isObj(conf) && typeof conf.nat46_prefix === 'string' && conf.nat46_prefix) {
+    const p = parseNat46Prefix(conf.nat46_prefix);
+    if (typeof p !== 'string') errs.push(`/conf/nat46_prefix: ${p.error}`);
   }
   if (isObj(conf) && typeof conf.masquerade_address6 === 'string' && conf.masquerade_address6) {
     const a = parseMasqAddress(conf.masquerade_address6, 6);
@@ -359,6 +363,7 @@ function build(doc: Json, reuse?: VipReuse): KpConfig {
       nodeport_addresses: [...new Set(arr(conf.nodeport_addresses).map((r) => (parsePrefix(r as string) as { prefix: string }).prefix))].sort(),
       ...(typeof conf.masquerade_address === 'string' ? { masquerade_address: parseMasqAddress(conf.masquerade_address) as string } : {}),
       ...(typeof conf.masquerade_address6 === 'string' ? { masquerade_address6: parseMasqAddress(conf.masquerade_address6, 6) as string } : {}),
+      ...(typeof conf.nat46_prefix === 'string' ? { nat46_prefix: parseNat46Prefix(conf.nat46_prefix) as string } : {}),
       masquerade_ports: typeof conf.masquerade_ports === 'string' ? (conf.masquerade_ports.split('-').map(Number) as [number, number]) : [KP_MASQ_PORT_MIN, KP_MASQ_PORT_MAX],
     },
     interfaces: arr(doc.interfaces).map((x) => {

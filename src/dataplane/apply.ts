@@ -58,6 +58,7 @@ export function runningState(control: Control, desired?: KpConfig, only?: VipRef
       nodeport_addresses: conf.nodePortAddresses,
       masquerade_address: conf.masqueradeAddress,
       masquerade_address6: conf.masqueradeAddress6,
+      nat46_prefix: conf.nat46Prefix,
       masquerade_ports: conf.masqueradePorts.split('-').map(Number) as [number, number],
     },
     // The kernel does not report a link's XDP mode through bpf_link_info; an attached interface is
@@ -232,8 +233,9 @@ function execute(control: Control, plan: PlanOp[]): void {
           if (op.changed.includes('nodeport_range') || op.changed.includes('nodeport_addresses')) {
             control.setNodePorts({ range: op.nodeport_range, addresses: op.nodeport_addresses, vipsChecked: true });
           }
-          if (op.changed.includes('masquerade_address') || op.changed.includes('masquerade_address6') || op.changed.includes('masquerade_ports')) {
+          if (['masquerade_address', 'masquerade_address6', 'masquerade_ports', 'nat46_prefix'].some((c) => op.changed.includes(c as (typeof op.changed)[number]))) {
             control.setMasq({
+              nat46Prefix: op.changed.includes('nat46_prefix') ? op.nat46_prefix : undefined,
               address: op.changed.includes('masquerade_address') ? op.masquerade_address : undefined,
               address6: op.changed.includes('masquerade_address6') ? op.masquerade_address6 : undefined,
               ports: op.changed.includes('masquerade_ports') ? op.masquerade_ports : undefined,

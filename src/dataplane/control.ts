@@ -27,7 +27,7 @@ import { inPrefixes, nodeAddressesOfHost } from './nodeaddrs.js';
 import { parsePrefix } from '../maps/addr.js';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 import type { Config, Masq, Settings } from '../maps/codecs.js';
-import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqPorts } from '../config/masq.js';
+import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, NAT46_PREFIX_DEFAULT, parseMasqPorts, parseNat46Prefix } from '../config/masq.js';
 import { localPortRange } from './nodeaddrs.js';
 import { VipTable, type RemovedBackend } from './vips.js';
 import { lockWriter, type WriterLock } from './lock.js';
@@ -37,7 +37,7 @@ import type { ConfView, FlowView, LinkView, StatsView, VipSpec, VipView, Backend
 import type { KpConfig } from '../config/types.js';
 import { DEFAULT_TIMEOUTS, timeoutSlots, timeoutsFromSlots, type CtTimeouts } from '../config/timeouts.js';
 import { BpfMap } from '../maps/map.js';
-import { ct as ctCodec, flowKey, MASQ_V4, MASQ_V6 } from '../maps/codecs.js';
+import { ct as ctCodec, flowKey, MASQ_NAT46, MASQ_V4, MASQ_V6 } from '../maps/codecs.js';
 import { applyConfig, type ApplyOptions, type ApplyResult } from './apply.js';
 
 export const DEFAULT_BUCKETS = 131072;
@@ -154,6 +154,7 @@ export class Control {
       masqueradeAddress: m.addr || 'none',
       masqueradeAddress6: m6.addr || 'none',
       masqueradePorts: `${m.portMin || KP_MASQ_PORT_MIN}-${m.portMax || KP_MASQ_PORT_MAX}`,
+      nat46Prefix: this.masq(MASQ_NAT46).addr ? `${this.masq(MASQ_NAT46).addr}/96` : NAT46_PREFIX_DEFAULT,
     };
   }
 
@@ -166,7 +167,7 @@ export class Control {
    * that family keep the client's address), and/or the port range (both families). New connections
    * only: live ones keep the source they were given.
    */
-  setMasq(o: { address?: string; address6?: string; ports?: [number, number] }): void {
+  setMasq(o: { address?: string; address6?: string; ports?: [number, number]; nat46Prefix?: string }): void {
     const next = { ...this.masq(MASQ_V4) };
     if (o.address !== undefined) next.addr = o.address === 'none' ? '' : o.address;
     if (o.ports) {
@@ -175,6 +176,12 @@ export class Control {
       [next.portMin, next.portMax] = r;
     }
     if (o.address6 !== undefined) this.dp.maps.masq.update(MASQ_V6, { addr: o.address6 === 'none' ? '' : o.address6, portMin: 0, portMax: 0 });
+    if (o.nat46Prefix !== undefined) {
+      const p = parseNat46Prefix(o.nat46Prefix);
+      if (typeof p !== 'string') throw new KpError('KP_ERR_ARG', `nat46_prefix: ${p.error}`);
+      // The default is stored as none (all zero), which the data path reads as 64:ff9b::/96.
+      this.dp.maps.masq.update(MASQ_NAT46, { addr: p === NAT46_PREFIX_DEFAULT ? '' : p.split('/')[0], portMin: 0, portMax: 0 });
+    }
     this.dp.maps.masq.update(MASQ_V4, next);
   }
 

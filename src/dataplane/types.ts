@@ -77,6 +77,8 @@ export interface ConfView {
   masqueradeAddress6: string;
   /** "min-max": the source ports masqueraded connections take */
   masqueradePorts: string;
+  /** "addr/96": the prefix NAT46 embeds clients' IPv4 addresses in */
+  nat46Prefix: string;
 }
 
 export interface LinkView {

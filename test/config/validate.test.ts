@@ -180,7 +180,8 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['nodeport_range not a range', (d) => ((d.conf as any).nodeport_range = '30000'), '/conf/nodeport_range: must be MIN-MAX, e.g. 30000-32767, got "30000"'],
     ['masquerade_address6 an IPv4 address', (d) => ((d.conf as any).masquerade_address6 = '198.18.0.1'), "/conf/masquerade_address6: expected an IPv6 address or none, got the IPv4 address '198.18.0.1' (IPv4: masquerade_address)"],
     ['masquerade_address an IPv6 address', (d) => ((d.conf as any).masquerade_address = '2001:db8::1'), "/conf/masquerade_address: expected an IPv4 address or none, got the IPv6 address '2001:db8::1' (IPv6: masquerade_address6)"],
-    ['encap nat6 (NAT46) not yet', (d) => ((d.vips[0] as any).encap = 'nat6'), '/vips/0/encap: NAT46 is not supported yet (kpbpf does NAT44 and NAT66)'],
+    ['encap nat6 (NAT46) with an IPv4 backend', (d) => (((d.vips[0] as any).encap = 'nat6'), (d.vips[0].backends[0] = '2001:db8::2')), "/vips/0/backends/1/address: IPv4 backend 198.18.1.3, and this VIP's backends are IPv6 (/vips/0/encap nat6): one family per VIP"],
+    ['nat46_prefix not a /96', (d) => ((d.conf as any).nat46_prefix = '64:ff9b::/64'), "/conf/nat46_prefix: expected an IPv6 /96 prefix (RFC 6052, e.g. 64:ff9b::/96), got '64:ff9b::/64'"],
     ['encap of the other family', (d) => ((d.vips[0] as any).encap = 'nat66'), "/vips/0/encap: nat66 is an IPv6 VIP's NAT, and this VIP is IPv4"],
     ['masquerade_address not an address', (d) => ((d.conf as any).masquerade_address = 'node1'), "/conf/masquerade_address: expected an IPv4 address or none: 'node1' is not an IPv4 (198.18.0.1) or IPv6 (2001:db8::1) address"],
     ['masquerade_ports in the node port range', (d) => ((d.conf as any).masquerade_ports = '30500-30600'), '/conf/masquerade_ports: 30500-30600 overlaps the node port range 30000-32767'],
@@ -221,7 +222,7 @@ t.test('each kind of bad field is reported with its JSON path', async (t) => {
     ['backend address missing', (d) => ((d.vips[0].backends as unknown[])[1] = { weight: 2 }), '/vips/0/backends/1/address: is required'],
     ['unknown backend key', (d) => ((d.vips[0].backends as unknown[])[1] = { address: '198.18.1.3', port: 1 }), '/vips/0/backends/1/port: unknown property'],
     ['backend with a prefix', (d) => (d.vips[0].backends[0] = '198.18.1.2/32'), `/vips/0/backends/0: '198.18.1.2/32' is not`],
-    ['IPv6 backend of an IPv4 VIP', (d) => (d.vips[0].backends[0] = '2001:db8::2'), '/vips/0/backends/0: IPv6 backend 2001:db8::2 for an IPv4 VIP (same family required: NAT46/NAT64 is not supported yet)'],
+    ['backends of both families', (d) => (d.vips[0].backends[0] = '2001:db8::2'), "/vips/0/backends/1/address: IPv4 backend 198.18.1.3, and this VIP's backends are IPv6 (/vips/0/backends/0): one family per VIP"],
     ['duplicate backend', (d) => (d.vips[0].backends[1] = { address: '::ffff:198.18.1.2', weight: 2 }), '/vips/0/backends/1/address: duplicate backend 198.18.1.2 (first at /vips/0/backends/0)'],
     ['duplicate interface', (d) => d.interfaces.push({ name: 'eth0', mode: 'native', redirect: false }), '/interfaces/1/name: duplicate interface eth0 (first at /interfaces/0/name)'],
     ['duplicate VIP', (d) => d.vips.push({ ...d.vips[0], prefix: '198.18.100.1', target_port: 9090 }), '/vips/1: duplicate VIP 198.18.100.1/32 tcp port 80 (first at /vips/0)'],
@@ -258,7 +259,8 @@ t.test('every problem is listed at once, in document order', async (t) => {
     '/conf/timeout: must be >= 1, got -1',
     '/interfaces/0/mode: must be one of "native", "generic", "auto", got "fast"',
     '/interfaces/1/name: duplicate interface eth0 (first at /interfaces/0/name)',
-    '/vips/0/backends/0: IPv6 backend 2001:db8::1 for an IPv4 VIP (same family required: NAT46/NAT64 is not supported yet)',
+    "/vips/0/backends/1: IPv4 backend 198.18.1.1, and this VIP's backends are IPv6 (/vips/0/backends/0): one family per VIP",
+    "/vips/0/backends/2: IPv4 backend 198.18.1.1, and this VIP's backends are IPv6 (/vips/0/backends/0): one family per VIP",
     '/vips/0/backends/2: duplicate backend 198.18.1.1 (first at /vips/0/backends/1)',
     '/vips/0/new_len: must be a prime number, got 1000',
     '/vips/0/prefix: host bits are set after /24 (the network is 198.18.100.0/24)',
@@ -282,9 +284,22 @@ t.test('IPv6 VIPs with IPv6 backends', async (t) => {
     { address: '2001:db8:1::3', weight: 3 },
   ]);
   t.equal(c.vips[0].prefix, '2001:db8:100::/48');
-  t.same(problems(t, { vips: [{ prefix: '2001:db8:100::/48', port: 53, backends: ['198.18.1.2'] }] }), [
-    '/vips/0/backends/0: IPv4 backend 198.18.1.2 for an IPv6 VIP (same family required: NAT46/NAT64 is not supported yet)',
-  ]);
+});
+
+t.test('backends of the other family: NAT46 and NAT64, from the backends or named by encap', async (t) => {
+  const c = parseConfig({
+    conf: { nat46_prefix: '2001:DB8:FF46::/96' },
+    vips: [
+      { prefix: '2001:db8:100::/48', port: 53, backends: ['198.18.1.2'] },
+      { prefix: '198.18.100.1', port: 80, backends: ['2001:db8:1::2'] },
+      { prefix: '2004::/16', encap: 'nat4', port: 6306, target_port: 6307, node_port: 30966, backends: ['198.18.1.3'] },
+      { prefix: '198.18.100.2', encap: 'nat46', port: 80, backends: [] },
+      { prefix: '198.18.100.3', encap: 'nat44', port: 80, backends: ['198.18.1.2'] },
+    ],
+  });
+  t.same(c.vips.map((v) => v.encap), ['nat64', 'nat46', 'nat64', 'nat46', undefined]);
+  t.equal(c.conf.nat46_prefix, '2001:db8:ff46::/96', 'canonical');
+  t.same(problems(t, { conf: { nat46_prefix: '2001:db8:ff46::7/96' } }), ["/conf/nat46_prefix: 2001:db8:ff46::7/96: the last 32 bits of a /96 prefix are the client's IPv4 address, so they must be 0"]);
 });
 
 t.test('the schema is a plain JSON document', async (t) => {
