@@ -49,6 +49,10 @@ const ENDPOINT_NET6 = '2001:db8:80::/48';
 const CLIENT_NET6 = '2001:db8:40::/48';
 const VIP6 = '2001:db8:100::1';
 const VIP6_BACKENDS = Array.from({ length: 8 }, (_, i) => `2001:db8:80::${i + 1}`);
+/** The cross-family services (NAT46, NAT64 rows): an IPv4 VIP with the IPv6 endpoints, an IPv6 VIP with IPv4 ones. */
+const VIP46 = '198.18.99.46';
+const VIP64 = '2001:db8:100::64';
+const VIP64_BACKENDS = Array.from({ length: 8 }, (_, i) => `198.18.200.${i + 1}`);
 
 function csum(b: Buffer, sum = 0): number {
   for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
@@ -192,6 +196,9 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     (cfg.conf as Record<string, unknown>).masquerade_ports = MASQ_PORTS.join('-');
     // One IPv6 service (NAT66) beside them, for the IPv6 rows.
     cfg.vips.push({ ...cfg.vips[0], prefix: `${VIP6}/128`, backends: VIP6_BACKENDS } as (typeof cfg.vips)[number]);
+    // And one NAT46 and one NAT64 service, for the 4<->6 rows.
+    cfg.vips.push({ ...cfg.vips[0], prefix: `${VIP46}/32`, backends: VIP6_BACKENDS } as (typeof cfg.vips)[number]);
+    cfg.vips.push({ ...cfg.vips[0], prefix: `${VIP64}/128`, backends: VIP64_BACKENDS } as (typeof cfg.vips)[number]);
     control.apply(parseConfig(cfg), { dryRun: false });
     const dp = control.dp;
     // The forwarding decision is real: both ends of the namespace's veth pair may be redirected to.
@@ -303,20 +310,42 @@ export async function runDatapath(o: DatapathOptions): Promise<DatapathResult> {
     const hot6Reply = udp6Packet(hot6Be.address, '2001:db8:40::1', hot6Be.port, HOT_PORT);
     run(fd, [hot6Reply], XDP_REDIRECT);
     const existing6 = countersOf(vip6.id);
+    // The cross-family twins: a hot flow through the NAT46 and the NAT64 service, and their replies
+    // (to the masquerade address and port the backend saw).
+    const xlateHot = (client: string, vipAddr: string, pkt: typeof udpPacket, replyPkt: typeof udpPacket) => {
+      const p = pkt(client, vipAddr, HOT_PORT, target.port);
+      run(fd, [p], XDP_REDIRECT);
+      const c = dp.maps.ct.lookup({ saddr: client, daddr: vipAddr, sport: HOT_PORT, dport: target.port, proto: 17 })!;
+      const v = control!.listVips().find((x) => x.prefix.startsWith(`${vipAddr}/`))!;
+      const b = v.backends.find((x) => x.id === c.backendId)!;
+      const reply = replyPkt(b.address, c.vipAddr, b.port, c.clientPort);
+      run(fd, [reply], XDP_REDIRECT);
+      return { fwd: Array.from({ length: n }, () => p), reply: Array.from({ length: n }, () => reply), counters: countersOf(v.id) };
+    };
+    const h46 = xlateHot('198.18.100.3', VIP46, udpPacket, udp6Packet);
+    const h64 = xlateHot('2001:db8:40::3', VIP64, udp6Packet, udpPacket);
     group([
-      kp('kpbpf established, 1 hot flow', hots, 'DNAT', 'existingPkts', 'katran established, 1 hot flow', 2),
-      kp('kpbpf reply SNAT, 1 hot flow', Array.from({ length: n }, () => hotReply), 'SNAT', undefined, 'kpbpf established, 1 hot flow', 2),
+      kp('kpbpf established, 1 hot flow', hots, 'DNAT', 'existingPkts', 'katran established, 1 hot flow', 4),
+      kp('kpbpf reply SNAT, 1 hot flow', Array.from({ length: n }, () => hotReply), 'SNAT', undefined, 'kpbpf established, 1 hot flow', 4),
       ...(katran ? [kt('katran established, 1 hot flow', hots, 0n)] : []),
-      kp('kpbpf IPv6 established, 1 hot flow', Array.from({ length: n }, () => hot6), 'DNAT', 'existingPkts', 'kpbpf established, 1 hot flow', 2, existing6),
-      kp('kpbpf IPv6 reply SNAT, 1 hot flow', Array.from({ length: n }, () => hot6Reply), 'SNAT', undefined, 'kpbpf reply SNAT, 1 hot flow', 2),
+      kp('kpbpf IPv6 established, 1 hot flow', Array.from({ length: n }, () => hot6), 'DNAT', 'existingPkts', 'kpbpf established, 1 hot flow', 4, existing6),
+      kp('kpbpf IPv6 reply SNAT, 1 hot flow', Array.from({ length: n }, () => hot6Reply), 'SNAT', undefined, 'kpbpf reply SNAT, 1 hot flow', 4),
+      kp('kpbpf NAT46 established, 1 hot flow', h46.fwd, 'DNAT', 'existingPkts', 'kpbpf established, 1 hot flow', 4, h46.counters),
+      kp('kpbpf NAT46 reply, 1 hot flow', h46.reply, 'SNAT', undefined, 'kpbpf reply SNAT, 1 hot flow', 4),
+      kp('kpbpf NAT64 established, 1 hot flow', h64.fwd, 'DNAT', 'existingPkts', 'kpbpf IPv6 established, 1 hot flow', 4, h64.counters),
+      kp('kpbpf NAT64 reply, 1 hot flow', h64.reply, 'SNAT', undefined, 'kpbpf IPv6 reply SNAT, 1 hot flow', 4),
     ]);
     const fresh6 = (net: number) => Array.from({ length: n }, (_, i) => udp6Packet(client6Addr(net * 65536 + i), VIP6, 40000 + (i >> 8), target.port));
+    const fresh46 = Array.from({ length: n }, (_, i) => udpPacket(`198.18.${98 - (i >> 16)}.${(i >> 8) & 255}`, VIP46, 40000 + (i & 255), target.port));
+    const fresh64 = Array.from({ length: n }, (_, i) => udp6Packet(client6Addr(2 * 65536 + i), VIP64, 40000 + (i >> 8), target.port));
     group([
-      kp('kpbpf first packet, empty table', fresh(127), 'DNAT', 'firstPkts', 'katran new flow, empty LRU', 2),
+      kp('kpbpf first packet, empty table', fresh(127), 'DNAT', 'firstPkts', 'katran new flow, empty LRU', 4),
       ...(katran ? [kt('katran new flow, empty LRU', fresh(127), BigInt(n))] : []),
       ins(1, 'floor: one LRU insert, empty table', fresh(127)),
       ins(2, 'floor: two LRU inserts, empty table', fresh(125)),
-      kp('kpbpf IPv6 first packet, empty table', fresh6(1), 'DNAT', 'firstPkts', 'kpbpf first packet, empty table', 2, existing6),
+      kp('kpbpf IPv6 first packet, empty table', fresh6(1), 'DNAT', 'firstPkts', 'kpbpf first packet, empty table', 4, existing6),
+      kp('kpbpf NAT46 first packet, empty table', fresh46, 'DNAT', 'firstPkts', 'kpbpf first packet, empty table', 4, h46.counters),
+      kp('kpbpf NAT64 first packet, empty table', fresh64, 'DNAT', 'firstPkts', 'kpbpf IPv6 first packet, empty table', 4, h64.counters),
     ]);
 
     // The same service through its node port on the node's address, beside its cluster IP.
