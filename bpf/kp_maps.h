@@ -136,6 +136,18 @@ struct {
 	__type(value, struct kp_be_hop);
 } kp_be_hops SEC(".maps");
 
+/* An ICMP error about a connection across families, being rebuilt for the client (kp_icmp_cross.h). */
+struct kp_icmp_cross {
+	__u8 client[KP_ADDR_LEN]; /* the error's destination and the quote's source */
+	__u8 vip[KP_ADDR_LEN];    /* its source and the quote's destination */
+	__u8 l4[8];               /* the quoted TCP/UDP header's first 8 bytes, in the client's view */
+	__u8 macs[12];            /* the frame's destination and source MACs */
+	__be32 rest;              /* the word after the ICMP checksum: unused, or the MTU */
+	__u16 in_len;             /* the quoted packet's L4 length (header and data) */
+	__u8 type, code, proto, ttl, tos;
+	__u8 pad;
+};
+
 /* Per-CPU room for the larger temporaries of new connections and next-hop refreshes, which
  * would not fit the 512-byte BPF stack beside the packet's own state. XDP does not nest on a CPU. */
 struct kp_scratch {
@@ -155,6 +167,7 @@ struct kp_scratch {
 	__u32 evicted;           /* it did (counted, then cleared, by kp_vip_forward) */
 	__u32 masq_lo;           /* and the port range it takes a port from */
 	__u32 masq_span;
+	struct kp_icmp_cross ic; /* an ICMP error across families */
 };
 
 struct {

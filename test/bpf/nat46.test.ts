@@ -8,7 +8,7 @@ import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.j
 import { addU64 } from '../../src/maps/map.js';
 import { MASQ_NAT46, MASQ_V4 } from '../../src/maps/codecs.js';
 import { VipTable } from '../../src/dataplane/vips.js';
-import { buildPacket, parsePacket, TCP_ACK, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
+import { buildPacket, icmp6Error, icmpError, inetChecksum, mtuWord, parsePacket, TCP_ACK, TCP_SYN, v6ToBytes, verifyChecksums, verifyIcmp, word32, type PacketSpec } from '../helpers/packet.js';
 import { bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, testConfig, XDP } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
@@ -149,6 +149,73 @@ function run() {
     t.equal(out.data.toString('hex'), buildPacket({ ...q, ...v4out, src: NODE4, dst: BACKEND4_UDP, sport: port, dport: 5353 }).toString('hex'));
     const rep: PacketSpec = { src: BACKEND4_UDP, dst: NODE4, proto: 'udp', sport: 5353, dport: port, payload: Buffer.from('odd'), udpNoChecksum: true };
     expectFrame(t, rep, { ...rep, src: VIP64_UDP, dst: CLIENT6, sport: 53, dport: 41002, udpNoChecksum: false });
+  });
+
+  const ICMP_COUNTED: Array<keyof typeof KP_STAT> = ['ICMP_XLATE', 'PASS_NOT_L4', 'TX_PASS', 'DROP_MALFORMED'];
+  /** An ICMP error's expected rebuild: the client's own packet, quoted up to 8 bytes of its L4 header. */
+  const quoteOf = (p: PacketSpec, l3: number) => buildPacket(p).subarray(0, 14 + l3 + 8);
+  /** The ICMPv6 (or ICMPv4) error kpbpf builds, from fields, its checksum computed from scratch. */
+  const icmp6Built = (quote: Buffer, type: number, code: number, rest: Buffer, src: string, dst: string) => {
+    const msg = Buffer.concat([Buffer.from([type, code, 0, 0]), rest, quote.subarray(14)]);
+    const pseudo = Buffer.concat([v6ToBytes(src), v6ToBytes(dst), word32(msg.length), word32(58)]);
+    msg.writeUInt16BE(inetChecksum(Buffer.concat([pseudo, msg])), 2);
+    return buildPacket({ src, dst, proto: 58, payload: msg, ttl: 64 });
+  };
+  const icmp4Built = (quote: Buffer, type: number, code: number, rest: Buffer, src: string, dst: string) => {
+    const msg = Buffer.concat([Buffer.from([type, code, 0, 0]), rest, quote.subarray(14)]);
+    msg.writeUInt16BE(inetChecksum(msg), 2);
+    return buildPacket({ src, dst, proto: 1, payload: msg, tos: 0xc0, id: 0, df: false, ttl: 64 });
+  };
+
+  t.test('NAT64: a backend\'s ICMPv4 port unreachable reaches the client as ICMPv6 from the VIP, quoting what it sent', async (t) => {
+    const q: PacketSpec = { src: CLIENT6, dst: VIP64_UDP, proto: 'udp', sport: 41004, dport: 53, payload: Buffer.from('anyone?') };
+    testRun(dp.progFd, buildPacket(q));
+    const port = natPort(CLIENT6, VIP64_UDP, 41004, 53, UDP);
+    const seen = buildPacket({ ...q, ...v4out, src: NODE4, dst: BACKEND4_UDP, sport: port, dport: 5353 });
+    const err = icmpError(seen, 3, 3); // from the backend to the node address
+    const want = icmp6Built(quoteOf(q, 40), 1, 4, Buffer.alloc(4), VIP64_UDP, CLIENT6);
+    const d = deltas(ICMP_COUNTED, () => {
+      const r = testRun(dp.progFd, err);
+      t.equal(r.retval, XDP.PASS);
+      t.equal(r.data.toString('hex'), want.toString('hex'), 'type 1 code 4, the quote in the client\'s family with its own UDP checksum');
+    });
+    t.same(d, { ICMP_XLATE: 1, PASS_NOT_L4: 0, TX_PASS: 1, DROP_MALFORMED: 0 });
+  });
+
+  t.test('NAT64: "fragmentation needed" from a router becomes "packet too big" with 20 bytes more', async (t) => {
+    const syn: PacketSpec = { src: CLIENT6, dst: VIP64, proto: 'tcp', sport: 41005, dport: 80, tcpFlags: TCP_SYN, seq: 5 };
+    testRun(dp.progFd, buildPacket(syn));
+    const port = natPort(CLIENT6, VIP64, 41005, 80, TCP);
+    const seen = buildPacket({ ...syn, ...v4out, src: NODE4, dst: BACKEND4, sport: port, dport: 8080 });
+    const err = icmpError(seen, 3, 4, mtuWord(1400), { src: '198.18.30.254' });
+    const r = testRun(dp.progFd, err);
+    t.equal(r.data.toString('hex'), icmp6Built(quoteOf(syn, 40), 2, 0, word32(1420), VIP64, CLIENT6).toString('hex'));
+  });
+
+  t.test('NAT46: ICMPv6 "packet too big" about a translated packet reaches the IPv4 client as "fragmentation needed", 20 bytes less', async (t) => {
+    const src6 = embed(PREFIX46, CLIENT4);
+    const syn: PacketSpec = { src: CLIENT4, dst: VIP46, proto: 'tcp', sport: 40020, dport: 80, tcpFlags: TCP_SYN, seq: 1000, tos: 0x28, ttl: 60 };
+    testRun(dp.progFd, buildPacket(syn));
+    const port = natPort(CLIENT4, VIP46, 40020, 80, TCP);
+    const seen = buildPacket({ ...syn, src: src6, dst: BACKEND6, sport: port, dport: 8080 });
+    const err = icmp6Error(seen, 2, 0, word32(1400), { src: '2001:db8:30::fe' });
+    const d = deltas(ICMP_COUNTED, () => {
+      const r = testRun(dp.progFd, err);
+      t.equal(r.retval, XDP.PASS);
+      const want = icmp4Built(quoteOf({ ...syn, ...v4out }, 20), 3, 4, mtuWord(1380), VIP46, CLIENT4);
+      t.equal(r.data.toString('hex'), want.toString('hex'), 'from the VIP, quoting the IPv4 header and ports the client sent');
+      t.same(verifyIcmp(r.data), { icmp: true, quotedIp: true });
+    });
+    t.same(d, { ICMP_XLATE: 1, PASS_NOT_L4: 0, TX_PASS: 1, DROP_MALFORMED: 0 });
+  });
+
+  t.test('an ICMP error about no connection, or one with no counterpart (parameter problem), passes', async (t) => {
+    const stray = buildPacket({ src: NODE4, dst: BACKEND4, proto: 'tcp', sport: 20999, dport: 8080, tcpFlags: TCP_SYN });
+    const d = deltas(ICMP_COUNTED, () => {
+      const e = icmpError(stray, 3, 3);
+      t.equal(testRun(dp.progFd, e).data.toString('hex'), e.toString('hex'), 'untouched');
+    });
+    t.same(d, { ICMP_XLATE: 0, PASS_NOT_L4: 1, TX_PASS: 0, DROP_MALFORMED: 0 });
   });
 
   t.test('what cannot be translated is dropped and counted: IPv4 options, a first fragment', async (t) => {

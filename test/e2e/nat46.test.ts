@@ -30,7 +30,7 @@ if (skip) {
 }
 
 function run() {
-  const { topo, kp, kpJson, watch } = e2eHarness(t, 'n46', 2, { ipv6: true });
+  const { topo, kp, kpJson, watch, inClient } = e2eHarness(t, 'n46', 2, { ipv6: true });
   const file = `/tmp/kpbpf-e2e-n46-${randomBytes(3).toString('hex')}.json`;
   t.teardown(() => rmSync(file, { force: true }));
   function client(mode: string, host: string, port: number, count: number) {
@@ -48,6 +48,9 @@ function run() {
         { prefix: VIP46, protocol: 'udp', port: 53, target_port: 5353, node_port: NP46, backends: six },
         { prefix: VIP64, protocol: 'tcp', port: 80, target_port: 8080, encap: 'nat64', node_port: NP64, backends: four },
         { prefix: VIP64, protocol: 'udp', port: 53, target_port: 5353, encap: 'nat4', node_port: NP64, backends: four },
+        // nothing listens on 5999: the backends answer ICMP port unreachable
+        { prefix: VIP46, protocol: 'udp', port: 54, target_port: 5999, backends: six },
+        { prefix: VIP64, protocol: 'udp', port: 54, target_port: 5999, backends: four },
       ],
     };
   };
@@ -72,11 +75,13 @@ function run() {
 
   t.test('show: the VIPs say encap nat46 and nat64, conf the NAT46 prefix', async (t) => {
     const vips = kpJson('show', 'vips') as { prefix: string; protocol: string; encap?: string }[];
-    t.same(vips.map((v) => [v.prefix, v.protocol, v.encap]).sort(), [
-      [`${VIP64}/128`, 'tcp', 'nat64'],
-      [`${VIP64}/128`, 'udp', 'nat64'],
-      [`${VIP46}/32`, 'tcp', 'nat46'],
-      [`${VIP46}/32`, 'udp', 'nat46'],
+    t.same(vips.map((v) => [v.prefix, v.protocol, v.port, v.encap]).sort(), [
+      [`${VIP64}/128`, 'tcp', 80, 'nat64'],
+      [`${VIP64}/128`, 'udp', 53, 'nat64'],
+      [`${VIP64}/128`, 'udp', 54, 'nat64'],
+      [`${VIP46}/32`, 'tcp', 80, 'nat46'],
+      [`${VIP46}/32`, 'udp', 53, 'nat46'],
+      [`${VIP46}/32`, 'udp', 54, 'nat46'],
     ].sort());
     t.match(kp('show', 'vips'), /encap nat46/);
     t.match(kpJson('show', 'conf'), { nat46Prefix: `${PREFIX46}/96`, masqueradeAddress: topo.node.addr });
@@ -112,6 +117,19 @@ function run() {
       t.same(b.remotes, [remote(topo.node.addr6!, NP64)]);
     });
   }
+
+  t.test('a backend\'s port unreachable reaches the client in its own family: a connected UDP socket gets ECONNREFUSED', async (t) => {
+    for (const vip of [VIP46, VIP64]) {
+      const r = inClient(`
+        const s = require('node:dgram').createSocket(process.argv[1].includes(':') ? 'udp6' : 'udp4');
+        const started = Date.now();
+        const done = (o) => { console.log(JSON.stringify({ ...o, ms: Date.now() - started })); process.exit(0); };
+        setTimeout(() => done({ error: 'no answer' }), 3000);
+        s.on('error', (e) => done({ error: e.code }));
+        s.connect(54, process.argv[1], () => { s.send('x'); setTimeout(() => s.send('y'), 300); });`, vip);
+      t.equal(r.error, 'ECONNREFUSED', `${vip}: the ICMP error was translated back (${JSON.stringify(r)})`);
+    }
+  });
 
   t.test('a long NAT64 connection keeps its backend while backends are added', async (t) => {
     const pause = `/tmp/kpbpf-e2e-pause-${randomBytes(3).toString('hex')}`;
