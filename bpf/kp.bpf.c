@@ -536,16 +536,17 @@ static __always_inline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt
  * for the client (kp_icmp_cross), where the stack has room for the rebuild and its route. */
 #define KP_TX_ICMP_CROSS 0x103
 
-/* The ICMPv6 error for the client of a NAT64 connection, from an ICMPv4 error about it, is made in
- * two steps, each a subprogram of its own so their frames never stack: what it will say (into the
- * scratch's ic), then the frame (110 bytes, see kp_icmp_cross.h). 0, or -1 to pass it untouched. */
+/* An ICMPv4 error about a connection across families becomes ICMPv6 in two steps, each a subprogram
+ * of its own so their frames never stack: what it will say (into the scratch's ic), then the frame
+ * (110 bytes, see kp_icmp_cross.h). It is about a NAT64 connection (to its client) or a NAT46 one's
+ * reply (to its backend). 0, or -1 to pass it untouched. */
 static __noinline int kp_icmp_cross_prep4(struct kp_pkt *pkt, const struct kp_config *cfg)
 {
 	struct kp_scratch *s = kp_scratch_get();
 	__u8 qsrc[KP_ADDR_LEN], qdst[KP_ADDR_LEN];
 	struct kp_icmp_cross *x;
 	struct kp_icmp_err e;
-	struct kp_ct *rv;
+	__u64 now = kp_now();
 	__u32 delta;
 
 	if (!s || pkt->vlan || kp_icmp_err_parse(pkt, &e))
@@ -553,13 +554,15 @@ static __noinline int kp_icmp_cross_prep4(struct kp_pkt *pkt, const struct kp_co
 	x = &s->ic;
 	kp_addr_from_v4(qsrc, e.in_ip->saddr);
 	kp_addr_from_v4(qdst, e.in_ip->daddr);
-	rv = kp_icmp_cross_owner(s, qsrc, qdst, e.in_ports[0], e.in_ports[1], e.in_proto, cfg, kp_now());
-	if (!rv || kp_addr_is_v4(rv->vip_addr) || kp_icmp_map_4to6(e.icmp->type, e.icmp->code, e.icmp->un.gateway, x))
+	if (kp_icmp_cross_owner(s, qsrc, qdst, e.in_ports[0], e.in_ports[1], e.in_proto, cfg, now) &&
+	    kp_icmp_cross_reply_owner(s, qsrc, qdst, e.in_ports[0], e.in_ports[1], e.in_proto, cfg, now))
 		return -1;
-	/* the quoted pseudo-header's IPv4 addresses become the client's and the VIP's IPv6 ones */
-	delta = kp_xlate_sum4(e.in_ip->saddr, 1) + kp_xlate_sum4(e.in_ip->daddr, 1) +
-		kp_xlate_sum16(rv->peer.client_addr, 0) + kp_xlate_sum16(rv->vip_addr, 0);
-	kp_icmp_cross_quote(x, rv, (void *)e.in_ports, e.in_proto, delta);
+	if (kp_icmp_map_4to6(e.icmp->type, e.icmp->code, e.icmp->un.gateway, x))
+		return -1;
+	/* the quoted pseudo-header's IPv4 addresses become the receiver's view's IPv6 ones */
+	delta = kp_xlate_sum4(e.in_ip->saddr, 1) + kp_xlate_sum4(e.in_ip->daddr, 1) + kp_xlate_sum16(x->client, 0) +
+		kp_xlate_sum16(x->vip, 0);
+	kp_icmp_cross_quote(x, (void *)e.in_ports, e.in_proto, delta);
 	x->ttl = e.in_ip->ttl;
 	x->tos = e.in_ip->tos;
 	x->in_len = bpf_ntohs(e.in_ip->tot_len) - sizeof(struct iphdr);
@@ -628,27 +631,30 @@ static __noinline int kp_icmp_cross_build6(struct xdp_md *ctx, struct kp_pkt *pk
 	return 0;
 }
 
-/* The same for the client of a NAT46 connection: an ICMPv4 error (70 bytes) from an ICMPv6 one. */
+/* The same for an ICMPv6 error, about a NAT46 connection or a NAT64 one's reply: ICMPv4 (70 bytes). */
 static __noinline int kp_icmp_cross_prep6(struct kp_pkt *pkt, const struct kp_config *cfg)
 {
 	struct kp_scratch *s = kp_scratch_get();
 	struct kp_icmp_cross *x;
 	struct kp_icmp6_err e;
 	__be32 vip4, client4;
-	struct kp_ct *rv;
+	__u64 now = kp_now();
 	__u32 delta;
 
 	if (!s || pkt->vlan || !kp_icmp6_quotable(pkt) || kp_icmp6_err_parse(pkt, &e))
 		return -1;
 	x = &s->ic;
-	rv = kp_icmp_cross_owner(s, e.in_ip6->saddr.in6_u.u6_addr8, e.in_ip6->daddr.in6_u.u6_addr8, e.in_ports[0],
-				 e.in_ports[1], e.in_proto, cfg, kp_now());
-	if (!rv || kp_addr_to_v4(rv->vip_addr, &vip4) || kp_addr_to_v4(rv->peer.client_addr, &client4) ||
+	if (kp_icmp_cross_owner(s, e.in_ip6->saddr.in6_u.u6_addr8, e.in_ip6->daddr.in6_u.u6_addr8, e.in_ports[0],
+				e.in_ports[1], e.in_proto, cfg, now) &&
+	    kp_icmp_cross_reply_owner(s, e.in_ip6->saddr.in6_u.u6_addr8, e.in_ip6->daddr.in6_u.u6_addr8,
+				      e.in_ports[0], e.in_ports[1], e.in_proto, cfg, now))
+		return -1;
+	if (kp_addr_to_v4(x->vip, &vip4) || kp_addr_to_v4(x->client, &client4) ||
 	    kp_icmp_map_6to4(e.icmp->icmp6_type, e.icmp->icmp6_code, e.icmp->icmp6_dataun.un_data32[0], x))
 		return -1;
 	delta = kp_xlate_sum16(e.in_ip6->saddr.in6_u.u6_addr8, 1) + kp_xlate_sum16(e.in_ip6->daddr.in6_u.u6_addr8, 1) +
 		kp_xlate_sum4(client4, 0) + kp_xlate_sum4(vip4, 0);
-	kp_icmp_cross_quote(x, rv, (void *)e.in_ports, e.in_proto, delta);
+	kp_icmp_cross_quote(x, (void *)e.in_ports, e.in_proto, delta);
 	x->ttl = e.in_ip6->hop_limit;
 	x->tos = (e.in_ip6->priority << 4) | (e.in_ip6->flow_lbl[0] >> 4);
 	x->in_len = bpf_ntohs(e.in_ip6->payload_len);
@@ -727,8 +733,8 @@ static __noinline int kp_icmp_cross_build4(struct xdp_md *ctx, struct kp_pkt *pk
 	return 0;
 }
 
-/* An ICMP error about a connection across families, rebuilt for its client in the client's family
- * and routed (v6: the error is IPv6, so the new one is IPv4). Called from the program's top. */
+/* An ICMP error about a connection across families, rebuilt in the other family (v6: the error is
+ * IPv6, so the new one is IPv4) and routed. Called from the program's top. */
 static __always_inline int kp_icmp_cross(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg, const int v6)
 {
 	if (v6 ? kp_icmp_cross_prep6(pkt, cfg) : kp_icmp_cross_prep4(pkt, cfg)) {
@@ -743,13 +749,14 @@ static __always_inline int kp_icmp_cross(struct xdp_md *ctx, struct kp_pkt *pkt,
 	return kp_transmit(ctx, pkt, cfg, !v6);
 }
 
-/* Is this ICMP error about a connection across families (kp_icmp_cross rebuilds it)?
- * The quote's tuple is the backend side's. */
+/* Is this ICMP error about a connection across families (kp_icmp_cross rebuilds it)? Its quote is a
+ * forward packet as the backend got it (the reply entry's tuple, reversed) or a reply as the client
+ * got it (the forward record's, reversed). */
 static __always_inline int kp_icmp_is_cross(const __u8 *qsrc, const __u8 *qdst, __be16 qsport, __be16 qdport, __u8 proto)
 {
 	struct kp_scratch *s = kp_scratch_get();
 	struct kp_flow_key *rk;
-	struct kp_ct *rv;
+	struct kp_ct *ct;
 
 	if (!s)
 		return 0;
@@ -761,8 +768,12 @@ static __always_inline int kp_icmp_is_cross(const __u8 *qsrc, const __u8 *qdst, 
 	rk->dport = qsport;
 	rk->proto = proto;
 	rk->dir = KP_DIR_REPLY;
-	rv = bpf_map_lookup_elem(&kp_ct, rk);
-	return rv && (rv->flags & KP_CT_F_XLATE);
+	ct = bpf_map_lookup_elem(&kp_ct, rk);
+	if (ct && (ct->flags & KP_CT_F_XLATE))
+		return 1;
+	rk->dir = KP_DIR_ORIG;
+	ct = bpf_map_lookup_elem(&kp_ct, rk);
+	return ct && (ct->flags & KP_CT_F_XLATE);
 }
 
 /* ICMPv6: as ICMP below; neighbour discovery, echo and the rest pass. */

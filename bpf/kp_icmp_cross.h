@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* kp_icmp_cross.h: an ICMP error about a connection across families (NAT46, NAT64), on its way to the
- * client, translated to the client's family (RFC 7915 4.2 and 5.2). The error is built anew, from the
- * VIP to the client, quoting the IP header the client sent and the first 8 bytes of its TCP or UDP
- * header (ports, and the checksum made right again): what a stack matches an error to its socket by.
- * Errors from the client about replies, and parameter problems, pass untouched. */
+/* kp_icmp_cross.h: an ICMP error about a connection across families (NAT46, NAT64), translated to the
+ * other family (RFC 7915 4.2 and 5.2). One on its way to the client is built anew from the VIP to the
+ * client, quoting the IP header the client sent and the first 8 bytes of its TCP or UDP header (ports,
+ * and the checksum made right again): what a stack matches an error to its socket by. One about a
+ * reply, on its way to the VIP, goes to the backend from the masquerade address it knows the client
+ * as, quoting the reply as the backend sent it. Parameter problems pass untouched. */
 #ifndef KP_ICMP_CROSS_H
 #define KP_ICMP_CROSS_H
 
@@ -99,13 +100,15 @@ static __always_inline int kp_icmp_map_6to4(__u8 type, __u8 code, __be32 rest, s
 	return 0;
 }
 
-/* The reply entry of the connection an error's quote (src:sport -> dst:dport, as the backend side
- * saw it) belongs to, if that connection is live and across families. */
-static __always_inline struct kp_ct *kp_icmp_cross_owner(struct kp_scratch *s, const __u8 *qsrc, const __u8 *qdst,
-							  __be16 qsport, __be16 qdport, __u8 proto,
-							  const struct kp_config *cfg, __u64 now)
+/* The connection an error's quote (src:sport -> dst:dport, as the backend side saw it) belongs to, if
+ * it is live and across families: the error goes to the client, from the VIP, quoting what the client
+ * sent (into x). 0, or -1. */
+static __always_inline int kp_icmp_cross_owner(struct kp_scratch *s, const __u8 *qsrc, const __u8 *qdst,
+					       __be16 qsport, __be16 qdport, __u8 proto,
+					       const struct kp_config *cfg, __u64 now)
 {
 	struct kp_flow_key *rk = &s->rk;
+	struct kp_icmp_cross *x = &s->ic;
 	struct kp_ct *rv;
 
 	__builtin_memset(rk, 0, sizeof(*rk));
@@ -117,29 +120,64 @@ static __always_inline struct kp_ct *kp_icmp_cross_owner(struct kp_scratch *s, c
 	rk->dir = KP_DIR_REPLY;
 	rv = bpf_map_lookup_elem(&kp_ct, rk);
 	if (!rv || !(rv->flags & KP_CT_F_XLATE) || !kp_ct_owner_in(rk, rv, cfg, now, &s->fk))
-		return NULL;
-	return rv;
+		return -1;
+	if (kp_addr_is_v4(rv->vip_addr) == kp_addr_is_v4(qsrc))
+		return -1; /* cannot happen: the VIP is of the other family */
+	__builtin_memcpy(x->client, rv->peer.client_addr, KP_ADDR_LEN);
+	__builtin_memcpy(x->vip, rv->vip_addr, KP_ADDR_LEN);
+	x->qsport = rv->client_port;
+	x->qdport = rv->vip_port;
+	return 0;
 }
 
-/* Fills the quote's description from the connection (the client's view) and the quoted L4 bytes
- * (their checksum moved by sum_delta, the change of the pseudo-header's addresses). A subprogram:
+/* An error about a reply of a connection across families (the quote is VIP:port -> client:port as the
+ * client saw it): the error goes to the backend, from the masquerade address, quoting the reply as the
+ * backend sent it (into x). 0, or -1 if it is about no such connection. */
+static __always_inline int kp_icmp_cross_reply_owner(struct kp_scratch *s, const __u8 *qsrc, const __u8 *qdst,
+						     __be16 qsport, __be16 qdport, __u8 proto,
+						     const struct kp_config *cfg, __u64 now)
+{
+	struct kp_flow_key *fk = &s->fk;
+	struct kp_icmp_cross *x = &s->ic;
+	struct kp_backend *be;
+	struct kp_ct *ct;
+	__be32 unused;
+
+	__builtin_memset(fk, 0, sizeof(*fk));
+	__builtin_memcpy(fk->saddr, qdst, KP_ADDR_LEN);
+	__builtin_memcpy(fk->daddr, qsrc, KP_ADDR_LEN);
+	fk->sport = qdport;
+	fk->dport = qsport;
+	fk->proto = proto;
+	ct = bpf_map_lookup_elem(&kp_ct, fk);
+	if (!ct || !(ct->flags & KP_CT_F_XLATE) || kp_ct_expired(ct, cfg, now))
+		return -1;
+	be = kp_ct_backend(ct, kp_addr_is_v4(qsrc), &unused); /* of the other family than the VIP's */
+	if (!be)
+		return -1;
+	__builtin_memcpy(x->client, be->addr, KP_ADDR_LEN);
+	__builtin_memcpy(x->vip, ct->vip_addr, KP_ADDR_LEN);
+	x->qsport = be->port;
+	x->qdport = ct->client_port;
+	return 0;
+}
+
+/* Fills the quoted L4 bytes from the packet's (l4): ports set to x's view, the UDP checksum moved by
+ * sum_delta (the change of the pseudo-header's addresses) and the ports' change. A subprogram:
  * inlined, its byte moves took 250 bytes of its caller's frame. */
-static __noinline void kp_icmp_cross_quote(struct kp_icmp_cross *x, const struct kp_ct *rv, const __u8 *l4,
-						__u8 proto, __u32 sum_delta)
+static __noinline void kp_icmp_cross_quote(struct kp_icmp_cross *x, const __u8 *l4, __u8 proto, __u32 sum_delta)
 {
 	__u32 delta = sum_delta;
 	__be16 port;
 	__sum16 *csum;
 
-	__builtin_memcpy(x->client, rv->peer.client_addr, KP_ADDR_LEN);
-	__builtin_memcpy(x->vip, rv->vip_addr, KP_ADDR_LEN);
 	__builtin_memcpy(x->l4, l4, KP_ICMP_CROSS_QUOTE);
 	__builtin_memcpy(&port, x->l4, sizeof(port));
-	delta += (__u16)~port + (__u16)rv->client_port;
-	__builtin_memcpy(x->l4, &rv->client_port, sizeof(port));
+	delta += (__u16)~port + (__u16)x->qsport;
+	__builtin_memcpy(x->l4, &x->qsport, sizeof(port));
 	__builtin_memcpy(&port, x->l4 + 2, sizeof(port));
-	delta += (__u16)~port + (__u16)rv->vip_port;
-	__builtin_memcpy(x->l4 + 2, &rv->vip_port, sizeof(port));
+	delta += (__u16)~port + (__u16)x->qdport;
+	__builtin_memcpy(x->l4 + 2, &x->qdport, sizeof(port));
 	x->proto = proto;
 	/* UDP's checksum is in the 8 bytes (0: none, left so); TCP's lies past them */
 	if (proto != IPPROTO_UDP)

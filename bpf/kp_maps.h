@@ -138,9 +138,11 @@ struct {
 
 /* An ICMP error about a connection across families, being rebuilt for the client (kp_icmp_cross.h). */
 struct kp_icmp_cross {
-	__u8 client[KP_ADDR_LEN]; /* the error's destination and the quote's source */
-	__u8 vip[KP_ADDR_LEN];    /* its source and the quote's destination */
-	__u8 l4[8];               /* the quoted TCP/UDP header's first 8 bytes, in the client's view */
+	__u8 client[KP_ADDR_LEN]; /* the error's destination and the quote's source: the client, or for an
+	                             error about a reply, the backend */
+	__u8 vip[KP_ADDR_LEN];    /* its source and the quote's destination: the VIP, or the masquerade address */
+	__u8 l4[8];               /* the quoted TCP/UDP header's first 8 bytes, in the receiver's view */
+	__be16 qsport, qdport;    /* the quote's ports in that view */
 	__u8 macs[12];            /* the frame's destination and source MACs */
 	__be32 rest;              /* the word after the ICMP checksum: unused, or the MTU */
 	__u16 in_len;             /* the quoted packet's L4 length (header and data) */

@@ -15,7 +15,7 @@ export interface ExplainView {
   client: string;
   vip: string;
   protocol: Protocol;
-  match?: { vip: string; protocol: Protocol; port: number; type: string; via: 'exact' | 'node port' | 'prefix'; id: number };
+  match?: { vip: string; protocol: Protocol; port: number; type: string; via: 'exact' | 'node port' | 'prefix'; id: number; encap?: 'nat46' | 'nat64' };
   connection?: { backend: string; state: string; idleSeconds: number; timeoutSeconds: number; live: boolean; masqueradedAs?: string; natPort?: number };
   newConnection?: {
     table: 'all backends' | 'local backends';
@@ -38,6 +38,12 @@ export function parseHostPort(text: string, what: string): { addr: string; port:
   return { addr: a.text, port };
 }
 
+
+/** An IPv4 address embedded in a /96 prefix (RFC 6052). */
+function embedV4(prefix: string, v4: string): string {
+  const [a, b, c, d] = v4.split('.').map(Number);
+  return `${prefix.split('/')[0]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+}
 
 function inPrefix(addr: string, prefix: string): boolean {
   const [net, lenText] = prefix.split('/');
@@ -73,10 +79,17 @@ export function explain(control: Control, client: string, vip: string, protocol:
     out.notes.push(`no VIP matches ${out.vip} ${protocol}: the packet passes untouched (pass_no_match), unless it is a reply to a NATed connection`);
     return out;
   }
-  out.match = { vip: found.prefix, protocol: found.protocol, port: found.port, type: found.type ?? 'clusterip', via, id: found.id };
+  out.match = { vip: found.prefix, protocol: found.protocol, port: found.port, type: found.type ?? 'clusterip', via, id: found.id, ...(found.encap ? { encap: found.encap } : {}) };
   const key = { saddr: c.addr, daddr: v.addr, sport: c.port, dport: v.port, proto: PROTO_NUM[protocol] };
   const rec = control.dp.maps.ct.lookup(key);
   const conf = control.conf();
+  if (found.encap === 'nat46') {
+    out.notes.push(`NAT46: the packet is translated to IPv6, from ${embedV4(conf.nat46Prefix, c.addr)} (the client in nat46_prefix ${conf.nat46Prefix}) and a masquerade port`);
+  } else if (found.encap === 'nat64') {
+    out.notes.push(conf.masqueradeAddress === 'none'
+      ? 'NAT64 with masquerade_address none: nothing can reach the backends (a new connection is rejected)'
+      : `NAT64: the packet is translated to IPv4, from masquerade_address ${conf.masqueradeAddress} and a masquerade port`);
+  }
   if (rec) {
     const be = found.backends.find((b) => b.id === rec.backendId);
     const idle = Math.max(0, Number(process.hrtime.bigint() - rec.lastSeenNs) / 1e9);
@@ -129,7 +142,7 @@ export function explain(control: Control, client: string, vip: string, protocol:
 
 export function formatExplain(e: ExplainView): string {
   const lines = [`flow ${e.client} -> ${e.vip} ${e.protocol}`];
-  if (e.match) lines.push(`vip ${e.match.vip} ${e.match.protocol} port ${e.match.port} (id ${e.match.id}, ${e.match.type}, ${e.match.via} match)`);
+  if (e.match) lines.push(`vip ${e.match.vip} ${e.match.protocol} port ${e.match.port} (id ${e.match.id}, ${e.match.type}${e.match.encap ? `, ${e.match.encap}` : ''}, ${e.match.via} match)`);
   if (e.connection) {
     const c = e.connection;
     lines.push(`connection: to ${c.backend}, ${c.state}, idle ${c.idleSeconds} s of ${c.timeoutSeconds}${c.masqueradedAs ? `, masqueraded as ${c.masqueradedAs}` : ''}${c.natPort ? `, client port ${c.natPort}` : ''}${c.live ? '' : ' (stale)'}`);

@@ -54,7 +54,15 @@ t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
   const daemon = res.control.find((c) => c.tool === 'kpbpf run');
   t.ok(daemon?.unavailable || (daemon!.syncMs! > 0 && daemon!.rssBytes! > 10 * 2 ** 20 && daemon!.changeSamples!.length === 9), 'kpbpf run: its own sync time, resident memory and nine changes');
   t.ok(res.maglev.length > 0, 'maglev rows');
-  t.ok(res.datapath && res.datapath.rows.length === 21 && res.datapath.rows.every((r) => r.nsPerPacket > 0), 'data path rows (baselines, kpbpf paths with node port, masquerade and IPv6, insert floors), each verified');
+  t.ok(res.datapath && res.datapath.rows.length === 27 && res.datapath.rows.every((r) => r.nsPerPacket > 0), 'data path rows (baselines, kpbpf paths with node port, masquerade, IPv6, NAT46 and NAT64, insert floors), each verified');
+  t.same(res.datapath?.rows.filter((r) => /^kpbpf NAT(46|64)/.test(r.path)).map((r) => [r.path, r.anchor]), [
+    ['kpbpf NAT46 established, 1 hot flow', 'kpbpf established, 1 hot flow'],
+    ['kpbpf NAT46 reply, 1 hot flow', 'kpbpf reply SNAT, 1 hot flow'],
+    ['kpbpf NAT64 established, 1 hot flow', 'kpbpf IPv6 established, 1 hot flow'],
+    ['kpbpf NAT64 reply, 1 hot flow', 'kpbpf IPv6 reply SNAT, 1 hot flow'],
+    ['kpbpf NAT46 first packet, empty table', 'kpbpf first packet, empty table'],
+    ['kpbpf NAT64 first packet, empty table', 'kpbpf IPv6 first packet, empty table'],
+  ], 'the 4<->6 rows, each compared with its same-family twin');
   t.same(res.datapath?.rows.filter((r) => r.path.startsWith('kpbpf IPv6')).map((r) => r.anchor), ['kpbpf established, 1 hot flow', 'kpbpf reply SNAT, 1 hot flow', 'kpbpf first packet, empty table'], 'the IPv6 rows, each compared with its IPv4 twin');
   t.ok(res.datapath?.rows.some((r) => r.path.startsWith('kpbpf established, 1 hot flow') && r.verified.includes('XDP_REDIRECT')), 'established DNAT measured with its forwarding decision');
   const json = readdirSync(join(dir, 'results')).filter((f) => f.endsWith('.json'));

@@ -209,6 +209,34 @@ function run() {
     t.same(d, { ICMP_XLATE: 1, PASS_NOT_L4: 0, TX_PASS: 1, DROP_MALFORMED: 0 });
   });
 
+  t.test('NAT64: "packet too big" about a reply, from a router on the client side, reaches the backend as "fragmentation needed"', async (t) => {
+    const q: PacketSpec = { src: CLIENT6, dst: VIP64_UDP, proto: 'udp', sport: 41006, dport: 53, payload: Buffer.from('big?') };
+    testRun(dp.progFd, buildPacket(q));
+    const port = natPort(CLIENT6, VIP64_UDP, 41006, 53, UDP);
+    const rep4: PacketSpec = { src: BACKEND4_UDP, dst: NODE4, proto: 'udp', sport: 5353, dport: port, payload: Buffer.from('a big answer') };
+    const rep6: PacketSpec = { ...rep4, src: VIP64_UDP, dst: CLIENT6, sport: 53, dport: 41006 };
+    t.equal(testRun(dp.progFd, buildPacket(rep4)).data.toString('hex'), buildPacket(rep6).toString('hex'), 'the reply, translated');
+    const err = icmp6Error(buildPacket(rep6), 2, 0, word32(1300), { src: '2001:db8:30::fe' }); // to the VIP
+    const d = deltas(ICMP_COUNTED, () => {
+      const r = testRun(dp.progFd, err);
+      t.equal(r.retval, XDP.PASS);
+      const want = icmp4Built(quoteOf({ ...rep4, ...v4out }, 20), 3, 4, mtuWord(1280), NODE4, BACKEND4_UDP);
+      t.equal(r.data.toString('hex'), want.toString('hex'), 'to the backend from the masquerade address, quoting its own reply with its own UDP checksum');
+    });
+    t.same(d, { ICMP_XLATE: 1, PASS_NOT_L4: 0, TX_PASS: 1, DROP_MALFORMED: 0 });
+  });
+
+  t.test('NAT46: "fragmentation needed" about a reply reaches the IPv6 backend as "packet too big" from the client\'s embedded address', async (t) => {
+    const src6 = embed(PREFIX46, CLIENT4);
+    const port = natPort(CLIENT4, VIP46, 40002, 80, TCP); // the connection of the second test
+    const rep6: PacketSpec = { src: BACKEND6, dst: src6, proto: 'tcp', sport: 8080, dport: port, tcpFlags: TCP_ACK, seq: 6000, ack: 1011, payload: Buffer.alloc(600, 7) };
+    const rep4: PacketSpec = { ...rep6, ...v4out, src: VIP46, dst: CLIENT4, sport: 80, dport: 40002 };
+    t.equal(testRun(dp.progFd, buildPacket(rep6)).data.toString('hex'), buildPacket(rep4).toString('hex'), 'the reply, translated');
+    const err = icmpError(buildPacket(rep4), 3, 4, mtuWord(1400), { src: '198.18.30.254' });
+    const r = testRun(dp.progFd, err);
+    t.equal(r.data.toString('hex'), icmp6Built(quoteOf(rep6, 40), 2, 0, word32(1420), src6, BACKEND6).toString('hex'));
+  });
+
   t.test('an ICMP error about no connection, or one with no counterpart (parameter problem), passes', async (t) => {
     const stray = buildPacket({ src: NODE4, dst: BACKEND4, proto: 'tcp', sport: 20999, dport: 8080, tcpFlags: TCP_SYN });
     const d = deltas(ICMP_COUNTED, () => {

@@ -74,7 +74,7 @@ function run() {
   });
 
   t.test('show: the VIPs say encap nat46 and nat64, conf the NAT46 prefix', async (t) => {
-    const vips = kpJson('show', 'vips') as { prefix: string; protocol: string; encap?: string }[];
+    const vips = kpJson('show', 'vips') as { prefix: string; protocol: string; port: number; encap?: string }[];
     t.same(vips.map((v) => [v.prefix, v.protocol, v.port, v.encap]).sort(), [
       [`${VIP64}/128`, 'tcp', 80, 'nat64'],
       [`${VIP64}/128`, 'udp', 53, 'nat64'],
@@ -129,6 +129,15 @@ function run() {
         s.connect(54, process.argv[1], () => { s.send('x'); setTimeout(() => s.send('y'), 300); });`, vip);
       t.equal(r.error, 'ECONNREFUSED', `${vip}: the ICMP error was translated back (${JSON.stringify(r)})`);
     }
+  });
+
+  t.test('explain: a cross-family VIP, its translation and the backend of the other family', async (t) => {
+    const e46 = kpJson('explain', `${topo.client.addr}:40000`, `${VIP46}:80`);
+    t.match(e46, { match: { vip: `${VIP46}/32`, encap: 'nat46' }, newConnection: { backend: { address: /^2001:db8:/, port: 8080 } } });
+    t.ok(e46.notes.some((n: string) => n.includes(seen46())), `the client's address in the prefix: ${e46.notes.join('; ')}`);
+    const e64 = kpJson('explain', `[${topo.client.addr6}]:40000`, `[${VIP64}]:80`);
+    t.match(e64, { match: { encap: 'nat64' }, newConnection: { backend: { address: /^198\.18\./ } } });
+    t.match(kp('explain', `[${topo.client.addr6}]:40000`, `[${topo.node.addr6}]:${NP64}`), /nat64, node port match[\s\S]*NAT64: the packet is translated to IPv4, from masquerade_address 198\.18\.0\.1/);
   });
 
   t.test('a long NAT64 connection keeps its backend while backends are added', async (t) => {
