@@ -167,6 +167,25 @@ function run() {
     t.ok(fresh.backends.b3 > 0 && fresh.backends.b4 > 0, `new connections reach the added backends: ${JSON.stringify(fresh.backends)}`);
   });
 
+  t.test('path MTU across families: a DF datagram too big once translated gets "fragmentation needed", 20 bytes less', async (t) => {
+    const links = topo.backends.slice(0, 2).map((b) => b.nodeIf);
+    for (const l of links) topo.exec(topo.node.ns, ['ip', 'link', 'set', l, 'mtu', '1400']);
+    try {
+      await new Promise((r) => setTimeout(r, 1200)); // the next-hop cache (KP_NEXTHOP_TTL_MS) learns the new MTU
+      const before = kpJson('show', 'stats').global.icmp_too_big ?? 0;
+      // Linux sets DF on UDP (ip_no_pmtu_disc 0): 1450 + 28 bytes fit the client's link, not the backends' once IPv6.
+      const r = inClient(`
+        const s = require('node:dgram').createSocket('udp4');
+        s.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(0); });
+        s.connect(53, process.argv[1], () => { s.send(Buffer.alloc(1450, 1)); setTimeout(() => { console.log(JSON.stringify({ sent: true })); process.exit(0); }, 500); });`, VIP46);
+      t.ok(r.sent || r.error === 'EMSGSIZE', `sent (${JSON.stringify(r)})`);
+      t.ok((kpJson('show', 'stats').global.icmp_too_big ?? 0) > before, 'answered icmp_too_big');
+      t.match(topo.exec(topo.client.ns, ['ip', 'route', 'get', VIP46]), /mtu 1380/, "the client's kernel learnt the path MTU: the backends' 1400 less the 20 bytes IPv6 adds");
+    } finally {
+      for (const l of links) topo.exec(topo.node.ns, ['ip', 'link', 'set', l, 'mtu', '1500']);
+    }
+  });
+
   t.test('counters: translated packets counted, none dropped as untranslatable or malformed', async (t) => {
     const s = kpJson('show', 'stats');
     t.ok(s.global.xlate >= 400, `xlate ${s.global.xlate}`);
