@@ -24,6 +24,11 @@ const VIP64 = '2001:db8:64::1';
 const VIP64_UDP = '2001:db8:64::2';
 const BACKEND4 = '198.18.64.10';
 const BACKEND4_UDP = '198.18.64.11';
+const NODE6 = '2001:db8::1';
+const NP46 = 30946;
+const NP64 = 30964;
+const LB46 = '198.18.47.1'; // a NAT46 LoadBalancer IP
+const EXT64 = '2001:db8:65::1'; // a NAT64 external IP
 const TCP = 6;
 const UDP = 17;
 
@@ -42,7 +47,7 @@ function run() {
   t.teardown(() => dp.close());
   dp.maps.config.update(0, testConfig({ hashSeed: 9, flags: KP_CONF_F_NO_FIB }));
   dp.maps.masq.update(MASQ_V4, { addr: NODE4, portMin: 20000, portMax: 20999 });
-  const vips = new VipTable(dp);
+  const vips = new VipTable(dp, () => [NODE4, NODE6]);
   const add = (vip: string, proto: 'tcp' | 'udp', port: number, target: number, backend: string, encap: 'nat46' | 'nat64') => {
     const v = vips.add({ prefix: `${vip}/${vip.includes(':') ? 128 : 32}`, protocol: proto, port, targetPort: target, newLen: 7, encap });
     vips.addBackends(v, [backend], 1);
@@ -52,6 +57,12 @@ function run() {
   add(VIP46_UDP, 'udp', 53, 5353, BACKEND6_UDP, 'nat46');
   add(VIP64, 'tcp', 80, 8080, BACKEND4, 'nat64');
   add(VIP64_UDP, 'udp', 53, 5353, BACKEND4_UDP, 'nat64');
+  // Every service type across families: node ports on the node address of the VIP's family, a
+  // LoadBalancer IP (with source ranges) and an external IP.
+  vips.addBackends(vips.add({ prefix: '198.18.46.3/32', protocol: 'udp', port: 53, targetPort: 5353, newLen: 7, nodePort: NP46, encap: 'nat46' }), [BACKEND6_UDP], 1, { local: true });
+  vips.addBackends(vips.add({ prefix: '2001:db8:64::3/128', protocol: 'tcp', port: 80, targetPort: 8080, newLen: 7, nodePort: NP64, encap: 'nat64' }), [BACKEND4], 1, { local: true });
+  vips.addBackends(vips.add({ prefix: `${LB46}/32`, protocol: 'tcp', port: 443, targetPort: 8443, newLen: 7, type: 'loadbalancer', sourceRanges: ['198.18.0.0/24'], encap: 'nat46' }), [BACKEND6], 1);
+  vips.addBackends(vips.add({ prefix: `${EXT64}/128`, protocol: 'udp', port: 8053, targetPort: 5353, newLen: 7, type: 'externalip', encap: 'nat64' }), [BACKEND4_UDP], 1);
 
   const stat = (name: keyof typeof KP_STAT) => dp.maps.stats.sum(KP_STAT[name], addU64)!;
   const deltas = (names: Array<keyof typeof KP_STAT>, f: () => void): Record<string, number> => {
@@ -269,14 +280,48 @@ function run() {
     t.same(d, { REJECT: 1, XLATE: 0 });
   });
 
+  /** One connection through a VIP entry of another type: forward and reply bytes, both ways. */
+  const both = (t: Test, fwd: PacketSpec, backend: string, target: number, source: string, natSource?: string) => {
+    const out = testRun(dp.progFd, buildPacket(fwd));
+    t.equal(out.retval, XDP.PASS);
+    const port = natPort(fwd.src, fwd.dst, fwd.sport!, fwd.dport!, fwd.proto === 'tcp' ? TCP : UDP);
+    const v4 = !backend.includes(':');
+    const seen: PacketSpec = { ...fwd, ...(v4 ? v4out : {}), src: natSource ?? source, dst: backend, sport: port, dport: target };
+    t.equal(out.data.toString('hex'), buildPacket(seen).toString('hex'), 'forward, translated');
+    const rep: PacketSpec = { src: backend, dst: seen.src, proto: fwd.proto, sport: target, dport: port, payload: Buffer.from('back'), ...(fwd.proto === 'tcp' ? { tcpFlags: TCP_SYN | TCP_ACK, seq: 1, ack: 2 } : {}) };
+    const back = { ...rep, ...(v4 ? {} : v4out), src: fwd.dst, dst: fwd.src, sport: fwd.dport, dport: fwd.sport };
+    expectFrame(t, rep, back);
+  };
+
+  t.test('NAT46 node port on the node IPv4 address, UDP: to the IPv6 backend and back from the node port', async (t) => {
+    both(t, { src: CLIENT4, dst: NODE4, proto: 'udp', sport: 40030, dport: NP46, payload: Buffer.from('np') }, BACKEND6_UDP, 5353, '', embed(PREFIX46, CLIENT4));
+  });
+
+  t.test('NAT64 node port on the node IPv6 address, TCP', async (t) => {
+    both(t, { src: CLIENT6, dst: NODE6, proto: 'tcp', sport: 41030, dport: NP64, tcpFlags: TCP_SYN, seq: 1 }, BACKEND4, 8080, '', NODE4);
+  });
+
+  t.test('NAT46 LoadBalancer IP with source ranges, TCP; a source outside them is dropped', async (t) => {
+    both(t, { src: CLIENT4, dst: LB46, proto: 'tcp', sport: 40031, dport: 443, tcpFlags: TCP_SYN, seq: 1 }, BACKEND6, 8443, '', embed(PREFIX46, CLIENT4));
+    const d = deltas(['DROP_SRC_RANGE', 'XLATE'], () => {
+      t.equal(testRun(dp.progFd, buildPacket({ src: '198.18.9.9', dst: LB46, proto: 'tcp', sport: 40032, dport: 443, tcpFlags: TCP_SYN })).retval, XDP.DROP);
+    });
+    t.same(d, { DROP_SRC_RANGE: 1, XLATE: 0 });
+  });
+
+  t.test('NAT64 external IP, UDP', async (t) => {
+    both(t, { src: CLIENT6, dst: EXT64, proto: 'udp', sport: 41031, dport: 8053, payload: Buffer.from('ext') }, BACKEND4_UDP, 5353, '', NODE4);
+  });
+
   t.test('show: the VIPs say their encap', async (t) => {
-    const list = vips.list();
+    const list = vips.list().slice(0, 4);
     t.same(list.map((v) => [v.prefix, v.encap]), [
       [`${VIP46}/32`, 'nat46'],
       [`${VIP46_UDP}/32`, 'nat46'],
       [`${VIP64}/128`, 'nat64'],
       [`${VIP64_UDP}/128`, 'nat64'],
     ]);
+    t.match(vips.list().find((v) => v.prefix === '198.18.46.3/32'), { encap: 'nat46', nodePort: NP46, nodeAddresses: [NODE4] }, 'a NAT46 node port on the IPv4 node address only');
     t.throws(() => vips.addBackends(list[0], ['198.18.46.99'], 1), /needs IPv6 backends/, 'a NAT46 VIP takes IPv6 backends only');
   });
 }
