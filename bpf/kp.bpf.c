@@ -168,7 +168,7 @@ static __always_inline int kp_xlate_too_big(struct xdp_md *ctx, struct kp_pkt *p
 		err = kp_addr_to_v4(key->saddr, &s4) || kp_addr_to_v4(key->daddr, &d4) || kp_xlate_6to4(pkt, s4, d4);
 	else
 		err = kp_xlate_4to6(pkt, key->saddr, key->daddr) < 0; /* a quote needs no UDP checksum */
-	if (err) {
+	if (err || !pkt->ports || !pkt->l4_csum) {
 		kp_stat_inc(KP_STAT_DROP_MALFORMED);
 		return XDP_DROP;
 	}
@@ -219,7 +219,10 @@ static __always_inline int kp_xlate_check(struct kp_pkt *pkt, int rc)
 
 /* Routes a translated packet, now of family out_v6, by its destination's next hop (not the
  * backend's copy in kp_be_hops: that lookup would push these frames past the stack the call chains
- * have). KP_TX_XLATE_TOO_BIG when it is too big for the route. */
+ * have). Too big for the route: an IPv4 packet without DF (a translated fragment) goes to the
+ * kernel, which fragments it further (RFC 7915 5.1); an IPv6 fragment is dropped (IPv6 routers do not
+ * fragment, and the sender, which fragmented without DF, would ignore the error); anything else is
+ * KP_TX_XLATE_TOO_BIG, its sender to be told. */
 static __always_inline int kp_xlate_route(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg,
 					  __u64 now, const int out_v6)
 {
@@ -228,6 +231,14 @@ static __always_inline int kp_xlate_route(struct xdp_md *ctx, struct kp_pkt *pkt
 
 	if (act != KP_TX_FRAG_NEEDED)
 		return act;
+	if (!out_v6 && !(pkt->ip->frag_off & bpf_htons(KP_IP_DF))) {
+		kp_stat_inc(KP_STAT_TX_PASS);
+		return XDP_PASS;
+	}
+	if (out_v6 && pkt->ip6->nexthdr == KP_NEXTHDR_FRAG) {
+		kp_stat_inc(KP_STAT_DROP_XLATE);
+		return XDP_DROP;
+	}
 	pkt->mtu = mtu;
 	return KP_TX_XLATE_TOO_BIG;
 }
@@ -246,6 +257,8 @@ static __always_inline int kp_xlate_forward(struct xdp_md *ctx, struct kp_pkt *p
 		return XDP_DROP;
 	}
 	rc = v6 ? kp_xlate_6to4(pkt, pick->masq_addr, pick->be_addr) : kp_xlate_4to6(pkt, s->masq, be->addr);
+	if (rc >= KP_XLATE_OK && (!pkt->ports || !pkt->l4_csum))
+		rc = KP_XLATE_BROKEN; /* cannot happen: this packet has its L4 header */
 	if (rc >= KP_XLATE_OK) {
 		kp_nat_port(pkt, &pkt->ports[1], be->port);
 		kp_nat_port(pkt, &pkt->ports[0], pick->nat_port);
@@ -293,6 +306,8 @@ static __always_inline int kp_xlate_reply(struct xdp_md *ctx, struct kp_pkt *pkt
 	} else {
 		rc = kp_addr_is_v4(rv->vip_addr) ? KP_XLATE_BROKEN : kp_xlate_4to6(pkt, rv->vip_addr, rv->peer.client_addr);
 	}
+	if (rc >= KP_XLATE_OK && (!pkt->ports || !pkt->l4_csum))
+		rc = KP_XLATE_BROKEN; /* cannot happen: this packet has its L4 header */
 	if (rc >= KP_XLATE_OK) {
 		kp_nat_port(pkt, &pkt->ports[0], rv->vip_port);
 		kp_nat_port(pkt, &pkt->ports[1], rv->client_port);
@@ -826,6 +841,59 @@ static __noinline int kp_handle_icmp(struct xdp_md *ctx, struct kp_pkt *pkt, con
 	return kp_transmit(ctx, pkt, cfg, v6);
 }
 
+/* Not an XDP action: a later fragment of a connection across families, its new addresses in the
+ * scratch (kp_frag_xlate_to); the program's top translates it (kp_xlate_frag). */
+#define KP_TX_XLATE_FRAG 0x104
+
+/* A later fragment across families will come from src and go to dst (the scratch's ic): 1, or 0. */
+static __always_inline int kp_frag_xlate_to(const __u8 *src, const __u8 *dst)
+{
+	struct kp_scratch *s = kp_scratch_get();
+
+	if (!s)
+		return 0;
+	__builtin_memcpy(s->ic.client, src, KP_ADDR_LEN);
+	__builtin_memcpy(s->ic.vip, dst, KP_ADDR_LEN);
+	return 1;
+}
+
+/* The later fragment, translated (RFC 7915: a fragment header added towards IPv6, taken off towards
+ * IPv4) and routed. A subprogram per family, called from the program's top. */
+static __noinline int kp_xlate_frag_to6(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+{
+	struct kp_scratch *s = kp_scratch_get();
+	int rc;
+
+	if (!s)
+		return XDP_DROP;
+	pkt->l4_csum = NULL; /* a later fragment has no TCP/UDP header */
+	rc = kp_xlate_4to6(pkt, s->ic.client, s->ic.vip);
+	if (rc) {
+		kp_stat_inc(rc == KP_XLATE_UNTOUCHED ? KP_STAT_DROP_XLATE : KP_STAT_DROP_MALFORMED);
+		return XDP_DROP;
+	}
+	kp_stat_inc(KP_STAT_XLATE);
+	return kp_transmit(ctx, pkt, cfg, 1);
+}
+
+static __noinline int kp_xlate_frag_to4(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_config *cfg)
+{
+	struct kp_scratch *s = kp_scratch_get();
+	__be32 s4, d4;
+	int rc;
+
+	if (!s || kp_addr_to_v4(s->ic.client, &s4) || kp_addr_to_v4(s->ic.vip, &d4))
+		return XDP_DROP;
+	pkt->l4_csum = NULL;
+	rc = kp_xlate_6to4(pkt, s4, d4);
+	if (rc) {
+		kp_stat_inc(rc == KP_XLATE_UNTOUCHED ? KP_STAT_DROP_XLATE : KP_STAT_DROP_MALFORMED);
+		return XDP_DROP;
+	}
+	kp_stat_inc(KP_STAT_XLATE);
+	return kp_transmit(ctx, pkt, cfg, 0);
+}
+
 /* A fragment after the first: translated as its datagram's first fragment was (addresses only,
  * the ports and L4 checksum are in the first). One whose first fragment is unknown (lost, out of
  * order, or a new connection refused) is dropped if it is kpbpf's, passed if it is transit. */
@@ -850,6 +918,20 @@ static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt,
 		ct = bpf_map_lookup_elem(&kp_ct, &key);
 		if (!ct || kp_ct_expired(ct, cfg, now))
 			goto drop;
+		if (ct->flags & KP_CT_F_XLATE) {
+			/* across families: from the connection's source (its masquerade address) to the backend */
+			be = kp_ct_backend(ct, !v6, &addr);
+			if (!be || !kp_frag_xlate_to(ct->vip_addr, be->addr))
+				goto drop;
+			kp_be_stats_add(ct->backend_id, pkt->len);
+			vs = kp_vip_stats_get(vip->id);
+			if (vs) {
+				vs->existing_pkts += 1;
+				vs->bytes += pkt->len;
+			}
+			kp_stat_inc(KP_STAT_FRAG_XLATE);
+			return KP_TX_XLATE_FRAG;
+		}
 		be = kp_ct_backend(ct, v6, &addr);
 		if (!be)
 			goto drop;
@@ -881,7 +963,21 @@ static __noinline int kp_handle_fragment(struct xdp_md *ctx, struct kp_pkt *pkt,
 		return XDP_PASS;
 	}
 	ct = kp_ct_owner(&rk, rv, cfg, now);
-	if (!ct || kp_addr_is_v4(rv->vip_addr) == !!v6)
+	if (!ct)
+		goto drop;
+	if (rv->flags & KP_CT_F_XLATE) {
+		/* back to the client's family, from the VIP to the client's own address */
+		if (!kp_frag_xlate_to(rv->vip_addr, rv->peer.client_addr))
+			goto drop;
+		vs = kp_vip_stats_get(rv->vip_id);
+		if (vs) {
+			vs->reply_pkts += 1;
+			vs->reply_bytes += pkt->len;
+		}
+		kp_stat_inc(KP_STAT_FRAG_XLATE);
+		return KP_TX_XLATE_FRAG;
+	}
+	if (kp_addr_is_v4(rv->vip_addr) == !!v6)
 		goto drop;
 	if (ct->last_seen_ns != now)
 		ct->last_seen_ns = now;
@@ -1055,8 +1151,12 @@ static __always_inline int kp_dispatch(struct xdp_md *ctx, struct kp_pkt *pkt, i
 	s = kp_scratch_get();
 	if (!cfg || !s)
 		return XDP_PASS; /* one-entry arrays always have key 0 */
-	if (rc == KP_PARSE_FRAGMENT)
-		return kp_handle_fragment(ctx, pkt, cfg, v6);
+	if (rc == KP_PARSE_FRAGMENT) {
+		rc = kp_handle_fragment(ctx, pkt, cfg, v6);
+		if (rc != KP_TX_XLATE_FRAG)
+			return rc;
+		return v6 ? kp_xlate_frag_to4(ctx, pkt, cfg) : kp_xlate_frag_to6(ctx, pkt, cfg);
+	}
 	if (rc == KP_PARSE_L4_MALFORMED)
 		return kp_handle_malformed_l4(pkt, cfg, v6);
 	if (rc == KP_PARSE_ICMP) {

@@ -430,7 +430,8 @@ enum kp_stat {
 	KP_STAT_MASQ_EVICT = 28,      /* a masquerade port taken from a UDP flow that never saw a reply (every candidate was held) */
 	KP_STAT_XLATE = 29,          /* packets translated across families, NAT46 or NAT64 (also DNAT or SNAT) */
 	KP_STAT_DROP_XLATE = 30,     /* a cross-family connection's packet that cannot be translated (IPv4
-	                                options, fragments, IPv6 extension headers) */
+	                                options, IPv6 extension headers, a first fragment without a UDP
+	                                checksum) or, an IPv6 fragment, is too big once translated */
 	KP_STAT_MAX = 31,
 };
 

@@ -92,131 +92,216 @@ static __always_inline int kp_xlate_l4_ptrs(struct kp_pkt *pkt, void *data, void
 	return KP_XLATE_OK;
 }
 
-/* IPv4 -> IPv6 (RFC 7915 4.1): traffic class = TOS, flow label 0, hop limit = TTL, payload length
- * = total length - 20. Options and fragments are not translated (untouched: the caller passes them
- * to the kernel). A UDP checksum of 0, allowed in IPv4 and not in IPv6, is left for the caller to
- * compute (KP_XLATE_OK_FILL). */
-static __noinline int kp_xlate_4to6(struct kp_pkt *pkt, const __u8 *saddr, const __u8 *daddr)
+#define KP_XLATE_FRAG_HLEN 8 /* an IPv6 fragment header */
+#define KP_NEXTHDR_FRAG 44
+
+/* The IPv6 header (and fragment header, frag) of a translated IPv4 packet, written in front of its
+ * payload once the frame's start moved; the old Ethernet header is then `growth` bytes in, clear of
+ * the new one (no copy on the stack). pkt's pointers are set; KP_XLATE_BROKEN if out of reach. */
+static __always_inline int kp_xlate_write6(struct kp_pkt *pkt, const __u8 *saddr, const __u8 *daddr, __u16 tot_len,
+					   __u8 tos, __u8 ttl, __u8 proto, __be16 id, __be16 frag_off, const int frag)
 {
 	struct xdp_md *ctx = pkt->ctx;
-	struct iphdr *ip = pkt->ip;
-	int state = KP_L4_CSUM_COMPLETE, fill = 0;
+	const __u32 growth = KP_XLATE_GROWTH + (frag ? KP_XLATE_FRAG_HLEN : 0);
+	const __u32 l4_off = ETH_HLEN + sizeof(struct ipv6hdr) + (frag ? KP_XLATE_FRAG_HLEN : 0);
+	struct kp_frag6_hdr *fh;
 	struct ipv6hdr *ip6;
-	__u16 tot_len;
-	__u8 tos, ttl;
 	struct ethhdr *eth;
 	void *data, *end;
-	__u32 delta;
+	__u16 off;
 
-	if (!ip || (void *)(ip + 1) > pkt->data_end || !pkt->l4_csum || pkt->vlan || ip->ihl != KP_IPV4_MIN_IHL ||
-	    (ip->frag_off & bpf_htons(KP_IP_MF | KP_IP_OFFSET)))
-		return KP_XLATE_UNTOUCHED;
-	if ((void *)pkt->eth + ETH_HLEN > pkt->data_end)
-		return KP_XLATE_UNTOUCHED;
-	tot_len = bpf_ntohs(ip->tot_len);
-	if (tot_len < sizeof(*ip))
-		return KP_XLATE_UNTOUCHED;
-	if (pkt->proto == IPPROTO_UDP && *pkt->l4_csum == 0)
-		fill = 1;
-	else
-		state = kp_l4_csum_classify(pkt, 0);
-	delta = kp_xlate_sum4(ip->saddr, 1) + kp_xlate_sum4(ip->daddr, 1) + kp_xlate_sum16(saddr, 0) +
-		kp_xlate_sum16(daddr, 0);
-	if (!fill)
-		kp_xlate_l4_csum(pkt, state, delta);
-	tos = ip->tos;
-	ttl = ip->ttl;
-
-	if (bpf_xdp_adjust_head(ctx, -KP_XLATE_GROWTH))
+	if (bpf_xdp_adjust_head(ctx, -(int)growth))
 		return KP_XLATE_UNTOUCHED;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	eth = data;
 	ip6 = data + ETH_HLEN;
-	if ((void *)(ip6 + 1) > end)
+	fh = (void *)(ip6 + 1);
+	if ((void *)(ip6 + 1) + (frag ? KP_XLATE_FRAG_HLEN : 0) > end || data + growth + ETH_HLEN > end)
 		return KP_XLATE_BROKEN;
-	/* The old Ethernet header is now 20 bytes in, clear of the new one: no copy on the stack. */
-	__builtin_memcpy(eth, data + KP_XLATE_GROWTH, 2 * ETH_ALEN);
+	__builtin_memcpy(eth, data + growth, 2 * ETH_ALEN);
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	ip6->version = 6;
 	ip6->priority = tos >> 4;
 	ip6->flow_lbl[0] = (tos & 0xf) << 4;
 	ip6->flow_lbl[1] = 0;
 	ip6->flow_lbl[2] = 0;
-	ip6->payload_len = bpf_htons(tot_len - sizeof(*ip));
-	ip6->nexthdr = pkt->proto;
+	ip6->payload_len = bpf_htons(tot_len - sizeof(struct iphdr) + (frag ? KP_XLATE_FRAG_HLEN : 0));
+	ip6->nexthdr = frag ? KP_NEXTHDR_FRAG : proto;
 	ip6->hop_limit = ttl;
 	__builtin_memcpy(ip6->saddr.in6_u.u6_addr8, saddr, KP_ADDR_LEN);
 	__builtin_memcpy(ip6->daddr.in6_u.u6_addr8, daddr, KP_ADDR_LEN);
+	if (frag) {
+		if ((void *)(fh + 1) > end)
+			return KP_XLATE_BROKEN;
+		/* RFC 7915 4.1: the offset and MF carried over, the identification's low 16 bits the IPv4 one */
+		off = bpf_ntohs(frag_off);
+		fh->nexthdr = proto;
+		fh->reserved = 0;
+		fh->frag_off = bpf_htons(((off & KP_IP_OFFSET) << 3) | ((off & KP_IP_MF) ? KP_IPV6_FRAG_MF : 0));
+		fh->id = bpf_htonl(bpf_ntohs(id));
+	}
 	pkt->ip6 = ip6;
-	pkt->len += KP_XLATE_GROWTH;
-	if (kp_xlate_l4_ptrs(pkt, data, end, ETH_HLEN + sizeof(*ip6)))
-		return KP_XLATE_BROKEN;
+	pkt->len += growth;
+	if (!pkt->l4_csum) {
+		/* a later fragment: no TCP/UDP header */
+		pkt->eth = data;
+		pkt->data_end = end;
+		pkt->l4 = NULL;
+		return KP_XLATE_OK;
+	}
+	return kp_xlate_l4_ptrs(pkt, data, end, l4_off);
+}
+
+/* IPv4 -> IPv6 (RFC 7915 4.1): traffic class = TOS, flow label 0, hop limit = TTL, payload length
+ * = total length - 20. A fragment gets a fragment header; a later fragment (no TCP/UDP header, so
+ * pkt->l4_csum is NULL) has only its IP header translated. IPv4 options are not translated
+ * (untouched; the caller drops the packet). A UDP checksum of 0, allowed in IPv4 and not in IPv6, is
+ * left for the caller to compute (KP_XLATE_OK_FILL), except in a first fragment, whose datagram is
+ * not all here (untouched). */
+static __noinline int kp_xlate_4to6(struct kp_pkt *pkt, const __u8 *saddr, const __u8 *daddr)
+{
+	struct iphdr *ip = pkt->ip;
+	int state = KP_L4_CSUM_COMPLETE, fill = 0, frag;
+	__u16 tot_len;
+	__be16 id, frag_off;
+	__u8 tos, ttl, proto;
+	__u32 delta;
+
+	if (!ip || (void *)(ip + 1) > pkt->data_end || pkt->vlan || ip->ihl != KP_IPV4_MIN_IHL)
+		return KP_XLATE_UNTOUCHED;
+	if ((void *)pkt->eth + ETH_HLEN > pkt->data_end)
+		return KP_XLATE_UNTOUCHED;
+	tot_len = bpf_ntohs(ip->tot_len);
+	if (tot_len < sizeof(*ip))
+		return KP_XLATE_UNTOUCHED;
+	frag = !!(ip->frag_off & bpf_htons(KP_IP_MF | KP_IP_OFFSET));
+	proto = ip->protocol;
+	if (pkt->l4_csum) {
+		if (proto == IPPROTO_UDP && *pkt->l4_csum == 0) {
+			if (frag)
+				return KP_XLATE_UNTOUCHED;
+			fill = 1;
+		} else if (!frag) {
+			state = kp_l4_csum_classify(pkt, 0); /* a fragment's checksum is always complete */
+		}
+		delta = kp_xlate_sum4(ip->saddr, 1) + kp_xlate_sum4(ip->daddr, 1) + kp_xlate_sum16(saddr, 0) +
+			kp_xlate_sum16(daddr, 0);
+		if (!fill)
+			kp_xlate_l4_csum(pkt, state, delta);
+	} else if (!frag || !(ip->frag_off & bpf_htons(KP_IP_OFFSET))) {
+		return KP_XLATE_UNTOUCHED; /* only a later fragment comes without its L4 header */
+	}
+	tos = ip->tos;
+	ttl = ip->ttl;
+	id = ip->id;
+	frag_off = ip->frag_off;
+	if (frag)
+		state = kp_xlate_write6(pkt, saddr, daddr, tot_len, tos, ttl, proto, id, frag_off, 1);
+	else
+		state = kp_xlate_write6(pkt, saddr, daddr, tot_len, tos, ttl, proto, id, frag_off, 0);
+	if (state)
+		return state;
 	return fill ? KP_XLATE_OK_FILL : KP_XLATE_OK;
 }
 
-/* IPv6 -> IPv4 (RFC 7915 5.1): TOS = traffic class, TTL = hop limit, identification 0 and DF set (no
- * fragment header), the header checksum computed. Extension headers and fragments are not
- * translated (untouched). */
+/* IPv6 -> IPv4 (RFC 7915 5.1): TOS = traffic class, TTL = hop limit, the header checksum computed.
+ * Without a fragment header: identification 0 and DF set. With one (right after the IPv6 header):
+ * the identification's low 16 bits, the offset and MF carried over, DF clear, and the fragment header
+ * goes; a later fragment (pkt->l4_csum NULL) has only its IP header translated. Other extension
+ * headers are not translated (untouched; the caller drops the packet). */
 static __noinline int kp_xlate_6to4(struct kp_pkt *pkt, __be32 saddr, __be32 daddr)
 {
 	struct xdp_md *ctx = pkt->ctx;
 	struct ipv6hdr *ip6 = pkt->ip6;
-	int state = KP_L4_CSUM_COMPLETE, none = 0;
+	int state = KP_L4_CSUM_COMPLETE, none = 0, frag;
+	struct kp_frag6_hdr *fh;
 	struct ethhdr *eth;
 	struct iphdr *ip;
-	void *data, *end;
-	__u16 plen;
-	__u32 delta;
+	void *data, *end, *l4;
+	__u16 plen, v4frag = KP_IP_DF, v4id = 0, off = 0;
+	__u32 delta, shrink;
 	__s64 sum;
-	__u8 tos;
+	__u8 tos, proto;
 
-	if (!ip6 || (void *)(ip6 + 1) > pkt->data_end || !pkt->l4_csum || pkt->vlan || pkt->frag_first ||
-	    ip6->nexthdr != pkt->proto || pkt->l4 != (void *)(ip6 + 1))
+	if (!ip6 || (void *)(ip6 + 1) > pkt->data_end || pkt->vlan)
 		return KP_XLATE_UNTOUCHED;
 	if ((void *)pkt->eth + ETH_HLEN > pkt->data_end)
 		return KP_XLATE_UNTOUCHED;
+	frag = ip6->nexthdr == KP_NEXTHDR_FRAG;
+	fh = (void *)(ip6 + 1);
+	l4 = (void *)(ip6 + 1);
+	proto = ip6->nexthdr;
+	if (frag) {
+		if ((void *)(fh + 1) > pkt->data_end)
+			return KP_XLATE_UNTOUCHED;
+		proto = fh->nexthdr;
+		off = bpf_ntohs(fh->frag_off);
+		v4frag = (off >> 3) | ((off & KP_IPV6_FRAG_MF) ? KP_IP_MF : 0);
+		v4id = bpf_ntohl(fh->id) & 0xffff;
+		l4 = fh + 1;
+	}
+	if (proto != pkt->proto || (pkt->l4_csum && pkt->l4 != l4))
+		return KP_XLATE_UNTOUCHED;
+	if (!pkt->l4_csum && !(off & KP_IPV6_FRAG_OFFSET))
+		return KP_XLATE_UNTOUCHED; /* only a later fragment comes without its L4 header */
 	plen = bpf_ntohs(ip6->payload_len);
+	if (frag) {
+		if (plen < KP_XLATE_FRAG_HLEN)
+			return KP_XLATE_UNTOUCHED;
+		plen -= KP_XLATE_FRAG_HLEN;
+	}
 	if (plen > 0xffff - sizeof(*ip))
 		return KP_XLATE_UNTOUCHED;
-	if (pkt->proto == IPPROTO_UDP && *pkt->l4_csum == 0)
-		none = 1; /* illegal in IPv6; in IPv4 it means "no checksum", which is what it has */
-	else
-		state = kp_l4_csum_classify(pkt, 1);
-	delta = kp_xlate_sum16(ip6->saddr.in6_u.u6_addr8, 1) + kp_xlate_sum16(ip6->daddr.in6_u.u6_addr8, 1) +
-		kp_xlate_sum4(saddr, 0) + kp_xlate_sum4(daddr, 0);
-	if (!none)
-		kp_xlate_l4_csum(pkt, state, delta);
+	if (pkt->l4_csum) {
+		if (pkt->proto == IPPROTO_UDP && *pkt->l4_csum == 0)
+			none = 1; /* illegal in IPv6; in IPv4 it means "no checksum", which is what it has */
+		else if (!frag)
+			state = kp_l4_csum_classify(pkt, 1);
+		delta = kp_xlate_sum16(ip6->saddr.in6_u.u6_addr8, 1) + kp_xlate_sum16(ip6->daddr.in6_u.u6_addr8, 1) +
+			kp_xlate_sum4(saddr, 0) + kp_xlate_sum4(daddr, 0);
+		if (!none)
+			kp_xlate_l4_csum(pkt, state, delta);
+	}
 	tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
 
-	/* The new headers go into the last 34 bytes before the L4 header, all read above. */
-	ip = (void *)(ip6 + 1) - sizeof(*ip);
+	/* The new headers go into the last 34 bytes before the payload, all read above. */
+	ip = l4 - sizeof(*ip);
 	eth = (void *)ip - ETH_HLEN;
+	if ((void *)(ip + 1) > pkt->data_end || (void *)eth < (void *)pkt->eth)
+		return KP_XLATE_UNTOUCHED;
 	ip->version = 4;
 	ip->ihl = KP_IPV4_MIN_IHL;
 	ip->tos = tos;
 	ip->tot_len = bpf_htons(plen + sizeof(*ip));
-	ip->id = 0;
-	ip->frag_off = bpf_htons(KP_IP_DF);
-	ip->ttl = ip6->hop_limit; /* ip starts 20 bytes into ip6: hop_limit (byte 7) is read first */
-	ip->protocol = pkt->proto;
+	ip->id = bpf_htons(v4id);
+	ip->frag_off = bpf_htons(v4frag);
+	ip->ttl = ip6->hop_limit; /* ip starts 20 bytes (28 with a fragment header) into ip6: hop_limit (byte 7) is read first */
+	ip->protocol = proto;
 	ip->check = 0;
 	ip->saddr = saddr;
 	ip->daddr = daddr;
 	sum = bpf_csum_diff(NULL, 0, (void *)ip, sizeof(*ip), 0);
 	ip->check = (__sum16)~kp_csum_fold((__u32)sum);
-	/* The new Ethernet header ends where the old IPv6 header's saddr does: clear of the old one. */
+	/* The new Ethernet header ends before the old IPv6 header's daddr: clear of the old one. */
 	__builtin_memcpy(eth, pkt->eth, 2 * ETH_ALEN);
 	eth->h_proto = bpf_htons(ETH_P_IP);
 
-	if (bpf_xdp_adjust_head(ctx, KP_XLATE_GROWTH))
+	shrink = KP_XLATE_GROWTH + (frag ? KP_XLATE_FRAG_HLEN : 0);
+	if (bpf_xdp_adjust_head(ctx, (int)shrink))
 		return KP_XLATE_BROKEN;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	if (data + ETH_HLEN + sizeof(*ip) > end)
 		return KP_XLATE_BROKEN;
 	pkt->ip = data + ETH_HLEN;
-	pkt->len -= KP_XLATE_GROWTH;
+	pkt->len -= shrink;
+	if (!pkt->l4_csum) {
+		pkt->eth = data;
+		pkt->data_end = end;
+		pkt->l4 = NULL;
+		return KP_XLATE_OK;
+	}
 	return kp_xlate_l4_ptrs(pkt, data, end, ETH_HLEN + sizeof(*ip));
 }
 

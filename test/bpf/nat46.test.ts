@@ -8,7 +8,7 @@ import { loadDataplane, testRun, type Dataplane } from '../../src/loader/index.j
 import { addU64 } from '../../src/maps/map.js';
 import { MASQ_NAT46, MASQ_V4 } from '../../src/maps/codecs.js';
 import { VipTable } from '../../src/dataplane/vips.js';
-import { buildPacket, icmp6Error, icmpError, inetChecksum, mtuWord, parsePacket, TCP_ACK, TCP_SYN, v6ToBytes, verifyChecksums, verifyIcmp, word32, type PacketSpec } from '../helpers/packet.js';
+import { buildPacket, fragments, icmp6Error, icmpError, inetChecksum, mtuWord, parsePacket, TCP_ACK, TCP_SYN, v6ToBytes, verifyChecksums, verifyIcmp, word32, type PacketSpec } from '../helpers/packet.js';
 import { bpfSkipReason, KP_CONF_F_NO_FIB, KP_OBJECT, KP_STAT, testConfig, XDP } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
@@ -257,13 +257,55 @@ function run() {
     t.same(d, { ICMP_XLATE: 0, PASS_NOT_L4: 1, TX_PASS: 0, DROP_MALFORMED: 0 });
   });
 
-  t.test('what cannot be translated is dropped and counted: IPv4 options, a first fragment', async (t) => {
+  t.test('what cannot be translated is dropped and counted: IPv4 options, a first fragment without a UDP checksum', async (t) => {
     const opts: PacketSpec = { src: CLIENT4, dst: VIP46, proto: 'tcp', sport: 40010, dport: 80, tcpFlags: TCP_SYN, ipOptions: Buffer.from([1, 1, 1, 0]) };
     let d = deltas(['DROP_XLATE', 'XLATE'], () => t.equal(testRun(dp.progFd, buildPacket(opts)).retval, XDP.DROP));
     t.same(d, { DROP_XLATE: 1, XLATE: 0 });
-    const frag: PacketSpec = { src: CLIENT4, dst: VIP46_UDP, proto: 'udp', sport: 40011, dport: 53, mf: true, id: 7, payload: Buffer.alloc(64, 1) };
+    // IPv6 needs the checksum, and only the whole datagram could give it
+    const frag: PacketSpec = { src: CLIENT4, dst: VIP46_UDP, proto: 'udp', sport: 40011, dport: 53, mf: true, id: 7, payload: Buffer.alloc(64, 1), udpNoChecksum: true };
     d = deltas(['DROP_XLATE', 'XLATE'], () => t.equal(testRun(dp.progFd, buildPacket(frag)).retval, XDP.DROP));
     t.same(d, { DROP_XLATE: 1, XLATE: 0 });
+  });
+
+  // A datagram in two fragments, each way: the first carries the ports, the later one follows it.
+  const big = Buffer.alloc(200, 0x5a);
+  const runFrags = (t: Test, inFrags: Buffer[], outFrags: Buffer[], what: string) => {
+    inFrags.forEach((f, i) => {
+      const r = testRun(dp.progFd, f);
+      t.equal(r.retval, XDP.PASS, `${what} ${i}: verdict`);
+      t.equal(r.data.toString('hex'), outFrags[i].toString('hex'), `${what} ${i}: bytes`);
+    });
+  };
+
+  t.test('NAT46 fragments: IPv4 fragments become IPv6 ones with a fragment header (identification carried), and back', async (t) => {
+    const src6 = embed(PREFIX46, CLIENT4);
+    const q: PacketSpec = { src: CLIENT4, dst: VIP46_UDP, proto: 'udp', sport: 40040, dport: 53, id: 0x1234, payload: big };
+    const fin = fragments(q, 64);
+    let port = 0;
+    const d = deltas(['XLATE', 'FRAG_XLATE', 'DROP_FRAG', 'DROP_XLATE'], () => {
+      const first = testRun(dp.progFd, fin[0]);
+      port = natPort(CLIENT4, VIP46_UDP, 40040, 53, UDP);
+      const fout = fragments({ ...q, src: src6, dst: BACKEND6_UDP, sport: port, dport: 5353 }, 64);
+      t.equal(first.data.toString('hex'), fout[0].toString('hex'), 'the first fragment: the L4 checksum over the datagram, moved for the IPv6 pseudo-header');
+      runFrags(t, [fin[1]], [fout[1]], 'the later fragment');
+    });
+    t.same(d, { XLATE: 2, FRAG_XLATE: 1, DROP_FRAG: 0, DROP_XLATE: 0 });
+    const rep: PacketSpec = { src: BACKEND6_UDP, dst: src6, proto: 'udp', sport: 5353, dport: port, id: 0xabcd5678, payload: big };
+    const back = fragments({ ...rep, src: VIP46_UDP, dst: CLIENT4, sport: 53, dport: 40040, id: 0x5678 }, 64);
+    runFrags(t, fragments(rep, 64), back, 'the reply fragment');
+  });
+
+  t.test('NAT64 fragments: the client\'s IPv6 fragments become IPv4 ones, the backend\'s IPv4 fragments IPv6 ones', async (t) => {
+    const q: PacketSpec = { src: CLIENT6, dst: VIP64_UDP, proto: 'udp', sport: 41040, dport: 53, id: 0x10002, payload: big };
+    const fin = fragments(q, 64);
+    const first = testRun(dp.progFd, fin[0]); // makes the connection
+    const port = natPort(CLIENT6, VIP64_UDP, 41040, 53, UDP);
+    const fout = fragments({ ...q, src: NODE4, dst: BACKEND4_UDP, sport: port, dport: 5353, id: 0x0002 }, 64);
+    t.equal(first.data.toString('hex'), fout[0].toString('hex'), 'the first fragment: the identification\'s low 16 bits, DF clear');
+    runFrags(t, fin.slice(1), fout.slice(1), 'the later fragment');
+    const rep: PacketSpec = { src: BACKEND4_UDP, dst: NODE4, proto: 'udp', sport: 5353, dport: port, id: 0x4321, payload: big };
+    const back = fragments({ ...rep, src: VIP64_UDP, dst: CLIENT6, sport: 53, dport: 41040 }, 64);
+    runFrags(t, fragments(rep, 64), back, 'the reply fragment');
   });
 
   t.test('NAT64 with no IPv4 masquerade address: nothing can reach the backends (port unreachable)', async (t) => {

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { loadDataplane, testRun } from '../../src/loader/index.js';
 import { buildFixture, notRootReason, removeFixture } from '../loader/fixtures/helpers.js';
-import { buildPacket, IPV6_DSTOPTS, type PacketSpec } from '../helpers/packet.js';
+import { buildPacket, fragments, IPV6_DSTOPTS, type PacketSpec } from '../helpers/packet.js';
 import { XDP } from '../helpers/bpf.js';
 
 const skip = notRootReason() ?? false;
@@ -57,11 +57,21 @@ t.test('kp_xlate.h through a fixture program', { skip }, async (t) => {
     t.same(back.data, buildPacket({ ...spec, ...v4, id: 0, udpNoChecksum: true }));
   });
 
+  t.test('a first fragment gets a fragment header (the identification carried); back in IPv4, DF stays clear', async (t) => {
+    const spec = { proto: 'udp', sport: 9, dport: 10, payload, id: 0x4242, tos: 0x10, ttl: 33 } as PacketSpec;
+    const out = run(fragments({ ...spec, ...v4 }, 16)[0]);
+    t.equal(out.retval, XDP.TX);
+    const want6 = fragments({ ...spec, ...v6 }, 16)[0];
+    t.same(out.data, want6, 'the fragment header after the IPv6 header, the L4 checksum moved for the new pseudo-header');
+    const back = run(want6);
+    t.same(back.data, fragments({ ...spec, ...v4 }, 16)[0], 'the identification, offset and MF carried, DF clear');
+  });
+
   t.test('what is not translated is left untouched', async (t) => {
     const base = { proto: 'udp', sport: 9, dport: 10, payload } as PacketSpec;
     for (const [why, p] of [
       ['IPv4 options', buildPacket({ ...base, ...v4, ipOptions: Buffer.from([1, 1, 1, 0]) })],
-      ['an IPv4 fragment', buildPacket({ ...base, ...v4, mf: true })],
+      ['a first fragment without a UDP checksum', buildPacket({ ...base, ...v4, mf: true, udpNoChecksum: true })],
       ['an IPv6 extension header', buildPacket({ ...base, ...v6, ext6: [IPV6_DSTOPTS] })],
       ['a VLAN tag', buildPacket({ ...base, ...v4, vlan: 7 })],
     ] as const) {
