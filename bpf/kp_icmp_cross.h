@@ -4,7 +4,7 @@
  * client, quoting the IP header the client sent and the first 8 bytes of its TCP or UDP header (ports,
  * and the checksum made right again): what a stack matches an error to its socket by. One about a
  * reply, on its way to the VIP, goes to the backend from the masquerade address it knows the client
- * as, quoting the reply as the backend sent it. Parameter problems pass untouched. */
+ * as, quoting the reply as the backend sent it. */
 #ifndef KP_ICMP_CROSS_H
 #define KP_ICMP_CROSS_H
 
@@ -26,10 +26,36 @@ static __always_inline int kp_icmp_map_4to6(__u8 type, __u8 code, __be32 rest, s
 {
 	__u32 mtu;
 
+	__u8 ptr;
+
 	x->rest = 0;
 	x->code = code;
 	if (type == ICMP_TIME_EXCEEDED) {
 		x->type = ICMPV6_TIME_EXCEED;
+		return 0;
+	}
+	if (type == ICMP_PARAMETERPROB) {
+		/* RFC 7915 4.2 figure 3: the pointer moves to the IPv6 field; fields IPv6 lacks have none */
+		if (code != 0 && code != 2)
+			return -1;
+		__builtin_memcpy(&ptr, &rest, 1);
+		if (ptr <= 1)
+			;
+		else if (ptr <= 3)
+			ptr = 4;
+		else if (ptr == 8)
+			ptr = 7;
+		else if (ptr == 9)
+			ptr = 6;
+		else if (ptr >= 12 && ptr <= 15)
+			ptr = 8;
+		else if (ptr >= 16 && ptr <= 19)
+			ptr = 24;
+		else
+			return -1;
+		x->type = ICMPV6_PARAMPROB;
+		x->code = ICMPV6_HDR_FIELD;
+		x->rest = bpf_htonl(ptr);
 		return 0;
 	}
 	if (type != ICMP_DEST_UNREACH)
@@ -70,12 +96,42 @@ static __always_inline int kp_icmp_map_4to6(__u8 type, __u8 code, __be32 rest, s
 /* RFC 7915 5.2: the ICMPv4 type, code and MTU word of an ICMPv6 error; -1 when it has none here. */
 static __always_inline int kp_icmp_map_6to4(__u8 type, __u8 code, __be32 rest, struct kp_icmp_cross *x)
 {
-	__u32 mtu;
+	__u32 mtu, ptr;
 
 	x->rest = 0;
 	x->code = code;
 	if (type == ICMPV6_TIME_EXCEED) {
 		x->type = ICMP_TIME_EXCEEDED;
+		return 0;
+	}
+	if (type == ICMPV6_PARAMPROB) {
+		/* RFC 7915 5.2: an unknown next header is "protocol unreachable"; a field's pointer moves
+		 * to the IPv4 field (figure 6); fields IPv4 lacks have none */
+		if (code == ICMPV6_UNK_NEXTHDR) {
+			x->type = ICMP_DEST_UNREACH;
+			x->code = ICMP_PROT_UNREACH;
+			return 0;
+		}
+		if (code != ICMPV6_HDR_FIELD)
+			return -1;
+		ptr = bpf_ntohl(rest);
+		if (ptr <= 1)
+			;
+		else if (ptr == 4 || ptr == 5)
+			ptr = 2;
+		else if (ptr == 6)
+			ptr = 9;
+		else if (ptr == 7)
+			ptr = 8;
+		else if (ptr >= 8 && ptr <= 23)
+			ptr = 12;
+		else if (ptr >= 24 && ptr <= 39)
+			ptr = 16;
+		else
+			return -1;
+		x->type = ICMP_PARAMETERPROB;
+		x->code = 0;
+		x->rest = bpf_htonl(ptr << 24); /* the pointer is the word's first byte */
 		return 0;
 	}
 	if (type == ICMPV6_PKT_TOOBIG) {

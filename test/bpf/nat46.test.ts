@@ -248,6 +248,25 @@ function run() {
     t.equal(r.data.toString('hex'), icmp6Built(quoteOf(rep6, 40), 2, 0, word32(1420), src6, BACKEND6).toString('hex'));
   });
 
+  t.test('parameter problems: the pointer moves to the other family\'s field; an unknown next header is protocol unreachable', async (t) => {
+    const q: PacketSpec = { src: CLIENT6, dst: VIP64_UDP, proto: 'udp', sport: 41050, dport: 53, payload: Buffer.from('p?') };
+    testRun(dp.progFd, buildPacket(q));
+    const port = natPort(CLIENT6, VIP64_UDP, 41050, 53, UDP);
+    const seen = buildPacket({ ...q, ...v4out, src: NODE4, dst: BACKEND4_UDP, sport: port, dport: 5353 });
+    // IPv4 pointer 8 (TTL) is IPv6's 7 (hop limit)
+    const r = testRun(dp.progFd, icmpError(seen, 12, 0, Buffer.from([8, 0, 0, 0])));
+    t.equal(r.data.toString('hex'), icmp6Built(quoteOf(q, 40), 4, 0, word32(7), VIP64_UDP, CLIENT6).toString('hex'), 'NAT64: type 4 code 0, pointer 7');
+    const src6 = embed(PREFIX46, CLIENT4);
+    const q4: PacketSpec = { src: CLIENT4, dst: VIP46_UDP, proto: 'udp', sport: 40050, dport: 53, payload: Buffer.from('p?') };
+    testRun(dp.progFd, buildPacket(q4));
+    const port4 = natPort(CLIENT4, VIP46_UDP, 40050, 53, UDP);
+    const seen6 = buildPacket({ ...q4, src: src6, dst: BACKEND6_UDP, sport: port4, dport: 5353 });
+    const r4 = testRun(dp.progFd, icmp6Error(seen6, 4, 1, word32(6)));
+    t.equal(r4.data.toString('hex'), icmp4Built(quoteOf({ ...q4, ...v4out }, 20), 3, 2, Buffer.alloc(4), VIP46_UDP, CLIENT4).toString('hex'), 'NAT46: unknown next header, protocol unreachable');
+    const none = icmpError(seen, 12, 0, Buffer.from([4, 0, 0, 0])); // the identification: IPv6 has none
+    t.equal(testRun(dp.progFd, none).data.toString('hex'), none.toString('hex'), 'a field IPv6 lacks: untouched');
+  });
+
   t.test('an ICMP error about no connection, or one with no counterpart (parameter problem), passes', async (t) => {
     const stray = buildPacket({ src: NODE4, dst: BACKEND4, proto: 'tcp', sport: 20999, dport: 8080, tcpFlags: TCP_SYN });
     const d = deltas(ICMP_COUNTED, () => {
