@@ -374,6 +374,21 @@ function run() {
     both(t, { src: CLIENT6, dst: EXT64, proto: 'udp', sport: 41031, dport: 8053, payload: Buffer.from('ext') }, BACKEND4_UDP, 5353, '', NODE4);
   });
 
+  t.test('a VIP that changes family: its old backends drain (their connections go on), new ones of the other family take over', async (t) => {
+    const v = vips.add({ prefix: '198.18.48.1/32', protocol: 'tcp', port: 80, targetPort: 8080, newLen: 7 });
+    vips.addBackends(v, ['198.18.48.10'], 1);
+    const syn: PacketSpec = { src: CLIENT4, dst: '198.18.48.1', proto: 'tcp', sport: 40060, dport: 80, tcpFlags: TCP_SYN, seq: 1 };
+    t.equal(parsePacket(testRun(dp.progFd, buildPacket(syn)).data).dst, '198.18.48.10', 'NAT44 first');
+    const moved = vips.add({ prefix: '198.18.48.1/32', protocol: 'tcp', port: 80, targetPort: 8080, newLen: 7, encap: 'nat46' });
+    t.same(moved.backends.map((b) => [b.address, b.state]), [['198.18.48.10', 'draining']], 'the IPv4 backend drains');
+    vips.addBackends(moved, [BACKEND6], 1);
+    const ack: PacketSpec = { ...syn, tcpFlags: TCP_ACK, seq: 2 };
+    t.equal(parsePacket(testRun(dp.progFd, buildPacket(ack)).data).dst, '198.18.48.10', 'the live connection stays on its IPv4 backend');
+    const fresh = testRun(dp.progFd, buildPacket({ ...syn, sport: 40061 }));
+    t.equal(parsePacket(fresh.data).dst, BACKEND6, 'a new one is NAT46 to the IPv6 backend');
+    t.throws(() => vips.addBackends(moved, ['198.18.48.11'], 1), /needs IPv6 backends \(encap nat46\)/);
+  });
+
   t.test('show: the VIPs say their encap', async (t) => {
     const list = vips.list().slice(0, 4);
     t.same(list.map((v) => [v.prefix, v.encap]), [
