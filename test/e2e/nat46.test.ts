@@ -68,7 +68,9 @@ function run() {
     // neighbour is not resolved yet cannot be redirected and goes to the kernel, which drops a packet
     // with a local source as a martian unless accept_local is on where it came in (README: NAT46 and
     // NAT64); forwarded, it resolves the neighbour for the packets after it.
-    topo.exec(topo.node.ns, ['sysctl', '-qw', `net.ipv4.conf.${topo.node.clientIf}.accept_local=1`]);
+    // The same goes for an error kpbpf sends a backend from the node address (fragmentation needed
+    // about a NAT64 reply) through the kernel: on every interface.
+    for (const i of topo.nodeIfs()) topo.exec(topo.node.ns, ['sysctl', '-qw', `net.ipv4.conf.${i}.accept_local=1`]);
     kp('attach', b1.nodeIf);
     apply(config());
   });
@@ -183,6 +185,30 @@ function run() {
       t.match(topo.exec(topo.client.ns, ['ip', 'route', 'get', VIP46]), /mtu 1380/, "the client's kernel learnt the path MTU: the backends' 1400 less the 20 bytes IPv6 adds");
     } finally {
       for (const l of links) topo.exec(topo.node.ns, ['ip', 'link', 'set', l, 'mtu', '1500']);
+    }
+  });
+
+  t.test('path MTU across families, the other way: a NAT64 reply too big once IPv6 teaches the IPv4 backend 20 bytes less', async (t) => {
+    topo.exec(topo.node.ns, ['ip', 'link', 'set', topo.node.clientIf, 'mtu', '1400']);
+    topo.exec(topo.client.ns, ['ip', 'link', 'set', 'eth0', 'mtu', '1400']);
+    // The error goes to the backend from the node address, through the kernel where its way is not a
+    // redirect target: accept_local there too, on the backends added since (b3, b4).
+    for (const i of topo.nodeIfs()) topo.exec(topo.node.ns, ['sysctl', '-qw', `net.ipv4.conf.${i}.accept_local=1`]);
+    try {
+      await new Promise((r) => setTimeout(r, 1200)); // the next-hop cache learns the new MTU
+      const before = kpJson('show', 'stats').global.icmp_too_big ?? 0;
+      // 1340 bytes fit the client's 1400-byte link; the echo (a few bytes more) is a DF IPv4
+      // datagram of about 1390 bytes, 1410 once IPv6.
+      inClient(`
+        const s = require('node:dgram').createSocket('udp6');
+        s.on('error', () => {});
+        s.connect(53, process.argv[1], () => { s.send(Buffer.alloc(1340, 1)); setTimeout(() => { console.log('{}'); process.exit(0); }, 500); });`, VIP64);
+      t.ok((kpJson('show', 'stats').global.icmp_too_big ?? 0) > before, 'answered icmp_too_big, to the backend');
+      const learnt = topo.backends.map((b) => topo.exec(b.ns, ['ip', 'route', 'get', topo.node.addr]));
+      t.ok(learnt.some((r) => /mtu 1380/.test(r)), `the backend that answered learnt 1380 toward the node address: ${learnt.map((r) => r.trim()).join(' | ')}`);
+    } finally {
+      topo.exec(topo.node.ns, ['ip', 'link', 'set', topo.node.clientIf, 'mtu', '1500']);
+      topo.exec(topo.client.ns, ['ip', 'link', 'set', 'eth0', 'mtu', '1500']);
     }
   });
 
