@@ -776,13 +776,7 @@ static __always_inline int kp_icmp_is_cross(const __u8 *qsrc, const __u8 *qdst, 
 	if (!s)
 		return 0;
 	rk = &s->rk;
-	__builtin_memset(rk, 0, sizeof(*rk));
-	__builtin_memcpy(rk->saddr, qdst, KP_ADDR_LEN);
-	__builtin_memcpy(rk->daddr, qsrc, KP_ADDR_LEN);
-	rk->sport = qdport;
-	rk->dport = qsport;
-	rk->proto = proto;
-	rk->dir = KP_DIR_REPLY;
+	kp_icmp_quote_key(rk, qsrc, qdst, qsport, qdport, proto, KP_DIR_REPLY);
 	ct = bpf_map_lookup_elem(&kp_ct, rk);
 	if (ct && (ct->flags & KP_CT_F_XLATE))
 		return 1;

@@ -156,6 +156,21 @@ static __always_inline int kp_icmp_map_6to4(__u8 type, __u8 code, __be32 rest, s
 	return 0;
 }
 
+/* The key of the entry a quoted packet (src:sport -> dst:dport) answers to: its tuple reversed, in
+ * direction dir (KP_DIR_REPLY: the quote is a forward packet as the backend got it; KP_DIR_ORIG: a
+ * reply as the client got it). */
+static __always_inline void kp_icmp_quote_key(struct kp_flow_key *k, const __u8 *qsrc, const __u8 *qdst, __be16 qsport,
+					      __be16 qdport, __u8 proto, __u8 dir)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	__builtin_memcpy(k->saddr, qdst, KP_ADDR_LEN);
+	__builtin_memcpy(k->daddr, qsrc, KP_ADDR_LEN);
+	k->sport = qdport;
+	k->dport = qsport;
+	k->proto = proto;
+	k->dir = dir;
+}
+
 /* The connection an error's quote (src:sport -> dst:dport, as the backend side saw it) belongs to, if
  * it is live and across families: the error goes to the client, from the VIP, quoting what the client
  * sent (into x). 0, or -1. */
@@ -167,13 +182,7 @@ static __always_inline int kp_icmp_cross_owner(struct kp_scratch *s, const __u8 
 	struct kp_icmp_cross *x = &s->ic;
 	struct kp_ct *rv;
 
-	__builtin_memset(rk, 0, sizeof(*rk));
-	__builtin_memcpy(rk->saddr, qdst, KP_ADDR_LEN);
-	__builtin_memcpy(rk->daddr, qsrc, KP_ADDR_LEN);
-	rk->sport = qdport;
-	rk->dport = qsport;
-	rk->proto = proto;
-	rk->dir = KP_DIR_REPLY;
+	kp_icmp_quote_key(rk, qsrc, qdst, qsport, qdport, proto, KP_DIR_REPLY);
 	rv = bpf_map_lookup_elem(&kp_ct, rk);
 	if (!rv || !(rv->flags & KP_CT_F_XLATE) || !kp_ct_owner_in(rk, rv, cfg, now, &s->fk))
 		return -1;
@@ -199,12 +208,7 @@ static __always_inline int kp_icmp_cross_reply_owner(struct kp_scratch *s, const
 	struct kp_ct *ct;
 	__be32 unused;
 
-	__builtin_memset(fk, 0, sizeof(*fk));
-	__builtin_memcpy(fk->saddr, qdst, KP_ADDR_LEN);
-	__builtin_memcpy(fk->daddr, qsrc, KP_ADDR_LEN);
-	fk->sport = qdport;
-	fk->dport = qsport;
-	fk->proto = proto;
+	kp_icmp_quote_key(fk, qsrc, qdst, qsport, qdport, proto, KP_DIR_ORIG);
 	ct = bpf_map_lookup_elem(&kp_ct, fk);
 	if (!ct || !(ct->flags & KP_CT_F_XLATE) || kp_ct_expired(ct, cfg, now))
 		return -1;
