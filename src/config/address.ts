@@ -37,18 +37,26 @@ export function memo<T>(f: (s: string) => T): (s: string) => T {
 
 const parseAddressMemo = memo(parseAddressUncached);
 
+/** A dotted quad without leading zeros, which is its own canonical text; its bytes are made when
+ * asked for (validation and the diff parse 80k backend addresses and read only their text). */
+class DottedQuad implements ParsedAddress {
+  readonly family = 4 as const;
+  constructor(
+    readonly text: string,
+    private readonly value: number,
+  ) {}
+
+  get bytes(): Uint8Array {
+    const v = this.value;
+    return Uint8Array.of(v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255);
+  }
+}
+
 /** Parse a host address; returns an error text (without path) on failure. A dotted quad is read
  * directly (faster than a cache lookup of its text); anything else goes through the cache. */
 export function parseAddress(s: string): ParsedAddress | string {
   const v4 = ipv4Value(s);
-  if (v4 === undefined) return parseAddressMemo(s);
-  // A dotted quad without leading zeros is its own canonical text.
-  const bytes = new Uint8Array(4);
-  bytes[0] = v4 >>> 24;
-  bytes[1] = (v4 >>> 16) & 255;
-  bytes[2] = (v4 >>> 8) & 255;
-  bytes[3] = v4 & 255;
-  return { family: 4, bytes, text: s };
+  return v4 === undefined ? parseAddressMemo(s) : new DottedQuad(s, v4);
 }
 
 function parseAddressUncached(s: string): ParsedAddress | string {
@@ -82,13 +90,14 @@ function parsePrefixUncached(s: string): ParsedPrefix | string {
     if (len < V4_MAPPED_BITS) return `an IPv4-mapped prefix must be /${V4_MAPPED_BITS} or longer, got /${len}`;
     len -= V4_MAPPED_BITS;
   }
-  const masked = a.bytes.slice();
+  const bytes = a.bytes;
+  const masked = bytes.slice();
   for (let bit = len; bit < masked.length * 8; bit++) masked[bit >> 3] &= ~(0x80 >> (bit & 7));
-  if (masked.some((x, i) => x !== a.bytes[i])) {
+  if (masked.some((x, i) => x !== bytes[i])) {
     const net = a.family === 4 ? masked.join('.') : bytesToAddr(Buffer.from(masked));
     return `host bits are set after /${len} (the network is ${net}/${len})`;
   }
-  return { ...a, len, prefix: `${a.text}/${len}` };
+  return { family: a.family, bytes, text: a.text, len, prefix: `${a.text}/${len}` };
 }
 
 /** Canonical address text; throws KP_ERR_ARG on an invalid address. */

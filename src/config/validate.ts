@@ -25,29 +25,35 @@ import {
 
 // ajv is CommonJS: under NodeNext its default export is the module object.
 const Ajv = AjvModule.default;
-let compiled: { whole: ValidateFunction; head: ValidateFunction; vip: ValidateFunction } | undefined;
+type Which = 'whole' | 'head' | 'vip';
+const compiled: Partial<Record<Which, ValidateFunction>> = {};
+let ajv: InstanceType<typeof Ajv> | undefined;
 
-/** The whole schema; and for a reparse that reuses VIPs, everything but the VIPs, and one VIP. */
-function validators() {
-  if (compiled) return compiled;
-  const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
+/** The whole schema; and for a reparse that reuses VIPs, everything but the VIPs, and one VIP.
+ * Each is compiled when first used: a daemon's first apply needs only the whole one. */
+function validator(which: Which): ValidateFunction {
+  const done = compiled[which];
+  if (done) return done;
+  ajv ??= new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
   const { vips, ...rest } = configSchema.properties;
-  compiled = {
-    whole: ajv.compile(configSchema),
-    head: ajv.compile({ ...configSchema, $id: `${configSchema.$id}#head`, properties: { ...rest, vips: { type: 'array' } } }),
-    vip: ajv.compile(vips.items),
-  };
-  return compiled;
+  const schema =
+    which === 'whole' ? configSchema : which === 'head' ? { ...configSchema, $id: `${configSchema.$id}#head`, properties: { ...rest, vips: { type: 'array' } } } : vips.items;
+  return (compiled[which] = ajv.compile(schema));
 }
 
 /** ajv's errors for a document; VIPs whose text passed before are not validated again. */
 function schemaErrors(json: unknown, reuse?: VipReuse): string[] {
-  const v = validators();
-  if (!reuse) return v.whole(json) ? [] : (v.whole.errors ?? []).map(formatAjvError);
-  const errs = v.head(json) ? [] : (v.head.errors ?? []).map(formatAjvError);
+  if (!reuse) {
+    const whole = validator('whole');
+    return whole(json) ? [] : (whole.errors ?? []).map(formatAjvError);
+  }
+  const head = validator('head');
+  const errs = head(json) ? [] : (head.errors ?? []).map(formatAjvError);
   arr(isObj(json) ? json.vips : undefined).forEach((vip, i) => {
-    if (reuse.done[i] || v.vip(vip)) return;
-    for (const e of v.vip.errors ?? []) errs.push(formatAjvError({ ...e, instancePath: `/vips/${i}${e.instancePath}` }));
+    if (reuse.done[i]) return;
+    const one = validator('vip');
+    if (one(vip)) return;
+    for (const e of one.errors ?? []) errs.push(formatAjvError({ ...e, instancePath: `/vips/${i}${e.instancePath}` }));
   });
   return errs;
 }
@@ -267,24 +273,28 @@ function semanticErrors(doc: unknown, reuse?: VipReuse): string[] {
         }
       }
     }
-    const beSeen = new Map<string, string>();
-    arr(v.backends).forEach((b, j) => {
-      const path = typeof b === 'string' ? `${at}/backends/${j}` : `${at}/backends/${j}/address`;
+    // Paths are made only for a problem: a file of 10k services has 80k backends.
+    const backends = arr(v.backends);
+    const pathOf = (j: number) => (typeof backends[j] === 'string' ? `${at}/backends/${j}` : `${at}/backends/${j}/address`);
+    const beSeen = new Map<string, number>();
+    let beFamilyAt = -1; // the backend that set beFamily (-1: encap did, or none yet)
+    backends.forEach((b, j) => {
       const text = typeof b === 'string' ? b : isObj(b) ? b.address : undefined;
       if (typeof text !== 'string' || text === '') return;
       const a = parseAddress(text);
-      if (typeof a === 'string') return void errs.push(`${path}: ${a}`);
-      if (beFamily === undefined) [beFamily, beFamilyFrom] = [a.family, path];
+      if (typeof a === 'string') return void errs.push(`${pathOf(j)}: ${a}`);
+      if (beFamily === undefined) [beFamily, beFamilyAt] = [a.family, j];
       else if (a.family !== beFamily) {
-        errs.push(`${path}: IPv${a.family} backend ${a.text}, and this VIP's backends are IPv${beFamily} (${beFamilyFrom}): one family per VIP`);
+        const from = beFamilyAt >= 0 ? pathOf(beFamilyAt) : beFamilyFrom;
+        errs.push(`${pathOf(j)}: IPv${a.family} backend ${a.text}, and this VIP's backends are IPv${beFamily} (${from}): one family per VIP`);
       }
       if (vipFamily === 6 && a.family === 4 && masqNone && !nat64Warned) {
         nat64Warned = true;
-        errs.push(`${path}: an IPv6 VIP with IPv4 backends (NAT64) comes from conf.masquerade_address, which is none`);
+        errs.push(`${pathOf(j)}: an IPv6 VIP with IPv4 backends (NAT64) comes from conf.masquerade_address, which is none`);
       }
       const first = beSeen.get(a.text);
-      if (first) errs.push(`${path}: duplicate backend ${a.text} (first at ${first})`);
-      else beSeen.set(a.text, path);
+      if (first !== undefined) errs.push(`${pathOf(j)}: duplicate backend ${a.text} (first at ${pathOf(first)})`);
+      else beSeen.set(a.text, j);
     });
   });
   // A health-check port is a TCP listener on the node: it cannot also be a TCP node port.

@@ -9,7 +9,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { KpError } from '../errors.js';
 import { Control } from '../dataplane/control.js';
-import { loadConfigSource, parseConfigText, readConfigText, type ConfigSource } from '../config/validate.js';
+import { parseConfigText, readConfigText, type ConfigSource } from '../config/validate.js';
 import { crossIndex, reparseOneVip, type CrossIndex } from '../config/reparse.js';
 import type { KpConfig } from '../config/types.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
@@ -90,6 +90,8 @@ export class Daemon {
   private source?: ConfigSource;
   private index?: CrossIndex;
   private collector?: NodeJS.Timeout;
+  /** the file as read and checked before the data plane was opened, for the first apply */
+  private first?: { text: string; name: string; bytes: Buffer; source: ConfigSource; ms: number };
   private stop!: () => void;
   readonly file: string;
 
@@ -103,9 +105,14 @@ export class Daemon {
     this.stopped = new Promise((r) => (this.stop = r));
     // The writer lock, held for the daemon's life: other writers are told who owns the data plane.
     // A first load takes the file's table size, so that applying it does not reload at once.
+    // The file is read and checked once: its first apply takes it from here.
     let buckets: number | undefined;
     try {
-      buckets = loadConfigSource(this.file).config.conf.buckets;
+      const t0 = performance.now();
+      const read = readConfigText(this.file);
+      const source = parseConfigText(read.text, read.name);
+      this.first = { ...read, source, ms: performance.now() - t0 };
+      buckets = source.config.conf.buckets;
     } catch {
       buckets = undefined; // applyFile reports it
     }
@@ -118,6 +125,8 @@ export class Daemon {
     // The directory, not the file: an editor's save replaces the file, and a ConfigMap volume swaps
     // its `..data` symlink, so any event there may be a new config; an unchanged text is skipped.
     this.watchDir();
+    // A save between the first read and the watch is found now (an unchanged file is skipped).
+    this.schedule('file changed');
     this.collector = setInterval(() => {
       this.checkDir();
       this.collect();
@@ -232,8 +241,11 @@ export class Daemon {
     const log = this.o.log;
     const end = this.metrics.applySeconds.startTimer();
     try {
-      const t0 = performance.now();
-      const { text, name, bytes } = readConfigText(this.file);
+      const first = this.first;
+      this.first = undefined;
+      // The first apply's read and check were made before the data plane opened: counted here.
+      const t0 = performance.now() - (first?.ms ?? 0);
+      const { text, name, bytes } = first ?? readConfigText(this.file);
       if (why.startsWith('file changed') && this.appliedBytes?.equals(bytes)) return; // another file of the directory changed, or the same text again
       // One VIP's text changed (the usual reload): that VIP alone is parsed and checked.
       const quick = this.applied && this.source && this.index ? reparseOneVip(this.source, this.index, text) : undefined;
@@ -244,7 +256,7 @@ export class Daemon {
         change = replacedVip(this.applied!, src, quick.index);
       } else {
         try {
-          src = parseConfigText(text, name, this.applied?.built);
+          src = first?.source ?? parseConfigText(text, name, this.applied?.built);
         } catch (e) {
           // Half written? Read it again after the settle window before calling it invalid.
           if (why === 'file changed' && /invalid JSON/.test((e as Error).message)) {

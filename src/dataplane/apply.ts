@@ -5,7 +5,8 @@ import { KP_CONFIG_DEFAULTS, KP_NODEPORT_MAX, KP_NODEPORT_MIN, type KpConfig } f
 import { DEFAULT_TIMEOUTS } from '../config/timeouts.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN } from '../config/masq.js';
 import type { Control } from './control.js';
-import { PARALLEL_MIN_JOBS, prepareMaglevHelper } from '../maglev/parallel.js';
+import { endMaglevPrefetch, PARALLEL_MIN_JOBS, prefetchMaglevTables, prepareMaglevHelper } from '../maglev/parallel.js';
+import { autoTableLen } from '../maglev/primes.js';
 import { KP_MAX_SRC_RANGES, KP_MAX_VIP_PREFIXES, KP_MAX_VIPS } from './vips.js';
 import { ifNameToIndex } from '../loader/libbpf.js';
 
@@ -208,6 +209,32 @@ function sameBackendGroup(op: Extract<PlanOp, { op: 'addBackend' | 'setWeight' }
   );
 }
 
+/**
+ * The Maglev tables the plan's VIPs will publish, as far as the config tells (the data plane
+ * decides: a table it needs that is not among these is built when it is published). Their
+ * backends are those of the file, ready ones first (KEP-1669), and the local ones apart.
+ */
+function expectedTables(plan: PlanOp[], desired: KpConfig): { backends: { id: number; key: string; weight: number }[]; size: number }[] {
+  const touched = new Set<string>();
+  for (const op of plan) if ('vip' in op) touched.add(vipRefKey(op.vip));
+  const jobs: { backends: { id: number; key: string; weight: number }[]; size: number }[] = [];
+  const pick = (bs: KpConfig['vips'][number]['backends']) => {
+    const ready = bs.filter((b) => !b.terminating);
+    return (ready.length ? ready : bs).map((b, i) => ({ id: i + 1, key: b.address, weight: b.weight }));
+  };
+  for (const v of desired.vips) {
+    if (!v.backends.length || !touched.has(vipRefKey(v))) continue;
+    const all = pick(v.backends);
+    const size = v.new_len ?? autoTableLen(all.length);
+    jobs.push({ backends: all, size });
+    if (v.external_traffic_policy === 'local' || v.internal_traffic_policy === 'local') {
+      const local = v.backends.filter((b) => b.local);
+      if (local.length) jobs.push({ backends: pick(local), size });
+    }
+  }
+  return jobs;
+}
+
 function execute(control: Control, plan: PlanOp[]): void {
   // A large batch builds its tables on two threads: the helper starts now, while the maps are written.
   if (plan.length >= PARALLEL_MIN_JOBS) prepareMaglevHelper();
@@ -265,7 +292,7 @@ function execute(control: Control, plan: PlanOp[]): void {
           // The VIP's next backends with the same weight and marks go in one call (a full sync adds 80k).
           const addrs = [op.address];
           while (i + 1 < plan.length && sameBackendGroup(op, plan[i + 1])) addrs.push((plan[++i] as typeof op).address);
-          control.vips.addBackends(vipOf(op.vip), addrs, op.weight, { defer: true, local: op.local, terminating: op.terminating });
+          control.vips.putBackends(vipOf(op.vip), addrs, op.weight, { defer: true, local: op.local, terminating: op.terminating });
           break;
         }
         case 'delBackend':
@@ -313,6 +340,7 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
   checkInterfaces(plan);
   checkCapacity(control, plan, desired);
   if (o.dryRun) return result(plan);
+  if (plan.length >= PARALLEL_MIN_JOBS) prefetchMaglevTables(expectedTables(plan, desired));
   try {
     execute(control, orderDeletes(control, plan, desired));
   } catch (e) {
@@ -324,6 +352,8 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
       throw new KpError('KP_ERR_STATE', `apply failed (${reason}) and rolling back failed too (${(e2 as Error).message}): check kpbpf show vips`);
     }
     throw new KpError(e instanceof KpError ? e.code : 'KP_ERR_STATE', `apply failed, running state restored: ${reason}`);
+  } finally {
+    endMaglevPrefetch();
   }
   if (o.collectDrained !== false) control.vips.collectDrained(control.conf().timeouts);
   return result(plan);

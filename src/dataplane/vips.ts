@@ -643,16 +643,24 @@ export class VipTable {
    * right away unless `defer` is set, so that `apply` publishes every changed table in one batch.
    */
   addBackends(v: VipHandle, addrs: string[], weight: number, o: { defer?: boolean; local?: boolean; terminating?: boolean } = {}): BackendView[] {
+    return this.putBackends(v, addrs, weight, o).map((id) => this.backendView(id));
+  }
+
+  /** addBackends without the views (apply adds 80k backends and reads none of them back); their ids. */
+  putBackends(v: VipHandle, addrs: string[], weight: number, o: { defer?: boolean; local?: boolean; terminating?: boolean } = {}): number[] {
     const rec = this.record(v);
     const canon = this.canonicalFor(rec, addrs);
     if (o.defer) this.writes ??= newWrites();
-    const fresh = canon.filter((a) => this.backendByAddr(rec, a) === undefined);
-    if (fresh.length > this.freeIds.length) {
-      throw new KpError('KP_ERR_STATE', `no free backend slots: ${fresh.length} needed, ${this.freeIds.length} free`);
+    const byAddr = new Map<string, number>();
+    for (const id of rec.backendIds) byAddr.set(this.slots[id]!.addr, id);
+    let fresh = 0;
+    for (const a of canon) if (!byAddr.has(a)) fresh++;
+    if (fresh > this.freeIds.length) {
+      throw new KpError('KP_ERR_STATE', `no free backend slots: ${fresh} needed, ${this.freeIds.length} free`);
     }
     const ids: number[] = [];
     for (const a of canon) {
-      const known = this.backendByAddr(rec, a);
+      const known = byAddr.get(a);
       if (known !== undefined) {
         // Re-activating a draining backend keeps its gen: its existing flows simply continue.
         this.pendingRemovals.delete(known);
@@ -664,22 +672,17 @@ export class VipTable {
       const id = this.freeIds.pop()!;
       if (this.writes) this.writes.zeroStats.add(id);
       else this.maps.beStats.update(id, { packets: 0n, bytes: 0n });
-      this.writeBackend(id, {
-        addr: a,
-        port: rec.value.targetPort,
-        state: BACKEND_STATE.active,
-        gen: ((this.slots[id]?.gen ?? 0) + 1) >>> 0,
-        vipId: rec.id,
-        weight,
-        ...(o.local ? { local: true } : {}),
-        ...(o.terminating ? { terminating: true } : {}),
-      });
+      const b: Backend = { addr: a, port: rec.value.targetPort, state: BACKEND_STATE.active, gen: ((this.slots[id]?.gen ?? 0) + 1) >>> 0, vipId: rec.id, weight };
+      if (o.local) b.local = true;
+      if (o.terminating) b.terminating = true;
+      this.writeBackend(id, b);
       rec.backendIds.add(id);
+      byAddr.set(a, id);
       ids.push(id);
     }
     this.dirty.add(rec.id);
     if (!o.defer) this.publishPending();
-    return ids.map((id) => this.backendView(id));
+    return ids;
   }
 
   /**

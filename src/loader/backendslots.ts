@@ -1,7 +1,7 @@
 // kp_backends through its mapping (BPF_F_MMAPABLE): the control plane reads the 262k slots at
 // start-up and writes a full sync's 80k backends without a syscall or a staging buffer each.
 import { KpError } from '../errors.js';
-import { addrToBytes } from '../maps/addr.js';
+import { writeAddr } from '../maps/addr.js';
 import { backend as backendCodec, BACKEND_FLAG, LAYOUTS, type Backend } from '../maps/codecs.js';
 import type { BpfMap } from '../maps/map.js';
 import { BPF_F_MMAPABLE } from './libbpf.js';
@@ -57,7 +57,7 @@ export class BackendSlots {
     v.writeUInt32LE(b.gen, o + GEN);
     v.writeUInt32LE(b.vipId, o + VIP_ID);
     v.writeUInt16LE(b.weight, o + WEIGHT);
-    v.set(addrToBytes(b.addr), o + ADDR);
+    writeAddr(b.addr, v, o + ADDR);
     v.writeUInt16BE(b.port, o + PORT);
     v[o + FLAGS] = (b.local ? BACKEND_FLAG.local : 0) | (b.terminating ? BACKEND_FLAG.terminating : 0);
     v[o + STATE] = b.state;

@@ -10,6 +10,7 @@ import koffi from 'koffi';
 import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, dupFd, lb, libcFns, MAP_FAILED, MAP_SHARED, MapCreateOpts, opts, PROT_READ, PROT_WRITE } from './libbpf.js';
 import { mapInfo } from './info.js';
 import { MaglevStore } from './maglevstore.js';
+import type { MaglevTable } from '../maglev/prefetch.js';
 import { BackendSlots } from './backendslots.js';
 import { BpfObject } from './object.js';
 import { preparePinDir } from './pins.js';
@@ -43,7 +44,7 @@ export interface Dataplane {
    * Publish many tables (with `local`: the tables of local backends only) into the shared store
    * (src/loader/maglevstore.ts); each VIP's table switches whole, with one atomic store.
    */
-  setMaglevTables(tables: ReadonlyArray<readonly [number, Uint32Array]>, local?: boolean): void;
+  setMaglevTables(tables: ReadonlyArray<readonly [number, MaglevTable]>, local?: boolean): void;
   clearMaglevTable(vipId: number, local?: boolean): void;
   hasMaglevTable(vipId: number, local?: boolean): boolean;
   /** kp_backends through its mapping */
@@ -99,22 +100,44 @@ export function checkLayout(pinDir: string): void {
   }
 }
 
+/** How often a load the verifier gave up on with EAGAIN is tried again. */
+const LOAD_TRIES = 5;
+
+/**
+ * The object opened, sized, bound to the pinned maps and loaded. The verifier returns EAGAIN when a
+ * signal arrives while it works (a profiler's SIGPROF, a SIGCHLD, a SIGHUP to the daemon), which
+ * says nothing about the program: the load is made again from a fresh open, as libbpf cannot load
+ * an object twice.
+ */
+function openAndLoad(o: LoadOptions): { obj: BpfObject; names: string[]; fresh: string[] } {
+  for (let attempt = 1; ; attempt++) {
+    const obj = BpfObject.open(o.objectPath ?? DEFAULT_OBJECT);
+    try {
+      if (o.buckets !== undefined) obj.setMaxEntries(CT_MAP, 2 * o.buckets);
+      const names = obj.maps().map((m) => m.name);
+      const missing = KP_MAP_NAMES.filter((n) => !names.includes(n));
+      if (missing.length > 0) throw new KpError('KP_ERR_STATE', `BPF object lacks maps: ${missing.join(', ')}`);
+      const pinDir = o.pinDir;
+      const fresh = pinDir ? names.filter((n) => !obj.reusePinned(n, join(pinDir, n))) : [];
+      obj.load();
+      return { obj, names, fresh };
+    } catch (e) {
+      obj.close();
+      if (!(e instanceof KpError && e.errnoName === 'EAGAIN' && attempt < LOAD_TRIES)) throw e;
+    }
+  }
+}
+
 export function loadDataplane(o: LoadOptions = {}): Dataplane {
   if (o.pinDir) {
     preparePinDir(o.pinDir);
     checkLayout(o.pinDir);
   }
-  const obj = BpfObject.open(o.objectPath ?? DEFAULT_OBJECT);
+  const { obj, names, fresh } = openAndLoad(o);
   const fds: number[] = [];
   let tail: TailCalls | undefined;
   try {
-    if (o.buckets !== undefined) obj.setMaxEntries(CT_MAP, 2 * o.buckets);
-    const names = obj.maps().map((m) => m.name);
-    const missing = KP_MAP_NAMES.filter((n) => !names.includes(n));
-    if (missing.length > 0) throw new KpError('KP_ERR_STATE', `BPF object lacks maps: ${missing.join(', ')}`);
     const pinDir = o.pinDir;
-    const fresh = pinDir ? names.filter((n) => !obj.reusePinned(n, join(pinDir, n))) : [];
-    obj.load();
     if (pinDir) for (const n of fresh) obj.pinMap(n, join(pinDir, n));
     const progFd = dupFd(obj.progFd(o.progName ?? (obj.hasProgram(XDP_PROG) ? XDP_PROG : undefined)));
     fds.push(progFd);

@@ -7,6 +7,7 @@ import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, lb, MapC
 import { mapInfo } from './info.js';
 import { mapShared, unmap, type Mapping } from './mapping.js';
 import { RunAllocator } from './runs.js';
+import type { MaglevTable } from '../maglev/prefetch.js';
 
 /** KP_MAGLEV_CHUNK of bpf/kp_shared.h: words per entry of the store (the kernel checks the
  * value size against the program's template when the store is swapped in). */
@@ -122,7 +123,7 @@ export class MaglevStore {
    * packet reads the old table or the new one whole. The replaced words are reused only after
    * REUSE_AFTER_MS.
    */
-  set(tables: ReadonlyArray<readonly [number, Uint32Array]>, local?: boolean): void {
+  set(tables: ReadonlyArray<readonly [number, MaglevTable]>, local?: boolean): void {
     const keys = tables.map(([vipId, slots]) => {
       if (slots.length === 0) throw new KpError('KP_ERR_ARG', `Maglev table for VIP ${vipId} is empty`);
       return this.key(vipId, local);
@@ -142,7 +143,8 @@ export class MaglevStore {
     const words = this.current()!.words;
     const t = this.now();
     tables.forEach(([, slots], i) => {
-      words.set(slots, firsts[i]);
+      if (slots instanceof Uint32Array) words.set(slots, firsts[i]);
+      else slots.writeTo(words, firsts[i]);
       this.replace(keys[i], firsts[i], slots.length, t);
     });
   }

@@ -1,8 +1,11 @@
 // Maglev tables of a large batch built on two threads: a full sync of 10k VIPs spends a third of
 // its time here. The caller stays synchronous: it builds its share, then waits for the helper's.
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import { buildMaglevTable } from './table.js';
+import { buildMaglevTable, checkBackends, checkTableSize, liveBackends, type MaglevBackend } from './table.js';
 import type { TableJob } from './worker.js';
+import { cancelPrefetch, completePrefetch, makePrefetch, prefetchedTable, tableSignature, type MaglevTable, type Prefetch } from './prefetch.js';
+
+export { MappedTable, type MaglevTable } from './prefetch.js';
 
 export type { TableJob } from './worker.js';
 
@@ -45,8 +48,80 @@ export function prepareMaglevHelper(): void {
   port1.on('message', () => port1.close());
 }
 
+let prefetch: { p: Prefetch; complete?: boolean } | undefined;
+let prefetchHits = 0;
+
+/** How many tables came from a prefetch (tests check that they do). */
+export const prefetchedTables = () => prefetchHits;
+
+/**
+ * Have the helper thread build these tables now, while the caller goes on: buildMaglevTables takes
+ * a table from here when its job has the same backends (keys, weights) and size, whatever the ids.
+ * Ends with endMaglevPrefetch. Jobs with a size that is not valid are left out (built, and refused,
+ * as usual).
+ */
+export function prefetchMaglevTables(jobs: readonly { backends: readonly MaglevBackend[]; size: number }[]): void {
+  endMaglevPrefetch();
+  const w = jobs.length >= PARALLEL_MIN_JOBS ? startHelper() : null;
+  if (!w) return;
+  const valid = jobs.filter((j) => {
+    try {
+      checkTableSize(j.size);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  const p = makePrefetch(valid);
+  w.postMessage({ prefetch: p.shared });
+  prefetch = { p };
+}
+
+/** Drop the prefetched tables (what the helper still builds of them stops after its table). */
+export function endMaglevPrefetch(): void {
+  if (prefetch) cancelPrefetch(prefetch.p);
+  prefetch = undefined;
+}
+
+/** The jobs' tables that the prefetch holds (undefined where it does not). */
+function fromPrefetch(jobs: readonly TableJob[]): (MaglevTable | undefined)[] | undefined {
+  const pre = prefetch;
+  if (!pre) return undefined;
+  const found: (MaglevTable | undefined)[] = [];
+  let hits = 0;
+  for (const j of jobs) {
+    const live = liveBackends(j.backends);
+    const k = live.length ? pre.p.bySignature.get(tableSignature(live, j.size)) : undefined;
+    if (k === undefined) {
+      found.push(undefined);
+      continue;
+    }
+    checkTableSize(j.size);
+    checkBackends(j.backends); // as buildMaglevTable would
+    // The first use finishes the prefetch: this thread builds what is left and waits for the rest.
+    pre.complete ??= completePrefetch(pre.p, WAIT_MS);
+    if (!pre.complete) return undefined;
+    found.push(prefetchedTable(pre.p, k, live));
+    hits++;
+  }
+  prefetchHits += hits;
+  return found;
+}
+
 /** The tables of `jobs`, in order (as buildMaglevTable each; it throws the same errors). */
-export function buildMaglevTables(jobs: readonly TableJob[]): Uint32Array[] {
+export function buildMaglevTables(jobs: readonly TableJob[]): MaglevTable[] {
+  const found = fromPrefetch(jobs);
+  if (found) {
+    const missing = jobs.filter((_, i) => !found[i]);
+    if (!missing.length) return found as MaglevTable[];
+    const built = buildInBatches(missing);
+    let k = 0;
+    return found.map((t) => t ?? built[k++]);
+  }
+  return buildInBatches(jobs);
+}
+
+function buildInBatches(jobs: readonly TableJob[]): Uint32Array[] {
   const w = jobs.length >= PARALLEL_MIN_JOBS ? startHelper() : null;
   if (!w) return jobs.map((j) => buildMaglevTable(j.backends, j.size));
   const half = jobs.length >> 1;

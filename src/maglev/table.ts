@@ -43,7 +43,7 @@ export function checkTableSize(size: number): void {
   }
 }
 
-function checkBackends(backends: readonly MaglevBackend[]): void {
+export function checkBackends(backends: readonly MaglevBackend[]): void {
   const seen = new Set<string>();
   for (const b of backends) {
     if (!Number.isInteger(b.id) || b.id < 1 || b.id > MAX_ID) {
@@ -67,6 +67,11 @@ function takenScratch(size: number): Uint8Array {
   return t;
 }
 
+/** The backends that take slots, in the order that fills the table: weight above 0, by key. */
+export function liveBackends(backends: readonly MaglevBackend[]): MaglevBackend[] {
+  return backends.filter((b) => (b.weight ?? 1) > 0).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
 /**
  * Fill a table of `size` (prime) slots with backend ids. Backends take turns in key order;
  * weights follow the usual weighted variant: every round, a backend's credit grows by its
@@ -79,12 +84,18 @@ export function buildMaglevTable(backends: readonly MaglevBackend[], size: numbe
   checkTableSize(size);
   checkBackends(backends);
   const table = new Uint32Array(size);
-  const live = backends
-    .filter((b) => (b.weight ?? 1) > 0)
-    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const n = live.length;
-  if (n === 0) return table;
+  const live = liveBackends(backends);
+  fillMaglevTable(live.map((b) => b.key), live.map((b) => b.weight ?? 1), size, table, live.map((b) => b.id));
+  return table;
+}
 
+/**
+ * The fill itself, for backends already live and in key order: slot values are `values[i]` for
+ * backend i. The helper thread fills tables of positions (i + 1) this way, for ids given later.
+ */
+export function fillMaglevTable(keys: readonly string[], weightOf: ArrayLike<number>, size: number, table: Uint32Array | Uint16Array, values: ArrayLike<number>): void {
+  const n = keys.length;
+  if (n === 0) return;
   const ids = new Uint32Array(n);
   const weights = new Uint32Array(n);
   const pos = new Uint32Array(n); // next permutation entry: (offset + j * skip) % size
@@ -92,9 +103,9 @@ export function buildMaglevTable(backends: readonly MaglevBackend[], size: numbe
   const credit = new Uint32Array(n);
   let maxWeight = 0;
   for (let i = 0; i < n; i++) {
-    const { offset, skip } = maglevPermutation(live[i].key, size);
-    ids[i] = live[i].id;
-    weights[i] = live[i].weight ?? 1;
+    const { offset, skip } = maglevPermutation(keys[i], size);
+    ids[i] = values[i];
+    weights[i] = weightOf[i];
     pos[i] = offset;
     skips[i] = skip;
     maxWeight = Math.max(maxWeight, weights[i]);
@@ -116,7 +127,7 @@ export function buildMaglevTable(backends: readonly MaglevBackend[], size: numbe
         table[p] = ids[i];
         p += skip;
         pos[i] = p >= size ? p - size : p;
-        if (++filled === size) return table;
+        if (++filled === size) return;
       }
     }
   }
@@ -138,5 +149,4 @@ export function buildMaglevTable(backends: readonly MaglevBackend[], size: numbe
       pos[i] = p >= size ? p - size : p;
     }
   }
-  return table;
 }

@@ -1,6 +1,8 @@
-// The Maglev helper thread of parallel.ts: builds the tables it is sent and posts them back.
+// The Maglev helper thread of parallel.ts: builds the tables it is sent and posts them back, or
+// takes its share of a prefetch (tables of positions, claimed one at a time with the caller).
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { buildMaglevTable, type MaglevBackend } from './table.js';
+import { fillPrefetched, type PrefetchShared } from './prefetch.js';
 
 export interface TableJob {
   backends: MaglevBackend[];
@@ -14,7 +16,12 @@ export interface WorkRequest {
   reply: MessagePort;
 }
 
-parentPort?.on('message', ({ jobs, done, reply }: WorkRequest) => {
+parentPort?.on('message', (m: WorkRequest | { prefetch: PrefetchShared }) => {
+  if ('prefetch' in m) {
+    fillPrefetched(m.prefetch);
+    return;
+  }
+  const { jobs, done, reply } = m;
   let out: { tables: Uint32Array[] } | { error: string };
   try {
     out = { tables: jobs.map((j) => buildMaglevTable(j.backends, j.size)) };

@@ -49,12 +49,23 @@ export function ipv4Value(s: string): number | undefined {
 /** '198.18.0.1' → ::ffff:198.18.0.1 as 16 bytes; IPv6 text as is. */
 export function addrToBytes(s: string): Buffer {
   const out = Buffer.alloc(ADDR_LEN);
+  writeAddr(s, out, 0);
+  return out;
+}
+
+/** addrToBytes(s) written at out[off..off + 16), with nothing allocated for a dotted quad (a full
+ * sync writes 80k backend addresses into kp_backends and kp_addrs). */
+export function writeAddr(s: string, out: Buffer, off: number): void {
   const v4 = ipv4Value(s);
-  if (v4 !== undefined) {
-    V4_MAPPED_PREFIX.copy(out, 0);
-    out.writeUInt32BE(v4, 12);
-    return out;
-  }
+  if (v4 === undefined) return void addrToBytesSlow(s).copy(out, off);
+  out.fill(0, off, off + 10);
+  out[off + 10] = 0xff;
+  out[off + 11] = 0xff;
+  out.writeUInt32BE(v4, off + 12);
+}
+
+function addrToBytesSlow(s: string): Buffer {
+  const out = Buffer.alloc(ADDR_LEN);
   if (isIPv4(s)) {
     V4_MAPPED_PREFIX.copy(out, 0);
     v4Bytes(s, out, 12);

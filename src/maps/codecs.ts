@@ -1,6 +1,6 @@
 // Fixed-size codecs for every struct of bpf/kp_shared.h. LAYOUTS is the single table of sizes
 // and offsets the codecs use; test/maps/btf-layout.test.ts checks it against the object's BTF.
-import { addrToBytes, bytesToAddr, ADDR_LEN } from './addr.js';
+import { bytesToAddr, writeAddr, ADDR_LEN } from './addr.js';
 
 export interface Codec<T> {
   readonly size: number;
@@ -282,7 +282,7 @@ function codec<T>(size: number, enc: (v: T, b: Buffer) => void, dec: (b: Buffer,
   };
 }
 
-const putAddr = (b: Buffer, o: number, s: string) => addrToBytes(s).copy(b, o);
+const putAddr = (b: Buffer, o: number, s: string) => writeAddr(s, b, o);
 const getAddr = (b: Buffer, o: number) => bytesToAddr(b.subarray(o, o + ADDR_LEN));
 
 const FK = LAYOUTS.kp_flow_key;

@@ -48,3 +48,13 @@ t.test('prefixes', async (t) => {
   t.match(parsePrefix('::ffff:0.0.0.0/80'), /\/96 or longer/);
   t.throws(() => canonicalPrefix('198.18.0.1/8'), { code: 'KP_ERR_ARG', message: /invalid prefix '198.18.0.1\/8'/ });
 });
+
+t.test('bytes of addresses and prefixes', async (t) => {
+  const a = parseAddress('198.18.3.4');
+  t.same(typeof a === 'string' ? a : [...a.bytes], [198, 18, 3, 4], 'a dotted quad');
+  const p = parsePrefix('198.18.0.0/15');
+  t.same(typeof p === 'string' ? p : [p.text, p.len, p.prefix, [...p.bytes]], ['198.18.0.0', 15, '198.18.0.0/15', [198, 18, 0, 0]], 'a prefix keeps its bytes');
+  t.match(parsePrefix('198.18.0.1/15'), /host bits are set after \/15 \(the network is 198\.18\.0\.0\/15\)/);
+  const v6 = parsePrefix('2001:db8::/32');
+  t.same(typeof v6 === 'string' ? v6 : [...v6.bytes.subarray(0, 4)], [0x20, 0x01, 0x0d, 0xb8]);
+});

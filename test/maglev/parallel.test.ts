@@ -1,6 +1,7 @@
-// A large batch is built on two threads and must give exactly the tables one thread gives.
+// A large batch is built on two threads and must give exactly the tables one thread gives; so must
+// tables prefetched by the helper thread before their backends had ids.
 import t from 'tap';
-import { buildMaglevTables, helperBatches, PARALLEL_MIN_JOBS, prepareMaglevHelper } from '../../src/maglev/parallel.js';
+import { buildMaglevTables, endMaglevPrefetch, helperBatches, MappedTable, PARALLEL_MIN_JOBS, prefetchedTables, prefetchMaglevTables, prepareMaglevHelper, type MaglevTable } from '../../src/maglev/parallel.js';
 import { buildMaglevTable } from '../../src/maglev/table.js';
 
 const jobs = Array.from({ length: PARALLEL_MIN_JOBS + 45 }, (_, v) => ({
@@ -8,11 +9,14 @@ const jobs = Array.from({ length: PARALLEL_MIN_JOBS + 45 }, (_, v) => ({
   size: [7, 13, 251, 1021][v % 4],
 }));
 
+const words = (x: MaglevTable) => (x instanceof MappedTable ? x.toArray() : x);
+const same = (a: MaglevTable, b: Uint32Array) => Buffer.from(words(a).buffer, words(a).byteOffset, words(a).byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
 t.test('two threads, the same tables in the same order', async (t) => {
   prepareMaglevHelper();
   const got = buildMaglevTables(jobs);
   t.equal(got.length, jobs.length);
-  const bad = jobs.findIndex((j, i) => !Buffer.from(got[i].buffer, got[i].byteOffset, got[i].byteLength).equals(Buffer.from(buildMaglevTable(j.backends, j.size).buffer)));
+  const bad = jobs.findIndex((j, i) => !same(got[i], buildMaglevTable(j.backends, j.size)));
   t.equal(bad, -1, 'every table equal to the single-thread one');
   t.equal(helperBatches(), 1, 'the helper thread built its half');
 });
@@ -21,4 +25,33 @@ t.test('a bad job throws the single-thread error, whichever thread had it', asyn
   const broken = [...jobs];
   broken[broken.length - 1] = { backends: [{ id: 1, key: 'a', weight: 1 }], size: 1000 };
   t.throws(() => buildMaglevTables(broken), { code: 'KP_ERR_ARG', message: /prime/ });
+});
+
+t.test('prefetched tables: the same tables, with the ids given later', async (t) => {
+  // Prefetched with ids that mean nothing, and in another order: only keys, weights and size count.
+  prefetchMaglevTables(jobs.map((j) => ({ backends: [...j.backends].reverse().map((b) => ({ ...b, id: 999 })), size: j.size })));
+  const withIds = jobs.map((j, v) => ({ ...j, backends: j.backends.map((b, i) => ({ ...b, id: 1000 * v + i + 1 })) }));
+  // One job the prefetch did not see (another weight) and one with a weight-0 backend that it did.
+  withIds[3] = { ...withIds[3], backends: withIds[3].backends.map((b) => ({ ...b, weight: b.weight + 7 })) };
+  const extra = { id: 77, key: 'not in the table', weight: 0 };
+  withIds[5] = { ...withIds[5], backends: [...withIds[5].backends, extra] };
+  const before = prefetchedTables();
+  const got = buildMaglevTables(withIds);
+  endMaglevPrefetch();
+  t.equal(prefetchedTables() - before, withIds.length - 1, 'every table but the changed one came from the prefetch');
+  t.ok(got.filter((x) => x instanceof MappedTable).length === withIds.length - 1);
+  const bad = withIds.findIndex((j, i) => !same(got[i], buildMaglevTable(j.backends, j.size)));
+  t.equal(bad, -1, 'every table equal to one built for its ids');
+});
+
+t.test('a prefetch ended early is not used, and a bad size is still refused', async (t) => {
+  prefetchMaglevTables(jobs);
+  endMaglevPrefetch();
+  const before = prefetchedTables();
+  const got = buildMaglevTables(jobs.slice(0, 10));
+  t.equal(prefetchedTables(), before, 'nothing taken from an ended prefetch');
+  t.ok(got.every((x, i) => same(x, buildMaglevTable(jobs[i].backends, jobs[i].size))));
+  prefetchMaglevTables([...jobs, { backends: [{ id: 1, key: 'a', weight: 1 }], size: 1000 }]);
+  t.throws(() => buildMaglevTables([{ backends: [{ id: 1, key: 'a', weight: 1 }], size: 1000 }]), { code: 'KP_ERR_ARG', message: /prime/ });
+  endMaglevPrefetch();
 });

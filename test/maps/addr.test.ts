@@ -1,6 +1,6 @@
 import { isIPv4 } from 'node:net';
 import t from 'tap';
-import { addrToBytes, bytesToAddr, ipv4Value, isIPv4Mapped, parsePrefix } from '../../src/maps/addr.js';
+import { addrToBytes, bytesToAddr, ipv4Value, isIPv4Mapped, parsePrefix, writeAddr } from '../../src/maps/addr.js';
 
 t.test('IPv4 is stored as ::ffff:a.b.c.d', async (t) => {
   const b = addrToBytes('198.18.0.1');
@@ -81,4 +81,13 @@ t.test('ipv4Value accepts exactly what node:net isIPv4 does', async (t) => {
   }
   t.equal(agree, cases.length, `${cases.length} strings, ${cases.filter((c) => isIPv4(c)).length} of them addresses`);
   t.equal(ipv4Value('198.18.0.1'), 0xc6120001);
+});
+
+t.test('writeAddr: addrToBytes in place, over whatever was there', async (t) => {
+  for (const s of ['198.18.0.1', '0.0.0.0', '2001:db8::1', '::ffff:198.18.0.9', '2001:db8::198.18.0.1']) {
+    const out = Buffer.alloc(20, 0xaa);
+    writeAddr(s, out, 2);
+    t.same([...out.subarray(2, 18)], [...addrToBytes(s)], s);
+    t.same([out[0], out[1], out[18], out[19]], [0xaa, 0xaa, 0xaa, 0xaa], `${s}: nothing written around it`);
+  }
 });
