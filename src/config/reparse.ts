@@ -54,20 +54,24 @@ function replaceIn(x: CrossIndex, i: number, old: KpVipConfig, v: KpVipConfig): 
   if (v.health_check_node_port) x.healthPort.set(v.health_check_node_port, i);
 }
 
-/** Where two texts first differ, and how many characters they share at their ends after that. */
-export function changedRegion(a: string, b: string): { start: number; endA: number; endB: number } {
-  const n = Math.min(a.length, b.length);
+/** Where two files first differ, and how many bytes they share at their ends after that. */
+export function changedRegion(a: Uint8Array, b: Uint8Array): { start: number; endA: number; endB: number } {
+  const A = Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  const B = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const n = Math.min(A.length, B.length);
+  // Chunks first (a memory compare each), then bytes.
+  const CHUNK = 16384;
   let p = 0;
-  // Chunks first (string equality is a memory compare), then characters.
-  const CHUNK = 4096;
-  while (p + CHUNK <= n && a.slice(p, p + CHUNK) === b.slice(p, p + CHUNK)) p += CHUNK;
-  while (p < n && a.charCodeAt(p) === b.charCodeAt(p)) p++;
+  while (p + CHUNK <= n && A.compare(B, p, p + CHUNK, p, p + CHUNK) === 0) p += CHUNK;
+  while (p < n && A[p] === B[p]) p++;
   let q = 0;
   const room = n - p;
-  while (q + CHUNK <= room && a.slice(a.length - q - CHUNK, a.length - q) === b.slice(b.length - q - CHUNK, b.length - q)) q += CHUNK;
-  while (q < room && a.charCodeAt(a.length - 1 - q) === b.charCodeAt(b.length - 1 - q)) q++;
-  return { start: p, endA: a.length - q, endB: b.length - q };
+  while (q + CHUNK <= room && A.compare(B, B.length - q - CHUNK, B.length - q, A.length - q - CHUNK, A.length - q) === 0) q += CHUNK;
+  while (q < room && A[A.length - 1 - q] === B[B.length - 1 - q]) q++;
+  return { start: p, endA: A.length - q, endB: B.length - q };
 }
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** The last VIP whose text starts at or before `pos`, or -1 (starts ascend: every VIP of a config
  * that passed is an object). */
@@ -95,21 +99,24 @@ export interface Reparsed {
 }
 
 /**
- * `text` as `prev` with one VIP's text replaced, or undefined (parse the whole file). On success
- * `index` is updated to the new config; on undefined it is untouched.
+ * The file `bytes`, which is `prevBytes` (parsed as `prev`) with one VIP's text replaced, or
+ * undefined (parse the whole file). On success `index` is updated to the new config; on undefined
+ * it is untouched.
  */
-export function reparseOneVip(prev: ConfigSource, index: CrossIndex, text: string): Reparsed | undefined {
-  const r = changedRegion(prev.text, text);
+export function reparseOneVip(prev: ConfigSource, index: CrossIndex, prevBytes: Uint8Array, bytes: Uint8Array): Reparsed | undefined {
+  const r = changedRegion(prevBytes, bytes);
   const i = vipAt(prev.vipStarts, r.start);
   if (i < 0 || prev.vipStarts[i] < 0) return undefined;
   const start = prev.vipStarts[i];
-  const end = start + prev.vipTexts[i].length;
+  const end = start + Buffer.byteLength(prev.vipTexts[i]);
   if (r.endA > end) return undefined; // the change goes past this VIP's text
-  const delta = text.length - prev.text.length;
-  const vipText = text.slice(start, end + delta);
-  if (vipText.charCodeAt(0) !== 123 || vipText.charCodeAt(vipText.length - 1) !== 125) return undefined;
+  const delta = bytes.length - prevBytes.length;
+  const raw = bytes.subarray(start, end + delta);
+  if (raw[0] !== 123 || raw[raw.length - 1] !== 125) return undefined;
+  let vipText: string;
   let json: unknown;
   try {
+    vipText = utf8.decode(raw);
     json = JSON.parse(vipText); // one value, or it throws: the rest of the file is as it was
   } catch {
     return undefined;
@@ -131,7 +138,7 @@ export function reparseOneVip(prev: ConfigSource, index: CrossIndex, text: strin
   vipTexts[i] = vipText;
   const vipStarts = delta ? prev.vipStarts.map((s, j) => (j > i && s >= 0 ? s + delta : s)) : prev.vipStarts;
   return {
-    source: { ...prev, config: { ...prev.config, vips }, text, vipTexts, vipStarts },
+    source: { ...prev, config: { ...prev.config, vips }, vipTexts, vipStarts },
     index: i,
     before,
   };

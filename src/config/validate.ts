@@ -412,10 +412,9 @@ export interface ConfigSource {
   config: KpConfig;
   /** the file lists its interfaces (even as []): attachments are managed by it */
   manageInterfaces: boolean;
-  text: string;
   /** each VIP's text in the file, by index */
   vipTexts: string[];
-  /** where each VIP's text starts in `text` (-1: not an object) */
+  /** the byte offset in the file of each VIP's text (-1: not an object), for a reparse of one VIP */
   vipStarts: number[];
   /** the file's conf object as written (a reparse of one VIP checks it against the same conf) */
   rawConf: unknown;
@@ -426,8 +425,8 @@ export function loadConfigSource(path: string, built?: ReadonlyMap<string, KpVip
   return parseConfigText(text, name, built);
 }
 
-/** A config file's text; unreadable files and encodings other than UTF-8 are KP_ERR_CONFIG. */
-export function readConfigText(path: string): { text: string; name: string; bytes: Buffer } {
+/** A config file's bytes; an unreadable file is KP_ERR_CONFIG. */
+export function readConfigBytes(path: string): { bytes: Buffer; name: string } {
   let bytes: Buffer;
   try {
     // Standard input by its fd: /dev/stdin cannot be opened again when it is a socket (as a spawned
@@ -437,10 +436,38 @@ export function readConfigText(path: string): { text: string; name: string; byte
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
     throw new KpError('KP_ERR_CONFIG', `cannot read config file ${path}: ${code}`, { op: 'read' });
   }
-  const name = path === '-' ? '(stdin)' : path;
+  return { bytes, name: path === '-' ? '(stdin)' : path };
+}
+
+/** A config file's bytes as text; encodings other than UTF-8 are KP_ERR_CONFIG. */
+export function decodeConfigText(bytes: Uint8Array, name: string): string {
   const text = decodeConfigBytes(bytes);
   if (typeof text !== 'string') throw new KpError('KP_ERR_CONFIG', `${name} ${text.problem}; nothing was applied`);
-  return { text, name, bytes };
+  return text;
+}
+
+/** A config file's text. */
+export function readConfigText(path: string): { text: string; name: string; bytes: Buffer } {
+  const { bytes, name } = readConfigBytes(path);
+  return { text: decodeConfigText(bytes, name), name, bytes };
+}
+
+/** Character offsets of `text` as UTF-8 byte offsets (ascending, -1 kept). */
+function byteOffsets(text: string, chars: number[]): number[] {
+  const out: number[] = [];
+  let c = 0;
+  let b = 0;
+  for (const at of chars) {
+    if (at < 0) {
+      out.push(at);
+      continue;
+    }
+    if (at < c) [c, b] = [0, 0]; // not ascending (cannot happen): count again
+    b += Buffer.byteLength(text.slice(c, at));
+    c = at;
+    out.push(b);
+  }
+  return out;
 }
 
 /** A config from its text: JSON syntax, then structure (duplicate keys, depth), then the schema. */
@@ -457,7 +484,7 @@ export function parseConfigText(text: string, path: string, built?: ReadonlyMap<
     const near = at >= 0 && at < text.length ? ` (at ${JSON.stringify(text.slice(at, at + 12))})` : at >= text.length ? ' (the text ends early)' : '';
     throw new KpError('KP_ERR_CONFIG', `${path}:${where}: invalid JSON: ${msg}${near}; nothing was applied`);
   }
-  const { errors: structure, vipTexts, vipStarts } = scanJsonText(text);
+  const { errors: structure, vipTexts, vipStarts: charStarts } = scanJsonText(text);
   if (structure.length) {
     const n = structure.length;
     throw new KpError('KP_ERR_CONFIG', `${path}: invalid config, ${n} problem${n > 1 ? 's' : ''}; nothing was applied:`, { details: structure });
@@ -465,7 +492,9 @@ export function parseConfigText(text: string, path: string, built?: ReadonlyMap<
   try {
     const manageInterfaces = isObj(json) && 'interfaces' in json;
     const config = parseConfig(json, built && { done: vipTexts.map((t) => built.get(t)) });
-    return { config, manageInterfaces, text, vipTexts, vipStarts, rawConf: isObj(json) ? json.conf : undefined };
+    // An ASCII file's characters are its bytes.
+    const vipStarts = Buffer.byteLength(text) === text.length ? charStarts : byteOffsets(text, charStarts);
+    return { config, manageInterfaces, vipTexts, vipStarts, rawConf: isObj(json) ? json.conf : undefined };
   } catch (e) {
     if (e instanceof KpError && e.code === 'KP_ERR_CONFIG') {
       throw new KpError('KP_ERR_CONFIG', `${path}: ${e.message}`, { details: e.details });

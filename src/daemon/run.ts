@@ -9,7 +9,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { KpError } from '../errors.js';
 import { Control } from '../dataplane/control.js';
-import { parseConfigText, readConfigText, type ConfigSource } from '../config/validate.js';
+import { decodeConfigText, parseConfigText, readConfigBytes, readConfigText, type ConfigSource } from '../config/validate.js';
 import { crossIndex, reparseOneVip, type CrossIndex } from '../config/reparse.js';
 import type { KpConfig } from '../config/types.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
@@ -91,7 +91,7 @@ export class Daemon {
   private index?: CrossIndex;
   private collector?: NodeJS.Timeout;
   /** the file as read and checked before the data plane was opened, for the first apply */
-  private first?: { text: string; name: string; bytes: Buffer; source: ConfigSource; ms: number };
+  private first?: { name: string; bytes: Buffer; source: ConfigSource; ms: number };
   private stop!: () => void;
   readonly file: string;
 
@@ -245,10 +245,10 @@ export class Daemon {
       this.first = undefined;
       // The first apply's read and check were made before the data plane opened: counted here.
       const t0 = performance.now() - (first?.ms ?? 0);
-      const { text, name, bytes } = first ?? readConfigText(this.file);
+      const { name, bytes } = first ?? readConfigBytes(this.file);
       if (why.startsWith('file changed') && this.appliedBytes?.equals(bytes)) return; // another file of the directory changed, or the same text again
-      // One VIP's text changed (the usual reload): that VIP alone is parsed and checked.
-      const quick = this.applied && this.source && this.index ? reparseOneVip(this.source, this.index, text) : undefined;
+      // One VIP's text changed (the usual reload): that VIP alone is decoded, parsed and checked.
+      const quick = this.applied && this.source && this.index && this.appliedBytes ? reparseOneVip(this.source, this.index, this.appliedBytes, bytes) : undefined;
       let src: ConfigSource;
       let change: { only?: VipRef[]; applied: Applied };
       if (quick) {
@@ -256,7 +256,7 @@ export class Daemon {
         change = replacedVip(this.applied!, src, quick.index);
       } else {
         try {
-          src = first?.source ?? parseConfigText(text, name, this.applied?.built);
+          src = first?.source ?? parseConfigText(decodeConfigText(bytes, name), name, this.applied?.built);
         } catch (e) {
           // Half written? Read it again after the settle window before calling it invalid.
           if (why === 'file changed' && /invalid JSON/.test((e as Error).message)) {

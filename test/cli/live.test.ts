@@ -364,11 +364,11 @@ function run() {
       ],
     };
     writeFileSync(file, JSON.stringify(bigger));
-    // Adding the new VIP's backends fails, as a full map or a kernel error would, after a backend
+    // Adding the new VIP's backends (putBackends: apply's path) fails, as a full map or a kernel error would, after a backend
     // was added to the first VIP and the new VIP was made.
-    const real = VipTable.prototype.addBackends;
+    const real = VipTable.prototype.putBackends;
     let calls = 0;
-    VipTable.prototype.addBackends = function (this: VipTable, ...args: Parameters<typeof real>) {
+    VipTable.prototype.putBackends = function (this: VipTable, ...args: Parameters<typeof real>) {
       calls++;
       if (args[1].includes('198.18.3.2')) throw new Error('injected failure');
       return real.apply(this, args);
@@ -377,7 +377,7 @@ function run() {
     try {
       r = await kp('apply', '-f', file);
     } finally {
-      VipTable.prototype.addBackends = real;
+      VipTable.prototype.putBackends = real;
     }
     t.equal(r.code, 1);
     t.match(r.err, /apply failed, running state restored: injected failure/);
@@ -397,8 +397,8 @@ function run() {
     const file = `${tmp}/delete-then-fail.json`;
     const next = { ...config, vips: [config.vips[0], { prefix: '198.18.100.61/32', protocol: 'tcp', port: 80, backends: ['198.18.1.2', '198.18.2.2'] }] };
     writeFileSync(file, JSON.stringify(next));
-    const real = VipTable.prototype.addBackends;
-    VipTable.prototype.addBackends = function (this: VipTable, ...args: Parameters<typeof real>) {
+    const real = VipTable.prototype.putBackends;
+    VipTable.prototype.putBackends = function (this: VipTable, ...args: Parameters<typeof real>) {
       if (args[1].includes('198.18.2.2') && (args[0] as { id: number }).id !== before[0].id) throw new Error('injected failure');
       return real.apply(this, args);
     };
@@ -406,7 +406,7 @@ function run() {
     try {
       r = await kp('apply', '-f', file);
     } finally {
-      VipTable.prototype.addBackends = real;
+      VipTable.prototype.putBackends = real;
     }
     t.match(r.err, /apply failed, running state restored: injected failure/);
     const after = await json('show', 'backends');

@@ -3,7 +3,7 @@
 // refuse it must leave to the whole-file parse (undefined), so that errors are reported the same.
 import t, { type Test } from 'tap';
 import { parseConfigText, type ConfigSource } from '../../src/config/validate.js';
-import { crossIndex, reparseOneVip, changedRegion } from '../../src/config/reparse.js';
+import { crossIndex, reparseOneVip, changedRegion, type CrossIndex } from '../../src/config/reparse.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Vip = Record<string, any>;
@@ -20,7 +20,6 @@ const doc = () => ({
 });
 type Doc = ReturnType<typeof doc>;
 const text = (d: Doc) => JSON.stringify(d, null, 2);
-const full = (s: string) => parseConfigText(s, 'c.json');
 /** A parse of the whole file, or undefined where it refuses the file. */
 const wholeOrNone = (s: string): ConfigSource | undefined => {
   try {
@@ -30,10 +29,24 @@ const wholeOrNone = (s: string): ConfigSource | undefined => {
   }
 };
 
+const bytes = (s: string) => Buffer.from(s, 'utf8');
+/** What each source was parsed from, as the daemon keeps the bytes it applied. */
+const fileOf = new WeakMap<ConfigSource, Buffer>();
+const full = (s: string) => {
+  const src = parseConfigText(s, 'c.json');
+  fileOf.set(src, bytes(s));
+  return src;
+};
+const quick = (src: ConfigSource, index: CrossIndex, after: string) => {
+  const q = reparseOneVip(src, index, fileOf.get(src)!, bytes(after));
+  if (q) fileOf.set(q.source, bytes(after));
+  return q;
+};
+
 /** The quick path from `before` to `after`, checked against a whole parse of `after`. */
 function step(t: Test, before: ConfigSource, after: string): ConfigSource | undefined {
   const index = crossIndex(before.config.vips);
-  const q = reparseOneVip(before, index, after);
+  const q = quick(before, index, after);
   const whole = wholeOrNone(after);
   if (!q) return undefined;
   t.ok(whole, 'the quick path only passes what the whole file passes');
@@ -96,15 +109,15 @@ t.test('what the whole file must see goes to the whole-file parse', async (t) =>
     e(d);
     const index = crossIndex(base.config.vips);
     const before = structuredClone(index);
-    t.equal(reparseOneVip(base, index, text(d)), undefined, name);
+    t.equal(quick(base, index, text(d)), undefined, name);
     t.same(index, before, `${name}: the index is untouched`);
   }
   const s = text(doc());
   const i = s.indexOf('"port": 53') + 1;
   const dup = `${s.slice(0, i - 1)}"port": 54, ${s.slice(i - 1)}`; // a key twice in the VIP
-  t.equal(reparseOneVip(base, crossIndex(base.config.vips), dup), undefined, 'a duplicate key');
+  t.equal(quick(base, crossIndex(base.config.vips), dup), undefined, 'a duplicate key');
   const broken = s.replace('"port": 53', '"port": 53}, {"port": 1');
-  t.equal(reparseOneVip(base, crossIndex(base.config.vips), broken), undefined, 'a text that splits the VIP in two');
+  t.equal(quick(base, crossIndex(base.config.vips), broken), undefined, 'a text that splits the VIP in two');
 });
 
 t.test('random edits inside one VIP: the quick path agrees with the whole file, or leaves it to it', async (t) => {
@@ -116,12 +129,12 @@ t.test('random edits inside one VIP: the quick path agrees with the whole file, 
   let taken = 0;
   for (let k = 0; k < 400; k++) {
     const v = rnd(src.vipStarts.length);
-    const at = src.vipStarts[v] + rnd(src.vipTexts[v].length);
+    const at = base.indexOf(src.vipTexts[v]) + rnd(src.vipTexts[v].length); // a character offset
     const cut = rnd(3);
     const put = Array.from({ length: rnd(3) }, () => alphabet[rnd(alphabet.length)]).join('');
     const edited = base.slice(0, at) + put + base.slice(at + cut);
     const index = crossIndex(src.config.vips);
-    const q = reparseOneVip(src, index, edited);
+    const q = quick(src, index, edited);
     const whole = wholeOrNone(edited);
     if (q) {
       taken++;
@@ -134,10 +147,26 @@ t.test('random edits inside one VIP: the quick path agrees with the whole file, 
   t.pass(`400 edits agree (${taken} taken by the quick path)`);
 });
 
-t.test('changedRegion: where two texts differ', async (t) => {
-  t.same(changedRegion('abcdef', 'abXdef'), { start: 2, endA: 3, endB: 3 });
-  t.same(changedRegion('abcdef', 'abdef'), { start: 2, endA: 3, endB: 2 });
-  t.same(changedRegion('aaaa', 'aaaaa'), { start: 4, endA: 4, endB: 5 });
-  const long = 'x'.repeat(10000);
-  t.same(changedRegion(`${long}a${long}`, `${long}bb${long}`), { start: 10000, endA: 10001, endB: 10002 });
+t.test('changedRegion: where two files differ', async (t) => {
+  const r = (a: string, b: string) => changedRegion(bytes(a), bytes(b));
+  t.same(r('abcdef', 'abXdef'), { start: 2, endA: 3, endB: 3 });
+  t.same(r('abcdef', 'abdef'), { start: 2, endA: 3, endB: 2 });
+  t.same(r('aaaa', 'aaaaa'), { start: 4, endA: 4, endB: 5 });
+  t.same(r('same', 'same'), { start: 4, endA: 4, endB: 4 });
+  const long = 'x'.repeat(100000); // past the chunk size, on both sides
+  t.same(r(`${long}a${long}`, `${long}bb${long}`), { start: 100000, endA: 100001, endB: 100002 });
+  t.same(r(`${long}a${long}`, `${long}b${long.slice(1)}`), { start: 100000, endA: 100002, endB: 100001 });
+  t.same(r('é1', 'é2'), { start: 2, endA: 3, endB: 3 }, 'offsets are bytes');
+});
+
+t.test('a file with non-ASCII text: VIP offsets are bytes, and a change after it is still quick', async (t) => {
+  const d = doc(); // VIP 0's name has an é: every later VIP starts one byte further than its character
+  const src = full(text(d));
+  const s = text(d);
+  t.equal(src.vipStarts[1], Buffer.byteLength(s.slice(0, s.indexOf(src.vipTexts[1]))), 'byte offset');
+  t.equal(src.vipStarts[1], s.indexOf(src.vipTexts[1]) + 1);
+  d.vips[3].backends = [{ address: '198.18.1.33', local: true }];
+  t.ok(step(t, src, text(d)), 'taken');
+  const again = step(t, full(text(d)), text({ ...d, vips: d.vips.map((v, i) => (i === 0 ? { ...v, name: 'kube-system/dns ü ö' } : v)) }));
+  t.ok(again, 'a change of the non-ASCII text itself is quick too');
 });
