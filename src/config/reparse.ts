@@ -54,8 +54,15 @@ function replaceIn(x: CrossIndex, i: number, old: KpVipConfig, v: KpVipConfig): 
   if (v.health_check_node_port) x.healthPort.set(v.health_check_node_port, i);
 }
 
+/** Where two files first differ (start), and where that difference ends in each. */
+export interface ChangedRegion {
+  start: number;
+  endA: number;
+  endB: number;
+}
+
 /** Where two files first differ, and how many bytes they share at their ends after that. */
-export function changedRegion(a: Uint8Array, b: Uint8Array): { start: number; endA: number; endB: number } {
+export function changedRegion(a: Uint8Array, b: Uint8Array): ChangedRegion {
   const A = Buffer.from(a.buffer, a.byteOffset, a.byteLength);
   const B = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   const n = Math.min(A.length, B.length);
@@ -103,8 +110,8 @@ export interface Reparsed {
  * undefined (parse the whole file). On success `index` is updated to the new config; on undefined
  * it is untouched.
  */
-export function reparseOneVip(prev: ConfigSource, index: CrossIndex, prevBytes: Uint8Array, bytes: Uint8Array): Reparsed | undefined {
-  const r = changedRegion(prevBytes, bytes);
+export function reparseOneVip(prev: ConfigSource, index: CrossIndex, prevBytes: Uint8Array, bytes: Uint8Array, region?: ChangedRegion): Reparsed | undefined {
+  const r = region ?? changedRegion(prevBytes, bytes);
   const i = vipAt(prev.vipStarts, r.start);
   if (i < 0 || prev.vipStarts[i] < 0) return undefined;
   const start = prev.vipStarts[i];

@@ -9,12 +9,14 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { KpError } from '../errors.js';
 import { Control } from '../dataplane/control.js';
-import { decodeConfigText, parseConfigText, readConfigBytes, readConfigText, type ConfigSource } from '../config/validate.js';
-import { crossIndex, reparseOneVip, type CrossIndex } from '../config/reparse.js';
+import { decodeConfigText, parseConfigText, readConfigText, type ConfigSource } from '../config/validate.js';
+import { changedRegion, crossIndex, reparseOneVip, type CrossIndex } from '../config/reparse.js';
+import { FileBuffers } from './filebuf.js';
 import type { KpConfig } from '../config/types.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { changedVips, replacedVip, type Applied } from './incremental.js';
 import { formatOp, type VipRef } from '../config/diff.js';
+import { countVip, vipCounts, type VipCounts } from '../dataplane/apply.js';
 
 /**
  * A change is applied at once; a file that is not valid JSON is read again after this window before
@@ -23,6 +25,9 @@ import { formatOp, type VipRef } from '../config/diff.js';
 const SETTLE_MS = 50;
 /** How often drained backends that no connection uses any more are freed (a walk of kp_ct). */
 const COLLECT_MS = 5000;
+/** After an apply that removed backends, the walk is made this much later: a rolling update's
+ * changes come in a burst, and each should reach the maps without waiting for a walk. */
+const COLLECT_AFTER_APPLY_MS = 500;
 
 export interface RunOptions {
   file: string;
@@ -84,12 +89,16 @@ export class Daemon {
   /** the bytes of the file applied last: comparing them costs a memcmp, where equal-length strings
    * cost hashing 2 MB */
   private appliedBytes?: Buffer;
+  private readonly files = new FileBuffers();
   /** what the maps hold as this daemon applied it; undefined: compare everything */
   private applied?: Applied;
   /** the source applied last and the index of what its VIPs hold, for a reload of one VIP */
   private source?: ConfigSource;
   private index?: CrossIndex;
+  /** what the source's VIPs take of the fixed-size maps, kept across reloads of one VIP */
+  private counts?: VipCounts;
   private collector?: NodeJS.Timeout;
+  private collectSoon?: NodeJS.Timeout;
   /** the file as read and checked before the data plane was opened, for the first apply */
   private first?: { name: string; bytes: Buffer; source: ConfigSource; ms: number };
   private stop!: () => void;
@@ -152,6 +161,7 @@ export class Daemon {
       clearTimeout(this.timer);
       clearImmediate(this.immediate);
       clearInterval(this.collector);
+      clearTimeout(this.collectSoon);
       await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
       await Promise.all([...this.healthChecks.values()].map((h) => new Promise<void>((r) => h.server.close(() => r()))));
       if (this.o.detachOnExit) {
@@ -217,9 +227,9 @@ export class Daemon {
     else this.immediate = setImmediate(() => this.applyFile(why));
   }
 
-  /** Free drained backends no connection uses; by the timer, or right after an apply removed some. */
-  private collect(afterApply = false): void {
-    if (this.applying && !afterApply) return;
+  /** Free drained backends no connection uses; by the timer, and soon after an apply removed some. */
+  private collect(): void {
+    if (this.applying || !this.control.vips.hasDraining()) return;
     try {
       const freed = this.control.vips.collectDrained(this.control.conf().timeouts);
       if (freed.length) this.o.log.info({ backends: freed }, 'drained backends freed (no connection uses them)');
@@ -245,10 +255,14 @@ export class Daemon {
       this.first = undefined;
       // The first apply's read and check were made before the data plane opened: counted here.
       const t0 = performance.now() - (first?.ms ?? 0);
-      const { name, bytes } = first ?? readConfigBytes(this.file);
-      if (why.startsWith('file changed') && this.appliedBytes?.equals(bytes)) return; // another file of the directory changed, or the same text again
+      const name = this.file;
+      const bytes = first?.bytes ?? this.files.read(this.file);
+      const last = this.appliedBytes;
+      const region = last && changedRegion(last, bytes);
+      const same = region !== undefined && region.start === bytes.length && bytes.length === last!.length;
+      if (why.startsWith('file changed') && same) return; // another file of the directory changed, or the same text again
       // One VIP's text changed (the usual reload): that VIP alone is decoded, parsed and checked.
-      const quick = this.applied && this.source && this.index && this.appliedBytes ? reparseOneVip(this.source, this.index, this.appliedBytes, bytes) : undefined;
+      const quick = this.applied && this.source && this.index && last ? reparseOneVip(this.source, this.index, last, bytes, region) : undefined;
       let src: ConfigSource;
       let change: { only?: VipRef[]; applied: Applied };
       if (quick) {
@@ -273,11 +287,15 @@ export class Daemon {
       this.source = undefined;
       const index = quick ? this.index! : crossIndex(src.config.vips);
       this.index = undefined;
-      const r = this.control.apply(src.config, { dryRun: false, manageInterfaces: src.manageInterfaces, onlyVips: only, collectDrained: false });
+      const counts = quick && this.counts ? countVip(countVip(this.counts, quick.before, -1), src.config.vips[quick.index], 1) : vipCounts(src.config.vips);
+      this.counts = undefined;
+      const r = this.control.apply(src.config, { dryRun: false, manageInterfaces: src.manageInterfaces, onlyVips: only, collectDrained: false, counts, ...(quick ? { onlyDesired: [src.config.vips[quick.index]] } : {}) });
       this.applied = applied;
       this.appliedBytes = bytes;
+      this.files.keep();
       this.source = src;
       this.index = index;
+      this.counts = counts;
       end();
       this.metrics.reloads.inc();
       this.lastSync = new Date();
@@ -286,9 +304,15 @@ export class Daemon {
       this.metrics.lastSync.set(this.lastSync.getTime() / 1000);
       const ms = { queued: round(queued), read: round(t1 - t0), apply: round(performance.now() - t1) };
       log.info({ why, changes: r.plan.length, ops: r.plan.slice(0, 50).map(formatOp), vipsCompared: only?.length ?? 'all', parsed: quick ? 'one vip' : 'file', ms }, r.plan.length ? 'applied' : 'no changes');
-      void this.syncHealthChecks(src.config.vips);
-      // After the log line: the change is in the maps, this is housekeeping (a walk of kp_ct).
-      if (r.plan.some((o) => o.op === 'delBackend' || o.op === 'delVip')) this.collect(true);
+      // A reload of one VIP changes health checks only if that VIP has or had one.
+      if (!quick || quick.before.health_check_node_port || src.config.vips[quick.index].health_check_node_port) void this.syncHealthChecks(src.config.vips);
+      // Housekeeping (a walk of kp_ct), once a burst of changes is over.
+      if (!this.collectSoon && r.plan.some((o) => o.op === 'delBackend' || o.op === 'delVip')) {
+        this.collectSoon = setTimeout(() => {
+          this.collectSoon = undefined;
+          this.collect();
+        }, COLLECT_AFTER_APPLY_MS);
+      }
     } catch (e) {
       end();
       this.metrics.reloadFailures.inc();

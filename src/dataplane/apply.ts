@@ -35,9 +35,13 @@ export interface ApplyOptions {
    * the others are neither read back nor compared. Capacity is still checked on the whole config.
    */
   onlyVips?: VipRef[];
+  /** the VIPs of the config among onlyVips, when the caller knows them (else they are looked for) */
+  onlyDesired?: KpConfig['vips'];
   /** free drained backends no connection uses now (a walk of kp_ct); default true. The daemon
    * does it on a timer instead of at every reload. */
   collectDrained?: boolean;
+  /** vipCounts(desired.vips), when the caller keeps them */
+  counts?: VipCounts;
 }
 
 /** The running state; with `only`, of those VIPs alone (those that exist). */
@@ -126,20 +130,36 @@ function prefixLength(p: string): number {
   return len;
 }
 
+/** What a config's VIPs take of the maps with a fixed size. */
+export interface VipCounts {
+  prefixes: number;
+  exactVips: number;
+  nodePortVips: number;
+  ranges: number;
+}
+
+/** `c` with VIP `v` counted in (`sign` 1) or out (-1); no strings made. */
+export function countVip(c: VipCounts, v: KpConfig['vips'][number], sign: 1 | -1): VipCounts {
+  const prefix = prefixLength(v.prefix) < (v.family === 6 ? 128 : 32);
+  return {
+    prefixes: c.prefixes + (prefix ? sign : 0),
+    exactVips: c.exactVips + (prefix ? 0 : sign),
+    nodePortVips: c.nodePortVips + (v.node_port ? sign : 0),
+    ranges: c.ranges + sign * v.source_ranges.length,
+  };
+}
+
+export function vipCounts(vips: KpConfig['vips']): VipCounts {
+  let c: VipCounts = { prefixes: 0, exactVips: 0, nodePortVips: 0, ranges: 0 };
+  for (const v of vips) c = countVip(c, v, 1);
+  return c;
+}
+
 /** Every map the config fills, checked against its size before anything changes: a capacity
- * found half way would leave live VIPs deleted and re-created. */
-function checkCapacity(control: Control, plan: PlanOp[], desired: KpConfig): void {
-  // One pass, no strings made: a reload of one VIP among 10k runs this over all of them.
-  let prefixes = 0;
-  let exactVips = 0;
-  let nodePortVips = 0;
-  let ranges = 0;
-  for (const v of desired.vips) {
-    if (prefixLength(v.prefix) < (v.family === 6 ? 128 : 32)) prefixes++;
-    else exactVips++;
-    if (v.node_port) nodePortVips++;
-    ranges += v.source_ranges.length;
-  }
+ * found half way would leave live VIPs deleted and re-created. `counts`: the config's, when the
+ * caller keeps them (a reload of one VIP among 10k). */
+function checkCapacity(control: Control, plan: PlanOp[], desired: KpConfig, counts = vipCounts(desired.vips)): void {
+  const { prefixes, exactVips, nodePortVips, ranges } = counts;
   if (prefixes > KP_MAX_VIP_PREFIXES) {
     throw new KpError('KP_ERR_CONFIG', `the config has ${prefixes} prefix VIPs but kp_vip_pfx holds ${KP_MAX_VIP_PREFIXES}; nothing was applied`);
   }
@@ -334,11 +354,12 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
   const wanted = only ? new Set(only.map(vipRefKey)) : undefined;
   // The prefix first: a set lookup on a string it already hashed, where a key would be built per VIP.
   const wantedPrefixes = new Set(only?.map((r) => r.prefix));
-  const plan = planConfig(wanted ? { ...desired, vips: desired.vips.filter((v) => wantedPrefixes.has(v.prefix) && wanted.has(vipRefKey(v))) } : desired, before, o.manageInterfaces);
+  const vips = o.onlyDesired ?? (wanted ? desired.vips.filter((v) => wantedPrefixes.has(v.prefix) && wanted.has(vipRefKey(v))) : undefined);
+  const plan = planConfig(vips ? { ...desired, vips } : desired, before, o.manageInterfaces);
   if (!plan.length) return result(plan);
   // A dry run makes every check a real run makes before it changes anything.
   checkInterfaces(plan);
-  checkCapacity(control, plan, desired);
+  checkCapacity(control, plan, desired, o.counts);
   if (o.dryRun) return result(plan);
   if (plan.length >= PARALLEL_MIN_JOBS) prefetchMaglevTables(expectedTables(plan, desired));
   try {

@@ -162,6 +162,8 @@ export class VipTable {
   private byIdentity = new Map<string, number>();
   /** every backend slot, including free ones (their gen matters when a slot is re-used) */
   private slots: (Backend | undefined)[] = [];
+  /** ids of the slots whose state is draining (collectDrained looks at these, not at 262k slots) */
+  private drainingIds = new Set<number>();
   private freeIds: number[] = [];
   /** VIPs whose table must be republished, and removed backends waiting for that */
   private dirty = new Set<number>();
@@ -224,8 +226,9 @@ export class VipTable {
       else this.maps.vips.delete(k); // a node port entry whose VIP is gone (an interrupted delete)
     }
     this.slots = new Array(this.maps.backends.info.maxEntries);
+    this.drainingIds.clear();
     const use = (id: number, b: Backend) => {
-      this.slots[id] = b;
+      this.setSlot(id, b);
       if (id === 0) return;
       if (b.state === BACKEND_STATE.free) this.freeIds.push(id);
       else vips.get(b.vipId)?.backendIds.add(id);
@@ -596,12 +599,24 @@ export class VipTable {
     if (this.dp.backendSlots.mapped) this.dp.backendSlots.write(id, b);
     else if (this.writes) this.writes.backends.set(id, b);
     else this.maps.backends.update(id, b);
-    this.slots[id] = b;
+    this.setSlot(id, b);
     const was = old && old.state !== BACKEND_STATE.free ? old.addr : undefined;
     const is = b.state !== BACKEND_STATE.free ? b.addr : undefined;
     if (was === is) return; // a state or weight change keeps the address
     if (is !== undefined) this.refAddr(is, 'be', 1);
     if (was !== undefined) this.refAddr(was, 'be', -1);
+  }
+
+  private setSlot(id: number, b: Backend): void {
+    this.slots[id] = b;
+    if (b.state === BACKEND_STATE.draining) this.drainingIds.add(id);
+    else this.drainingIds.delete(id);
+  }
+
+  /** Whether any backend is draining (collectDrained has something to look at). */
+  hasDraining(): boolean {
+    this.load();
+    return this.drainingIds.size > 0;
   }
 
   /** Free a slot: the gen bump makes every flow pinned to it re-select on its next packet (O(1) flush). */
@@ -699,7 +714,7 @@ export class VipTable {
     });
     const views = ids.map((id) => this.backendView(id));
     for (const id of ids) {
-      this.slots[id] = { ...this.slots[id]!, state: BACKEND_STATE.draining }; // the next table leaves it out
+      this.setSlot(id, { ...this.slots[id]!, state: BACKEND_STATE.draining }); // the next table leaves it out
       this.pendingRemovals.set(id, o.flush);
     }
     this.dirty.add(rec.id);
@@ -803,9 +818,7 @@ export class VipTable {
   collectDrained(timeouts: CtTimeouts): number[] {
     this.load();
     const draining = new Map<number, Backend>();
-    this.slots.forEach((b, id) => {
-      if (b?.state === BACKEND_STATE.draining) draining.set(id, b);
-    });
+    for (const id of this.drainingIds) draining.set(id, this.slots[id]!);
     if (!draining.size) return [];
     const inUse = backendsInUse(this.dp, timeouts);
     const freed = [...draining].filter(([id, b]) => !inUse.get(id)?.has(b.gen)).map(([id]) => id);
