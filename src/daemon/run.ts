@@ -3,14 +3,16 @@
 // to the running state (`apply`'s reconciler, against the state this process keeps in memory). An
 // invalid or failing file changes nothing; the next valid one applies. SIGTERM leaves the data plane
 // forwarding (it is pinned) unless --detach-on-exit.
-import { statSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { KpError } from '../errors.js';
 import { Control } from '../dataplane/control.js';
-import { decodeConfigText, parseConfigText, readConfigText, type ConfigSource } from '../config/validate.js';
+import { decodeConfigText, parseConfigText, type ConfigSource } from '../config/validate.js';
 import { changedRegion, crossIndex, reparseOneVip, type CrossIndex } from '../config/reparse.js';
+import { startConfigPreload, takeConfigPreload } from '../maglev/parallel.js';
+import { KP_BUCKETS_MAX, KP_BUCKETS_MIN } from '../config/types.js';
 import { FileBuffers } from './filebuf.js';
 import type { KpConfig } from '../config/types.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
@@ -59,6 +61,18 @@ export interface HealthView {
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
+/** conf.buckets as the file's text gives it, if it is a size the table can have; no parse. */
+function bucketsHint(file: string): number | undefined {
+  let head: string;
+  try {
+    head = readFileSync(file).toString('latin1', 0, 1 << 16); // conf is near the start of a generated file
+  } catch {
+    return undefined;
+  }
+  const b = Number(/"buckets"\s*:\s*(\d{1,9})\b/.exec(head)?.[1]);
+  return Number.isInteger(b) && b >= KP_BUCKETS_MIN && b <= KP_BUCKETS_MAX && (b & (b - 1)) === 0 ? b : undefined;
+}
+
 export function parseListen(text: string): { host: string; port: number } {
   const m = /^(?:(\[[0-9a-fA-F:]+\]|[^:]+):)?(\d{1,5})$/.exec(text);
   const port = m ? Number(m[2]) : -1;
@@ -99,8 +113,9 @@ export class Daemon {
   private counts?: VipCounts;
   private collector?: NodeJS.Timeout;
   private collectSoon?: NodeJS.Timeout;
-  /** the file as read and checked before the data plane was opened, for the first apply */
-  private first?: { name: string; bytes: Buffer; source: ConfigSource; ms: number };
+  /** the file as the helper thread read and checked it while the data plane opened, for the first
+   * apply: how long this thread waited for it (ms) and how long the helper took (aside) */
+  private first?: { bytes: Buffer; source: ConfigSource; ms: number; aside: number };
   private stop!: () => void;
   readonly file: string;
 
@@ -112,23 +127,20 @@ export class Daemon {
   async run(): Promise<void> {
     const log = this.o.log;
     this.stopped = new Promise((r) => (this.stop = r));
-    // The writer lock, held for the daemon's life: other writers are told who owns the data plane.
-    // A first load takes the file's table size, so that applying it does not reload at once.
-    // The file is read and checked once: its first apply takes it from here.
-    let buckets: number | undefined;
-    try {
-      const t0 = performance.now();
-      const read = readConfigText(this.file);
-      const source = parseConfigText(read.text, read.name);
-      this.first = { ...read, source, ms: performance.now() - t0 };
-      buckets = source.config.conf.buckets;
-    } catch {
-      buckets = undefined; // applyFile reports it
-    }
+    // The file is read, checked and its Maglev tables built on the helper thread while the program
+    // loads (half a second of verifier); the first apply takes them from there.
+    const preload = startConfigPreload(this.file);
+    // A first load takes the file's table size, so that applying it does not reload at once (a
+    // hint: if the file says otherwise, its apply resizes the table).
+    const buckets = bucketsHint(this.file);
     // A restart or a new version takes over the pins: its program replaces the running one over the
     // same maps (connections kept), or the pins are refused if their layout differs.
+    // The writer lock, held for the daemon's life: other writers are told who owns the data plane.
     this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets, reload: false, upgrade: true, owner: `kpbpf run -f ${this.file}` });
     log.info({ pinDir: this.control.pinDir, file: this.file }, 'data plane ready');
+    const t0 = performance.now();
+    const got = preload && takeConfigPreload(preload);
+    if (got) this.first = { source: got.source, bytes: Buffer.from(got.bytes.buffer, got.bytes.byteOffset, got.bytes.byteLength), ms: performance.now() - t0, aside: got.ms };
     this.metrics = createMetrics(() => this.control);
     this.applyFile('start');
     // The directory, not the file: an editor's save replaces the file, and a ConfigMap volume swaps
@@ -253,7 +265,7 @@ export class Daemon {
     try {
       const first = this.first;
       this.first = undefined;
-      // The first apply's read and check were made before the data plane opened: counted here.
+      // The first apply's wait for the helper's read and check is counted here.
       const t0 = performance.now() - (first?.ms ?? 0);
       const name = this.file;
       const bytes = first?.bytes ?? this.files.read(this.file);
@@ -302,7 +314,7 @@ export class Daemon {
       this.lastApplied = why;
       this.lastError = undefined;
       this.metrics.lastSync.set(this.lastSync.getTime() / 1000);
-      const ms = { queued: round(queued), read: round(t1 - t0), apply: round(performance.now() - t1) };
+      const ms = { queued: round(queued), read: round(t1 - t0), ...(first ? { readAside: round(first.aside) } : {}), apply: round(performance.now() - t1) };
       log.info({ why, changes: r.plan.length, ops: r.plan.slice(0, 50).map(formatOp), vipsCompared: only?.length ?? 'all', parsed: quick ? 'one vip' : 'file', ms }, r.plan.length ? 'applied' : 'no changes');
       // A reload of one VIP changes health checks only if that VIP has or had one.
       if (!quick || quick.before.health_check_node_port || src.config.vips[quick.index].health_check_node_port) void this.syncHealthChecks(src.config.vips);

@@ -5,9 +5,9 @@ import { KP_CONFIG_DEFAULTS, KP_NODEPORT_MAX, KP_NODEPORT_MIN, type KpConfig } f
 import { DEFAULT_TIMEOUTS } from '../config/timeouts.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN } from '../config/masq.js';
 import type { Control } from './control.js';
-import { endMaglevPrefetch, PARALLEL_MIN_JOBS, prefetchMaglevTables, prepareMaglevHelper } from '../maglev/parallel.js';
-import { autoTableLen } from '../maglev/primes.js';
+import { endMaglevPrefetch, hasMaglevPrefetch, PARALLEL_MIN_JOBS, prefetchMaglevTables, prepareMaglevHelper, type PrefetchJob } from '../maglev/parallel.js';
 import { KP_MAX_SRC_RANGES, KP_MAX_VIP_PREFIXES, KP_MAX_VIPS } from './vips.js';
+import { configTables, maglevTableTag } from '../maglev/expected.js';
 import { ifNameToIndex } from '../loader/libbpf.js';
 
 export interface ApplyResult {
@@ -229,30 +229,11 @@ function sameBackendGroup(op: Extract<PlanOp, { op: 'addBackend' | 'setWeight' }
   );
 }
 
-/**
- * The Maglev tables the plan's VIPs will publish, as far as the config tells (the data plane
- * decides: a table it needs that is not among these is built when it is published). Their
- * backends are those of the file, ready ones first (KEP-1669), and the local ones apart.
- */
-function expectedTables(plan: PlanOp[], desired: KpConfig): { backends: { id: number; key: string; weight: number }[]; size: number }[] {
+/** The Maglev tables the plan's VIPs will publish, as far as the config tells. */
+function expectedTables(plan: PlanOp[], desired: KpConfig): PrefetchJob[] {
   const touched = new Set<string>();
-  for (const op of plan) if ('vip' in op) touched.add(vipRefKey(op.vip));
-  const jobs: { backends: { id: number; key: string; weight: number }[]; size: number }[] = [];
-  const pick = (bs: KpConfig['vips'][number]['backends']) => {
-    const ready = bs.filter((b) => !b.terminating);
-    return (ready.length ? ready : bs).map((b, i) => ({ id: i + 1, key: b.address, weight: b.weight }));
-  };
-  for (const v of desired.vips) {
-    if (!v.backends.length || !touched.has(vipRefKey(v))) continue;
-    const all = pick(v.backends);
-    const size = v.new_len ?? autoTableLen(all.length);
-    jobs.push({ backends: all, size });
-    if (v.external_traffic_policy === 'local' || v.internal_traffic_policy === 'local') {
-      const local = v.backends.filter((b) => b.local);
-      if (local.length) jobs.push({ backends: pick(local), size });
-    }
-  }
-  return jobs;
+  for (const op of plan) if ('vip' in op) touched.add(maglevTableTag(op.vip, false));
+  return configTables(desired.vips, (tag) => touched.has(tag));
 }
 
 function execute(control: Control, plan: PlanOp[]): void {
@@ -294,7 +275,7 @@ function execute(control: Control, plan: PlanOp[]): void {
           break;
         case 'addVip':
         case 'updateVip':
-          control.vips.add({
+          control.vips.put({
             ...op.vip,
             targetPort: op.target_port,
             newLen: op.new_len,
@@ -361,7 +342,8 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
   checkInterfaces(plan);
   checkCapacity(control, plan, desired, o.counts);
   if (o.dryRun) return result(plan);
-  if (plan.length >= PARALLEL_MIN_JOBS) prefetchMaglevTables(expectedTables(plan, desired));
+  // Built ahead on the helper thread while the maps are written (unless a preload already did).
+  if (plan.length >= PARALLEL_MIN_JOBS && !hasMaglevPrefetch()) prefetchMaglevTables(expectedTables(plan, desired));
   try {
     execute(control, orderDeletes(control, plan, desired));
   } catch (e) {

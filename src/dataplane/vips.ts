@@ -7,6 +7,7 @@ import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr, ipv4Value } from
 import { ADDR_FLAG, LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
 import { buildMaglevTable } from '../maglev/table.js';
 import { buildMaglevTables } from '../maglev/parallel.js';
+import { maglevTableTag } from '../maglev/expected.js';
 import { autoTableFits, autoTableLen } from '../maglev/primes.js';
 import type { BackendView, Protocol, VipSpec, VipType, VipView } from './types.js';
 import type { CtTimeouts } from '../config/timeouts.js';
@@ -265,22 +266,30 @@ export class VipTable {
   }
 
   private addrFlags(addr: string): number {
-    const r = this.addrRefs.get(addr);
-    return (r?.vip ? ADDR_FLAG.vip : 0) | (r?.be ? ADDR_FLAG.backend : 0);
+    return flagsOf(this.addrRefs.get(addr));
   }
 
   private countAddr(addr: string, kind: 'vip' | 'be', delta: number): void {
-    const r = this.addrRefs.get(addr) ?? { vip: 0, be: 0 };
+    this.bumpAddr(addr, kind, delta);
+  }
+
+  /** The refcount change, and the address's flags before and after it (one lookup: a full sync
+   * counts 90k addresses). */
+  private bumpAddr(addr: string, kind: 'vip' | 'be', delta: number): { before: number; after: number } {
+    let r = this.addrRefs.get(addr);
+    const before = flagsOf(r);
+    if (!r) {
+      r = { vip: 0, be: 0 };
+      this.addrRefs.set(addr, r);
+    }
     r[kind] += delta;
     if (r.vip <= 0 && r.be <= 0) this.addrRefs.delete(addr);
-    else this.addrRefs.set(addr, r);
+    return { before, after: r.vip <= 0 && r.be <= 0 ? 0 : flagsOf(r) };
   }
 
   /** A change of an address's refcount, written to kp_addrs when its flags change. */
   private refAddr(addr: string, kind: 'vip' | 'be', delta: number): void {
-    const before = this.addrFlags(addr);
-    this.countAddr(addr, kind, delta);
-    const after = this.addrFlags(addr);
+    const { before, after } = this.bumpAddr(addr, kind, delta);
     if (after === before) return;
     if (this.writes) this.writes.addrs.set(addr, after);
     else if (after) this.maps.addrs.update(addr, after);
@@ -391,9 +400,17 @@ export class VipTable {
 
   /** Add a VIP, or update the target port / new_len of an existing one (same prefix, protocol, port). */
   add(spec: VipSpec, o: { defer?: boolean } = {}): VipView {
+    return this.view(this.record({ id: this.put(spec, o) }));
+  }
+
+  /** add without the view (apply adds 10k VIPs and reads none back); the VIP's id. */
+  put(spec: VipSpec, o: { defer?: boolean } = {}): number {
     const p = parsePrefix(spec.prefix);
-    const existing = this.lookup(p.text, spec.protocol, spec.port);
-    if (existing) return this.update(existing, spec);
+    const existing = this.handle(p.text, spec.protocol, spec.port);
+    if (existing) {
+      this.update(existing, spec);
+      return existing.id;
+    }
     if (o.defer) this.writes ??= newWrites(); // a full sync adds 10k VIPs: their entries in one batch
     const id = this.nextVipId();
     const prefix = p.len128 < 128;
@@ -429,7 +446,7 @@ export class VipTable {
     this.load().set(id, rec);
     this.byIdentity.set(vipIdentity(rec.prefix, rec.protocol, rec.port), id);
     this.syncNodeKeys(rec);
-    return this.view(rec);
+    return id;
   }
 
   /** Canonical, sorted, de-duplicated source prefixes of a VIP's family. */
@@ -497,8 +514,9 @@ export class VipTable {
     rec.nodeKeys = want;
   }
 
-  private update(v: VipView, spec: VipSpec): VipView {
+  private update(v: VipHandle, spec: VipSpec): void {
     const rec = this.record(v);
+    const oldLen = rec.value.tableLen;
     if (rec.value.targetPort !== spec.targetPort) {
       for (const id of rec.backendIds) this.writeBackend(id, { ...this.slots[id]!, port: spec.targetPort });
     }
@@ -530,10 +548,9 @@ export class VipTable {
     this.setRanges(rec, [...new Set([...rec.sourceRanges, ...ranges])].sort());
     // The data path takes a table's length from its ref, so the size and the table change in any order.
     this.writeVip(rec, value);
-    if (newLen !== v.newLen) this.publishTable(rec, newLen);
+    if (newLen !== oldLen) this.publishTable(rec, newLen);
     if (policyChanged && !(flags & POLICY_LOCAL)) this.syncLocalTable(rec, false); // after no entry picks from it
     this.setRanges(rec, ranges);
-    return this.view(rec);
   }
 
   /**
@@ -781,7 +798,7 @@ export class VipTable {
       if (rec.value.flags & POLICY_LOCAL) wanted.push({ rec, local: true, use: this.tableBackends(rec, true) });
     }
     const jobs = wanted.filter((w) => w.use.length);
-    const built = buildMaglevTables(jobs.map((w) => ({ backends: maglevBackends(w.use), size: w.rec.value.tableLen })));
+    const built = buildMaglevTables(jobs.map((w) => ({ backends: maglevBackends(w.use), size: w.rec.value.tableLen, tag: maglevTableTag(w.rec, w.local) })));
     const tables = jobs.map((w, i) => [w.local, w.rec.id, built[i]] as const);
     for (const local of [false, true]) {
       const mine = tables.filter((x) => x[0] === local).map(([, id, t]) => [id, t] as const);
@@ -801,8 +818,11 @@ export class VipTable {
     const w = this.writes;
     if (!w) return;
     this.writes = undefined;
-    if (w.vipZeroStats.size) this.maps.vipStats.updateBatch([...w.vipZeroStats].map((id) => [id, zeroVipStats()] as const));
-    this.maps.beStats.updateBatch([...w.zeroStats].map((id) => [id, { packets: 0n, bytes: 0n }] as const));
+    // One zero value for the whole batch: it is encoded once.
+    const zeroVip = zeroVipStats();
+    const zeroBe = { packets: 0n, bytes: 0n };
+    if (w.vipZeroStats.size) this.maps.vipStats.updateBatch([...w.vipZeroStats].map((id) => [id, zeroVip] as const));
+    this.maps.beStats.updateBatch([...w.zeroStats].map((id) => [id, zeroBe] as const));
     if (w.backends.size) this.maps.backends.updateBatch([...w.backends]);
     const set = [...w.addrs].filter(([, f]) => f !== 0);
     if (set.length) this.maps.addrs.updateBatch(set);
@@ -826,6 +846,8 @@ export class VipTable {
     return freed;
   }
 }
+
+const flagsOf = (r: { vip: number; be: number } | undefined): number => (r ? (r.vip > 0 ? ADDR_FLAG.vip : 0) | (r.be > 0 ? ADDR_FLAG.backend : 0) : 0);
 
 const maglevBackends = (use: { id: number; b: Backend }[]) => use.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight }));
 

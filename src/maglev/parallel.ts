@@ -1,11 +1,13 @@
 // Maglev tables of a large batch built on two threads: a full sync of 10k VIPs spends a third of
 // its time here. The caller stays synchronous: it builds its share, then waits for the helper's.
-import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import { buildMaglevTable, checkBackends, checkTableSize, liveBackends, type MaglevBackend } from './table.js';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import type { ConfigSource } from '../config/validate.js';
+import type { PreloadReply } from './worker.js';
+import { buildMaglevTable, checkBackends, checkTableSize, liveBackends } from './table.js';
 import type { TableJob } from './worker.js';
-import { cancelPrefetch, completePrefetch, makePrefetch, prefetchedTable, tableSignature, type MaglevTable, type Prefetch } from './prefetch.js';
+import { cancelPrefetch, completePrefetch, makePrefetch, prefetchedFor, prefetchedTable, type MaglevTable, type Prefetch, type PrefetchJob } from './prefetch.js';
 
-export { MappedTable, type MaglevTable } from './prefetch.js';
+export { MappedTable, type MaglevTable, type PrefetchJob } from './prefetch.js';
 
 export type { TableJob } from './worker.js';
 
@@ -56,11 +58,11 @@ export const prefetchedTables = () => prefetchHits;
 
 /**
  * Have the helper thread build these tables now, while the caller goes on: buildMaglevTables takes
- * a table from here when its job has the same backends (keys, weights) and size, whatever the ids.
- * Ends with endMaglevPrefetch. Jobs with a size that is not valid are left out (built, and refused,
- * as usual).
+ * a table from here for a job with the same tag, backends (keys, weights) and size, whatever the
+ * ids. Ends with endMaglevPrefetch. Jobs with a size that is not valid are left out (built, and
+ * refused, as usual).
  */
-export function prefetchMaglevTables(jobs: readonly { backends: readonly MaglevBackend[]; size: number }[]): void {
+export function prefetchMaglevTables(jobs: readonly PrefetchJob[]): void {
   endMaglevPrefetch();
   const w = jobs.length >= PARALLEL_MIN_JOBS ? startHelper() : null;
   if (!w) return;
@@ -77,6 +79,45 @@ export function prefetchMaglevTables(jobs: readonly { backends: readonly MaglevB
   prefetch = { p };
 }
 
+/** Whether tables are being built ahead (by prefetchMaglevTables or a config preload). */
+export const hasMaglevPrefetch = (): boolean => prefetch !== undefined;
+
+/** A config file being read and checked on the helper thread. */
+export interface ConfigPreload {
+  done: Int32Array;
+  port: MessagePort;
+}
+
+/**
+ * Read and check a config file on the helper thread, and build its tables there, while this thread
+ * does something else (the daemon loads the BPF program meanwhile). undefined: no helper thread.
+ */
+export function startConfigPreload(path: string): ConfigPreload | undefined {
+  const w = startHelper();
+  if (!w) return undefined;
+  const done = new SharedArrayBuffer(4);
+  const { port1, port2 } = new MessageChannel();
+  w.postMessage({ preload: { path, done, reply: port2 } }, [port2]);
+  return { done: new Int32Array(done), port: port1 };
+}
+
+/**
+ * The preloaded config (undefined when the helper gave none: read it here, which reports its
+ * errors), with how long the helper took; its tables become the prefetch that the next apply uses.
+ */
+export function takeConfigPreload(p: ConfigPreload): { source: ConfigSource; bytes: Uint8Array; ms: number } | undefined {
+  try {
+    if (Atomics.wait(p.done, 0, 0, WAIT_MS) === 'timed-out') return undefined;
+    const reply = receiveMessageOnPort(p.port)?.message as PreloadReply | undefined;
+    if (!reply || 'error' in reply) return undefined;
+    endMaglevPrefetch();
+    prefetch = { p: { shared: reply.prefetch, byTag: new Map(reply.tags.map((t, i) => [t, i])) } };
+    return { source: reply.source, bytes: reply.bytes, ms: reply.ms };
+  } finally {
+    p.port.close();
+  }
+}
+
 /** Drop the prefetched tables (what the helper still builds of them stops after its table). */
 export function endMaglevPrefetch(): void {
   if (prefetch) cancelPrefetch(prefetch.p);
@@ -90,9 +131,9 @@ function fromPrefetch(jobs: readonly TableJob[]): (MaglevTable | undefined)[] | 
   const found: (MaglevTable | undefined)[] = [];
   let hits = 0;
   for (const j of jobs) {
-    const live = liveBackends(j.backends);
-    const k = live.length ? pre.p.bySignature.get(tableSignature(live, j.size)) : undefined;
-    if (k === undefined) {
+    const k = j.tag === undefined ? undefined : pre.p.byTag.get(j.tag);
+    const live = k === undefined ? undefined : liveBackends(j.backends);
+    if (k === undefined || !live || !prefetchedFor(pre.p, k, live, j.size)) {
       found.push(undefined);
       continue;
     }

@@ -49,22 +49,22 @@ export function fillPrefetched(s: PrefetchShared): number {
   return mine;
 }
 
-/** A table's content as text: jobs with the same backends (keys, weights) and size get one table. */
-export function tableSignature(live: readonly MaglevBackend[], size: number): string {
-  let s = String(size);
-  for (const b of live) s += `\n${b.key}\t${b.weight ?? 1}`;
-  return s;
-}
-
 export interface Prefetch {
   shared: PrefetchShared;
-  /** signature -> job */
-  bySignature: Map<string, number>;
+  /** the caller's tag of a job (e.g. its VIP) -> job */
+  byTag: Map<string, number>;
+}
+
+/** A job to build ahead: its tag names the table it should be (the caller's choice, e.g. its VIP). */
+export interface PrefetchJob {
+  tag: string;
+  backends: readonly MaglevBackend[];
+  size: number;
 }
 
 /** The shared arrays of `jobs` (valid sizes; their ids are not used). */
-export function makePrefetch(jobs: readonly { backends: readonly MaglevBackend[]; size: number }[]): Prefetch {
-  const bySignature = new Map<string, number>();
+export function makePrefetch(jobs: readonly PrefetchJob[]): Prefetch {
+  const byTag = new Map<string, number>();
   const keys: string[] = [];
   const weights: number[] = [];
   const keyStart: number[] = [0];
@@ -73,10 +73,8 @@ export function makePrefetch(jobs: readonly { backends: readonly MaglevBackend[]
   let slots = 0;
   for (const j of jobs) {
     const live = liveBackends(j.backends);
-    if (!live.length || live.length > PREFETCH_MAX_BACKENDS) continue;
-    const sig = tableSignature(live, j.size);
-    if (bySignature.has(sig)) continue;
-    bySignature.set(sig, sizes.length);
+    if (!live.length || live.length > PREFETCH_MAX_BACKENDS || byTag.has(j.tag)) continue;
+    byTag.set(j.tag, sizes.length);
     for (const b of live) {
       keys.push(b.key);
       weights.push(b.weight ?? 1);
@@ -87,7 +85,7 @@ export function makePrefetch(jobs: readonly { backends: readonly MaglevBackend[]
     slots += j.size;
   }
   return {
-    bySignature,
+    byTag,
     shared: {
       keys,
       weights: Uint32Array.from(weights),
@@ -98,6 +96,17 @@ export function makePrefetch(jobs: readonly { backends: readonly MaglevBackend[]
       counters: new SharedArrayBuffer(8),
     },
   };
+}
+
+/** Whether job j was built for exactly these live backends (in key order) and size. */
+export function prefetchedFor(p: Prefetch, j: number, live: readonly MaglevBackend[], size: number): boolean {
+  const s = p.shared;
+  const from = s.keyStart[j];
+  if (s.sizes[j] !== size || s.keyStart[j + 1] - from !== live.length) return false;
+  for (let i = 0; i < live.length; i++) {
+    if (s.keys[from + i] !== live[i].key || s.weights[from + i] !== (live[i].weight ?? 1)) return false;
+  }
+  return true;
 }
 
 /** Stop handing out tables: a thread still filling one finishes it, then stops. */

@@ -2,11 +2,15 @@
 // takes its share of a prefetch (tables of positions, claimed one at a time with the caller).
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { buildMaglevTable, type MaglevBackend } from './table.js';
-import { fillPrefetched, type PrefetchShared } from './prefetch.js';
+import { fillPrefetched, makePrefetch, type PrefetchShared } from './prefetch.js';
+import { configTables } from './expected.js';
+import { parseConfigText, readConfigText, type ConfigSource } from '../config/validate.js';
 
 export interface TableJob {
   backends: MaglevBackend[];
   size: number;
+  /** what the table is for (see prefetchMaglevTables) */
+  tag?: string;
 }
 
 export interface WorkRequest {
@@ -16,9 +20,40 @@ export interface WorkRequest {
   reply: MessagePort;
 }
 
-parentPort?.on('message', (m: WorkRequest | { prefetch: PrefetchShared }) => {
+/** A config file read and checked here: the source, its bytes, and the tables being built. */
+export type PreloadReply = { source: ConfigSource; bytes: Uint8Array; ms: number; prefetch: PrefetchShared; tags: string[] } | { error: string };
+
+interface PreloadRequest {
+  path: string;
+  done: SharedArrayBuffer;
+  reply: MessagePort;
+}
+
+function preload({ path, done, reply }: PreloadRequest): void {
+  const t0 = performance.now();
+  let shared: PrefetchShared | undefined;
+  try {
+    const { text, name, bytes } = readConfigText(path);
+    const source = parseConfigText(text, name);
+    const p = makePrefetch(configTables(source.config.vips));
+    shared = p.shared;
+    reply.postMessage({ source, bytes, ms: performance.now() - t0, prefetch: p.shared, tags: [...p.byTag.keys()] } satisfies PreloadReply);
+  } catch (e) {
+    reply.postMessage({ error: (e as Error).message } satisfies PreloadReply); // the caller reads the file itself, and reports this
+  }
+  const flag = new Int32Array(done);
+  Atomics.store(flag, 0, 1);
+  Atomics.notify(flag, 0);
+  if (shared) fillPrefetched(shared);
+}
+
+parentPort?.on('message', (m: WorkRequest | { prefetch: PrefetchShared } | { preload: PreloadRequest }) => {
   if ('prefetch' in m) {
     fillPrefetched(m.prefetch);
+    return;
+  }
+  if ('preload' in m) {
+    preload(m.preload);
     return;
   }
   const { jobs, done, reply } = m;

@@ -114,6 +114,19 @@ export function bytesToAddr(b: Buffer): string {
   return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
 }
 
+/** The decimal number of s[from..] (1 to 3 digits, no sign), or undefined. */
+function smallInt(s: string, from: number): number | undefined {
+  const n = s.length - from;
+  if (n < 1 || n > 3) return undefined;
+  let v = 0;
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return undefined;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
 export interface Prefix {
   /** the network address, host bits zero */
   addr: Buffer;
@@ -128,6 +141,17 @@ export interface Prefix {
 export function parsePrefix(s: string): Prefix {
   const slash = s.indexOf('/');
   const addrText = slash < 0 ? s : s.slice(0, slash);
+  // A dotted quad with a plain length (every ClusterIP of a full sync): read without regexps.
+  const v4 = ipv4Value(addrText);
+  const len4 = slash < 0 ? 32 : smallInt(s, slash + 1);
+  if (v4 !== undefined && len4 !== undefined && len4 <= 32) {
+    const hostBits = len4 === 32 ? 0 : (v4 % 2 ** (32 - len4));
+    if (hostBits === 0) {
+      const addr = Buffer.alloc(ADDR_LEN);
+      writeAddr(addrText, addr, 0);
+      return { addr, len128: V4_MAPPED_BITS + len4, family: 4, text: `${addrText}/${len4}` };
+    }
+  }
   const family: 4 | 6 = isIPv4(addrText) ? 4 : 6;
   if (!isIPv4(addrText) && !isIPv6(addrText)) {
     throw argError(`invalid prefix '${s}': '${addrText}' is not an IPv4 or IPv6 address`);

@@ -5,6 +5,8 @@ import { bytesToAddr, writeAddr, ADDR_LEN } from './addr.js';
 export interface Codec<T> {
   readonly size: number;
   encode(v: T): Buffer;
+  /** encode into `b` (zeroed, `size` bytes from `off`): a batch of 80k entries makes no buffer each */
+  encodeInto?(v: T, b: Buffer, off: number): void;
   decode(b: Buffer, off?: number): T;
 }
 
@@ -277,6 +279,9 @@ function codec<T>(size: number, enc: (v: T, b: Buffer) => void, dec: (b: Buffer,
       const b = Buffer.alloc(size); // zero-filled: padding never carries garbage into a key
       enc(v, b);
       return b;
+    },
+    encodeInto(v: T, b: Buffer, off: number): void {
+      enc(v, off === 0 && b.length === size ? b : b.subarray(off, off + size));
     },
     decode: (b: Buffer, o = 0) => dec(b, o),
   };

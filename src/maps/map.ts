@@ -212,9 +212,13 @@ export class BpfMap<K, V> extends MapBase<K, V> {
     const vs = this.vc.size;
     const keys = Buffer.alloc(ks * entries.length);
     const vals = Buffer.alloc(vs * entries.length);
+    const kc = this.kc;
+    const vc = this.vc;
     entries.forEach(([k, v], i) => {
-      this.kc.encode(k).copy(keys, i * ks);
-      this.vc.encode(v).copy(vals, i * vs);
+      if (kc.encodeInto) kc.encodeInto(k, keys, i * ks);
+      else kc.encode(k).copy(keys, i * ks);
+      if (vc.encodeInto) vc.encodeInto(v, vals, i * vs);
+      else vc.encode(v).copy(vals, i * vs);
     });
     // One syscall for up to BATCH_CHUNK_RAW entries: a map of maps waits for an RCU grace period
     // after each update syscall, so fewer calls are much faster.
@@ -266,9 +270,14 @@ export class PerCpuMap<K, V> extends MapBase<K, V[]> {
     const ks = this.kc.size;
     const keys = Buffer.alloc(ks * entries.length);
     const vals = Buffer.alloc(this.rawValueSize * entries.length);
+    const kc = this.kc;
+    // Values that repeat (a batch of zeroed counters) are encoded once.
+    let lastV: V | undefined;
+    let enc: Buffer | undefined;
     entries.forEach(([k, v], i) => {
-      this.kc.encode(k).copy(keys, i * ks);
-      const enc = this.vc.encode(v);
+      if (kc.encodeInto) kc.encodeInto(k, keys, i * ks);
+      else kc.encode(k).copy(keys, i * ks);
+      if (enc === undefined || v !== lastV) [enc, lastV] = [this.vc.encode(v), v];
       for (let c = 0; c < this.ncpus; c++) enc.copy(vals, i * this.rawValueSize + c * this.slot);
     });
     if (!this.updateBatchRaw(keys, vals, entries.length, flags)) for (const [k, v] of entries) this.update(k, v, flags);

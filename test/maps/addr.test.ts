@@ -91,3 +91,22 @@ t.test('writeAddr: addrToBytes in place, over whatever was there', async (t) => 
     t.same([out[0], out[1], out[18], out[19]], [0xaa, 0xaa, 0xaa, 0xaa], `${s}: nothing written around it`);
   }
 });
+
+t.test('parsePrefix: dotted quads (the fast path) as every other prefix', async (t) => {
+  const cases: [string, string, number][] = [
+    ['198.18.0.0/15', '198.18.0.0/15', 111],
+    ['198.18.3.4', '198.18.3.4/32', 128],
+    ['198.18.3.4/32', '198.18.3.4/32', 128],
+    ['198.18.3.4/032', '198.18.3.4/32', 128],
+    ['0.0.0.0/0', '0.0.0.0/0', 96],
+    ['255.255.255.255/32', '255.255.255.255/32', 128],
+    ['198.18.3.0/24', '198.18.3.0/24', 120],
+  ];
+  for (const [s, text, len128] of cases) {
+    const p = parsePrefix(s);
+    t.same([p.text, p.len128, p.family, [...p.addr]], [text, len128, 4, [...addrToBytes(text.split('/')[0])]], s);
+  }
+  t.throws(() => parsePrefix('198.18.3.4/24'), { code: 'KP_ERR_ARG', message: /host bits are set after \/24 \(did you mean 198\.18\.3\.0\/24\?\)/ });
+  t.throws(() => parsePrefix('198.18.3.4/x'), { code: 'KP_ERR_ARG', message: /length 'x'/ });
+  t.throws(() => parsePrefix('198.018.3.4/32'), { code: 'KP_ERR_ARG', message: /not an IPv4 or IPv6 address/ });
+});
