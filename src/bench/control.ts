@@ -26,6 +26,11 @@ export interface ControlRow {
   changeSamples?: number[];
   /** kpbpf run: resident memory after the full sync */
   rssBytes?: number;
+  /** kpbpf run: the same changes seen by a process that only reads the file (the floor: the write,
+   * the directory watch, one read of the file and a log line through a pipe), median */
+  changeFloorMs?: number;
+  /** kpbpf run: the full sync's read and check, made on the helper thread while the program loaded */
+  syncAsideMs?: number;
   unavailable?: string;
   error?: string;
 }
@@ -96,12 +101,27 @@ async function kpbpfRow(services: Service[], ns: string, bpffs: string, capMs: n
 }
 
 /** Changes measured through kpbpf run; the row reports their median. */
-const DAEMON_CHANGES = 9;
+export const DAEMON_CHANGES = 15;
+
+/** A process that does what the daemon must at least do for a change: see the directory event, read
+ * the file, compare it with the last one, and write a log line. */
+const FLOOR_WATCHER = `
+const fs = require('fs'), path = require('path');
+const file = process.argv[1];
+let last = fs.readFileSync(file);
+fs.watch(path.dirname(file), () => setImmediate(() => {
+  const b = fs.readFileSync(file);
+  if (b.equals(last)) return;
+  last = b;
+  process.stderr.write(JSON.stringify({ msg: 'applied', why: 'file changed' }) + '\\n');
+}));
+process.stderr.write('{"msg":"no changes"}\\n');`;
 
 /**
  * The long-running kpbpf: `kpbpf run -f FILE` applies the full config, then the file is replaced
- * DAEMON_CHANGES times with a one-endpoint change; each change is timed from the rename to its
- * "applied" log line as the log arrives (file watch, read, validation, diff, maps).
+ * DAEMON_CHANGES times with a one-endpoint change; each change is timed from the start of the
+ * write (its bytes made before) to its "applied" log line as the log arrives (file watch, read,
+ * validation, diff, maps). The same changes are then timed with FLOOR_WATCHER in the daemon's place.
  */
 async function daemonRow(services: Service[], ns: string, bpffs: string, capMs: number, row: ControlRow): Promise<void> {
   const missing = kpbpfMissing();
@@ -113,21 +133,69 @@ async function daemonRow(services: Service[], ns: string, bpffs: string, capMs: 
   mkdirSync(dir, { recursive: true });
   const tmp = mkdtempSync(join(tmpdir(), 'kpbench-run-'));
   const file = join(tmp, 'config.json');
-  const text = (svcs: Service[]) => JSON.stringify(kpbpfConfig(svcs, { buckets: 65536 }));
-  const put = (body: string) => {
+  const text = (svcs: Service[]) => Buffer.from(JSON.stringify(kpbpfConfig(svcs, { buckets: 65536 })));
+  const put = (body: Buffer) => {
     writeFileSync(`${file}.new`, body);
     renameSync(`${file}.new`, file);
   };
-  put(text(services));
+  const last = services[services.length - 1];
+  const bodies = Array.from({ length: DAEMON_CHANGES }, (_, i) => {
+    const ep = `198.18.255.${240 + (i % 10)}`;
+    return text(services.map((s) => (s === last ? { ...s, endpoints: [ep, ...s.endpoints.slice(1)] } : s)));
+  });
+  try {
+    await timeDaemon(services, ns, dir, file, bodies, put, capMs, row);
+    // The floor: the same writes, seen by a process that only reads the file.
+    put(text(services));
+    const floor = spawn(process.execPath, ['-e', FLOOR_WATCHER, file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const flog = logLines(floor, capMs);
+    try {
+      await flog.waitFor((l) => l.msg === 'no changes', 0);
+      row.changeFloorMs = median(await timeChanges(bodies, put, flog));
+    } finally {
+      floor.kill('SIGTERM');
+      if (floor.exitCode === null) await new Promise((r) => floor.on('exit', r));
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function timeDaemon(services: Service[], ns: string, dir: string, file: string, bodies: Buffer[], put: (b: Buffer) => void, capMs: number, row: ControlRow): Promise<void> {
+  put(Buffer.from(JSON.stringify(kpbpfConfig(services, { buckets: 65536 }))));
   const t0 = performance.now();
   // ip netns exec execs node: the child's pid is the daemon's.
   const child = spawn('ip', ['netns', 'exec', ns, ...kpbpfArgv(dir, 'run', '-f', file, '--no-metrics')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  type Line = { msg?: string; why?: string; ms?: { read: number; apply: number } };
+  const log = logLines(child, capMs);
+  const { lines, waitFor } = log;
+  try {
+    const started = await waitFor((l) => l.msg === 'applied' || l.msg === 'no changes', 0);
+    row.fullMs = started - t0;
+    const sync = lines.find((l) => l.msg === 'applied')?.ms;
+    if (sync) row.syncMs = sync.read + sync.apply;
+    if (sync?.readAside) row.syncAsideMs = sync.readAside;
+    row.rssBytes = rssOf(child.pid);
+    const samples = await timeChanges(bodies, put, log);
+    row.changeSamples = samples;
+    row.changeMs = median(samples);
+    row.verified = `"applied" log lines: ${bodies.length} changes, ${Math.min(...samples).toFixed(1)}-${Math.max(...samples).toFixed(1)} ms`;
+  } finally {
+    child.kill('SIGTERM');
+    if (child.exitCode === null) await new Promise((r) => child.on('exit', r));
+    await run(kpbpfArgv(dir, 'detach', '--purge'), { ns, allowFail: true, timeoutMs: 60_000 });
+  }
+}
+
+type Line = { msg?: string; why?: string; ms?: { read: number; apply: number; readAside?: number } };
+
+/** A child's JSON log lines on stderr, and a wait for one (its arrival time). */
+function logLines(child: ReturnType<typeof spawn>, capMs: number) {
   const lines: Line[] = [];
   let waiter: { pred: (l: Line) => boolean; from: number; done: (at: number) => void; fail: (e: Error) => void } | undefined;
-  child.on('exit', () => waiter?.fail(new Error(`kpbpf run exited: ${JSON.stringify(lines.slice(-3))}`)));
+  child.on('exit', () => waiter?.fail(new Error(`${child.spawnargs.slice(0, 3).join(' ')} exited: ${JSON.stringify(lines.slice(-3))}`)));
   let buf = '';
-  child.stderr.on('data', (d) => {
+  child.stderr!.on('data', (d) => {
     const at = performance.now();
     buf += d;
     let i;
@@ -139,39 +207,28 @@ async function daemonRow(services: Service[], ns: string, bpffs: string, capMs: 
   });
   const waitFor = (pred: (l: Line) => boolean, from: number): Promise<number> =>
     new Promise((ok, fail) => {
-      const timer = setTimeout(() => fail(new Error(`kpbpf run: no such log line within ${capMs} ms: ${JSON.stringify(lines.slice(-3))}`)), capMs);
+      const timer = setTimeout(() => fail(new Error(`no such log line within ${capMs} ms: ${JSON.stringify(lines.slice(-3))}`)), capMs);
       const settle = () => (clearTimeout(timer), (waiter = undefined));
       waiter = { pred, from, done: (at) => (settle(), ok(at)), fail: (e) => (settle(), fail(e)) };
       if (lines.slice(from).some(pred)) waiter.done(performance.now());
     });
-  try {
-    const started = await waitFor((l) => l.msg === 'applied' || l.msg === 'no changes', 0);
-    row.fullMs = started - t0;
-    const sync = lines.find((l) => l.msg === 'applied')?.ms;
-    if (sync) row.syncMs = sync.read + sync.apply;
-    row.rssBytes = rssOf(child.pid);
-    const last = services[services.length - 1];
-    const samples: number[] = [];
-    for (let i = 0; i < DAEMON_CHANGES; i++) {
-      const from = lines.length;
-      const ep = `198.18.255.${240 + (i % 10)}`;
-      const body = text(services.map((s) => (s === last ? { ...s, endpoints: [ep, ...s.endpoints.slice(1)] } : s)));
-      await new Promise((r) => setTimeout(r, 100)); // changes apart, as a cluster makes them
-      const c0 = performance.now(); // from the write of the file (its text made before)
-      put(body);
-      samples.push((await waitFor((l) => l.msg === 'applied' && l.why === 'file changed', from)) - c0);
-    }
-    row.changeSamples = samples;
-    row.changeMs = [...samples].sort((a, b) => a - b)[samples.length >> 1];
-    row.verified = `"applied" log lines: ${DAEMON_CHANGES} changes, ${Math.min(...samples).toFixed(1)}-${Math.max(...samples).toFixed(1)} ms`;
-  } finally {
-    child.kill('SIGTERM');
-    if (child.exitCode === null) await new Promise((r) => child.on('exit', r));
-    await run(kpbpfArgv(dir, 'detach', '--purge'), { ns, allowFail: true, timeoutMs: 60_000 });
-    rmSync(tmp, { recursive: true, force: true });
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return { lines, waitFor };
 }
+
+/** Each body written in turn, 100 ms apart, timed from the start of its write to its log line. */
+async function timeChanges(bodies: Buffer[], put: (b: Buffer) => void, log: ReturnType<typeof logLines>): Promise<number[]> {
+  const samples: number[] = [];
+  for (const body of bodies) {
+    const from = log.lines.length;
+    await new Promise((r) => setTimeout(r, 100)); // changes apart, as a cluster makes them
+    const c0 = performance.now();
+    put(body);
+    samples.push((await log.waitFor((l) => l.msg === 'applied' && l.why === 'file changed', from)) - c0);
+  }
+  return samples;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /** VmRSS of a process, in bytes. */
 function rssOf(pid: number | undefined): number | undefined {
