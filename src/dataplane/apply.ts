@@ -330,6 +330,14 @@ export const EMPTY_STATE: RunningState = {
 };
 
 export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions): ApplyResult {
+  try {
+    return applyPlanned(control, desired, o);
+  } finally {
+    endMaglevPrefetch(); // tables built ahead are for this apply only (also when it has nothing to do)
+  }
+}
+
+function applyPlanned(control: Control, desired: KpConfig, o: ApplyOptions): ApplyResult {
   const only = o.onlyVips;
   const before = runningState(control, desired, only);
   const wanted = only ? new Set(only.map(vipRefKey)) : undefined;
@@ -355,8 +363,6 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
       throw new KpError('KP_ERR_STATE', `apply failed (${reason}) and rolling back failed too (${(e2 as Error).message}): check kpbpf show vips`);
     }
     throw new KpError(e instanceof KpError ? e.code : 'KP_ERR_STATE', `apply failed, running state restored: ${reason}`);
-  } finally {
-    endMaglevPrefetch();
   }
   if (o.collectDrained !== false) control.vips.collectDrained(control.conf().timeouts);
   return result(plan);
