@@ -96,6 +96,12 @@ const settingsText = (op: VipSettings): string =>
 
 /** A backend's marks, as ops carry them (left out when false). */
 const marks = (b: { local?: boolean; terminating?: boolean }) => ({ ...(b.local ? { local: true } : {}), ...(b.terminating ? { terminating: true } : {}) });
+/** `op` with the backend's marks set (a full sync makes 80k of these: no object spread). */
+function withMarks<T extends { local?: boolean; terminating?: boolean }>(op: T, b: { local?: boolean; terminating?: boolean }): T {
+  if (b.local) op.local = true;
+  if (b.terminating) op.terminating = true;
+  return op;
+}
 const marksText = (b: { local?: boolean; terminating?: boolean }) => `${b.local ? ' local' : ''}${b.terminating ? ' terminating' : ''}`;
 
 export function diffConfig(desired: KpConfig, running: RunningState): Plan {
@@ -140,20 +146,23 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
 
   const ref = (v: VipRef): VipRef => ({ prefix: canonicalPrefix(v.prefix), protocol: v.protocol, port: v.port });
   const runVips = new Map(running.vips.map((v) => [vipKey(ref(v)), v]));
-  const wantKeys = new Set(desired.vips.map((v) => vipKey(ref(v))));
+  const wantRefs = desired.vips.map(ref);
+  const wantKeys = wantRefs.map(vipKey);
+  const wanted = new Set(wantKeys);
   for (const r of running.vips) {
-    if (!wantKeys.has(vipKey(ref(r)))) plan.push({ op: 'delVip', vip: ref(r) });
+    if (!wanted.has(vipKey(ref(r)))) plan.push({ op: 'delVip', vip: ref(r) });
   }
 
-  for (const d of desired.vips) {
-    const vip = ref(d);
-    const r = runVips.get(vipKey(vip));
+  desired.vips.forEach((d, i) => {
+    const vip = wantRefs[i];
+    const r = runVips.get(wantKeys[i]);
     if (!r) {
       plan.push({ op: 'addVip', vip, ...settingsOf(d) });
       for (const b of d.backends) {
-        plan.push({ op: 'addBackend', vip, address: canonicalAddress(b.address), weight: b.weight, reactivate: false, ...marks(b) });
+        const op: Extract<PlanOp, { op: 'addBackend' }> = { op: 'addBackend', vip, address: canonicalAddress(b.address), weight: b.weight, reactivate: false };
+        plan.push(withMarks(op, b));
       }
-      continue;
+      return;
     }
     const want = settingsOf(d);
     const have = settingsOf(r);
@@ -185,7 +194,7 @@ export function diffConfig(desired: KpConfig, running: RunningState): Plan {
       // A draining backend is already out of the table; its flows end on their own.
       if (!wantBe.has(address) && rb.state === 'active') plan.push({ op: 'delBackend', vip, address });
     }
-  }
+  });
 
   for (const d of desired.interfaces) {
     const r = runIf.get(d.name);

@@ -276,7 +276,9 @@ function execute(control: Control, plan: PlanOp[]): void {
         case 'addVip':
         case 'updateVip':
           control.vips.put({
-            ...op.vip,
+            prefix: op.vip.prefix,
+            protocol: op.vip.protocol,
+            port: op.vip.port,
             targetPort: op.target_port,
             newLen: op.new_len,
             nodePort: op.node_port,
