@@ -173,9 +173,14 @@ function checkCapacity(control: Control, plan: PlanOp[], desired: KpConfig, coun
     throw new KpError('KP_ERR_CONFIG', `the config has ${ranges} source ranges but kp_src_ranges holds ${KP_MAX_SRC_RANGES}; nothing was applied`);
   }
   const cap = control.vips.capacity();
-  const newVips = plan.filter((o) => o.op === 'addVip').length;
-  const freedVips = plan.filter((o) => o.op === 'delVip').length;
-  const newBackends = plan.filter((o) => o.op === 'addBackend' && !o.reactivate).length;
+  let newVips = 0;
+  let freedVips = 0;
+  let newBackends = 0;
+  for (const o of plan) {
+    if (o.op === 'addVip') newVips++;
+    else if (o.op === 'delVip') freedVips++;
+    else if (o.op === 'addBackend' && !o.reactivate) newBackends++;
+  }
   if (newVips > cap.vipIds + freedVips) {
     throw new KpError('KP_ERR_CONFIG', `the config needs ${newVips} new VIPs but only ${cap.vipIds + freedVips} VIP ids are free; nothing was applied`);
   }

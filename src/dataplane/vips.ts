@@ -146,14 +146,15 @@ export interface VipHandle {
 /** Writes of a deferred batch: counters to zero, backend slots, address flags, the entries of new
  * exact VIPs, made in that order by flushWrites(). */
 interface Writes {
-  vipZeroStats: Set<number>;
-  zeroStats: Set<number>;
+  /** ids whose counters start at zero (an id freed and taken again in one batch is listed twice: harmless) */
+  vipZeroStats: number[];
+  zeroStats: number[];
   backends: Map<number, Backend>;
   addrs: Map<string, number>;
   /** entries of VIPs added in this batch */
   vips: Map<string, [VipKey, Vip]>;
 }
-const newWrites = (): Writes => ({ vipZeroStats: new Set(), zeroStats: new Set(), backends: new Map(), addrs: new Map(), vips: new Map() });
+const newWrites = (): Writes => ({ vipZeroStats: [], zeroStats: [], backends: new Map(), addrs: new Map(), vips: new Map() });
 const vipKeyId = (k: VipKey) => `${k.addr}|${k.port}|${k.proto}`;
 
 const vipIdentity = (prefix: string, protocol: string, port: number) => `${prefix}|${protocol}|${port}`;
@@ -425,7 +426,7 @@ export class VipTable {
     const value: Vip = { id, tableLen: spec.newLen ?? autoTableLen(1), flags, targetPort: spec.targetPort, nodePort: spec.nodePort ?? 0 };
     if (affinity) this.maps.vipAffinity.update(id, affinity); // before the VIP is visible with the flag
     // Counters and table of a re-used id start clean before the VIP becomes visible.
-    if (this.writes) this.writes.vipZeroStats.add(id);
+    if (this.writes) this.writes.vipZeroStats.push(id);
     else this.maps.vipStats.update(id, zeroVipStats());
     if (this.dp.hasMaglevTable(id)) this.dp.clearMaglevTable(id);
     if (this.dp.hasMaglevTable(id, true)) this.dp.clearMaglevTable(id, true);
@@ -434,7 +435,8 @@ export class VipTable {
     const location: VipLocation = prefix
       ? { kind: 'prefix', key: { addr, len128: p.len128, port: spec.port, proto } }
       : { kind: 'exact', key: { addr, port: spec.port, proto } };
-    const rec: VipRecord = { id, prefix: p.text, protocol: spec.protocol, port: spec.port, value, location, nodeKeys: [], sourceRanges: [], backendIds: new Set(), ...(affinity ? { affinity } : {}) };
+    const rec: VipRecord = { id, prefix: p.text, protocol: spec.protocol, port: spec.port, value, location, nodeKeys: [], sourceRanges: [], backendIds: new Set() };
+    if (affinity) rec.affinity = affinity;
     this.setRanges(rec, ranges); // before the VIP is visible with KP_VIP_F_SRC_RANGES
     if (location.kind === 'prefix') {
       this.maps.vipPfx.update(location.key, value);
@@ -702,7 +704,7 @@ export class VipTable {
         continue;
       }
       const id = this.freeIds.pop()!;
-      if (this.writes) this.writes.zeroStats.add(id);
+      if (this.writes) this.writes.zeroStats.push(id);
       else this.maps.beStats.update(id, { packets: 0n, bytes: 0n });
       const b: Backend = { addr: a, port: rec.value.targetPort, state: BACKEND_STATE.active, gen: ((this.slots[id]?.gen ?? 0) + 1) >>> 0, vipId: rec.id, weight };
       if (o.local) b.local = true;
@@ -754,12 +756,16 @@ export class VipTable {
 
   /** The backends a VIP's table is made of (all, or its local ones). */
   private tableBackends(rec: VipRecord, localOnly = false): { id: number; b: Backend }[] {
-    const active = [...rec.backendIds]
-      .map((id) => ({ id, b: this.slots[id]! }))
-      .filter(({ b }) => b.state === BACKEND_STATE.active && (!localOnly || b.local));
+    const active: { id: number; b: Backend }[] = [];
+    let terminating = 0;
+    for (const id of rec.backendIds) {
+      const b = this.slots[id]!;
+      if (b.state !== BACKEND_STATE.active || (localOnly && !b.local)) continue;
+      active.push({ id, b });
+      if (b.terminating) terminating++;
+    }
     // Terminating endpoints (KEP-1669) take new connections only while no ready one exists.
-    const ready = active.filter(({ b }) => !b.terminating);
-    return ready.length ? ready : active;
+    return terminating && terminating < active.length ? active.filter(({ b }) => !b.terminating) : active;
   }
 
   private buildTable(rec: VipRecord, size: number, localOnly = false): Uint32Array | undefined {
@@ -821,8 +827,8 @@ export class VipTable {
     // One zero value for the whole batch: it is encoded once.
     const zeroVip = zeroVipStats();
     const zeroBe = { packets: 0n, bytes: 0n };
-    if (w.vipZeroStats.size) this.maps.vipStats.updateBatch([...w.vipZeroStats].map((id) => [id, zeroVip] as const));
-    this.maps.beStats.updateBatch([...w.zeroStats].map((id) => [id, zeroBe] as const));
+    if (w.vipZeroStats.length) this.maps.vipStats.updateBatch(w.vipZeroStats.map((id) => [id, zeroVip] as const));
+    if (w.zeroStats.length) this.maps.beStats.updateBatch(w.zeroStats.map((id) => [id, zeroBe] as const));
     if (w.backends.size) this.maps.backends.updateBatch([...w.backends]);
     const set = [...w.addrs].filter(([, f]) => f !== 0);
     if (set.length) this.maps.addrs.updateBatch(set);
