@@ -1,6 +1,6 @@
 // BENCHMARKS.md and its SVG chart from one run's results.
 import type { E2eRow } from './e2e.js';
-import { DAEMON_CHANGES, type ControlRow } from './control.js';
+import { DAEMON_CHANGES, DAEMON_WARMUP, type ControlRow } from './control.js';
 import type { MaglevRow } from './maglev.js';
 import type { DatapathResult } from './datapath.js';
 import type { DataPlaneName } from './dataplanes.js';
@@ -248,7 +248,7 @@ export function renderMarkdown(res: Results, chartFile: string): string {
   }
   out.push('', 'kpbpf times are whole `kpbpf apply -f` invocations (Node start-up included) after the program was loaded by an empty apply; ' +
     'kpbpf run times are the long-running mode: from its start to its first "applied" log line (Node start-up and program load included), its own time for that full sync (waiting for the file the helper thread read and checked while the program loaded, diff, maps; "read aside" is that read and check), ' +
-    `then the median of ${DAEMON_CHANGES} one-endpoint changes from the start of the file's write (its bytes made before) to the change's "applied" line as the log arrives, and the same writes seen by a process that only reads the file and logs a line (the floor); its resident memory after the full sync; ` +
+    `then the median of ${DAEMON_CHANGES} one-endpoint changes (after ${DAEMON_WARMUP} not counted, listed in "verified": the first ones after a full sync run code the JIT has not optimized yet) from the start of the file's write (its bytes made before) to the change's "applied" line as the log arrives, and the same writes seen by a process that only reads the file and logs a line (the floor); its resident memory after the full sync; ` +
     'iptables times are `iptables-*-restore` of the whole nat table, then `--noflush` of the changed chains; nft times are `nft -f` of the table, then one transaction.', '');
   out.push('## Maglev', '', '| table size | backends | compile ms | balance (max/mean) | moved on remove | moved on add | ideal 1/N |', '|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of res.maglev) {

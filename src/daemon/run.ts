@@ -9,7 +9,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { KpError } from '../errors.js';
 import { Control } from '../dataplane/control.js';
-import { decodeConfigText, parseConfigText, type ConfigSource } from '../config/validate.js';
+import { decodeConfigText, parseConfigText, prepareReloadValidators, type ConfigSource } from '../config/validate.js';
 import { changedRegion, crossIndex, reparseOneVip, type CrossIndex } from '../config/reparse.js';
 import { startConfigPreload, takeConfigPreload } from '../maglev/parallel.js';
 import { KP_BUCKETS_MAX, KP_BUCKETS_MIN } from '../config/types.js';
@@ -143,6 +143,9 @@ export class Daemon {
     if (got) this.first = { source: got.source, bytes: Buffer.from(got.bytes.buffer, got.bytes.byteOffset, got.bytes.byteLength), ms: performance.now() - t0, aside: got.ms };
     this.metrics = createMetrics(() => this.control);
     this.applyFile('start');
+    // The first reload's validators are compiled now, while nothing waits (the helper checked the
+    // first file, so this thread has compiled none yet).
+    setImmediate(() => prepareReloadValidators());
     // The directory, not the file: an editor's save replaces the file, and a ConfigMap volume swaps
     // its `..data` symlink, so any event there may be a new config; an unchanged text is skipped.
     this.watchDir();

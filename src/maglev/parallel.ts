@@ -1,5 +1,7 @@
-// Maglev tables of a large batch built on two threads: a full sync of 10k VIPs spends a third of
-// its time here. The caller stays synchronous: it builds its share, then waits for the helper's.
+// Maglev tables of a large batch off the caller's path: a full sync of 10k VIPs spent a third of its
+// time building them. A helper thread builds the tables an apply will publish before their backends
+// have ids (prefetch.ts), or a batch's second half while the caller builds the first; for the daemon
+// it also reads and checks the config file while the program loads. The caller stays synchronous.
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { ConfigSource } from '../config/validate.js';
 import type { PreloadReply } from './worker.js';
