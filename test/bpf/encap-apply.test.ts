@@ -2,15 +2,11 @@
 // one diff. The VIP stays (same id, its connections go on with their draining backends), its
 // entries change family, and a dry run and the running state show the encap.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmdirSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { Control } from '../../src/dataplane/control.js';
 import { parseConfig } from '../../src/config/validate.js';
 import { formatOp } from '../../src/config/diff.js';
 import { testRun } from '../../src/loader/index.js';
 import { buildPacket, parsePacket, TCP_ACK, TCP_SYN } from '../helpers/packet.js';
-import { bpfSkipReason, KP_CONF_F_NO_FIB } from '../helpers/bpf.js';
+import { bpfSkipReason, KP_CONF_F_NO_FIB, testControl } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
 const VIP = '198.18.49.1';
@@ -22,19 +18,7 @@ if (reason) t.test('apply across families', { skip: reason }, async () => {});
 else run();
 
 function run() {
-  const bpffs = `/run/kpbpf-encap-${randomBytes(3).toString('hex')}`;
-  let opened: Control | undefined;
-  t.teardown(() => {
-    try {
-      opened?.purge();
-    } finally {
-      execFileSync('umount', [bpffs]);
-      rmdirSync(bpffs);
-    }
-  });
-  mkdirSync(bpffs, { recursive: true });
-  execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]);
-  const control = (opened = Control.open({ bpffs, load: true, buckets: 1024, write: true }));
+  const control = testControl(t, 'encap');
   const config = (backends: string[]) =>
     parseConfig({ conf: { buckets: 1024, nat46_prefix: '2001:db8:ff49::/96' }, vips: [{ prefix: VIP, port: 80, target_port: 8080, backends }] });
   control.apply(config(V4), { dryRun: false });

@@ -2,16 +2,13 @@
 // backends have ids. What the maps end up holding must be exactly the tables built for those ids,
 // and a prefetch never outlives its apply.
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Control } from '../../src/dataplane/control.js';
 import { parseConfig } from '../../src/config/validate.js';
 import { buildMaglevTable } from '../../src/maglev/table.js';
 import { hasMaglevPrefetch, prefetchedTables, startConfigPreload, takeConfigPreload } from '../../src/maglev/parallel.js';
-import { bpfSkipReason } from '../helpers/bpf.js';
+import { bpfSkipReason, testControl } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
 const reason = skipUnlessCi(bpfSkipReason());
@@ -19,21 +16,9 @@ if (reason) t.test('full sync through the prefetch', { skip: reason }, async () 
 else run();
 
 function run() {
-  const bpffs = `/run/kpbpf-fullsync-${randomBytes(3).toString('hex')}`;
   const dir = mkdtempSync(join(tmpdir(), 'kpbpf-fullsync-'));
-  let opened: Control | undefined;
-  t.teardown(() => {
-    try {
-      opened?.purge();
-    } finally {
-      execFileSync('umount', [bpffs]);
-      rmdirSync(bpffs);
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-  mkdirSync(bpffs, { recursive: true });
-  execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]);
-  const control = (opened = Control.open({ bpffs, load: true, buckets: 1024, write: true }));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const control = testControl(t, 'fullsync');
   const raw = {
     conf: { buckets: 1024 },
     vips: Array.from({ length: 300 }, (_, i) => ({

@@ -1,7 +1,11 @@
 // Shared setup of the tests that run build/kp.bpf.o with BPF_PROG_TEST_RUN: where the object is,
 // the constants of the kernel and of bpf/kp_shared.h they check against, and CPU pinning (kp_flows
 // is per-CPU and an XDP test run executes on the calling CPU).
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import type { Test } from 'tap';
+import { Control } from '../../src/dataplane/control.js';
 import koffi from 'koffi';
 import { KP_STAT_NAMES } from '../../src/dataplane/stats.js';
 import { DEFAULT_OBJECT } from '../../src/loader/index.js';
@@ -55,4 +59,24 @@ export function bpfSkipReason(rootFor = 'BPF_PROG_TEST_RUN and map creation need
 export function testConfig(o: Partial<Config> & { timeouts?: Partial<CtTimeouts> } = {}): Config {
   const { timeouts, ...rest } = o;
   return { timeoutS: timeoutSlots({ ...DEFAULT_TIMEOUTS, ...timeouts }), hashSeed: 1, nVipPrefixes: 0, flags: 0, ...rest };
+}
+
+/**
+ * A data plane loaded on a bpffs of its own (under /run, outside /sys), purged and unmounted when
+ * the test `t` ends, also when it fails.
+ */
+export function testControl(t: Test, name: string, buckets = 1024): Control {
+  const bpffs = `/run/kpbpf-${name}-${randomBytes(3).toString('hex')}`;
+  let opened: Control | undefined;
+  t.teardown(() => {
+    try {
+      opened?.purge();
+    } finally {
+      execFileSync('umount', [bpffs]);
+      rmdirSync(bpffs);
+    }
+  });
+  mkdirSync(bpffs, { recursive: true });
+  execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]);
+  return (opened = Control.open({ bpffs, load: true, buckets, write: true }));
 }
