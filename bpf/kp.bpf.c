@@ -486,6 +486,15 @@ static __noinline void kp_masq_count(void)
 	}
 }
 
+/* Does the VIP have a table of all its backends (any endpoint, anywhere)? Asked on the no-server
+ * path only. */
+static __always_inline int kp_vip_has_table(__u32 vip_id)
+{
+	__u64 *ref = bpf_map_lookup_elem(&kp_maglev_ref, &vip_id);
+
+	return ref && KP_MAGLEV_REF_LEN(*(volatile __u64 *)ref) != 0;
+}
+
 /* Not an XDP action: the VIP has no serving endpoint; the caller rejects the packet. */
 #define KP_TX_REJECT 0x101
 
@@ -516,8 +525,10 @@ static __always_inline int kp_vip_forward(struct xdp_md *ctx, struct kp_pkt *pkt
 			vs->no_server_pkts += 1;
 	}
 	if (kind == KP_CT_NO_SERVER || !pick->be) {
-		if (pick->local_only) {
-			/* kube-proxy drops a connection to a policy-local service without local endpoints. */
+		if (pick->local_only && kp_vip_has_table(vip_id)) {
+			/* kube-proxy drops a connection to a policy-local service without local endpoints; a
+			 * service without any endpoint it rejects, whatever its policy (CategorizeEndpoints'
+			 * hasAnyEndpoints). */
 			kp_stat_inc(KP_STAT_DROP_NO_LOCAL);
 			return XDP_DROP;
 		}

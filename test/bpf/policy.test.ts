@@ -76,6 +76,17 @@ function run() {
     t.same(spread(VIP, 80), { [REMOTE]: FLOWS }, 'the cluster IP (policy cluster) uses the remote backend');
   });
 
+  t.test('no endpoint at all: a local entry rejects as kube-proxy does (hasAnyEndpoints), and does not drop', async (t) => {
+    vips.delBackends(vips.list()[0], [REMOTE], { flush: true });
+    const d0 = stat('DROP_NO_LOCAL');
+    const r0 = stat('REJECT');
+    const r = testRun(dp.progFd, buildPacket({ src: '198.18.0.10', dst: NODE, proto: 'tcp', sport: sport++, dport: NODE_PORT, tcpFlags: TCP_SYN }));
+    t.not(r.retval, XDP.DROP, 'not dropped');
+    t.equal(stat('REJECT') - r0, 1n, 'rejected (counted)');
+    t.equal(stat('DROP_NO_LOCAL') - d0, 0n, 'not a no-local drop');
+    vips.addBackends(vips.list()[0], [REMOTE], 1);
+  });
+
   t.test('policies that do not fit the type are refused', async (t) => {
     t.throws(() => vips.add({ prefix: '198.18.100.31/32', protocol: 'tcp', port: 80, targetPort: 80, newLen: 7, externalTrafficPolicy: 'local' }), /a clusterip VIP has no external traffic/);
     t.throws(() => vips.add({ prefix: '198.18.100.31/32', protocol: 'tcp', port: 80, targetPort: 80, newLen: 7, type: 'loadbalancer', internalTrafficPolicy: 'local' }), /applies to cluster IPs, and this VIP is a loadbalancer/);
