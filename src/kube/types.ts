@@ -1,0 +1,102 @@
+// The Kubernetes API objects kpbpf reads, as the API serves them (core/v1 Service and Node,
+// discovery.k8s.io/v1 EndpointSlice): only the fields kube-proxy reads, all optional, since a
+// source never trusts an object's shape.
+
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+}
+
+export interface ServicePort {
+  name?: string;
+  protocol?: string; // TCP (default), UDP, SCTP
+  port?: number;
+  targetPort?: number | string;
+  nodePort?: number;
+}
+
+export interface Service extends KubeObject {
+  spec?: {
+    type?: string; // ClusterIP (default), NodePort, LoadBalancer, ExternalName
+    clusterIP?: string;
+    clusterIPs?: string[];
+    ipFamilies?: string[]; // IPv4, IPv6
+    ports?: ServicePort[];
+    externalIPs?: string[];
+    loadBalancerSourceRanges?: string[];
+    externalTrafficPolicy?: string; // Cluster (default), Local
+    internalTrafficPolicy?: string; // Cluster (default), Local
+    healthCheckNodePort?: number;
+    sessionAffinity?: string; // None (default), ClientIP
+    sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } };
+  };
+  status?: {
+    loadBalancer?: { ingress?: Array<{ ip?: string; hostname?: string; ipMode?: string }> };
+  };
+}
+
+export interface EndpointConditions {
+  ready?: boolean | null;
+  serving?: boolean | null;
+  terminating?: boolean | null;
+}
+
+export interface Endpoint {
+  addresses?: string[];
+  conditions?: EndpointConditions;
+  nodeName?: string;
+  zone?: string;
+  hints?: { forZones?: Array<{ name?: string }>; forNodes?: Array<{ name?: string }> };
+}
+
+export interface EndpointSlice extends KubeObject {
+  addressType?: string; // IPv4, IPv6, FQDN
+  endpoints?: Endpoint[] | null;
+  ports?: Array<{ name?: string | null; protocol?: string; port?: number | null }> | null;
+}
+
+export interface NodeAddress {
+  type?: string; // InternalIP, ExternalIP, Hostname, ...
+  address?: string;
+}
+
+export interface Node extends KubeObject {
+  spec?: { taints?: Array<{ key?: string; effect?: string }> };
+  status?: { addresses?: NodeAddress[] };
+}
+
+/** A LIST answer. */
+export interface KubeList<T> {
+  kind?: string;
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: T[];
+}
+
+/** One line of a watch stream. */
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T & { code?: number; reason?: string; message?: string };
+}
+
+/** namespace/name, as kube-proxy names a service. */
+export const keyOf = (o: KubeObject): string => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+/** The label EndpointSlices name their service with. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+/** kube-proxy's selector for what it serves: not another proxy's, not headless. */
+export const PROXY_LABEL_SELECTOR = '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless';
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+/** The cluster autoscaler's taint on a node it is about to delete (kube-proxy's nodeEligible). */
+export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
