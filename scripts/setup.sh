@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev gcc-multilib gcc iproute2 iptables nftables ethtool)
+debs=(clang llvm libbpf-dev libbpf1 bpftool linux-libc-dev gcc-multilib gcc iproute2 iptables nftables ethtool openssl)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
