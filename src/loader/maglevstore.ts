@@ -150,10 +150,13 @@ export class MaglevStore {
   }
 
   private replace(key: number, first: number, len: number, t: number): void {
+    // The allocator is built from the refs: before this one changes, or its old run would be both
+    // free and quarantined (a restarted process whose first operation is a clear).
+    const runs = this.allocator();
     const oldFirst = this.refWords[2 * key];
     const oldLen = this.refWords[2 * key + 1];
     Atomics.store(this.refs, key, (BigInt(len) << 32n) | BigInt(first));
-    if (oldLen) this.allocator().release(oldFirst, oldLen, t);
+    if (oldLen) runs.release(oldFirst, oldLen, t);
   }
 
   clear(vipId: number, local?: boolean): void {
