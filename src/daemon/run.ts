@@ -5,7 +5,8 @@
 // forwarding (it is pinned) unless --detach-on-exit.
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import { HealthCheckServers } from './healthchecks.js';
 import type { Logger } from 'pino';
 import { KpError } from '../errors.js';
 import { Control } from '../dataplane/control.js';
@@ -42,13 +43,6 @@ export interface RunOptions {
   log: Logger;
 }
 
-/** A VIP's health-check node port, as its file gives it. */
-interface HealthCheck {
-  port: number;
-  vip: { prefix: string; protocol: 'tcp' | 'udp'; port: number };
-  name: string;
-  server: Server;
-}
 
 export interface HealthView {
   healthy: boolean;
@@ -98,7 +92,7 @@ export class Daemon {
   private lastApplied?: string;
   private lastError?: string;
   private stopped!: Promise<void>;
-  private healthChecks = new Map<number, HealthCheck>();
+  private healthChecks!: HealthCheckServers;
   /** the text of the last file applied, so that events that change nothing are skipped */
   /** the bytes of the file applied last: comparing them costs a memcmp, where equal-length strings
    * cost hashing 2 MB */
@@ -142,6 +136,7 @@ export class Daemon {
     const got = preload && takeConfigPreload(preload);
     if (got) this.first = { source: got.source, bytes: Buffer.from(got.bytes.buffer, got.bytes.byteOffset, got.bytes.byteLength), ms: performance.now() - t0, aside: got.ms };
     this.metrics = createMetrics(() => this.control);
+    this.healthChecks = new HealthCheckServers(() => this.control, { address: this.o.healthCheckAddress, log, proxyHealthy: () => this.health().healthy });
     this.applyFile('start');
     // The first reload's validators are compiled now, while nothing waits (the helper checked the
     // first file, so this thread has compiled none yet).
@@ -178,7 +173,7 @@ export class Daemon {
       clearInterval(this.collector);
       clearTimeout(this.collectSoon);
       await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-      await Promise.all([...this.healthChecks.values()].map((h) => new Promise<void>((r) => h.server.close(() => r()))));
+      await this.healthChecks.close();
       if (this.o.detachOnExit) {
         const gone = this.control.detach();
         const cgroups = this.control.detachCgroups();
@@ -320,7 +315,7 @@ export class Daemon {
       const ms = { queued: round(queued), read: round(t1 - t0), ...(first ? { readAside: round(first.aside) } : {}), apply: round(performance.now() - t1) };
       log.info({ why, changes: r.plan.length, ops: r.plan.slice(0, 50).map(formatOp), vipsCompared: only?.length ?? 'all', parsed: quick ? 'one vip' : 'file', ms }, r.plan.length ? 'applied' : 'no changes');
       // A reload of one VIP changes health checks only if that VIP has or had one.
-      if (!quick || quick.before.health_check_node_port || src.config.vips[quick.index].health_check_node_port) void this.syncHealthChecks(src.config.vips);
+      if (!quick || quick.before.health_check_node_port || src.config.vips[quick.index].health_check_node_port) void this.healthChecks.sync(src.config.vips);
       // Housekeeping (a walk of kp_ct), once a burst of changes is over.
       if (!this.collectSoon && r.plan.some((o) => o.op === 'delBackend' || o.op === 'delVip')) {
         this.collectSoon = setTimeout(() => {
@@ -341,49 +336,6 @@ export class Daemon {
       this.again = false;
       this.applyFile('changed while applying');
     }
-  }
-
-  /**
-   * kube-proxy's health-check node ports, for VIPs with externalTrafficPolicy local: 200 with the
-   * count of local serving endpoints, 503 with none, so that a cloud load balancer sends traffic
-   * only to nodes that have one.
-   */
-  private async syncHealthChecks(vips: KpConfig['vips']): Promise<void> {
-    const want = new Map(vips.filter((v) => v.health_check_node_port).map((v) => [v.health_check_node_port!, v]));
-    for (const [port, h] of this.healthChecks) {
-      const v = want.get(port);
-      if (!v || v.prefix !== h.vip.prefix || v.protocol !== h.vip.protocol || v.port !== h.vip.port) {
-        this.healthChecks.delete(port);
-        h.server.close();
-        this.o.log.info({ healthCheckNodePort: port }, 'health check closed');
-      }
-    }
-    for (const [port, v] of want) {
-      if (this.healthChecks.has(port)) {
-        this.healthChecks.get(port)!.name = v.name ?? v.prefix;
-        continue;
-      }
-      const h: HealthCheck = { port, vip: { prefix: v.prefix, protocol: v.protocol, port: v.port }, name: v.name ?? v.prefix, server: createServer((_req, res) => this.answerHealthCheck(h, res)) };
-      this.healthChecks.set(port, h);
-      try {
-        await new Promise<void>((ok, fail) => {
-          h.server.once('error', fail);
-          h.server.listen(port, this.o.healthCheckAddress ?? '0.0.0.0', () => ok());
-        });
-        this.o.log.info({ healthCheckNodePort: port, vip: v.prefix }, 'health check listening');
-      } catch (e) {
-        this.healthChecks.delete(port);
-        this.o.log.error({ healthCheckNodePort: port, error: (e as Error).message }, 'health check cannot listen');
-      }
-    }
-  }
-
-  private answerHealthCheck(h: HealthCheck, res: ServerResponse): void {
-    const v = this.control.vips.lookup(h.vip.prefix, h.vip.protocol, h.vip.port);
-    const local = v ? v.backends.filter((b) => b.state === 'active' && b.local).length : 0;
-    const [namespace, name] = h.name.includes('/') ? h.name.split('/', 2) : ['', h.name];
-    res.writeHead(local > 0 ? 200 : 503, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff' });
-    res.end(JSON.stringify({ service: { namespace, name }, localEndpoints: local, serviceProxyHealthy: this.health().healthy }) + '\n');
   }
 
   health(): HealthView {

@@ -42,6 +42,12 @@ export interface ApplyOptions {
   collectDrained?: boolean;
   /** vipCounts(desired.vips), when the caller keeps them */
   counts?: VipCounts;
+  /**
+   * A UDP VIP's removed backend is freed at once rather than drained, so that its flows pick a
+   * serving backend at their next datagram (kube-proxy's UDP conntrack cleanup: a UDP flow has no
+   * end for a drain to wait for).
+   */
+  flushUdp?: boolean;
 }
 
 /** The running state; with `only`, of those VIPs alone (those that exist). */
@@ -241,7 +247,7 @@ function expectedTables(plan: PlanOp[], desired: KpConfig): PrefetchJob[] {
   return configTables(desired.vips, (tag) => touched.has(tag));
 }
 
-function execute(control: Control, plan: PlanOp[]): void {
+function execute(control: Control, plan: PlanOp[], flushUdp = false): void {
   // A large batch builds its tables on two threads: the helper starts now, while the maps are written.
   if (plan.length >= PARALLEL_MIN_JOBS) prepareMaglevHelper();
   // control.vips is read at every use: a flow-table resize (setConf) reloads the data plane.
@@ -304,7 +310,7 @@ function execute(control: Control, plan: PlanOp[]): void {
           break;
         }
         case 'delBackend':
-          control.vips.delBackends(vipOf(op.vip), [op.address], { flush: false, defer: true });
+          control.vips.delBackends(vipOf(op.vip), [op.address], { flush: flushUdp && op.vip.protocol === 'udp', defer: true });
           break;
         case 'attach':
           // Tables first: an interface starts taking traffic only once the maps hold the config.
@@ -360,7 +366,7 @@ function applyPlanned(control: Control, desired: KpConfig, o: ApplyOptions): App
   // Built ahead on the helper thread while the maps are written (unless a preload already did).
   if (plan.length >= PARALLEL_MIN_JOBS && !hasMaglevPrefetch()) prefetchMaglevTables(expectedTables(plan, desired));
   try {
-    execute(control, orderDeletes(control, plan, desired));
+    execute(control, orderDeletes(control, plan, desired), o.flushUdp);
   } catch (e) {
     const reason = (e as Error).message;
     try {

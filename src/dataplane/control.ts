@@ -195,11 +195,26 @@ export class Control {
     return s.nodePortMin ? [s.nodePortMin, s.nodePortMax] : [KP_NODEPORT_MIN, KP_NODEPORT_MAX];
   }
 
-  /** The node addresses node ports are served on: the node's IPv4 and global IPv6 addresses within the set prefixes. */
+  /** The node addresses node ports are served on: the node's IPv4 and global IPv6 addresses within
+   * the set prefixes; with no prefixes, the Node object's addresses when a source gave them, else
+   * every address of the host. */
   nodeAddresses(): string[] {
     const prefixes = this.settings().nodePortAddresses;
+    if (!prefixes.length && this.nodeObjectAddresses) return this.nodeObjectAddresses;
     const all = nodeAddressesOfHost();
     return prefixes.length ? all.filter((a) => inPrefixes(a, prefixes)) : all;
+  }
+
+  private nodeObjectAddresses?: string[];
+
+  /**
+   * The node's addresses as the Kubernetes Node object lists them (undefined: none given). With no
+   * nodeport_addresses prefixes, node ports are served on these; a change moves every node port.
+   */
+  useNodeObjectAddresses(addrs: string[] | undefined): void {
+    const before = this.nodeAddresses().join();
+    this.nodeObjectAddresses = addrs && [...new Set(addrs)].sort();
+    if (this.nodeAddresses().join() !== before) this.vips.resyncNodePorts();
   }
 
   /**

@@ -1,0 +1,413 @@
+// kpbpf run --kubernetes: kube-proxy's job. Services, EndpointSlices and this node's Node come from
+// the API (list, then watch); nothing is programmed before the first lists are complete, then the
+// whole desired state is reconciled against the pinned data plane (a restart changes nothing that
+// did not change), and from then on each change is applied as it comes, coalesced per service. The
+// config file (-f), if given, gives conf and interfaces; VIPs come from the API only.
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { KpError } from '../errors.js';
+import { Control } from '../dataplane/control.js';
+import { parseConfig } from '../config/validate.js';
+import { formatOp, type VipRef } from '../config/diff.js';
+import type { KpConfig, KpVipConfig } from '../config/types.js';
+import { vipCounts } from '../dataplane/apply.js';
+import { createMetrics, type DaemonMetrics } from '../daemon/metrics.js';
+import { HealthCheckServers } from '../daemon/healthchecks.js';
+import { parseListen } from '../daemon/run.js';
+import { KubeClient, type ClientTimeouts } from './client.js';
+import type { KubeConnection } from './connection.js';
+import { Reflector } from './reflector.js';
+import { DesiredServices, type ServiceChange } from './desired.js';
+import { createKubeMetrics, type KubeMetrics } from './metrics.js';
+import { PROXY_LABEL_SELECTOR, TO_BE_DELETED_TAINT, ZONE_LABEL, type EndpointSlice, type Node, type Service } from './types.js';
+
+export interface KubeRunOptions {
+  connection: KubeConnection;
+  nodeName: string;
+  /** conf and interfaces (a config file without vips) */
+  file?: string;
+  bpffs?: string;
+  /** ADDR:PORT of /metrics (kube-proxy: 127.0.0.1:10249); undefined: none */
+  metrics?: string;
+  /** ADDR:PORT of /healthz and /livez (kube-proxy: 0.0.0.0:10256); undefined: none */
+  healthz?: string;
+  healthCheckAddress?: string;
+  detachOnExit: boolean;
+  /** unhealthy when a change has waited longer than this (kube-proxy: 2 x its 30 s sync period) */
+  healthTimeoutMs?: number;
+  clientTimeouts?: ClientTimeouts;
+  /** the reflectors' back-off (tests shorten it) */
+  backoffMs?: { min: number; max: number };
+  log: Logger;
+}
+
+const COLLECT_MS = 5000;
+const COLLECT_AFTER_SYNC_MS = 500;
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 30_000;
+
+/** Go's time.Time String(), as kube-proxy's health JSON prints it. */
+export function goTime(d: Date | undefined): string {
+  if (!d) return '0001-01-01 00:00:00 +0000 UTC';
+  const iso = d.toISOString(); // 2026-12-07T21:10:05.123Z
+  const frac = iso.slice(20, 23).replace(/0+$/, '');
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${frac ? `.${frac}` : ''} +0000 UTC`;
+}
+
+/** The Node's addresses node ports are served on: its InternalIP and ExternalIP addresses. */
+export function nodeAddressesOf(node: Node | undefined): string[] | undefined {
+  const addrs = (node?.status?.addresses ?? []).filter((a) => (a.type === 'InternalIP' || a.type === 'ExternalIP') && typeof a.address === 'string').map((a) => a.address!);
+  return addrs.length ? addrs : undefined;
+}
+
+/** kube-proxy's nodeEligible: not being deleted, not tainted for deletion by the autoscaler. */
+export function nodeEligible(node: Node | undefined): boolean {
+  if (!node) return true;
+  if (node.metadata?.deletionTimestamp) return false;
+  return !(node.spec?.taints ?? []).some((t) => t.key === TO_BE_DELETED_TAINT);
+}
+
+interface FileConf {
+  conf: Record<string, unknown>;
+  config: KpConfig;
+  manageInterfaces: boolean;
+}
+
+/** The -f file: conf and interfaces, validated as `apply` validates them; vips are refused. */
+export function readConfFile(file: string | undefined): FileConf {
+  if (!file) return { conf: {}, config: parseConfig({}), manageInterfaces: false };
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new KpError('KP_ERR_CONFIG', `${file}: ${(e as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new KpError('KP_ERR_CONFIG', `${file}: expected a JSON object with conf and interfaces`);
+  if (Array.isArray(doc.vips) && doc.vips.length) {
+    throw new KpError('KP_ERR_CONFIG', `${file}: /vips: with --kubernetes, VIPs come from the API's Services and EndpointSlices; the file gives conf and interfaces only`);
+  }
+  const config = parseConfig({ ...doc, vips: [] });
+  return { conf: (doc.conf as Record<string, unknown>) ?? {}, config, manageInterfaces: Array.isArray(doc.interfaces) };
+}
+
+const refOf = (v: KpVipConfig): VipRef => ({ prefix: v.prefix, protocol: v.protocol, port: v.port });
+
+export class KubeDaemon {
+  private control!: Control;
+  private metrics!: DaemonMetrics;
+  private kmetrics!: KubeMetrics;
+  private client!: KubeClient;
+  private readonly desired: DesiredServices;
+  private file!: FileConf;
+  private reflectors: Reflector<Service | EndpointSlice | Node>[] = [];
+  private node?: Node;
+  private appliedNodeAddrs?: string;
+  private servers: Server[] = [];
+  private healthChecks!: HealthCheckServers;
+  private synced = false;
+  private applying = false;
+  private again = false;
+  private immediate?: NodeJS.Immediate;
+  private retryTimer?: NodeJS.Timeout;
+  private retryMs = RETRY_MIN_MS;
+  private collector?: NodeJS.Timeout;
+  private collectSoon?: NodeJS.Timeout;
+  /** when the oldest change not in the maps yet came (performance.now()); undefined: none */
+  private pendingSince?: number;
+  private pendingWall?: number;
+  private lastUpdated?: Date;
+  private stop!: () => void;
+
+  constructor(private readonly o: KubeRunOptions) {
+    this.desired = new DesiredServices(o.nodeName);
+  }
+
+  async run(): Promise<void> {
+    const log = this.o.log;
+    let stopping = false;
+    const stopped = new Promise<void>((r) => (this.stop = () => ((stopping = true), r())));
+    this.file = readConfFile(this.o.file);
+    // Until the first sync, the pinned data plane keeps forwarding what it was given before.
+    this.markPending();
+    this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets: this.file.config.conf.buckets, reload: false, upgrade: true, owner: `kpbpf run --kubernetes (node ${this.o.nodeName})` });
+    log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source }, 'data plane ready; listing Services, EndpointSlices and the Node');
+    this.metrics = createMetrics(() => this.control);
+    this.kmetrics = createKubeMetrics(this.metrics.registry);
+    this.healthChecks = new HealthCheckServers(() => this.control, { address: this.o.healthCheckAddress, log, proxyHealthy: () => this.health().healthy });
+    const onHup = () => this.reloadFile();
+    const term = (signal: string) => () => {
+      log.info({ signal }, 'stopping');
+      this.stop();
+    };
+    const onTerm = term('SIGTERM');
+    const onInt = term('SIGINT');
+    process.on('SIGHUP', onHup);
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+    try {
+      if (this.o.healthz) await this.listen(this.o.healthz, 'healthz');
+      if (this.o.metrics) await this.listen(this.o.metrics, 'metrics');
+      this.client = new KubeClient(this.o.connection, this.o.clientTimeouts);
+      this.startReflectors();
+      await Promise.race([Promise.all(this.reflectors.map((r) => r.synced)), stopped]);
+      if (!stopping) {
+        this.synced = true;
+        this.fullSync('initial sync');
+      }
+      this.collector = setInterval(() => this.collect(), COLLECT_MS);
+      await stopped;
+    } finally {
+      process.off('SIGHUP', onHup);
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      clearImmediate(this.immediate);
+      clearTimeout(this.retryTimer);
+      clearInterval(this.collector);
+      clearTimeout(this.collectSoon);
+      await Promise.all(this.reflectors.map((r) => r.stop()));
+      this.client?.close();
+      await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      await this.healthChecks.close();
+      if (this.o.detachOnExit) {
+        log.info({ interfaces: this.control.detach(), cgroups: this.control.detachCgroups() }, 'detached (--detach-on-exit); the maps stay pinned');
+      } else {
+        log.info('the data plane keeps forwarding (pinned); run kpbpf detach to stop it');
+      }
+      this.control.close();
+    }
+  }
+
+  private startReflectors(): void {
+    const common = { log: this.o.log, metrics: this.kmetrics, backoffMs: this.o.backoffMs };
+    const changed = () => this.schedule();
+    const services = new Reflector<Service>(this.client, { ...common, resource: 'services', path: '/api/v1/services', labelSelector: PROXY_LABEL_SELECTOR }, {
+      upsert: (s) => (this.desired.setService(s), changed()),
+      remove: (s) => (this.desired.setService(s, true), changed()),
+    });
+    const slices = new Reflector<EndpointSlice>(this.client, { ...common, resource: 'endpointslices', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: PROXY_LABEL_SELECTOR }, {
+      upsert: (s) => (this.desired.setSlice(s), changed()),
+      remove: (s) => (this.desired.setSlice(s, true), changed()),
+    });
+    const nodes = new Reflector<Node>(this.client, { ...common, resource: 'nodes', path: '/api/v1/nodes', fieldSelector: `metadata.name=${this.o.nodeName}` }, {
+      upsert: (n) => this.setNode(n),
+      remove: () => this.setNode(undefined),
+    });
+    this.reflectors = [services, slices, nodes] as Reflector<Service | EndpointSlice | Node>[];
+    for (const r of this.reflectors) r.start();
+  }
+
+  private setNode(n: Node | undefined): void {
+    this.node = n;
+    const zone = n?.metadata?.labels?.[ZONE_LABEL];
+    this.desired.setNode({ name: this.o.nodeName, ...(zone ? { zone } : {}) });
+    this.schedule();
+  }
+
+  private markPending(): void {
+    if (this.pendingSince !== undefined) return;
+    this.pendingSince = performance.now();
+    this.pendingWall = Date.now();
+  }
+
+  /** Changes are applied at the next turn of the loop: a burst of events (a rolling update, a
+   * relist) is one sync, and no timer stands between an event and the maps. */
+  private schedule(): void {
+    this.markPending();
+    this.kmetrics.pending.set(this.desired.dirty.size);
+    if (!this.synced || this.immediate) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = undefined;
+      this.sync();
+    });
+  }
+
+  private desiredConfig(vips: KpVipConfig[]): KpConfig {
+    return { conf: this.file.config.conf, interfaces: this.file.config.interfaces, vips };
+  }
+
+  /** The Node's addresses into the data plane, if they changed (before VIPs: node ports use them). */
+  private applyNodeAddresses(): void {
+    const addrs = nodeAddressesOf(this.node);
+    const key = addrs?.join() ?? '';
+    if (key === this.appliedNodeAddrs) return;
+    this.control.useNodeObjectAddresses(addrs);
+    this.appliedNodeAddrs = key;
+    this.o.log.info({ nodeAddresses: addrs ?? 'every address of the host' }, 'node port addresses');
+  }
+
+  /** Everything, compared with everything the maps hold: the first sync, and a new conf. */
+  private fullSync(why: string): void {
+    const t0 = performance.now();
+    const since = this.pendingSince ?? t0;
+    const log = this.o.log;
+    this.applying = true;
+    try {
+      this.applyNodeAddresses();
+      this.desired.markAll();
+      const taken = this.desired.take(this.file.conf);
+      this.report(taken);
+      const vips = this.desired.vipsWith(taken.changes);
+      const r = this.control.apply(this.desiredConfig(vips), { dryRun: false, manageInterfaces: this.file.manageInterfaces, collectDrained: false, flushUdp: true });
+      this.desired.commit(taken.changes);
+      this.done(since);
+      log.info({ why, services: this.desired.serviceCount(), vips: vips.length, changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: Math.round(performance.now() - t0) }, r.plan.length ? 'synced' : 'synced: no changes');
+      void this.healthChecks.sync(this.desired.vips());
+      this.collectAfter(r.plan);
+    } catch (e) {
+      this.failed(e as KpError, why);
+    } finally {
+      this.applying = false;
+    }
+  }
+
+  /** The dirty services only: their VIPs read back and compared, the others untouched. */
+  private sync(): void {
+    if (this.applying) {
+      this.again = true;
+      return;
+    }
+    const since = this.pendingSince ?? performance.now();
+    this.applying = true;
+    let changes: ServiceChange[] = [];
+    try {
+      this.applyNodeAddresses();
+      const taken = this.desired.take(this.file.conf);
+      this.report(taken);
+      changes = taken.changes;
+      if (changes.length) {
+        const t0 = performance.now();
+        const only: VipRef[] = [];
+        const onlyDesired: KpVipConfig[] = [];
+        for (const c of changes) {
+          for (const v of c.before) only.push(refOf(v));
+          for (const v of c.after) {
+            only.push(refOf(v));
+            onlyDesired.push(v);
+          }
+        }
+        const all = this.desired.vipsWith(changes);
+        const r = this.control.apply(this.desiredConfig(all), { dryRun: false, manageInterfaces: false, onlyVips: only, onlyDesired, collectDrained: false, flushUdp: true, counts: vipCounts(all) });
+        this.desired.commit(changes);
+        this.o.log.info({ services: changes.map((c) => c.key).slice(0, 20), changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: { queued: Math.round((t0 - since) * 100) / 100, apply: Math.round((performance.now() - t0) * 100) / 100 } }, 'applied');
+        if (changes.some((c) => [...c.before, ...c.after].some((v) => v.health_check_node_port))) void this.healthChecks.sync(this.desired.vips());
+        this.collectAfter(r.plan);
+      }
+      this.done(since);
+    } catch (e) {
+      this.desired.retry(changes);
+      this.failed(e as KpError, 'sync');
+    } finally {
+      this.applying = false;
+    }
+    if (this.again) {
+      this.again = false;
+      this.schedule();
+    }
+  }
+
+  private report(taken: ReturnType<DesiredServices['take']>): void {
+    for (const n of taken.notes) this.o.log.info({ service: n.key, notes: n.notes }, 'service: not everything is served');
+    for (const i of taken.invalid) this.o.log.error({ service: i.key, details: i.details.slice(0, 20) }, 'service refused: the data plane keeps what it had for it');
+    this.kmetrics.invalidServices.set(taken.invalid.length);
+  }
+
+  private done(since: number): void {
+    this.kmetrics.syncSeconds.observe((performance.now() - since) / 1000);
+    this.kmetrics.syncs.inc();
+    this.kmetrics.pending.set(this.desired.dirty.size);
+    this.metrics.lastSync.set(Date.now() / 1000);
+    this.lastUpdated = new Date();
+    this.retryMs = RETRY_MIN_MS;
+    if (!this.desired.dirty.size) {
+      this.pendingSince = undefined;
+      this.pendingWall = undefined;
+    }
+  }
+
+  private failed(e: KpError, why: string): void {
+    this.kmetrics.syncFailures.inc();
+    this.o.log.error({ why, error: e.message, details: e.details?.slice(0, 20), retryInMs: this.retryMs }, 'sync failed; the running state is unchanged; trying again');
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => (why === 'sync' ? this.sync() : this.fullSync(why)), this.retryMs);
+    this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
+  }
+
+  private collectAfter(plan: { op: string }[]): void {
+    if (this.collectSoon || !plan.some((o) => o.op === 'delBackend' || o.op === 'delVip')) return;
+    this.collectSoon = setTimeout(() => {
+      this.collectSoon = undefined;
+      this.collect();
+    }, COLLECT_AFTER_SYNC_MS);
+  }
+
+  private collect(): void {
+    if (this.applying || !this.control.vips.hasDraining()) return;
+    try {
+      const freed = this.control.vips.collectDrained(this.control.conf().timeouts);
+      if (freed.length) this.o.log.info({ backends: freed }, 'drained backends freed (no connection uses them)');
+    } catch (e) {
+      this.o.log.error({ error: (e as Error).message }, 'freeing drained backends failed');
+    }
+  }
+
+  /** SIGHUP: the file's conf and interfaces again; a change is applied as a full sync. */
+  private reloadFile(): void {
+    try {
+      const next = readConfFile(this.o.file);
+      if (JSON.stringify(next.config.conf) === JSON.stringify(this.file.config.conf) && JSON.stringify(next.config.interfaces) === JSON.stringify(this.file.config.interfaces)) {
+        this.o.log.info('SIGHUP: the file is unchanged');
+        return;
+      }
+      this.file = next;
+      if (this.synced) this.fullSync('SIGHUP: new conf');
+    } catch (e) {
+      this.o.log.error({ error: (e as Error).message, details: (e as KpError).details?.slice(0, 20) }, 'SIGHUP: file refused; the running state is unchanged');
+    }
+  }
+
+  /** kube-proxy's proxier health: unhealthy while a change has waited longer than the limit. */
+  health(): { healthy: boolean; nodeEligible: boolean; lastUpdated?: Date } {
+    const waited = this.pendingWall === undefined ? 0 : Date.now() - this.pendingWall;
+    return { healthy: waited < (this.o.healthTimeoutMs ?? 60_000), nodeEligible: nodeEligible(this.node), lastUpdated: this.lastUpdated };
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse, what: 'healthz' | 'metrics'): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz' || path === '/livez') {
+      const h = this.health();
+      const ok = path === '/livez' ? h.healthy : h.healthy && h.nodeEligible;
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff' });
+      const body: Record<string, unknown> = { lastUpdated: goTime(h.lastUpdated), currentTime: goTime(new Date()) };
+      if (path === '/healthz') body.nodeEligible = h.nodeEligible;
+      res.end(JSON.stringify(body));
+      return;
+    }
+    if (path === '/metrics' && what === 'metrics') {
+      this.metrics.text().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+          res.end(text);
+        },
+        (e: Error) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`${e.message}\n`);
+        },
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end(what === 'metrics' ? 'not found: /metrics, /healthz, /livez\n' : 'not found: /healthz, /livez\n');
+  }
+
+  private async listen(text: string, what: 'healthz' | 'metrics'): Promise<void> {
+    const { host, port } = parseListen(text);
+    const server = createServer((req, res) => this.answer(req, res, what));
+    await new Promise<void>((ok, fail) => {
+      server.once('error', (e) => fail(new KpError('KP_ERR_NET', `--${what} ${text}: ${(e as Error).message}`)));
+      server.listen(port, host, () => ok());
+    });
+    this.servers.push(server);
+    this.o.log.info({ [what]: text }, what === 'metrics' ? 'serving /metrics' : 'serving /healthz and /livez');
+  }
+}

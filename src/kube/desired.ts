@@ -1,0 +1,194 @@
+// The Kubernetes source's desired state: Services, EndpointSlices and this node as the watches
+// report them, and each service's VIPs as translate.ts makes them. Handlers only record (the
+// service keys they touch become dirty); take() translates the dirty services, and the caller
+// applies what changed and commits it. The source never writes a map.
+import { parseConfig } from '../config/validate.js';
+import { KpError } from '../errors.js';
+import type { KpVipConfig } from '../config/types.js';
+import { translateService, type NodeView, type VipJson } from './translate.js';
+import { keyOf, SERVICE_NAME_LABEL, type EndpointSlice, type Service } from './types.js';
+
+export interface ServiceChange {
+  key: string;
+  before: KpVipConfig[];
+  after: KpVipConfig[];
+}
+
+export interface TakeResult {
+  changes: ServiceChange[];
+  /** services whose VIPs the data plane cannot take, with what is wrong (they keep what they had) */
+  invalid: Array<{ key: string; details: string[] }>;
+  /** what translations left out (another proxy's port protocol, a VIP another service holds, ...) */
+  notes: Array<{ key: string; notes: string[] }>;
+}
+
+const vipClaim = (v: { prefix: string; protocol: string; port: number }) => `${v.prefix} ${v.protocol} ${v.port}`;
+const nodePortClaim = (v: VipJson) => `nodeport ${v.protocol} ${v.node_port} ${v.prefix.includes(':') ? 6 : 4}`;
+
+export class DesiredServices {
+  private readonly services = new Map<string, Service>();
+  private readonly slicesOf = new Map<string, Map<string, EndpointSlice>>();
+  private readonly sliceOwner = new Map<string, string>();
+  /** what each service's VIPs are in the data plane (committed) */
+  private readonly built = new Map<string, KpVipConfig[]>();
+  /** a claim (a VIP's identity, a node port) -> the services that want it; the oldest holds it */
+  private readonly claims = new Map<string, Set<string>>();
+  private readonly wants = new Map<string, string[]>();
+  readonly dirty = new Set<string>();
+  node: NodeView;
+
+  constructor(nodeName: string) {
+    this.node = { name: nodeName };
+  }
+
+  setService(svc: Service, gone = false): void {
+    const key = keyOf(svc);
+    if (gone) this.services.delete(key);
+    else this.services.set(key, svc);
+    this.dirty.add(key);
+  }
+
+  setSlice(slice: EndpointSlice, gone = false): void {
+    const key = keyOf(slice);
+    const was = this.sliceOwner.get(key);
+    const name = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+    const owner = !gone && name ? `${slice.metadata?.namespace ?? ''}/${name}` : undefined;
+    if (was && was !== owner) {
+      this.slicesOf.get(was)?.delete(key);
+      if (!this.slicesOf.get(was)?.size) this.slicesOf.delete(was);
+      this.sliceOwner.delete(key);
+      this.dirty.add(was);
+    }
+    if (owner) {
+      let m = this.slicesOf.get(owner);
+      if (!m) this.slicesOf.set(owner, (m = new Map()));
+      m.set(key, slice);
+      this.sliceOwner.set(key, owner);
+      this.dirty.add(owner);
+    }
+  }
+
+  /** This node's zone (topology hints): a change re-translates every service. */
+  setNode(view: NodeView): void {
+    if (view.name === this.node.name && view.zone === this.node.zone) return;
+    this.node = view;
+    for (const k of this.services.keys()) this.dirty.add(k);
+    for (const k of this.built.keys()) this.dirty.add(k);
+  }
+
+  /** Every service again (a conf change). */
+  markAll(): void {
+    for (const k of this.services.keys()) this.dirty.add(k);
+    for (const k of this.built.keys()) this.dirty.add(k);
+  }
+
+  serviceCount(): number {
+    return this.services.size;
+  }
+
+  /** Every committed VIP. */
+  vips(): KpVipConfig[] {
+    const out: KpVipConfig[] = [];
+    for (const vs of this.built.values()) for (const v of vs) out.push(v);
+    return out;
+  }
+
+  /** Every VIP as it will be once `changes` are applied. */
+  vipsWith(changes: ServiceChange[]): KpVipConfig[] {
+    const changed = new Map(changes.map((c) => [c.key, c.after]));
+    const out: KpVipConfig[] = [];
+    for (const [k, vs] of this.built) if (!changed.has(k)) for (const v of vs) out.push(v);
+    for (const vs of changed.values()) for (const v of vs) out.push(v);
+    return out;
+  }
+
+  vipsOf(key: string): KpVipConfig[] {
+    return this.built.get(key) ?? [];
+  }
+
+  /** Is `a` older than `b` (creationTimestamp, then namespace/name): the older service holds a claim. */
+  private older(a: string, b: string): boolean {
+    const ta = this.services.get(a)?.metadata?.creationTimestamp ?? '';
+    const tb = this.services.get(b)?.metadata?.creationTimestamp ?? '';
+    return ta !== tb ? ta < tb : a < b;
+  }
+
+  private holder(claim: string): string | undefined {
+    let best: string | undefined;
+    for (const k of this.claims.get(claim) ?? []) if (best === undefined || this.older(k, best)) best = k;
+    return best;
+  }
+
+  /** Record what `key` wants now; services whose hold on a claim this changes become dirty. */
+  private reclaim(key: string, want: string[], queue: string[]): void {
+    const before = new Set(this.wants.get(key) ?? []);
+    const now = new Set(want);
+    const touched = [...before].filter((c) => !now.has(c)).concat([...now].filter((c) => !before.has(c)));
+    const holders = touched.map((c) => this.holder(c));
+    for (const c of before) if (!now.has(c)) this.claims.get(c)?.delete(key);
+    for (const c of now) {
+      let s = this.claims.get(c);
+      if (!s) this.claims.set(c, (s = new Set()));
+      s.add(key);
+    }
+    touched.forEach((c, i) => {
+      const h = this.holder(c);
+      if (h !== holders[i]) for (const other of this.claims.get(c) ?? []) if (other !== key && !queue.includes(other)) queue.push(other);
+      if (!this.claims.get(c)?.size) this.claims.delete(c);
+    });
+    if (want.length) this.wants.set(key, want);
+    else this.wants.delete(key);
+  }
+
+  /**
+   * Translate the dirty services (and those whose claims they move). `conf` is the config file's
+   * conf object, against which each service's VIPs are validated as a file's would be.
+   */
+  take(conf: Record<string, unknown>): TakeResult {
+    const queue = [...this.dirty];
+    this.dirty.clear();
+    const changes = new Map<string, ServiceChange>();
+    const invalid: TakeResult['invalid'] = [];
+    const notes: TakeResult['notes'] = [];
+    for (let i = 0; i < queue.length; i++) {
+      const key = queue[i];
+      const svc = this.services.get(key);
+      const tr = svc ? translateService(svc, [...(this.slicesOf.get(key)?.values() ?? [])], this.node) : { vips: [], notes: [] };
+      this.reclaim(key, tr.vips.flatMap((v) => [vipClaim(v), ...(v.node_port ? [nodePortClaim(v)] : [])]), queue);
+      const held = tr.vips.filter((v) => {
+        const lost = [vipClaim(v), ...(v.node_port ? [nodePortClaim(v)] : [])].find((c) => this.holder(c) !== key);
+        if (lost) tr.notes.push(`${lost.startsWith('nodeport') ? lost : `VIP ${lost}`} is held by ${this.holder(lost)} (an older service)`);
+        return !lost;
+      });
+      if (tr.notes.length && svc) notes.push({ key, notes: tr.notes });
+      let after: KpVipConfig[];
+      try {
+        after = held.length ? parseConfig({ conf, vips: held }).vips : [];
+      } catch (e) {
+        invalid.push({ key, details: (e as KpError).details ?? [(e as Error).message] });
+        continue;
+      }
+      const before = changes.get(key)?.before ?? this.built.get(key) ?? [];
+      if (sameVips(before, after)) changes.delete(key);
+      else changes.set(key, { key, before, after });
+    }
+    return { changes: [...changes.values()], invalid, notes };
+  }
+
+  /** The changes are in the data plane now. */
+  commit(changes: ServiceChange[]): void {
+    for (const c of changes) {
+      if (c.after.length) this.built.set(c.key, c.after);
+      else this.built.delete(c.key);
+    }
+  }
+
+  /** The changes could not be applied: their services are dirty again (for a retry). */
+  retry(changes: ServiceChange[]): void {
+    for (const c of changes) this.dirty.add(c.key);
+  }
+}
+
+function sameVips(a: KpVipConfig[], b: KpVipConfig[]): boolean {
+  return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
+}
