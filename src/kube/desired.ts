@@ -120,7 +120,7 @@ export class DesiredServices {
   }
 
   /** Record what `key` wants now; services whose hold on a claim this changes become dirty. */
-  private reclaim(key: string, want: string[], queue: string[]): void {
+  private reclaim(key: string, want: string[], requeue: (k: string) => void): void {
     const before = new Set(this.wants.get(key) ?? []);
     const now = new Set(want);
     const touched = [...before].filter((c) => !now.has(c)).concat([...now].filter((c) => !before.has(c)));
@@ -133,7 +133,7 @@ export class DesiredServices {
     }
     touched.forEach((c, i) => {
       const h = this.holder(c);
-      if (h !== holders[i]) for (const other of this.claims.get(c) ?? []) if (other !== key && !queue.includes(other)) queue.push(other);
+      if (h !== holders[i]) for (const other of this.claims.get(c) ?? []) if (other !== key) requeue(other);
       if (!this.claims.get(c)?.size) this.claims.delete(c);
     });
     if (want.length) this.wants.set(key, want);
@@ -146,20 +146,30 @@ export class DesiredServices {
    */
   take(conf: Record<string, unknown>): TakeResult {
     const queue = [...this.dirty];
+    const pending = new Set(queue);
     this.dirty.clear();
+    // A service whose hold on a claim changed is translated (again) after the others.
+    const requeue = (k: string) => {
+      if (pending.has(k)) return;
+      pending.add(k);
+      queue.push(k);
+    };
     const changes = new Map<string, ServiceChange>();
     const invalid: TakeResult['invalid'] = [];
     const notes: TakeResult['notes'] = [];
     for (let i = 0; i < queue.length; i++) {
       const key = queue[i];
+      pending.delete(key);
       const svc = this.services.get(key);
       const tr = svc ? translateService(svc, [...(this.slicesOf.get(key)?.values() ?? [])], this.node) : { vips: [], notes: [] };
-      this.reclaim(key, tr.vips.flatMap((v) => [vipClaim(v), ...(v.node_port ? [nodePortClaim(v)] : [])]), queue);
+      this.reclaim(key, tr.vips.flatMap((v) => [vipClaim(v), ...(v.node_port ? [nodePortClaim(v)] : [])]), requeue);
       const held = tr.vips.filter((v) => {
         const lost = [vipClaim(v), ...(v.node_port ? [nodePortClaim(v)] : [])].find((c) => this.holder(c) !== key);
         if (lost) tr.notes.push(`${lost.startsWith('nodeport') ? lost : `VIP ${lost}`} is held by ${this.holder(lost)} (an older service)`);
         return !lost;
       });
+      const had = notes.findIndex((n) => n.key === key);
+      if (had >= 0) notes.splice(had, 1); // translated again: its last notes count
       if (tr.notes.length && svc) notes.push({ key, notes: tr.notes });
       let after: KpVipConfig[];
       try {
