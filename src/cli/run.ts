@@ -9,6 +9,8 @@ import type { CliContext } from './context.js';
 import { Daemon, parseListen } from '../daemon/run.js';
 import { KubeDaemon } from '../kube/daemon.js';
 import { inClusterConnection, kubeconfigConnection } from '../kube/connection.js';
+import { defaultCgroupPath } from '../dataplane/cgroups.js';
+import { cgroupId } from '../loader/cgroup.js';
 
 interface RunOpts {
   file?: string;
@@ -19,6 +21,7 @@ interface RunOpts {
   kubeconfig?: string;
   nodeName?: string;
   healthz: string | false;
+  cgroup?: string | true;
 }
 
 /** --node-name, else $NODE_NAME (the DaemonSet's spec.nodeName), else the hostname; lower case, as Node names are. */
@@ -40,6 +43,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .option('--no-metrics', 'no metrics server')
     .option('--healthz <addr:port>', "with --kubernetes: serve /healthz and /livez as kube-proxy's", '0.0.0.0:10256')
     .option('--no-healthz', 'with --kubernetes: no health server')
+    .option('--cgroup [path]', "with --kubernetes: serve the node's own sockets in this cgroup v2 directory too (default $KPBPF_CGROUP, else the cgroup2 mount), as kube-proxy's OUTPUT rules do")
     .option('--detach-on-exit', 'on SIGTERM, detach every interface and cgroup (default: keep forwarding)')
     .option('--healthcheck-address <addr>', "where VIPs' health_check_node_port listen", '0.0.0.0')
     .addHelpText(
@@ -51,13 +55,15 @@ export function registerRun(program: Command, ctx: CliContext): void {
       if (opts.metrics) parseListen(opts.metrics);
       if (!opts.kubernetes) {
         if (!opts.file) throw new KpError('KP_ERR_ARG', 'run: expected -f FILE (a config file) or --kubernetes');
-        for (const o of ['kubeconfig', 'nodeName'] as const) if (opts[o]) throw new KpError('KP_ERR_ARG', `--${o === 'nodeName' ? 'node-name' : o}: only with --kubernetes`);
+        for (const o of ['kubeconfig', 'nodeName', 'cgroup'] as const) if (opts[o]) throw new KpError('KP_ERR_ARG', `--${o === 'nodeName' ? 'node-name' : o}: only with --kubernetes`);
       }
       // One JSON object per line on stderr, as a service manager collects it.
       const log = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
       if (opts.kubernetes) {
         if (opts.healthz) parseListen(opts.healthz);
         const nodeName = nodeNameOf(opts.nodeName);
+        const cgroup = opts.cgroup === true ? defaultCgroupPath() : opts.cgroup;
+        if (cgroup) cgroupId(cgroup); // a bad path is refused before anything is loaded
         const connection = opts.kubeconfig ? kubeconfigConnection(opts.kubeconfig) : inClusterConnection();
         await new KubeDaemon({
           connection,
@@ -67,6 +73,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
           metrics: opts.metrics || undefined,
           healthz: opts.healthz || undefined,
           healthCheckAddress: opts.healthcheckAddress,
+          cgroup,
           detachOnExit: Boolean(opts.detachOnExit),
           log,
         }).run();

@@ -33,6 +33,8 @@ export interface KubeRunOptions {
   /** ADDR:PORT of /healthz and /livez (kube-proxy: 0.0.0.0:10256); undefined: none */
   healthz?: string;
   healthCheckAddress?: string;
+  /** attach the socket hooks to this cgroup v2 directory (the node's own sockets) */
+  cgroup?: string;
   detachOnExit: boolean;
   /** unhealthy when a change has waited longer than this (kube-proxy: 2 x its 30 s sync period) */
   healthTimeoutMs?: number;
@@ -154,6 +156,10 @@ export class KubeDaemon {
       if (!stopping) {
         this.synced = true;
         this.fullSync('initial sync');
+        if (this.o.cgroup) {
+          const cg = this.control.attachCgroup(this.o.cgroup);
+          log.info({ cgroup: cg.path, hooks: cg.hooks }, cg.already ? "the node's sockets are served (socket hooks already attached)" : "the node's sockets are served (socket hooks attached)");
+        }
       }
       this.collector = setInterval(() => this.collect(), COLLECT_MS);
       await stopped;
