@@ -60,7 +60,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
       // One JSON object per line on stderr, as a service manager collects it.
       const log = pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
       if (opts.kubernetes) {
-        if (opts.healthz) parseListen(opts.healthz);
+        if (opts.healthz) parseListen(opts.healthz, '--healthz');
         const nodeName = nodeNameOf(opts.nodeName);
         const cgroup = opts.cgroup === true ? defaultCgroupPath() : opts.cgroup;
         if (cgroup) cgroupId(cgroup); // a bad path is refused before anything is loaded

@@ -67,10 +67,10 @@ function bucketsHint(file: string): number | undefined {
   return Number.isInteger(b) && b >= KP_BUCKETS_MIN && b <= KP_BUCKETS_MAX && (b & (b - 1)) === 0 ? b : undefined;
 }
 
-export function parseListen(text: string): { host: string; port: number } {
+export function parseListen(text: string, flag = '--metrics'): { host: string; port: number } {
   const m = /^(?:(\[[0-9a-fA-F:]+\]|[^:]+):)?(\d{1,5})$/.exec(text);
   const port = m ? Number(m[2]) : -1;
-  if (!m || port > 65535) throw new KpError('KP_ERR_ARG', `--metrics: expected [ADDR:]PORT (e.g. 127.0.0.1:10249), got '${text}'`);
+  if (!m || port > 65535) throw new KpError('KP_ERR_ARG', `${flag}: expected [ADDR:]PORT (e.g. 127.0.0.1:10249), got '${text}'`);
   return { host: (m[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port };
 }
 

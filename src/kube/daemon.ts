@@ -407,7 +407,7 @@ export class KubeDaemon {
   }
 
   private async listen(text: string, what: 'healthz' | 'metrics'): Promise<void> {
-    const { host, port } = parseListen(text);
+    const { host, port } = parseListen(text, `--${what}`);
     const server = createServer((req, res) => this.answer(req, res, what));
     await new Promise<void>((ok, fail) => {
       server.once('error', (e) => fail(new KpError('KP_ERR_NET', `--${what} ${text}: ${(e as Error).message}`)));

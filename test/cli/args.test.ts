@@ -71,6 +71,12 @@ const cases: [string, string[], RegExp][] = [
   ['attach --cgroup to a file', ['attach', '--cgroup', '/proc/self/status'], /cgroup: \/proc\/self\/status is not a directory/],
   ['as flush without del', ['as', '198.18.100.1/32', 'port', '80', '198.18.1.2', 'flush'], /as: flush applies to a removal \(\.\.\. del flush\)/],
   ['vip add new_len not a prime', ['vip', 'add', '198.18.100.1/32', 'port', '80', 'new_len', '1000'], /new_len: must be a prime number, got 1000/],
+  ['run without -f or --kubernetes', ['run', '--no-metrics'], /run: expected -f FILE \(a config file\) or --kubernetes/],
+  ['run --kubeconfig without --kubernetes', ['run', '-f', '/dev/null', '--kubeconfig', '/dev/null', '--no-metrics'], /--kubeconfig: only with --kubernetes/],
+  ['run --kubernetes with a bad node name', ['run', '--kubernetes', '--node-name', 'No Such_Node', '--no-metrics'], /--node-name: expected a Kubernetes node name/],
+  ['run --kubernetes with a bad --healthz', ['run', '--kubernetes', '--healthz', 'here:99999', '--no-metrics'], /--healthz: expected \[ADDR:\]PORT \(e.g. 127.0.0.1:10249\), got 'here:99999'/],
+  ['run --kubernetes outside a pod without --kubeconfig', ['run', '--kubernetes', '--node-name', 'n1', '--no-metrics'], /--kubernetes: not in a pod \(KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are unset\); give --kubeconfig FILE/],
+  ['run --kubernetes with a missing kubeconfig', ['run', '--kubernetes', '--node-name', 'n1', '--kubeconfig', '/nonexistent/kubeconfig', '--no-metrics'], /--kubeconfig: cannot read \/nonexistent\/kubeconfig/],
   ['show unknown', ['show', 'everything'], /show: expected one of vips, backends, flows, stats, conf, interfaces, cgroups, got 'everything'/],
 ];
 
