@@ -85,12 +85,25 @@ export class KubeClient {
   }
 
   /** Every item of a collection, following `continue` (pages of `limit`). */
-  async list<T>(path: string, o: { labelSelector?: string; fieldSelector?: string; limit?: number; signal?: AbortSignal } = {}): Promise<{ items: T[]; resourceVersion: string }> {
+  async list<T>(
+    path: string,
+    o: {
+      labelSelector?: string;
+      fieldSelector?: string;
+      limit?: number;
+      /** '0': whatever the API server's watch cache holds, in one answer (client-go's first list) */
+      resourceVersion?: string;
+      signal?: AbortSignal;
+      /** called when the first page's headers have come (its body is on the way) */
+      onHeaders?: () => void;
+    } = {},
+  ): Promise<{ items: T[]; resourceVersion: string }> {
     const items: T[] = [];
     let cont: string | undefined;
     let rv = '';
     do {
-      const { res } = await this.get(path, { labelSelector: o.labelSelector, fieldSelector: o.fieldSelector, limit: o.limit ?? 5000, continue: cont }, o.signal);
+      const { res } = await this.get(path, { labelSelector: o.labelSelector, fieldSelector: o.fieldSelector, limit: o.limit ?? 5000, continue: cont, resourceVersion: cont ? undefined : o.resourceVersion }, o.signal);
+      o.onHeaders?.();
       const body = JSON.parse((await readAll(res)).toString('utf8')) as KubeList<T>;
       for (const it of body.items ?? []) items.push(it);
       rv = body.metadata?.resourceVersion ?? rv;

@@ -132,10 +132,25 @@ export class KubeDaemon {
     this.file = readConfFile(this.o.file);
     // Until the first sync, the pinned data plane keeps forwarding what it was given before.
     this.markPending();
-    this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets: this.file.config.conf.buckets, reload: false, upgrade: true, owner: `kpbpf run --kubernetes (node ${this.o.nodeName})` });
-    log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source }, 'data plane ready; listing Services, EndpointSlices and the Node');
     this.metrics = createMetrics(() => this.control);
     this.kmetrics = createKubeMetrics(this.metrics.registry);
+    // The lists go out first: their answers come in while the program loads (the verifier holds
+    // this thread for about half a second), and handlers only record until the first sync.
+    this.client = new KubeClient(this.o.connection, this.o.clientTimeouts);
+    this.startReflectors();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.reflectors.map((r) => r.answering)), new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
+    const tLoad = performance.now();
+    try {
+      this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets: this.file.config.conf.buckets, reload: false, upgrade: true, owner: `kpbpf run --kubernetes (node ${this.o.nodeName})` });
+    } catch (e) {
+      await Promise.all(this.reflectors.map((r) => r.stop()));
+      this.client.close();
+      throw e;
+    }
+    // ms: since the process started (performance's origin), and of that the data plane's open or load.
+    log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source, ms: { process: Math.round(performance.now()), open: Math.round(performance.now() - tLoad) } }, 'data plane ready');
     this.healthChecks = new HealthCheckServers(() => this.control, { address: this.o.healthCheckAddress, log, proxyHealthy: () => this.health().healthy });
     const onHup = () => this.reloadFile();
     const term = (signal: string) => () => {
@@ -150,8 +165,6 @@ export class KubeDaemon {
     try {
       if (this.o.healthz) await this.listen(this.o.healthz, 'healthz');
       if (this.o.metrics) await this.listen(this.o.metrics, 'metrics');
-      this.client = new KubeClient(this.o.connection, this.o.clientTimeouts);
-      this.startReflectors();
       await Promise.race([Promise.all(this.reflectors.map((r) => r.synced)), stopped]);
       if (!stopping) {
         this.synced = true;
@@ -254,10 +267,11 @@ export class KubeDaemon {
       const taken = this.desired.take(this.file.conf);
       this.report(taken);
       const vips = this.desired.vipsWith(taken.changes);
+      const t1 = performance.now();
       const r = this.control.apply(this.desiredConfig(vips), { dryRun: false, manageInterfaces: this.file.manageInterfaces, collectDrained: false, flushUdp: true });
       this.desired.commit(taken.changes);
       this.done(since);
-      log.info({ why, services: this.desired.serviceCount(), vips: vips.length, changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: Math.round(performance.now() - t0) }, r.plan.length ? 'synced' : 'synced: no changes');
+      log.info({ why, services: this.desired.serviceCount(), vips: vips.length, changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: Math.round(performance.now() - t0), msTranslate: Math.round(t1 - t0) }, r.plan.length ? 'synced' : 'synced: no changes');
       void this.healthChecks.sync(this.desired.vips());
       this.collectAfter(r.plan);
     } catch (e) {

@@ -2,9 +2,7 @@
 // report them, and each service's VIPs as translate.ts makes them. Handlers only record (the
 // service keys they touch become dirty); take() translates the dirty services, and the caller
 // applies what changed and commits it. The source never writes a map.
-import { parseConfig } from '../config/validate.js';
-import { KpError } from '../errors.js';
-import type { KpVipConfig } from '../config/types.js';
+import { AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_MAX, KP_NODEPORT_MAX, KP_NODEPORT_MIN, type KpVipConfig } from '../config/types.js';
 import { translateService, type NodeView, type VipJson } from './translate.js';
 import { keyOf, SERVICE_NAME_LABEL, type EndpointSlice, type Service } from './types.js';
 
@@ -114,14 +112,18 @@ export class DesiredServices {
   }
 
   private holder(claim: string): string | undefined {
+    const set = this.claims.get(claim);
+    if (!set) return undefined;
     let best: string | undefined;
-    for (const k of this.claims.get(claim) ?? []) if (best === undefined || this.older(k, best)) best = k;
+    for (const k of set) if (best === undefined || this.older(k, best)) best = k;
     return best;
   }
 
   /** Record what `key` wants now; services whose hold on a claim this changes become dirty. */
   private reclaim(key: string, want: string[], requeue: (k: string) => void): void {
-    const before = new Set(this.wants.get(key) ?? []);
+    const had = this.wants.get(key);
+    if (had && had.length === want.length && had.every((c, i) => c === want[i])) return; // the usual case: the same claims
+    const before = new Set(had ?? []);
     const now = new Set(want);
     const touched = [...before].filter((c) => !now.has(c)).concat([...now].filter((c) => !before.has(c)));
     const holders = touched.map((c) => this.holder(c));
@@ -145,6 +147,8 @@ export class DesiredServices {
    * conf object, against which each service's VIPs are validated as a file's would be.
    */
   take(conf: Record<string, unknown>): TakeResult {
+    // The node port range VIPs are checked against (conf itself was checked with the file).
+    const range = typeof conf.nodeport_range === 'string' ? (conf.nodeport_range.split('-').map(Number) as [number, number]) : ([KP_NODEPORT_MIN, KP_NODEPORT_MAX] as [number, number]);
     const queue = [...this.dirty];
     const pending = new Set(queue);
     this.dirty.clear();
@@ -162,20 +166,20 @@ export class DesiredServices {
       pending.delete(key);
       const svc = this.services.get(key);
       const tr = svc ? translateService(svc, [...(this.slicesOf.get(key)?.values() ?? [])], this.node) : { vips: [], notes: [] };
-      this.reclaim(key, tr.vips.flatMap((v) => [vipClaim(v), ...(v.node_port ? [nodePortClaim(v)] : [])]), requeue);
-      const held = tr.vips.filter((v) => {
-        const lost = [vipClaim(v), ...(v.node_port ? [nodePortClaim(v)] : [])].find((c) => this.holder(c) !== key);
+      const claimsOf = tr.vips.map((v) => (v.node_port ? [vipClaim(v), nodePortClaim(v)] : [vipClaim(v)]));
+      this.reclaim(key, claimsOf.flat(), requeue);
+      const held = tr.vips.filter((_, j) => {
+        const lost = claimsOf[j].find((c) => this.holder(c) !== key);
         if (lost) tr.notes.push(`${lost.startsWith('nodeport') ? lost : `VIP ${lost}`} is held by ${this.holder(lost)} (an older service)`);
         return !lost;
       });
-      const had = notes.findIndex((n) => n.key === key);
+      const had = notes.length ? notes.findIndex((n) => n.key === key) : -1;
       if (had >= 0) notes.splice(had, 1); // translated again: its last notes count
       if (tr.notes.length && svc) notes.push({ key, notes: tr.notes });
-      let after: KpVipConfig[];
-      try {
-        after = held.length ? parseConfig({ conf, vips: held }).vips : [];
-      } catch (e) {
-        invalid.push({ key, details: (e as KpError).details ?? [(e as Error).message] });
+      const details: string[] = [];
+      const after = held.map((v, j) => buildVip(v, range, `/vips/${j}`, details));
+      if (details.length) {
+        invalid.push({ key, details });
         continue;
       }
       const before = changes.get(key)?.before ?? this.built.get(key) ?? [];
@@ -199,6 +203,55 @@ export class DesiredServices {
   }
 }
 
+/**
+ * A translated VIP as the reconciler takes it. The translation made every address and prefix
+ * canonical and every port a port; what is left to check is what the API allows and kpbpf's conf
+ * may not: a node port outside conf's range, an affinity timeout past its bound.
+ */
+export function buildVip(v: VipJson, [min, max]: [number, number], at: string, errs: string[]): KpVipConfig {
+  if (v.node_port && (v.node_port < min || v.node_port > max)) errs.push(`${at}/node_port: must be within the node port range ${min}-${max}, got ${v.node_port}`);
+  if (v.session_affinity_timeout !== undefined && (v.session_affinity_timeout < 1 || v.session_affinity_timeout > AFFINITY_TIMEOUT_MAX)) {
+    errs.push(`${at}/session_affinity_timeout: must be from 1 to ${AFFINITY_TIMEOUT_MAX}, got ${v.session_affinity_timeout}`);
+  }
+  const backends: KpVipConfig['backends'] = new Array(v.backends.length);
+  for (let i = 0; i < v.backends.length; i++) {
+    const b = v.backends[i];
+    backends[i] = b.local || b.terminating ? { address: b.address, weight: 1, ...(b.local ? { local: true } : {}), ...(b.terminating ? { terminating: true } : {}) } : { address: b.address, weight: 1 };
+  }
+  return {
+    prefix: v.prefix,
+    family: v.prefix.includes(':') ? 6 : 4,
+    protocol: v.protocol,
+    port: v.port,
+    target_port: v.target_port,
+    node_port: v.node_port ?? 0,
+    type: v.type,
+    source_ranges: v.source_ranges ? [...v.source_ranges].sort() : [],
+    ...(v.external_traffic_policy ? { external_traffic_policy: 'local' as const } : {}),
+    ...(v.health_check_node_port ? { health_check_node_port: v.health_check_node_port } : {}),
+    name: v.name,
+    ...(v.session_affinity ? { session_affinity_timeout: v.session_affinity_timeout ?? AFFINITY_TIMEOUT_DEFAULT } : {}),
+    ...(v.internal_traffic_policy ? { internal_traffic_policy: 'local' as const } : {}),
+    backends,
+  };
+}
+
+const SCALARS = ['prefix', 'protocol', 'port', 'target_port', 'new_len', 'node_port', 'type', 'external_traffic_policy', 'internal_traffic_policy', 'session_affinity_timeout', 'health_check_node_port', 'name', 'encap'] as const;
+
+/** The same VIPs, field by field (no strings made: a full sync compares 10k services). */
 function sameVips(a: KpVipConfig[], b: KpVipConfig[]): boolean {
-  return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    for (const k of SCALARS) if (x[k] !== y[k]) return false;
+    if (x.source_ranges.length !== y.source_ranges.length || x.source_ranges.some((r, j) => r !== y.source_ranges[j])) return false;
+    if (x.backends.length !== y.backends.length) return false;
+    for (let j = 0; j < x.backends.length; j++) {
+      const p = x.backends[j];
+      const q = y.backends[j];
+      if (p.address !== q.address || p.weight !== q.weight || p.local !== q.local || p.terminating !== q.terminating) return false;
+    }
+  }
+  return true;
 }

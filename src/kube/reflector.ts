@@ -48,6 +48,9 @@ export class Reflector<T extends KubeObject> {
   private loop?: Promise<void>;
   private syncedOnce = false;
   private resolveSynced!: () => void;
+  private resolveAnswering!: () => void;
+  /** resolves when the first list's answer has begun (or failed): its body is on the way */
+  readonly answering = new Promise<void>((r) => (this.resolveAnswering = r));
   /** resolves once the first list is in the store */
   readonly synced = new Promise<void>((r) => (this.resolveSynced = r));
 
@@ -82,11 +85,20 @@ export class Reflector<T extends KubeObject> {
       this.abort = new AbortController();
       try {
         if (this.rv === undefined) {
-          const list = await this.client.list<T>(this.o.path, { labelSelector: this.o.labelSelector, fieldSelector: this.o.fieldSelector, signal: this.abort.signal });
+          const t0 = performance.now();
+          // The first list as client-go makes it, from the API server's watch cache (resourceVersion
+          // 0, one answer); a relist after 410 is a consistent, paged one.
+          const list = await this.client.list<T>(this.o.path, {
+            labelSelector: this.o.labelSelector,
+            fieldSelector: this.o.fieldSelector,
+            resourceVersion: this.syncedOnce ? undefined : '0',
+            signal: this.abort.signal,
+            onHeaders: () => this.resolveAnswering(),
+          });
           this.replace(list.items);
           this.rv = list.resourceVersion;
           if (this.syncedOnce) this.o.metrics?.relist(resource);
-          log.info({ resource, items: list.items.length, resourceVersion: this.rv }, this.syncedOnce ? 'relisted' : 'listed');
+          log.info({ resource, items: list.items.length, resourceVersion: this.rv, ms: Math.round(performance.now() - t0) }, this.syncedOnce ? 'relisted' : 'listed');
           this.syncedOnce = true;
           this.resolveSynced();
         }
@@ -106,6 +118,7 @@ export class Reflector<T extends KubeObject> {
           continue;
         }
         if (this.abort.signal.aborted) continue; // relist() asked for it
+        this.resolveAnswering();
         const status = err instanceof KubeApiError ? err.status : 0;
         this.o.metrics?.watchError(resource, status);
         const wait = Math.max(backoff * (1 + Math.random()), (err instanceof KubeApiError && err.retryAfter ? err.retryAfter * 1000 : 0));

@@ -95,21 +95,30 @@ const protocolOf = (p: { protocol?: string }) => p.protocol ?? 'TCP';
 export function endpointsOf(slices: EndpointSlice[], port: ServicePort, family: Family, nodeName: string): EndpointInfo[] {
   const want = port.name ?? '';
   const proto = protocolOf(port);
-  const seen = new Map<string, EndpointInfo>();
+  const out: EndpointInfo[] = [];
+  // address:port -> its index in out (a slice's endpoints share its port: the address alone is the key within one)
+  const seen = new Map<string, number>();
   for (const s of slices) {
     if (FAMILY_NAME[s.addressType ?? ''] !== family) continue;
     const sp = (s.ports ?? []).find((p) => (p.name ?? '') === want && protocolOf(p) === proto);
     if (!sp || typeof sp.port !== 'number' || sp.port < 1 || sp.port > 65535) continue;
+    const suffix = slices.length > 1 ? `|${sp.port}` : '';
     for (const ep of s.endpoints ?? []) {
       const info = endpointInfo(ep, sp.port, family, nodeName);
       if (!info) continue;
-      const key = `${info.address}|${info.port}`;
+      const key = suffix ? info.address + suffix : info.address;
       const had = seen.get(key);
-      if (!had || (had.terminating && !info.terminating)) seen.set(key, info);
+      if (had === undefined) {
+        seen.set(key, out.length);
+        out.push(info);
+      } else if (out[had].terminating && !info.terminating) out[had] = info;
     }
   }
-  return [...seen.values()];
+  return out;
 }
+
+const NONE: string[] = [];
+const names = (list: Array<{ name?: string }> | undefined) => (list?.length ? list.flatMap((z) => (typeof z.name === 'string' ? [z.name] : [])) : NONE);
 
 function endpointInfo(ep: Endpoint, port: number, family: Family, nodeName: string): EndpointInfo | undefined {
   const text = ep.addresses?.[0];
@@ -124,8 +133,8 @@ function endpointInfo(ep: Endpoint, port: number, family: Family, nodeName: stri
     serving: c.serving == null || c.serving === true,
     terminating: c.terminating === true,
     local: ep.nodeName !== undefined && ep.nodeName === nodeName,
-    zoneHints: (ep.hints?.forZones ?? []).flatMap((z) => (typeof z.name === 'string' ? [z.name] : [])),
-    nodeHints: (ep.hints?.forNodes ?? []).flatMap((n) => (typeof n.name === 'string' ? [n.name] : [])),
+    zoneHints: names(ep.hints?.forZones),
+    nodeHints: names(ep.hints?.forNodes),
   };
 }
 

@@ -1,6 +1,8 @@
 // The fake API server as a process, for a network namespace of its own (an end-to-end test's node):
 // `node fakeapi-main.js HOST PORT CERT KEY TOKEN...`. Commands come on stdin as JSON lines and each
-// is answered on stdout by one JSON line: {"id":N,"ok":true,...} or {"id":N,"error":"..."}.
+// is answered on stdout by one JSON line: {"id":N,"ok":true,...} or {"id":N,"error":"..."}. With
+// FAKEAPI_STATE=FILE, the objects of FILE ({"services": [...], "endpointslices": [...], "nodes":
+// [...]}) are there from the start (the benchmark's 10k services).
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { FakeApiServer, type Fault, type Resource } from './fakeapi.js';
@@ -20,6 +22,10 @@ interface Command {
 async function main(): Promise<void> {
   const [host, port, certFile, keyFile, ...tokens] = process.argv.slice(2);
   const api = new FakeApiServer({ tokens, tls: { cert: readFileSync(certFile), key: readFileSync(keyFile) } });
+  if (process.env.FAKEAPI_STATE) {
+    const state = JSON.parse(readFileSync(process.env.FAKEAPI_STATE, 'utf8')) as Partial<Record<Resource, Record<string, unknown>[]>>;
+    for (const [resource, objs] of Object.entries(state)) api.putMany(resource as Resource, objs ?? []);
+  }
   await api.listen(Number(port), host);
   process.stdout.write(JSON.stringify({ listening: `${host}:${port}` }) + '\n');
   for await (const line of createInterface({ input: process.stdin })) {

@@ -33,7 +33,8 @@ interface Watch {
   timer: NodeJS.Timeout;
 }
 
-export type Fault = { kind: 'status'; status: number; retryAfter?: number; only?: 'list' | 'watch' } | { kind: 'reset'; only?: 'list' | 'watch' } | { kind: 'stall'; only?: 'list' | 'watch' };
+/** A fault for the next request (of a kind, `only`, and of a resource, if given). */
+export type Fault = ({ kind: 'status'; status: number; retryAfter?: number } | { kind: 'reset' } | { kind: 'stall' }) & { only?: 'list' | 'watch'; resource?: Resource };
 
 export interface FakeApiStats {
   lists: Record<string, number>;
@@ -234,7 +235,7 @@ export class FakeApiServer {
     const resource = RESOURCE_PATHS[url.pathname];
     const q = url.searchParams;
     const isWatch = q.get('watch') === '1' || q.get('watch') === 'true';
-    const fault = this.faults.findIndex((f) => !f.only || f.only === (isWatch ? 'watch' : 'list'));
+    const fault = this.faults.findIndex((f) => (!f.only || f.only === (isWatch ? 'watch' : 'list')) && (!f.resource || f.resource === resource));
     if (fault >= 0 && resource) {
       const f = this.faults.splice(fault, 1)[0];
       this.stats.faults++;
@@ -265,13 +266,14 @@ export class FakeApiServer {
   private listAnswer(resource: Resource, q: URLSearchParams, match: (o: Obj) => boolean, res: ServerResponse): void {
     this.stats.lists[resource] = (this.stats.lists[resource] ?? 0) + 1;
     const all = [...this.objects.get(resource)!.values()].filter(match).sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
-    const limit = Number(q.get('limit')) || 0;
+    // resourceVersion=0 is answered from the watch cache, whole: the limit is ignored.
+    const limit = q.get('resourceVersion') === '0' ? 0 : Number(q.get('limit')) || 0;
     let start = 0;
     let rv = this.rv;
     const cont = q.get('continue');
     if (cont) {
       const c = JSON.parse(Buffer.from(cont, 'base64').toString()) as { start: number; rv: number };
-      if (c.rv < this.oldest) return this.status(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
+      if (c.rv + 1 < this.oldest) return this.status(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result.');
       [start, rv] = [c.start, c.rv];
     }
     const items = limit ? all.slice(start, start + limit) : all.slice(start);

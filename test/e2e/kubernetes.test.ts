@@ -146,9 +146,12 @@ function run() {
   });
 
   t.test('nothing is programmed before the first lists are complete', async (t) => {
-    await api.inject({ kind: 'status', status: 503, only: 'list' }, { kind: 'status', status: 500, only: 'list' });
+    // Three failed lists: with the back-off (0.8 s doubling, jittered up), the lists are complete
+    // no sooner than 5.6 s after the first, well after the data plane is ready.
+    await api.inject(...[503, 500, 503].map((status) => ({ kind: 'status' as const, status, only: 'list' as const, resource: 'services' as const })));
     startDaemon();
     await waitLog((l) => l.msg === 'list failed; trying again');
+    await waitLog((l) => l.msg === 'data plane ready');
     t.same(vips(), [], 'no VIP while a list is missing');
     const l = await waitLog((l) => l.msg === 'synced');
     t.match(l, { why: 'initial sync', services: 1 });
