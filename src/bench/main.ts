@@ -8,12 +8,13 @@ import { DATAPLANES, REPO, type DataPlaneName } from './dataplanes.js';
 import { staleNamespaces } from './topology.js';
 import { runE2e } from './e2e.js';
 import { runControl } from './control.js';
+import { runKube } from './kube.js';
 import { runMaglev } from './maglev.js';
 import { runDatapath } from './datapath.js';
 import { chartSvg, renderMarkdown, type Results } from './report.js';
 import { run } from './sh.js';
 
-const PARTS = ['e2e', 'datapath', 'control', 'maglev'] as const;
+const PARTS = ['e2e', 'datapath', 'control', 'kube', 'maglev'] as const;
 type Part = (typeof PARTS)[number];
 
 const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);
@@ -29,6 +30,8 @@ export interface BenchOptions {
   quick?: boolean;
   sizes?: number[];
   controlSizes?: number[];
+  /** services served by the fake API server to kpbpf run --kubernetes */
+  kubeSizes?: number[];
   /** service counts of the node port run (every service with a node port, as far as the range holds) */
   nodePortSizes?: number[];
   dataplanes?: string[];
@@ -58,9 +61,10 @@ export async function bench(o: BenchOptions): Promise<Results> {
   const sizes = o.sizes ?? (quick ? [100, 1000] : [100, 1000, 10000]);
   const controlSizes = o.controlSizes ?? (quick ? [1000] : [1000, 10000]);
   const nodePortSizes = o.nodePortSizes ?? [1000];
+  const kubeSizes = o.kubeSizes ?? (quick ? [1000] : [1000, 10000]);
   const capMs = o.capMs ?? (quick ? 60_000 : 600_000);
   const opts = {
-    sizes, controlSizes, nodePortSizes, capMs,
+    sizes, controlSizes, nodePortSizes, kubeSizes, capMs,
     dataplanes: (o.dataplanes ?? DATAPLANES) as DataPlaneName[],
     warmupMs: o.warmupMs ?? (quick ? 500 : 1000),
     measureMs: o.measureMs ?? (quick ? 1500 : 4000),
@@ -84,6 +88,7 @@ export async function bench(o: BenchOptions): Promise<Results> {
     e2e: [],
     e2eNodePort: [],
     control: [],
+    kube: [],
     maglev: [],
     log,
   };
@@ -107,6 +112,7 @@ export async function bench(o: BenchOptions): Promise<Results> {
       }
     }
     if (parts.includes('control')) res.control = await runControl({ sizes: controlSizes, capMs, bpffs: fs.dir, log: say });
+    if (parts.includes('kube')) res.kube = await runKube(kubeSizes, { bpffs: fs.dir, say });
     if (parts.includes('e2e')) {
       res.e2e = await runE2e({ ...opts, modes: ['new', 'established'], loadCapMs: capMs, bpffs: fs.dir, log: say });
       // The same traffic through a node port, beside kube-proxy's NodePort rules (the forwarding
@@ -143,6 +149,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--quick', 'smaller sizes and shorter runs (a few minutes)')
     .option('--sizes <list>', 'services for the end-to-end runs, e.g. 100,1000,10000', ints)
     .option('--control-sizes <list>', 'services for the control-plane timings', ints)
+    .option('--kube-sizes <list>', 'services the fake API server holds for kpbpf run --kubernetes', ints)
     .option('--dataplanes <list>', `subset of ${DATAPLANES.join(',')}`, list)
     .option('--parts <list>', `subset of ${PARTS.join(',')}`, list)
     .option('--measure-ms <n>', 'measured interval per end-to-end run', int)

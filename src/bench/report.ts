@@ -1,6 +1,7 @@
 // BENCHMARKS.md and its SVG chart from one run's results.
 import type { E2eRow } from './e2e.js';
 import { DAEMON_CHANGES, DAEMON_WARMUP, type ControlRow } from './control.js';
+import { KUBE_CHANGES, quantile, type KubeRow } from './kube.js';
 import type { MaglevRow } from './maglev.js';
 import type { DatapathResult } from './datapath.js';
 import type { DataPlaneName } from './dataplanes.js';
@@ -22,6 +23,8 @@ export interface Results {
   /** the same traffic through the measured service's node port (older results have none) */
   e2eNodePort?: E2eRow[];
   control: ControlRow[];
+  /** kpbpf run --kubernetes against the fake API server (older results have none) */
+  kube?: KubeRow[];
   maglev: MaglevRow[];
   datapath?: DatapathResult;
   datapathError?: string;
@@ -184,6 +187,7 @@ function reading(res: Results): string[] {
       `one-endpoint change ${fmtInt(kp.changeMs)} ms${daemon ? ` (${ms(daemon.changeMs)} ms through kpbpf run, file write to maps${daemon.changeFloorMs !== undefined ? `, against ${ms(daemon.changeFloorMs)} ms for a process that only reads the file` : ''})` : ''} vs ${others.map((o) => `${o.tool} ${ms(o.changeMs)} ms`).join(', ')}` +
       `${daemon?.rssBytes ? `; kpbpf run resident ${(daemon.rssBytes / 2 ** 20).toFixed(0)} MiB` : ''}.`);
   }
+  for (const k of (res.kube ?? []).filter((x) => x.startMs !== undefined)) out.push(kubeReading(k));
   for (const r of res.datapath?.rows.filter((x) => x.anchor) ?? []) {
     const a = res.datapath!.rows.find((x) => x.path === r.anchor);
     if (a) out.push(`- Per packet, ${r.path}: ${fmtRatio(r.nsPerPacket / a.nsPerPacket)}× ${a.path} (${r.nsPerPacket.toFixed(0)} vs ${a.nsPerPacket.toFixed(0)} ns).`);
@@ -250,6 +254,7 @@ export function renderMarkdown(res: Results, chartFile: string): string {
     'kpbpf run times are the long-running mode: from its start to its first "applied" log line (Node start-up and program load included), its own time for that full sync (waiting for the file the helper thread read and checked while the program loaded, diff, maps; "read aside" is that read and check), ' +
     `then the median of ${DAEMON_CHANGES} one-endpoint changes (after ${DAEMON_WARMUP} not counted, listed in "verified": the first ones after a full sync run code the JIT has not optimized yet) from the start of the file's write (its bytes made before) to the change's "applied" line as the log arrives, and the same writes seen by a process that only reads the file and logs a line (the floor); its resident memory after the full sync; ` +
     'iptables times are `iptables-*-restore` of the whole nat table, then `--noflush` of the changed chains; nft times are `nft -f` of the table, then one transaction.', '');
+  out.push(...kubeSection(res.kube ?? []));
   out.push('## Maglev', '', '| table size | backends | compile ms | balance (max/mean) | moved on remove | moved on add | ideal 1/N |', '|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of res.maglev) {
     out.push(`| ${r.size} | ${r.backends} | ${r.compileMs.toFixed(2)} | ${r.balance.toFixed(3)} | ${r.movedOnRemove.toFixed(4)} | ${r.movedOnAdd.toFixed(4)} | ${r.ideal.toFixed(4)} |`);
@@ -280,5 +285,40 @@ function datapathSection(d: DatapathResult): string[] {
   if (!d.katran) {
     out.push('Katran was not measured in this run: `npm run bench -- --katran OBJ` adds it (README: Benchmarks says how to build OBJ).', '');
   }
+  return out;
+}
+
+const ms1 = (v: number | undefined) => (v === undefined ? '–' : v < 10 ? v.toFixed(1) : fmtInt(v));
+
+/** One sentence a size, every figure from the row (ratios against its own floors). */
+function kubeReading(k: KubeRow): string {
+  const p99 = (a?: number[]) => (a?.length ? quantile(a, 0.99) : undefined);
+  const p50 = (a?: number[]) => (a?.length ? quantile(a, 0.5) : undefined);
+  const parts = [
+    `from start to programmed ${ms1(k.startMs)} ms${k.listFloorMs ? ` (${fmtRatio(k.startMs! / k.listFloorMs)}× a process that only lists the same objects, ${ms1(k.listFloorMs)} ms)` : ''}`,
+    `an EndpointSlice change from the watch event to the maps p50 ${ms1(p50(k.changeEventMs))} ms, p99 ${ms1(p99(k.changeEventMs))} ms`,
+    `from the API write to the applied line p99 ${ms1(p99(k.changeWriteMs))} ms${k.changeFloorMs?.length ? ` (${fmtRatio(p99(k.changeWriteMs)! / p99(k.changeFloorMs)!)}× the p99 of a process that only watches, ${ms1(p99(k.changeFloorMs))} ms)` : ''}`,
+    `resident ${k.rssBytes ? (k.rssBytes / 2 ** 20).toFixed(0) : '–'} MiB`,
+    `a relist of everything ${ms1(k.relistMs)} ms, ${k.relistApplied === 0 ? 'applying nothing' : `applying ${k.relistApplied} change(s)`}`,
+  ];
+  return `- Kubernetes API, ${k.services.toLocaleString('en-US')} services × 8 endpoints: ${parts.join('; ')}.`;
+}
+
+function kubeSection(rows: KubeRow[]): string[] {
+  if (!rows.length) return [];
+  const p = (a: number[] | undefined, q: number) => (a?.length ? ms1(quantile(a, q)) : '');
+  const out = ['## Kubernetes API source (kpbpf run --kubernetes)', '',
+    '| services | start to programmed ms | own sync ms | lists ms (sent before the program load, which they include) | floor: list only ms | resident MiB | change, event to maps p50 / p99 ms | change, API write to applied p50 / p99 ms | floor: watch only p50 / p99 ms | relist ms | applied by the relist | note |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|'];
+  for (const k of rows) {
+    out.push(`| ${k.services.toLocaleString('en-US')} | ${ms1(k.startMs)} | ${ms1(k.syncMs)} | ${ms1(k.listMs)} | ${ms1(k.listFloorMs)} | ${k.rssBytes ? (k.rssBytes / 2 ** 20).toFixed(0) : ''} | ${p(k.changeEventMs, 0.5)} / ${p(k.changeEventMs, 0.99)} | ${p(k.changeWriteMs, 0.5)} / ${p(k.changeWriteMs, 0.99)} | ${p(k.changeFloorMs, 0.5)} / ${p(k.changeFloorMs, 0.99)} | ${ms1(k.relistMs)} | ${k.relistApplied ?? ''} | ${k.unavailable ?? k.error ?? ''} |`);
+  }
+  out.push('', 'The fake API server (src/testbed/fakeapi.ts, HTTPS with a generated CA and a bearer token) runs in a namespace of its own with the ' +
+    'daemon, holding N Services (one TCP port each) and one EndpointSlice each with 8 ready endpoints, and this node\'s Node. "Start to programmed": ' +
+    'from spawning `kpbpf run --kubernetes` to its "synced" log line (Node start-up, the lists, the program load, translation and the full sync); ' +
+    '"own sync": the daemon\'s time from the lists to that line; the floor: a process that lists the same Services and EndpointSlices with the ' +
+    `same client and exits. Changes: ${KUBE_CHANGES} one-endpoint EndpointSlice updates (after a few not counted), each timed by the daemon from the watch event ` +
+    'to the maps (its "applied" line\'s queued + apply) and from the write command to the API server to that line as the log arrives; the floor: the same writes seen by a process that only watches EndpointSlices. ' +
+    'Relist: the watch ended and its version compacted away (410), as after an API server restart; the time of the longer of the two lists (list, parse, compare with the store).', '');
   return out;
 }

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { bench } from '../../src/bench/main.js';
 import { DATAPLANES } from '../../src/bench/dataplanes.js';
 import { DAEMON_CHANGES } from '../../src/bench/control.js';
+import { KUBE_CHANGES } from '../../src/bench/kube.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 
 const root = process.getuid?.() === 0;
@@ -24,6 +25,7 @@ t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
     sizes: [10],
     controlSizes: [10],
     nodePortSizes: [10],
+    kubeSizes: [10],
     warmupMs: 200,
     measureMs: 300,
     capMs: 60_000,
@@ -55,6 +57,9 @@ t.test('bench: tiny quick run', { skip, timeout: 280_000 }, async (t) => {
   const daemon = res.control.find((c) => c.tool === 'kpbpf run');
   t.ok(daemon?.unavailable || (daemon!.syncMs! > 0 && daemon!.rssBytes! > 10 * 2 ** 20 && daemon!.changeSamples!.length === DAEMON_CHANGES), `kpbpf run: its own sync time, resident memory and ${DAEMON_CHANGES} changes`);
   t.ok(daemon?.unavailable || daemon!.changeFloorMs! > 0, 'kpbpf run: the floor of a change (a process that only reads the file) measured in the same run');
+  const kube = res.kube?.[0];
+  t.ok(kube && (kube.unavailable || (kube.startMs! > 0 && kube.changeEventMs!.length === KUBE_CHANGES && kube.changeFloorMs!.length === KUBE_CHANGES && kube.relistApplied === 0)), `kpbpf run --kubernetes: start, ${KUBE_CHANGES} changes with their floor, a relist that applies nothing (${kube?.error ?? 'ok'})`);
+  t.match(readFileSync(md, 'utf8'), /## Kubernetes API source/, 'the report has the Kubernetes section');
   t.ok(res.maglev.length > 0, 'maglev rows');
   t.ok(res.datapath && res.datapath.rows.length === 27 && res.datapath.rows.every((r) => r.nsPerPacket > 0), 'data path rows (baselines, kpbpf paths with node port, masquerade, IPv6, NAT46 and NAT64, insert floors), each verified');
   t.same(res.datapath?.rows.filter((r) => /^kpbpf NAT(46|64)/.test(r.path)).map((r) => [r.path, r.anchor]), [
