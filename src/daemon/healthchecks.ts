@@ -19,7 +19,9 @@ export class HealthCheckServers {
 
   constructor(
     private readonly control: () => Control,
-    private readonly o: { address?: string; log: Logger; proxyHealthy: () => boolean },
+    /** gate: a node whose proxy is unhealthy answers 503 whatever its endpoints (kube-proxy's rule;
+     * the file daemon only reports it in the body) */
+    private readonly o: { address?: string; log: Logger; proxyHealthy: () => boolean; gate?: boolean },
   ) {}
 
   /** Listen on the health-check ports `vips` name, close the others. */
@@ -71,7 +73,7 @@ export class HealthCheckServers {
     const local = v ? v.backends.filter((b) => b.state === 'active' && b.local && !b.terminating).length : 0;
     const healthy = this.o.proxyHealthy();
     const [namespace, name] = h.name.includes('/') ? h.name.split('/', 2) : ['', h.name];
-    res.writeHead(local > 0 && healthy ? 200 : 503, {
+    res.writeHead(local > 0 && (healthy || !this.o.gate) ? 200 : 503, {
       'content-type': 'application/json',
       'x-content-type-options': 'nosniff',
       'x-load-balancing-endpoint-weight': String(local),

@@ -20,6 +20,8 @@ import type { KubeConnection } from './connection.js';
 import { Reflector } from './reflector.js';
 import { DesiredServices, type ServiceChange } from './desired.js';
 import { createKubeMetrics, type KubeMetrics } from './metrics.js';
+import { configTables } from '../maglev/expected.js';
+import { PARALLEL_MIN_JOBS, prefetchMaglevTables } from '../maglev/parallel.js';
 import { PROXY_LABEL_SELECTOR, TO_BE_DELETED_TAINT, ZONE_LABEL, type EndpointSlice, type Node, type Service } from './types.js';
 
 export interface KubeRunOptions {
@@ -93,6 +95,12 @@ export function readConfFile(file: string | undefined): FileConf {
   return { conf: (doc.conf as Record<string, unknown>) ?? {}, config, manageInterfaces: Array.isArray(doc.interfaces) };
 }
 
+/** Resident, V8 heap used and external memory, MiB (the first sync logs it). */
+function memoryMiB(): Record<string, number> {
+  const m = process.memoryUsage();
+  return Object.fromEntries(Object.entries({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }).map(([k, v]) => [k, Math.round(v / 2 ** 20)]));
+}
+
 const refOf = (v: KpVipConfig): VipRef => ({ prefix: v.prefix, protocol: v.protocol, port: v.port });
 
 export class KubeDaemon {
@@ -134,24 +142,6 @@ export class KubeDaemon {
     this.markPending();
     this.metrics = createMetrics(() => this.control);
     this.kmetrics = createKubeMetrics(this.metrics.registry);
-    // The lists go out first: their answers come in while the program loads (the verifier holds
-    // this thread for about half a second), and handlers only record until the first sync.
-    this.client = new KubeClient(this.o.connection, this.o.clientTimeouts);
-    this.startReflectors();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(this.reflectors.map((r) => r.answering)), new Promise((r) => (timer = setTimeout(r, 2000)))]);
-    clearTimeout(timer);
-    const tLoad = performance.now();
-    try {
-      this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets: this.file.config.conf.buckets, reload: false, upgrade: true, owner: `kpbpf run --kubernetes (node ${this.o.nodeName})` });
-    } catch (e) {
-      await Promise.all(this.reflectors.map((r) => r.stop()));
-      this.client.close();
-      throw e;
-    }
-    // ms: since the process started (performance's origin), and of that the data plane's open or load.
-    log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source, ms: { process: Math.round(performance.now()), open: Math.round(performance.now() - tLoad) } }, 'data plane ready');
-    this.healthChecks = new HealthCheckServers(() => this.control, { address: this.o.healthCheckAddress, log, proxyHealthy: () => this.health().healthy });
     const onHup = () => this.reloadFile();
     const term = (signal: string) => () => {
       log.info({ signal }, 'stopping');
@@ -165,14 +155,25 @@ export class KubeDaemon {
     try {
       if (this.o.healthz) await this.listen(this.o.healthz, 'healthz');
       if (this.o.metrics) await this.listen(this.o.metrics, 'metrics');
+      // The lists first, and their translation; then the program loads (the verifier holds this
+      // thread for about half a second) while the helper thread builds the Maglev tables the first
+      // sync will publish. Handlers only record until then.
+      this.client = new KubeClient(this.o.connection, this.o.clientTimeouts);
+      this.startReflectors();
       await Promise.race([Promise.all(this.reflectors.map((r) => r.synced)), stopped]);
-      if (!stopping) {
-        this.synced = true;
-        this.fullSync('initial sync');
-        if (this.o.cgroup) {
-          const cg = this.control.attachCgroup(this.o.cgroup);
-          log.info({ cgroup: cg.path, hooks: cg.hooks }, cg.already ? "the node's sockets are served (socket hooks already attached)" : "the node's sockets are served (socket hooks attached)");
-        }
+      if (stopping) return;
+      const t0 = performance.now();
+      const first = this.translateAll();
+      const tLoad = performance.now();
+      this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets: this.file.config.conf.buckets, reload: false, upgrade: true, owner: `kpbpf run --kubernetes (node ${this.o.nodeName})` });
+      // ms: since the process started (performance's origin); the translation; the data plane's open or load.
+      log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source, ms: { process: Math.round(performance.now()), translate: Math.round(tLoad - t0), open: Math.round(performance.now() - tLoad) } }, 'data plane ready');
+      this.healthChecks = new HealthCheckServers(() => this.control, { address: this.o.healthCheckAddress, log, proxyHealthy: () => this.health().healthy, gate: true });
+      this.synced = true;
+      this.fullSync('initial sync', first);
+      if (this.o.cgroup) {
+        const cg = this.control.attachCgroup(this.o.cgroup);
+        log.info({ cgroup: cg.path, hooks: cg.hooks }, cg.already ? "the node's sockets are served (socket hooks already attached)" : "the node's sockets are served (socket hooks attached)");
       }
       this.collector = setInterval(() => this.collect(), COLLECT_MS);
       await stopped;
@@ -187,14 +188,25 @@ export class KubeDaemon {
       await Promise.all(this.reflectors.map((r) => r.stop()));
       this.client?.close();
       await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-      await this.healthChecks.close();
-      if (this.o.detachOnExit) {
-        log.info({ interfaces: this.control.detach(), cgroups: this.control.detachCgroups() }, 'detached (--detach-on-exit); the maps stay pinned');
-      } else {
-        log.info('the data plane keeps forwarding (pinned); run kpbpf detach to stop it');
+      await this.healthChecks?.close();
+      if (this.control) {
+        if (this.o.detachOnExit) {
+          log.info({ interfaces: this.control.detach(), cgroups: this.control.detachCgroups() }, 'detached (--detach-on-exit); the maps stay pinned');
+        } else {
+          log.info('the data plane keeps forwarding (pinned); run kpbpf detach to stop it');
+        }
+        this.control.close();
       }
-      this.control.close();
     }
+  }
+
+  /** Every service translated (the first sync's), and its tables handed to the helper thread. */
+  private translateAll(): ReturnType<DesiredServices['take']> {
+    this.desired.markAll();
+    const taken = this.desired.take(this.file.conf);
+    const jobs = configTables(taken.changes.flatMap((c) => c.after));
+    if (jobs.length >= PARALLEL_MIN_JOBS) prefetchMaglevTables(jobs);
+    return taken;
   }
 
   private startReflectors(): void {
@@ -256,22 +268,27 @@ export class KubeDaemon {
   }
 
   /** Everything, compared with everything the maps hold: the first sync, and a new conf. */
-  private fullSync(why: string): void {
+  private fullSync(why: string, translated?: ReturnType<DesiredServices['take']>): void {
     const t0 = performance.now();
     const since = this.pendingSince ?? t0;
     const log = this.o.log;
     this.applying = true;
     try {
       this.applyNodeAddresses();
-      this.desired.markAll();
-      const taken = this.desired.take(this.file.conf);
+      let taken = translated;
+      if (!taken || this.desired.dirty.size) {
+        // (events that came during the program load: everything again, as a later full sync does)
+        if (taken) this.desired.retry(taken.changes);
+        this.desired.markAll();
+        taken = this.desired.take(this.file.conf);
+      }
       this.report(taken);
       const vips = this.desired.vipsWith(taken.changes);
       const t1 = performance.now();
       const r = this.control.apply(this.desiredConfig(vips), { dryRun: false, manageInterfaces: this.file.manageInterfaces, collectDrained: false, flushUdp: true });
       this.desired.commit(taken.changes);
       this.done(since);
-      log.info({ why, services: this.desired.serviceCount(), vips: vips.length, changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: Math.round(performance.now() - t0), msTranslate: Math.round(t1 - t0) }, r.plan.length ? 'synced' : 'synced: no changes');
+      log.info({ why, services: this.desired.serviceCount(), vips: vips.length, changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: Math.round(performance.now() - t0), msTranslate: Math.round(t1 - t0), memory: memoryMiB() }, r.plan.length ? 'synced' : 'synced: no changes');
       void this.healthChecks.sync(this.desired.vips());
       this.collectAfter(r.plan);
     } catch (e) {
