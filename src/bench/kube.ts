@@ -111,7 +111,7 @@ const WATCH_FLOOR = `
 const { KubeClient } = await import(process.argv[1]);
 const { kubeconfigConnection } = await import(process.argv[2]);
 const c = new KubeClient(kubeconfigConnection(process.argv[3]));
-const l = await c.list('/apis/discovery.k8s.io/v1/endpointslices', { limit: 1 });
+const l = await c.list('/apis/discovery.k8s.io/v1/endpointslices', { fieldSelector: 'metadata.name=no-such-slice' });
 console.error(JSON.stringify({ msg: 'watching' }));
 await c.watch('/apis/discovery.k8s.io/v1/endpointslices', { resourceVersion: l.resourceVersion, timeoutSeconds: 600 }, (e) => console.error(JSON.stringify({ msg: 'event', name: e.object.metadata.name })));`;
 
@@ -185,7 +185,7 @@ async function kubeRow(n: number, bpffs: string, row: KubeRow): Promise<void> {
       row.syncMs = synced.ms as number;
       row.listMs = Math.max(...d.lines.filter((l) => l.msg === 'listed').map((l) => l.ms as number));
       row.rssBytes = rssOf(d.child.pid);
-      if (process.env.KPBPF_BENCH_TRACE) for (const l of d.lines) process.stderr.write(`${(l.at - t0).toFixed(0)} ${l.msg} ${l.resource ?? ''} ${JSON.stringify(l.ms ?? '')} ${l.msTranslate ?? ''} ${l.memory ? JSON.stringify(l.memory) : ''}\n`);
+      if (process.env.KPBPF_BENCH_TRACE) for (const l of d.lines) process.stderr.write(`${(l.at - t0).toFixed(0)} ${l.msg} ${l.resource ?? ''} ${JSON.stringify(l.ms ?? '')} ${l.msTranslate ?? ''} ${l.prefetched ?? ''} ${l.memory ? JSON.stringify(l.memory) : ''}\n`);
 
       // One endpoint replaced in the last service's slice, KUBE_WARMUP + KUBE_CHANGES times.
       const last = services.length - 1;

@@ -20,8 +20,7 @@ import type { KubeConnection } from './connection.js';
 import { Reflector } from './reflector.js';
 import { DesiredServices, type ServiceChange } from './desired.js';
 import { createKubeMetrics, type KubeMetrics } from './metrics.js';
-import { configTables } from '../maglev/expected.js';
-import { PARALLEL_MIN_JOBS, prefetchMaglevTables } from '../maglev/parallel.js';
+import { prefetchedTables } from '../maglev/parallel.js';
 import { PROXY_LABEL_SELECTOR, TO_BE_DELETED_TAINT, ZONE_LABEL, type EndpointSlice, type Node, type Service } from './types.js';
 
 export interface KubeRunOptions {
@@ -155,22 +154,25 @@ export class KubeDaemon {
     try {
       if (this.o.healthz) await this.listen(this.o.healthz, 'healthz');
       if (this.o.metrics) await this.listen(this.o.metrics, 'metrics');
-      // The lists first, and their translation; then the program loads (the verifier holds this
-      // thread for about half a second) while the helper thread builds the Maglev tables the first
-      // sync will publish. Handlers only record until then.
+      // The lists go out first: their answers come in while the program loads (the verifier holds
+      // this thread for about half a second), and handlers only record until the first sync. (Their
+      // translation and the Maglev tables were also tried during the load, on the helper thread: on
+      // two cores that slowed the verifier more than it saved.)
       this.client = new KubeClient(this.o.connection, this.o.clientTimeouts);
       this.startReflectors();
-      await Promise.race([Promise.all(this.reflectors.map((r) => r.synced)), stopped]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(this.reflectors.map((r) => r.answering)), new Promise((r) => (timer = setTimeout(r, 2000))), stopped]);
+      clearTimeout(timer);
       if (stopping) return;
-      const t0 = performance.now();
-      const first = this.translateAll();
       const tLoad = performance.now();
       this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets: this.file.config.conf.buckets, reload: false, upgrade: true, owner: `kpbpf run --kubernetes (node ${this.o.nodeName})` });
-      // ms: since the process started (performance's origin); the translation; the data plane's open or load.
-      log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source, ms: { process: Math.round(performance.now()), translate: Math.round(tLoad - t0), open: Math.round(performance.now() - tLoad) } }, 'data plane ready');
+      // ms: since the process started (performance's origin), and of that the data plane's open or load.
+      log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source, ms: { process: Math.round(performance.now()), open: Math.round(performance.now() - tLoad) } }, 'data plane ready');
       this.healthChecks = new HealthCheckServers(() => this.control, { address: this.o.healthCheckAddress, log, proxyHealthy: () => this.health().healthy, gate: true });
+      await Promise.race([Promise.all(this.reflectors.map((r) => r.synced)), stopped]);
+      if (stopping) return;
       this.synced = true;
-      this.fullSync('initial sync', first);
+      this.fullSync('initial sync');
       if (this.o.cgroup) {
         const cg = this.control.attachCgroup(this.o.cgroup);
         log.info({ cgroup: cg.path, hooks: cg.hooks }, cg.already ? "the node's sockets are served (socket hooks already attached)" : "the node's sockets are served (socket hooks attached)");
@@ -198,15 +200,6 @@ export class KubeDaemon {
         this.control.close();
       }
     }
-  }
-
-  /** Every service translated (the first sync's), and its tables handed to the helper thread. */
-  private translateAll(): ReturnType<DesiredServices['take']> {
-    this.desired.markAll();
-    const taken = this.desired.take(this.file.conf);
-    const jobs = configTables(taken.changes.flatMap((c) => c.after));
-    if (jobs.length >= PARALLEL_MIN_JOBS) prefetchMaglevTables(jobs);
-    return taken;
   }
 
   private startReflectors(): void {
@@ -268,27 +261,22 @@ export class KubeDaemon {
   }
 
   /** Everything, compared with everything the maps hold: the first sync, and a new conf. */
-  private fullSync(why: string, translated?: ReturnType<DesiredServices['take']>): void {
+  private fullSync(why: string): void {
     const t0 = performance.now();
     const since = this.pendingSince ?? t0;
     const log = this.o.log;
     this.applying = true;
     try {
       this.applyNodeAddresses();
-      let taken = translated;
-      if (!taken || this.desired.dirty.size) {
-        // (events that came during the program load: everything again, as a later full sync does)
-        if (taken) this.desired.retry(taken.changes);
-        this.desired.markAll();
-        taken = this.desired.take(this.file.conf);
-      }
+      this.desired.markAll();
+      const taken = this.desired.take(this.file.conf);
       this.report(taken);
       const vips = this.desired.vipsWith(taken.changes);
       const t1 = performance.now();
       const r = this.control.apply(this.desiredConfig(vips), { dryRun: false, manageInterfaces: this.file.manageInterfaces, collectDrained: false, flushUdp: true });
       this.desired.commit(taken.changes);
       this.done(since);
-      log.info({ why, services: this.desired.serviceCount(), vips: vips.length, changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: Math.round(performance.now() - t0), msTranslate: Math.round(t1 - t0), memory: memoryMiB() }, r.plan.length ? 'synced' : 'synced: no changes');
+      log.info({ why, services: this.desired.serviceCount(), vips: vips.length, changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: Math.round(performance.now() - t0), msTranslate: Math.round(t1 - t0), prefetched: prefetchedTables(), memory: memoryMiB() }, r.plan.length ? 'synced' : 'synced: no changes');
       void this.healthChecks.sync(this.desired.vips());
       this.collectAfter(r.plan);
     } catch (e) {
