@@ -238,7 +238,8 @@ async function timeChanges(bodies: Buffer[], put: (b: Buffer) => void, log: Retu
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /** VmRSS of a process, in bytes. */
-function rssOf(pid: number | undefined): number | undefined {
+/** A process's resident memory (VmRSS), bytes. */
+export function rssOf(pid: number | undefined): number | undefined {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : undefined;

@@ -5,12 +5,13 @@
 // of everything. Baselines from the same run: a process that only lists the same objects (the floor
 // of any API-driven proxy's start), and one that only watches EndpointSlices (the floor of a change).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from './sh.js';
 import { kpbpfArgv, kpbpfMissing, REPO } from './dataplanes.js';
 import { makeServices, type Service } from './rulesets.js';
+import { rssOf } from './control.js';
 import { makeCerts, writeKubeconfig } from '../testbed/certs.js';
 
 export interface KubeRow {
@@ -240,15 +241,6 @@ async function kubeRow(n: number, bpffs: string, row: KubeRow): Promise<void> {
     await run(['ip', 'netns', 'del', ns], { allowFail: true });
     rmSync(tmp, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function rssOf(pid: number | undefined): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
   }
 }
 

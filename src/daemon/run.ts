@@ -7,6 +7,7 @@ import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import { HealthCheckServers } from './healthchecks.js';
+import { onDaemonSignals } from './signals.js';
 import type { Logger } from 'pino';
 import { KpError } from '../errors.js';
 import { Control } from '../dataplane/control.js';
@@ -150,23 +151,12 @@ export class Daemon {
       this.checkDir();
       this.collect();
     }, COLLECT_MS);
-    const onHup = () => this.schedule('SIGHUP');
-    const onTerm = (sig: string) => () => {
-      log.info({ signal: sig }, 'stopping');
-      this.stop();
-    };
-    const term = onTerm('SIGTERM');
-    const int = onTerm('SIGINT');
-    process.on('SIGHUP', onHup);
-    process.on('SIGTERM', term);
-    process.on('SIGINT', int);
+    const offSignals = onDaemonSignals(log, () => this.schedule('SIGHUP'), () => this.stop());
     if (this.o.metrics) await this.listen(this.o.metrics);
     try {
       await this.stopped;
     } finally {
-      process.off('SIGHUP', onHup);
-      process.off('SIGTERM', term);
-      process.off('SIGINT', int);
+      offSignals();
       this.watcher?.close();
       clearTimeout(this.timer);
       clearImmediate(this.immediate);

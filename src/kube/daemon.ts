@@ -14,6 +14,7 @@ import type { KpConfig, KpVipConfig } from '../config/types.js';
 import { vipCounts } from '../dataplane/apply.js';
 import { createMetrics, type DaemonMetrics } from '../daemon/metrics.js';
 import { HealthCheckServers } from '../daemon/healthchecks.js';
+import { onDaemonSignals } from '../daemon/signals.js';
 import { parseListen } from '../daemon/run.js';
 import { KubeClient, type ClientTimeouts } from './client.js';
 import type { KubeConnection } from './connection.js';
@@ -141,16 +142,7 @@ export class KubeDaemon {
     this.markPending();
     this.metrics = createMetrics(() => this.control);
     this.kmetrics = createKubeMetrics(this.metrics.registry);
-    const onHup = () => this.reloadFile();
-    const term = (signal: string) => () => {
-      log.info({ signal }, 'stopping');
-      this.stop();
-    };
-    const onTerm = term('SIGTERM');
-    const onInt = term('SIGINT');
-    process.on('SIGHUP', onHup);
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onInt);
+    const offSignals = onDaemonSignals(log, () => this.reloadFile(), () => this.stop());
     try {
       if (this.o.healthz) await this.listen(this.o.healthz, 'healthz');
       if (this.o.metrics) await this.listen(this.o.metrics, 'metrics');
@@ -180,9 +172,7 @@ export class KubeDaemon {
       this.collector = setInterval(() => this.collect(), COLLECT_MS);
       await stopped;
     } finally {
-      process.off('SIGHUP', onHup);
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
+      offSignals();
       clearImmediate(this.immediate);
       clearTimeout(this.retryTimer);
       clearInterval(this.collector);
