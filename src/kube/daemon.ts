@@ -22,7 +22,7 @@ import { Reflector } from './reflector.js';
 import { DesiredServices, type ServiceChange } from './desired.js';
 import { createKubeMetrics, type KubeMetrics } from './metrics.js';
 import { prefetchedTables } from '../maglev/parallel.js';
-import { PROXY_LABEL_SELECTOR, TO_BE_DELETED_TAINT, ZONE_LABEL, type EndpointSlice, type Node, type Service } from './types.js';
+import { PROXY_LABEL_SELECTOR, TO_BE_DELETED_TAINT, ZONE_LABEL, trimNode, trimService, trimSlice, type EndpointSlice, type Node, type Service } from './types.js';
 
 export interface KubeRunOptions {
   connection: KubeConnection;
@@ -195,15 +195,15 @@ export class KubeDaemon {
   private startReflectors(): void {
     const common = { log: this.o.log, metrics: this.kmetrics, backoffMs: this.o.backoffMs };
     const changed = () => this.schedule();
-    const services = new Reflector<Service>(this.client, { ...common, resource: 'services', path: '/api/v1/services', labelSelector: PROXY_LABEL_SELECTOR }, {
+    const services = new Reflector<Service>(this.client, { ...common, resource: 'services', path: '/api/v1/services', labelSelector: PROXY_LABEL_SELECTOR, transform: trimService }, {
       upsert: (s) => (this.desired.setService(s), changed()),
       remove: (s) => (this.desired.setService(s, true), changed()),
     });
-    const slices = new Reflector<EndpointSlice>(this.client, { ...common, resource: 'endpointslices', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: PROXY_LABEL_SELECTOR }, {
+    const slices = new Reflector<EndpointSlice>(this.client, { ...common, resource: 'endpointslices', path: '/apis/discovery.k8s.io/v1/endpointslices', labelSelector: PROXY_LABEL_SELECTOR, transform: trimSlice }, {
       upsert: (s) => (this.desired.setSlice(s), changed()),
       remove: (s) => (this.desired.setSlice(s, true), changed()),
     });
-    const nodes = new Reflector<Node>(this.client, { ...common, resource: 'nodes', path: '/api/v1/nodes', fieldSelector: `metadata.name=${this.o.nodeName}` }, {
+    const nodes = new Reflector<Node>(this.client, { ...common, resource: 'nodes', path: '/api/v1/nodes', fieldSelector: `metadata.name=${this.o.nodeName}`, transform: trimNode }, {
       upsert: (n) => this.setNode(n),
       remove: () => this.setNode(undefined),
     });

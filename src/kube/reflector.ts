@@ -23,7 +23,7 @@ export interface ReflectorMetrics {
   handlerError(resource: string): void;
 }
 
-export interface ReflectorOptions {
+export interface ReflectorOptions<T = unknown> {
   /** e.g. services, endpointslices, nodes (for logs and metrics) */
   resource: string;
   path: string;
@@ -35,6 +35,8 @@ export interface ReflectorOptions {
   watchTimeoutS?: number;
   log: Logger;
   metrics?: ReflectorMetrics;
+  /** what the store keeps of each object (the fields its handlers read) */
+  transform?: (o: T) => T;
 }
 
 const keyOf = (o: KubeObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
@@ -56,7 +58,7 @@ export class Reflector<T extends KubeObject> {
 
   constructor(
     private readonly client: KubeClient,
-    private readonly o: ReflectorOptions,
+    private readonly o: ReflectorOptions<T>,
     private readonly h: ReflectorHandlers<T>,
   ) {}
 
@@ -149,14 +151,15 @@ export class Reflector<T extends KubeObject> {
       if (rv) this.rv = rv;
       return;
     }
-    const key = keyOf(e.object);
+    const obj = this.o.transform ? this.o.transform(e.object) : e.object;
+    const key = keyOf(obj);
     const old = this.store.get(key);
     if (e.type === 'DELETED') {
       this.store.delete(key);
       if (old) this.call(() => this.h.remove(old));
     } else {
-      this.store.set(key, e.object);
-      this.call(() => this.h.upsert(e.object, old));
+      this.store.set(key, obj);
+      this.call(() => this.h.upsert(obj, old));
     }
     if (rv) this.rv = rv;
   }
@@ -164,11 +167,12 @@ export class Reflector<T extends KubeObject> {
   /** A list replaces the store: only what differs (by resourceVersion) reaches the handlers. */
   private replace(items: T[]): void {
     const seen = new Set<string>();
-    for (const it of items) {
-      const key = keyOf(it);
+    for (const raw of items) {
+      const key = keyOf(raw);
       seen.add(key);
       const old = this.store.get(key);
-      if (old && old.metadata?.resourceVersion === it.metadata?.resourceVersion && old.metadata?.resourceVersion !== undefined) continue;
+      if (old && old.metadata?.resourceVersion === raw.metadata?.resourceVersion && old.metadata?.resourceVersion !== undefined) continue;
+      const it = this.o.transform ? this.o.transform(raw) : raw;
       this.store.set(key, it);
       this.call(() => this.h.upsert(it, old));
     }

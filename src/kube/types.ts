@@ -100,3 +100,41 @@ export const PROXY_LABEL_SELECTOR = '!service.kubernetes.io/service-proxy-name,!
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 /** The cluster autoscaler's taint on a node it is about to delete (kube-proxy's nodeEligible). */
 export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
+
+/**
+ * What is kept of an object: the fields kube-proxy reads and nothing else (client-go's
+ * SetTransform does the same for kube-proxy's informers). A real object's managedFields, targetRefs
+ * and annotations take more memory than the rest of it.
+ */
+function keptMeta(m: ObjectMeta | undefined, labels: 'all' | string[]): ObjectMeta {
+  const out: ObjectMeta = {};
+  if (!m) return out;
+  for (const k of ['name', 'namespace', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp'] as const) if (m[k] !== undefined) out[k] = m[k];
+  if (m.labels) {
+    if (labels === 'all') out.labels = m.labels;
+    else for (const l of labels) if (m.labels[l] !== undefined) (out.labels ??= {})[l] = m.labels[l];
+  }
+  return out;
+}
+
+export function trimService(s: Service): Service {
+  return { metadata: keptMeta(s.metadata, []), spec: s.spec, ...(s.status?.loadBalancer ? { status: { loadBalancer: s.status.loadBalancer } } : {}) };
+}
+
+export function trimSlice(s: EndpointSlice): EndpointSlice {
+  return {
+    metadata: keptMeta(s.metadata, [SERVICE_NAME_LABEL]),
+    addressType: s.addressType,
+    ports: s.ports,
+    endpoints: (s.endpoints ?? []).map((e) => ({
+      ...(e.addresses ? { addresses: e.addresses.slice(0, 1) } : {}),
+      ...(e.conditions ? { conditions: e.conditions } : {}),
+      ...(e.nodeName !== undefined ? { nodeName: e.nodeName } : {}),
+      ...(e.hints ? { hints: e.hints } : {}),
+    })),
+  };
+}
+
+export function trimNode(n: Node): Node {
+  return { metadata: keptMeta(n.metadata, 'all'), ...(n.spec?.taints ? { spec: { taints: n.spec.taints } } : {}), ...(n.status?.addresses ? { status: { addresses: n.status.addresses } } : {}) };
+}

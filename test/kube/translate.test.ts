@@ -2,7 +2,7 @@
 // follows (pkg/proxy in kubernetes/kubernetes).
 import t from 'tap';
 import { translateService, endpointsOf, topologyMode, sourceRange, clusterIPsByFamily, type NodeView, type VipJson } from '../../src/kube/translate.js';
-import type { EndpointSlice, Service } from '../../src/kube/types.js';
+import { trimNode, trimService, trimSlice, type EndpointSlice, type Service } from '../../src/kube/types.js';
 import { svc, slice, ep } from '../helpers/kubeobjects.js';
 
 const NODE: NodeView = { name: 'node-a', zone: 'zone-1' };
@@ -207,8 +207,23 @@ for (const c of cases) {
     });
     if (c.backends) t.same(be(out.vips[0]), c.backends, 'backends');
     if (c.note) t.match(out.notes.join('\n'), c.note, 'noted');
+    // The store keeps trimmed objects: they must translate the same.
+    t.same(translateService(trimService(c.service), (c.slices ?? []).map(trimSlice), c.node ?? NODE), out, 'the trimmed objects translate the same');
   });
 }
+
+t.test('trimming drops what kube-proxy never reads', async (t) => {
+  const s = svc('web');
+  s.metadata = { ...s.metadata, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': 'x'.repeat(1000) }, managedFields: [{ manager: 'kubectl' }] } as never;
+  const kept = trimService(s);
+  t.same(Object.keys(kept.metadata!).sort(), ['creationTimestamp', 'name', 'namespace']);
+  const sl = slice('web', [{ name: '', port: 8080 }], [ep('198.18.1.1', { nodeName: 'n', targetRef: { kind: 'Pod', name: 'web-1' }, zone: 'z' } as never)]);
+  const tk = trimSlice(sl);
+  t.same(tk.metadata!.labels, { 'kubernetes.io/service-name': 'web' }, 'only the service-name label');
+  t.same(tk.endpoints, [{ addresses: ['198.18.1.1'], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'n' }]);
+  const n = trimNode({ metadata: { name: 'n', labels: { 'topology.kubernetes.io/zone': 'z' }, annotations: { a: 'b' } }, spec: { taints: [{ key: 'k' }] }, status: { addresses: [{ type: 'InternalIP', address: '198.18.0.1' }] } } as never);
+  t.same(n, { metadata: { name: 'n', labels: { 'topology.kubernetes.io/zone': 'z' } }, spec: { taints: [{ key: 'k' }] }, status: { addresses: [{ type: 'InternalIP', address: '198.18.0.1' }] } });
+});
 
 t.test('one target port per VIP: the port most endpoints have, the others noted', async (t) => {
   const out = translateService(svc('w'), [slice('w', [{ name: '', port: 8080 }], [ep('198.18.1.1'), ep('198.18.1.2')], { name: 'a' }), slice('w', [{ name: '', port: 9090 }], [ep('198.18.1.3')], { name: 'b' })], NODE);
