@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from './sh.js';
 import { kpbpfArgv, kpbpfMissing, REPO } from './dataplanes.js';
-import { makeServices, type Service } from './rulesets.js';
+import { kpbpfConfig, makeServices, type Service } from './rulesets.js';
 import { rssOf } from './control.js';
 import { makeCerts, writeKubeconfig } from '../testbed/certs.js';
 
@@ -32,6 +32,9 @@ export interface KubeRow {
   /** baseline: the same writes seen by a process that only watches EndpointSlices */
   changeFloorMs?: number[];
   changeWarmup?: number;
+  /** baseline: kpbpf run -f with the same services in a file, spawn to its "applied" line, and its resident memory */
+  fileStartMs?: number;
+  fileRssBytes?: number;
   /** a relist of everything: its time, and whether anything was applied */
   relistMs?: number;
   relistApplied?: number;
@@ -174,9 +177,9 @@ async function kubeRow(n: number, bpffs: string, row: KubeRow): Promise<void> {
     const connJs = join(REPO, 'dist/kube/connection.js');
 
     // The floor of a start: the same lists by a process that does nothing else.
-    const f0 = performance.now();
+    const l0 = performance.now();
     await run(['ip', 'netns', 'exec', ns, process.execPath, '--input-type=module', '-e', LIST_FLOOR, clientJs, connJs, kubeconfig], { timeoutMs: 120_000 });
-    row.listFloorMs = performance.now() - f0;
+    row.listFloorMs = performance.now() - l0;
 
     const t0 = performance.now();
     const d = jsonLines(inNs([...kpbpfArgv(dir, 'run', '--kubernetes', '--kubeconfig', kubeconfig, '--node-name', NODE, '-f', join(tmp, 'conf.json'), '--no-metrics', '--no-healthz')]), 'stderr');
@@ -221,6 +224,24 @@ async function kubeRow(n: number, bpffs: string, row: KubeRow): Promise<void> {
     } finally {
       d.child.kill('SIGTERM');
       if (d.child.exitCode === null) await new Promise((r) => d.child.on('exit', r));
+    }
+
+    // The baseline of a start: the file daemon with the same services (its own data plane).
+    const file = join(tmp, 'services.json');
+    writeFileSync(file, JSON.stringify(kpbpfConfig(services, { buckets: 65536 })));
+    const fdir = join(bpffs, `kubefile${n}`);
+    mkdirSync(fdir, { recursive: true });
+    const f0 = performance.now();
+    const fd = jsonLines(inNs(kpbpfArgv(fdir, 'run', '-f', file, '--no-metrics')), 'stderr');
+    try {
+      const applied = await fd.waitFor((l) => l.msg === 'applied', 0);
+      row.fileStartMs = applied.at - f0;
+      row.fileRssBytes = rssOf(fd.child.pid);
+    } finally {
+      fd.child.kill('SIGTERM');
+      if (fd.child.exitCode === null) await new Promise((r) => fd.child.on('exit', r));
+      await run(kpbpfArgv(fdir, 'detach', '--purge'), { allowFail: true, timeoutMs: 60_000 });
+      rmSync(fdir, { recursive: true, force: true });
     }
 
     // The floor of a change: the same writes seen by a process that only watches.
