@@ -316,6 +316,22 @@ function run() {
     t.equal(v6.ok, 10, `IPv6: ${JSON.stringify(v6)}`);
   });
 
+  t.test('SIGHUP applies a new conf from the file; a bad file changes nothing', async (t) => {
+    const from = mark();
+    writeFileSync(file, JSON.stringify({ conf: { buckets: 16384, timeouts: { udp: 45 } }, interfaces }));
+    daemon!.child.kill('SIGHUP');
+    const l = await waitLog((l) => l.msg === 'synced' || l.msg === 'synced: no changes', from);
+    t.match(l, { why: 'SIGHUP: new conf' });
+    t.match(kpJson('show', 'conf'), { timeouts: { udp: 45 } }, 'the new UDP timeout is in the data plane');
+    const m = mark();
+    writeFileSync(file, JSON.stringify({ conf: { buckets: 1000 }, interfaces }));
+    daemon!.child.kill('SIGHUP');
+    const bad = await waitLog((l) => String(l.msg).startsWith('SIGHUP: file refused'), m);
+    t.match(JSON.stringify(bad.details), /buckets/, 'the field is named');
+    t.match(kpJson('show', 'conf'), { timeouts: { udp: 45 } }, 'unchanged');
+    t.equal(client('http', CLUSTER_IP, 80, 5).ok, 5, 'still serving');
+  });
+
   t.test('SIGTERM: the daemon stops, the data plane keeps forwarding', async (t) => {
     daemon!.child.kill('SIGTERM');
     t.equal(await daemon!.exited, 0);
