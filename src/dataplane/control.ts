@@ -50,6 +50,8 @@ export interface OpenOptions {
   objectPath?: string;
   /** take the writer lock (every command that changes the data plane) */
   write?: boolean;
+  /** the writer lock, taken already by the caller (it is released with this Control) */
+  lock?: WriterLock;
   /** hold the lock as this long-running owner (the daemon): other writers are refused at once */
   owner?: string;
   /**
@@ -80,7 +82,7 @@ export class Control {
   static open(o: OpenOptions): Control {
     const pinDir = pinRoot({ bpffs: o.bpffs });
     ensureBpffs(pinDir.slice(0, pinDir.lastIndexOf('/')) || '/');
-    const lock = o.write || o.owner ? lockWriter(pinDir, undefined, o.owner) : undefined;
+    const lock = o.lock ?? (o.write || o.owner ? lockWriter(pinDir, undefined, o.owner) : undefined);
     try {
       const control = Control.openLocked(o, pinDir);
       control.lock = lock;

@@ -6,7 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { KpError } from '../errors.js';
+import { Worker } from 'node:worker_threads';
+import { KpError, type KpErrorCode } from '../errors.js';
+import { ensureBpffs, pinRoot } from '../loader/index.js';
+import { lockWriter } from '../dataplane/lock.js';
 import { Control } from '../dataplane/control.js';
 import { parseConfig } from '../config/validate.js';
 import { formatOp, type VipRef } from '../config/diff.js';
@@ -101,6 +104,19 @@ function memoryMiB(): Record<string, number> {
   return Object.fromEntries(Object.entries({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }).map(([k, v]) => [k, Math.round(v / 2 ** 20)]));
 }
 
+/** Load or upgrade the data plane on a worker thread; resolves with the load's ms once the pins are there. */
+function loadOnWorker(bpffs: string | undefined, buckets: number): Promise<number> {
+  return new Promise((ok, fail) => {
+    const w = new Worker(new URL('./loadworker.js', import.meta.url), { workerData: { bpffs, buckets } });
+    w.once('message', (m: { ok?: boolean; ms?: number; error?: string; code?: KpErrorCode; details?: string[]; log?: string }) => {
+      if (m.ok) ok(m.ms ?? 0);
+      else fail(new KpError(m.code ?? 'KP_ERR_BPF', m.error ?? 'the program load failed', { details: m.details, log: m.log }));
+    });
+    w.once('error', fail);
+    w.once('exit', (code) => fail(new KpError('KP_ERR_BPF', `the program load's thread exited (${code}) before it was done`)));
+  });
+}
+
 const refOf = (v: KpVipConfig): VipRef => ({ prefix: v.prefix, protocol: v.protocol, port: v.port });
 
 export class KubeDaemon {
@@ -146,25 +162,38 @@ export class KubeDaemon {
     try {
       if (this.o.healthz) await this.listen(this.o.healthz, 'healthz');
       if (this.o.metrics) await this.listen(this.o.metrics, 'metrics');
-      // The lists go out first: their answers come in while the program loads (the verifier holds
-      // this thread for about half a second), and handlers only record until the first sync. (Their
-      // translation and the Maglev tables were also tried during the load, on the helper thread: on
-      // two cores that slowed the verifier more than it saved.)
-      this.client = new KubeClient(this.o.connection, this.o.clientTimeouts);
-      this.startReflectors();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.all(this.reflectors.map((r) => r.answering)), new Promise((r) => (timer = setTimeout(r, 2000))), stopped]);
-      clearTimeout(timer);
-      if (stopping) return;
+      // The lists go out and the program loads on a worker thread at the same time (the verifier
+      // holds the thread that loads for about a second); handlers only record until the first sync.
+      // (Translating and building the Maglev tables during the load were tried on the helper
+      // thread too: on two cores that slowed the verifier more than it saved.)
+      const pinDir = pinRoot({ bpffs: this.o.bpffs });
+      ensureBpffs(pinDir.slice(0, pinDir.lastIndexOf('/')) || '/');
+      const lock = lockWriter(pinDir, undefined, `kpbpf run --kubernetes (node ${this.o.nodeName})`);
       const tLoad = performance.now();
-      this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets: this.file.config.conf.buckets, reload: false, upgrade: true, owner: `kpbpf run --kubernetes (node ${this.o.nodeName})` });
-      // ms: since the process started (performance's origin), and of that the data plane's open or load.
-      log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source, ms: { process: Math.round(performance.now()), open: Math.round(performance.now() - tLoad) } }, 'data plane ready');
+      let loaded: Promise<number>;
+      let first: ReturnType<DesiredServices['take']>;
+      try {
+        loaded = loadOnWorker(this.o.bpffs, this.file.config.conf.buckets);
+        loaded.then((ms) => log.info({ ms: Math.round(ms) }, 'program loaded (pinned); nothing is programmed before the lists are complete'), () => {});
+        this.client = new KubeClient(this.o.connection, this.o.clientTimeouts);
+        this.startReflectors();
+        // Once the lists are complete, their translation too, while the load goes on.
+        const translated = Promise.all(this.reflectors.map((r) => r.synced)).then(() => this.translateAll());
+        await Promise.race([Promise.all([loaded, translated]), stopped]);
+        if (stopping) return lock.release();
+        first = await translated;
+        this.control = Control.open({ bpffs: this.o.bpffs, load: false, reload: false, lock });
+      } catch (e) {
+        lock.release();
+        throw e;
+      }
+      // ms: since the process started (performance's origin), the load on the worker, and the wait for it.
+      log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source, ms: { process: Math.round(performance.now()), load: Math.round(await loaded), waited: Math.round(performance.now() - tLoad) } }, 'data plane ready');
       this.healthChecks = new HealthCheckServers(() => this.control, { address: this.o.healthCheckAddress, log, proxyHealthy: () => this.health().healthy, gate: true });
       await Promise.race([Promise.all(this.reflectors.map((r) => r.synced)), stopped]);
       if (stopping) return;
       this.synced = true;
-      this.fullSync('initial sync');
+      this.fullSync('initial sync', first);
       if (this.o.cgroup) {
         const cg = this.control.attachCgroup(this.o.cgroup);
         log.info({ cgroup: cg.path, hooks: cg.hooks }, cg.already ? "the node's sockets are served (socket hooks already attached)" : "the node's sockets are served (socket hooks attached)");
@@ -251,15 +280,25 @@ export class KubeDaemon {
   }
 
   /** Everything, compared with everything the maps hold: the first sync, and a new conf. */
-  private fullSync(why: string): void {
+  /** Every service translated: the first sync's, made while the program loads. */
+  private translateAll(): ReturnType<DesiredServices['take']> {
+    this.desired.markAll();
+    return this.desired.take(this.file.conf);
+  }
+
+  private fullSync(why: string, translated?: ReturnType<DesiredServices['take']>): void {
     const t0 = performance.now();
     const since = this.pendingSince ?? t0;
     const log = this.o.log;
     this.applying = true;
     try {
       this.applyNodeAddresses();
-      this.desired.markAll();
-      const taken = this.desired.take(this.file.conf);
+      let taken = translated;
+      if (!taken || this.desired.dirty.size) {
+        // (events after the first translation: everything again, as any full sync does)
+        if (taken) this.desired.retry(taken.changes);
+        taken = this.translateAll();
+      }
       this.report(taken);
       const vips = this.desired.vipsWith(taken.changes);
       const t1 = performance.now();

@@ -151,7 +151,7 @@ function run() {
     await api.inject(...[503, 500, 503].map((status) => ({ kind: 'status' as const, status, only: 'list' as const, resource: 'services' as const })));
     startDaemon();
     await waitLog((l) => l.msg === 'list failed; trying again');
-    await waitLog((l) => l.msg === 'data plane ready');
+    await waitLog((l) => String(l.msg).startsWith('program loaded'));
     t.same(vips(), [], 'no VIP while a list is missing');
     const l = await waitLog((l) => l.msg === 'synced');
     t.match(l, { why: 'initial sync', services: 1 });
