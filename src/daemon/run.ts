@@ -21,6 +21,7 @@ import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { changedVips, replacedVip, type Applied } from './incremental.js';
 import { formatOp, type VipRef } from '../config/diff.js';
 import { countVip, vipCounts, type VipCounts } from '../dataplane/apply.js';
+import { collectDrained } from './collect.js';
 
 /**
  * A change is applied at once; a file that is not valid JSON is read again after this window before
@@ -229,13 +230,7 @@ export class Daemon {
 
   /** Free drained backends no connection uses; by the timer, and soon after an apply removed some. */
   private collect(): void {
-    if (this.applying || !this.control.vips.hasDraining()) return;
-    try {
-      const freed = this.control.vips.collectDrained(this.control.conf().timeouts);
-      if (freed.length) this.o.log.info({ backends: freed }, 'drained backends freed (no connection uses them)');
-    } catch (e) {
-      this.o.log.error({ error: (e as Error).message }, 'freeing drained backends failed');
-    }
+    if (!this.applying) collectDrained(this.control, this.o.log);
   }
 
   /** Apply the file now; a change that arrives meanwhile is applied right after. */

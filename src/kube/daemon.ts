@@ -26,6 +26,7 @@ import { DesiredServices, type ServiceChange } from './desired.js';
 import { createKubeMetrics, type KubeMetrics } from './metrics.js';
 import { prefetchedTables } from '../maglev/parallel.js';
 import { PROXY_LABEL_SELECTOR, TO_BE_DELETED_TAINT, ZONE_LABEL, trimNode, trimService, trimSlice, type EndpointSlice, type Node, type Service } from './types.js';
+import { collectDrained } from '../daemon/collect.js';
 
 export interface KubeRunOptions {
   connection: KubeConnection;
@@ -396,13 +397,7 @@ export class KubeDaemon {
   }
 
   private collect(): void {
-    if (this.applying || !this.control.vips.hasDraining()) return;
-    try {
-      const freed = this.control.vips.collectDrained(this.control.conf().timeouts);
-      if (freed.length) this.o.log.info({ backends: freed }, 'drained backends freed (no connection uses them)');
-    } catch (e) {
-      this.o.log.error({ error: (e as Error).message }, 'freeing drained backends failed');
-    }
+    if (!this.applying) collectDrained(this.control, this.o.log);
   }
 
   /** SIGHUP: the file's conf and interfaces again; a change is applied as a full sync. */

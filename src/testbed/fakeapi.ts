@@ -155,7 +155,7 @@ export class FakeApiServer {
     return stored;
   }
 
-  /** Put many objects in one version step each, without copying history per object (the bench's 20k). */
+  /** Put many objects, one version step each (the benchmark preloads 20k this way). */
   putMany(resource: Resource, objs: Obj[]): void {
     for (const o of objs) this.put(resource, o);
   }
