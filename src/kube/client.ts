@@ -94,8 +94,6 @@ export class KubeClient {
       /** '0': whatever the API server's watch cache holds, in one answer (client-go's first list) */
       resourceVersion?: string;
       signal?: AbortSignal;
-      /** called when the first page's headers have come (its body is on the way) */
-      onHeaders?: () => void;
     } = {},
   ): Promise<{ items: T[]; resourceVersion: string }> {
     const items: T[] = [];
@@ -103,7 +101,6 @@ export class KubeClient {
     let rv = '';
     do {
       const { res } = await this.get(path, { labelSelector: o.labelSelector, fieldSelector: o.fieldSelector, limit: o.limit ?? 5000, continue: cont, resourceVersion: cont ? undefined : o.resourceVersion }, o.signal);
-      o.onHeaders?.();
       const body = JSON.parse((await readAll(res)).toString('utf8')) as KubeList<T>;
       for (const it of body.items ?? []) items.push(it);
       rv = body.metadata?.resourceVersion ?? rv;

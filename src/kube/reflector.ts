@@ -50,9 +50,6 @@ export class Reflector<T extends KubeObject> {
   private loop?: Promise<void>;
   private syncedOnce = false;
   private resolveSynced!: () => void;
-  private resolveAnswering!: () => void;
-  /** resolves when the first list's answer has begun (or failed): its body is on the way */
-  readonly answering = new Promise<void>((r) => (this.resolveAnswering = r));
   /** resolves once the first list is in the store */
   readonly synced = new Promise<void>((r) => (this.resolveSynced = r));
 
@@ -95,7 +92,6 @@ export class Reflector<T extends KubeObject> {
             fieldSelector: this.o.fieldSelector,
             resourceVersion: this.syncedOnce ? undefined : '0',
             signal: this.abort.signal,
-            onHeaders: () => this.resolveAnswering(),
           });
           this.replace(list.items);
           this.rv = list.resourceVersion;
@@ -120,7 +116,6 @@ export class Reflector<T extends KubeObject> {
           continue;
         }
         if (this.abort.signal.aborted) continue; // relist() asked for it
-        this.resolveAnswering();
         const status = err instanceof KubeApiError ? err.status : 0;
         this.o.metrics?.watchError(resource, status);
         const wait = Math.max(backoff * (1 + Math.random()), (err instanceof KubeApiError && err.retryAfter ? err.retryAfter * 1000 : 0));
