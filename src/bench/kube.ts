@@ -24,7 +24,10 @@ export interface KubeRow {
   listMs?: number;
   /** baseline: a process that lists the same Services and EndpointSlices (same client) and exits */
   listFloorMs?: number;
+  /** resident after the first sync settled (read after the changes below, a second or two later) */
   rssBytes?: number;
+  /** resident at the first sync's log line */
+  rssSyncBytes?: number;
   /** one-endpoint changes, the daemon's own time from the watch event to the maps */
   changeEventMs?: number[];
   /** the same changes from the API write (the command to the server) to the daemon's log line */
@@ -32,7 +35,7 @@ export interface KubeRow {
   /** baseline: the same writes seen by a process that only watches EndpointSlices */
   changeFloorMs?: number[];
   changeWarmup?: number;
-  /** baseline: kpbpf run -f with the same services in a file, spawn to its "applied" line, and its resident memory */
+  /** baseline: kpbpf run -f with the same services in a file, spawn to its "applied" line, and its resident memory 2 s later */
   fileStartMs?: number;
   fileRssBytes?: number;
   /** a relist of everything: its time, and whether anything was applied */
@@ -188,7 +191,7 @@ async function kubeRow(n: number, bpffs: string, row: KubeRow): Promise<void> {
       row.startMs = synced.at - t0;
       row.syncMs = synced.ms as number;
       row.listMs = Math.max(...d.lines.filter((l) => l.msg === 'listed').map((l) => l.ms as number));
-      row.rssBytes = rssOf(d.child.pid);
+      row.rssSyncBytes = rssOf(d.child.pid);
       if (process.env.KPBPF_BENCH_TRACE) for (const l of d.lines) process.stderr.write(`${(l.at - t0).toFixed(0)} ${l.msg} ${l.resource ?? ''} ${JSON.stringify(l.ms ?? '')} ${l.msTranslate ?? ''} ${l.prefetched ?? ''} ${l.memory ? JSON.stringify(l.memory) : ''}\n`);
 
       // One endpoint replaced in the last service's slice, KUBE_WARMUP + KUBE_CHANGES times.
@@ -208,6 +211,8 @@ async function kubeRow(n: number, bpffs: string, row: KubeRow): Promise<void> {
         }
       }
       row.changeWarmup = KUBE_WARMUP;
+      // Resident once the first sync has settled: the changes took a second or two after it.
+      row.rssBytes = rssOf(d.child.pid);
       row.changeEventMs = event;
       row.changeWriteMs = write;
 
@@ -236,6 +241,7 @@ async function kubeRow(n: number, bpffs: string, row: KubeRow): Promise<void> {
     try {
       const applied = await fd.waitFor((l) => l.msg === 'applied', 0);
       row.fileStartMs = applied.at - f0;
+      await new Promise((r) => setTimeout(r, 2000)); // settled, as the Kubernetes row's is read
       row.fileRssBytes = rssOf(fd.child.pid);
     } finally {
       fd.child.kill('SIGTERM');

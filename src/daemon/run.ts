@@ -22,6 +22,7 @@ import { changedVips, replacedVip, type Applied } from './incremental.js';
 import { formatOp, type VipRef } from '../config/diff.js';
 import { countVip, vipCounts, type VipCounts } from '../dataplane/apply.js';
 import { collectDrained } from './collect.js';
+import { settleMemory } from './memory.js';
 
 /**
  * A change is applied at once; a file that is not valid JSON is read again after this window before
@@ -140,6 +141,7 @@ export class Daemon {
     this.metrics = createMetrics(() => this.control);
     this.healthChecks = new HealthCheckServers(() => this.control, { address: this.o.healthCheckAddress, log, proxyHealthy: () => this.health().healthy });
     this.applyFile('start');
+    settleMemory();
     // The first reload's validators are compiled now, while nothing waits (the helper checked the
     // first file, so this thread has compiled none yet).
     setImmediate(() => prepareReloadValidators());

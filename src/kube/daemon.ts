@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { KpError, type KpErrorCode } from '../errors.js';
 import { ensureBpffs, pinRoot } from '../loader/index.js';
 import { lockWriter } from '../dataplane/lock.js';
+import { settleMemory } from '../daemon/memory.js';
 import { Control } from '../dataplane/control.js';
 import { parseConfig } from '../config/validate.js';
 import { formatOp, type VipRef } from '../config/diff.js';
@@ -195,6 +196,8 @@ export class KubeDaemon {
       if (stopping) return;
       this.synced = true;
       this.fullSync('initial sync', first);
+      first = undefined as never; // the first translation is garbage now
+      settleMemory();
       if (this.o.cgroup) {
         const cg = this.control.attachCgroup(this.o.cgroup);
         log.info({ cgroup: cg.path, hooks: cg.hooks }, cg.already ? "the node's sockets are served (socket hooks already attached)" : "the node's sockets are served (socket hooks attached)");

@@ -146,6 +146,7 @@ export const libcFns = {
   open: libc.func('int open(const char *path, int flags)'),
   mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
   munmap: libc.func('int munmap(void *addr, size_t len)'),
+  malloc_trim: libc.func('int malloc_trim(size_t pad)'),
 };
 
 // Constants from <linux/bpf.h> and <linux/if_link.h>.
