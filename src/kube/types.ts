@@ -121,6 +121,18 @@ export function trimService(s: Service): Service {
   return { metadata: keptMeta(s.metadata, []), spec: s.spec, ...(s.status?.loadBalancer ? { status: { loadBalancer: s.status.loadBalancer } } : {}) };
 }
 
+/** The conditions an endpoint can have, one shared object each: 80k endpoints have a handful. */
+const CONDITIONS = new Map<string, EndpointConditions>();
+function sharedConditions(c: EndpointConditions): EndpointConditions {
+  const key = `${c.ready}|${c.serving}|${c.terminating}`;
+  let shared = CONDITIONS.get(key);
+  if (!shared) {
+    shared = Object.freeze({ ...(c.ready != null ? { ready: c.ready } : {}), ...(c.serving != null ? { serving: c.serving } : {}), ...(c.terminating != null ? { terminating: c.terminating } : {}) });
+    CONDITIONS.set(key, shared);
+  }
+  return shared;
+}
+
 export function trimSlice(s: EndpointSlice): EndpointSlice {
   return {
     metadata: keptMeta(s.metadata, [SERVICE_NAME_LABEL]),
@@ -128,7 +140,7 @@ export function trimSlice(s: EndpointSlice): EndpointSlice {
     ports: s.ports,
     endpoints: (s.endpoints ?? []).map((e) => ({
       ...(e.addresses ? { addresses: e.addresses.slice(0, 1) } : {}),
-      ...(e.conditions ? { conditions: e.conditions } : {}),
+      ...(e.conditions ? { conditions: sharedConditions(e.conditions) } : {}),
       ...(e.nodeName !== undefined ? { nodeName: e.nodeName } : {}),
       ...(e.hints ? { hints: e.hints } : {}),
     })),
