@@ -113,7 +113,7 @@ function run() {
   let api: FakeApiProc;
   let daemon: (DaemonLog & { child: ChildProcess; exited: Promise<number | null> }) | undefined;
   const startDaemon = () => {
-    const child = topo.spawn(topo.node.ns, [process.execPath, KPBPF, '--bpffs', bpffs, 'run', '--kubernetes', '--kubeconfig', api.kubeconfig, '--node-name', NODE_NAME, '-f', file, '--no-metrics', '--healthz', '127.0.0.1:10256']);
+    const child = topo.spawn(topo.node.ns, [process.execPath, KPBPF, '--bpffs', bpffs, 'run', '--kubernetes', '--kubeconfig', api.kubeconfig, '--node-name', NODE_NAME, '-f', file, '--metrics', '127.0.0.1:10249', '--healthz', '127.0.0.1:10256']);
     children.push(child);
     daemon = { child, ...watchLog(child), exited: new Promise((r) => child.on('exit', (code) => r(code))) };
     return daemon;
@@ -314,6 +314,34 @@ function run() {
     if (v4.ok !== 10) t.comment(JSON.stringify(daemon!.lines.slice(from)).slice(0, 4000));
     t.equal(v4.ok, 10, `IPv4: ${JSON.stringify(v4)}`);
     t.equal(v6.ok, 10, `IPv6: ${JSON.stringify(v6)}`);
+  });
+
+  t.test('a LoadBalancer service with externalTrafficPolicy Local: its health check node port answers as kube-proxy\'s', async (t) => {
+    const HC = 31999;
+    const from = mark();
+    await api.put('services', svc('lb-local', { type: 'LoadBalancer', clusterIP: '198.18.100.55', clusterIPs: ['198.18.100.55'], externalTrafficPolicy: 'Local', healthCheckNodePort: HC, ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080, nodePort: 30090 }] }, { loadBalancer: { ingress: [{ ip: '198.18.100.56' }] } }));
+    await api.put('endpointslices', slice('lb-local', [{ name: 'http', port: 8080 }], [epOf(b1.addr), epOf(b2.addr)], { name: 'lb-local-1' }));
+    await waitLog((l) => l.msg === 'health check listening' && l.healthCheckNodePort === HC, from);
+    const probe = () =>
+      JSON.parse(topo.exec(topo.node.ns, [process.execPath, '-e', `require('http').get('http://127.0.0.1:${HC}/', (r) => { let b=''; r.on('data', (d) => b += d); r.on('end', () => console.log(JSON.stringify({ status: r.statusCode, weight: r.headers['x-load-balancing-endpoint-weight'], body: JSON.parse(b) }))); })`]).trim());
+    // b1 is this node's: one local ready endpoint.
+    for (let i = 0; i < 50 && probe().status !== 200; i++) await sleep(100);
+    t.match(probe(), { status: 200, weight: '1', body: { service: { namespace: 'default', name: 'lb-local' }, localEndpoints: 1, serviceProxyHealthy: true } });
+    const m = mark();
+    await api.put('endpointslices', slice('lb-local', [{ name: 'http', port: 8080 }], [epOf(b1.addr, { conditions: { ready: false, serving: true, terminating: true } }), epOf(b2.addr)], { name: 'lb-local-1' }));
+    await applied(m, 'default/lb-local');
+    t.match(probe(), { status: 503, weight: '0', body: { localEndpoints: 0 } }, 'a terminating local endpoint does not count');
+    const lb = client('http', '198.18.100.56', 80, 5, 800);
+    t.equal(lb.ok, 5, `the load balancer IP still serves: its local endpoint terminates and serves (${JSON.stringify(lb.backends)})`);
+  });
+
+  t.test('/metrics has the API source\'s counters and the sync latency', async (t) => {
+    const text = topo.exec(topo.node.ns, [process.execPath, '-e', "require('http').get('http://127.0.0.1:10249/metrics', (r) => { let b=''; r.on('data', (d) => b += d); r.on('end', () => process.stdout.write(b)); })"]);
+    for (const name of ['kpbpf_kube_events_total{resource="endpointslices",type="MODIFIED"}', 'kpbpf_kube_watch_errors_total', 'kpbpf_kube_relists_total', 'kpbpf_kube_sync_latency_seconds_bucket', 'kpbpf_kube_pending_services', 'kpbpf_kube_syncs_total']) {
+      t.ok(text.includes(name), name);
+    }
+    const syncs = Number(/^kpbpf_kube_syncs_total (\d+)/m.exec(text)?.[1]);
+    t.ok(syncs > 5, `${syncs} syncs counted`);
   });
 
   t.test('SIGHUP applies a new conf from the file; a bad file changes nothing', async (t) => {
