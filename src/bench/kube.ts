@@ -192,7 +192,6 @@ async function kubeRow(n: number, bpffs: string, row: KubeRow): Promise<void> {
       row.syncMs = synced.ms as number;
       row.listMs = Math.max(...d.lines.filter((l) => l.msg === 'listed').map((l) => l.ms as number));
       row.rssSyncBytes = rssOf(d.child.pid);
-      if (process.env.KPBPF_BENCH_TRACE) for (const l of d.lines) process.stderr.write(`${(l.at - t0).toFixed(0)} ${l.msg} ${l.resource ?? ''} ${JSON.stringify(l.ms ?? '')} ${l.msTranslate ?? ''} ${l.prefetched ?? ''} ${l.memory ? JSON.stringify(l.memory) : ''}\n`);
 
       // One endpoint replaced in the last service's slice, KUBE_WARMUP + KUBE_CHANGES times.
       const last = services.length - 1;

@@ -15,7 +15,7 @@ import { Control } from '../dataplane/control.js';
 import { parseConfig } from '../config/validate.js';
 import { formatOp, type VipRef } from '../config/diff.js';
 import type { KpConfig, KpVipConfig } from '../config/types.js';
-import { vipCounts } from '../dataplane/apply.js';
+import { countVip, vipCounts, type VipCounts } from '../dataplane/apply.js';
 import { createMetrics, type DaemonMetrics } from '../daemon/metrics.js';
 import { HealthCheckServers } from '../daemon/healthchecks.js';
 import { onDaemonSignals } from '../daemon/signals.js';
@@ -25,7 +25,6 @@ import type { KubeConnection } from './connection.js';
 import { Reflector } from './reflector.js';
 import { DesiredServices, type ServiceChange } from './desired.js';
 import { createKubeMetrics, type KubeMetrics } from './metrics.js';
-import { prefetchedTables } from '../maglev/parallel.js';
 import { PROXY_LABEL_SELECTOR, TO_BE_DELETED_TAINT, ZONE_LABEL, trimNode, trimService, trimSlice, type EndpointSlice, type Node, type Service } from './types.js';
 import { collectDrained } from '../daemon/collect.js';
 
@@ -139,6 +138,8 @@ export class KubeDaemon {
   private immediate?: NodeJS.Immediate;
   private retryTimer?: NodeJS.Timeout;
   private retryMs = RETRY_MIN_MS;
+  /** what the committed VIPs take of the fixed-size maps (kept across syncs: 20k VIPs are not counted per change) */
+  private counts: VipCounts = vipCounts([]);
   private collector?: NodeJS.Timeout;
   private collectSoon?: NodeJS.Timeout;
   /** when the oldest change not in the maps yet came (performance.now()); undefined: none */
@@ -192,8 +193,6 @@ export class KubeDaemon {
       // ms: since the process started (performance's origin), the load on the worker, and the wait for it.
       log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source, ms: { process: Math.round(performance.now()), load: Math.round(await loaded), waited: Math.round(performance.now() - tLoad) } }, 'data plane ready');
       this.healthChecks = new HealthCheckServers(() => this.control, { address: this.o.healthCheckAddress, log, proxyHealthy: () => this.health().healthy, gate: true });
-      await Promise.race([Promise.all(this.reflectors.map((r) => r.synced)), stopped]);
-      if (stopping) return;
       this.synced = true;
       this.fullSync('initial sync', first);
       first = undefined as never; // the first translation is garbage now
@@ -269,8 +268,17 @@ export class KubeDaemon {
     });
   }
 
-  private desiredConfig(vips: KpVipConfig[]): KpConfig {
-    return { conf: this.file.config.conf, interfaces: this.file.config.interfaces, vips };
+  /**
+   * The whole desired config for an apply. Its VIPs (20k at 10k dual-port services) are flattened
+   * only if the apply reads them (deleting whole VIPs, or a plan large enough to prefetch tables):
+   * a one-service change reads only `onlyDesired`. Not enumerable, so that apply's spread of the
+   * config does not flatten them either.
+   */
+  private desiredConfig(vips: () => KpVipConfig[]): KpConfig {
+    const config = { conf: this.file.config.conf, interfaces: this.file.config.interfaces } as KpConfig;
+    let flat: KpVipConfig[] | undefined;
+    Object.defineProperty(config, 'vips', { enumerable: false, get: () => (flat ??= vips()) });
+    return config;
   }
 
   /** The Node's addresses into the data plane, if they changed (before VIPs: node ports use them). */
@@ -283,13 +291,13 @@ export class KubeDaemon {
     this.o.log.info({ nodeAddresses: addrs ?? 'every address of the host' }, 'node port addresses');
   }
 
-  /** Everything, compared with everything the maps hold: the first sync, and a new conf. */
   /** Every service translated: the first sync's, made while the program loads. */
   private translateAll(): ReturnType<DesiredServices['take']> {
     this.desired.markAll();
     return this.desired.take(this.file.conf);
   }
 
+  /** Everything, compared with everything the maps hold: the first sync, and a new conf. */
   private fullSync(why: string, translated?: ReturnType<DesiredServices['take']>): void {
     const t0 = performance.now();
     const since = this.pendingSince ?? t0;
@@ -306,10 +314,11 @@ export class KubeDaemon {
       this.report(taken);
       const vips = this.desired.vipsWith(taken.changes);
       const t1 = performance.now();
-      const r = this.control.apply(this.desiredConfig(vips), { dryRun: false, manageInterfaces: this.file.manageInterfaces, collectDrained: false, flushUdp: true });
+      const r = this.control.apply(this.desiredConfig(() => vips), { dryRun: false, manageInterfaces: this.file.manageInterfaces, collectDrained: false, flushUdp: true });
       this.desired.commit(taken.changes);
+      this.counts = vipCounts(vips);
       this.done(since);
-      log.info({ why, services: this.desired.serviceCount(), vips: vips.length, changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: Math.round(performance.now() - t0), msTranslate: Math.round(t1 - t0), prefetched: prefetchedTables(), memory: memoryMiB() }, r.plan.length ? 'synced' : 'synced: no changes');
+      log.info({ why, services: this.desired.serviceCount(), vips: vips.length, changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: Math.round(performance.now() - t0), msTranslate: Math.round(t1 - t0), memory: memoryMiB() }, r.plan.length ? 'synced' : 'synced: no changes');
       void this.healthChecks.sync(this.desired.vips());
       this.collectAfter(r.plan);
     } catch (e) {
@@ -344,9 +353,15 @@ export class KubeDaemon {
             onlyDesired.push(v);
           }
         }
-        const all = this.desired.vipsWith(changes);
-        const r = this.control.apply(this.desiredConfig(all), { dryRun: false, manageInterfaces: false, onlyVips: only, onlyDesired, collectDrained: false, flushUdp: true, counts: vipCounts(all) });
+        // What the whole config takes of the fixed-size maps, from the last counts and this change.
+        let counts = this.counts;
+        for (const c of changes) {
+          for (const v of c.before) counts = countVip(counts, v, -1);
+          for (const v of c.after) counts = countVip(counts, v, 1);
+        }
+        const r = this.control.apply(this.desiredConfig(() => this.desired.vipsWith(changes)), { dryRun: false, manageInterfaces: false, onlyVips: only, onlyDesired, collectDrained: false, flushUdp: true, counts });
         this.desired.commit(changes);
+        this.counts = counts;
         this.o.log.info({ services: changes.map((c) => c.key).slice(0, 20), changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: { queued: Math.round((t0 - since) * 100) / 100, apply: Math.round((performance.now() - t0) * 100) / 100 } }, 'applied');
         if (changes.some((c) => [...c.before, ...c.after].some((v) => v.health_check_node_port))) void this.healthChecks.sync(this.desired.vips());
         this.collectAfter(r.plan);
@@ -367,7 +382,7 @@ export class KubeDaemon {
   private report(taken: ReturnType<DesiredServices['take']>): void {
     for (const n of taken.notes) this.o.log.info({ service: n.key, notes: n.notes }, 'service: not everything is served');
     for (const i of taken.invalid) this.o.log.error({ service: i.key, details: i.details.slice(0, 20) }, 'service refused: the data plane keeps what it had for it');
-    this.kmetrics.invalidServices.set(taken.invalid.length);
+    this.kmetrics.invalidServices.set(this.desired.invalid.size);
   }
 
   private done(since: number): void {

@@ -33,6 +33,8 @@ export class DesiredServices {
   private readonly claims = new Map<string, Set<string>>();
   private readonly wants = new Map<string, string[]>();
   readonly dirty = new Set<string>();
+  /** services refused at their last translation (they keep what they had) */
+  readonly invalid = new Set<string>();
   node: NodeView;
 
   constructor(nodeName: string) {
@@ -180,8 +182,10 @@ export class DesiredServices {
       const after = held.map((v, j) => buildVip(v, range, `/vips/${j}`, details));
       if (details.length) {
         invalid.push({ key, details });
+        this.invalid.add(key);
         continue;
       }
+      this.invalid.delete(key);
       const before = changes.get(key)?.before ?? this.built.get(key) ?? [];
       if (sameVips(before, after)) changes.delete(key);
       else changes.set(key, { key, before, after });

@@ -6,7 +6,7 @@
 // logged and counted; it never ends the loop.
 import type { Logger } from 'pino';
 import { KubeApiError, type KubeClient } from './client.js';
-import type { KubeObject, WatchEvent } from './types.js';
+import { keyOf, type KubeObject, type WatchEvent } from './types.js';
 
 export interface ReflectorHandlers<T> {
   /** an object added or changed (its previous version, if the store had one) */
@@ -39,7 +39,6 @@ export interface ReflectorOptions<T = unknown> {
   transform?: (o: T) => T;
 }
 
-const keyOf = (o: KubeObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
 export class Reflector<T extends KubeObject> {
   readonly store = new Map<string, T>();

@@ -95,6 +95,10 @@ t.test('a service the data plane cannot take is refused with the field named, an
   t.same(r.changes, []);
   t.match(r.invalid, [{ key: 'default/web', details: [/node_port: must be within the node port range 30000-30999, got 31000/] }]);
   t.equal(d.vipsOf('default/web')[0].node_port, 30080, 'the previous VIPs stay');
+  t.same([...d.invalid], ['default/web'], 'counted as invalid until a translation passes');
+  d.setService(web);
+  d.take({ nodeport_range: '30000-30999' });
+  t.same([...d.invalid], [], 'valid again');
 });
 
 t.test('a new zone on the Node re-translates every service (topology hints)', async (t) => {
