@@ -3,7 +3,6 @@
 // whole desired state is reconciled against the pinned data plane (a restart changes nothing that
 // did not change), and from then on each change is applied as it comes, coalesced per service. The
 // config file (-f), if given, gives conf and interfaces; VIPs come from the API only.
-import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { Worker } from 'node:worker_threads';
@@ -12,7 +11,7 @@ import { ensureBpffs, pinRoot } from '../loader/index.js';
 import { lockWriter } from '../dataplane/lock.js';
 import { settleMemory } from '../daemon/memory.js';
 import { Control } from '../dataplane/control.js';
-import { parseConfig } from '../config/validate.js';
+import { loadConfigSource, parseConfig } from '../config/validate.js';
 import { formatOp, type VipRef } from '../config/diff.js';
 import type { KpConfig, KpVipConfig } from '../config/types.js';
 import { countVip, vipCounts, type VipCounts } from '../dataplane/apply.js';
@@ -82,21 +81,15 @@ interface FileConf {
   manageInterfaces: boolean;
 }
 
-/** The -f file: conf and interfaces, validated as `apply` validates them; vips are refused. */
+/** The -f file: conf and interfaces, read and validated as `apply` reads them; vips are refused. */
 export function readConfFile(file: string | undefined): FileConf {
   if (!file) return { conf: {}, config: parseConfig({}), manageInterfaces: false };
-  let doc: Record<string, unknown>;
-  try {
-    doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new KpError('KP_ERR_CONFIG', `${file}: ${(e as Error).message}`);
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new KpError('KP_ERR_CONFIG', `${file}: expected a JSON object with conf and interfaces`);
-  if (Array.isArray(doc.vips) && doc.vips.length) {
+  const src = loadConfigSource(file);
+  if (src.config.vips.length) {
     throw new KpError('KP_ERR_CONFIG', `${file}: /vips: with --kubernetes, VIPs come from the API's Services and EndpointSlices; the file gives conf and interfaces only`);
   }
-  const config = parseConfig({ ...doc, vips: [] });
-  return { conf: (doc.conf as Record<string, unknown>) ?? {}, config, manageInterfaces: Array.isArray(doc.interfaces) };
+  const raw = src.rawConf;
+  return { conf: typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {}, config: src.config, manageInterfaces: src.manageInterfaces };
 }
 
 /** Resident, V8 heap used and external memory, MiB (the first sync logs it). */
