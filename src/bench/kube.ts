@@ -5,7 +5,7 @@
 // of everything. Baselines from the same run: a process that only lists the same objects (the floor
 // of any API-driven proxy's start), and one that only watches EndpointSlices (the floor of a change).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from './sh.js';
@@ -86,6 +86,7 @@ function jsonLines(child: ChildProcess, stream: 'stdout' | 'stderr'): Proc {
     while ((i = buf.indexOf('\n')) >= 0) {
       const text = buf.slice(0, i);
       buf = buf.slice(i + 1);
+      if (process.env.KPBENCH_LOGS) appendFileSync(join(process.env.KPBENCH_LOGS, `${child.pid}.log`), `${performance.now().toFixed(1)} ${text}\n`);
       try {
         lines.push({ ...(JSON.parse(text) as Record<string, unknown>), at: performance.now() });
       } catch {
@@ -212,6 +213,9 @@ async function kubeRow(n: number, bpffs: string, row: KubeRow): Promise<void> {
       row.changeWarmup = KUBE_WARMUP;
       // Resident once the first sync has settled: the changes took a second or two after it.
       row.rssBytes = rssOf(d.child.pid);
+      // KPBENCH_LOGS=DIR keeps each child's log lines and the daemon's memory map there (for a heap
+      // snapshot as well: NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2 and a signal at this point).
+      if (process.env.KPBENCH_LOGS) writeFileSync(join(process.env.KPBENCH_LOGS, 'memory'), ['status', 'smaps_rollup'].map((f) => readFileSync(`/proc/${d.child.pid}/${f}`, 'utf8')).join(''));
       row.changeEventMs = event;
       row.changeWriteMs = write;
 

@@ -138,13 +138,19 @@ export function trimSlice(s: EndpointSlice): EndpointSlice {
     metadata: keptMeta(s.metadata, [SERVICE_NAME_LABEL]),
     addressType: s.addressType,
     ports: s.ports,
-    endpoints: (s.endpoints ?? []).map((e) => ({
-      ...(e.addresses ? { addresses: e.addresses.slice(0, 1) } : {}),
-      ...(e.conditions ? { conditions: sharedConditions(e.conditions) } : {}),
-      ...(e.nodeName !== undefined ? { nodeName: e.nodeName } : {}),
-      ...(e.hints ? { hints: e.hints } : {}),
-    })),
+    endpoints: (s.endpoints ?? []).map(trimEndpoint),
   };
+}
+
+/** Fields added one by one in one order, so that 80k endpoints share a few hidden classes (a
+ * spread of conditional literals gave each its own: 13 MB at 10k services). */
+function trimEndpoint(e: Endpoint): Endpoint {
+  const out: Endpoint = {};
+  if (e.addresses) out.addresses = e.addresses.length <= 1 ? e.addresses : e.addresses.slice(0, 1);
+  if (e.conditions) out.conditions = sharedConditions(e.conditions);
+  if (e.nodeName !== undefined) out.nodeName = e.nodeName;
+  if (e.hints) out.hints = e.hints;
+  return out;
 }
 
 export function trimNode(n: Node): Node {

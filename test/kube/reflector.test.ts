@@ -175,3 +175,32 @@ t.test('kubeconfig errors name the problem', async (t) => {
   t.throws(() => kubeconfigConnection(bad), /uses exec, which kpbpf does not run/);
   t.throws(() => kubeconfigConnection(join(dir, 'missing')), /--kubeconfig: cannot read/);
 });
+
+t.test('a list is garbage once it is in the store (not kept by the loop waiting in the watch)', async (t) => {
+  // WeakRefs and a forced collection need a flag: a child process of its own, with the real client
+  // against this file's API server.
+  const { execFile } = await import('node:child_process');
+  const { pathToFileURL } = await import('node:url');
+  const dist = (m: string) => JSON.stringify(pathToFileURL(new URL(`../../dist/kube/${m}.js`, import.meta.url).pathname).href);
+  const code = `const { Reflector } = await import(${dist('reflector')});
+const { KubeClient } = await import(${dist('client')});
+const { kubeconfigConnection } = await import(${dist('connection')});
+const client = new KubeClient({ ...kubeconfigConnection(${JSON.stringify(kubeconfig)}), socketPath: ${JSON.stringify(sock)} });
+let refs;
+const list = client.list.bind(client);
+client.list = async (...a) => {
+  const l = await list(...a);
+  refs = [new WeakRef(l.items), new WeakRef(l.items[0])];
+  return l;
+};
+const log = { info() {}, warn() {} };
+const r = new Reflector(client, { resource: 'services', path: '/api/v1/services', log, watchTimeoutS: 60, transform: (o) => ({ metadata: o.metadata }) }, { upsert() {}, remove() {} });
+r.start();
+await r.synced;
+await new Promise((ok) => setTimeout(ok, 50));
+globalThis.gc();
+console.log(JSON.stringify(refs.map((w) => w.deref() === undefined)));
+process.exit(0);`;
+  const out = await new Promise<string>((ok, fail) => execFile(process.execPath, ['--expose-gc', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000 }, (e, so) => (e ? fail(e) : ok(so))));
+  t.same(JSON.parse(out), [true, true], 'the raw list and its objects are collected; the store keeps the transformed copies');
+});
