@@ -52,7 +52,9 @@ async function timedLoad(argv: string[], ns: string, input: string | undefined, 
 }
 
 export function kpbpfArgv(bpffs: string, ...args: string[]): string[] {
-  return [process.execPath, KPBPF_BIN, '--bpffs', bpffs, ...args];
+  // KPBENCH_NODE_FLAGS: Node flags for the kpbpf processes (--cpu-prof is not allowed in NODE_OPTIONS).
+  const flags = process.env.KPBENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  return [process.execPath, ...flags, KPBPF_BIN, '--bpffs', bpffs, ...args];
 }
 
 export async function setupDataPlane(dp: DataPlaneName, t: Topology, services: Service[], o: SetupOptions): Promise<SetupResult> {

@@ -190,7 +190,7 @@ async function kubeRow(n: number, bpffs: string, row: KubeRow): Promise<void> {
     try {
       const synced = await d.waitFor((l) => l.msg === 'synced', 0);
       row.startMs = synced.at - t0;
-      row.syncMs = synced.ms as number;
+      row.syncMs = (synced.ms as { total: number }).total;
       row.listMs = Math.max(...d.lines.filter((l) => l.msg === 'listed').map((l) => l.ms as number));
       row.rssSyncBytes = rssOf(d.child.pid);
 

@@ -9,6 +9,8 @@ import {
   ensureBpffs,
   linkPath,
   listLinks,
+  adoptPinnedProgram,
+  createMaps,
   loadDataplane,
   openPinned,
   pinLink,
@@ -62,6 +64,11 @@ export interface OpenOptions {
   upgrade?: boolean;
   /** when already loaded with another flow table size, reload to `buckets` (default true) */
   reload?: boolean;
+  /**
+   * The maps may be pinned without the program yet (Control.createMaps; another thread is loading
+   * it): open them, with no program until adoptProgram. Nothing is loaded or reloaded.
+   */
+  programPending?: boolean;
 }
 
 export class Control {
@@ -93,7 +100,32 @@ export class Control {
     }
   }
 
+  /**
+   * The maps created and pinned (or kept) with their first config, no program: the caller holds
+   * the writer lock and loads the program next (open with upgrade). Returns the connection table's
+   * buckets (a pinned table keeps its size).
+   */
+  static createMaps(o: { bpffs?: string; buckets?: number; objectPath?: string }): number {
+    const pinDir = pinRoot({ bpffs: o.bpffs });
+    const ct = join(pinDir, 'kp_ct');
+    const buckets = existsSync(ct) ? pinnedMaxEntries(ct) / 2 : (o.buckets ?? DEFAULT_BUCKETS);
+    createMaps({ pinDir, buckets, objectPath: o.objectPath ?? process.env.KPBPF_OBJECT });
+    const control = new Control(openPinned(pinDir, { programPending: true }), pinDir);
+    try {
+      control.initConfig();
+    } finally {
+      control.close();
+    }
+    return buckets;
+  }
+
+  /** The program pinned since this Control opened (another thread loaded it): attachments use it. */
+  adoptProgram(): void {
+    adoptPinnedProgram(this.dp);
+  }
+
   private static openLocked(o: OpenOptions, pinDir: string): Control {
+    if (o.programPending) return new Control(openPinned(pinDir, { programPending: true }), pinDir);
     if (existsSync(join(pinDir, PROG_PIN)) && o.upgrade) {
       const ct = join(pinDir, 'kp_ct');
       const buckets = existsSync(ct) ? pinnedMaxEntries(ct) / 2 : o.buckets;
@@ -319,6 +351,7 @@ export class Control {
 
   /** All or nothing: every name is checked first, and a failure detaches what this call attached. */
   attach(ifnames: string[], o: { mode: XdpMode; redirect: boolean }): (LinkView & { mode: string; already: boolean })[] {
+    if (this.dp.progFd < 0) throw new KpError('KP_ERR_STATE', 'attach: the program is still being loaded (the maps were opened before it)');
     const targets = ifnames.map((name) => {
       const ifindex = ifNameToIndex(name);
       if (!ifindex) throw new KpError('KP_ERR_NET', `attach: interface '${name}' not found`);

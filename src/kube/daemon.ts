@@ -14,7 +14,7 @@ import { Control } from '../dataplane/control.js';
 import { loadConfigSource, parseConfig } from '../config/validate.js';
 import { formatOp, type VipRef } from '../config/diff.js';
 import type { KpConfig, KpVipConfig } from '../config/types.js';
-import { countVip, vipCounts, type VipCounts } from '../dataplane/apply.js';
+import { countVip, vipCounts, type ApplyResult, type VipCounts } from '../dataplane/apply.js';
 import { createMetrics, type DaemonMetrics } from '../daemon/metrics.js';
 import { HealthCheckServers } from '../daemon/healthchecks.js';
 import { onDaemonSignals } from '../daemon/signals.js';
@@ -98,17 +98,34 @@ function memoryMiB(): Record<string, number> {
   return Object.fromEntries(Object.entries({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }).map(([k, v]) => [k, Math.round(v / 2 ** 20)]));
 }
 
-/** Load or upgrade the data plane on a worker thread; resolves with the load's ms once the pins are there. */
-function loadOnWorker(bpffs: string | undefined, buckets: number): Promise<number> {
-  return new Promise((ok, fail) => {
-    const w = new Worker(new URL('./loadworker.js', import.meta.url), { workerData: { bpffs, buckets } });
-    w.once('message', (m: { ok?: boolean; ms?: number; error?: string; code?: KpErrorCode; details?: string[]; log?: string }) => {
-      if (m.ok) ok(m.ms ?? 0);
-      else fail(new KpError(m.code ?? 'KP_ERR_BPF', m.error ?? 'the program load failed', { details: m.details, log: m.log }));
+/** The data plane made on a worker thread (loadworker.ts): `maps` resolves once the maps are pinned
+ * (with the connection table's buckets), `program` once the program is loaded over them (its ms). */
+function loadOnWorker(bpffs: string | undefined, buckets: number): { maps: Promise<{ buckets: number; ms: number }>; program: Promise<number> } {
+  let mapsOk!: (m: { buckets: number; ms: number }) => void;
+  let mapsFail!: (e: Error) => void;
+  const maps = new Promise<{ buckets: number; ms: number }>((ok, fail) => ((mapsOk = ok), (mapsFail = fail)));
+  const program = new Promise<number>((ok, fail) => {
+    const failBoth = (e: Error) => (mapsFail(e), fail(e));
+    // None of the process's flags: a profiler's (--cpu-prof) signals would end the verifier's work with
+    // EAGAIN, and heap flags are refused in a worker.
+    const execArgv: string[] = [];
+    let w: Worker;
+    try {
+      w = new Worker(new URL('./loadworker.js', import.meta.url), { workerData: { bpffs, buckets }, execArgv });
+    } catch (e) {
+      return failBoth(e as Error); // e.g. a flag a worker cannot take: both promises fail, none hangs
+    }
+    w.on('message', (m: { maps?: boolean; buckets?: number; ok?: boolean; ms?: number; error?: string; code?: KpErrorCode; details?: string[]; log?: string }) => {
+      if (m.maps) mapsOk({ buckets: m.buckets!, ms: m.ms ?? 0 });
+      else if (m.ok) ok(m.ms ?? 0);
+      else failBoth(new KpError(m.code ?? 'KP_ERR_BPF', m.error ?? 'the program load failed', { details: m.details, log: m.log }));
     });
-    w.once('error', fail);
-    w.once('exit', (code) => fail(new KpError('KP_ERR_BPF', `the program load's thread exited (${code}) before it was done`)));
+    w.once('error', failBoth);
+    w.once('exit', (code) => failBoth(new KpError('KP_ERR_BPF', `the program load's thread exited (${code}) before it was done`)));
   });
+  maps.catch(() => {});
+  program.catch(() => {});
+  return { maps, program };
 }
 
 const refOf = (v: KpVipConfig): VipRef => ({ prefix: v.prefix, protocol: v.protocol, port: v.port });
@@ -140,6 +157,11 @@ export class KubeDaemon {
   private pendingWall?: number;
   private lastUpdated?: Date;
   private stop!: () => void;
+  /** the program's load on the worker (the first sync ends when it is in) */
+  private program?: Promise<number>;
+  private programReady = false;
+  /** a full sync failed before the program was in: tried again once it is */
+  private retryAfterLoad?: string;
 
   constructor(private readonly o: KubeRunOptions) {
     this.desired = new DesiredServices(o.nodeName);
@@ -166,28 +188,32 @@ export class KubeDaemon {
       ensureBpffs(pinDir.slice(0, pinDir.lastIndexOf('/')) || '/');
       const lock = lockWriter(pinDir, undefined, `kpbpf run --kubernetes (node ${this.o.nodeName})`);
       const tLoad = performance.now();
-      let loaded: Promise<number>;
       let first: ReturnType<DesiredServices['take']>;
       try {
-        loaded = loadOnWorker(this.o.bpffs, this.file.config.conf.buckets);
-        loaded.then((ms) => log.info({ ms: Math.round(ms) }, 'program loaded (pinned); nothing is programmed before the lists are complete'), () => {});
+        const load = loadOnWorker(this.o.bpffs, this.file.config.conf.buckets);
+        this.program = load.program;
+        load.program.then((ms) => log.info({ ms: Math.round(ms) }, 'program loaded (pinned)'), () => {});
         this.client = new KubeClient(this.o.connection, this.o.clientTimeouts);
         this.startReflectors();
-        // Once the lists are complete, their translation too, while the load goes on.
+        // Once the lists are complete, their translation too, while the maps are made.
         const translated = Promise.all(this.reflectors.map((r) => r.synced)).then(() => this.translateAll());
-        await Promise.race([Promise.all([loaded, translated]), stopped]);
+        await Promise.race([Promise.all([load.maps, translated]), stopped]);
         if (stopping) return lock.release();
         first = await translated;
-        this.control = Control.open({ bpffs: this.o.bpffs, load: false, reload: false, lock });
+        // Another table size than the pinned one is a resize, which loads a program of its own:
+        // not while this one loads.
+        if ((await load.maps).buckets !== this.file.config.conf.buckets) await Promise.race([load.program, stopped]);
+        if (stopping) return lock.release();
+        this.control = Control.open({ bpffs: this.o.bpffs, load: false, reload: false, lock, programPending: true });
       } catch (e) {
         lock.release();
         throw e;
       }
-      // ms: since the process started (performance's origin), the load on the worker, and the wait for it.
-      log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source, ms: { process: Math.round(performance.now()), load: Math.round(await loaded), waited: Math.round(performance.now() - tLoad) } }, 'data plane ready');
+      // ms: since the process started (performance's origin), and since the load began on the worker.
+      log.info({ pinDir: this.control.pinDir, node: this.o.nodeName, api: this.o.connection.server, auth: this.o.connection.source, ms: { process: Math.round(performance.now()), sinceLoad: Math.round(performance.now() - tLoad) } }, 'maps ready; the first sync fills them while the program loads');
       this.healthChecks = new HealthCheckServers(() => this.control, { address: this.o.healthCheckAddress, log, proxyHealthy: () => this.health().healthy, gate: true });
       this.synced = true;
-      this.fullSync('initial sync', first);
+      await this.fullSync('initial sync', first);
       first = undefined as never; // the first translation is garbage now
       settleMemory();
       if (this.o.cgroup) {
@@ -290,34 +316,69 @@ export class KubeDaemon {
     return this.desired.take(this.file.conf);
   }
 
-  /** Everything, compared with everything the maps hold: the first sync, and a new conf. */
-  private fullSync(why: string, translated?: ReturnType<DesiredServices['take']>): void {
+  /**
+   * Everything, compared with everything the maps hold: the first sync, and a new conf. The first
+   * fills the maps while the program loads on the worker, then waits for it (changes that come
+   * meanwhile wait too), takes it and attaches the file's interfaces: "synced" is then programmed.
+   */
+  private async fullSync(why: string, translated?: ReturnType<DesiredServices['take']>): Promise<void> {
     const t0 = performance.now();
     const since = this.pendingSince ?? t0;
     const log = this.o.log;
     this.applying = true;
+    let synced: Record<string, unknown> | undefined;
+    let plan: ApplyResult['plan'] = [];
     try {
-      this.applyNodeAddresses();
-      let taken = translated;
-      if (!taken || this.desired.dirty.size) {
-        // (events after the first translation: everything again, as any full sync does)
-        if (taken) this.desired.retry(taken.changes);
-        taken = this.translateAll();
+      try {
+        this.applyNodeAddresses();
+        let taken = translated;
+        if (!taken || this.desired.dirty.size) {
+          // (events after the first translation: everything again, as any full sync does)
+          if (taken) this.desired.retry(taken.changes);
+          taken = this.translateAll();
+        }
+        this.report(taken);
+        const vips = this.desired.vipsWith(taken.changes);
+        const t1 = performance.now();
+        const r = this.control.apply(this.desiredConfig(() => vips), { dryRun: false, manageInterfaces: this.file.manageInterfaces && this.programReady, collectDrained: false, flushUdp: true });
+        this.desired.commit(taken.changes);
+        this.counts = vipCounts(vips);
+        plan = r.plan;
+        synced = { why, services: this.desired.serviceCount(), vips: vips.length, changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: { translate: Math.round(t1 - t0), apply: Math.round(performance.now() - t1) } };
+      } catch (e) {
+        this.failed(e as KpError, why);
       }
-      this.report(taken);
-      const vips = this.desired.vipsWith(taken.changes);
-      const t1 = performance.now();
-      const r = this.control.apply(this.desiredConfig(() => vips), { dryRun: false, manageInterfaces: this.file.manageInterfaces, collectDrained: false, flushUdp: true });
-      this.desired.commit(taken.changes);
-      this.counts = vipCounts(vips);
-      this.done(since);
-      log.info({ why, services: this.desired.serviceCount(), vips: vips.length, changes: r.plan.length, ops: r.plan.slice(0, 20).map(formatOp), ms: Math.round(performance.now() - t0), msTranslate: Math.round(t1 - t0), memory: memoryMiB() }, r.plan.length ? 'synced' : 'synced: no changes');
-      void this.healthChecks.sync(this.desired.vips());
-      this.collectAfter(r.plan);
-    } catch (e) {
-      this.failed(e as KpError, why);
+      // The program's failure is the daemon's: it goes to run().
+      if (!this.programReady && this.program) await this.takeProgram(synced !== undefined);
     } finally {
       this.applying = false;
+    }
+    if (synced) {
+      this.done(since);
+      log.info({ ...synced, ms: { ...(synced.ms as object), total: Math.round(performance.now() - t0) }, memory: memoryMiB() }, plan.length ? 'synced' : 'synced: no changes');
+      void this.healthChecks.sync(this.desired.vips());
+      this.collectAfter(plan);
+    }
+    if (this.again) {
+      this.again = false;
+      this.schedule();
+    }
+  }
+
+  /** The program the worker loaded, in place of none; the file's interfaces attached to it. */
+  private async takeProgram(applied: boolean): Promise<void> {
+    const t0 = performance.now();
+    await this.program;
+    this.control.adoptProgram();
+    this.programReady = true;
+    this.o.log.debug({ waitedMs: Math.round(performance.now() - t0) }, 'program taken');
+    if (applied && this.file.manageInterfaces) {
+      this.control.apply(this.desiredConfig(() => this.desired.vipsWith([])), { dryRun: false, manageInterfaces: true, onlyVips: [], onlyDesired: [], counts: this.counts, collectDrained: false });
+    }
+    if (this.retryAfterLoad) {
+      const why = this.retryAfterLoad;
+      this.retryAfterLoad = undefined;
+      this.retryTimer = setTimeout(() => void this.fullSync(why), this.retryMs);
     }
   }
 
@@ -395,7 +456,9 @@ export class KubeDaemon {
     this.kmetrics.syncFailures.inc();
     this.o.log.error({ why, error: e.message, details: e.details?.slice(0, 20), retryInMs: this.retryMs }, 'sync failed; the running state is unchanged; trying again');
     clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => (why === 'sync' ? this.sync() : this.fullSync(why)), this.retryMs);
+    // (a full sync before the program is in: once it is, with the interfaces)
+    if (why !== 'sync' && !this.programReady) this.retryAfterLoad = why;
+    else this.retryTimer = setTimeout(() => (why === 'sync' ? this.sync() : void this.fullSync(why)), this.retryMs);
     this.retryMs = Math.min(RETRY_MAX_MS, this.retryMs * 2);
   }
 
@@ -420,7 +483,7 @@ export class KubeDaemon {
         return;
       }
       this.file = next;
-      if (this.synced) this.fullSync('SIGHUP: new conf');
+      if (this.synced) void this.fullSync('SIGHUP: new conf');
     } catch (e) {
       this.o.log.error({ error: (e as Error).message, details: (e as KpError).details?.slice(0, 20) }, 'SIGHUP: file refused; the running state is unchanged');
     }

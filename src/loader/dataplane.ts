@@ -74,11 +74,13 @@ export interface LoadOptions {
   keepLinks?: boolean;
 }
 
+const LAYOUT_MAP = 'kp_layout';
+
 /** The layout version pinned in pinDir: undefined when nothing is pinned, 1 for pins made before
  * versions were kept (they lack kp_layout). */
 export function pinnedLayout(pinDir: string): number | undefined {
-  const p = join(pinDir, 'kp_layout');
-  if (!existsSync(p)) return KP_MAP_NAMES.some((n) => n !== 'kp_layout' && existsSync(join(pinDir, n))) ? 1 : undefined;
+  const p = join(pinDir, LAYOUT_MAP);
+  if (!existsSync(p)) return KP_MAP_NAMES.some((n) => n !== LAYOUT_MAP && existsSync(join(pinDir, n))) ? 1 : undefined;
   const fd = check('bpf_obj_get', lb.bpf_obj_get(p), p);
   const m = new BpfMap(fd, u32, u32, 'kp_layout');
   try {
@@ -109,10 +111,11 @@ const LOAD_TRIES = 5;
  * says nothing about the program: the load is made again from a fresh open, as libbpf cannot load
  * an object twice.
  */
-function openAndLoad(o: LoadOptions): { obj: BpfObject; names: string[]; fresh: string[] } {
+function openAndLoad(o: LoadOptions, mapsOnly = false): { obj: BpfObject; names: string[]; fresh: string[] } {
   for (let attempt = 1; ; attempt++) {
     const obj = BpfObject.open(o.objectPath ?? DEFAULT_OBJECT);
     try {
+      if (mapsOnly) obj.loadNoProgram();
       if (o.buckets !== undefined) obj.setMaxEntries(CT_MAP, 2 * o.buckets);
       const names = obj.maps().map((m) => m.name);
       const missing = KP_MAP_NAMES.filter((n) => !names.includes(n));
@@ -125,6 +128,33 @@ function openAndLoad(o: LoadOptions): { obj: BpfObject; names: string[]; fresh: 
       obj.close();
       if (!(e instanceof KpError && e.errnoName === 'EAGAIN' && attempt < LOAD_TRIES)) throw e;
     }
+  }
+}
+
+/**
+ * The maps alone, created and pinned (those already pinned are kept), no program: a daemon writes
+ * its first state into them while the verifier works on the program, which loadDataplane then
+ * loads over these pins. kp_layout is pinned first, holding its version: pins left by a crash
+ * halfway are taken up by the next start rather than refused as an unknown layout. Returns the
+ * connection table's buckets.
+ */
+export function createMaps(o: LoadOptions & { pinDir: string }): number {
+  preparePinDir(o.pinDir);
+  checkLayout(o.pinDir);
+  const { obj, fresh } = openAndLoad(o, true);
+  try {
+    if (fresh.includes(LAYOUT_MAP)) {
+      const m = new BpfMap(dupFd(obj.mapFd(LAYOUT_MAP)), u32, u32, LAYOUT_MAP);
+      try {
+        m.update(0, LAYOUT_VERSION);
+      } finally {
+        m.close();
+      }
+    }
+    for (const n of [...fresh].sort((a, b) => Number(b === LAYOUT_MAP) - Number(a === LAYOUT_MAP))) obj.pinMap(n, join(o.pinDir, n));
+    return mapInfo(obj.mapFd(CT_MAP)).maxEntries / 2;
+  } finally {
+    obj.close();
   }
 }
 
@@ -187,7 +217,11 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
 /** How long a reader waits for a connection-table resize (kp_ct set aside as kp_ct_old) to end. */
 const RESIZE_WAIT_MS = 5000;
 
-export function openPinned(pinDir: string): Dataplane {
+/**
+ * `programPending`: the maps alone may be pinned (createMaps; the program is being loaded): the
+ * data plane then has no program (progFd -1) until adoptPinnedProgram.
+ */
+export function openPinned(pinDir: string, o: { programPending?: boolean } = {}): Dataplane {
   checkLayout(pinDir);
   // A resize (Control.reload) sets kp_ct aside while the new program and table load: a reader
   // (writers wait for the lock) waits for it rather than calling the pins incomplete.
@@ -196,34 +230,50 @@ export function openPinned(pinDir: string): Dataplane {
   while (resizing() && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   if (resizing()) throw new KpError('KP_ERR_STATE', `the connection table in ${pinDir} is being resized (kp_ct_old is pinned) for more than ${RESIZE_WAIT_MS / 1000} s; try again, or if no kpbpf is running, rename kp_ct_old back to kp_ct`);
   const present = KP_MAP_NAMES.filter((n) => existsSync(join(pinDir, n)));
-  if (present.length === 0 || !existsSync(join(pinDir, PROG_PIN))) {
+  const hasProgram = existsSync(join(pinDir, PROG_PIN));
+  if (present.length === 0 || (!hasProgram && !o.programPending)) {
     throw new KpError('KP_ERR_STATE', `the data plane is not loaded (nothing pinned in ${pinDir}): run kpbpf attach first`);
   }
   const missing = KP_MAP_NAMES.filter((n) => !present.includes(n));
   if (missing.length > 0) {
     throw new KpError('KP_ERR_STATE', `incomplete pins in ${pinDir}, missing: ${missing.join(', ')}; run kpbpf detach and attach again`);
   }
-  const progFd = check('bpf_obj_get', lb.bpf_obj_get(join(pinDir, PROG_PIN)), join(pinDir, PROG_PIN));
   const mapFds = {} as Record<KpMapName, number>;
   try {
     for (const n of KP_MAP_NAMES) mapFds[n] = check('bpf_obj_get', lb.bpf_obj_get(join(pinDir, n)), join(pinDir, n));
   } catch (e) {
     Object.values(mapFds).forEach(closeFd);
-    closeFd(progFd);
     throw e;
   }
-  let sockProgs: SockProgs | undefined;
-  if (SOCK_HOOKS.every((h) => existsSync(join(pinDir, sockProgPin(h.hook))))) {
-    sockProgs = {} as SockProgs;
-    for (const h of SOCK_HOOKS) sockProgs[h.hook] = check('bpf_obj_get', lb.bpf_obj_get(join(pinDir, sockProgPin(h.hook))), sockProgPin(h.hook));
-  }
+  const dp = makeDataplane(-1, kpMapsFromFds(mapFds), pinDir);
   try {
-    return makeDataplane(progFd, kpMapsFromFds(mapFds), pinDir, sockProgs);
+    if (hasProgram) adoptPinnedProgram(dp);
+    return dp;
+  } catch (e) {
+    dp.close();
+    throw e;
+  }
+}
+
+/** The program (and socket hooks) pinned in dp's directory, in place of those dp had. */
+export function adoptPinnedProgram(dp: Dataplane): void {
+  const pinDir = dp.pinDir!;
+  const progFd = check('bpf_obj_get', lb.bpf_obj_get(join(pinDir, PROG_PIN)), join(pinDir, PROG_PIN));
+  let sockProgs: SockProgs | undefined;
+  try {
+    if (SOCK_HOOKS.every((h) => existsSync(join(pinDir, sockProgPin(h.hook))))) {
+      sockProgs = {} as SockProgs;
+      for (const h of SOCK_HOOKS) sockProgs[h.hook] = check('bpf_obj_get', lb.bpf_obj_get(join(pinDir, sockProgPin(h.hook))), sockProgPin(h.hook));
+    }
   } catch (e) {
     closeFd(progFd);
-    if (sockProgs) Object.values(sockProgs).forEach(closeFd);
+    if (sockProgs) Object.values(sockProgs).forEach((fd) => fd > 0 && closeFd(fd));
     throw e;
   }
+  if (dp.progFd >= 0) closeFd(dp.progFd);
+  if (dp.sockProgs) Object.values(dp.sockProgs).forEach(closeFd);
+  dp.progFd = progFd;
+  dp.sockProgs = sockProgs;
 }
 
 /** kp_progs of one load and the programs to put in it; owns their fds. */
@@ -261,8 +311,8 @@ function makeDataplane(progFd: number, maps: KpMaps, pinDir?: string, sockProgs?
       backendSlots.close();
       maps.close();
       tail?.close();
-      closeFd(progFd);
-      if (sockProgs) Object.values(sockProgs).forEach(closeFd);
+      if (this.progFd >= 0) closeFd(this.progFd);
+      if (this.sockProgs) Object.values(this.sockProgs).forEach(closeFd);
     },
   };
 }

@@ -1,5 +1,5 @@
 // The loader's public API.
-export { loadDataplane, openPinned, DEFAULT_OBJECT, PROG_PIN, type Dataplane, type LoadOptions } from './dataplane.js';
+export { adoptPinnedProgram, createMaps, loadDataplane, openPinned, DEFAULT_OBJECT, PROG_PIN, type Dataplane, type LoadOptions } from './dataplane.js';
 export { BpfObject, specDiffs, type MapSpec } from './object.js';
 export { ensureBpffs, pinRoot, preparePinDir, isBpffs, assertNoDots, DEFAULT_BPFFS, PIN_SUBDIR } from './pins.js';
 export {

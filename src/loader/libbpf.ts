@@ -96,6 +96,7 @@ export const lb = {
   bpf_object__next_map: lib.func('void *bpf_object__next_map(void *obj, void *map)'),
   bpf_object__find_program_by_name: lib.func('void *bpf_object__find_program_by_name(void *obj, const char *name)'),
   bpf_object__next_program: lib.func('void *bpf_object__next_program(void *obj, void *prog)'),
+  bpf_program__set_autoload: lib.func('int bpf_program__set_autoload(void *prog, bool autoload)'),
   bpf_map__name: lib.func('const char *bpf_map__name(void *map)'),
   bpf_map__type: lib.func('int bpf_map__type(void *map)'),
   bpf_map__key_size: lib.func('uint32_t bpf_map__key_size(void *map)'),

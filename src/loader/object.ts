@@ -112,6 +112,12 @@ export class BpfObject {
     return check('bpf_map__fd', lb.bpf_map__fd(this.map(name)), name);
   }
 
+  /** Load no program: bpf_object__load then creates the maps alone. */
+  loadNoProgram(): void {
+    let p: Ptr = null;
+    while ((p = lb.bpf_object__next_program(this.obj, p) as Ptr) !== null) check('bpf_program__set_autoload', lb.bpf_program__set_autoload(p, false), 'autoload');
+  }
+
   hasProgram(name: string): boolean {
     return lb.bpf_object__find_program_by_name(this.obj, name) !== null;
   }

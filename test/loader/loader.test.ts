@@ -168,3 +168,35 @@ t.test('every map of kp.bpf.o is named in KP_MAP_NAMES or KP_INTERNAL_MAPS (deta
   const names = obj.maps().map((m) => m.name).filter((n) => !n.startsWith('.')); // .rodata, .kconfig: libbpf's own
   t.same(names.filter((n) => !known.has(n)), [], 'no unlisted map');
 });
+
+t.test('maps first: pinned without a program, filled, then the program loads over them and is taken', { skip: noReal }, async (t) => {
+  const { Control } = await import('../../src/dataplane/control.js');
+  const { parseConfig } = await import('../../src/config/validate.js');
+  const { pinnedLayout } = await import('../../src/loader/dataplane.js');
+  const { LAYOUT_VERSION } = await import('../../src/maps/codecs.js');
+  const fs = privateBpffs('mapsfirst');
+  t.teardown(() => fs.umount());
+  const bpffs = fs.dir;
+  const pinDir = pinRoot({ bpffs });
+
+  t.equal(Control.createMaps({ bpffs, buckets: 1024 }), 1024, 'a new table has the buckets asked for');
+  for (const n of KP_MAP_NAMES) t.ok(existsSync(join(pinDir, n)), `${n} pinned`);
+  t.notOk(existsSync(join(pinDir, 'prog')), 'no program yet');
+  t.equal(pinnedLayout(pinDir), LAYOUT_VERSION, "kp_layout holds this kpbpf's layout version");
+  t.throws(() => Control.open({ bpffs, load: false }), { code: 'KP_ERR_STATE', message: /not loaded/ }, 'an ordinary open still wants the program');
+
+  const c = Control.open({ bpffs, load: false, programPending: true });
+  t.teardown(() => c.close());
+  t.ok(c.conf().hashSeed !== 0 || c.conf().timeouts.tcp_established > 0, 'the first config was written (timeouts, hash seed)');
+  c.apply(parseConfig({ conf: { buckets: 1024 }, vips: [{ prefix: '198.18.0.10/32', port: 80, target_port: 8080, backends: ['198.18.1.1', '198.18.1.2'] }] }), { dryRun: false });
+  t.throws(() => c.attach(['lo'], { mode: 'generic', redirect: false }), { code: 'KP_ERR_STATE', message: /still being loaded/ });
+
+  t.equal(Control.createMaps({ bpffs, buckets: 4096 }), 1024, 'pinned maps are kept, the table with its size');
+  const loader = Control.open({ bpffs, load: true, buckets: 1024, reload: false, upgrade: true });
+  loader.close();
+  c.adoptProgram();
+  t.equal(testRun(c.dp.progFd, arp()).retval, XDP_PASS, 'the program loaded over the pins is taken');
+  const v = Control.open({ bpffs, load: false });
+  t.teardown(() => v.close());
+  t.same(v.listVips().map((x) => [x.prefix, x.backends.length]), [['198.18.0.10/32', 2]], 'what was written before the program is there after it');
+});
