@@ -784,15 +784,17 @@ export class VipTable {
    * Publish every changed VIP's tables in one batch, then settle the removed backends.
    */
   publishPending(): void {
-    this.flushWrites();
     const vips = this.load();
-    // Automatic sizes that no longer suit the backends.
+    // Automatic sizes that no longer suit the backends: a new VIP's entry is still in the batch and
+    // takes its size there (10k single writes at a full sync otherwise). The data path takes a
+    // table's length from its ref: the entry's may change before or after the table.
     for (const id of this.dirty) {
       const rec = vips.get(id);
       if (!rec || !(rec.value.flags & KP_VIP_F_AUTO_LEN)) continue;
       const n = this.tableBackends(rec).length;
       if (!autoTableFits(rec.value.tableLen, n)) this.writeVip(rec, { ...rec.value, tableLen: autoTableLen(n) });
     }
+    this.flushWrites();
     // Every table of the batch built at once (on two threads when there are many), then published:
     // all backends first, then the local-only tables of VIPs with a local traffic policy (none with
     // a local endpoint: no table, and their local entries drop new connections).

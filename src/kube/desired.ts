@@ -220,9 +220,13 @@ export function buildVip(v: VipJson, [min, max]: [number, number], at: string, e
   const backends: KpVipConfig['backends'] = new Array(v.backends.length);
   for (let i = 0; i < v.backends.length; i++) {
     const b = v.backends[i];
-    backends[i] = b.local || b.terminating ? { address: b.address, weight: 1, ...(b.local ? { local: true } : {}), ...(b.terminating ? { terminating: true } : {}) } : { address: b.address, weight: 1 };
+    const o: KpVipConfig['backends'][number] = { address: b.address, weight: 1 };
+    if (b.local) o.local = true;
+    if (b.terminating) o.terminating = true;
+    backends[i] = o;
   }
-  return {
+  // (fields assigned in one order, as above: 20k VIPs share a few hidden classes)
+  const out = {
     prefix: v.prefix,
     family: v.prefix.includes(':') ? 6 : 4,
     protocol: v.protocol,
@@ -231,13 +235,14 @@ export function buildVip(v: VipJson, [min, max]: [number, number], at: string, e
     node_port: v.node_port ?? 0,
     type: v.type,
     source_ranges: v.source_ranges ? [...v.source_ranges].sort() : [],
-    ...(v.external_traffic_policy ? { external_traffic_policy: 'local' as const } : {}),
-    ...(v.health_check_node_port ? { health_check_node_port: v.health_check_node_port } : {}),
-    name: v.name,
-    ...(v.session_affinity ? { session_affinity_timeout: v.session_affinity_timeout ?? AFFINITY_TIMEOUT_DEFAULT } : {}),
-    ...(v.internal_traffic_policy ? { internal_traffic_policy: 'local' as const } : {}),
-    backends,
-  };
+  } as KpVipConfig;
+  if (v.external_traffic_policy) out.external_traffic_policy = 'local';
+  if (v.health_check_node_port) out.health_check_node_port = v.health_check_node_port;
+  out.name = v.name;
+  if (v.session_affinity) out.session_affinity_timeout = v.session_affinity_timeout ?? AFFINITY_TIMEOUT_DEFAULT;
+  if (v.internal_traffic_policy) out.internal_traffic_policy = 'local';
+  out.backends = backends;
+  return out;
 }
 
 const SCALARS = ['prefix', 'protocol', 'port', 'target_port', 'new_len', 'node_port', 'type', 'external_traffic_policy', 'internal_traffic_policy', 'session_affinity_timeout', 'health_check_node_port', 'name', 'encap'] as const;
