@@ -52,7 +52,8 @@ static __noinline int kp_fib_resolve(struct xdp_md *ctx, const struct iphdr *ip,
 	fib.family = KP_AF_INET;
 	fib.tos = ip->tos;
 	fib.l4_protocol = ip->protocol;
-	fib.tot_len = bpf_ntohs(ip->tot_len);
+	/* No tot_len: the lookup then checks no MTU and always gives the hop and its MTU; the size is
+	 * checked when sending (kp_hop_send), where a generic-mode aggregate is told apart. */
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = ip->daddr;
 	fib.ifindex = ctx->ingress_ifindex;
@@ -70,7 +71,6 @@ static __noinline int kp_fib_resolve6(struct xdp_md *ctx, const struct ipv6hdr *
 	__builtin_memcpy(&flow, ip6, sizeof(flow));
 	fib.flowinfo = flow & bpf_htonl(KP_IPV6_FLOWINFO_MASK);
 	fib.l4_protocol = l4;
-	fib.tot_len = KP_IPV6_HLEN + bpf_ntohs(ip6->payload_len);
 	__builtin_memcpy(fib.ipv6_src, ip6->saddr.in6_u.u6_addr8, KP_ADDR_LEN);
 	__builtin_memcpy(fib.ipv6_dst, ip6->daddr.in6_u.u6_addr8, KP_ADDR_LEN);
 	fib.ifindex = ctx->ingress_ifindex;
@@ -83,17 +83,35 @@ static __always_inline int kp_hops_left(const struct kp_pkt *pkt, const int v6)
 	return v6 ? pkt->ip6->hop_limit > 1 : pkt->ip->ttl > 1;
 }
 
+/* A packet of len bytes (L3) longer than the MTU of the device it came in on is an aggregate: generic
+ * (skb) XDP sees GRO'd and TSO'd skbs whole, up to 64 KB, and each of their segments came in, or goes
+ * out, within that MTU (*in_mtu). The kernel checks such a packet per segment (skb_gso_validate_
+ * network_len), not whole. */
+static __always_inline int kp_aggregate(struct xdp_md *ctx, __u32 len, __u32 *in_mtu)
+{
+	*in_mtu = len;
+	return bpf_check_mtu(ctx, 0, in_mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED;
+}
+
 /* Sends the packet to next hop h: XDP_REDIRECT with TTL and MACs rewritten, XDP_PASS (left as it
- * is) when h may not be redirected to, KP_TX_FRAG_NEEDED (*mtu set) when it is bigger than h's MTU. */
-static __always_inline int kp_hop_send(struct kp_pkt *pkt, const struct kp_hop *h, __u32 *mtu, const int v6)
+ * is) when h may not be redirected to, KP_TX_FRAG_NEEDED (*mtu set) when it is bigger than h's MTU.
+ * An aggregate whose segments may not fit h's MTU goes to the kernel, which segments it and answers
+ * for a segment too big itself. */
+static __always_inline int kp_hop_send(struct xdp_md *ctx, struct kp_pkt *pkt, const struct kp_hop *h, __u32 *mtu,
+				       const int v6)
 {
 	struct iphdr *ip = pkt->ip;
 	__be16 old_word, new_word;
 	__u32 len = v6 ? KP_IPV6_HLEN + bpf_ntohs(pkt->ip6->payload_len) : bpf_ntohs(ip->tot_len);
+	__u32 in_mtu;
 
 	if (len > h->mtu) {
-		*mtu = h->mtu;
-		return KP_TX_FRAG_NEEDED;
+		if (!kp_aggregate(ctx, len, &in_mtu)) {
+			*mtu = h->mtu;
+			return KP_TX_FRAG_NEEDED;
+		}
+		if (in_mtu > h->mtu)
+			return XDP_PASS;
 	}
 	if (!h->redirect || bpf_redirect_map(&kp_tx_ports, h->ifindex, XDP_PASS) != XDP_REDIRECT)
 		return XDP_PASS;
@@ -162,7 +180,7 @@ static __always_inline int kp_fib_redirect(struct xdp_md *ctx, struct kp_pkt *pk
 	nh = kp_nexthop_get(ctx, pkt, mtu, now, &act, v6);
 	if (!nh)
 		return act;
-	return kp_hop_send(pkt, &nh->hop, mtu, v6);
+	return kp_hop_send(ctx, pkt, &nh->hop, mtu, v6);
 }
 
 /* The same with the next hop kept in a reply entry (its connection's way to the client), copied
@@ -200,7 +218,7 @@ static __always_inline int kp_fib_redirect_ct(struct xdp_md *ctx, struct kp_pkt 
 		h.mtu = ct->hop_mtu;
 		h.redirect = !!(ct->flags & KP_CT_F_HOP_REDIRECT);
 	}
-	return kp_hop_send(pkt, &h, mtu, v6);
+	return kp_hop_send(ctx, pkt, &h, mtu, v6);
 }
 
 /* The same toward a forward packet's backend, with the next hop kept per backend in an array: an
@@ -242,7 +260,7 @@ static __always_inline int kp_fib_redirect_be(struct xdp_md *ctx, struct kp_pkt 
 		bh->hop_gen = hop_gen;
 		bh->be_gen = be_gen;
 	}
-	return kp_hop_send(pkt, &bh->hop, mtu, v6);
+	return kp_hop_send(ctx, pkt, &bh->hop, mtu, v6);
 }
 
 #endif /* KP_FIB_H */

@@ -1,6 +1,7 @@
 // kpbpf attach <ifname...>: load the data plane if needed and attach it to interfaces with pinned bpf_links.
 import { Option, type Command } from 'commander';
 import type { CliContext } from './context.js';
+import type { DetachedView } from '../dataplane/types.js';
 import { parseBuckets } from './conf.js';
 import { KpError } from '../errors.js';
 import { defaultCgroupPath } from '../dataplane/cgroups.js';
@@ -27,8 +28,18 @@ export function registerAttach(program: Command, ctx: CliContext): void {
       const links = ifnames.length ? control.attach(ifnames, { mode: opts.mode, redirect: Boolean(opts.redirect) }) : [];
       const cg = cgroup ? control.attachCgroup(cgroup) : undefined;
       ctx.print(cg ? { interfaces: links, cgroup: cg } : links, () =>
-        links.map((l) => `attached ${l.ifname} (${l.mode}${l.redirect ? ', redirect' : ''})\n`).join('') +
+        links.map(attachedLine).join('') +
         (cg ? `attached the socket hooks to cgroup ${cg.path} (id ${cg.cgroupId}: ${cg.hooks.join(', ')})\n` : ''),
       );
     });
+}
+
+/** "attached eth0 (native, redirect; set accept_local 0 -> 1)" */
+export function attachedLine(l: { ifname: string; mode: string; redirect: boolean; set?: string[] }): string {
+  return `attached ${l.ifname} (${l.mode}${l.redirect ? ', redirect' : ''}${l.set?.length ? `; set ${l.set.join(', ')}` : ''})\n`;
+}
+
+/** "detached eth0 (restored rp_filter 2 -> 1)" */
+export function detachedLine(d: DetachedView): string {
+  return `detached ${d.ifname}${d.restored.length ? ` (restored ${d.restored.join(', ')})` : ''}\n`;
 }

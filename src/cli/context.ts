@@ -31,6 +31,7 @@ export class CliContext {
   dataplane(opts: { load?: boolean; buckets?: number; write?: boolean; reload?: boolean } = {}): Control {
     if (!this.control) {
       this.control = Control.open({ bpffs: this.options.bpffs, load: opts.load ?? true, buckets: opts.buckets, write: opts.write ?? true, reload: opts.reload });
+      this.control.warn = (m) => this.io.err(`kpbpf: warning: ${m}\n`);
     }
     return this.control;
   }

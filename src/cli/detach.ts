@@ -1,6 +1,7 @@
 // kpbpf detach [ifname...]: remove the data plane from interfaces; --purge also drops every pinned map.
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
+import { detachedLine } from './attach.js';
 import { defaultCgroupPath } from '../dataplane/cgroups.js';
 
 export function registerDetach(program: Command, ctx: CliContext): void {
@@ -19,7 +20,7 @@ export function registerDetach(program: Command, ctx: CliContext): void {
       const cgroups = cgroup ? control.detachCgroups(cgroup) : ifnames.length ? [] : control.detachCgroups();
       if (opts.purge) control.purge();
       ctx.print({ detached: gone, cgroups, purged: Boolean(opts.purge) }, () =>
-        gone.map((n) => `detached ${n}\n`).join('') +
+        gone.map(detachedLine).join('') +
         cgroups.map((id) => `detached the socket hooks from cgroup id ${id}\n`).join('') +
         (opts.purge ? 'removed all pins\n' : ''),
       );

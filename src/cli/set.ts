@@ -3,6 +3,7 @@
 // `detach <ifname>` with del).
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
+import { attachedLine, detachedLine } from './attach.js';
 import { KpError } from '../errors.js';
 
 export interface SetInterfaceArgs {
@@ -34,10 +35,10 @@ export function registerSet(program: Command, ctx: CliContext): void {
       if (a.del) {
         const control = ctx.dataplane({ load: false });
         const gone = control.detach([a.ifname]);
-        ctx.print({ detached: gone }, () => gone.map((n) => `detached ${n}\n`).join(''));
+        ctx.print({ detached: gone }, () => gone.map(detachedLine).join(''));
         return;
       }
       const links = ctx.dataplane({ load: true }).attach([a.ifname], { mode: 'auto', redirect: false });
-      ctx.print(links, () => links.map((l) => `attached ${l.ifname} (${l.mode})\n`).join(''));
+      ctx.print(links, () => links.map(attachedLine).join(''));
     });
 }

@@ -134,6 +134,7 @@ export class Daemon {
     // same maps (connections kept), or the pins are refused if their layout differs.
     // The writer lock, held for the daemon's life: other writers are told who owns the data plane.
     this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets, reload: false, upgrade: true, owner: `kpbpf run -f ${this.file}` });
+    this.control.warn = (m) => log.warn(m);
     log.info({ pinDir: this.control.pinDir, file: this.file }, 'data plane ready');
     const t0 = performance.now();
     const got = preload && takeConfigPreload(preload);

@@ -20,7 +20,8 @@ import {
   type Dataplane,
   type XdpMode,
 } from '../loader/index.js';
-import { closeFd, ifNameToIndex, lb } from '../loader/libbpf.js';
+import { closeFd, ifIndexToName, ifNameToIndex, lb } from '../loader/libbpf.js';
+import { applyChanges, describeChange, IFSYSCTL_SUBDIR, neededChanges, recordedIfindexes, restoreChanges, type SysctlChange } from '../loader/ifsysctl.js';
 import { mapInfo } from '../loader/info.js';
 import { attachCgroup, cgroupId, CGLINKS_SUBDIR, detachCgroups, listCgroups, SOCK_HOOKS, sockProgPin, updateCgroupLinks, type CgroupAttachment } from '../loader/cgroup.js';
 import { KP_INTERNAL_MAPS, KP_MAP_NAMES } from '../maps/kpmaps.js';
@@ -35,7 +36,7 @@ import { VipTable, type RemovedBackend } from './vips.js';
 import { lockWriter, type WriterLock } from './lock.js';
 import { readStats } from './stats.js';
 import { readFlows } from './connections.js';
-import type { ConfView, FlowView, LinkView, StatsView, VipSpec, VipView, BackendView } from './types.js';
+import type { ConfView, DetachedView, FlowView, LinkView, StatsView, VipSpec, VipView, BackendView } from './types.js';
 import type { KpConfig } from '../config/types.js';
 import { DEFAULT_TIMEOUTS, timeoutSlots, timeoutsFromSlots, type CtTimeouts } from '../config/timeouts.js';
 import { BpfMap } from '../maps/map.js';
@@ -71,8 +72,12 @@ export interface OpenOptions {
   programPending?: boolean;
 }
 
+export type AttachedView = LinkView & { mode: string; already: boolean; set: string[]; warning?: string };
+
 export class Control {
   readonly vips: VipTable;
+  /** where a warning goes (an attach that could not set what an interface needs); default none */
+  warn?: (message: string) => void;
 
   private constructor(
     public dp: Dataplane,
@@ -350,19 +355,26 @@ export class Control {
   }
 
   /** All or nothing: every name is checked first, and a failure detaches what this call attached. */
-  attach(ifnames: string[], o: { mode: XdpMode; redirect: boolean }): (LinkView & { mode: string; already: boolean })[] {
+  /**
+   * A new attachment also sets what the interface needs for the packets XDP_PASS hands the kernel
+   * with a node address as their source (src/loader/ifsysctl.ts), and says what it set in `set`;
+   * the detach puts it back.
+   */
+  attach(ifnames: string[], o: { mode: XdpMode; redirect: boolean }): AttachedView[] {
     if (this.dp.progFd < 0) throw new KpError('KP_ERR_STATE', 'attach: the program is still being loaded (the maps were opened before it)');
     const targets = ifnames.map((name) => {
       const ifindex = ifNameToIndex(name);
       if (!ifindex) throw new KpError('KP_ERR_NET', `attach: interface '${name}' not found`);
       return { name, ifindex };
     });
-    const done: (LinkView & { mode: string; already: boolean })[] = [];
-    const made: string[] = [];
+    const done: AttachedView[] = [];
+    const made: { path: string; ifindex: number; name: string }[] = [];
     try {
       for (const t of targets) {
         const path = linkPath(this.pinDir, t.ifindex);
         let mode = 'attached before';
+        let changes: SysctlChange[] = [];
+        let warning: string | undefined;
         const already = existsSync(path);
         if (!already) {
           const link = attachXdp(this.dp.progFd, t.name, o.mode);
@@ -375,17 +387,27 @@ export class Control {
           }
           try {
             pinLink(link.linkFd, path);
+            made.push({ path, ifindex: t.ifindex, name: t.name });
+            changes = neededChanges(t.name);
+            const unset = applyChanges(this.pinDir, t.ifindex, t.name, link.linkFd, changes);
+            if (unset) {
+              warning =`could not set ${changes.map((c) => `${c.key}=${c.to}`).join(', ')}: ${unset}; the kernel drops what XDP passes it with a node address as source (node ports, masquerade, NAT64) unless the way out is a --redirect target`;
+              changes = [];
+              this.warn?.(`${t.name}: ${warning}`);
+            }
           } finally {
             closeFd(link.linkFd);
           }
-          made.push(path);
           mode = link.mode;
         }
         if (o.redirect) this.dp.maps.txPorts.update(t.ifindex, { ifindex: t.ifindex, prog: 0 });
-        done.push({ ifname: t.name, ifindex: t.ifindex, mode, redirect: o.redirect, already });
+        done.push({ ifname: t.name, ifindex: t.ifindex, mode, redirect: o.redirect, already, set: changes.map(describeChange), ...(warning ? { warning } : {}) });
       }
     } catch (e) {
-      for (const p of made) detachLink(p);
+      for (const m of made) {
+        detachLink(m.path);
+        restoreChanges(this.pinDir, m.ifindex, m.name);
+      }
       throw e;
     } finally {
       this.flushNextHops();
@@ -406,7 +428,7 @@ export class Control {
     this.flushNextHops();
   }
 
-  detach(ifnames?: string[]): string[] {
+  detach(ifnames?: string[]): DetachedView[] {
     const links = listLinks(this.pinDir);
     const chosen = ifnames
       ? ifnames.map((n) => {
@@ -415,12 +437,15 @@ export class Control {
           return l;
         })
       : links;
+    const out: DetachedView[] = [];
     for (const l of chosen) {
       detachLink(l.path);
       this.dp.maps.txPorts.delete(l.ifindex);
+      const restored = restoreChanges(this.pinDir, l.ifindex, l.ifname);
+      out.push({ ifname: l.ifname ?? `ifindex ${l.ifindex}`, restored: restored.map(describeChange) });
     }
     this.flushNextHops();
-    return chosen.map((l) => l.ifname ?? `ifindex ${l.ifindex}`);
+    return out;
   }
 
   // --- the node's own sockets (cgroup socket hooks) ---
@@ -453,10 +478,12 @@ export class Control {
   purge(): void {
     this.close();
     for (const l of listLinks(this.pinDir)) detachLink(l.path);
+    // Every recorded setting put back (a crash may have left one whose link is gone).
+    for (const ifindex of recordedIfindexes(this.pinDir)) restoreChanges(this.pinDir, ifindex, ifIndexToName(ifindex));
     detachCgroups(this.pinDir);
     const progPins = [PROG_PIN, ...SOCK_HOOKS.map((h) => sockProgPin(h.hook))];
     for (const name of [...KP_MAP_NAMES, ...KP_INTERNAL_MAPS, ...progPins]) rmSync(join(this.pinDir, name), { force: true });
-    for (const sub of ['links', CGLINKS_SUBDIR]) {
+    for (const sub of ['links', CGLINKS_SUBDIR, IFSYSCTL_SUBDIR]) {
       const dir = join(this.pinDir, sub);
       if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
     }

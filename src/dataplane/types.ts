@@ -88,6 +88,13 @@ export interface LinkView {
   redirect: boolean;
 }
 
+/** An interface the data plane came off, and the settings its attach had changed, put back. */
+export interface DetachedView {
+  ifname: string;
+  /** e.g. "rp_filter 2 -> 1" */
+  restored: string[];
+}
+
 export interface VipCounters {
   existingPkts: number;
   firstPkts: number;

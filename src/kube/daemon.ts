@@ -205,6 +205,7 @@ export class KubeDaemon {
         if ((await load.maps).buckets !== this.file.config.conf.buckets) await Promise.race([load.program, stopped]);
         if (stopping) return lock.release();
         this.control = Control.open({ bpffs: this.o.bpffs, load: false, reload: false, lock, programPending: true });
+        this.control.warn = (m) => log.warn(m);
       } catch (e) {
         lock.release();
         throw e;

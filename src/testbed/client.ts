@@ -2,6 +2,7 @@
 // node dist/testbed/client.js http --vip 198.18.100.10 --port 80 --count 50
 // node dist/testbed/client.js udp --vip 198.18.100.10 --port 53 --count 50
 // node dist/testbed/client.js keepalive --vip ... --port 80 --count 5 --pause-file F (waits for F between requests)
+// node dist/testbed/client.js bulk --vip ... --port 80 --count 3 --bytes 300000 (each: an upload, then a download)
 import http from 'node:http';
 import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
@@ -16,6 +17,7 @@ const { values, positionals } = parseArgs({
     count: { type: 'string', default: '20' },
     timeout: { type: 'string', default: '3000' },
     'pause-file': { type: 'string' },
+    bytes: { type: 'string', default: '300000' },
   },
 });
 const vip = values.vip!;
@@ -63,6 +65,50 @@ async function httpRun() {
     }
   }
   return { ok, failed: count - ok, backends, remotes: [...remotes], seenAs: [...seenAs], seenBy, errors: errors.slice(0, 5) };
+}
+
+/** One request of a bulk transfer: resolves with the bytes the other side got (upload) or sent (download). */
+function transfer(upload: boolean, bytes: number): Promise<{ backend: string; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: vip, port, method: upload ? 'POST' : 'GET', path: upload ? '/' : `/bytes/${bytes}`, agent: false, timeout: timeoutMs }, (res) => {
+      let got = 0;
+      let body = '';
+      res.on('data', (c: Buffer) => {
+        got += c.length;
+        if (upload) body += c;
+      });
+      res.on('end', () => {
+        try {
+          resolve(upload ? { backend: JSON.parse(body).backend, bytes: JSON.parse(body).received } : { backend: String(res.headers['x-backend']), bytes: got });
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout (${upload ? 'upload' : 'download'})`)));
+    req.on('error', reject);
+    req.end(upload ? Buffer.alloc(bytes, 0x79) : undefined);
+  });
+}
+
+async function bulkRun() {
+  const bytes = Math.min(Number(values.bytes), 16 << 20); // bounded by design
+  let ok = 0;
+  const errors: string[] = [];
+  const backends: Record<string, number> = {};
+  for (let i = 0; i < count; i++) {
+    for (const upload of [true, false]) {
+      try {
+        const r = await transfer(upload, bytes);
+        if (r.bytes !== bytes) throw new Error(`${upload ? 'upload' : 'download'}: ${r.bytes} of ${bytes} bytes`);
+        ok++;
+        backends[r.backend] = (backends[r.backend] ?? 0) + 1;
+      } catch (e) {
+        errors.push(String((e as Error).message));
+      }
+    }
+  }
+  return { ok, failed: 2 * count - ok, backends, errors: errors.slice(0, 5) };
 }
 
 /** seenBy[backend]: the client addresses that backend saw, each once. */
@@ -125,9 +171,9 @@ async function udpRun() {
 }
 
 const mode = positionals[0];
-const run = mode === 'http' ? httpRun : mode === 'udp' ? udpRun : mode === 'keepalive' ? keepaliveRun : undefined;
+const run = mode === 'http' ? httpRun : mode === 'udp' ? udpRun : mode === 'keepalive' ? keepaliveRun : mode === 'bulk' ? bulkRun : undefined;
 if (!run) {
-  process.stderr.write('usage: client.js http|udp|keepalive --vip ADDR --port N [--count N]\n');
+  process.stderr.write('usage: client.js http|udp|keepalive|bulk --vip ADDR --port N [--count N] [--bytes N]\n');
   process.exit(2);
 }
 process.stdout.write(JSON.stringify(await run()) + '\n');

@@ -16,6 +16,20 @@ const name = values.name ?? 'backend';
 
 if (values.tcp) {
   const server = http.createServer((req, res) => {
+    // Bulk transfers (client.js bulk): POST counts what it received; GET /bytes/N sends N bytes.
+    if (req.method === 'POST') {
+      let received = 0;
+      req.on('data', (c: Buffer) => (received += c.length));
+      req.on('end', () => res.end(JSON.stringify({ backend: name, received })));
+      return;
+    }
+    const bytes = /^\/bytes\/(\d+)$/.exec(req.url ?? '');
+    if (bytes) {
+      const n = Math.min(Number(bytes[1]), 16 << 20); // bounded by design
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n, 'x-backend': name });
+      res.end(Buffer.alloc(n, 0x78));
+      return;
+    }
     const body = JSON.stringify({ backend: name, client: `${req.socket.remoteAddress}:${req.socket.remotePort}`, local: `${req.socket.localAddress}:${req.socket.localPort}` });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);

@@ -48,7 +48,7 @@ function sh(cmd: string[], opts: { input?: string; allowFail?: boolean } = {}): 
 }
 
 /** Namespaces are named kp<tag>-<role>; a short random tag keeps parallel runs apart. */
-export function createTopology(opts: { backends?: number; tag?: string; ipv6?: boolean } = {}): Topology {
+export function createTopology(opts: { backends?: number; tag?: string; ipv6?: boolean; gro?: boolean } = {}): Topology {
   const tag = opts.tag ?? randomBytes(3).toString('hex');
   const made: string[] = [];
   const children: ChildProcess[] = [];
@@ -63,8 +63,9 @@ export function createTopology(opts: { backends?: number; tag?: string; ipv6?: b
 
   // XDP_REDIRECT into a veth needs GRO (or XDP) on the receiving peer. TX checksum offload stays on,
   // as in a pod: the node sees CHECKSUM_PARTIAL frames, which the data plane must handle.
+  // gro: false leaves the peers as a veth comes (GRO off): the layout a plain attach must serve too.
   const enableGro = (ns: string) => {
-    exec(ns, ['ethtool', '-K', 'eth0', 'gro', 'on'], { allowFail: true });
+    if (opts.gro !== false) exec(ns, ['ethtool', '-K', 'eth0', 'gro', 'on'], { allowFail: true });
   };
 
   const v6 = opts.ipv6 === true;

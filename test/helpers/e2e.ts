@@ -57,7 +57,7 @@ export function inCgroup(cg: string, cmd: string[]): string[] {
 }
 
 /** Mounts a private bpffs and builds the topology now; everything goes at t.teardown. */
-export function e2eHarness(t: Test, tag: string, backends: number, o: { ipv6?: boolean } = {}): E2e {
+export function e2eHarness(t: Test, tag: string, backends: number, o: { ipv6?: boolean; gro?: boolean } = {}): E2e {
   const bpffs = `/run/kpbpf-${tag}-${randomBytes(3).toString('hex')}`;
   let topo: Topology | undefined;
   const children: ChildProcess[] = [];
@@ -88,7 +88,7 @@ export function e2eHarness(t: Test, tag: string, backends: number, o: { ipv6?: b
   try {
     mkdirSync(bpffs, { recursive: true });
     execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]); // outside `ip netns exec`, so every call sees it
-    topo = createTopology({ backends, ipv6: o.ipv6 });
+    topo = createTopology({ backends, ipv6: o.ipv6, gro: o.gro });
   } catch (e) {
     cleanup(); // a throw here ends the file before tap's teardown could run
     throw e;
