@@ -1,10 +1,10 @@
-// End to end: the design card's own sequence with a plain `kpbpf attach` (no --redirect) on veths whose
-// peers have GRO off, as a pod's veth comes: a cluster IP, the node port (masqueraded to the node's
+// End to end: the design card's own sequence with a plain `kpbpf attach` (no --redirect), on veths whose
+// peers have GRO off (as a pod's veth comes) and on the same layout with GRO on: a cluster IP, the node port (masqueraded to the node's
 // address), NAT64 and a hairpin connection. A packet whose new source is a node address is handed
 // to the kernel (XDP_PASS), which drops it as a martian unless the interface accepts local sources:
 // the attach sets that up (accept_local, and loose reverse-path filtering where it was strict) and
 // the detach puts back what was there. Addresses: 198.18.0.0/15 and 2001:db8::/32 only.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Backend } from '../../src/testbed/topology.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 import { CLIENT, e2eHarness, e2eSkipReason } from '../helpers/e2e.js';
@@ -18,11 +18,11 @@ const skip = skipUnlessCi(e2eSkipReason());
 if (skip) {
   t.test('end-to-end with a plain attach (no redirect, no GRO on the peers)', { skip }, async () => {});
 } else {
-  run();
+  for (const gro of [false, true]) t.test(`peers with GRO ${gro ? 'on' : 'off'}`, async (t) => run(t, gro));
 }
 
-function run() {
-  const { topo, kp, kpJson } = e2eHarness(t, 'pl', 2, { ipv6: true, gro: false });
+function run(t: Test, gro: boolean) {
+  const { topo, kp, kpJson } = e2eHarness(t, gro ? 'plg' : 'pl', 2, { ipv6: true, gro });
   function client(mode: string, host: string, port: number, count: number, ns = topo.client.ns) {
     const out = topo.exec(ns, [process.execPath, CLIENT, mode, '--vip', host, '--port', String(port), '--count', String(count), '--timeout', '2000']);
     return JSON.parse(out.trim().split('\n').pop()!);

@@ -3,7 +3,7 @@
 // and a teardown that removes namespaces, children, pins and the mount even when a test fails.
 import type { Test } from 'tap';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
@@ -25,6 +25,50 @@ export function e2eSkipReason(): string | undefined {
     return 'iproute2 (ip netns) is not available';
   }
   return undefined;
+}
+
+/**
+ * A file tap ended past its timeout is killed before its teardown runs (a signal handler would not
+ * run either while a synchronous call holds the thread). Each harness leaves a note of what it made,
+ * with its pid; the next harness removes what a dead one left: its namespaces (and what runs in them),
+ * pins and bpffs mount.
+ */
+const NOTES = '/run/kpbpf-e2e-notes';
+
+function reapDead(): void {
+  if (!existsSync(NOTES)) return;
+  const namespaces = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
+  for (const f of readdirSync(NOTES)) {
+    let note: { pid: number; tag: string; bpffs: string } | undefined;
+    try {
+      note = JSON.parse(readFileSync(`${NOTES}/${f}`, 'utf8'));
+      process.kill(note.pid, 0);
+      continue; // its owner is alive
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EPERM') continue; // alive, another user's
+    }
+    if (note) {
+      const tag = note.tag;
+      for (const ns of namespaces.filter((n) => n.startsWith(`kp${tag}-`))) {
+        const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+        for (const pid of pids) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // gone already
+          }
+        }
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      }
+      try {
+        execFileSync('umount', [note.bpffs], { stdio: 'ignore' });
+      } catch {
+        // not mounted
+      }
+      rmSync(note.bpffs, { recursive: true, force: true });
+    }
+    rmSync(`${NOTES}/${f}`, { force: true });
+  }
 }
 
 /** A client process in the client namespace, its output collected as it comes. */
@@ -59,6 +103,7 @@ export function inCgroup(cg: string, cmd: string[]): string[] {
 /** Mounts a private bpffs and builds the topology now; everything goes at t.teardown. */
 export function e2eHarness(t: Test, tag: string, backends: number, o: { ipv6?: boolean; gro?: boolean } = {}): E2e {
   const bpffs = `/run/kpbpf-${tag}-${randomBytes(3).toString('hex')}`;
+  const note = `${NOTES}/${tag}-${process.pid}-${randomBytes(3).toString('hex')}.json`;
   let topo: Topology | undefined;
   const children: ChildProcess[] = [];
   const kp = (...args: string[]): string =>
@@ -83,12 +128,17 @@ export function e2eHarness(t: Test, tag: string, backends: number, o: { ipv6?: b
     } catch {
       // already gone
     }
+    rmSync(note, { force: true });
   };
   t.teardown(cleanup);
   try {
+    reapDead();
+    const nsTag = randomBytes(3).toString('hex');
+    mkdirSync(NOTES, { recursive: true });
+    writeFileSync(note, JSON.stringify({ pid: process.pid, tag: nsTag, bpffs }));
     mkdirSync(bpffs, { recursive: true });
     execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]); // outside `ip netns exec`, so every call sees it
-    topo = createTopology({ backends, ipv6: o.ipv6, gro: o.gro });
+    topo = createTopology({ backends, ipv6: o.ipv6, gro: o.gro, tag: nsTag });
   } catch (e) {
     cleanup(); // a throw here ends the file before tap's teardown could run
     throw e;
