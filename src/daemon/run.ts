@@ -258,7 +258,9 @@ export class Daemon {
       const last = this.appliedBytes;
       const region = last && changedRegion(last, bytes);
       const same = region !== undefined && region.start === bytes.length && bytes.length === last!.length;
-      if (why.startsWith('file changed') && same) return; // another file of the directory changed, or the same text again
+      // Another file of the directory changed, or the same text again: skipped, unless the last apply
+      // failed (the file put back to the running text is then applied, and the error is over).
+      if (why.startsWith('file changed') && same && this.lastError === undefined) return;
       // One VIP's text changed (the usual reload): that VIP alone is decoded, parsed and checked.
       const quick = this.applied && this.source && this.index && last ? reparseOneVip(this.source, this.index, last, bytes, region) : undefined;
       let src: ConfigSource;

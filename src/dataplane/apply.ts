@@ -113,6 +113,8 @@ function asConfig(s: RunningState): KpConfig {
       source_ranges: v.source_ranges,
       ...(v.external_traffic_policy ? { external_traffic_policy: v.external_traffic_policy } : {}),
       ...(v.session_affinity_timeout ? { session_affinity_timeout: v.session_affinity_timeout } : {}),
+      // (without it, a rollback turned each NAT46/NAT64 VIP back into a same-family one, draining its backends)
+      ...(v.encap ? { encap: v.encap } : {}),
       ...(v.internal_traffic_policy ? { internal_traffic_policy: v.internal_traffic_policy } : {}),
       backends: v.backends.filter((b) => b.state === 'active').map((b) => ({ address: b.address, weight: b.weight, ...(b.local ? { local: true } : {}), ...(b.terminating ? { terminating: true } : {}) })),
     })),

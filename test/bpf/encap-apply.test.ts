@@ -3,6 +3,7 @@
 // entries change family, and a dry run and the running state show the encap.
 import t from 'tap';
 import { parseConfig } from '../../src/config/validate.js';
+import { VipTable } from '../../src/dataplane/vips.js';
 import { formatOp } from '../../src/config/diff.js';
 import { testRun } from '../../src/loader/index.js';
 import { buildPacket, parsePacket, TCP_ACK, TCP_SYN } from '../helpers/packet.js';
@@ -49,5 +50,31 @@ function run() {
     t.equal(v.encap, undefined);
     t.ok(V4.includes(send(40102, TCP_SYN)));
     t.same(control.apply(config(V4), { dryRun: true }).plan, [], 'nothing left to change');
+  });
+
+  t.test('a failed apply rolls a NAT46 and a NAT64 VIP back with their encap (their backends stay active)', async (t) => {
+    const VIP64 = '2001:db8:49::64';
+    const both = (extra: object[] = []) =>
+      parseConfig({
+        conf: { buckets: 1024, nat46_prefix: '2001:db8:ff49::/96' },
+        vips: [{ prefix: VIP, port: 80, target_port: 8080, backends: V6 }, { prefix: VIP64, port: 80, target_port: 8080, encap: 'nat64', backends: V4 }, ...extra],
+      });
+    control.apply(both(), { dryRun: false });
+    const shape = () => control.listVips().map((v) => [v.prefix, v.encap, v.backends.filter((b) => b.state === 'active').map((b) => b.address).sort()]);
+    const before = shape();
+    t.same(before.map((v) => v[1]), ['nat46', 'nat64']);
+    // The new VIP's backends fail, as a full map or a kernel error would, after the others were read.
+    const real = VipTable.prototype.putBackends;
+    VipTable.prototype.putBackends = function (this: VipTable, ...args: Parameters<typeof real>) {
+      if (args[1].includes('198.18.49.99')) throw new Error('injected failure');
+      return real.apply(this, args);
+    };
+    try {
+      t.throws(() => control.apply(both([{ prefix: '198.18.49.2', port: 80, backends: ['198.18.49.99'] }]), { dryRun: false }), /running state restored: injected failure/);
+    } finally {
+      VipTable.prototype.putBackends = real;
+    }
+    t.same(shape(), before, 'the same VIPs, encaps and active backends as before');
+    t.same(control.apply(both(), { dryRun: true }).plan, [], 'nothing to change against the config that was running');
   });
 }

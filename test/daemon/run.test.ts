@@ -136,6 +136,14 @@ function run() {
     const h = await scrape('/healthz');
     t.equal(h.status, 503, 'unhealthy while the last file failed');
     t.match(JSON.parse(h.text), { healthy: false, lastError: /invalid config, 1 problem; nothing was applied: \/vips: the key "vips" is given twice/ });
+    // The running text again, byte for byte: applied (nothing changes) rather than skipped as the
+    // same text, so the error is gone (it stayed, and /healthz 503, until another change).
+    const back = d.logs().length;
+    writeConfig(svc(['198.18.1.2', '198.18.2.2']));
+    const l2 = await d.waitLog((x) => x.msg === 'no changes' && x.why === 'file changed', 10_000, back);
+    t.ok(l2, 'the reverted file is applied: no changes');
+    t.notOk('lastError' in JSON.parse((await scrape('/healthz')).text), 'no error any more');
+    t.same(vips(), before);
   });
 
   t.test('the corpus of bad files: each refused with where and what, the running state unchanged', async (t) => {
