@@ -23,6 +23,7 @@ import { formatOp, type VipRef } from '../config/diff.js';
 import { countVip, vipCounts, type VipCounts } from '../dataplane/apply.js';
 import { collectDrained } from './collect.js';
 import { settleMemory } from './memory.js';
+import { injectAt } from '../inject.js';
 
 /**
  * A change is applied at once; a file that is not valid JSON is read again after this window before
@@ -124,6 +125,26 @@ export class Daemon {
   async run(): Promise<void> {
     const log = this.o.log;
     this.stopped = new Promise((r) => (this.stop = r));
+    // Signals first: a SIGHUP's default action would end the process in the middle of the program
+    // load or the first apply. Their handlers run once this thread is free, after the first apply.
+    const offSignals = onDaemonSignals(log, () => this.schedule('SIGHUP'), () => this.stop());
+    try {
+      await this.start();
+    } catch (e) {
+      offSignals();
+      throw e;
+    }
+    if (this.o.metrics) await this.listen(this.o.metrics);
+    try {
+      await this.stopped;
+    } finally {
+      offSignals();
+      await this.shutdown();
+    }
+  }
+
+  private async start(): Promise<void> {
+    const log = this.o.log;
     // The file is read, checked and its Maglev tables built on the helper thread while the program
     // loads (half a second of verifier); the first apply takes them from there.
     const preload = startConfigPreload(this.file);
@@ -155,28 +176,25 @@ export class Daemon {
       this.checkDir();
       this.collect();
     }, COLLECT_MS);
-    const offSignals = onDaemonSignals(log, () => this.schedule('SIGHUP'), () => this.stop());
-    if (this.o.metrics) await this.listen(this.o.metrics);
-    try {
-      await this.stopped;
-    } finally {
-      offSignals();
-      this.watcher?.close();
-      clearTimeout(this.timer);
-      clearImmediate(this.immediate);
-      clearInterval(this.collector);
-      clearTimeout(this.collectSoon);
-      await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-      await this.healthChecks.close();
-      if (this.o.detachOnExit) {
-        const gone = this.control.detach();
-        const cgroups = this.control.detachCgroups();
-        log.info({ interfaces: gone, cgroups }, 'detached (--detach-on-exit); the maps stay pinned');
-      } else {
-        log.info('the data plane keeps forwarding (pinned); run kpbpf detach to stop it');
-      }
-      this.control.close();
+  }
+
+  private async shutdown(): Promise<void> {
+    const log = this.o.log;
+    this.watcher?.close();
+    clearTimeout(this.timer);
+    clearImmediate(this.immediate);
+    clearInterval(this.collector);
+    clearTimeout(this.collectSoon);
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await this.healthChecks.close();
+    if (this.o.detachOnExit) {
+      const gone = this.control.detach();
+      const cgroups = this.control.detachCgroups();
+      log.info({ interfaces: gone, cgroups }, 'detached (--detach-on-exit); the maps stay pinned');
+    } else {
+      log.info('the data plane keeps forwarding (pinned); run kpbpf detach to stop it');
     }
+    this.control.close();
   }
 
   /**
@@ -289,6 +307,7 @@ export class Daemon {
       this.index = undefined;
       const counts = quick && this.counts ? countVip(countVip(this.counts, quick.before, -1), src.config.vips[quick.index], 1) : vipCounts(src.config.vips);
       this.counts = undefined;
+      if (why === 'start') injectAt('run.first-apply');
       const r = this.control.apply(src.config, { dryRun: false, manageInterfaces: src.manageInterfaces, onlyVips: only, collectDrained: false, counts, ...(quick ? { onlyDesired: [src.config.vips[quick.index]] } : {}) });
       this.applied = applied;
       this.appliedBytes = bytes;

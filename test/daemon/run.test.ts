@@ -315,4 +315,23 @@ function run() {
     t.equal(r.code, 2);
     t.match(r.err, /--metrics: expected \[ADDR:\]PORT/);
   });
+
+  t.test('a SIGHUP while the first apply runs does not end the daemon', async (t) => {
+    // KPBPF_INJECT raises the SIGHUP at the first apply (src/inject.ts): it used to come before the
+    // handlers were installed, and its default action ended the process in the middle of the apply.
+    writeConfig(svc(['198.18.1.2', '198.18.2.2']));
+    // Through env -u NODE_OPTIONS: tap puts its process-info hook into every child it sees spawned,
+    // and that hook handles SIGHUP.
+    const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, KPBPF, '--bpffs', bpffs, 'run', '-f', file, '--no-metrics'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, KPBPF_INJECT: 'run.first-apply=hup' } });
+    procs.push(child);
+    const { waitLog } = watchLog(child);
+    const exited = new Promise<number | null>((r) => child.on('exit', (code, sig) => r(sig ? -1 : code)));
+    const first = await waitLog((l) => (l.msg === 'applied' || l.msg === 'no changes') && l.why === 'start', 20_000);
+    t.ok(first, 'the first apply finished');
+    const again = await waitLog((l) => (l.msg === 'applied' || l.msg === 'no changes') && l.why === 'SIGHUP', 20_000);
+    t.equal(again.msg, 'no changes', 'the SIGHUP was taken as one: the file applied again, nothing to change');
+    t.equal(child.exitCode, null, 'still running');
+    child.kill('SIGTERM');
+    t.equal(await exited, 0);
+  });
 }

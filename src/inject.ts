@@ -1,0 +1,25 @@
+// Named points where a test makes the process fail as a crash or a signal would, to check that what
+// kpbpf leaves behind converges: KPBPF_INJECT="point=action[,point=action...]", action one of
+// kill (SIGKILL to itself), hup (a SIGHUP: its handler, or the end of the process when there is
+// none) or throw. Unset, a point costs one environment read.
+import { KpError } from './errors.js';
+
+export type InjectionPoint = 'run.first-apply' | 'apply.after-writes' | 'apply.before-publish' | 'resize.after-set-aside' | 'resize.after-load';
+
+export function injectAt(point: InjectionPoint): void {
+  const spec = process.env.KPBPF_INJECT;
+  if (!spec) return;
+  for (const item of spec.split(',')) {
+    const [name, action] = item.split('=');
+    if (name !== point) continue;
+    if (action === 'kill') process.kill(process.pid, 'SIGKILL');
+    else if (action === 'hup') {
+      // What a SIGHUP does here: its handler runs, or, with none, its default action ends the
+      // process. That is decided here rather than by the kernel, because a test runner may have
+      // left SIGHUP ignored, which its children inherit.
+      if (process.listenerCount('SIGHUP') > 0) process.kill(process.pid, 'SIGHUP');
+      else process.exit(128 + 1);
+    }
+    else if (action === 'throw') throw new KpError('KP_ERR_STATE', `injected failure at ${point}`);
+  }
+}
