@@ -29,3 +29,10 @@ fi
 
 bash scripts/build-bpf.sh
 npx tsc -p tsconfig.json
+
+# The kpbpf command on PATH: a link to this checkout's bin/kpbpf.js (root only; otherwise say how).
+if [ "$(id -u)" = 0 ]; then
+  ln -sfn "$PWD/bin/kpbpf.js" /usr/local/bin/kpbpf
+else
+  echo "setup: run as root to put kpbpf on PATH (/usr/local/bin/kpbpf), or: alias kpbpf='node $PWD/bin/kpbpf.js'" >&2
+fi

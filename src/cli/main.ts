@@ -1,4 +1,5 @@
-// kpbpf command line: global options, one module per command, errors as "kpbpf: <message>" and exit 1.
+// kpbpf command line: global options, one module per command, errors as "kpbpf: <message>"; exit 2
+// for a usage error, 1 for any other.
 import { Command, CommanderError } from 'commander';
 import { KpError } from '../errors.js';
 import { CliContext, type CliIo } from './context.js';
@@ -43,8 +44,9 @@ export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {
-      // commander already printed its message; help and version are not failures.
-      return e.exitCode === 0 || e.code === 'commander.helpDisplayed' ? 0 : e.exitCode || 2;
+      // commander already printed its message; help and version are not failures, everything else
+      // it refuses is a usage error (commander's own code for those is 1).
+      return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
     }
     if (e instanceof KpError) {
       io.err(`kpbpf: ${e.message}\n`);

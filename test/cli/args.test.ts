@@ -94,11 +94,18 @@ t.test('commander usage errors', async (t) => {
   t.equal(r.code, 2);
   t.match(r.err, /attach: expected interface names, --cgroup, or both/);
   const m = await run('attach', 'eth0', '--mode', 'turbo');
-  t.not(m.code, 0);
+  t.equal(m.code, 2, 'a bad option value: 2, as README says');
   t.match(m.err, /--mode.*turbo.*native, generic, auto/s);
   const a = await run('apply');
-  t.not(a.code, 0);
+  t.equal(a.code, 2, 'a missing required option: 2');
   t.match(a.err, /required option '-f, --file <path>'/);
+  const u = await run('nosuchcommand');
+  t.equal(u.code, 2, 'an unknown command: 2');
+  t.match(u.err, /unknown command 'nosuchcommand'/);
+  const v = await run('vip', 'add');
+  t.equal(v.code, 2, 'a missing argument: 2');
+  t.match(v.err, /missing required argument 'prefix'/);
+  t.equal((await run('--help')).code, 0, 'help is not a failure');
 });
 
 t.test('a bpffs path with a dot is refused before anything is touched', async (t) => {
