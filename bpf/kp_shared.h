@@ -298,6 +298,10 @@ struct kp_config {
 _Static_assert(sizeof(struct kp_config) == 64, "kp_config size");
 
 #define KP_CONF_F_NO_FIB 0x1 /* never redirect: always XDP_PASS after a rewrite */
+/* User space's own: an apply is writing VIPs and backends whose Maglev tables it has not published
+ * yet. Set when it begins and cleared once they are published; found set, the writer crashed in
+ * between, and the next apply publishes every table (the data path never reads it). */
+#define KP_CONF_F_TABLES_PENDING 0x2
 
 /* Value of kp_settings (one entry): control-plane settings kept with the pins, so that every kpbpf
  * process applies the same ones. The data path never reads them. */

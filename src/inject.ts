@@ -4,7 +4,7 @@
 // none) or throw. Unset, a point costs one environment read.
 import { KpError } from './errors.js';
 
-export type InjectionPoint = 'run.first-apply' | 'apply.after-writes' | 'apply.before-publish' | 'resize.after-set-aside' | 'resize.after-load';
+export type InjectionPoint = 'run.first-apply' | 'apply.after-writes-begin' | 'apply.before-publish';
 
 export function injectAt(point: InjectionPoint): void {
   const spec = process.env.KPBPF_INJECT;

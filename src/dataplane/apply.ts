@@ -9,6 +9,7 @@ import { endMaglevPrefetch, hasMaglevPrefetch, PARALLEL_MIN_JOBS, prefetchMaglev
 import { KP_MAX_SRC_RANGES, KP_MAX_VIP_PREFIXES, KP_MAX_VIPS } from './vips.js';
 import { configTables, maglevTableTag } from '../maglev/expected.js';
 import { ifNameToIndex } from '../loader/libbpf.js';
+import { injectAt } from '../inject.js';
 
 export interface ApplyResult {
   /** the plan in the CLI's words (made when first read: 90k lines for a full sync of 10k VIPs) */
@@ -258,6 +259,9 @@ function execute(control: Control, plan: PlanOp[], flushUdp = false): void {
     if (!found) throw new KpError('KP_ERR_STATE', `vip ${v.prefix} ${v.protocol} port ${v.port} vanished during apply`);
     return found;
   };
+  // Marked in the maps until the tables are out: a crash in between is found by the next apply.
+  control.setTablesPending(true);
+  injectAt('apply.after-writes-begin');
   try {
     for (let i = 0; i < plan.length; i++) {
       const op = plan[i];
@@ -327,7 +331,9 @@ function execute(control: Control, plan: PlanOp[], flushUdp = false): void {
   } finally {
     // Every changed VIP's table in one batch, also when an operation failed (the rollback diffs
     // against what the maps hold).
+    injectAt('apply.before-publish');
     control.vips.publishPending();
+    control.setTablesPending(false);
   }
 }
 
@@ -353,6 +359,12 @@ export function applyConfig(control: Control, desired: KpConfig, o: ApplyOptions
 }
 
 function applyPlanned(control: Control, desired: KpConfig, o: ApplyOptions): ApplyResult {
+  // A writer that crashed between its map writes and their tables left tables that no diff sees.
+  if (!o.dryRun && control.tablesPending()) {
+    const n = control.vips.republishAll();
+    control.setTablesPending(false);
+    control.warn?.(`an earlier apply ended before it published its Maglev tables: all ${n} VIPs' tables published again`);
+  }
   const only = o.onlyVips;
   const before = runningState(control, desired, only);
   const wanted = only ? new Set(only.map(vipRefKey)) : undefined;

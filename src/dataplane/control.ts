@@ -44,6 +44,8 @@ import { ct as ctCodec, flowKey, MASQ_NAT46, MASQ_V4, MASQ_V6 } from '../maps/co
 import { applyConfig, type ApplyOptions, type ApplyResult } from './apply.js';
 
 export const DEFAULT_BUCKETS = 131072;
+/** kp_config flags (bpf/kp_shared.h) */
+export const KP_CONF_F_TABLES_PENDING = 0x2;
 
 export interface OpenOptions {
   bpffs?: string;
@@ -122,6 +124,17 @@ export class Control {
       control.close();
     }
     return buckets;
+  }
+
+  /** Whether an apply began writing VIPs and backends and ended before it published their tables. */
+  tablesPending(): boolean {
+    return (this.rawConfig().flags & KP_CONF_F_TABLES_PENDING) !== 0;
+  }
+
+  setTablesPending(on: boolean): void {
+    const c = this.rawConfig();
+    const flags = on ? c.flags | KP_CONF_F_TABLES_PENDING : c.flags & ~KP_CONF_F_TABLES_PENDING;
+    if (flags !== c.flags) this.dp.maps.config.update(0, { ...c, flags });
   }
 
   /** The program pinned since this Control opened (another thread loaded it): attachments use it. */

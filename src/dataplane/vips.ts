@@ -783,6 +783,14 @@ export class VipTable {
   /**
    * Publish every changed VIP's tables in one batch, then settle the removed backends.
    */
+  /** Every VIP's table built and published again from its backends (after a crash left some stale). */
+  republishAll(): number {
+    const vips = this.load();
+    for (const id of vips.keys()) this.dirty.add(id);
+    this.publishPending();
+    return vips.size;
+  }
+
   publishPending(): void {
     const vips = this.load();
     // Automatic sizes that no longer suit the backends: a new VIP's entry is still in the batch and

@@ -41,8 +41,9 @@ function reapDead(): void {
   for (const f of readdirSync(NOTES)) {
     let note: { pid: number; tag: string; bpffs: string } | undefined;
     try {
-      note = JSON.parse(readFileSync(`${NOTES}/${f}`, 'utf8'));
-      process.kill(note.pid, 0);
+      const read = JSON.parse(readFileSync(`${NOTES}/${f}`, 'utf8')) as { pid: number; tag: string; bpffs: string };
+      note = read;
+      process.kill(read.pid, 0);
       continue; // its owner is alive
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EPERM') continue; // alive, another user's
