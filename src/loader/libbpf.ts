@@ -148,6 +148,8 @@ export const libcFns = {
   mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
   munmap: libc.func('int munmap(void *addr, size_t len)'),
   malloc_trim: libc.func('int malloc_trim(size_t pad)'),
+  socket: libc.func('int socket(int domain, int type, int protocol)'),
+  bind: libc.func('int bind(int fd, const void *addr, uint32_t len)'),
 };
 
 // Constants from <linux/bpf.h> and <linux/if_link.h>.

@@ -2,11 +2,11 @@
 // read back from the maps. Needs root and build/kp.bpf.o.
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, rmdirSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync, writeFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { main } from '../../src/cli/main.js';
 import { Control } from '../../src/dataplane/control.js';
-import { lockPath } from '../../src/dataplane/lock.js';
+import { lockPath, lockWriter } from '../../src/dataplane/lock.js';
 import { VipTable } from '../../src/dataplane/vips.js';
 import { DEFAULT_OBJECT, testRun } from '../../src/loader/index.js';
 import { buildPacket, parsePacket } from '../helpers/packet.js';
@@ -474,25 +474,44 @@ function run() {
     t.same(await json('show', 'backends'), vipsBefore, 'VIPs, backends and tables survive the reload');
   });
 
-  t.test('one writer at a time: a live holder blocks, a dead one is taken over', async (t) => {
-    const lock = lockPath(`${bpffs}/kpbpf`);
-    mkdirSync(lock);
-    writeFileSync(`${lock}/pid`, String(process.pid)); // alive: this test process
+  t.test('one writer at a time: a live holder blocks, a dead one is freed by the kernel', async (t) => {
+    const pinDir = `${bpffs}/kpbpf`;
+    // A live holder: another process that took the lock and waits.
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', `const { lockWriter } = await import(${JSON.stringify(new URL('../../dist/dataplane/lock.js', import.meta.url).href)}); lockWriter(${JSON.stringify(pinDir)}); console.log('held'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.teardown(() => holder.kill('SIGKILL'));
+    await new Promise<void>((ok) => holder.stdout!.once('data', () => ok()));
     process.env.KPBPF_LOCK_WAIT_MS = '300';
     try {
       const r = await kp('vip', 'add', '198.18.100.40/32', 'port', '80');
       t.equal(r.code, 1);
-      t.match(r.err, /another kpbpf \(pid \d+\) is changing/);
+      t.match(r.err, new RegExp(`another kpbpf \\(.*\\(pid ${holder.pid}\\)\\) is changing`), 'the holder named, with its pid');
       t.equal((await kp('show', 'vips')).code, 0, 'reads do not take the lock');
-      writeFileSync(`${lock}/pid`, '999999999'); // no such process
+      // Killed as a crash would: nothing is left behind, the kernel freed the name.
+      holder.kill('SIGKILL');
+      await new Promise((ok) => holder.once('exit', ok));
       const ok = await kp('vip', 'add', '198.18.100.40/32', 'port', '80');
       t.equal(ok.code, 0, ok.err);
-      t.notOk(existsSync(lock), 'the lock is released when the command ends');
+      t.notOk(readFileSync('/proc/net/unix', 'utf8').includes(lockPath(pinDir)), 'the lock is released when the command ends');
       t.equal((await kp('vip', 'del', '198.18.100.40/32', 'port', '80')).code, 0);
     } finally {
       delete process.env.KPBPF_LOCK_WAIT_MS;
-      rmSync(lock, { recursive: true, force: true });
     }
+  });
+
+  t.test('a daemon holding the lock is named at once, without waiting', async (t) => {
+    const pinDir = `${bpffs}/kpbpf`;
+    const lock = lockWriter(pinDir, undefined, 'kpbpf run -f /etc/kpbpf/conf.json');
+    try {
+      const t0 = Date.now();
+      const r = await kp('vip', 'add', '198.18.100.40/32', 'port', '80');
+      t.equal(r.code, 1);
+      t.match(r.err, new RegExp(`kpbpf run -f /etc/kpbpf/conf.json \\(pid ${process.pid}\\) owns ${pinDir}: change its config file instead`));
+      t.ok(Date.now() - t0 < 5000, 'refused at once');
+    } finally {
+      lock.release();
+    }
+    t.equal((await kp('vip', 'add', '198.18.100.40/32', 'port', '80')).code, 0, 'free once released');
+    t.equal((await kp('vip', 'del', '198.18.100.40/32', 'port', '80')).code, 0);
   });
 
   t.test('detach --purge removes every pin', async (t) => {
