@@ -33,6 +33,9 @@ static __always_inline int kp_unhandled(int rc)
 	case KP_PARSE_NOT_L4:
 		kp_stat_inc(KP_STAT_PASS_NOT_L4);
 		return XDP_PASS;
+	case KP_PARSE_NOT_OURS:
+		kp_stat_inc(KP_STAT_PASS_NO_MATCH);
+		return XDP_PASS;
 	default:
 		kp_stat_inc(KP_STAT_DROP_MALFORMED);
 		return XDP_DROP;

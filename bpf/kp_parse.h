@@ -53,6 +53,7 @@ enum kp_parse_rc {
 	KP_PARSE_L4_MALFORMED = -5, /* IPv4 is sound, the TCP/UDP header is not; pkt->ports if readable */
 	KP_PARSE_ICMP = -6,         /* ICMP (ICMPv6 in kp_parse6); pkt->ip and pkt->l4 are set */
 	KP_PARSE_IPV6 = -7,         /* kp_parse: an IPv6 frame, for kp_parse6 (the IPv6 program) */
+	KP_PARSE_NOT_OURS = -8,     /* IPv6 to or from an IPv4-mapped address: no VIP, no connection of kpbpf's */
 };
 
 /* IPv6 fragment header (RFC 8200 4.5). */
@@ -241,6 +242,18 @@ static __always_inline void *kp_l4_offset(const struct kp_pkt *pkt, __u32 off)
 /* IPv6 header and its extension headers up to TCP/UDP/ICMPv6; returns that protocol or < 0. A later
  * fragment is KP_PARSE_FRAGMENT (pkt->frag_id and pkt->proto set); a packet with a routing header
  * that has segments left is not addressed to its final destination yet: KP_PARSE_NOT_L4. */
+/* ::ffff:0:0/96: an IPv4 address in IPv6's 16 bytes, which is how kpbpf keys IPv4 VIPs and
+ * connections. On an IPv6 wire it is nobody's address (RFC 4291 2.5.5.2). */
+static __always_inline int kp_v4mapped(const struct in6_addr *a)
+{
+	__u64 lo;
+	__u32 mid;
+
+	__builtin_memcpy(&lo, a, sizeof(lo));
+	__builtin_memcpy(&mid, (const __u8 *)a + sizeof(lo), sizeof(mid));
+	return lo == 0 && mid == bpf_htonl(0x0000ffff);
+}
+
 static __always_inline int kp_parse_ipv6(struct kp_pkt *pkt, void **cursor)
 {
 	struct ipv6hdr *ip6 = *cursor;
@@ -251,6 +264,10 @@ static __always_inline int kp_parse_ipv6(struct kp_pkt *pkt, void **cursor)
 
 	if ((void *)(ip6 + 1) > pkt->data_end || ip6->version != 6)
 		return KP_PARSE_MALFORMED;
+	/* Its 16 bytes would match the IPv4 VIP or connection they key: passed untouched as a router
+	 * would, before its fragments or L4 are looked at (found by the data path's fuzzer). */
+	if (kp_v4mapped(&ip6->saddr) || kp_v4mapped(&ip6->daddr))
+		return KP_PARSE_NOT_OURS;
 	pkt->ip6 = ip6;
 	plen = bpf_ntohs(ip6->payload_len);
 	next = ip6->nexthdr;
