@@ -298,9 +298,9 @@ static __always_inline void kp_ct_reply_entry(struct kp_flow_key *rk, struct kp_
  * ports derived from the tuple's hash (netfilter remaps the same way). A masqueraded connection
  * (masq: its address is s->masq) always takes a port of kp_masq's range: the node's own sockets
  * never use one, so only another masqueraded connection can hold the tuple, and the claim is
- * atomic. Returns the port the backend will see, or 0 when every candidate is held by a live
- * connection. */
-static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, const struct kp_ct_pick *pick,
+ * atomic. Returns the port the backend will see, or -1 when every candidate is held by a live
+ * connection (not 0: a client's source port may be 0, RFC 768, and it is kept as netfilter keeps it). */
+static __always_inline int kp_ct_claim_port(const struct kp_flow_key *key, const struct kp_ct_pick *pick,
 					       const struct kp_backend *be, const struct kp_vip *vip,
 					       const struct kp_config *cfg, struct kp_scratch *s, int masq)
 {
@@ -329,7 +329,7 @@ static __always_inline __be16 kp_ct_claim_port(const struct kp_flow_key *key, co
 		}
 		s->evict = 0;
 	}
-	return 0;
+	return -1;
 }
 
 /* The reply entry of a forward record whose backend is be, if it is still that record's. */
@@ -540,7 +540,7 @@ __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_vip *vip
 	struct kp_scratch *s = kp_scratch_get();
 	struct kp_backend *be;
 	struct kp_ct *ncp;
-	int masq;
+	int masq, port;
 
 	if (!s || !key || !vip || !cfg || !pick) /* a global function's pointers may be NULL to the verifier */
 		return KP_CT_NO_SERVER;
@@ -560,10 +560,11 @@ __noinline int kp_ct_new(const struct kp_flow_key *key, const struct kp_vip *vip
 		pick->be_id = KP_BACKEND_NONE;
 		return KP_CT_NO_SERVER;
 	}
-	pick->nat_port = kp_ct_claim_port(key, pick, be, vip, cfg, s, masq);
+	port = kp_ct_claim_port(key, pick, be, vip, cfg, s, masq);
 	pick->masq = masq;
-	if (!pick->nat_port)
+	if (port < 0)
 		return KP_CT_CLASH;
+	pick->nat_port = port;
 	if (masq) {
 		if (pick->v6)
 			pick->masq6 = 1;
