@@ -210,21 +210,42 @@ function reading(res: Results): string[] {
     'forward and reply fast paths run inline, so an established packet makes two calls (the connection lookup and the redirect; array ' +
     'lookups and the clock are inlined by the verifier). On this machine every call costs a return thunk (spec_rstack_overflow: Safe RET), which is why calls are what ' +
     'the hot paths are counted in. Where it loses: a new connection costs two inserts into the shared connection table (its forward record ' +
-    'and the reply entry the collision check claims atomically), and the floor rows show that two inserts alone cost about as much as ' +
-    'Katran\'s whole new flow, which makes one: Katran never sees replies (its backends answer clients directly), kpbpf translates them and ' +
-    'finds them with one lookup. So with every packet a new flow kpbpf stays far below the xdp-fwd ceiling (fixed MACs and a redirect, ' +
-    'nothing else), and with a million connections its table (two elements per connection, 64-byte values) has more cache and TLB misses ' +
-    'than Katran\'s. For established flows kpbpf needs no insert and is above the kernel baselines; on veth an XDP_REDIRECT frame still ' +
+    'and the reply entry the collision check claims atomically; the floor rows above give what one and two inserts alone cost in this run), ' +
+    'where Katran makes one: it never sees replies (its backends answer clients directly), kpbpf translates them and ' +
+    'finds them with one lookup. With a million connections its table holds two elements per connection (64-byte values). ' +
+    'For established flows kpbpf makes no insert; on veth an XDP_REDIRECT frame still ' +
     'becomes an skb at the backend veth, so XDP saves less than on a NIC. ' +
     'Control plane: `kpbpf apply` is a fresh Node process each time (start-up, reading the running state back from the maps, validating and ' +
-    'diffing the whole config, every Maglev table copied into one shared mapped store). At 10k services a full load is faster ' +
-    'than iptables-restore and far faster than nft; at 1k services start-up and the state read make it slower than all three. ' +
-    'For a one-endpoint change its fixed cost of half a second to a second dominates, where ' +
-    'iptables-nft and nft apply a delta in about 0.1 s. `kpbpf run` has no start-up per change: it keeps what it applied last, compares only the VIPs whose text ' +
+    'diffing the whole config, every Maglev table copied into one shared mapped store). ' + controlComparison(res) +
+    '`kpbpf run` has no start-up per change: it keeps what it applied last, compares only the VIPs whose text ' +
     'in the file changed and publishes a table with one store into the shared Maglev store, so its ' +
-    'one-endpoint change is the time to read and check the whole file plus one VIP\'s work; its full sync is dominated by computing one ' +
-    'Maglev table per VIP (on two threads) and collection pauses.');
+    'one-endpoint change is the time to read and check the whole file plus one VIP\'s work.');
   return out;
+}
+
+/** How kpbpf apply's full load and one-endpoint change rank against the others, from this run's rows. */
+export function controlComparison(res: Pick<Results, 'control'>): string {
+  const rows = res.control.filter((c) => c.fullMs !== undefined);
+  const sentences: string[] = [];
+  for (const n of [...new Set(rows.map((c) => c.services))]) {
+    const kp = rows.find((c) => c.tool === 'kpbpf' && c.services === n);
+    const others = rows.filter((c) => c.tool !== 'kpbpf' && c.tool !== 'kpbpf run' && c.services === n);
+    if (!kp || !others.length) continue;
+    const names = (xs: ControlRow[]) => xs.map((o) => o.tool).join(' and ');
+    const beats = others.filter((o) => o.fullMs! > kp.fullMs!);
+    const loses = others.filter((o) => o.fullMs! <= kp.fullMs!);
+    const full = [beats.length ? `faster than ${names(beats)}` : '', loses.length ? `slower than ${names(loses)}` : ''].filter(Boolean).join(' and ');
+    let change = '';
+    const withChange = others.filter((o) => o.changeMs !== undefined);
+    if (kp.changeMs !== undefined && withChange.length) {
+      const quicker = withChange.filter((o) => o.changeMs! < kp.changeMs!);
+      change = quicker.length
+        ? `; a one-endpoint change (${fmtInt(kp.changeMs)} ms) took longer than ${quicker.map((o) => `${o.tool}'s ${fmtInt(o.changeMs)} ms`).join(' and ')}`
+        : `; a one-endpoint change (${fmtInt(kp.changeMs)} ms) was the quickest`;
+    }
+    sentences.push(`At ${n.toLocaleString('en-US')} services in this run its full load (${fmtInt(kp.fullMs)} ms) was ${full}${change}.`);
+  }
+  return sentences.length ? sentences.join(' ') + ' ' : '';
 }
 
 export function renderMarkdown(res: Results, chartFile: string): string {
