@@ -24,6 +24,16 @@ static __always_inline void kp_fib_addr_key(__u8 *key, __be32 v4)
 /* Not an XDP action: the packet is larger than the route's MTU (*mtu); the caller decides. */
 #define KP_TX_FRAG_NEEDED 0x100
 
+/* A packet of len bytes (L3) longer than the MTU of the device it came in on is an aggregate: generic
+ * (skb) XDP sees GRO'd and TSO'd skbs whole, up to 64 KB, and each of their segments came in, or goes
+ * out, within that MTU (*in_mtu). The kernel checks such a packet per segment (skb_gso_validate_
+ * network_len), not whole. */
+static __always_inline int kp_aggregate(struct xdp_md *ctx, __u32 len, __u32 *in_mtu)
+{
+	*in_mtu = len;
+	return bpf_check_mtu(ctx, 0, in_mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED;
+}
+
 /* bpf_fib_lookup of a filled request into *h; the BPF_FIB_LKUP_RET_* code. */
 static __always_inline int kp_fib_lookup(struct xdp_md *ctx, struct bpf_fib_lookup *fib, struct kp_hop *h, __u32 *mtu)
 {
@@ -52,8 +62,7 @@ static __noinline int kp_fib_resolve(struct xdp_md *ctx, const struct iphdr *ip,
 	fib.family = KP_AF_INET;
 	fib.tos = ip->tos;
 	fib.l4_protocol = ip->protocol;
-	/* No tot_len: the lookup then checks no MTU and always gives the hop and its MTU; the size is
-	 * checked when sending (kp_hop_send), where a generic-mode aggregate is told apart. */
+	fib.tot_len = bpf_ntohs(ip->tot_len);
 	fib.ipv4_src = ip->saddr;
 	fib.ipv4_dst = ip->daddr;
 	fib.ifindex = ctx->ingress_ifindex;
@@ -71,6 +80,7 @@ static __noinline int kp_fib_resolve6(struct xdp_md *ctx, const struct ipv6hdr *
 	__builtin_memcpy(&flow, ip6, sizeof(flow));
 	fib.flowinfo = flow & bpf_htonl(KP_IPV6_FLOWINFO_MASK);
 	fib.l4_protocol = l4;
+	fib.tot_len = KP_IPV6_HLEN + bpf_ntohs(ip6->payload_len);
 	__builtin_memcpy(fib.ipv6_src, ip6->saddr.in6_u.u6_addr8, KP_ADDR_LEN);
 	__builtin_memcpy(fib.ipv6_dst, ip6->daddr.in6_u.u6_addr8, KP_ADDR_LEN);
 	fib.ifindex = ctx->ingress_ifindex;
@@ -81,16 +91,6 @@ static __noinline int kp_fib_resolve6(struct xdp_md *ctx, const struct ipv6hdr *
 static __always_inline int kp_hops_left(const struct kp_pkt *pkt, const int v6)
 {
 	return v6 ? pkt->ip6->hop_limit > 1 : pkt->ip->ttl > 1;
-}
-
-/* A packet of len bytes (L3) longer than the MTU of the device it came in on is an aggregate: generic
- * (skb) XDP sees GRO'd and TSO'd skbs whole, up to 64 KB, and each of their segments came in, or goes
- * out, within that MTU (*in_mtu). The kernel checks such a packet per segment (skb_gso_validate_
- * network_len), not whole. */
-static __always_inline int kp_aggregate(struct xdp_md *ctx, __u32 len, __u32 *in_mtu)
-{
-	*in_mtu = len;
-	return bpf_check_mtu(ctx, 0, in_mtu, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED;
 }
 
 /* Sends the packet to next hop h: XDP_REDIRECT with TTL and MACs rewritten, XDP_PASS (left as it
@@ -158,8 +158,13 @@ static __always_inline struct kp_nexthop *kp_nexthop_get(struct xdp_md *ctx, str
 		rc = kp_fib_resolve6(ctx, pkt->ip6, pkt->proto, &s->nh.hop, mtu);
 	else
 		rc = kp_fib_resolve(ctx, pkt->ip, &s->nh.hop, mtu);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-		*act = KP_TX_FRAG_NEEDED;
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		__u32 len = v6 ? KP_IPV6_HLEN + bpf_ntohs(pkt->ip6->payload_len) : bpf_ntohs(pkt->ip->tot_len);
+		__u32 in_mtu;
+
+		/* An aggregate goes to the kernel, which checks it per segment (kp_hop_send). */
+		*act = kp_aggregate(ctx, len, &in_mtu) ? XDP_PASS : KP_TX_FRAG_NEEDED;
+	}
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return NULL;
 	s->nh.checked_ns = now;
