@@ -15,13 +15,47 @@ export type { TableJob } from './worker.js';
 
 /** Below this many tables a batch is built here: sending it costs more than it saves. */
 export const PARALLEL_MIN_JOBS = 256;
-const WAIT_MS = 60_000;
+const WAIT_MS = 20_000;
+/** A live helper takes a request at once (what it may be busy with first is a warm-up or a prefetch
+ * fill, well under a second); one that has not taken it by then is dead or stuck: given up. */
+const PICKUP_MS = 5_000;
+/** A request's flag (worker.ts): 0 posted, STARTED taken, DONE answered. */
+export const STARTED = 2;
+const DONE = 1;
 
 let helper: Worker | null | undefined; // null: could not start, build everything here
 let sharedBatches = 0;
+let abandoned = 0;
 
 /** How many batches the helper thread took a share of (tests check that it does). */
 export const helperBatches = () => sharedBatches;
+/** How many helper threads were given up for dead (tests check that one is). */
+export const abandonedHelpers = () => abandoned;
+
+/** Whether the helper answered the request whose flag this is: false (and the helper given up, a
+ * new one started next time) when it did not take it within PICKUP_MS, or did not finish it. */
+function waitHelper(flag: Int32Array): boolean {
+  if (Atomics.wait(flag, 0, 0, PICKUP_MS) === 'timed-out') {
+    abandonHelper();
+    return false;
+  }
+  if (Atomics.load(flag, 0) === STARTED && Atomics.wait(flag, 0, STARTED, WAIT_MS) === 'timed-out') {
+    abandonHelper();
+    return false;
+  }
+  return Atomics.load(flag, 0) === DONE;
+}
+
+function abandonHelper(): void {
+  abandoned++;
+  void helper?.terminate();
+  helper = undefined;
+}
+
+/** Tests: stop the helper thread as a crash would (the caller does not know). */
+export async function killHelperForTests(): Promise<void> {
+  await helper?.terminate();
+}
 
 function startHelper(): Worker | null {
   if (helper !== undefined) return helper;
@@ -109,7 +143,7 @@ export function startConfigPreload(path: string): ConfigPreload | undefined {
  */
 export function takeConfigPreload(p: ConfigPreload): { source: ConfigSource; bytes: Uint8Array; ms: number } | undefined {
   try {
-    if (Atomics.wait(p.done, 0, 0, WAIT_MS) === 'timed-out') return undefined;
+    if (!waitHelper(p.done)) return undefined;
     const reply = receiveMessageOnPort(p.port)?.message as PreloadReply | undefined;
     if (!reply || 'error' in reply) return undefined;
     endMaglevPrefetch();
@@ -142,7 +176,7 @@ function fromPrefetch(jobs: readonly TableJob[]): (MaglevTable | undefined)[] | 
     checkTableSize(j.size);
     checkBackends(j.backends); // as buildMaglevTable would
     // The first use finishes the prefetch: this thread builds what is left and waits for the rest.
-    pre.complete ??= completePrefetch(pre.p, WAIT_MS);
+    pre.complete ??= completePrefetch(pre.p, PICKUP_MS);
     if (!pre.complete) return undefined;
     found.push(prefetchedTable(pre.p, k, live));
     hits++;
@@ -173,7 +207,8 @@ function buildInBatches(jobs: readonly TableJob[]): Uint32Array[] {
   try {
     w.postMessage({ jobs: jobs.slice(half), done, reply: port2 }, [port2]);
     const mine = jobs.slice(0, half).map((j) => buildMaglevTable(j.backends, j.size));
-    if (Atomics.wait(new Int32Array(done), 0, 0, WAIT_MS) === 'timed-out') throw new Error(`the Maglev helper thread gave no answer within ${WAIT_MS} ms`);
+    // A helper that died (or hangs) is given up: its half is built here.
+    if (!waitHelper(new Int32Array(done))) return [...mine, ...jobs.slice(half).map((j) => buildMaglevTable(j.backends, j.size))];
     const reply = receiveMessageOnPort(port1)?.message as { tables: Uint32Array[] } | { error: string } | undefined;
     if (!reply) throw new Error('the Maglev helper thread answered nothing');
     if ('error' in reply) return jobs.map((j) => buildMaglevTable(j.backends, j.size)); // the same error, thrown here

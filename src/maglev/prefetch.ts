@@ -115,17 +115,22 @@ export function cancelPrefetch(p: Prefetch): void {
 }
 
 /**
- * Fill what is left here, then wait for the tables the helper is filling; false if it does not
- * finish within `waitMs` (its tables are then not used).
+ * Fill what is left here, then wait for the tables the helper is filling (one at a time); false if
+ * none of them is finished for `stallMs` (a dead helper: its tables are then not used).
  */
-export function completePrefetch(p: Prefetch, waitMs: number): boolean {
+export function completePrefetch(p: Prefetch, stallMs: number): boolean {
   fillPrefetched(p.shared);
   const counters = new Int32Array(p.shared.counters);
   const total = p.shared.sizes.length;
-  const until = performance.now() + waitMs;
+  let until = performance.now() + stallMs;
+  let seen = Atomics.load(counters, 1);
   for (;;) {
     const done = Atomics.load(counters, 1);
     if (done >= total) return true;
+    if (done !== seen) {
+      seen = done;
+      until = performance.now() + stallMs; // progress: the helper is alive
+    }
     const left = until - performance.now();
     if (left <= 0) return false;
     Atomics.wait(counters, 1, done, left);

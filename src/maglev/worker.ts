@@ -29,7 +29,15 @@ interface PreloadRequest {
   reply: MessagePort;
 }
 
+/** Says a request is taken (parallel.ts gives up a helper that does not take one at once). */
+function taken(done: SharedArrayBuffer): void {
+  const flag = new Int32Array(done);
+  Atomics.store(flag, 0, 2);
+  Atomics.notify(flag, 0);
+}
+
 function preload({ path, done, reply }: PreloadRequest): void {
+  taken(done);
   const t0 = performance.now();
   let shared: PrefetchShared | undefined;
   try {
@@ -57,6 +65,7 @@ parentPort?.on('message', (m: WorkRequest | { prefetch: PrefetchShared } | { pre
     return;
   }
   const { jobs, done, reply } = m;
+  taken(done);
   let out: { tables: Uint32Array[] } | { error: string };
   try {
     out = { tables: jobs.map((j) => buildMaglevTable(j.backends, j.size)) };

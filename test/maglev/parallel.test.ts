@@ -61,3 +61,16 @@ t.test('a prefetch ended early is not used, and a bad size is still refused', as
   t.throws(() => buildMaglevTables([{ tag: 'bad', backends: [{ id: 1, key: 'a', weight: 1 }], size: 1000 }]), { code: 'KP_ERR_ARG', message: /prime/ });
   endMaglevPrefetch();
 });
+
+t.test('a helper thread that died is given up after a short wait, its half built here, and replaced', async (t) => {
+  const { abandonedHelpers, killHelperForTests } = await import('../../src/maglev/parallel.js');
+  buildMaglevTables(jobs); // a helper is running
+  await killHelperForTests(); // gone, as a crash would leave it: the caller is not told
+  const before = { abandoned: abandonedHelpers(), batches: helperBatches() };
+  const got = buildMaglevTables(jobs); // returns (it waited up to 60 s before; a pickup timeout now)
+  t.equal(jobs.findIndex((j, i) => !same(got[i], buildMaglevTable(j.backends, j.size))), -1, 'every table right');
+  t.equal(abandonedHelpers(), before.abandoned + 1, 'the dead helper was given up');
+  t.equal(helperBatches(), before.batches, 'no share came from it');
+  buildMaglevTables(jobs);
+  t.equal(helperBatches(), before.batches + 1, 'a new helper takes the next batch');
+});
