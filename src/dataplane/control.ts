@@ -114,8 +114,7 @@ export class Control {
    */
   static createMaps(o: { bpffs?: string; buckets?: number; objectPath?: string }): number {
     const pinDir = pinRoot({ bpffs: o.bpffs });
-    const ct = join(pinDir, 'kp_ct');
-    const buckets = existsSync(ct) ? pinnedMaxEntries(ct) / 2 : (o.buckets ?? DEFAULT_BUCKETS);
+    const buckets = pinnedBuckets(pinDir) ?? o.buckets ?? DEFAULT_BUCKETS;
     createMaps({ pinDir, buckets, objectPath: o.objectPath ?? process.env.KPBPF_OBJECT });
     const control = new Control(openPinned(pinDir, { programPending: true }), pinDir);
     try {
@@ -145,8 +144,7 @@ export class Control {
   private static openLocked(o: OpenOptions, pinDir: string): Control {
     if (o.programPending) return new Control(openPinned(pinDir, { programPending: true }), pinDir);
     if (existsSync(join(pinDir, PROG_PIN)) && o.upgrade) {
-      const ct = join(pinDir, 'kp_ct');
-      const buckets = existsSync(ct) ? pinnedMaxEntries(ct) / 2 : o.buckets;
+      const buckets = pinnedBuckets(pinDir) ?? o.buckets;
       const control = new Control(loadDataplane({ pinDir, buckets, objectPath: o.objectPath ?? process.env.KPBPF_OBJECT }), pinDir);
       control.initConfig();
       return control;
@@ -367,11 +365,11 @@ export class Control {
     }));
   }
 
-  /** All or nothing: every name is checked first, and a failure detaches what this call attached. */
   /**
-   * A new attachment also sets what the interface needs for the packets XDP_PASS hands the kernel
-   * with a node address as their source (src/loader/ifsysctl.ts), and says what it set in `set`;
-   * the detach puts it back.
+   * All or nothing: every name is checked first, and a failure detaches what this call attached. A
+   * new attachment also sets what the interface needs for the packets XDP_PASS hands the kernel with
+   * a node address as their source (src/loader/ifsysctl.ts), and says what it set in `set`; the
+   * detach puts it back.
    */
   attach(ifnames: string[], o: { mode: XdpMode; redirect: boolean }): AttachedView[] {
     if (this.dp.progFd < 0) throw new KpError('KP_ERR_STATE', 'attach: the program is still being loaded (the maps were opened before it)');
@@ -404,7 +402,7 @@ export class Control {
             changes = neededChanges(t.name);
             const unset = applyChanges(this.pinDir, t.ifindex, t.name, link.linkFd, changes);
             if (unset) {
-              warning =`could not set ${changes.map((c) => `${c.key}=${c.to}`).join(', ')}: ${unset}; the kernel drops what XDP passes it with a node address as source (node ports, masquerade, NAT64) unless the way out is a --redirect target`;
+              warning = `could not set ${changes.map((c) => `${c.key}=${c.to}`).join(', ')}: ${unset}; the kernel drops what XDP passes it with a node address as source (node ports, masquerade, NAT64) unless the way out is a --redirect target`;
               changes = [];
               this.warn?.(`${t.name}: ${warning}`);
             }
@@ -528,6 +526,12 @@ export class Control {
       this.lock?.release();
     }
   }
+}
+
+/** The pinned connection table's buckets (a pinned table keeps its size), if one is pinned. */
+function pinnedBuckets(pinDir: string): number | undefined {
+  const ct = join(pinDir, 'kp_ct');
+  return existsSync(ct) ? pinnedMaxEntries(ct) / 2 : undefined;
 }
 
 /** A pinned map's max_entries. */

@@ -780,9 +780,6 @@ export class VipTable {
     else this.dp.clearMaglevTable(rec.id);
   }
 
-  /**
-   * Publish every changed VIP's tables in one batch, then settle the removed backends.
-   */
   /** Every VIP's table built and published again from its backends (after a crash left some stale). */
   republishAll(): number {
     const vips = this.load();
@@ -791,6 +788,9 @@ export class VipTable {
     return vips.size;
   }
 
+  /**
+   * Publish every changed VIP's tables in one batch, then settle the removed backends.
+   */
   publishPending(): void {
     const vips = this.load();
     // Automatic sizes that no longer suit the backends: a new VIP's entry is still in the batch and

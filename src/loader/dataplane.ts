@@ -82,7 +82,7 @@ export function pinnedLayout(pinDir: string): number | undefined {
   const p = join(pinDir, LAYOUT_MAP);
   if (!existsSync(p)) return KP_MAP_NAMES.some((n) => n !== LAYOUT_MAP && existsSync(join(pinDir, n))) ? 1 : undefined;
   const fd = check('bpf_obj_get', lb.bpf_obj_get(p), p);
-  const m = new BpfMap(fd, u32, u32, 'kp_layout');
+  const m = new BpfMap(fd, u32, u32, LAYOUT_MAP);
   try {
     return m.lookup(0) || 1;
   } finally {
