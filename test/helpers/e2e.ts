@@ -153,7 +153,8 @@ export function e2eHarness(t: Test, tag: string, backends: number, o: { ipv6?: b
     let err = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (err += d));
-    const exited = new Promise<void>((ok) => child.on('exit', () => ok()));
+    // 'close', not 'exit': its last lines may still be in the pipe when the process has exited.
+    const exited = new Promise<void>((ok) => child.on('close', () => ok()));
     const waitFor = async (text: string, ms = 15_000) => {
       const deadline = Date.now() + ms;
       while (!err.includes(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
