@@ -243,21 +243,27 @@ struct {
 	__type(value, struct kp_config);
 } kp_config SEC(".maps");
 
-/* Per-VIP counters, indexed by vip id. */
+/* Per-VIP counters, a slice of KP_MAX_VIPS per CPU: CPU c counts vip id i at c * KP_MAX_VIPS + i.
+ * One plain array rather than a PERCPU_ARRAY: the kernel makes it with one allocation (a per-CPU
+ * array makes one per entry: 150 ms for the backends' 262k at every fresh load) and the control
+ * plane reads and zeroes it through its mapping. The loader sets the size (slice x possible CPUs).
+ * No two CPUs write one cache line: each has its own slice. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, KP_MAX_VIPS);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct kp_vip_stats);
-} kp_vip_stats SEC(".maps");
+} kp_vip_stats_v2 SEC(".maps");
 
-/* Per-backend counters, indexed by backend id. */
+/* Per-backend counters, a slice of KP_MAX_BACKENDS per CPU, as kp_vip_stats_v2. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, KP_MAX_BACKENDS);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct kp_backend_stats);
-} kp_be_stats SEC(".maps");
+} kp_be_stats_v2 SEC(".maps");
 
 /* Global counters, indexed by enum kp_stat. */
 struct {

@@ -254,7 +254,7 @@ _Static_assert(sizeof(struct kp_vip_pfx_key) == 24, "kp_vip_pfx_key size");
 
 /* Value of kp_vips and kp_vip_pfx. */
 struct kp_vip {
-	__u32 id;        /* index into kp_maglev_ref and kp_vip_stats; 0 is never used */
+	__u32 id;        /* index into kp_maglev_ref and kp_vip_stats_v2; 0 is never used */
 	__u32 table_len; /* size of the VIP's Maglev tables (prime); control plane only: the data path
 	                    reads the length published with each table in kp_maglev_ref */
 	__u16 flags;     /* KP_VIP_F_* */

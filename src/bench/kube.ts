@@ -215,7 +215,7 @@ async function kubeRow(n: number, bpffs: string, row: KubeRow): Promise<void> {
       row.rssBytes = rssOf(d.child.pid);
       // KPBENCH_LOGS=DIR keeps each child's log lines and the daemon's memory map there (for a heap
       // snapshot as well: NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2 and a signal at this point).
-      if (process.env.KPBENCH_LOGS) writeFileSync(join(process.env.KPBENCH_LOGS, 'memory'), ['status', 'smaps_rollup'].map((f) => readFileSync(`/proc/${d.child.pid}/${f}`, 'utf8')).join(''));
+      if (process.env.KPBENCH_LOGS) writeFileSync(join(process.env.KPBENCH_LOGS, 'memory'), ['status', 'smaps_rollup', 'smaps'].map((f) => readFileSync(`/proc/${d.child.pid}/${f}`, 'utf8')).join(''));
       row.changeEventMs = event;
       row.changeWriteMs = write;
 

@@ -24,7 +24,7 @@ import { closeFd, ifIndexToName, ifNameToIndex, lb } from '../loader/libbpf.js';
 import { applyChanges, describeChange, IFSYSCTL_SUBDIR, neededChanges, recordedIfindexes, restoreChanges, type SysctlChange } from '../loader/ifsysctl.js';
 import { mapInfo } from '../loader/info.js';
 import { attachCgroup, cgroupId, CGLINKS_SUBDIR, detachCgroups, listCgroups, SOCK_HOOKS, sockProgPin, updateCgroupLinks, type CgroupAttachment } from '../loader/cgroup.js';
-import { KP_INTERNAL_MAPS, KP_MAP_NAMES } from '../maps/kpmaps.js';
+import { KP_INTERNAL_MAPS, KP_MAP_NAMES, KP_RETIRED_MAPS } from '../maps/kpmaps.js';
 import { flushNextHops } from './nexthops.js';
 import { inPrefixes, nodeAddressesOfHost } from './nodeaddrs.js';
 import { parsePrefix } from '../maps/addr.js';
@@ -143,7 +143,10 @@ export class Control {
 
   private static openLocked(o: OpenOptions, pinDir: string): Control {
     if (o.programPending) return new Control(openPinned(pinDir, { programPending: true }), pinDir);
-    if (existsSync(join(pinDir, PROG_PIN)) && o.upgrade) {
+    // Pins an older kpbpf made (it used maps this one replaced): a command that may write takes the
+    // data plane over with this kpbpf's program, as a daemon's restart does, keeping connections.
+    const older = KP_RETIRED_MAPS.some((n) => existsSync(join(pinDir, n)));
+    if (existsSync(join(pinDir, PROG_PIN)) && (o.upgrade || (older && o.load && (o.write || o.owner || o.lock)))) {
       const buckets = pinnedBuckets(pinDir) ?? o.buckets;
       const control = new Control(loadDataplane({ pinDir, buckets, objectPath: o.objectPath ?? process.env.KPBPF_OBJECT }), pinDir);
       control.initConfig();
@@ -493,7 +496,7 @@ export class Control {
     for (const ifindex of recordedIfindexes(this.pinDir)) restoreChanges(this.pinDir, ifindex, ifIndexToName(ifindex));
     detachCgroups(this.pinDir);
     const progPins = [PROG_PIN, ...SOCK_HOOKS.map((h) => sockProgPin(h.hook))];
-    for (const name of [...KP_MAP_NAMES, ...KP_INTERNAL_MAPS, ...progPins]) rmSync(join(this.pinDir, name), { force: true });
+    for (const name of [...KP_MAP_NAMES, ...KP_INTERNAL_MAPS, ...KP_RETIRED_MAPS, ...progPins]) rmSync(join(this.pinDir, name), { force: true });
     for (const sub of ['links', CGLINKS_SUBDIR, IFSYSCTL_SUBDIR]) {
       const dir = join(this.pinDir, sub);
       if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);

@@ -1,6 +1,7 @@
 // Counters read back from the per-CPU maps, summed over CPUs.
 import type { Dataplane } from '../loader/index.js';
-import { addRecords, addU64, type PerCpuMap } from '../maps/map.js';
+import { addU64 } from '../maps/map.js';
+import type { CpuCounters } from '../maps/cpucounters.js';
 import { LAYOUTS, type StructLayout } from '../maps/codecs.js';
 import type { StatsView, VipView } from './types.js';
 
@@ -41,27 +42,18 @@ export const KP_STAT_NAMES = [
 
 const num = (x: bigint) => Number(x);
 
-/** Counters of many ids (u64 fields by their layout offsets, as Numbers): one batched walk of the
- * map when there are many, a lookup each when few. */
-function sums<V extends object>(map: PerCpuMap<number, V>, ids: number[], layout: StructLayout, names: Record<string, keyof V>): (id: number) => Record<keyof V, number> | undefined {
-  if (ids.length > 64) {
-    const want = new Set(ids);
-    const all = map.sumCountersBatch((k) => want.has(k));
-    if (all) {
-      const at = Object.entries(names).map(([field, key]) => [key, layout.fields[field][0] / 8] as const);
-      return (id) => {
-        const a = all.get(id);
-        return a && (Object.fromEntries(at.map(([key, i]) => [key, a[i]])) as Record<keyof V, number>);
-      };
-    }
-  }
+/** Counters of many ids (u64 fields by their layout offsets, as Numbers), summed over the CPUs
+ * through the array's mapping. */
+function sums<V extends object>(map: CpuCounters<V>, ids: number[], layout: StructLayout, names: Record<string, keyof V>): (id: number) => Record<keyof V, number> | undefined {
+  const all = map.sumCounters(ids);
+  const at = Object.entries(names).map(([field, key]) => [key, layout.fields[field][0] / 8] as const);
   return (id) => {
-    const v = map.sum(id, addRecords as (a: V, b: V) => V);
-    return v && (Object.fromEntries(Object.entries(v).map(([k, x]) => [k, Number(x)])) as Record<keyof V, number>);
+    const a = all.get(id);
+    return a && (Object.fromEntries(at.map(([key, i]) => [key, a[i]])) as Record<keyof V, number>);
   };
 }
 
-/** kp_vip_stats' fields and their names in VipStats. */
+/** struct kp_vip_stats' fields and their names in VipStats. */
 const VIP_STAT_FIELDS = { existing_pkts: 'existingPkts', first_pkts: 'firstPkts', untracked_pkts: 'untrackedPkts', no_server_pkts: 'noServerPkts', bytes: 'bytes', reply_pkts: 'replyPkts', reply_bytes: 'replyBytes' } as const;
 const ZERO_VIP = Object.fromEntries(Object.values(VIP_STAT_FIELDS).map((k) => [k, 0])) as Record<(typeof VIP_STAT_FIELDS)[keyof typeof VIP_STAT_FIELDS], number>;
 

@@ -427,7 +427,7 @@ export class VipTable {
     if (affinity) this.maps.vipAffinity.update(id, affinity); // before the VIP is visible with the flag
     // Counters and table of a re-used id start clean before the VIP becomes visible.
     if (this.writes) this.writes.vipZeroStats.push(id);
-    else this.maps.vipStats.update(id, zeroVipStats());
+    else this.maps.vipStats.zero([id]);
     if (this.dp.hasMaglevTable(id)) this.dp.clearMaglevTable(id);
     if (this.dp.hasMaglevTable(id, true)) this.dp.clearMaglevTable(id, true);
     const proto = PROTO_NUM[spec.protocol];
@@ -705,7 +705,7 @@ export class VipTable {
       }
       const id = this.freeIds.pop()!;
       if (this.writes) this.writes.zeroStats.push(id);
-      else this.maps.beStats.update(id, { packets: 0n, bytes: 0n });
+      else this.maps.beStats.zero([id]);
       const b: Backend = { addr: a, port: rec.value.targetPort, state: BACKEND_STATE.active, gen: ((this.slots[id]?.gen ?? 0) + 1) >>> 0, vipId: rec.id, weight };
       if (o.local) b.local = true;
       if (o.terminating) b.terminating = true;
@@ -834,11 +834,8 @@ export class VipTable {
     const w = this.writes;
     if (!w) return;
     this.writes = undefined;
-    // One zero value for the whole batch: it is encoded once.
-    const zeroVip = zeroVipStats();
-    const zeroBe = { packets: 0n, bytes: 0n };
-    if (w.vipZeroStats.length) this.maps.vipStats.updateBatch(w.vipZeroStats.map((id) => [id, zeroVip] as const));
-    if (w.zeroStats.length) this.maps.beStats.updateBatch(w.zeroStats.map((id) => [id, zeroBe] as const));
+    this.maps.vipStats.zero(w.vipZeroStats);
+    this.maps.beStats.zero(w.zeroStats);
     if (w.backends.size) this.maps.backends.updateBatch([...w.backends]);
     const set = [...w.addrs].filter(([, f]) => f !== 0);
     if (set.length) this.maps.addrs.updateBatch(set);
@@ -866,7 +863,3 @@ export class VipTable {
 const flagsOf = (r: { vip: number; be: number } | undefined): number => (r ? (r.vip > 0 ? ADDR_FLAG.vip : 0) | (r.be > 0 ? ADDR_FLAG.backend : 0) : 0);
 
 const maglevBackends = (use: { id: number; b: Backend }[]) => use.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight }));
-
-export function zeroVipStats() {
-  return { existingPkts: 0n, firstPkts: 0n, untrackedPkts: 0n, noServerPkts: 0n, bytes: 0n, replyPkts: 0n, replyBytes: 0n };
-}

@@ -1,13 +1,13 @@
 // The live data plane: program fd plus typed maps, from a fresh load or from pins.
-import { existsSync, unlinkSync } from 'node:fs';
+import { existsSync, rmSync, unlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KpError } from '../errors.js';
 import { LAYOUT_VERSION, u32 } from '../maps/codecs.js';
 import { BpfMap } from '../maps/map.js';
-import { KP_MAP_NAMES, kpMapsFromFds, type KpMapName, type KpMaps } from '../maps/kpmaps.js';
+import { KP_CPU_SLICED_MAPS, KP_MAP_NAMES, KP_RETIRED_MAPS, kpMapsFromFds, type KpMapName, type KpMaps } from '../maps/kpmaps.js';
 import koffi from 'koffi';
-import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, dupFd, lb, libcFns, MAP_FAILED, MAP_SHARED, MapCreateOpts, opts, PROT_READ, PROT_WRITE } from './libbpf.js';
+import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, dupFd, lb, libcFns, MAP_FAILED, MAP_SHARED, MapCreateOpts, numPossibleCpus, opts, PROT_READ, PROT_WRITE } from './libbpf.js';
 import { mapInfo } from './info.js';
 import { MaglevStore } from './maglevstore.js';
 import type { MaglevTable } from '../maglev/prefetch.js';
@@ -117,6 +117,7 @@ function openAndLoad(o: LoadOptions, mapsOnly = false): { obj: BpfObject; names:
     try {
       if (mapsOnly) obj.loadNoProgram();
       if (o.buckets !== undefined) obj.setMaxEntries(CT_MAP, 2 * o.buckets);
+      for (const n of KP_CPU_SLICED_MAPS) obj.setMaxEntries(n, obj.spec(obj.map(n)).maxEntries * numPossibleCpus());
       const names = obj.maps().map((m) => m.name);
       const missing = KP_MAP_NAMES.filter((n) => !names.includes(n));
       if (missing.length > 0) throw new KpError('KP_ERR_STATE', `BPF object lacks maps: ${missing.join(', ')}`);
@@ -189,6 +190,9 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
         check('bpf_obj_pin', lb.bpf_obj_pin(fd, p), p);
       };
       pin(progFd, PROG_PIN);
+      // Maps an older kpbpf used in place of some of these: the program that used them holds them
+      // while it runs; nothing else does once this one is pinned.
+      for (const n of KP_RETIRED_MAPS) rmSync(join(o.pinDir, n), { force: true });
       if (sockProgs) for (const h of SOCK_HOOKS) pin(sockProgs[h.hook], sockProgPin(h.hook));
       if (!o.keepLinks) {
         updateLinks(o.pinDir, progFd); // attached interfaces switch to the new program atomically
@@ -235,6 +239,10 @@ export function openPinned(pinDir: string, o: { programPending?: boolean } = {})
     throw new KpError('KP_ERR_STATE', `the data plane is not loaded (nothing pinned in ${pinDir}): run kpbpf attach first`);
   }
   const missing = KP_MAP_NAMES.filter((n) => !present.includes(n));
+  const retired = KP_RETIRED_MAPS.filter((n) => existsSync(join(pinDir, n)));
+  if (missing.length > 0 && retired.length > 0) {
+    throw new KpError('KP_ERR_STATE', `the data plane pinned in ${pinDir} was loaded by an older kpbpf (it has ${retired.join(', ')}, not ${missing.join(', ')}): kpbpf attach, kpbpf apply or kpbpf run takes it over with this kpbpf's program and keeps its connections`);
+  }
   if (missing.length > 0) {
     throw new KpError('KP_ERR_STATE', `incomplete pins in ${pinDir}, missing: ${missing.join(', ')}; run kpbpf detach and attach again`);
   }

@@ -3,6 +3,7 @@ import { KpError } from '../errors.js';
 import { closeFd } from '../loader/libbpf.js';
 import * as c from './codecs.js';
 import { BpfMap, PerCpuMap } from './map.js';
+import { CpuCounters } from './cpucounters.js';
 
 /** Every map kp.bpf.c defines, by its name in the object (and its pin file name). */
 export const KP_MAP_NAMES = [
@@ -23,12 +24,18 @@ export const KP_MAP_NAMES = [
   'kp_affinity',
   'kp_vip_affinity',
   'kp_layout',
-  'kp_vip_stats',
-  'kp_be_stats',
+  'kp_vip_stats_v2',
+  'kp_be_stats_v2',
   'kp_stats',
   'kp_tx_ports',
 ] as const;
 export type KpMapName = (typeof KP_MAP_NAMES)[number];
+/** Counter arrays sliced per CPU (src/maps/cpucounters.ts): the loader makes each the object's
+ * size times the possible CPUs. */
+export const KP_CPU_SLICED_MAPS: readonly KpMapName[] = ['kp_vip_stats_v2', 'kp_be_stats_v2'];
+/** Pins of maps an older kpbpf made that this one replaced (per-CPU stats arrays, before v2):
+ * removed once a load of this one has taken over. */
+export const KP_RETIRED_MAPS = ['kp_vip_stats', 'kp_be_stats'] as const;
 /** Maps the program keeps for itself (pinned with the rest, never read by the control plane). */
 export const KP_INTERNAL_MAPS = ['kp_scratch', 'kp_be_hops', 'kp_progs', 'kp_l4_off', 'kp_csum_acc'] as const;
 
@@ -64,8 +71,10 @@ export interface KpMaps {
   /** [0]: the layout version of the kpbpf that created the pins */
   layout: BpfMap<number, number>;
   config: BpfMap<number, c.Config>;
-  vipStats: PerCpuMap<number, c.VipStats>;
-  beStats: PerCpuMap<number, c.BackendStats>;
+  /** vip id → counters, each CPU its own (kp_vip_stats_v2) */
+  vipStats: CpuCounters<c.VipStats>;
+  /** backend id → packets and bytes, each CPU its own (kp_be_stats_v2) */
+  beStats: CpuCounters<c.BackendStats>;
   stats: PerCpuMap<number, bigint>;
   /** ifindex → ifindex to redirect to (struct bpf_devmap_val.ifindex) */
   txPorts: BpfMap<number, c.DevmapVal>;
@@ -99,8 +108,8 @@ export function kpMapsFromFds(fds: Readonly<Record<KpMapName, number>>): KpMaps 
       affinity: open('kp_affinity', (fd) => new BpfMap(fd, c.affinityKey, c.affinity, 'kp_affinity')),
       vipAffinity: open('kp_vip_affinity', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_vip_affinity')),
       layout: open('kp_layout', (fd) => new BpfMap(fd, c.u32, c.u32, 'kp_layout')),
-      vipStats: open('kp_vip_stats', (fd) => new PerCpuMap(fd, c.u32, c.vipStats, 'kp_vip_stats')),
-      beStats: open('kp_be_stats', (fd) => new PerCpuMap(fd, c.u32, c.backendStats, 'kp_be_stats')),
+      vipStats: open('kp_vip_stats_v2', (fd) => new CpuCounters(fd, c.vipStats, 'kp_vip_stats_v2')),
+      beStats: open('kp_be_stats_v2', (fd) => new CpuCounters(fd, c.backendStats, 'kp_be_stats_v2')),
       stats: open('kp_stats', (fd) => new PerCpuMap(fd, c.u32, c.u64, 'kp_stats')),
       txPorts: open('kp_tx_ports', (fd) => new BpfMap(fd, c.u32, c.devmapVal, 'kp_tx_ports')),
     };

@@ -102,6 +102,25 @@ if (reason) {
     t.equal(stateOf(dp, sport), 'established', "the client's ACK on CPU 0 completes the handshake");
   });
 
+  t.test("each CPU counts in its own slice of the counter arrays, which add up to the VIP's and backend's totals", async (t) => {
+    setup(dp);
+    dp.setMaglevTable(VIP.id, toward1);
+    dp.maps.vipStats.zero([VIP.id]);
+    dp.maps.beStats.zero([BACKENDS[0].id]);
+    const sport = 40005;
+    sendOn(t, dp, 0, syn(sport));
+    sendOn(t, dp, 1, ack(sport));
+    sendOn(t, dp, 1, ack(sport));
+    const vip = dp.maps.vipStats.lookup(VIP.id);
+    t.match([vip[0].firstPkts, vip[0].existingPkts, vip[1].firstPkts, vip[1].existingPkts], [1n, 0n, 0n, 2n], "the SYN in CPU 0's slice, both ACKs in CPU 1's");
+    const be = dp.maps.beStats.lookup(BACKENDS[0].id);
+    t.match([be[0].packets, be[1].packets], [1n, 2n], "the backend's packets likewise");
+    const ackBytes = BigInt(buildPacket(ack(sport)).length);
+    t.equal(be[1].bytes, 2n * ackBytes, 'and their bytes');
+    t.same([...dp.maps.beStats.sumCounters([BACKENDS[0].id]).get(BACKENDS[0].id)!], [3, Number(be[0].bytes + be[1].bytes)], 'summed over the CPUs');
+    for (let c = 2; c < vip.length; c++) t.equal(vip[c].firstPkts + vip[c].existingPkts, 0n, `CPU ${c}: nothing`);
+  });
+
   t.test('a connection whose backend was flushed (gen bump) re-selects on the other CPU', async (t) => {
     setup(dp);
     dp.setMaglevTable(VIP.id, toward1);
