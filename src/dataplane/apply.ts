@@ -6,7 +6,7 @@ import { DEFAULT_TIMEOUTS } from '../config/timeouts.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN } from '../config/masq.js';
 import type { Control } from './control.js';
 import { endMaglevPrefetch, hasMaglevPrefetch, PARALLEL_MIN_JOBS, prefetchMaglevTables, prepareMaglevHelper, type PrefetchJob } from '../maglev/parallel.js';
-import { KP_MAX_SRC_RANGES, KP_MAX_VIP_PREFIXES, KP_MAX_VIPS } from './vips.js';
+import { KP_MAX_SRC_RANGES, KP_MAX_VIP_PREFIXES, KP_MAX_VIPS, type VipHandle } from './vips.js';
 import { configTables, maglevTableTag } from '../maglev/expected.js';
 import { ifNameToIndex } from '../loader/libbpf.js';
 import { injectAt } from '../inject.js';
@@ -238,7 +238,7 @@ export function orderDeletes(control: Control, plan: PlanOp[], desired: KpConfig
 function sameBackendGroup(op: Extract<PlanOp, { op: 'addBackend' | 'setWeight' }>, next: PlanOp): boolean {
   return (
     (next.op === 'addBackend' || next.op === 'setWeight') &&
-    next.vip.prefix === op.vip.prefix && next.vip.protocol === op.vip.protocol && next.vip.port === op.vip.port &&
+    (next.vip === op.vip || (next.vip.prefix === op.vip.prefix && next.vip.protocol === op.vip.protocol && next.vip.port === op.vip.port)) &&
     next.weight === op.weight && Boolean(next.local) === Boolean(op.local) && Boolean(next.terminating) === Boolean(op.terminating)
   );
 }
@@ -254,9 +254,14 @@ function execute(control: Control, plan: PlanOp[], flushUdp = false): void {
   // A large batch builds its tables on two threads: the helper starts now, while the maps are written.
   if (plan.length >= PARALLEL_MIN_JOBS) prepareMaglevHelper();
   // control.vips is read at every use: a flow-table resize (setConf) reloads the data plane.
+  // A VIP's ops share one ref object (diffConfig): the last one's handle serves the next ops.
+  let lastRef: VipRef | undefined;
+  let lastHandle: VipHandle | undefined;
   const vipOf = (v: VipRef) => {
+    if (v === lastRef && lastHandle) return lastHandle;
     const found = control.vips.handle(v.prefix, v.protocol, v.port);
     if (!found) throw new KpError('KP_ERR_STATE', `vip ${v.prefix} ${v.protocol} port ${v.port} vanished during apply`);
+    [lastRef, lastHandle] = [v, found];
     return found;
   };
   // Marked in the maps until the tables are out: a crash in between is found by the next apply.
@@ -289,10 +294,13 @@ function execute(control: Control, plan: PlanOp[], flushUdp = false): void {
           break;
         case 'delVip':
           control.vips.del(vipOf(op.vip));
+          lastRef = undefined;
           break;
         case 'addVip':
         case 'updateVip':
-          control.vips.put({
+          lastRef = op.vip;
+          lastHandle = undefined;
+          lastHandle = { id: control.vips.put({
             prefix: op.vip.prefix,
             protocol: op.vip.protocol,
             port: op.vip.port,
@@ -305,7 +313,7 @@ function execute(control: Control, plan: PlanOp[], flushUdp = false): void {
             internalTrafficPolicy: op.internal_traffic_policy ?? 'cluster',
             sessionAffinityTimeout: op.session_affinity_timeout ?? 0,
             ...(op.encap ? { encap: op.encap } : {}),
-          }, { defer: true });
+          }, { defer: true }) };
           break;
         case 'addBackend':
         case 'setWeight': {

@@ -4,7 +4,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { BPF_F_MMAPABLE, BPF_MAP_TYPE, check, dupFd, lb, MapCreateOpts, numPossibleCpus, opts } from '../../src/loader/libbpf.js';
 import * as c from '../../src/maps/codecs.js';
-import { CpuCounters } from '../../src/maps/cpucounters.js';
+import { CpuCounters, ZERO_MAPPED_MIN } from '../../src/maps/cpucounters.js';
 import { BpfMap } from '../../src/maps/map.js';
 import { notRootReason } from '../loader/fixtures/helpers.js';
 
@@ -24,6 +24,8 @@ t.test('each CPU its slice: written through the map, read and summed through the
   t.teardown(() => (counters.close(), raw.close()));
   t.equal(counters.ncpus, ncpus);
   t.equal(counters.slice, SLICE);
+  const mappings = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('bpf-map')).length;
+  const before = mappings();
   for (let cpu = 0; cpu < ncpus; cpu++) raw.update(cpu * SLICE + 3, { packets: BigInt(cpu + 1), bytes: BigInt(100 * (cpu + 1)) });
   const per = counters.lookup(3);
   t.same(per.map((v) => v.packets), Array.from({ length: ncpus }, (_, cpu) => BigInt(cpu + 1)), "id 3 on each CPU, from that CPU's slice");
@@ -33,10 +35,13 @@ t.test('each CPU its slice: written through the map, read and summed through the
   counters.zero([3]);
   t.same([...counters.sumCounters([3]).get(3)!], [0, 0], 'zeroed on every CPU');
   t.same(raw.lookup((ncpus - 1) * SLICE + 3), { packets: 0n, bytes: 0n }, 'as the map sees it');
+  const many = Array.from({ length: Math.max(ZERO_MAPPED_MIN, SLICE) }, (_, i) => i % SLICE);
+  counters.update(6, { packets: 1n, bytes: 2n });
+  counters.zero(many);
+  t.same(raw.lookup((ncpus - 1) * SLICE + 6), { packets: 0n, bytes: 0n }, 'many ids at once (through the mapping): zeroed on every CPU');
+  t.equal(mappings(), before, 'and unmapped');
   counters.update(5, { packets: 7n, bytes: 9n });
   t.same(raw.lookup(5), { packets: 7n, bytes: 9n }, 'update writes every CPU');
-  const mappings = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('bpf-map')).length;
-  const before = mappings();
   counters.sumCounters([3]);
   counters.lookup(3);
   t.equal(mappings(), before, 'no mapping is left behind (the kernel maps all of an array at mmap: kept, it would all count as resident)');
