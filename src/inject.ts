@@ -4,7 +4,15 @@
 // none) or throw. Unset, a point costs one environment read.
 import { KpError } from './errors.js';
 
-export type InjectionPoint = 'run.first-apply' | 'apply.after-writes-begin' | 'apply.before-publish';
+export type InjectionPoint =
+  | 'run.first-apply'
+  | 'apply.after-writes-begin'
+  | 'apply.before-publish'
+  // a connection-table resize (src/dataplane/resize.ts), after each of its steps
+  | 'resize.set-aside'
+  | 'resize.loaded'
+  | 'resize.copied'
+  | 'resize.switched';
 
 export function injectAt(point: InjectionPoint): void {
   const spec = process.env.KPBPF_INJECT;

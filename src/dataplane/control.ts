@@ -1,5 +1,5 @@
 // The running data plane as the CLI and `apply` see it: open or load it, configure it, read it back.
-import { existsSync, readdirSync, renameSync, rmSync, unlinkSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { KpError } from '../errors.js';
@@ -16,14 +16,13 @@ import {
   pinLink,
   pinRoot,
   PROG_PIN,
-  updateLinks,
   type Dataplane,
   type XdpMode,
 } from '../loader/index.js';
 import { closeFd, ifIndexToName, ifNameToIndex, lb } from '../loader/libbpf.js';
 import { applyChanges, describeChange, IFSYSCTL_SUBDIR, neededChanges, recordedIfindexes, restoreChanges, type SysctlChange } from '../loader/ifsysctl.js';
 import { mapInfo } from '../loader/info.js';
-import { attachCgroup, cgroupId, CGLINKS_SUBDIR, detachCgroups, listCgroups, SOCK_HOOKS, sockProgPin, updateCgroupLinks, type CgroupAttachment } from '../loader/cgroup.js';
+import { attachCgroup, cgroupId, CGLINKS_SUBDIR, detachCgroups, listCgroups, SOCK_HOOKS, sockProgPin, type CgroupAttachment } from '../loader/cgroup.js';
 import { KP_INTERNAL_MAPS, KP_MAP_NAMES, KP_RETIRED_MAPS } from '../maps/kpmaps.js';
 import { flushNextHops } from './nexthops.js';
 import { inPrefixes, nodeAddressesOfHost } from './nodeaddrs.js';
@@ -39,9 +38,9 @@ import { readFlows } from './connections.js';
 import type { ConfView, DetachedView, FlowView, LinkView, StatsView, VipSpec, VipView, BackendView } from './types.js';
 import type { KpConfig } from '../config/types.js';
 import { DEFAULT_TIMEOUTS, timeoutSlots, timeoutsFromSlots, type CtTimeouts } from '../config/timeouts.js';
-import { BpfMap } from '../maps/map.js';
-import { ct as ctCodec, flowKey, MASQ_NAT46, MASQ_V4, MASQ_V6 } from '../maps/codecs.js';
+import { MASQ_NAT46, MASQ_V4, MASQ_V6 } from '../maps/codecs.js';
 import { applyConfig, type ApplyOptions, type ApplyResult } from './apply.js';
+import { CT_OLD_PIN, recoverResize, resizeTable } from './resize.js';
 
 export const DEFAULT_BUCKETS = 131072;
 /** kp_config flags (bpf/kp_shared.h) */
@@ -98,6 +97,8 @@ export class Control {
     ensureBpffs(pinDir.slice(0, pinDir.lastIndexOf('/')) || '/');
     const lock = o.lock ?? (o.write || o.owner ? lockWriter(pinDir, undefined, o.owner) : undefined);
     try {
+      // A writer first finishes or undoes a resize a crash cut short (none runs: it holds the lock).
+      if (lock) recoverResize(pinDir);
       const control = Control.openLocked(o, pinDir);
       control.lock = lock;
       return control;
@@ -315,23 +316,7 @@ export class Control {
    * starts between the copy and the switch is picked up loosely on the same backend.
    */
   reload(o: { buckets: number }): void {
-    const ctPin = join(this.pinDir, 'kp_ct');
-    const oldPin = join(this.pinDir, 'kp_ct_old');
-    // Set the old table aside rather than removing it, so a failed load changes nothing.
-    renameSync(ctPin, oldPin);
-    let dp: Dataplane;
-    try {
-      dp = loadDataplane({ pinDir: this.pinDir, buckets: o.buckets, objectPath: process.env.KPBPF_OBJECT, keepLinks: true });
-    } catch (e) {
-      rmSync(ctPin, { force: true });
-      renameSync(oldPin, ctPin);
-      throw e;
-    }
-    copyConnections(this.dp.maps.ct, dp.maps.ct);
-    dp.linkTailCalls(); // the old program's IPv6 frames now meet the new table, copied already
-    updateLinks(this.pinDir, dp.progFd);
-    if (dp.sockProgs) updateCgroupLinks(this.pinDir, dp.sockProgs);
-    unlinkSync(oldPin);
+    const dp = resizeTable(this.pinDir, this.dp, o.buckets);
     this.dp.close();
     this.dp = dp;
     (this as { vips: VipTable }).vips = new VipTable(this.dp, () => this.nodeAddresses(), () => this.nodePortRange());
@@ -496,7 +481,7 @@ export class Control {
     for (const ifindex of recordedIfindexes(this.pinDir)) restoreChanges(this.pinDir, ifindex, ifIndexToName(ifindex));
     detachCgroups(this.pinDir);
     const progPins = [PROG_PIN, ...SOCK_HOOKS.map((h) => sockProgPin(h.hook))];
-    for (const name of [...KP_MAP_NAMES, ...KP_INTERNAL_MAPS, ...KP_RETIRED_MAPS, ...progPins]) rmSync(join(this.pinDir, name), { force: true });
+    for (const name of [...KP_MAP_NAMES, ...KP_INTERNAL_MAPS, ...KP_RETIRED_MAPS, CT_OLD_PIN, ...progPins]) rmSync(join(this.pinDir, name), { force: true });
     for (const sub of ['links', CGLINKS_SUBDIR, IFSYSCTL_SUBDIR]) {
       const dir = join(this.pinDir, sub);
       if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
@@ -548,16 +533,3 @@ function pinnedMaxEntries(path: string): number {
   }
 }
 
-/** Every entry of one kp_ct into another (raw, in batches); the LRU keeps the newest if it is smaller. */
-function copyConnections(from: BpfMap<unknown, unknown>, to: BpfMap<unknown, unknown>): void {
-  const ks = flowKey.size;
-  const vs = ctCodec.size;
-  const keys: Buffer[] = [];
-  const vals: Buffer[] = [];
-  const ok = from.scanBatch((k, ko, v, vo) => {
-    keys.push(Buffer.from(k.subarray(ko, ko + ks)));
-    vals.push(Buffer.from(v.subarray(vo, vo + vs)));
-  });
-  if (!ok || keys.length === 0) return;
-  to.updateBatchRaw(Buffer.concat(keys), Buffer.concat(vals), keys.length);
-}

@@ -232,7 +232,7 @@ export function openPinned(pinDir: string, o: { programPending?: boolean } = {})
   const resizing = () => !existsSync(join(pinDir, CT_MAP)) && existsSync(join(pinDir, `${CT_MAP}_old`));
   const until = Date.now() + RESIZE_WAIT_MS;
   while (resizing() && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-  if (resizing()) throw new KpError('KP_ERR_STATE', `the connection table in ${pinDir} is being resized (kp_ct_old is pinned) for more than ${RESIZE_WAIT_MS / 1000} s; try again, or if no kpbpf is running, rename kp_ct_old back to kp_ct`);
+  if (resizing()) throw new KpError('KP_ERR_STATE', `the connection table in ${pinDir} is being resized (kp_ct_old is pinned) for more than ${RESIZE_WAIT_MS / 1000} s; try again: if the resize died, the next kpbpf command that changes the data plane (or a daemon's start) finishes or undoes it`);
   const present = KP_MAP_NAMES.filter((n) => existsSync(join(pinDir, n)));
   const hasProgram = existsSync(join(pinDir, PROG_PIN));
   if (present.length === 0 || (!hasProgram && !o.programPending)) {

@@ -1,5 +1,5 @@
 // bpf_obj_get_info_by_fd decoded for maps, programs and links (offsets from <linux/bpf.h>).
-import { check, lb } from './libbpf.js';
+import { addressOf, check, closeFd, lb } from './libbpf.js';
 
 export interface MapInfo {
   type: number;
@@ -28,8 +28,9 @@ export interface LinkInfo {
 // Larger than any of the three structs today; the kernel requires the unused tail to be zero.
 const INFO_BUF = 256;
 
-function rawInfo(fd: number, what: string): Buffer {
+function rawInfo(fd: number, what: string, fill?: (b: Buffer) => void): Buffer {
   const buf = Buffer.alloc(INFO_BUF);
+  fill?.(buf);
   const len = [INFO_BUF];
   check('bpf_obj_get_info_by_fd', lb.bpf_obj_get_info_by_fd(fd, buf, len), what);
   return buf;
@@ -62,4 +63,27 @@ export function progInfo(fd: number): ProgInfo {
 export function linkInfo(fd: number): LinkInfo {
   const b = rawInfo(fd, 'link');
   return { type: b.readUInt32LE(0), id: b.readUInt32LE(4), progId: b.readUInt32LE(8), xdpIfindex: b.readUInt32LE(16) };
+}
+
+/** The ids of the maps a program uses (struct bpf_prog_info: nr_map_ids at 52, map_ids at 56). */
+export function progMapIds(fd: number): number[] {
+  const max = 64;
+  const ids = Buffer.alloc(4 * max);
+  const b = rawInfo(fd, 'prog', (buf) => {
+    buf.writeUInt32LE(max, 52);
+    buf.writeBigUInt64LE(addressOf(ids), 56);
+  });
+  const n = Math.min(b.readUInt32LE(52), max);
+  return Array.from({ length: n }, (_, i) => ids.readUInt32LE(4 * i));
+}
+
+/** progMapIds of the program with this id (it may be gone: then none). */
+export function progMapIdsById(id: number): number[] {
+  const fd = lb.bpf_prog_get_fd_by_id(id);
+  if (fd < 0) return [];
+  try {
+    return progMapIds(fd);
+  } finally {
+    closeFd(fd);
+  }
 }

@@ -124,6 +124,7 @@ export const lb = {
     'int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)',
   ),
   bpf_map_get_fd_by_id: lib.func('int bpf_map_get_fd_by_id(uint32_t id)'),
+  bpf_prog_get_fd_by_id: lib.func('int bpf_prog_get_fd_by_id(uint32_t id)'),
   bpf_obj_pin: lib.func('int bpf_obj_pin(int fd, const char *path)'),
   bpf_obj_get: lib.func('int bpf_obj_get(const char *path)'),
   bpf_obj_get_info_by_fd: lib.func('int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)'),
