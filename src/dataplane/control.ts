@@ -115,6 +115,7 @@ export class Control {
    */
   static createMaps(o: { bpffs?: string; buckets?: number; objectPath?: string }): number {
     const pinDir = pinRoot({ bpffs: o.bpffs });
+    recoverResize(pinDir); // (a resize a crash cut short: its table, not an empty one)
     const buckets = pinnedBuckets(pinDir) ?? o.buckets ?? DEFAULT_BUCKETS;
     createMaps({ pinDir, buckets, objectPath: o.objectPath ?? process.env.KPBPF_OBJECT });
     const control = new Control(openPinned(pinDir, { programPending: true }), pinDir);
