@@ -32,6 +32,8 @@ export class CliContext {
     if (!this.control) {
       this.control = Control.open({ bpffs: this.options.bpffs, load: opts.load ?? true, buckets: opts.buckets, write: opts.write ?? true, reload: opts.reload });
       this.control.warn = (m) => this.io.err(`kpbpf: warning: ${m}\n`);
+      const migrated = this.control.dp.migrated;
+      if (migrated?.length) this.io.err(`kpbpf: took over a data plane an older kpbpf loaded, connections kept; ${migrated.join('; ')}\n`);
     }
     return this.control;
   }

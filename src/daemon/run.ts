@@ -156,7 +156,7 @@ export class Daemon {
     // The writer lock, held for the daemon's life: other writers are told who owns the data plane.
     this.control = Control.open({ bpffs: this.o.bpffs, load: true, buckets, reload: false, upgrade: true, owner: `kpbpf run -f ${this.file}` });
     this.control.warn = (m) => log.warn(m);
-    log.info({ pinDir: this.control.pinDir, file: this.file }, 'data plane ready');
+    log.info({ pinDir: this.control.pinDir, file: this.file, ...(this.control.dp.migrated?.length ? { migrated: this.control.dp.migrated } : {}) }, 'data plane ready');
     const t0 = performance.now();
     const got = preload && takeConfigPreload(preload);
     if (got) this.first = { source: got.source, bytes: Buffer.from(got.bytes.buffer, got.bytes.byteOffset, got.bytes.byteLength), ms: performance.now() - t0, aside: got.ms };

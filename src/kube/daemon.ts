@@ -99,12 +99,13 @@ function memoryMiB(): Record<string, number> {
 }
 
 /** The data plane made on a worker thread (loadworker.ts): `maps` resolves once the maps are pinned
- * (with the connection table's buckets), `program` once the program is loaded over them (its ms). */
-function loadOnWorker(bpffs: string | undefined, buckets: number): { maps: Promise<{ buckets: number; ms: number }>; program: Promise<number> } {
+ * (with the connection table's buckets), `program` once the program is loaded over them (its ms,
+ * and what it carried over from an older kpbpf's pins). */
+function loadOnWorker(bpffs: string | undefined, buckets: number): { maps: Promise<{ buckets: number; ms: number }>; program: Promise<ProgramLoaded> } {
   let mapsOk!: (m: { buckets: number; ms: number }) => void;
   let mapsFail!: (e: Error) => void;
   const maps = new Promise<{ buckets: number; ms: number }>((ok, fail) => ((mapsOk = ok), (mapsFail = fail)));
-  const program = new Promise<number>((ok, fail) => {
+  const program = new Promise<ProgramLoaded>((ok, fail) => {
     const failBoth = (e: Error) => (mapsFail(e), fail(e));
     // None of the process's flags: a profiler's (--cpu-prof) signals would end the verifier's work with
     // EAGAIN, and heap flags are refused in a worker.
@@ -115,9 +116,9 @@ function loadOnWorker(bpffs: string | undefined, buckets: number): { maps: Promi
     } catch (e) {
       return failBoth(e as Error); // e.g. a flag a worker cannot take: both promises fail, none hangs
     }
-    w.on('message', (m: { maps?: boolean; buckets?: number; ok?: boolean; ms?: number; error?: string; code?: KpErrorCode; details?: string[]; log?: string }) => {
+    w.on('message', (m: { maps?: boolean; buckets?: number; ok?: boolean; ms?: number; migrated?: string[]; error?: string; code?: KpErrorCode; details?: string[]; log?: string }) => {
       if (m.maps) mapsOk({ buckets: m.buckets!, ms: m.ms ?? 0 });
-      else if (m.ok) ok(m.ms ?? 0);
+      else if (m.ok) ok({ ms: m.ms ?? 0, migrated: m.migrated });
       else failBoth(new KpError(m.code ?? 'KP_ERR_BPF', m.error ?? 'the program load failed', { details: m.details, log: m.log }));
     });
     w.once('error', failBoth);
@@ -126,6 +127,11 @@ function loadOnWorker(bpffs: string | undefined, buckets: number): { maps: Promi
   maps.catch(() => {});
   program.catch(() => {});
   return { maps, program };
+}
+
+interface ProgramLoaded {
+  ms: number;
+  migrated?: string[];
 }
 
 const refOf = (v: KpVipConfig): VipRef => ({ prefix: v.prefix, protocol: v.protocol, port: v.port });
@@ -158,7 +164,7 @@ export class KubeDaemon {
   private lastUpdated?: Date;
   private stop!: () => void;
   /** the program's load on the worker (the first sync ends when it is in) */
-  private program?: Promise<number>;
+  private program?: Promise<ProgramLoaded>;
   private programReady = false;
   /** a full sync failed before the program was in: tried again once it is */
   private retryAfterLoad?: string;
@@ -192,7 +198,7 @@ export class KubeDaemon {
       try {
         const load = loadOnWorker(this.o.bpffs, this.file.config.conf.buckets);
         this.program = load.program;
-        load.program.then((ms) => log.info({ ms: Math.round(ms) }, 'program loaded (pinned)'), () => {});
+        load.program.then(({ ms, migrated }) => log.info({ ms: Math.round(ms), ...(migrated?.length ? { migrated } : {}) }, migrated?.length ? "program loaded (pinned): took over an older kpbpf's data plane, connections kept" : 'program loaded (pinned)'), () => {});
         this.client = new KubeClient(this.o.connection, this.o.clientTimeouts);
         this.startReflectors();
         // Once the lists are complete, their translation too, while the maps are made.

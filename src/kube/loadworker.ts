@@ -14,8 +14,9 @@ try {
   parentPort!.postMessage({ maps: true, buckets, ms: performance.now() - t0 });
   const t1 = performance.now();
   const c = Control.open({ bpffs: o.bpffs, load: true, buckets, reload: false, upgrade: true });
+  const migrated = c.dp.migrated;
   c.close();
-  parentPort!.postMessage({ ok: true, ms: performance.now() - t1 });
+  parentPort!.postMessage({ ok: true, ms: performance.now() - t1, migrated });
 } catch (e) {
   const k = e as KpError;
   parentPort!.postMessage({ error: k.message, code: k.code ?? 'KP_ERR_BPF', details: k.details, log: k.log });

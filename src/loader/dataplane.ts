@@ -3,9 +3,9 @@ import { existsSync, rmSync, unlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KpError } from '../errors.js';
-import { LAYOUT_VERSION, u32 } from '../maps/codecs.js';
-import { BpfMap } from '../maps/map.js';
-import { KP_CPU_SLICED_MAPS, KP_MAP_NAMES, KP_RETIRED_MAPS, kpMapsFromFds, type KpMapName, type KpMaps } from '../maps/kpmaps.js';
+import { backendStats as backendStatsCodec, LAYOUT_VERSION, u32, vipStats as vipStatsCodec, type Codec } from '../maps/codecs.js';
+import { BpfMap, PerCpuMap } from '../maps/map.js';
+import { KP_CPU_SLICED_MAPS, KP_MAP_NAMES, KP_RETIRED_MAPS, KP_RETIRED_SUCCESSOR, kpMapsFromFds, type KpMapName, type KpMaps } from '../maps/kpmaps.js';
 import koffi from 'koffi';
 import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, dupFd, lb, libcFns, MAP_FAILED, MAP_SHARED, MapCreateOpts, numPossibleCpus, opts, PROT_READ, PROT_WRITE } from './libbpf.js';
 import { mapInfo } from './info.js';
@@ -55,6 +55,8 @@ export interface Dataplane {
    * itself unless keepLinks; a reload calls it when the new program's maps are ready.
    */
   linkTailCalls(): void;
+  /** what a load over an older kpbpf's pins carried over from maps this one replaced */
+  migrated?: string[];
   close(): void;
 }
 
@@ -190,9 +192,6 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
         check('bpf_obj_pin', lb.bpf_obj_pin(fd, p), p);
       };
       pin(progFd, PROG_PIN);
-      // Maps an older kpbpf used in place of some of these: the program that used them holds them
-      // while it runs; nothing else does once this one is pinned.
-      for (const n of KP_RETIRED_MAPS) rmSync(join(o.pinDir, n), { force: true });
       if (sockProgs) for (const h of SOCK_HOOKS) pin(sockProgs[h.hook], sockProgPin(h.hook));
       if (!o.keepLinks) {
         updateLinks(o.pinDir, progFd); // attached interfaces switch to the new program atomically
@@ -207,7 +206,9 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
     fds.length = sockProgs ? 1 + SOCK_HOOKS.length : 1; // the maps now own their fds
     const maps = kpMapsFromFds(mapFds);
     maps.layout.update(0, LAYOUT_VERSION);
-    return makeDataplane(progFd, maps, o.pinDir, sockProgs, tail);
+    const dp = makeDataplane(progFd, maps, o.pinDir, sockProgs, tail);
+    if (o.pinDir) dp.migrated = migrateRetired(o.pinDir, maps);
+    return dp;
   } catch (e) {
     fds.forEach(closeFd);
     tail?.close();
@@ -215,6 +216,33 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
   } finally {
     obj.close();
   }
+}
+
+/**
+ * Maps an older kpbpf used in place of some of this one's: their counts copied into the maps that
+ * replaced them (the interfaces run this program now; the old one held them while it ran), their
+ * pins removed. What was carried over, in words.
+ */
+function migrateRetired(pinDir: string, maps: KpMaps): string[] {
+  const out: string[] = [];
+  for (const name of KP_RETIRED_MAPS) {
+    const path = join(pinDir, name);
+    if (!existsSync(path)) continue;
+    const into = maps[KP_RETIRED_SUCCESSOR[name]];
+    const old = PerCpuMap.fromPin<number, object>(path, u32, (name === 'kp_vip_stats' ? vipStatsCodec : backendStatsCodec) as Codec<object>);
+    try {
+      const counted: [number, object[]][] = [];
+      for (const [id, perCpu] of old.entries()) {
+        if (id < into.slice && perCpu.some((v) => Object.values(v).some((x) => x !== 0n))) counted.push([id, perCpu]);
+      }
+      (into as { restore(e: Iterable<readonly [number, readonly object[]]>): void }).restore(counted);
+      out.push(`${name}: the counts of ${counted.length} ${counted.length === 1 ? 'id' : 'ids'} carried into ${into.info.name}`);
+    } finally {
+      old.close();
+    }
+    rmSync(path, { force: true });
+  }
+  return out;
 }
 
 /** The data plane a previous `kpbpf attach` loaded and pinned. */

@@ -112,6 +112,15 @@ export class CpuCounters<V> {
     }
   }
 
+  /** Each id's value on each CPU (`values[c]` for CPU c), through one mapping: an older kpbpf's
+   * per-CPU counts carried over. */
+  restore(entries: Iterable<readonly [number, readonly V[]]>): void {
+    const size = this.vc.size;
+    this.mapped((v) => {
+      for (const [id, values] of entries) for (let c = 0; c < this.ncpus; c++) this.vc.encode(values[c]).copy(v, this.key(id, c) * size);
+    });
+  }
+
   /** id's value on each CPU (one value: the same on all). Tests set counters with it. */
   update(id: number, value: V | V[]): void {
     for (let c = 0; c < this.ncpus; c++) this.map.update(this.key(id, c), Array.isArray(value) ? value[c] : value);

@@ -33,9 +33,10 @@ export type KpMapName = (typeof KP_MAP_NAMES)[number];
 /** Counter arrays sliced per CPU (src/maps/cpucounters.ts): the loader makes each the object's
  * size times the possible CPUs. */
 export const KP_CPU_SLICED_MAPS: readonly KpMapName[] = ['kp_vip_stats_v2', 'kp_be_stats_v2'];
-/** Pins of maps an older kpbpf made that this one replaced (per-CPU stats arrays, before v2):
- * removed once a load of this one has taken over. */
+/** Pins of maps an older kpbpf made that this one replaced (per-CPU counter arrays, before v2):
+ * a load of this one over them copies their counts into their successors and removes them. */
 export const KP_RETIRED_MAPS = ['kp_vip_stats', 'kp_be_stats'] as const;
+export const KP_RETIRED_SUCCESSOR: Record<(typeof KP_RETIRED_MAPS)[number], 'vipStats' | 'beStats'> = { kp_vip_stats: 'vipStats', kp_be_stats: 'beStats' };
 /** Maps the program keeps for itself (pinned with the rest, never read by the control plane). */
 export const KP_INTERNAL_MAPS = ['kp_scratch', 'kp_be_hops', 'kp_progs', 'kp_l4_off', 'kp_csum_acc'] as const;
 
