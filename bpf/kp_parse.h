@@ -124,6 +124,15 @@ static __always_inline int kp_parse_eth(struct kp_pkt *pkt, void **cursor)
 	return proto;
 }
 
+/* Whether a datagram of l3_len bytes is longer than the frame holds: cut short on the way, it is
+ * discarded, as a router does (RFC 1812 5.2.2; the kernel counts it in InTruncatedPkts), rather than
+ * have its L4 read, rewritten and checksummed past its real end (found by the data path's fuzzer).
+ * A frame may be longer than its datagram (Ethernet padding). */
+static __always_inline int kp_cut_short(const struct kp_pkt *pkt, __u32 l3_len)
+{
+	return ETH_HLEN + (pkt->vlan ? sizeof(struct kp_vlan_hdr) : 0) + l3_len > pkt->len;
+}
+
 /* IPv4 header with options; returns the L4 protocol or < 0. */
 static __always_inline int kp_parse_ipv4(struct kp_pkt *pkt, void **cursor)
 {
@@ -136,6 +145,8 @@ static __always_inline int kp_parse_ipv4(struct kp_pkt *pkt, void **cursor)
 		return KP_PARSE_MALFORMED;
 	hlen = ip->ihl * 4;
 	if ((void *)ip + hlen > pkt->data_end || bpf_ntohs(ip->tot_len) < hlen)
+		return KP_PARSE_MALFORMED;
+	if (kp_cut_short(pkt, bpf_ntohs(ip->tot_len)))
 		return KP_PARSE_MALFORMED;
 	pkt->ip = ip;
 	pkt->l4_len = bpf_ntohs(ip->tot_len) - hlen;
@@ -270,6 +281,8 @@ static __always_inline int kp_parse_ipv6(struct kp_pkt *pkt, void **cursor)
 		return KP_PARSE_NOT_OURS;
 	pkt->ip6 = ip6;
 	plen = bpf_ntohs(ip6->payload_len);
+	if (kp_cut_short(pkt, sizeof(*ip6) + plen))
+		return KP_PARSE_MALFORMED;
 	next = ip6->nexthdr;
 	l3 = (void *)(ip6 + 1);
 	cur = l3;

@@ -184,6 +184,7 @@ const len = (p: PacketSpec): number => buildPacket(p).length;
 
 function fixtures(): Fixture[] {
   const beA = be(predict(VIP_TCP, synA));
+  const padded = tcpTo(VIP_TCP.addr, 80, 40031);
   const beFib = be(predict(VIP_TCP, fibSyn));
   // Flows pinned to backend 1 and 2, for the flush and drain fixtures.
   const flushSport = portFor(VIP_TCP, 1, 41000);
@@ -366,6 +367,20 @@ function fixtures(): Fixture[] {
       verdict: XDP.DROP,
       output: 'input',
       stats: { DROP_MALFORMED: 1 },
+    },
+    {
+      description: 'a datagram longer than its frame (cut short on the way) is dropped, as a router discards it, not rewritten',
+      input: trunc({ ...synA, payload: Buffer.from('hello') }, 14 + 20 + 20 + 2),
+      verdict: XDP.DROP,
+      output: 'input',
+      stats: { DROP_MALFORMED: 1 },
+    },
+    {
+      description: 'a frame longer than its datagram (Ethernet padding) is served',
+      input: Buffer.concat([buildPacket(padded), Buffer.alloc(6)]),
+      verdict: XDP.PASS,
+      output: Buffer.concat([buildPacket(dnat(padded, be(predict(VIP_TCP, padded)))), Buffer.alloc(6)]),
+      stats: { DNAT: 1, TX_PASS: 1 },
     },
     {
       description: 'transit TCP with a data offset below 5 passes untouched (a router forwards it)',

@@ -20,17 +20,17 @@ const DEST_UNREACH = 3;
 const TIME_EXCEEDED = 11;
 const PARAM_PROBLEM = 12;
 
-const COUNTED = ['ICMP_XLATE', 'PASS_NOT_L4', 'TX_PASS', 'DNAT', 'SNAT', 'CT_REMAP'] as const satisfies readonly KpStatName[];
+const COUNTED = ['ICMP_XLATE', 'PASS_NOT_L4', 'TX_PASS', 'DNAT', 'SNAT', 'CT_REMAP', 'DROP_MALFORMED'] as const satisfies readonly KpStatName[];
 type Counted = (typeof COUNTED)[number];
 
 let dp: Dataplane;
 const counters = () => Object.fromEntries(COUNTED.map((n) => [n, dp.maps.stats.sum(KP_STAT[n], addU64) ?? 0n])) as Record<Counted, bigint>;
 
-function send(t: Test, what: string, input: Buffer, output: Buffer | 'input', stats: Partial<Record<Counted, number>>): Buffer {
+function send(t: Test, what: string, input: Buffer, output: Buffer | 'input', stats: Partial<Record<Counted, number>>, verdict: number = XDP.PASS): Buffer {
   const before = counters();
   const res = testRun(dp.progFd, input);
   const after = counters();
-  t.equal(res.retval, XDP.PASS, `${what}: verdict`);
+  t.equal(res.retval, verdict, `${what}: verdict`);
   t.equal(res.data.toString('hex'), (output === 'input' ? input : output).toString('hex'), `${what}: output bytes`);
   if (output !== 'input') t.same(verifyIcmp(res.data), { icmp: true, quotedIp: true }, `${what}: ICMP and quoted IP checksums`);
   for (const n of COUNTED) t.equal(after[n] - before[n], BigInt(stats[n] ?? 0), `${what}: ${n} delta`);
@@ -116,7 +116,9 @@ if (reason) {
     send(t, 'unrelated error', icmpError(stranger, DEST_UNREACH, 1), 'input', { PASS_NOT_L4: 1 });
     const echo = buildPacket({ src: CLIENT, dst: VIP_T.addr, proto: 1, payload: Buffer.from('0800f7ff00000000', 'hex') });
     send(t, 'echo request to a VIP', echo, 'input', { PASS_NOT_L4: 1 });
-    const truncated = icmpError(buildPacket(udpQuery(41005)), DEST_UNREACH, 3).subarray(0, 14 + 20 + 8 + 20 + 4);
-    send(t, 'an error quoting fewer than 8 bytes', truncated, 'input', { PASS_NOT_L4: 1 });
+    const short = icmpError(buildPacket(udpQuery(41005)), DEST_UNREACH, 3, undefined, {}, 4);
+    send(t, 'an error quoting fewer than 8 bytes', short, 'input', { PASS_NOT_L4: 1 });
+    const cut = icmpError(buildPacket(udpQuery(41005)), DEST_UNREACH, 3).subarray(0, 14 + 20 + 8 + 20 + 4);
+    send(t, 'an error cut short on the way (its datagram longer than the frame): discarded, as a router does', cut, 'input', { DROP_MALFORMED: 1 }, XDP.DROP);
   });
 }

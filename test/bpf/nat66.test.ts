@@ -109,6 +109,16 @@ function run() {
     expectFrame(t, p, { ...p, dst: BACKEND_PFX, dport: 8443 });
   });
 
+  t.test('a datagram longer than its frame (cut short on the way) is dropped, as a router discards it, not rewritten', async (t) => {
+    const cut = buildPacket(syn(40006, { payload: Buffer.from('hello') })).subarray(0, 14 + 40 + 20 + 2);
+    const d = deltas(COUNTED, () => {
+      const r = testRun(dp.progFd, cut);
+      t.equal(r.retval, XDP.DROP, 'verdict');
+      t.equal(r.data.toString('hex'), cut.toString('hex'), 'not rewritten');
+    });
+    t.same(d, { DNAT: 0, SNAT: 0, TX_PASS: 0, PASS_NO_MATCH: 0, PASS_NOT_IP: 0, DROP_MALFORMED: 1 });
+  });
+
   t.test('IPv6 not for a VIP passes untouched', async (t) => {
     const p = syn(40005, { dst: '2001:db8:99::1' });
     const d = deltas(COUNTED, () => expectFrame(t, p, 'input'));

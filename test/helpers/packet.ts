@@ -448,11 +448,11 @@ export function completeChecksum(buf: Buffer): Buffer {
 /** The ICMP error a router sends about `orig` (a frame built here), as kpbpf writes it: same MACs
  * and tag, IPv4 from orig's destination to its source (TOS 0xc0, id 0, TTL 64, no DF), ICMP
  * type/code with `rest` (4 bytes: unused, or the next-hop MTU), quoting orig's IP header and the
- * first 8 bytes after it. Checksums from scratch. */
-export function icmpError(orig: Buffer, type: number, code: number, rest: Buffer<ArrayBufferLike> = Buffer.alloc(4), outer: Partial<PacketSpec> = {}): Buffer {
+ * first `quoteL4` bytes after it (8, as RFC 792 asks). Checksums from scratch. */
+export function icmpError(orig: Buffer, type: number, code: number, rest: Buffer<ArrayBufferLike> = Buffer.alloc(4), outer: Partial<PacketSpec> = {}, quoteL4 = 8): Buffer {
   const p = parsePacket(orig);
   const { l3, l4 } = layout(orig);
-  const icmp = Buffer.concat([Buffer.from([type, code, 0, 0]), rest, orig.subarray(l3, l4 + 8)]);
+  const icmp = Buffer.concat([Buffer.from([type, code, 0, 0]), rest, orig.subarray(l3, l4 + quoteL4)]);
   icmp.writeUInt16BE(inetChecksum(icmp), 2);
   return buildPacket({ srcMac: p.srcMac, dstMac: p.dstMac, vlan: p.vlan, src: p.dst, dst: p.src, proto: IPPROTO_ICMP, payload: icmp, tos: 0xc0, id: 0, df: false, ttl: 64, ...outer });
 }
