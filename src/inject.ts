@@ -8,6 +8,10 @@ export type InjectionPoint =
   | 'run.first-apply'
   | 'apply.after-writes-begin'
   | 'apply.before-publish'
+  // a load over pins (a takeover by a restart or a newer kpbpf), after each of its steps
+  | 'load.maps-pinned'
+  | 'load.program-pinned'
+  | 'load.switched'
   // a connection-table resize (src/dataplane/resize.ts), after each of its steps
   | 'resize.set-aside'
   | 'resize.loaded'

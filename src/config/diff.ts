@@ -1,6 +1,6 @@
 // Plan the operations that turn the running data plane into the desired config.
 import { canonicalAddress, canonicalPrefix } from './address.js';
-import { TIMEOUT_NAMES, type CtTimeouts, type TimeoutName } from './timeouts.js';
+import { TIMEOUT_NAMES, type TimeoutName } from './timeouts.js';
 import type { KpConfig, KpConfConfig, KpVipConfig, L4Protocol, XdpMode } from './types.js';
 
 export type BackendState = 'active' | 'draining';

@@ -16,7 +16,6 @@ import { changedRegion, crossIndex, reparseOneVip, type CrossIndex } from '../co
 import { startConfigPreload, takeConfigPreload } from '../maglev/parallel.js';
 import { KP_BUCKETS_MAX, KP_BUCKETS_MIN } from '../config/types.js';
 import { FileBuffers } from './filebuf.js';
-import type { KpConfig } from '../config/types.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { changedVips, replacedVip, type Applied } from './incremental.js';
 import { formatOp, type VipRef } from '../config/diff.js';

@@ -1,13 +1,13 @@
 // The live data plane: program fd plus typed maps, from a fresh load or from pins.
-import { existsSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KpError } from '../errors.js';
+import { injectAt } from '../inject.js';
 import { backendStats as backendStatsCodec, LAYOUT_VERSION, u32, vipStats as vipStatsCodec, type Codec } from '../maps/codecs.js';
 import { BpfMap, PerCpuMap } from '../maps/map.js';
 import { KP_CPU_SLICED_MAPS, KP_MAP_NAMES, KP_RETIRED_MAPS, KP_RETIRED_SUCCESSOR, kpMapsFromFds, type KpMapName, type KpMaps } from '../maps/kpmaps.js';
-import koffi from 'koffi';
-import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, dupFd, lb, libcFns, MAP_FAILED, MAP_SHARED, MapCreateOpts, numPossibleCpus, opts, PROT_READ, PROT_WRITE } from './libbpf.js';
+import { check, closeFd, dupFd, lb, numPossibleCpus } from './libbpf.js';
 import { mapInfo } from './info.js';
 import { MaglevStore } from './maglevstore.js';
 import type { MaglevTable } from '../maglev/prefetch.js';
@@ -172,6 +172,7 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
   try {
     const pinDir = o.pinDir;
     if (pinDir) for (const n of fresh) obj.pinMap(n, join(pinDir, n));
+    if (pinDir && !o.keepLinks) injectAt('load.maps-pinned');
     const progFd = dupFd(obj.progFd(o.progName ?? (obj.hasProgram(XDP_PROG) ? XDP_PROG : undefined)));
     fds.push(progFd);
     // The array keeps its entries while an fd or a pin holds it: a load without pins keeps the fd.
@@ -186,16 +187,21 @@ export function loadDataplane(o: LoadOptions = {}): Dataplane {
       }
     }
     if (o.pinDir) {
+      // A reload replaces the pinned program: pinned beside it, then renamed over it, so that a
+      // crash leaves one or the other pinned, never none.
       const pin = (fd: number, name: string) => {
         const p = join(o.pinDir!, name);
-        if (existsSync(p)) unlinkSync(p); // a reload replaces the pinned program
-        check('bpf_obj_pin', lb.bpf_obj_pin(fd, p), p);
+        rmSync(`${p}_new`, { force: true });
+        check('bpf_obj_pin', lb.bpf_obj_pin(fd, `${p}_new`), p);
+        renameSync(`${p}_new`, p);
       };
       pin(progFd, PROG_PIN);
       if (sockProgs) for (const h of SOCK_HOOKS) pin(sockProgs[h.hook], sockProgPin(h.hook));
       if (!o.keepLinks) {
+        injectAt('load.program-pinned');
         updateLinks(o.pinDir, progFd); // attached interfaces switch to the new program atomically
         if (sockProgs) updateCgroupLinks(o.pinDir, sockProgs);
+        injectAt('load.switched');
       }
     }
     const mapFds = {} as Record<KpMapName, number>;

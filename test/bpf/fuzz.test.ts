@@ -14,7 +14,7 @@ import t from 'tap';
 import { parseConfig } from '../../src/config/validate.js';
 import { testRun } from '../../src/loader/index.js';
 import * as codecs from '../../src/maps/codecs.js';
-import { buildPacket, ETH_P_IP, ETH_P_IPV6, ETH_P_8021Q, fragments, icmp6Error, icmpError, IPPROTO_ICMP, IPPROTO_ICMPV6, layout, mtuWord, parsePacket, TCP_ACK, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
+import { buildPacket, ETH_P_IP, ETH_P_IPV6, ETH_P_8021Q, fragments, icmp6Error, icmpError, IPPROTO_ICMP, layout, mtuWord, parsePacket, TCP_ACK, TCP_SYN, verifyChecksums, type PacketSpec } from '../helpers/packet.js';
 import { bpfSkipReason, testControl, XDP } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 

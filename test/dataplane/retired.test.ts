@@ -4,11 +4,10 @@
 // connections and config; a reader is told what to run. The older layout is made here from this
 // object's pins: the new arrays' pins are replaced by per-CPU arrays under the old names.
 import t from 'tap';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Control } from '../../src/dataplane/control.js';
-import { BPF_MAP_TYPE, check, lb, MapCreateOpts, numPossibleCpus, opts } from '../../src/loader/libbpf.js';
-import { PerCpuMap } from '../../src/maps/map.js';
+import { makeOlderPins, olderCounts } from '../helpers/older.js';
 import { pinRoot } from '../../src/loader/index.js';
 import * as c from '../../src/maps/codecs.js';
 import { bpfSkipReason } from '../helpers/bpf.js';
@@ -36,18 +35,7 @@ else {
     t.equal(ct, undefined);
     first.dp.maps.ct.update(flow, { ...zeroCt(), backendId: 1, vipId: 1 });
     first.close();
-    // The older kpbpf's per-CPU counter arrays, with counts: VIP 1's and backend 2's.
-    const ncpus = numPossibleCpus();
-    for (const [name, codec] of [['kp_vip_stats', c.vipStats], ['kp_be_stats', c.backendStats]] as const) {
-      rmSync(join(pinDir, `${name}_v2`));
-      const fd = check('bpf_map_create', lb.bpf_map_create(BPF_MAP_TYPE.PERCPU_ARRAY, name, 4, codec.size, 16, opts(MapCreateOpts, {})));
-      check('bpf_obj_pin', lb.bpf_obj_pin(fd, join(pinDir, name)), name);
-      const m = new PerCpuMap<number, object>(fd, c.u32, codec as c.Codec<object>, name);
-      const zero = codec.decode(Buffer.alloc(codec.size));
-      if (name === 'kp_vip_stats') m.update(1, Array.from({ length: ncpus }, (_, cpu) => ({ ...zero, firstPkts: BigInt(cpu + 1), bytes: 100n })));
-      else m.update(2, Array.from({ length: ncpus }, (_, cpu) => ({ ...zero, packets: BigInt(cpu + 5), bytes: 7n })));
-      m.close();
-    }
+    makeOlderPins(pinDir);
 
     t.throws(() => Control.open({ bpffs: fs.dir, load: false }), /loaded by an older kpbpf \(it has kp_vip_stats, kp_be_stats, not kp_vip_stats_v2, kp_be_stats_v2\): kpbpf attach, kpbpf apply or kpbpf run takes it over/, 'a reader is told what takes it over');
 
@@ -56,9 +44,9 @@ else {
       t.match(taken.dp.maps.ct.lookup(flow), { backendId: 1, vipId: 1 }, 'the connection is still in the table');
       t.equal(taken.vips.list().length, 1, 'and the VIP');
       t.equal(taken.conf().buckets, 1024, 'the table kept its size');
-      t.same(taken.dp.maps.vipStats.lookup(1).map((s) => [s.firstPkts, s.bytes]), Array.from({ length: ncpus }, (_, cpu) => [BigInt(cpu + 1), 100n]), "VIP 1's counts carried over, CPU by CPU");
-      t.same(taken.dp.maps.beStats.lookup(2).map((s) => [s.packets, s.bytes]), Array.from({ length: ncpus }, (_, cpu) => [BigInt(cpu + 5), 7n]), "backend 2's too");
-      t.same(taken.dp.maps.beStats.lookup(3).map((s) => s.packets), Array.from({ length: ncpus }, () => 0n), 'an id without counts stays zero');
+      t.same(taken.dp.maps.vipStats.lookup(1).map((s) => [s.firstPkts, s.bytes]), olderCounts().vip1, "VIP 1's counts carried over, CPU by CPU");
+      t.same(taken.dp.maps.beStats.lookup(2).map((s) => [s.packets, s.bytes]), olderCounts().backend2, "backend 2's too");
+      t.same(taken.dp.maps.beStats.lookup(3).map((s) => s.packets), taken.dp.maps.beStats.lookup(3).map(() => 0n), 'an id without counts stays zero');
       t.same(taken.dp.migrated, ['kp_vip_stats: the counts of 1 id carried into kp_vip_stats_v2', 'kp_be_stats: the counts of 1 id carried into kp_be_stats_v2'], 'and it says what it carried over');
     } finally {
       taken.close();
