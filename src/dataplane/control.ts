@@ -481,7 +481,7 @@ export class Control {
     // Every recorded setting put back (a crash may have left one whose link is gone).
     for (const ifindex of recordedIfindexes(this.pinDir)) restoreChanges(this.pinDir, ifindex, ifIndexToName(ifindex));
     detachCgroups(this.pinDir);
-    const progPins = [PROG_PIN, ...SOCK_HOOKS.map((h) => sockProgPin(h.hook))];
+    const progPins = [PROG_PIN, ...SOCK_HOOKS.map((h) => sockProgPin(h.hook))].flatMap((p) => [p, `${p}_new`]); // (_new: a load's, renamed over it)
     for (const name of [...KP_MAP_NAMES, ...KP_INTERNAL_MAPS, ...KP_RETIRED_MAPS, CT_OLD_PIN, ...progPins]) rmSync(join(this.pinDir, name), { force: true });
     for (const sub of ['links', CGLINKS_SUBDIR, IFSYSCTL_SUBDIR]) {
       const dir = join(this.pinDir, sub);
