@@ -2,10 +2,10 @@
 // A connection's forward record holds the client's last packet, its reply entry the backend's (replies
 // that take the data path's fast path update only the reply entry), so both are read.
 import type { Dataplane } from '../loader/index.js';
-import { CT_FLAG, CT_STATES, type Ct, type FlowKey } from '../maps/codecs.js';
+import { CT_FLAG, CT_STATES, ct as ctCodec, flowKey as flowKeyCodec, LAYOUTS, type Ct, type FlowKey } from '../maps/codecs.js';
 import { timeoutOfState, type CtTimeouts } from '../config/timeouts.js';
 import type { FlowView, VipView } from './types.js';
-import { hostPort } from '../maps/addr.js';
+import { hostPort, writeAddr } from '../maps/addr.js';
 
 const NS_PER_S = 1_000_000_000n;
 
@@ -24,23 +24,49 @@ export function ctLive(c: Ct, timeouts: CtTimeouts, now: bigint, reply?: Ct): bo
 
 const replyId = (client: string, clientPort: number, vip: string, vipPort: number, proto: number) => `${client}|${clientPort}|${vip}|${vipPort}|${proto}`;
 
-/** Forward records with the reply entry of each, where it has one. */
-function connections(dp: Dataplane): Array<{ key: FlowKey; fwd: Ct; reply?: Ct }> {
+const [KEY_SADDR] = LAYOUTS.kp_flow_key.fields.saddr;
+const [KEY_DIR] = LAYOUTS.kp_flow_key.fields.dir;
+const [CT_BACKEND_ID] = LAYOUTS.kp_ct.fields.backend_id;
+
+/**
+ * Forward records with the reply entry of each, where it has one. With `only` (backend id ->
+ * address), just the connections of those backends: the others are skipped undecoded, their forward
+ * records by backend id, their reply entries by source address (a reply comes from the backend), so
+ * a drain's walk of a million connections makes objects only for the draining backends' few.
+ */
+function connections(dp: Dataplane, only?: ReadonlyMap<number, string>): Array<{ key: FlowKey; fwd: Ct; reply?: Ct }> {
   const fwd: Array<[FlowKey, Ct]> = [];
   const replies = new Map<string, Ct>();
-  for (const [k, c] of dp.maps.ct.entries()) {
+  const take = (k: FlowKey, c: Ct) => {
     // A masqueraded connection's reply tuple goes to the masquerade address; its entry keeps the client's.
     if (k.dir) replies.set(replyId(c.clientAddr ?? k.daddr, c.clientPort, c.vipAddr, c.vipPort, k.proto), c);
     else fwd.push([k, c]);
-  }
+  };
+  const addrs = only && new Set([...only.values()].map((a) => addrKey(a)));
+  const scanned =
+    only !== undefined &&
+    dp.maps.ct.scanBatch((keys, ko, vals, vo) => {
+      const reply = keys[ko + KEY_DIR] !== 0;
+      if (reply ? !addrs!.has(keys.toString('latin1', ko + KEY_SADDR, ko + KEY_SADDR + 16)) : !only.has(vals.readUInt32LE(vo + CT_BACKEND_ID))) return;
+      take(flowKeyCodec.decode(keys, ko), ctCodec.decode(vals, vo));
+    });
+  if (!scanned) for (const [k, c] of dp.maps.ct.entries()) if (!only || (k.dir ? addrs!.has(addrKey(k.saddr)) : only.has(c.backendId))) take(k, c);
   return fwd.map(([key, c]) => ({ key, fwd: c, reply: replies.get(replyId(key.saddr, key.sport, key.daddr, key.dport, key.proto)) }));
 }
 
-/** Backend id -> the slot generations a live connection uses. */
-export function backendsInUse(dp: Dataplane, timeouts: CtTimeouts): Map<number, Set<number>> {
+/** An address as kp_ct keys hold it (16 bytes), as a string to look up. */
+function addrKey(a: string): string {
+  const b = Buffer.alloc(16);
+  writeAddr(a, b, 0);
+  return b.toString('latin1');
+}
+
+/** Backend id -> the slot generations a live connection uses; with `only` (backend id -> address),
+ * of those backends alone. */
+export function backendsInUse(dp: Dataplane, timeouts: CtTimeouts, only?: ReadonlyMap<number, string>): Map<number, Set<number>> {
   const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, the clock of bpf_ktime_get_coarse_ns
   const inUse = new Map<number, Set<number>>();
-  for (const { fwd, reply } of connections(dp)) {
+  for (const { fwd, reply } of connections(dp, only)) {
     if (!ctLive(fwd, timeouts, now, reply)) continue;
     let gens = inUse.get(fwd.backendId);
     if (!gens) inUse.set(fwd.backendId, (gens = new Set()));

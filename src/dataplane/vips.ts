@@ -853,7 +853,7 @@ export class VipTable {
     const draining = new Map<number, Backend>();
     for (const id of this.drainingIds) draining.set(id, this.slots[id]!);
     if (!draining.size) return [];
-    const inUse = backendsInUse(this.dp, timeouts);
+    const inUse = backendsInUse(this.dp, timeouts, new Map([...draining].map(([id, b]) => [id, b.addr])));
     const freed = [...draining].filter(([id, b]) => !inUse.get(id)?.has(b.gen)).map(([id]) => id);
     for (const id of freed) this.freeBackend(id);
     return freed;
