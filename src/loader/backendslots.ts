@@ -1,5 +1,6 @@
 // kp_backends through its mapping (BPF_F_MMAPABLE): the control plane reads the 262k slots at
 // start-up and writes a full sync's 80k backends without a syscall or a staging buffer each.
+import { endianness } from 'node:os';
 import { KpError } from '../errors.js';
 import { writeAddr } from '../maps/addr.js';
 import { backend as backendCodec, BACKEND_FLAG, LAYOUTS, type Backend } from '../maps/codecs.js';
@@ -16,8 +17,14 @@ const [ADDR] = LAYOUTS.kp_backend.fields.addr;
 const [PORT] = LAYOUTS.kp_backend.fields.port;
 const [FLAGS] = LAYOUTS.kp_backend.fields.flags;
 
+/** The slot's 16 address bytes as kp_backend holds them, built here and stored four bytes at a time. */
+const addrScratch = Buffer.alloc(16);
+// The typed arrays below are in the host's byte order, taken to be little-endian (x86, arm64: the
+// build's targets).
+if (endianness() !== 'LE') throw new KpError('KP_ERR_STATE', 'kp_backends is written for a little-endian host');
+
 export class BackendSlots {
-  private mapping?: Mapping & { view: Buffer };
+  private mapping?: Mapping & { view: Buffer; u8: Uint8Array; u16: Uint16Array; u32: Uint32Array };
 
   constructor(private readonly map: BpfMap<number, Backend>) {}
 
@@ -29,7 +36,7 @@ export class BackendSlots {
   private view(): Buffer {
     if (!this.mapping) {
       const m = mapShared(this.map.fd, this.map.info.maxEntries * SIZE, 'kp_backends');
-      this.mapping = { ...m, view: Buffer.from(m.buffer) };
+      this.mapping = { ...m, view: Buffer.from(m.buffer), u8: new Uint8Array(m.buffer), u16: new Uint16Array(m.buffer), u32: new Uint32Array(m.buffer) };
     }
     return this.mapping.view;
   }
@@ -46,21 +53,25 @@ export class BackendSlots {
 
   /**
    * Write a slot in the order a concurrent reader needs: the generation first (a flushed or re-used
-   * slot stops matching its old connections before anything else changes), then the body, then the
-   * state (a slot becomes active only once it is whole). Each store is seen in order on x86 and
-   * arm64 (the stores are to one page a packet reads after a load of a table or connection).
+   * slot stops matching its old connections before its address changes), then the body, then the
+   * state (a slot becomes active only once it is whole). x86 shows plain stores to other CPUs in
+   * program order; arm64 does not, so every store is an Atomics.store (a store-release there, and
+   * store-releases are seen in program order). A new slot is also reached only through a table
+   * published after it with a store-release of its own.
    */
   write(id: number, b: Backend): void {
     if (!Number.isInteger(id) || id < 0 || id >= this.map.info.maxEntries) throw new KpError('KP_ERR_ARG', `backend id ${id} is outside kp_backends`);
-    const v = this.view();
+    this.view();
+    const { u8, u16, u32 } = this.mapping!;
     const o = id * SIZE;
-    v.writeUInt32LE(b.gen, o + GEN);
-    v.writeUInt32LE(b.vipId, o + VIP_ID);
-    v.writeUInt16LE(b.weight, o + WEIGHT);
-    writeAddr(b.addr, v, o + ADDR);
-    v.writeUInt16BE(b.port, o + PORT);
-    v[o + FLAGS] = (b.local ? BACKEND_FLAG.local : 0) | (b.terminating ? BACKEND_FLAG.terminating : 0);
-    v[o + STATE] = b.state;
+    Atomics.store(u32, (o + GEN) >> 2, b.gen);
+    Atomics.store(u32, (o + VIP_ID) >> 2, b.vipId);
+    Atomics.store(u16, (o + WEIGHT) >> 1, b.weight);
+    writeAddr(b.addr, addrScratch, 0);
+    for (let i = 0; i < 16; i += 4) Atomics.store(u32, (o + ADDR + i) >> 2, addrScratch.readUInt32LE(i));
+    Atomics.store(u16, (o + PORT) >> 1, ((b.port & 0xff) << 8) | (b.port >> 8)); // network order in a little-endian u16
+    Atomics.store(u8, o + FLAGS, (b.local ? BACKEND_FLAG.local : 0) | (b.terminating ? BACKEND_FLAG.terminating : 0));
+    Atomics.store(u8, o + STATE, b.state);
   }
 
   close(): void {
