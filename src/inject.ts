@@ -8,6 +8,7 @@ export type InjectionPoint =
   | 'run.first-apply'
   | 'apply.after-writes-begin'
   | 'apply.before-publish'
+  | 'apply.flush' // (a deferred batch: the slots and addresses written, the new VIPs' entries not yet)
   // a load over pins (a takeover by a restart or a newer kpbpf), after each of its steps
   | 'load.maps-pinned'
   | 'load.program-pinned'

@@ -370,8 +370,9 @@ function applyPlanned(control: Control, desired: KpConfig, o: ApplyOptions): App
   // A writer that crashed between its map writes and their tables left tables that no diff sees.
   if (!o.dryRun && control.tablesPending()) {
     const n = control.vips.republishAll();
+    const orphans = control.vips.freeOrphans();
     control.setTablesPending(false);
-    control.warn?.(`an earlier apply ended before it published its Maglev tables: all ${n} VIPs' tables published again`);
+    control.warn?.(`an earlier apply ended before it published its Maglev tables: all ${n} VIPs' tables published again${orphans ? `, ${orphans} backend slots of a VIP it had not made freed` : ''}`);
   }
   const only = o.onlyVips;
   const before = runningState(control, desired, only);

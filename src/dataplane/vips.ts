@@ -12,6 +12,7 @@ import { autoTableFits, autoTableLen } from '../maglev/primes.js';
 import type { BackendView, Protocol, VipSpec, VipType, VipView } from './types.js';
 import type { CtTimeouts } from '../config/timeouts.js';
 import { backendsInUse } from './connections.js';
+import { injectAt } from '../inject.js';
 import { AFFINITY_TIMEOUT_MAX, KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 import { memo } from '../config/address.js';
 
@@ -181,6 +182,8 @@ export class VipTable {
   private writes?: Writes;
   /** no VIP id below this one is free (ids are handed out lowest first) */
   private vipIdFloor = 1;
+  /** slots in use by no VIP, found by load() */
+  private orphans: number[] = [];
 
   /** nodeAddresses: the node's addresses where node ports are served, both families (asked at each change). */
   constructor(
@@ -232,8 +235,12 @@ export class VipTable {
     const use = (id: number, b: Backend) => {
       this.setSlot(id, b);
       if (id === 0) return;
-      if (b.state === BACKEND_STATE.free) this.freeIds.push(id);
-      else vips.get(b.vipId)?.backendIds.add(id);
+      const owner = b.state === BACKEND_STATE.free ? undefined : vips.get(b.vipId);
+      if (owner) owner.backendIds.add(id);
+      else this.freeIds.push(id);
+      // A used slot of no VIP: a writer killed between a new VIP's slots (written at once) and its
+      // entry (written with the batch). No table points at it: free to take, and a writer frees it.
+      if (!owner && b.state !== BACKEND_STATE.free) this.orphans.push(id);
     };
     // Most of the 262k slots are free: decode only the used ones (addresses are costly to decode).
     const [stateOff] = LAYOUTS.kp_backend.fields.state;
@@ -780,6 +787,16 @@ export class VipTable {
     else this.dp.clearMaglevTable(rec.id);
   }
 
+  /** Slots in use by no VIP (a writer died between them and their VIP's entry) marked free in the
+   * maps; how many. Slots are taken as free already: this leaves nothing to show in the maps. */
+  freeOrphans(): number {
+    this.load();
+    const ids = this.orphans.filter((id) => this.slots[id] && this.slots[id]!.state !== BACKEND_STATE.free && !this.vips!.has(this.slots[id]!.vipId));
+    this.orphans = [];
+    for (const id of ids) this.writeBackend(id, { ...this.slots[id]!, state: BACKEND_STATE.free, gen: (this.slots[id]!.gen + 1) >>> 0 });
+    return ids.length;
+  }
+
   /** Every VIP's table built and published again from its backends (after a crash left some stale). */
   republishAll(): number {
     const vips = this.load();
@@ -840,6 +857,7 @@ export class VipTable {
     const set = [...w.addrs].filter(([, f]) => f !== 0);
     if (set.length) this.maps.addrs.updateBatch(set);
     for (const [addr, f] of w.addrs) if (f === 0) this.maps.addrs.delete(addr);
+    injectAt('apply.flush');
     // The VIP entries last: a VIP becomes reachable once what it points at is in place.
     if (w.vips.size) this.maps.vips.updateBatch([...w.vips.values()]);
   }

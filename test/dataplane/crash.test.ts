@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Control, KP_CONF_F_TABLES_PENDING } from '../../src/dataplane/control.js';
+import { BACKEND_STATE } from '../../src/dataplane/vips.js';
 import { KPBPF } from '../helpers/e2e.js';
 import { bpfSkipReason } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
@@ -63,6 +64,35 @@ function run() {
     const healed = look();
     t.same(healed.inTable, healed.ids, 'the table holds exactly the active backends');
     t.notOk(healed.pending);
+  });
+
+  t.test('killed before the entry of a VIP it adds is written: no backend slot is left owned by no VIP', async (t) => {
+    // The new VIP's backend slots are written at once (through the mapping), its entry with the
+    // batch: killed in between, the slots name a VIP id that no entry has.
+    const second = (inject?: string) => {
+      const file = join(dir, 'c2.json');
+      writeFileSync(file, JSON.stringify({ conf: { buckets: 1024 }, vips: [
+        { prefix: VIP, port: 80, target_port: 8080, backends: ['198.18.1.2', '198.18.2.2', '198.18.3.2'] },
+        { prefix: '198.18.100.71/32', port: 80, target_port: 8080, backends: ['198.18.5.2', '198.18.6.2'] },
+      ] }));
+      return spawnSync(process.execPath, [KPBPF, '--bpffs', fs.dir, 'apply', '-f', file], { encoding: 'utf8', env: { ...process.env, ...(inject ? { KPBPF_INJECT: inject } : {}) } });
+    };
+    const used = () => {
+      const c = Control.open({ bpffs: fs.dir, load: false });
+      try {
+        return [...c.dp.maps.backends.entries()].filter(([id, b]) => id !== 0 && b.state !== BACKEND_STATE.free).length;
+      } finally {
+        c.close();
+      }
+    };
+    t.equal(second(undefined).status, 0);
+    t.equal(apply(['198.18.1.2', '198.18.2.2', '198.18.3.2']).status, 0, 'back to one VIP');
+    const before = used();
+    t.equal(second('apply.flush=kill').signal, 'SIGKILL', 'killed between its slots and its entry');
+    t.equal(apply(['198.18.1.2', '198.18.2.2', '198.18.3.2']).status, 0, 'the next apply');
+    t.equal(used(), before, 'the slots the killed apply took are free again');
+    t.equal(second(undefined).status, 0);
+    t.equal(used(), before + 2, 'and the VIP takes two when it comes');
   });
 
   t.test('killed as its writes begin: the next apply makes them and publishes', async (t) => {
