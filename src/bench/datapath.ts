@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Control } from '../dataplane/control.js';
 import { parseConfig } from '../config/validate.js';
 import { BpfObject, testRun } from '../loader/index.js';
-import { closeFd, dupFd, numPossibleCpus } from '../loader/libbpf.js';
+import { closeFd, dupFd, numPossibleCpus } from '../sys/libbpf.js';
 import { addU64, BpfMap } from '../maps/map.js';
 import { CT_FLAG, CT_STATES, KP_DIR, ct as ctCodec, flowKey as flowKeyCodec, type Ct, type FlowKey } from '../maps/codecs.js';
 import { KP_STAT_NAMES } from '../dataplane/stats.js';

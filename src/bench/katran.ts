@@ -4,7 +4,7 @@
 // reals, the default router's MAC, and a per-CPU LRU of the size asked for. Its paths are verified
 // by its own counters (stats[MAX_VIPS + LRU_CNTRS]: v1 packets through the LRU, v2 misses).
 import { BpfObject } from '../loader/object.js';
-import { BPF_MAP_TYPE, check, closeFd, dupFd, lb, MapCreateOpts, numPossibleCpus, opts } from '../loader/libbpf.js';
+import { BPF_MAP_TYPE, check, closeFd, dupFd, lb, MapCreateOpts, numPossibleCpus, opts } from '../sys/libbpf.js';
 import { BpfMap, PerCpuMap, addRecords } from '../maps/map.js';
 import type { Codec } from '../maps/codecs.js';
 import { ipv4ToInt } from './rulesets.js';

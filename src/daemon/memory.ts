@@ -5,7 +5,7 @@
 // resident at the sync, 307 MiB two seconds later, where without them it stayed at 382 MiB).
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { libcFns } from '../loader/libbpf.js';
+import { libcFns } from '../sys/libbpf.js';
 
 export function settleMemory(): void {
   try {

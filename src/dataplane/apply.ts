@@ -8,7 +8,7 @@ import type { Control } from './control.js';
 import { endMaglevPrefetch, hasMaglevPrefetch, PARALLEL_MIN_JOBS, prefetchMaglevTables, prepareMaglevHelper, type PrefetchJob } from '../maglev/parallel.js';
 import { KP_MAX_SRC_RANGES, KP_MAX_VIP_PREFIXES, KP_MAX_VIPS, type VipHandle } from './vips.js';
 import { configTables, maglevTableTag } from '../maglev/expected.js';
-import { ifNameToIndex } from '../loader/libbpf.js';
+import { ifNameToIndex } from '../sys/libbpf.js';
 import { injectAt } from '../inject.js';
 
 export interface ApplyResult {

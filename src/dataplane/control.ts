@@ -19,9 +19,9 @@ import {
   type Dataplane,
   type XdpMode,
 } from '../loader/index.js';
-import { closeFd, ifIndexToName, ifNameToIndex, lb } from '../loader/libbpf.js';
+import { closeFd, ifIndexToName, ifNameToIndex, lb } from '../sys/libbpf.js';
 import { applyChanges, describeChange, IFSYSCTL_SUBDIR, neededChanges, recordedIfindexes, restoreChanges, type SysctlChange } from '../loader/ifsysctl.js';
-import { mapInfo } from '../loader/info.js';
+import { mapInfo } from '../sys/info.js';
 import { attachCgroup, cgroupId, CGLINKS_SUBDIR, detachCgroups, listCgroups, SOCK_HOOKS, sockProgPin, type CgroupAttachment } from '../loader/cgroup.js';
 import { KP_INTERNAL_MAPS, KP_MAP_NAMES, KP_RETIRED_MAPS } from '../maps/kpmaps.js';
 import { flushNextHops } from './nexthops.js';

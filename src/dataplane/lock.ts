@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import koffi from 'koffi';
 import { KpError } from '../errors.js';
-import { libcFns } from '../loader/libbpf.js';
+import { libcFns } from '../sys/libbpf.js';
 
 const WAIT_MS = Number(process.env.KPBPF_LOCK_WAIT_MS) || 10_000;
 const POLL_MS = 50;

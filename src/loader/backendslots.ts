@@ -5,8 +5,8 @@ import { KpError } from '../errors.js';
 import { writeAddr } from '../maps/addr.js';
 import { backend as backendCodec, BACKEND_FLAG, LAYOUTS, type Backend } from '../maps/codecs.js';
 import type { BpfMap } from '../maps/map.js';
-import { BPF_F_MMAPABLE } from './libbpf.js';
-import { mapShared, unmap, type Mapping } from './mapping.js';
+import { BPF_F_MMAPABLE } from '../sys/libbpf.js';
+import { mapShared, unmap, type Mapping } from '../sys/mapping.js';
 
 const SIZE = LAYOUTS.kp_backend.size;
 const [STATE] = LAYOUTS.kp_backend.fields.state;

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { KpError, bpfError } from '../errors.js';
-import { check, closeFd, lb, LinkCreateOpts, openFd, opts } from './libbpf.js';
+import { check, closeFd, lb, LinkCreateOpts, openFd, opts } from '../sys/libbpf.js';
 
 /** The hooks, their programs in kp.bpf.o and attach types (enum bpf_attach_type). */
 export const SOCK_HOOKS = [

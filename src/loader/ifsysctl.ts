@@ -14,7 +14,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KpError } from '../errors.js';
-import { check, lb } from './libbpf.js';
+import { check, lb } from '../sys/libbpf.js';
 
 export const IFSYSCTL_SUBDIR = 'ifsysctl';
 

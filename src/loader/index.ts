@@ -15,4 +15,4 @@ export {
   type PinnedLink,
 } from './xdp.js';
 export { testRun, type TestRunResult } from './testrun.js';
-export { mapInfo, progInfo, linkInfo, type MapInfo, type ProgInfo, type LinkInfo } from './info.js';
+export { mapInfo, progInfo, linkInfo, type MapInfo, type ProgInfo, type LinkInfo } from '../sys/info.js';

@@ -3,9 +3,9 @@
 // a copy into memory; no map is created and no syscall made per table.
 import { KpError } from '../errors.js';
 import type { BpfMap } from '../maps/map.js';
-import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, lb, MapCreateOpts, opts } from './libbpf.js';
-import { mapInfo } from './info.js';
-import { mapShared, unmap, type Mapping } from './mapping.js';
+import { BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_MAP_TYPE, check, closeFd, lb, MapCreateOpts, opts } from '../sys/libbpf.js';
+import { mapInfo } from '../sys/info.js';
+import { mapShared, unmap, type Mapping } from '../sys/mapping.js';
 import { RunAllocator } from './runs.js';
 import type { MaglevTable } from '../maglev/prefetch.js';
 

@@ -3,8 +3,8 @@
 // reported field by field.
 import { existsSync } from 'node:fs';
 import { KpError, bpfError } from '../errors.js';
-import { mapInfo } from './info.js';
-import { addressOf, BPF_F_RDONLY_PROG, BPF_MAP_TYPE, check, checkPtr, closeFd, lb, OpenOpts, opts, type Ptr } from './libbpf.js';
+import { mapInfo } from '../sys/info.js';
+import { addressOf, BPF_F_RDONLY_PROG, BPF_MAP_TYPE, check, checkPtr, closeFd, lb, OpenOpts, opts, type Ptr } from '../sys/libbpf.js';
 
 /** Verifier logs of a failing program at level 1 fit easily; the kernel keeps the tail if not. */
 const LOG_SIZE = 16 * 1024 * 1024;

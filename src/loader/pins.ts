@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, statfsSync } from 'node:fs';
 import koffi from 'koffi';
 import { KpError, bpfError } from '../errors.js';
-import { libcFns } from './libbpf.js';
+import { libcFns } from '../sys/libbpf.js';
 
 export const BPF_FS_MAGIC = 0xcafe4a11;
 export const DEFAULT_BPFFS = '/sys/fs/bpf';

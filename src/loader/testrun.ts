@@ -1,5 +1,5 @@
 // BPF_PROG_TEST_RUN of an XDP program on one packet.
-import { addressOf, check, lb, opts, TestRunOpts } from './libbpf.js';
+import { addressOf, check, lb, opts, TestRunOpts } from '../sys/libbpf.js';
 
 /** Room for the program to grow the packet (bpf_xdp_adjust_head/tail). */
 const OUT_HEADROOM = 4096;

@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { KpError, bpfError } from '../errors.js';
-import { linkInfo } from './info.js';
+import { linkInfo } from '../sys/info.js';
 import {
   BPF_XDP,
   check,
@@ -14,7 +14,7 @@ import {
   opts,
   XDP_FLAGS_DRV_MODE,
   XDP_FLAGS_SKB_MODE,
-} from './libbpf.js';
+} from '../sys/libbpf.js';
 
 export type XdpMode = 'native' | 'generic' | 'auto';
 export const LINKS_SUBDIR = 'links';

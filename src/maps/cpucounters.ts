@@ -3,8 +3,8 @@
 // made for the call and removed after it: the kernel maps a BPF array's pages at mmap, so a mapping
 // kept open would count the whole array, all CPUs' slices, in the daemon's resident memory.
 import { KpError } from '../errors.js';
-import { BPF_F_MMAPABLE, numPossibleCpus } from '../loader/libbpf.js';
-import { mapShared, unmap } from '../loader/mapping.js';
+import { BPF_F_MMAPABLE, numPossibleCpus } from '../sys/libbpf.js';
+import { mapShared, unmap } from '../sys/mapping.js';
 import { u32, type Codec } from './codecs.js';
 import { BpfMap } from './map.js';
 

@@ -1,6 +1,6 @@
 // The data plane's maps (docs/DESIGN.md), typed.
 import { KpError } from '../errors.js';
-import { closeFd } from '../loader/libbpf.js';
+import { closeFd } from '../sys/libbpf.js';
 import * as c from './codecs.js';
 import { BpfMap, PerCpuMap } from './map.js';
 import { CpuCounters } from './cpucounters.js';

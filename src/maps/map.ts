@@ -1,6 +1,6 @@
 // Typed access to a BPF map fd: lookup/update/delete, iteration, batches, per-CPU values.
 import { KpError, bpfError } from '../errors.js';
-import { mapInfo, type MapInfo } from '../loader/info.js';
+import { mapInfo, type MapInfo } from '../sys/info.js';
 import {
   BatchOpts,
   BPF_ANY,
@@ -11,7 +11,7 @@ import {
   numPossibleCpus,
   opts,
   PERCPU_MAP_TYPES,
-} from '../loader/libbpf.js';
+} from '../sys/libbpf.js';
 import type { Codec } from './codecs.js';
 
 /** Entries per batch syscall for already encoded updates (the kernel copies them in one go). */

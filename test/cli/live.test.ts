@@ -10,7 +10,7 @@ import { lockPath, lockWriter } from '../../src/dataplane/lock.js';
 import { VipTable } from '../../src/dataplane/vips.js';
 import { DEFAULT_OBJECT, testRun } from '../../src/loader/index.js';
 import { buildPacket, parsePacket } from '../helpers/packet.js';
-import { lb } from '../../src/loader/libbpf.js';
+import { lb } from '../../src/sys/libbpf.js';
 import { BpfMap } from '../../src/maps/map.js';
 import { LAYOUT_VERSION, MASQ_V4, MASQ_V6, u32 } from '../../src/maps/codecs.js';
 import { skipUnlessCi } from '../helpers/ci.js';

@@ -6,8 +6,8 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { linkInfo, mapInfo, progMapIdsById } from '../../src/loader/info.js';
-import { check, closeFd, lb } from '../../src/loader/libbpf.js';
+import { linkInfo, mapInfo, progMapIdsById } from '../../src/sys/info.js';
+import { check, closeFd, lb } from '../../src/sys/libbpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 import { CLIENT, e2eHarness, e2eSkipReason, KPBPF } from '../helpers/e2e.js';
 

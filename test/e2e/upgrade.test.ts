@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfObject } from '../../src/loader/object.js';
-import { check, closeFd, dupFd, lb } from '../../src/loader/libbpf.js';
+import { check, closeFd, dupFd, lb } from '../../src/sys/libbpf.js';
 import { updateLinks } from '../../src/loader/xdp.js';
 import { BpfMap, PerCpuMap, addRecords } from '../../src/maps/map.js';
 import * as c from '../../src/maps/codecs.js';

@@ -3,7 +3,7 @@
 // firstPkts c + 1, bytes 100) and backend 2 (packets c + 5, bytes 7).
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BPF_MAP_TYPE, check, lb, MapCreateOpts, numPossibleCpus, opts } from '../../src/loader/libbpf.js';
+import { BPF_MAP_TYPE, check, lb, MapCreateOpts, numPossibleCpus, opts } from '../../src/sys/libbpf.js';
 import * as c from '../../src/maps/codecs.js';
 import { PerCpuMap } from '../../src/maps/map.js';
 

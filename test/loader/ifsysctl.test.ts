@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyChanges, neededChanges, recordedIfindexes, restoreChanges } from '../../src/loader/ifsysctl.js';
-import { BPF_MAP_TYPE, check, closeFd, lb } from '../../src/loader/libbpf.js';
+import { BPF_MAP_TYPE, check, closeFd, lb } from '../../src/sys/libbpf.js';
 import { notRootReason, privateBpffs } from './fixtures/helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kpbpf-sysctl-'));

@@ -2,7 +2,7 @@
 // zeroed with batched updates, read and summed through a mapping made for each read.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { BPF_F_MMAPABLE, BPF_MAP_TYPE, check, dupFd, lb, MapCreateOpts, numPossibleCpus, opts } from '../../src/loader/libbpf.js';
+import { BPF_F_MMAPABLE, BPF_MAP_TYPE, check, dupFd, lb, MapCreateOpts, numPossibleCpus, opts } from '../../src/sys/libbpf.js';
 import * as c from '../../src/maps/codecs.js';
 import { CpuCounters, ZERO_MAPPED_MIN } from '../../src/maps/cpucounters.js';
 import { BpfMap } from '../../src/maps/map.js';

@@ -1,7 +1,7 @@
 // The typed map API against real kernel maps (needs root).
 import t from 'tap';
 import { join } from 'node:path';
-import { BPF_F_NO_PREALLOC, BPF_MAP_TYPE, BPF_NOEXIST, check, lb, MapCreateOpts, numPossibleCpus, opts } from '../../src/loader/libbpf.js';
+import { BPF_F_NO_PREALLOC, BPF_MAP_TYPE, BPF_NOEXIST, check, lb, MapCreateOpts, numPossibleCpus, opts } from '../../src/sys/libbpf.js';
 import * as c from '../../src/maps/codecs.js';
 import { addRecords, addU64, BpfMap, PerCpuMap } from '../../src/maps/map.js';
 import { notRootReason, privateBpffs } from '../loader/fixtures/helpers.js';
