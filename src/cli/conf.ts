@@ -11,7 +11,7 @@ import { parsePrefix } from '../maps/addr.js';
 import { KP_NODEPORT_PREFIXES } from '../maps/codecs.js';
 import { parseMasqAddress, parseMasqPorts, parseNat46Prefix } from '../config/masq.js';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
-import { localPortRange } from '../dataplane/nodeaddrs.js';
+import { localPortRange } from '../sys/host.js';
 
 export const MIN_BUCKETS = 1024;
 export const MAX_BUCKETS = 1 << 24;

@@ -1,8 +1,12 @@
 // The validated config (`kpbpf apply -f FILE`), every default filled and addresses canonical.
 import type { CtTimeouts } from './timeouts.js';
-import type { CrossEncap, VipType } from '../dataplane/types.js';
 
 export type XdpMode = 'native' | 'generic' | 'auto';
+/** Kubernetes' service types, as the seed plugin names them. */
+export type VipType = 'clusterip' | 'nodeport' | 'loadbalancer' | 'externalip';
+export const VIP_TYPES: VipType[] = ['clusterip', 'nodeport', 'loadbalancer', 'externalip'];
+/** A VIP whose backends are of the other family. */
+export type CrossEncap = 'nat46' | 'nat64';
 export type L4Protocol = 'tcp' | 'udp';
 
 export interface KpConfConfig {

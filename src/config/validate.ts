@@ -1,7 +1,7 @@
 // Config file → KpConfig: ajv schema plus semantic checks, every problem reported at once.
 import { readFileSync } from 'node:fs';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from './types.js';
-import type { CrossEncap, VipType } from '../dataplane/types.js';
+import type { CrossEncap, VipType } from './types.js';
 import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { KpError } from '../errors.js';
 import { isPrime } from '../maglev/primes.js';
@@ -10,7 +10,7 @@ import { scanJsonText } from './jsonscan.js';
 import { decodeConfigBytes, jsonErrorAt } from './jsonerror.js';
 import { AFFINITY_TIMEOUT_DEFAULT } from './types.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, parseMasqAddress, parseMasqPorts, parseNat46Prefix } from './masq.js';
-import { localPortRange } from '../dataplane/nodeaddrs.js';
+import { localPortRange } from '../sys/host.js';
 import { configSchema, PATTERN_TEXT } from './schema.js';
 import { DEFAULT_TIMEOUTS, TIMEOUT_NAMES, type CtTimeouts } from './timeouts.js';
 import {

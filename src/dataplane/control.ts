@@ -30,7 +30,7 @@ import { parsePrefix } from '../maps/addr.js';
 import { KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 import type { Config, Masq, Settings } from '../maps/codecs.js';
 import { KP_MASQ_PORT_MAX, KP_MASQ_PORT_MIN, NAT46_PREFIX_DEFAULT, parseMasqPorts, parseNat46Prefix } from '../config/masq.js';
-import { localPortRange } from './nodeaddrs.js';
+import { localPortRange } from '../sys/host.js';
 import { VipTable, type RemovedBackend } from './vips.js';
 import { lockWriter, type WriterLock } from './lock.js';
 import { readStats } from './stats.js';

@@ -1,6 +1,5 @@
 // The node's own addresses, where node ports are served (kube-proxy's default for
 // --nodeport-addresses: every address of the node). Loopback is left out: XDP never sees it.
-import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { addrToBytes, parsePrefix } from '../maps/addr.js';
 
@@ -31,12 +30,3 @@ export function inPrefixes(addr: string, prefixes: string[]): boolean {
   });
 }
 
-/** The node's ephemeral port range (net.ipv4.ip_local_port_range), or undefined if unreadable. */
-export function localPortRange(): [number, number] | undefined {
-  try {
-    const [a, b] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    return Number.isInteger(a) && Number.isInteger(b) ? [a, b] : undefined;
-  } catch {
-    return undefined;
-  }
-}

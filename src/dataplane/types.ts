@@ -1,11 +1,9 @@
 // Views of the running data plane, as the CLI prints them and `apply` diffs against them.
+import type { CrossEncap, VipType } from '../config/types.js';
+export { VIP_TYPES, type CrossEncap, type VipType } from '../config/types.js';
 import type { CtTimeouts } from '../config/timeouts.js';
 export type Protocol = 'tcp' | 'udp';
 export type BackendState = 'active' | 'draining';
-
-/** Kubernetes' service types, as the seed plugin names them. */
-export type VipType = 'clusterip' | 'nodeport' | 'loadbalancer' | 'externalip';
-export const VIP_TYPES: VipType[] = ['clusterip', 'nodeport', 'loadbalancer', 'externalip'];
 
 export interface VipSpec {
   prefix: string; // canonical, e.g. '198.18.100.10/32'
@@ -30,7 +28,6 @@ export interface VipSpec {
   encap?: CrossEncap;
 }
 
-export type CrossEncap = 'nat46' | 'nat64';
 
 export type TrafficPolicy = 'cluster' | 'local';
 

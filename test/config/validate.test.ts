@@ -8,7 +8,7 @@ import { parseConfig, parseConfigText, loadConfigFile } from '../../src/config/v
 import { appliedOf, changedVips } from '../../src/daemon/incremental.js';
 import { configSchema } from '../../src/config/schema.js';
 import { KpError } from '../../src/errors.js';
-import { localPortRange } from '../../src/dataplane/nodeaddrs.js';
+import { localPortRange } from '../../src/sys/host.js';
 
 /** This machine's ephemeral ports, which masquerade ports must avoid. */
 const EPH = localPortRange() ?? [32768, 60999];
