@@ -4,7 +4,7 @@
 import { KpError } from '../errors.js';
 import type { Dataplane } from '../loader/index.js';
 import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr, ipv4Value } from '../maps/addr.js';
-import { ADDR_FLAG, LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
+import { LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
 import { buildMaglevTable } from '../maglev/table.js';
 import { buildMaglevTables } from '../maglev/parallel.js';
 import { maglevTableTag } from '../maglev/expected.js';
@@ -12,7 +12,8 @@ import { autoTableFits, autoTableLen } from '../maglev/primes.js';
 import type { BackendView, Protocol, VipSpec, VipType, VipView } from './types.js';
 import type { CtTimeouts } from '../config/timeouts.js';
 import { backendsInUse } from './connections.js';
-import { injectAt } from '../inject.js';
+import { AddrRefs, type AddrKind } from './addrrefs.js';
+import { WriteBatch } from './writebatch.js';
 import { AFFINITY_TIMEOUT_MAX, KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 import { memo } from '../config/address.js';
 
@@ -144,18 +145,6 @@ export interface VipHandle {
   id: number;
 }
 
-/** Writes of a deferred batch: counters to zero, backend slots, address flags, the entries of new
- * exact VIPs, made in that order by flushWrites(). */
-interface Writes {
-  /** ids whose counters start at zero (an id freed and taken again in one batch is listed twice: harmless) */
-  vipZeroStats: number[];
-  zeroStats: number[];
-  backends: Map<number, Backend>;
-  addrs: Map<string, number>;
-  /** entries of VIPs added in this batch */
-  vips: Map<string, [VipKey, Vip]>;
-}
-const newWrites = (): Writes => ({ vipZeroStats: [], zeroStats: [], backends: new Map(), addrs: new Map(), vips: new Map() });
 const vipKeyId = (k: VipKey) => `${k.addr}|${k.port}|${k.proto}`;
 
 const vipIdentity = (prefix: string, protocol: string, port: number) => `${prefix}|${protocol}|${port}`;
@@ -171,7 +160,7 @@ export class VipTable {
   /** VIPs whose table must be republished, and removed backends waiting for that */
   private dirty = new Set<number>();
   /** How many exact VIPs and used backend slots have each address (kp_addrs holds the flags). */
-  private addrRefs = new Map<string, { vip: number; be: number }>();
+  private addrRefs = new AddrRefs(() => this.maps.addrs);
   private pendingRemovals = new Map<number, boolean>();
   /** "protocol/node port" -> the VIP id that has it */
   private nodePortOwner = new Map<string, number>();
@@ -179,7 +168,7 @@ export class VipTable {
    * Writes of a deferred batch (apply), made by publishPending() before the tables that use them:
    * tens of thousands of backends then cost a few batch syscalls instead of one each.
    */
-  private writes?: Writes;
+  private writes?: WriteBatch;
   /** no VIP id below this one is free (ids are handed out lowest first) */
   private vipIdFloor = 1;
   /** slots in use by no VIP, found by load() */
@@ -264,44 +253,15 @@ export class VipTable {
 
   /** Address refcounts from the snapshot; kp_addrs is made to match (it may predate them). */
   private loadAddrs(): void {
-    for (const rec of this.vips!.values()) if (rec.location.kind === 'exact') this.countAddr(rec.location.key.addr, 'vip', 1);
+    for (const rec of this.vips!.values()) if (rec.location.kind === 'exact') this.addrRefs.count(rec.location.key.addr, 'vip', 1);
     this.slots.forEach((b, id) => {
-      if (id !== 0 && b && b.state !== BACKEND_STATE.free) this.countAddr(b.addr, 'be', 1);
+      if (id !== 0 && b && b.state !== BACKEND_STATE.free) this.addrRefs.count(b.addr, 'be', 1);
     });
-    const have = new Map(this.maps.addrs.entries());
-    for (const [addr] of this.addrRefs) if (have.get(addr) !== this.addrFlags(addr)) this.maps.addrs.update(addr, this.addrFlags(addr));
-    for (const addr of have.keys()) if (!this.addrRefs.has(addr)) this.maps.addrs.delete(addr);
+    this.addrRefs.reconcile();
   }
 
-  private addrFlags(addr: string): number {
-    return flagsOf(this.addrRefs.get(addr));
-  }
-
-  private countAddr(addr: string, kind: 'vip' | 'be', delta: number): void {
-    this.bumpAddr(addr, kind, delta);
-  }
-
-  /** The refcount change, and the address's flags before and after it (one lookup: a full sync
-   * counts 90k addresses). */
-  private bumpAddr(addr: string, kind: 'vip' | 'be', delta: number): { before: number; after: number } {
-    let r = this.addrRefs.get(addr);
-    const before = flagsOf(r);
-    if (!r) {
-      r = { vip: 0, be: 0 };
-      this.addrRefs.set(addr, r);
-    }
-    r[kind] += delta;
-    if (r.vip <= 0 && r.be <= 0) this.addrRefs.delete(addr);
-    return { before, after: r.vip <= 0 && r.be <= 0 ? 0 : flagsOf(r) };
-  }
-
-  /** A change of an address's refcount, written to kp_addrs when its flags change. */
-  private refAddr(addr: string, kind: 'vip' | 'be', delta: number): void {
-    const { before, after } = this.bumpAddr(addr, kind, delta);
-    if (after === before) return;
-    if (this.writes) this.writes.addrs.set(addr, after);
-    else if (after) this.maps.addrs.update(addr, after);
-    else this.maps.addrs.delete(addr);
+  private refAddr(addr: string, kind: AddrKind, delta: number): void {
+    this.addrRefs.ref(addr, kind, delta, this.writes?.addrs);
   }
 
   private backendView(id: number, withSlots?: Map<number, number>): BackendView {
@@ -419,7 +379,7 @@ export class VipTable {
       this.update(existing, spec);
       return existing.id;
     }
-    if (o.defer) this.writes ??= newWrites(); // a full sync adds 10k VIPs: their entries in one batch
+    if (o.defer) this.writes ??= new WriteBatch(); // a full sync adds 10k VIPs: their entries in one batch
     const id = this.nextVipId();
     const prefix = p.len128 < 128;
     const type = specType(spec);
@@ -691,7 +651,7 @@ export class VipTable {
   putBackends(v: VipHandle, addrs: string[], weight: number, o: { defer?: boolean; local?: boolean; terminating?: boolean } = {}): number[] {
     const rec = this.record(v);
     const canon = this.canonicalFor(rec, addrs);
-    if (o.defer) this.writes ??= newWrites();
+    if (o.defer) this.writes ??= new WriteBatch();
     const byAddr = new Map<string, number>();
     for (const id of rec.backendIds) byAddr.set(this.slots[id]!.addr, id);
     let fresh = 0;
@@ -846,20 +806,11 @@ export class VipTable {
     this.pendingRemovals.clear();
   }
 
-  /** The deferred writes, backends and their counters before the addresses and VIPs that point at them. */
+  /** The deferred writes (src/dataplane/writebatch.ts), in the order a reader needs. */
   private flushWrites(): void {
     const w = this.writes;
-    if (!w) return;
     this.writes = undefined;
-    this.maps.vipStats.zero(w.vipZeroStats);
-    this.maps.beStats.zero(w.zeroStats);
-    if (w.backends.size) this.maps.backends.updateBatch([...w.backends]);
-    const set = [...w.addrs].filter(([, f]) => f !== 0);
-    if (set.length) this.maps.addrs.updateBatch(set);
-    for (const [addr, f] of w.addrs) if (f === 0) this.maps.addrs.delete(addr);
-    injectAt('apply.flush');
-    // The VIP entries last: a VIP becomes reachable once what it points at is in place.
-    if (w.vips.size) this.maps.vips.updateBatch([...w.vips.values()]);
+    w?.flush(this.maps);
   }
 
   /**
@@ -877,7 +828,5 @@ export class VipTable {
     return freed;
   }
 }
-
-const flagsOf = (r: { vip: number; be: number } | undefined): number => (r ? (r.vip > 0 ? ADDR_FLAG.vip : 0) | (r.be > 0 ? ADDR_FLAG.backend : 0) : 0);
 
 const maglevBackends = (use: { id: number; b: Backend }[]) => use.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight }));
