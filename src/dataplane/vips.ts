@@ -4,8 +4,7 @@
 import { KpError } from '../errors.js';
 import type { Dataplane } from '../loader/index.js';
 import { parsePrefix, V4_MAPPED_BITS, addrToBytes, bytesToAddr, ipv4Value } from '../maps/addr.js';
-import { LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
-import { buildMaglevTable } from '../maglev/table.js';
+import { BACKEND_STATE, LAYOUTS, backend as backendCodec, type Backend, type Vip, type VipKey, type VipPfxKey } from '../maps/codecs.js';
 import { buildMaglevTables } from '../maglev/parallel.js';
 import { maglevTableTag } from '../maglev/expected.js';
 import { autoTableFits, autoTableLen } from '../maglev/primes.js';
@@ -14,6 +13,7 @@ import type { CtTimeouts } from '../config/timeouts.js';
 import { backendsInUse } from './connections.js';
 import { AddrRefs, type AddrKind } from './addrrefs.js';
 import { WriteBatch } from './writebatch.js';
+import { buildTable, maglevBackends, tableBackends, type Slot } from './tables.js';
 import { AFFINITY_TIMEOUT_MAX, KP_NODEPORT_MAX, KP_NODEPORT_MIN } from '../config/types.js';
 import { memo } from '../config/address.js';
 
@@ -72,7 +72,7 @@ function specType(spec: VipSpec): VipType {
 }
 
 const TYPE_FLAGS: Record<VipType, number> = { clusterip: 0, nodeport: 0, loadbalancer: KP_VIP_F_LB, externalip: KP_VIP_F_EXTERNAL };
-export const BACKEND_STATE = { free: 0, active: 1, draining: 2 } as const;
+export { BACKEND_STATE } from '../maps/codecs.js';
 export const PROTO_NUM: Record<Protocol, number> = { tcp: 6, udp: 17 };
 const PROTO_NAME: Record<number, Protocol> = { 6: 'tcp', 17: 'udp' };
 
@@ -721,24 +721,13 @@ export class VipTable {
     else if (this.dp.hasMaglevTable(rec.id, true)) this.dp.clearMaglevTable(rec.id, true);
   }
 
-  /** The backends a VIP's table is made of (all, or its local ones). */
-  private tableBackends(rec: VipRecord, localOnly = false): { id: number; b: Backend }[] {
-    const active: { id: number; b: Backend }[] = [];
-    let terminating = 0;
-    for (const id of rec.backendIds) {
-      const b = this.slots[id]!;
-      if (b.state !== BACKEND_STATE.active || (localOnly && !b.local)) continue;
-      active.push({ id, b });
-      if (b.terminating) terminating++;
-    }
-    // Terminating endpoints (KEP-1669) take new connections only while no ready one exists.
-    return terminating && terminating < active.length ? active.filter(({ b }) => !b.terminating) : active;
+  /** The backends a VIP's table is made of (all, or its local ones): src/dataplane/tables.ts. */
+  private tableBackends(rec: VipRecord, localOnly = false): Slot[] {
+    return tableBackends(rec.backendIds, this.slots, localOnly);
   }
 
   private buildTable(rec: VipRecord, size: number, localOnly = false): Uint32Array | undefined {
-    const use = this.tableBackends(rec, localOnly);
-    if (!use.length) return undefined;
-    return buildMaglevTable(maglevBackends(use), size);
+    return buildTable(this.tableBackends(rec, localOnly), size);
   }
 
   private publishTable(rec: VipRecord, size: number): void {
@@ -783,7 +772,7 @@ export class VipTable {
     // Every table of the batch built at once (on two threads when there are many), then published:
     // all backends first, then the local-only tables of VIPs with a local traffic policy (none with
     // a local endpoint: no table, and their local entries drop new connections).
-    const wanted: { rec: VipRecord; local: boolean; use: { id: number; b: Backend }[] }[] = [];
+    const wanted: { rec: VipRecord; local: boolean; use: Slot[] }[] = [];
     for (const id of this.dirty) {
       const rec = vips.get(id);
       if (!rec) continue;
@@ -828,5 +817,3 @@ export class VipTable {
     return freed;
   }
 }
-
-const maglevBackends = (use: { id: number; b: Backend }[]) => use.map(({ id, b }) => ({ id, key: b.addr, weight: b.weight }));

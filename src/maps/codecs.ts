@@ -155,6 +155,9 @@ export type CtStateName = (typeof CT_STATES)[number];
 /** Entries of kp_config.timeout_s (KP_CT_STATES). */
 export const CT_TIMEOUT_SLOTS = 12;
 /** kp_ct.flags */
+/** kp_backend.state (KP_BACKEND_* in kp_shared.h). */
+export const BACKEND_STATE = { free: 0, active: 1, draining: 2 } as const;
+
 export const CT_FLAG = { reply: 0x1, finOrig: 0x2, finReply: 0x4, loose: 0x8, remap: 0x10, hopRedirect: 0x20, masq: 0x40 } as const;
 
 export interface Ct {
