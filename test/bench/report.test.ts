@@ -2,7 +2,7 @@
 // from the rows (it was fixed text, "iptables-nft and nft apply a delta in about 0.1 s", beside 205
 // and 648 ms in its own table).
 import t from 'tap';
-import { controlComparison } from '../../src/bench/report.js';
+import { controlComparison, kubeTargets } from '../../src/bench/report.js';
 import type { ControlRow } from '../../src/bench/control.js';
 
 const row = (tool: ControlRow['tool'], services: number, fullMs: number, changeMs: number): ControlRow => ({ tool, services, fullMs, changeMs });
@@ -21,4 +21,15 @@ t.test('faster and slower as the figures fall', async (t) => {
 t.test('nothing to compare: no sentence', async (t) => {
   t.equal(controlComparison({ control: [row('kpbpf', 1000, 900, 600)] }), '');
   t.equal(controlComparison({ control: [] }), '');
+});
+
+t.test("issue 22's targets: each line met or not by the row's own figures", async (t) => {
+  const row = { services: 10_000, startMs: 2478, fileStartMs: 2199, changeEventMs: [0.4, 0.5, 1.8], relistMs: 517, relistApplied: 0, rssBytes: 266 * 2 ** 20, fileRssBytes: 272 * 2 ** 20 };
+  const lines = kubeTargets([row]).join('\n');
+  t.match(lines, /p99 ≤ 10 ms: met, 1\.8 ms/);
+  t.match(lines, /≤ 1 s: met, 517 ms, nothing applied/);
+  t.match(lines, /Resident ≤ 300 MiB: met, 266 MiB once the first sync settled, 0\.98× the file daemon's 272 MiB/);
+  t.match(lines, /Start to programmed ≤ 2 s: not met, 2,478 ms, 1\.13× `kpbpf run -f`/);
+  t.match(kubeTargets([{ ...row, startMs: 1900, rssBytes: 310 * 2 ** 20 }]).join('\n'), /Resident ≤ 300 MiB: not met, 310 MiB[\s\S]*≤ 2 s: met, 1,900 ms/);
+  t.same(kubeTargets([{ services: 1000, startMs: 900 }]), [], 'no 10k row: no section');
 });
