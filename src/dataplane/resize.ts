@@ -10,7 +10,7 @@ import { injectAt } from '../inject.js';
 import { CT_MAP, loadDataplane, openPinned, PROG_PIN, type Dataplane } from '../loader/dataplane.js';
 import { updateCgroupLinks } from '../loader/cgroup.js';
 import { linkInfo, mapInfo, progInfo, progMapIdsById } from '../sys/info.js';
-import { check, closeFd, lb } from '../sys/libbpf.js';
+import { withPinnedFd } from '../sys/libbpf.js';
 import { listLinks, updateLinks } from '../loader/xdp.js';
 import type { BpfMap } from '../maps/map.js';
 import { ct as ctCodec, flowKey } from '../maps/codecs.js';
@@ -84,21 +84,12 @@ function undoResize(pinDir: string): void {
   loadDataplane({ pinDir, buckets, objectPath: process.env.KPBPF_OBJECT }).close();
 }
 
-function withPin<T>(path: string, f: (fd: number) => T): T {
-  const fd = check('bpf_obj_get', lb.bpf_obj_get(path), path);
-  try {
-    return f(fd);
-  } finally {
-    closeFd(fd);
-  }
-}
-
-const mapInfoOf = (path: string) => withPin(path, mapInfo);
+const mapInfoOf = (path: string) => withPinnedFd(path, mapInfo);
 const pinnedMapId = (path: string): number => mapInfoOf(path).id;
 
-const pinnedProgId = (path: string): number | undefined => (existsSync(path) ? withPin(path, (fd) => progInfo(fd).id) : undefined);
+const pinnedProgId = (path: string): number | undefined => (existsSync(path) ? withPinnedFd(path, (fd) => progInfo(fd).id) : undefined);
 
-const linkedProgIds = (pinDir: string): number[] => listLinks(pinDir).map((l) => withPin(l.path, (fd) => linkInfo(fd).progId));
+const linkedProgIds = (pinDir: string): number[] => listLinks(pinDir).map((l) => withPinnedFd(l.path, (fd) => linkInfo(fd).progId));
 
 /**
  * Every connection into the new table, a batch at a time (16M connections are 32M entries: one

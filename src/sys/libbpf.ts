@@ -208,6 +208,16 @@ export function closeFd(fd: number): void {
   if (fd >= 0) libcFns.close(fd);
 }
 
+/** `f` of an fd of the object pinned at path, closed after. */
+export function withPinnedFd<T>(path: string, f: (fd: number) => T): T {
+  const fd = check('bpf_obj_get', lb.bpf_obj_get(path), path);
+  try {
+    return f(fd);
+  } finally {
+    closeFd(fd);
+  }
+}
+
 /** open(path, O_RDONLY | O_CLOEXEC): a directory fd to attach to (a cgroup). */
 export function openFd(path: string): number {
   const O_CLOEXEC = 0o2000000;

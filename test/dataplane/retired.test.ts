@@ -8,40 +8,27 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Control } from '../../src/dataplane/control.js';
 import { makeOlderPins, olderCounts } from '../helpers/older.js';
-import { pinRoot } from '../../src/loader/index.js';
-import * as c from '../../src/maps/codecs.js';
 import { bpfSkipReason } from '../helpers/bpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
-import { privateBpffs } from '../loader/fixtures/helpers.js';
+import { ctRecord, FLOW, pinnedDataPlane } from '../helpers/pinned.js';
 
 const reason = skipUnlessCi(bpfSkipReason());
 if (reason) t.test('pins of an older kpbpf taken over', { skip: reason }, async () => {});
 else {
   t.test('pins of an older kpbpf: a reader is told, a writer takes them over and keeps the connections', async (t) => {
-    const fs = privateBpffs('retired');
-    t.teardown(() => {
-      try {
-        Control.open({ bpffs: fs.dir, load: false, write: true }).purge();
-      } catch {
-        /* nothing pinned */
-      }
-      fs.umount();
-    });
-    const pinDir = pinRoot({ bpffs: fs.dir });
-    const flow: c.FlowKey = { saddr: '198.18.0.10', daddr: '198.18.10.1', sport: 40000, dport: 80, proto: 6 };
-    const first = Control.open({ bpffs: fs.dir, load: true, write: true, buckets: 1024 });
+    const { bpffs, pinDir, control: first } = pinnedDataPlane(t, 'retired');
     first.vips.add({ prefix: '198.18.10.1/32', protocol: 'tcp', port: 80, targetPort: 8080, newLen: 7 });
-    const ct = first.dp.maps.ct.lookup(flow) ?? undefined;
+    const ct = first.dp.maps.ct.lookup(FLOW) ?? undefined;
     t.equal(ct, undefined);
-    first.dp.maps.ct.update(flow, { ...zeroCt(), backendId: 1, vipId: 1 });
+    first.dp.maps.ct.update(FLOW, ctRecord({ backendId: 1, vipId: 1 }));
     first.close();
     makeOlderPins(pinDir);
 
-    t.throws(() => Control.open({ bpffs: fs.dir, load: false }), /loaded by an older kpbpf \(it has kp_vip_stats, kp_be_stats, not kp_vip_stats_v2, kp_be_stats_v2\): kpbpf attach, kpbpf apply or kpbpf run takes it over/, 'a reader is told what takes it over');
+    t.throws(() => Control.open({ bpffs: bpffs, load: false }), /loaded by an older kpbpf \(it has kp_vip_stats, kp_be_stats, not kp_vip_stats_v2, kp_be_stats_v2\): kpbpf attach, kpbpf apply or kpbpf run takes it over/, 'a reader is told what takes it over');
 
-    const taken = Control.open({ bpffs: fs.dir, load: true, write: true });
+    const taken = Control.open({ bpffs: bpffs, load: true, write: true });
     try {
-      t.match(taken.dp.maps.ct.lookup(flow), { backendId: 1, vipId: 1 }, 'the connection is still in the table');
+      t.match(taken.dp.maps.ct.lookup(FLOW), { backendId: 1, vipId: 1 }, 'the connection is still in the table');
       t.equal(taken.vips.list().length, 1, 'and the VIP');
       t.equal(taken.conf().buckets, 1024, 'the table kept its size');
       t.same(taken.dp.maps.vipStats.lookup(1).map((s) => [s.firstPkts, s.bytes]), olderCounts().vip1, "VIP 1's counts carried over, CPU by CPU");
@@ -53,12 +40,9 @@ else {
     }
     for (const n of ['kp_vip_stats', 'kp_be_stats']) t.notOk(existsSync(join(pinDir, n)), `${n}'s pin is gone`);
     for (const n of ['kp_vip_stats_v2', 'kp_be_stats_v2']) t.ok(existsSync(join(pinDir, n)), `${n} is pinned`);
-    const reader = Control.open({ bpffs: fs.dir, load: false });
+    const reader = Control.open({ bpffs: bpffs, load: false });
     reader.close();
     t.pass('a reader opens it again');
   });
 }
 
-function zeroCt(): c.Ct {
-  return c.ct.decode(Buffer.alloc(c.ct.size));
-}

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { linkInfo, mapInfo, progMapIdsById } from '../../src/sys/info.js';
-import { check, closeFd, lb } from '../../src/sys/libbpf.js';
+import { withPinnedFd } from '../../src/sys/libbpf.js';
 import { skipUnlessCi } from '../helpers/ci.js';
 import { CLIENT, e2eHarness, e2eSkipReason, KPBPF } from '../helpers/e2e.js';
 
@@ -25,15 +25,6 @@ const STEPS = [
 const skip = skipUnlessCi(e2eSkipReason());
 if (skip) t.test('a resize killed at each step', { skip }, async () => {});
 else run();
-
-function withPin<T>(path: string, f: (fd: number) => T): T {
-  const fd = check('bpf_obj_get', lb.bpf_obj_get(path), path);
-  try {
-    return f(fd);
-  } finally {
-    closeFd(fd);
-  }
-}
 
 function run() {
   const { topo, bpffs, kp, kpJson, watch } = e2eHarness(t, 'e2eresize', 2);
@@ -70,11 +61,11 @@ function run() {
       kp('vip', 'add', `${OTHER_VIP}/32`, 'protocol', 'tcp', 'port', '80');
       t.notOk(existsSync(join(pins, 'kp_ct_old')), 'the old table is no longer pinned');
       t.equal(kpJson('show', 'conf').buckets, step.outcome === 'finished' ? before * 2 : before, step.outcome === 'finished' ? 'the new size holds' : 'the old size holds');
-      const table = withPin(join(pins, 'kp_ct'), (fd) => mapInfo(fd).id);
+      const table = withPinnedFd(join(pins, 'kp_ct'), (fd) => mapInfo(fd).id);
       const links = readdirSync(join(pins, 'links'));
       t.ok(links.length >= 2, 'the interfaces are attached');
       for (const l of links) {
-        const prog = withPin(join(pins, 'links', l), (fd) => linkInfo(fd).progId);
+        const prog = withPinnedFd(join(pins, 'links', l), (fd) => linkInfo(fd).progId);
         t.ok(progMapIdsById(prog).includes(table), `${l} runs a program that uses the pinned table`);
       }
 

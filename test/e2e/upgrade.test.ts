@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfObject } from '../../src/loader/object.js';
-import { check, closeFd, dupFd, lb } from '../../src/sys/libbpf.js';
+import { check, dupFd, lb, withPinnedFd } from '../../src/sys/libbpf.js';
 import { updateLinks } from '../../src/loader/xdp.js';
 import { BpfMap, PerCpuMap, addRecords } from '../../src/maps/map.js';
 import * as c from '../../src/maps/codecs.js';
@@ -45,7 +45,7 @@ function buildPrevious(dir: string): string {
 function runPrevious(object: string, pins: string): void {
   const obj = BpfObject.open(object);
   try {
-    const ctMax = withFd(join(pins, 'kp_ct'), (fd) => new BpfMap(dupFd(fd), c.flowKey, c.ct).info.maxEntries);
+    const ctMax = withPinnedFd(join(pins, 'kp_ct'), (fd) => new BpfMap(dupFd(fd), c.flowKey, c.ct).info.maxEntries);
     obj.setMaxEntries('kp_ct', ctMax);
     const fresh = obj.maps().map((m) => m.name).filter((n) => !obj.reusePinned(n, join(pins, n)));
     obj.load();
@@ -60,15 +60,6 @@ function runPrevious(object: string, pins: string): void {
     obj.close();
   }
   for (const n of ['kp_vip_stats_v2', 'kp_be_stats_v2']) rmSync(join(pins, n), { force: true });
-}
-
-function withFd<T>(path: string, f: (fd: number) => T): T {
-  const fd = check('bpf_obj_get', lb.bpf_obj_get(path), path);
-  try {
-    return f(fd);
-  } finally {
-    closeFd(fd);
-  }
 }
 
 const skip = skipUnlessCi(e2eSkipReason()) ?? previousMissing();
@@ -103,7 +94,7 @@ function run() {
     t.ok(existsSync(join(pins, 'kp_vip_stats')) && !existsSync(join(pins, 'kp_vip_stats_v2')), 'the pins are the previous layout');
     writeFileSync(`${pause}.1`, '');
     t.ok(await conn.waitFor('request 1 done'), 'second request, through the previous version');
-    const oldCounts = withFd(join(pins, 'kp_vip_stats'), (fd) => new PerCpuMap(dupFd(fd), c.u32, c.vipStats).sum(vipId, addRecords)!);
+    const oldCounts = withPinnedFd(join(pins, 'kp_vip_stats'), (fd) => new PerCpuMap(dupFd(fd), c.u32, c.vipStats).sum(vipId, addRecords)!);
     t.ok(oldCounts.existingPkts > 0n, `the previous version counted the VIP's packets (${oldCounts.existingPkts})`);
 
     const up = spawnSync('ip', ['netns', 'exec', topo.node.ns, process.execPath, KPBPF, '--bpffs', bpffs, 'vip', 'add', `${OTHER_VIP}/32`, 'protocol', 'tcp', 'port', '80'], { encoding: 'utf8' });
